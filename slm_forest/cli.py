@@ -1,0 +1,175 @@
+"""`slm`: the command-line interface. Each command loads the config, calls one function, prints a summary.
+
+Heavy libraries (torch, transformers, trl) are imported inside the stage functions, never here, so `slm --help`
+starts fast. One error boundary in `main()` turns SlmError into `error: … / hint: …` and exit code 1;
+SLM_DEBUG=1 shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from slm_forest.config import config_to_yaml, load_config
+from slm_forest.errors import SlmError
+from slm_forest.pipeline import STAGE_ORDER, STAGES, StageReport, run_stage, stage_range
+from slm_forest.progress import console
+
+app = typer.Typer(
+    name="slm",
+    help="SLM Forest: Korean tax law → Q&A dataset → fine-tuned small language model.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+config_app = typer.Typer(help="Check or print a run config.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+ConfigArg = Annotated[Path, typer.Argument(help="the run's YAML config, e.g. configs/smoke.yaml", show_default=False)]
+SetOpt = Annotated[
+    Optional[list[str]],
+    typer.Option("--set", help="override a config key: --set train.lora.r=16 (repeatable)", show_default=False),
+]
+ForceOpt = Annotated[bool, typer.Option("--force", help="redo the stage even if its manifest says it is done")]
+
+out = console  # progress and summaries go to stderr; machine-readable output (config show, --json) to stdout
+
+
+def _format_counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in counts.items())
+
+
+def _print_report(report: StageReport) -> None:
+    if report.skipped:
+        out.print(f"[dim]{report.name}: skipped (finished earlier with the same config and inputs)[/dim]")
+        return
+    status = "done" if report.complete else "[yellow]stopped early (rerun to resume)[/yellow]"
+    extra = f" — {report.summary}" if report.summary else ""
+    out.print(f"[bold green]{report.name}[/bold green]: {status} in {report.seconds:.1f}s; {_format_counts(report.counts)}{extra}")
+
+
+def _run_one(name: str, config: Path, overrides: list[str] | None, force: bool, **options: object) -> None:
+    cfg = load_config(config, overrides)
+    report = run_stage(cfg, name, force=force, options=options)
+    _print_report(report)
+    if not report.complete:
+        raise typer.Exit(3)
+
+
+@app.command(help=STAGES["collect"].summary)
+def collect(config: ConfigArg, set_: SetOpt = None, force: ForceOpt = False) -> None:
+    _run_one("collect", config, set_, force)
+
+
+@app.command(help=STAGES["prepare"].summary)
+def prepare(config: ConfigArg, set_: SetOpt = None, force: ForceOpt = False) -> None:
+    _run_one("prepare", config, set_, force)
+
+
+@app.command(help=STAGES["distill"].summary)
+def distill(
+    config: ConfigArg,
+    set_: SetOpt = None,
+    force: ForceOpt = False,
+    limit: Annotated[Optional[int], typer.Option(help="trial run on the first N chunks")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="print requests, tokens and dollars; call nothing")] = False,
+) -> None:
+    _run_one("distill", config, set_, force, limit=limit, dry_run=dry_run)
+
+
+@app.command(help=STAGES["build"].summary)
+def build(config: ConfigArg, set_: SetOpt = None, force: ForceOpt = False) -> None:
+    _run_one("build", config, set_, force)
+
+
+@app.command(help=STAGES["train"].summary)
+def train(
+    config: ConfigArg,
+    set_: SetOpt = None,
+    force: ForceOpt = False,
+    resume: Annotated[bool, typer.Option("--resume", help="continue from the last checkpoint")] = False,
+) -> None:
+    _run_one("train", config, set_, force, resume=resume)
+
+
+@app.command(help=STAGES["evaluate"].summary)
+def evaluate(config: ConfigArg, set_: SetOpt = None, force: ForceOpt = False) -> None:
+    _run_one("evaluate", config, set_, force)
+
+
+@app.command(help=STAGES["export"].summary)
+def export(config: ConfigArg, set_: SetOpt = None, force: ForceOpt = False) -> None:
+    _run_one("export", config, set_, force)
+
+
+@app.command(help="Run several stages in order (all by default); finished stages are skipped.")
+def run(
+    config: ConfigArg,
+    set_: SetOpt = None,
+    from_: Annotated[Optional[str], typer.Option("--from", help=f"first stage ({', '.join(STAGE_ORDER)})")] = None,
+    to: Annotated[Optional[str], typer.Option("--to", help="last stage")] = None,
+    force: ForceOpt = False,
+) -> None:
+    cfg = load_config(config, set_)
+    stages = stage_range(from_, to)
+    out.print(f"[bold]slm run[/bold] {config} → {cfg.run_dir()} ({' → '.join(stages)})")
+    reports: list[StageReport] = []
+    for name in stages:
+        report = run_stage(cfg, name, force=force)
+        _print_report(report)
+        reports.append(report)
+        if not report.complete:
+            break
+    table = Table(title=f"run '{cfg.run_name}'")
+    for column in ("stage", "items", "seconds", "status"):
+        table.add_column(column)
+    for report in reports:
+        status = "skipped" if report.skipped else ("done" if report.complete else "stopped early")
+        table.add_row(report.name, _format_counts(report.counts), f"{report.seconds:.1f}", status)
+    out.print(table)
+    if reports and not reports[-1].complete:
+        raise typer.Exit(3)
+
+
+@config_app.command("validate", help="Validate a config: unknown keys and bad values are named with their line.")
+def config_validate(config: ConfigArg, set_: SetOpt = None) -> None:
+    cfg = load_config(config, set_)
+    out.print(f"[green]{config}: valid[/green] (run '{cfg.run_name}' → {cfg.run_dir()})")
+
+
+@config_app.command("show", help="Print the config with every default filled in.")
+def config_show(config: ConfigArg, set_: SetOpt = None) -> None:
+    cfg = load_config(config, set_)
+    sys.stdout.write(config_to_yaml(cfg))
+
+
+def main() -> None:
+    debug = os.environ.get("SLM_DEBUG", "") not in ("", "0")
+    try:
+        # Standalone mode: Typer/Click print usage errors themselves (exit 2) and exit with the command's code.
+        app()
+    except SlmError as exc:
+        if debug:
+            raise
+        # One line: what and where, then the fix.
+        out.print(f"[bold red]error:[/bold red] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        sys.exit(1)
+    except Exception as exc:  # noqa: BLE001 - the one boundary that keeps tracebacks away from users
+        if debug:
+            raise
+        out.print(
+            f"[bold red]error:[/bold red] unexpected {type(exc).__name__}: {escape(str(exc))} — rerun with SLM_DEBUG=1 for the traceback",
+            highlight=False,
+            soft_wrap=True,
+        )
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,397 @@
+"""One YAML file per run, validated by pydantic.
+
+Unknown keys are errors that name the dotted key (and the YAML line); `--set a.b=value` overrides any key; secrets
+never live here: teachers and clients name the *environment variable* that holds a key (`api_key_env`).
+
+Each stage owns one section (`collect`, `prepare`, `distill`, `build`, `train`, `evaluate`, `export`); a stage's
+fingerprint hashes its own section plus the upstream stages' outputs, so changing `train.lora.r` reruns training
+but not distillation.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from slm_forest.errors import SlmError
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+
+# --------------------------------------------------------------------------------------------------------- collect
+class BundledSource(Section):
+    """The demo corpus shipped inside the package (real statute articles and 국세청 interpretations)."""
+
+    kind: Literal["bundled"] = "bundled"
+    include: list[Literal["statutes", "rulings"]] = Field(
+        default_factory=lambda: ["statutes", "rulings"], description="which parts of the bundled corpus to read"
+    )
+
+
+class DumpSource(Section):
+    """Files people already have: law.go.kr responses (JSON/XML), precedent files, casebooks, the seed layouts."""
+
+    kind: Literal["dump"] = "dump"
+    path: str = Field(description="a file or a directory (read recursively)")
+    format: Literal[
+        "auto", "lawgo_law", "lawgo_prec", "lawgo_expc", "seed_judgment", "precedent_md", "nts_casebook", "statute_units"
+    ] = Field("auto", description="auto detects the shape from each file's content")
+    encoding: str = Field("auto", description="auto detects UTF-8 (with/without BOM) and CP949/EUC-KR")
+    glob: str = Field("**/*", description="which files under `path` to read")
+
+
+class LawgoSource(Section):
+    """The 국가법령정보 공동활용 Open API. OC comes from the environment variable named by `oc_env`."""
+
+    kind: Literal["lawgo"] = "lawgo"
+    target: Literal["law", "eflaw", "prec", "expc"] = "eflaw"
+    laws: list[str] | Literal["tax-all"] = Field(default_factory=list, description="law names, or tax-all")
+    law_ids: list[str] = Field(default_factory=list, description="법령ID values")
+    msts: list[str] = Field(default_factory=list, description="법령일련번호: pins a version")
+    ef_yd: str | None = Field(None, description="시행일자 YYYYMMDD for eflaw")
+    query: str | None = Field(None, description="search query for prec/expc")
+    court: str | None = Field(None, description="법원명 for prec")
+    date_from: str | None = None
+    date_to: str | None = None
+    case_no: str | None = None
+    ids: list[str] = Field(default_factory=list, description="detail fetch by ID (prec/expc)")
+    max_pages: int = Field(20, ge=1, description="paging cap per query (display=100 per page)")
+    response_type: Literal["JSON", "XML"] = "JSON"
+    base_url: str = "https://www.law.go.kr/DRF"
+    oc_env: str = Field("LAWGO_OC", description="environment variable holding the OC (never put the OC here)")
+    requests_per_second: float = Field(5.0, gt=0)
+    timeout_s: float = Field(30.0, gt=0)
+    max_retries: int = Field(5, ge=0)
+
+
+SourceConfig = Annotated[BundledSource | DumpSource | LawgoSource, Field(discriminator="kind")]
+
+
+class CollectConfig(Section):
+    sources: list[SourceConfig] = Field(default_factory=lambda: [BundledSource()])
+    on_error: Literal["skip", "fail"] = Field("skip", description="a malformed input file: skip it (counted) or stop")
+    cache_dir: str | None = Field(None, description="raw-response cache for lawgo; default <run>/collect/cache")
+
+
+# --------------------------------------------------------------------------------------------------------- prepare
+class DedupConfig(Section):
+    exact: bool = True
+    near: bool = Field(True, description="MinHash/LSH over Hangul character n-grams")
+    threshold: float = Field(0.9, gt=0, le=1, description="Jaccard similarity above which two texts are duplicates")
+    ngram: int = Field(5, ge=2)
+    num_perm: int = Field(128, ge=16)
+
+
+class SampleConfig(Section):
+    n: int | None = Field(None, ge=1, description="keep N chunks (the seed project used 1,000); null keeps all")
+    keep_source_ratio: bool = True
+
+
+class PrepareConfig(Section):
+    max_chunk_chars: int = Field(1500, ge=100, description="token budget per chunk, in characters (~1.5 chars/token)")
+    min_chunk_chars: int = Field(20, ge=1)
+    dedup: DedupConfig = Field(default_factory=DedupConfig)
+    sample: SampleConfig = Field(default_factory=SampleConfig)
+    scrub_pii: bool = Field(True, description="mask 주민등록번호, phone and account numbers in decisions/rulings")
+    include_deleted: bool = Field(False, description="keep 삭제 articles")
+
+
+# --------------------------------------------------------------------------------------------------------- distill
+class TeacherConfig(Section):
+    provider: Literal["offline", "openai", "anthropic", "openai_compatible"] = "offline"
+    model: str = "offline-v1"
+    base_url: str | None = Field(None, description="for openai_compatible (vLLM, Groq, Ollama …) or a proxy")
+    api_key_env: str | None = Field(None, description="environment variable with the key; default per provider")
+    max_concurrency: int = Field(16, ge=1)
+    requests_per_minute: int | None = Field(None, ge=1)
+    tokens_per_minute: int | None = Field(None, ge=1)
+    input_tokens_per_minute: int | None = Field(None, ge=1)
+    output_tokens_per_minute: int | None = Field(None, ge=1)
+    timeout_s: float = Field(120.0, gt=0)
+    max_retries: int = Field(6, ge=0)
+    temperature: float = Field(0.3, ge=0, le=2)
+    max_tokens: int = Field(1500, ge=16)
+
+
+class DistillConfig(Section):
+    teachers: list[TeacherConfig] = Field(default_factory=lambda: [TeacherConfig()])
+    audiences: list[Literal["expert", "layperson"]] = Field(default_factory=lambda: ["expert", "layperson"])
+    styles: list[Literal["explain", "calculation"]] = Field(default_factory=lambda: ["explain"])
+    mode: Literal["online", "batch"] = "online"
+    max_cost_usd: float | None = Field(None, gt=0, description="hard stop; in-flight requests may exceed it slightly")
+    prices: dict[str, dict[str, float]] = Field(
+        default_factory=dict, description="per model: {input_per_mtok, output_per_mtok}; overrides shipped prices"
+    )
+    failure_threshold: float = Field(0.5, ge=0, le=1, description="fail the stage if this share of requests failed")
+
+
+# ----------------------------------------------------------------------------------------------------------- build
+class BuildConfig(Section):
+    val_share: float = Field(0.1, ge=0, lt=1, description="validation share (by source document), 10% as in the seed")
+    test_share: float = Field(0.1, ge=0, lt=1)
+    formats: list[Literal["chat", "alpaca", "seed_text", "openai", "hf"]] = Field(default_factory=lambda: ["chat", "hf"])
+    system_prompt: str = "당신은 한국 세법 전문가입니다. 관련 법령을 근거로 정확하게 답변하세요."
+    min_answer_chars: int = Field(20, ge=1)
+    max_answer_chars: int = Field(4000, ge=1)
+    min_hangul_share: float = Field(0.3, ge=0, le=1)
+    unresolved_citations: Literal["reject", "flag"] = "reject"
+    contamination_files: list[str] = Field(default_factory=list, description="benchmark CSVs whose questions must not leak")
+    contamination_ngram: int = Field(13, ge=3)
+    contamination_action: Literal["drop", "flag"] = "drop"
+    push_to_hub: str | None = Field(None, description="repo id; token from HF_TOKEN")
+
+    @model_validator(mode="after")
+    def _shares(self) -> BuildConfig:
+        if self.val_share + self.test_share >= 1:
+            raise ValueError("val_share + test_share must be below 1")
+        return self
+
+
+# ----------------------------------------------------------------------------------------------------------- train
+class LoraConfigSection(Section):
+    r: int = Field(16, ge=1)
+    alpha: int = Field(32, ge=1)
+    dropout: float = Field(0.05, ge=0, lt=1)
+    target_modules: list[str] | str | None = Field(None, description="null uses the registry's per-architecture list")
+
+
+class TrainConfig(Section):
+    base_model: str = Field("tiny-random-phi", description="registry key, hub id or local path")
+    method: Literal["lora", "qlora"] = "lora"
+    lora: LoraConfigSection = Field(default_factory=LoraConfigSection)
+    dtype: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
+    allow_fp32_fallback: bool = False
+    max_length: int = Field(2048, ge=16)
+    packing: bool = True
+    epochs: float = Field(1.0, gt=0)
+    max_steps: int = Field(-1, description="-1: run `epochs` epochs")
+    learning_rate: float = Field(2e-4, gt=0)
+    micro_batch_size: int = Field(4, ge=1)
+    gradient_accumulation_steps: int = Field(1, ge=1)
+    warmup_ratio: float = Field(0.03, ge=0, lt=1)
+    lr_scheduler: str = "cosine"
+    gradient_checkpointing: bool = False
+    eval_steps: int = Field(50, ge=1)
+    save_steps: int = Field(50, ge=1)
+    save_total_limit: int = Field(2, ge=1)
+    early_stopping_patience: int | None = Field(3, ge=1)
+    logging_steps: int = Field(5, ge=1)
+    report_to: list[str] = Field(default_factory=lambda: ["tensorboard"])
+    tiny_model: dict[str, int] = Field(
+        default_factory=dict, description="overrides for the tiny random model (hidden_size, layers, vocab_size …)"
+    )
+    output_dir: str | None = Field(None, description="checkpoints; default <run>/train (on RunPod: /workspace/…)")
+
+
+# -------------------------------------------------------------------------------------------------------- evaluate
+class EvaluateConfig(Section):
+    max_examples: int | None = Field(50, ge=1, description="test examples to generate answers for; null for all")
+    max_new_tokens: int = Field(128, ge=1)
+    temperature: float = Field(0.0, ge=0)
+    batch_size: int = Field(8, ge=1)
+    benchmarks: list[str] = Field(default_factory=list, description="KMMLU-format CSV files to score")
+    few_shot: int = Field(0, ge=0)
+
+
+# ---------------------------------------------------------------------------------------------------------- export
+class ExportConfig(Section):
+    merge: bool = True
+    gguf: bool = False
+    ollama_modelfile: bool = True
+    push_to_hub: str | None = None
+
+
+class RunConfig(Section):
+    run_name: str = Field("default", pattern=r"^[A-Za-z0-9._-]+$")
+    runs_dir: str = "runs"
+    seed: int = 42
+    collect: CollectConfig = Field(default_factory=CollectConfig)
+    prepare: PrepareConfig = Field(default_factory=PrepareConfig)
+    distill: DistillConfig = Field(default_factory=DistillConfig)
+    build: BuildConfig = Field(default_factory=BuildConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+    export: ExportConfig = Field(default_factory=ExportConfig)
+
+    # Where the config came from; not part of any fingerprint.
+    source_path: str | None = Field(None, exclude=True)
+
+    def run_dir(self) -> Path:
+        # Relative to the working directory, like every other path the CLI takes.
+        return Path(self.runs_dir) / self.run_name
+
+    def section_fingerprint(self, section: str) -> str:
+        data = getattr(self, section).model_dump(mode="json")
+        return hashlib.sha256(
+            json.dumps({"seed": self.seed, section: data}, sort_keys=True, ensure_ascii=False).encode()
+        ).hexdigest()
+
+
+# The union tags pydantic puts into error locations; dropped so users see "collect.sources.0.path".
+_UNION_TAGS = {"bundled", "dump", "lawgo"}
+
+
+def _yaml_lines(text: str) -> dict[str, int]:
+    """Map each dotted key path in a YAML document to its 1-based line number."""
+    lines: dict[str, int] = {}
+
+    def walk(node: yaml.Node, prefix: str) -> None:
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                key = f"{prefix}.{key_node.value}" if prefix else str(key_node.value)
+                lines[key] = key_node.start_mark.line + 1
+                walk(value_node, key)
+        elif isinstance(node, yaml.SequenceNode):
+            for index, item in enumerate(node.value):
+                key = f"{prefix}.{index}"
+                lines[key] = item.start_mark.line + 1
+                walk(item, key)
+
+    try:
+        root = yaml.compose(text)
+    except yaml.YAMLError:
+        return lines
+    if root is not None:
+        walk(root, "")
+    return lines
+
+
+def _nested_models(annotation: Any) -> list[type[BaseModel]]:
+    """Every pydantic model reachable through list[...], Annotated[...], unions and Optional."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    found: list[type[BaseModel]] = []
+    for inner in getattr(annotation, "__args__", ()) or ():
+        found += _nested_models(inner)
+    origin = getattr(annotation, "__origin__", None)
+    if origin is not None and not getattr(annotation, "__args__", None):
+        found += _nested_models(origin)
+    return found
+
+
+def _model_fields_at(raw_loc: list[str]) -> list[str]:
+    """Known field names at an error location (pydantic's loc, union tags included), for 'did you mean' hints."""
+    models: list[type[BaseModel]] = [RunConfig]
+    for part in raw_loc:
+        if part.isdigit():
+            continue
+        tagged = [m for m in models if m.model_fields.get("kind") is not None and m.model_fields["kind"].default == part]
+        if tagged:
+            models = tagged
+            continue
+        field = next((m.model_fields[part] for m in models if part in m.model_fields), None)
+        if field is None:
+            return []
+        models = _nested_models(field.annotation)
+        if not models:
+            return []
+    return sorted({name for m in models for name in m.model_fields})
+
+
+def _format_validation_error(exc: ValidationError, source: str, yaml_text: str | None) -> SlmError:
+    # Unknown keys first: a typo usually also causes a "field required" error for the key that was meant.
+    errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
+    error = errors[0]
+    loc = [str(p) for p in error["loc"] if str(p) not in _UNION_TAGS]
+    dotted = ".".join(loc)
+    line = None
+    if yaml_text:
+        lines = _yaml_lines(yaml_text)
+        for depth in range(len(loc), 0, -1):  # the key itself, or the nearest parent written in the file
+            line = lines.get(".".join(loc[:depth]))
+            if line:
+                break
+    where = f"{source}:{line}" if line else source
+    if error["type"] == "extra_forbidden":
+        known = [k for k in _model_fields_at([str(p) for p in error["loc"]][:-1]) if k != "source_path"]
+        close = difflib.get_close_matches(loc[-1], known, n=1)
+        hint = f"did you mean '{'.'.join(loc[:-1] + close)}'?" if close else f"known keys here: {', '.join(known)}"
+        return SlmError(f"{where}: unknown key '{dotted}'", hint)
+    message = error["msg"]
+    if error["type"] == "union_tag_invalid":
+        return SlmError(f"{where}: '{dotted}' has an unknown kind", message)
+    more = f" (and {len(exc.errors()) - 1} more problem(s))" if len(exc.errors()) > 1 else ""
+    return SlmError(f"{where}: invalid value for '{dotted or '<root>'}': {message}{more}", "fix the value in the config")
+
+
+def parse_override(assignment: str) -> tuple[list[str], Any]:
+    """`train.lora.r=16` -> (['train','lora','r'], 16). Values are parsed as YAML, so 1e-4, true, [a, b] work."""
+    if "=" not in assignment:
+        raise SlmError(f"--set {assignment!r}: expected KEY=VALUE", "for example --set train.lora.r=16")
+    key, raw = assignment.split("=", 1)
+    parts = [p for p in key.strip().split(".") if p]
+    if not parts:
+        raise SlmError(f"--set {assignment!r}: empty key", "for example --set train.lora.r=16")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return parts, value
+
+
+def apply_overrides(data: dict, overrides: list[str]) -> dict:
+    for assignment in overrides:
+        parts, value = parse_override(assignment)
+        target: Any = data
+        for index, part in enumerate(parts[:-1]):
+            if isinstance(target, list):
+                if not part.isdigit() or int(part) >= len(target):
+                    raise SlmError(f"--set {assignment}: '{'.'.join(parts[: index + 1])}' is not a list index", "")
+                target = target[int(part)]
+                continue
+            target = target.setdefault(part, {})
+            if not isinstance(target, (dict, list)):
+                raise SlmError(f"--set {assignment}: '{'.'.join(parts[: index + 1])}' is not a section", "")
+        last = parts[-1]
+        if isinstance(target, list):
+            target[int(last)] = value
+        else:
+            target[last] = value
+    return data
+
+
+def load_config(path: str | Path | None, overrides: list[str] | None = None) -> RunConfig:
+    """Read, override and validate a run config. Every failure is an SlmError naming the file/line/key."""
+    overrides = overrides or []
+    text: str | None = None
+    source = "<defaults>"
+    data: dict = {}
+    if path is not None:
+        path = Path(path)
+        source = str(path)
+        if not path.exists():
+            raise SlmError(f"{path}: config file not found", "pass a YAML file, e.g. configs/smoke.yaml")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise SlmError(f"{path}: not UTF-8 text", "save the config as UTF-8") from None
+        try:
+            loaded = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f"{path}:{mark.line + 1}" if mark else str(path)
+            raise SlmError(f"{where}: YAML syntax error ({getattr(exc, 'problem', exc)})", "fix the YAML") from None
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise SlmError(f"{path}: the top level must be a mapping of sections", "see configs/smoke.yaml")
+        data = loaded
+    data = apply_overrides(data, overrides)
+    try:
+        cfg = RunConfig.model_validate(data)
+    except ValidationError as exc:
+        raise _format_validation_error(exc, source, text) from None
+    cfg.source_path = str(path) if path is not None else None
+    return cfg
+
+
+def config_to_yaml(cfg: RunConfig) -> str:
+    return yaml.safe_dump(cfg.model_dump(mode="json"), allow_unicode=True, sort_keys=False)

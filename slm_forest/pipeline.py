@@ -1,0 +1,193 @@
+"""The stage runner: one plain function per stage, manifests written last, finished stages skipped.
+
+A stage function has the signature `run_<stage>(ctx: StageContext) -> StageResult`. It reads its upstream stages'
+files from `ctx.upstream_dir(name)`, writes its own artifacts into `ctx.stage_dir` (atomically), and returns what it
+wrote. The runner hashes inputs/outputs and writes `manifest.json` last.
+
+Fingerprint of a stage = sha256(its config section + seed + the sha256 of every upstream output). So a changed
+config section or a changed upstream artifact reruns the stage and everything after it, and nothing else.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from slm_forest.config import RunConfig
+from slm_forest.errors import SlmError
+from slm_forest.manifest import (
+    Manifest,
+    describe_files,
+    manifest_path,
+    outputs_intact,
+    package_versions,
+    read_manifest,
+    write_manifest,
+)
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    name: str
+    runner: str  # "module:function", imported only when the stage runs (keeps torch out of `slm --help`)
+    upstream: tuple[str, ...]
+    summary: str
+
+
+STAGES: dict[str, StageSpec] = {
+    spec.name: spec
+    for spec in (
+        StageSpec("collect", "slm_datagen.collect.stage:run_collect", (), "read statutes and rulings into documents"),
+        StageSpec("prepare", "slm_datagen.prepare.stage:run_prepare", ("collect",), "clean, de-duplicate, chunk"),
+        StageSpec("distill", "slm_datagen.distill.stage:run_distill", ("prepare",), "Q&A pairs from teacher LLMs"),
+        StageSpec("build", "slm_datagen.build.stage:run_build", ("distill", "prepare", "collect"), "check, split, write"),
+        StageSpec("train", "fine_tuning.train:run_train", ("build",), "LoRA/QLoRA fine-tuning"),
+        StageSpec("evaluate", "fine_tuning.evaluate:run_evaluate", ("build", "train"), "base vs tuned metrics"),
+        StageSpec("export", "fine_tuning.export:run_export", ("train",), "merge adapter, save model"),
+    )
+}
+STAGE_ORDER: list[str] = list(STAGES)
+
+
+@dataclass
+class StageResult:
+    """What a stage function returns. `outputs` are files or directories under the stage dir."""
+
+    outputs: list[Path]
+    counts: dict[str, int] = field(default_factory=dict)
+    stats: dict[str, Any] = field(default_factory=dict)
+    extra_inputs: list[Path] = field(default_factory=list)  # files read from outside the run dir (dumps, CSVs)
+    complete: bool = True  # False: stopped on purpose (e.g. budget reached); rerunning resumes
+    summary: str = ""  # one line for the end-of-run table
+
+
+@dataclass
+class StageContext:
+    cfg: RunConfig
+    name: str
+    run_dir: Path
+    stage_dir: Path
+    upstream: dict[str, Manifest]
+    options: dict[str, Any] = field(default_factory=dict)  # CLI extras: limit, dry_run, resume …
+
+    def upstream_dir(self, name: str) -> Path:
+        return self.run_dir / name
+
+    def option(self, key: str, default: Any = None) -> Any:
+        value = self.options.get(key)
+        return default if value is None else value
+
+
+@dataclass
+class StageReport:
+    name: str
+    skipped: bool
+    seconds: float
+    counts: dict[str, int]
+    complete: bool
+    summary: str = ""
+    manifest: Manifest | None = None
+
+
+def _load_runner(spec: StageSpec) -> Callable[[StageContext], StageResult]:
+    module_name, func_name = spec.runner.split(":")
+    module = importlib.import_module(module_name)
+    return getattr(module, func_name)
+
+
+def _fingerprint(cfg: RunConfig, spec: StageSpec, upstream: dict[str, Manifest]) -> str:
+    payload = {
+        "stage": spec.name,
+        "section": cfg.section_fingerprint(spec.name),
+        "upstream": {name: sorted(e.sha256 for e in m.outputs) for name, m in sorted(upstream.items())},
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def _require_upstream(cfg: RunConfig, spec: StageSpec, run_dir: Path) -> dict[str, Manifest]:
+    manifests: dict[str, Manifest] = {}
+    for name in spec.upstream:
+        manifest = read_manifest(run_dir / name)
+        if manifest is None or not manifest.complete:
+            config_arg = cfg.source_path or "CONFIG"
+            state = "is missing" if manifest is None else "is incomplete"
+            raise SlmError(
+                f"stage '{spec.name}' needs '{name}', whose manifest {state} in {run_dir / name}",
+                f"run `slm {name} {config_arg}` first (or `slm run {config_arg} --to {spec.name}`)",
+            )
+        manifests[name] = manifest
+    return manifests
+
+
+def run_stage(
+    cfg: RunConfig,
+    name: str,
+    *,
+    force: bool = False,
+    options: dict[str, Any] | None = None,
+) -> StageReport:
+    if name not in STAGES:
+        raise SlmError(f"unknown stage '{name}'", f"stages are: {', '.join(STAGE_ORDER)}")
+    spec = STAGES[name]
+    run_dir = cfg.run_dir()
+    stage_dir = run_dir / name
+    upstream = _require_upstream(cfg, spec, run_dir)
+    fingerprint = _fingerprint(cfg, spec, upstream)
+
+    previous = read_manifest(stage_dir)
+    if (
+        not force
+        and previous is not None
+        and previous.complete
+        and previous.fingerprint == fingerprint
+        and outputs_intact(previous, run_dir)
+    ):
+        return StageReport(name, True, 0.0, previous.counts, True, "unchanged: skipped", previous)
+
+    stage_dir.mkdir(parents=True, exist_ok=True)
+    # The old manifest goes first: if this run dies half-way, nothing claims the stage is done.
+    manifest_path(stage_dir).unlink(missing_ok=True)
+    started = time.time()
+    started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    ctx = StageContext(cfg, name, run_dir, stage_dir, upstream, dict(options or {}))
+    result = _load_runner(spec)(ctx)
+    seconds = time.time() - started
+
+    inputs = [entry for m in upstream.values() for entry in m.outputs]
+    if result.extra_inputs:
+        inputs += describe_files(result.extra_inputs, run_dir)
+    manifest = Manifest(
+        stage=name,
+        run_name=cfg.run_name,
+        complete=result.complete,
+        fingerprint=fingerprint,
+        config=getattr(cfg, name).model_dump(mode="json"),
+        inputs=inputs,
+        outputs=describe_files(result.outputs, run_dir),
+        counts=result.counts,
+        stats=result.stats,
+        versions=package_versions(),
+        started_at=started_at,
+        finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        seconds=round(seconds, 3),
+    )
+    write_manifest(stage_dir, manifest)
+    return StageReport(name, False, seconds, result.counts, result.complete, result.summary, manifest)
+
+
+def stage_range(start: str | None, end: str | None) -> list[str]:
+    for value, flag in ((start, "--from"), (end, "--to")):
+        if value is not None and value not in STAGES:
+            raise SlmError(f"{flag} {value}: unknown stage", f"stages are: {', '.join(STAGE_ORDER)}")
+    first = STAGE_ORDER.index(start) if start else 0
+    last = STAGE_ORDER.index(end) if end else len(STAGE_ORDER) - 1
+    if first > last:
+        raise SlmError(f"--from {start} comes after --to {end}", f"stage order: {' → '.join(STAGE_ORDER)}")
+    return STAGE_ORDER[first : last + 1]

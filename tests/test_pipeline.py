@@ -1,0 +1,130 @@
+"""The stage runner: manifests written last, skipping, --force, missing upstream, incomplete stages."""
+
+from __future__ import annotations
+
+import json
+import sys
+import types
+
+import pytest
+
+from slm_forest import pipeline
+from slm_forest.config import load_config
+from slm_forest.errors import SlmError
+from slm_forest.files import read_jsonl, write_jsonl
+from slm_forest.pipeline import StageResult, StageSpec, run_stage, stage_range
+
+CALLS: list[str] = []
+
+
+def _first(ctx):
+    CALLS.append("first")
+    out = ctx.stage_dir / "rows.jsonl"
+    write_jsonl(out, [{"n": i, "text": "한국어"} for i in range(ctx.option("rows", 3))])
+    return StageResult(outputs=[out], counts={"rows": ctx.option("rows", 3)})
+
+
+def _second(ctx):
+    CALLS.append("second")
+    rows = list(read_jsonl(ctx.upstream_dir("collect") / "rows.jsonl"))
+    out = ctx.stage_dir / "double.jsonl"
+    write_jsonl(out, [{"n": r["n"] * 2} for r in rows])
+    return StageResult(outputs=[out], counts={"rows": len(rows)}, complete=ctx.option("complete", True))
+
+
+def _boom(ctx):
+    CALLS.append("boom")
+    raise RuntimeError("killed half-way")
+
+
+@pytest.fixture
+def fake_stages(monkeypatch):
+    module = types.ModuleType("fake_stages_mod")
+    module.first, module.second, module.boom = _first, _second, _boom
+    monkeypatch.setitem(sys.modules, "fake_stages_mod", module)
+    specs = {
+        "collect": StageSpec("collect", "fake_stages_mod:first", (), "first"),
+        "prepare": StageSpec("prepare", "fake_stages_mod:second", ("collect",), "second"),
+    }
+    monkeypatch.setattr(pipeline, "STAGES", specs)
+    CALLS.clear()
+    return specs
+
+
+def _cfg(*overrides):
+    return load_config(None, ["run_name=t", *overrides])
+
+
+def test_manifest_records_inputs_outputs_and_versions(fake_stages):
+    cfg = _cfg()
+    run_stage(cfg, "collect")
+    report = run_stage(cfg, "prepare")
+    manifest = json.loads((cfg.run_dir() / "prepare" / "manifest.json").read_text())
+    assert manifest["stage"] == "prepare" and manifest["complete"] is True
+    assert manifest["inputs"][0]["path"] == "collect/rows.jsonl" and manifest["inputs"][0]["rows"] == 3
+    assert manifest["outputs"][0]["path"] == "prepare/double.jsonl" and len(manifest["outputs"][0]["sha256"]) == 64
+    assert "python" in manifest["versions"] and "pydantic" in manifest["versions"]
+    assert report.counts == {"rows": 3}
+
+
+def test_second_run_skips_and_force_redoes(fake_stages):
+    cfg = _cfg()
+    run_stage(cfg, "collect")
+    run_stage(cfg, "prepare")
+    assert CALLS == ["first", "second"]
+    assert run_stage(cfg, "collect").skipped and run_stage(cfg, "prepare").skipped
+    assert CALLS == ["first", "second"]
+    assert not run_stage(cfg, "prepare", force=True).skipped
+    assert CALLS == ["first", "second", "second"]
+
+
+def test_changed_config_or_upstream_output_reruns_downstream(fake_stages):
+    cfg = _cfg()
+    run_stage(cfg, "collect")
+    run_stage(cfg, "prepare")
+    # A config change in the upstream section reruns it; its new output then reruns the downstream stage.
+    cfg2 = _cfg("collect.on_error=fail")
+    assert not run_stage(cfg2, "collect", options={"rows": 5}).skipped
+    assert not run_stage(cfg2, "prepare").skipped
+    assert CALLS == ["first", "second", "first", "second"]
+
+
+def test_missing_upstream_names_the_command(fake_stages):
+    with pytest.raises(SlmError, match=r"run `slm collect"):
+        run_stage(_cfg(), "prepare")
+
+
+def test_deleted_output_is_redone(fake_stages):
+    cfg = _cfg()
+    run_stage(cfg, "collect")
+    (cfg.run_dir() / "collect" / "rows.jsonl").unlink()
+    assert not run_stage(cfg, "collect").skipped
+
+
+def test_failed_stage_leaves_no_manifest(fake_stages, monkeypatch):
+    cfg = _cfg()
+    run_stage(cfg, "collect")
+    fake_stages["collect"] = StageSpec("collect", "fake_stages_mod:boom", (), "boom")
+    with pytest.raises(RuntimeError):
+        run_stage(cfg, "collect", force=True)
+    assert not (cfg.run_dir() / "collect" / "manifest.json").exists()
+    # and the downstream stage refuses to run on it
+    with pytest.raises(SlmError, match="manifest is missing"):
+        run_stage(cfg, "prepare")
+
+
+def test_incomplete_stage_is_not_skipped_and_blocks_downstream(fake_stages):
+    cfg = _cfg()
+    run_stage(cfg, "collect")
+    report = run_stage(cfg, "prepare", options={"complete": False})
+    assert not report.complete
+    assert not run_stage(cfg, "prepare").skipped  # reruns to resume
+
+
+def test_stage_range():
+    assert stage_range(None, None)[0] == "collect" and stage_range(None, None)[-1] == "export"
+    assert stage_range("distill", "build") == ["distill", "build"]
+    with pytest.raises(SlmError, match="unknown stage"):
+        stage_range("trian", None)
+    with pytest.raises(SlmError, match="comes after"):
+        stage_range("train", "collect")
