@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from slm_forest.errors import SlmError
 
@@ -69,7 +69,9 @@ class LawgoSource(Section):
     oc_env: str = Field("LAWGO_OC", description="environment variable holding the OC (never put the OC here)")
     requests_per_second: float = Field(5.0, gt=0)
     timeout_s: float = Field(30.0, gt=0)
-    max_retries: int = Field(5, ge=0)
+    max_retries: int = Field(5, ge=0, description="retries on 429/5xx/timeouts/empty or HTML pages")
+    backoff_s: float = Field(1.0, gt=0, description="first retry wait; doubles per retry (with jitter), max 60 s")
+    max_retry_after_s: float = Field(120.0, gt=0, description="longest Retry-After honoured before giving up")
 
 
 SourceConfig = Annotated[BundledSource | DumpSource | LawgoSource, Field(discriminator="kind")]
@@ -102,6 +104,9 @@ class PrepareConfig(Section):
     sample: SampleConfig = Field(default_factory=SampleConfig)
     scrub_pii: bool = Field(True, description="mask 주민등록번호, phone and account numbers in decisions/rulings")
     include_deleted: bool = Field(False, description="keep 삭제 articles")
+    workers: int = Field(
+        0, ge=0, description="processes for clean/hash/chunk; 0: one per CPU core for inputs over 32 MB, else 1"
+    )
 
 
 # --------------------------------------------------------------------------------------------------------- distill
@@ -119,6 +124,9 @@ class TeacherConfig(Section):
     max_retries: int = Field(6, ge=0)
     temperature: float = Field(0.3, ge=0, le=2)
     max_tokens: int = Field(1500, ge=16)
+    response_format: Literal["auto", "json_schema", "json_object", "tool", "none"] = Field(
+        "auto", description="auto: json_schema (openai), tool (anthropic), json_object (openai_compatible)"
+    )
 
 
 class DistillConfig(Section):
@@ -126,11 +134,15 @@ class DistillConfig(Section):
     audiences: list[Literal["expert", "layperson"]] = Field(default_factory=lambda: ["expert", "layperson"])
     styles: list[Literal["explain", "calculation"]] = Field(default_factory=lambda: ["explain"])
     mode: Literal["online", "batch"] = "online"
-    max_cost_usd: float | None = Field(None, gt=0, description="hard stop; in-flight requests may exceed it slightly")
+    max_cost_usd: float | None = Field(
+        None, gt=0, description="hard stop on the dollars one `slm distill` run may spend (cached requests are free)"
+    )
     prices: dict[str, dict[str, float]] = Field(
         default_factory=dict, description="per model: {input_per_mtok, output_per_mtok}; overrides shipped prices"
     )
     failure_threshold: float = Field(0.5, ge=0, le=1, description="fail the stage if this share of requests failed")
+    batch_poll_s: float = Field(30.0, gt=0, description="batch mode: seconds between status polls")
+    batch_max_requests: int = Field(5000, ge=1, description="batch mode: requests per submitted batch")
 
 
 # ----------------------------------------------------------------------------------------------------------- build
@@ -146,6 +158,20 @@ class BuildConfig(Section):
     contamination_files: list[str] = Field(default_factory=list, description="benchmark CSVs whose questions must not leak")
     contamination_ngram: int = Field(13, ge=3)
     contamination_action: Literal["drop", "flag"] = "drop"
+    contamination_min_share: float = Field(
+        0.3, gt=0, le=1, description="share of a benchmark question's n-grams found in a pair that counts as overlap"
+    )
+    near_duplicate_threshold: float = Field(
+        0.85, gt=0, le=1, description="character 3-gram Jaccard of two questions above which the later one is dropped"
+    )
+    judge: TeacherConfig | None = Field(
+        None, description="LLM judge scoring faithfulness to the source chunk (1-5); null (default) = no judge"
+    )
+    judge_min_score: int = Field(3, ge=1, le=5, description="pairs the judge scores below this are rejected")
+    second_teacher: TeacherConfig | None = Field(
+        None, description="answers each question again; disagreements on amounts/articles go to review.jsonl"
+    )
+    card_license: str = Field("other", description="license id for the dataset card (Hugging Face identifiers)")
     push_to_hub: str | None = Field(None, description="repo id; token from HF_TOKEN")
 
     @model_validator(mode="after")
@@ -178,17 +204,33 @@ class TrainConfig(Section):
     gradient_accumulation_steps: int = Field(1, ge=1)
     warmup_ratio: float = Field(0.03, ge=0, lt=1)
     lr_scheduler: str = "cosine"
-    gradient_checkpointing: bool = False
+    activation_checkpointing: bool = Field(
+        False,
+        validation_alias=AliasChoices("activation_checkpointing", "gradient_checkpointing"),
+        description="recompute activations in backward (TRL 1.16 name; gradient_checkpointing accepted): less memory, ~20% slower",
+    )
+    chat_template: str | None = Field(
+        None, description="a .jinja training template with {% generation %} markers; null picks one per model"
+    )
     eval_steps: int = Field(50, ge=1)
-    save_steps: int = Field(50, ge=1)
+    save_steps: int = Field(50, ge=1, description="checkpoint interval; a multiple of eval_steps when there is a val split")
     save_total_limit: int = Field(2, ge=1)
-    early_stopping_patience: int | None = Field(3, ge=1)
+    early_stopping_patience: int | None = Field(3, ge=1, description="evals without a better eval_loss; null: never stop")
     logging_steps: int = Field(5, ge=1)
-    report_to: list[str] = Field(default_factory=lambda: ["tensorboard"])
+    report_to: list[str] = Field(
+        default_factory=lambda: ["tensorboard"], description="tensorboard (<run>/train/tb) and/or wandb (needs WANDB_API_KEY)"
+    )
+    wandb_project: str | None = Field(None, description="W&B project when report_to includes wandb")
     tiny_model: dict[str, int] = Field(
         default_factory=dict, description="overrides for the tiny random model (hidden_size, layers, vocab_size …)"
     )
-    output_dir: str | None = Field(None, description="checkpoints; default <run>/train (on RunPod: /workspace/…)")
+    output_dir: str | None = Field(
+        None, description="checkpoints; default <run>/train/checkpoints (on RunPod: under /workspace)"
+    )
+
+    @property
+    def gradient_checkpointing(self) -> bool:  # the pre-TRL-1.16 name, for readers of the old field
+        return self.activation_checkpointing
 
 
 # -------------------------------------------------------------------------------------------------------- evaluate

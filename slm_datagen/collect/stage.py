@@ -1,0 +1,166 @@
+"""`slm collect`: read every configured source into `documents.jsonl` (one `Document` per line).
+
+Sources are read in config order, files in sorted order, API results in request order, and a document whose id
+was already written is dropped (ids are content-derived, so that is an exact duplicate: the same article from the
+bundled corpus and a dump, or a precedent listed twice). Together this makes the output order deterministic
+without holding all documents in memory: they are streamed to a temporary file that replaces `documents.jsonl`
+only when every source finished, so a failed run leaves the previous output intact.
+
+A malformed input file (or one API item) is skipped and listed in `skipped.jsonl` when `collect.on_error: skip`,
+or stops the run with its file and position when `on_error: fail`. Documents already read are never lost: with
+`skip` they are written, with `fail` the previous output stays and law.go.kr responses stay in the cache.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from slm_forest.config import BundledSource, DumpSource, LawgoSource
+from slm_forest.errors import SlmError
+from slm_forest.files import atomic_writer, dumps_line, write_jsonl
+from slm_forest.pipeline import StageContext, StageResult
+from slm_forest.progress import progress_bar
+from slm_forest.records import Document
+from slm_datagen.collect.bundled import bundled_files, read_bundled_file
+from slm_datagen.collect.dumps import dump_files, read_dump_file
+from slm_datagen.collect.problems import InputProblem
+
+DOCUMENTS = "documents.jsonl"
+SKIPPED = "skipped.jsonl"
+_MAX_SKIPPED_IN_STATS = 20
+
+
+@dataclass
+class _Item:
+    """One unit of work from a source: a file or an API item, with its documents or the problem it has."""
+
+    label: str  # file path or request, for messages
+    documents: list[Document]
+    problem: InputProblem | None = None
+    encoding: str | None = None
+
+
+class _Writer:
+    """Streams documents to the open output, dropping ids already written, and keeps the counts."""
+
+    def __init__(self, handle: Any, on_error: str) -> None:
+        self.handle = handle
+        self.on_error = on_error
+        self.seen: set[str] = set()
+        self.counts: Counter[str] = Counter()
+        self.skipped: list[dict[str, str]] = []
+        self.encodings: Counter[str] = Counter()
+
+    def take(self, item: _Item, source_kind: str) -> None:
+        self.counts["items_read"] += 1
+        if item.problem is not None:
+            where = f"{item.label}:{item.problem.where}" if item.problem.where else item.label
+            if self.on_error == "fail":
+                raise SlmError(
+                    f"{where}: {item.problem.message}",
+                    "fix or remove that input, or set collect.on_error: skip to skip bad inputs (they are counted)",
+                )
+            self.counts["skipped"] += 1
+            self.skipped.append({"input": item.label, "where": item.problem.where, "reason": item.problem.message})
+            return
+        if item.encoding:
+            self.encodings[item.encoding] += 1
+        for doc in item.documents:
+            if doc.id in self.seen:
+                self.counts["duplicates"] += 1
+                continue
+            self.seen.add(doc.id)
+            self.handle.write(dumps_line(doc))
+            self.counts["documents"] += 1
+            self.counts[doc.kind] += 1
+            self.counts[f"from_{source_kind}"] += 1
+
+
+def _bundled_items(source: BundledSource, read: list[Path]) -> Iterator[_Item]:
+    files = bundled_files(list(source.include))
+    with progress_bar("collect: bundled corpus", len(files)) as bar:
+        for path in files:
+            read.append(path)
+            yield _Item(f"bundled:{path.name}", read_bundled_file(path))
+            bar.advance()
+
+
+def _dump_items(source: DumpSource, where: str, read: list[Path]) -> Iterator[_Item]:
+    files = dump_files(source, where)
+    with progress_bar(f"collect: {source.path}", len(files)) as bar:
+        for path in files:
+            result = read_dump_file(path, source)
+            read.append(path)
+            yield _Item(str(path), result.documents, result.problem, result.encoding)
+            bar.advance()
+
+
+def _lawgo_items(ctx: StageContext, source: LawgoSource, where: str, stats: Counter[str]) -> Iterator[_Item]:
+    # Imported here: httpx and the client are only needed when a config asks for the API.
+    from slm_datagen.collect.lawgo_client import LawgoClient
+    from slm_datagen.collect.lawgo_source import collect_lawgo
+
+    cache_dir = Path(ctx.cfg.collect.cache_dir) if ctx.cfg.collect.cache_dir else ctx.stage_dir / "cache"
+    # The number of details is only known once the searches ran, so the bar counts without a total.
+    with LawgoClient.from_source(source, cache_dir) as client, progress_bar(f"collect: law.go.kr {source.target}", None) as bar:
+        try:
+            for label, documents, problem in collect_lawgo(client, source, where, stats):
+                yield _Item(label, documents, problem)
+                bar.advance()
+        finally:
+            stats["lawgo_requests"] += client.stats.requests
+            stats["lawgo_cache_hits"] += client.stats.cache_hits
+            stats["lawgo_retries"] += client.stats.retries
+
+
+def run_collect(ctx: StageContext) -> StageResult:
+    cfg = ctx.cfg.collect
+    if not cfg.sources:
+        raise SlmError("collect.sources is empty", "add a source, e.g. `- kind: bundled` (see configs/smoke.yaml)")
+    out_path = ctx.stage_dir / DOCUMENTS
+    inputs: list[Path] = []  # files read from outside the run dir, hashed into the manifest
+    api_stats: Counter[str] = Counter()
+    with atomic_writer(out_path) as handle:
+        writer = _Writer(handle, cfg.on_error)
+        for index, source in enumerate(cfg.sources):
+            where = f"collect.sources.{index}"
+            if isinstance(source, BundledSource):
+                items, kind = _bundled_items(source, inputs), "bundled"
+            elif isinstance(source, DumpSource):
+                items, kind = _dump_items(source, where, inputs), "dump"
+            else:
+                items, kind = _lawgo_items(ctx, source, where, api_stats), "lawgo"
+            for item in items:
+                writer.take(item, kind)
+    skipped_path = ctx.stage_dir / SKIPPED
+    write_jsonl(skipped_path, writer.skipped)
+
+    counts = dict(writer.counts)
+    counts.update(api_stats)
+    for key in ("documents", "skipped", "duplicates"):
+        counts.setdefault(key, 0)
+    if counts["documents"] == 0:
+        raise SlmError(
+            f"collect read {counts.get('items_read', 0)} input(s) but found no documents"
+            + (f" ({counts['skipped']} skipped; see {skipped_path})" if counts["skipped"] else ""),
+            "check collect.sources (paths, law names, query) and the skipped list",
+        )
+    kinds = ", ".join(f"{counts[k]} {k}" for k in ("statute_article", "precedent", "interpretation", "ruling")
+                      if counts.get(k))
+    summary = f"{counts['documents']} documents ({kinds}); {counts['skipped']} skipped, {counts['duplicates']} duplicates"
+    if api_stats:
+        summary += f"; law.go.kr: {counts['lawgo_requests']} requests, {counts['lawgo_cache_hits']} from cache"
+    stats: dict[str, Any] = {"encodings": dict(writer.encodings)}
+    if writer.skipped:
+        stats["skipped_examples"] = writer.skipped[:_MAX_SKIPPED_IN_STATS]
+    return StageResult(
+        outputs=[out_path, skipped_path],
+        counts=counts,
+        stats=stats,
+        extra_inputs=inputs,
+        summary=summary,
+    )
