@@ -39,12 +39,18 @@ class StageSpec:
     runner: str  # "module:function", imported only when the stage runs (keeps torch out of `slm --help`)
     upstream: tuple[str, ...]
     summary: str
+    # "module:function" returning a JSON-able description of inputs from outside the run dir (e.g. dump files'
+    # sizes and mtimes); it goes into the fingerprint so an edited input reruns the stage without --force.
+    signature: str | None = None
 
 
 STAGES: dict[str, StageSpec] = {
     spec.name: spec
     for spec in (
-        StageSpec("collect", "slm_datagen.collect.stage:run_collect", (), "read statutes and rulings into documents"),
+        StageSpec(
+            "collect", "slm_datagen.collect.stage:run_collect", (), "read statutes and rulings into documents",
+            signature="slm_datagen.collect.stage:input_signature",
+        ),
         StageSpec("prepare", "slm_datagen.prepare.stage:run_prepare", ("collect",), "clean, de-duplicate, chunk"),
         StageSpec("distill", "slm_datagen.distill.stage:run_distill", ("prepare",), "Q&A pairs from teacher LLMs"),
         StageSpec("build", "slm_datagen.build.stage:run_build", ("distill", "prepare", "collect"), "check, split, write"),
@@ -96,10 +102,9 @@ class StageReport:
     manifest: Manifest | None = None
 
 
-def _load_runner(spec: StageSpec) -> Callable[[StageContext], StageResult]:
-    module_name, func_name = spec.runner.split(":")
-    module = importlib.import_module(module_name)
-    return getattr(module, func_name)
+def _load(target: str) -> Callable[..., Any]:
+    module_name, func_name = target.split(":")
+    return getattr(importlib.import_module(module_name), func_name)
 
 
 def _fingerprint(cfg: RunConfig, spec: StageSpec, upstream: dict[str, Manifest]) -> str:
@@ -107,6 +112,7 @@ def _fingerprint(cfg: RunConfig, spec: StageSpec, upstream: dict[str, Manifest])
         "stage": spec.name,
         "section": cfg.section_fingerprint(spec.name),
         "upstream": {name: sorted(e.sha256 for e in m.outputs) for name, m in sorted(upstream.items())},
+        "external_inputs": _load(spec.signature)(cfg) if spec.signature else None,
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
@@ -157,7 +163,8 @@ def run_stage(
     started = time.time()
     started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     ctx = StageContext(cfg, name, run_dir, stage_dir, upstream, dict(options or {}))
-    result = _load_runner(spec)(ctx)
+    runner: Callable[[StageContext], StageResult] = _load(spec.runner)
+    result = runner(ctx)
     seconds = time.time() - started
 
     inputs = [entry for m in upstream.values() for entry in m.outputs]

@@ -136,3 +136,16 @@ def test_lawgo_source_end_to_end_with_cache(tmp_path, monkeypatch, shared_dir):
         assert OC not in str(path)
     skipped = list(read_jsonl(Path("runs/t/collect/skipped.jsonl")))
     assert "일치하는 판례가 없습니다" in skipped[0]["reason"] and "OC=***" in skipped[0]["reason"]
+
+
+def test_edited_or_added_dump_file_reruns_collect_without_force(tmp_path):
+    dump = _dump_dir(tmp_path)
+    cfg = config(tmp_path, {"sources": [{"kind": "dump", "path": str(dump / "laws")}]})
+    first = run_stage(cfg, "collect")
+    assert run_stage(cfg, "collect").skipped
+    # A new file in the dump directory changes the stage's input signature.
+    extra = dump / "laws" / "copy.json"
+    shutil.copy(FIXTURES / "lawgo/expc_detail.json", extra)
+    second = run_stage(cfg, "collect")
+    assert not second.skipped and second.counts["documents"] == first.counts["documents"] + 1
+    assert run_stage(cfg, "collect").skipped

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from slm_forest.config import BundledSource, DumpSource, LawgoSource
+from slm_forest.config import BundledSource, DumpSource, LawgoSource, RunConfig
 from slm_forest.errors import SlmError
 from slm_forest.files import atomic_writer, dumps_line, write_jsonl
 from slm_forest.pipeline import StageContext, StageResult
@@ -115,6 +115,26 @@ def _lawgo_items(ctx: StageContext, source: LawgoSource, where: str, stats: Coun
             stats["lawgo_requests"] += client.stats.requests
             stats["lawgo_cache_hits"] += client.stats.cache_hits
             stats["lawgo_retries"] += client.stats.retries
+
+
+def input_signature(cfg: RunConfig) -> list[list[object]]:
+    """What the fingerprint must see besides the config: each local input file's path, size and mtime.
+
+    So an edited, added or removed dump file reruns collect (and only what depends on it) without --force.
+    law.go.kr sources are not listed: their raw responses are cached, and re-collecting is what --force is for.
+    """
+    listing: list[list[object]] = []
+    for index, source in enumerate(cfg.collect.sources):
+        if isinstance(source, BundledSource):
+            files = bundled_files(list(source.include))
+        elif isinstance(source, DumpSource):
+            files = dump_files(source, f"collect.sources.{index}")
+        else:
+            continue
+        for path in files:
+            stat = path.stat()
+            listing.append([str(path), stat.st_size, stat.st_mtime_ns])
+    return listing
 
 
 def run_collect(ctx: StageContext) -> StageResult:
