@@ -30,6 +30,8 @@ app = typer.Typer(
 )
 config_app = typer.Typer(help="Check or print a run config.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
+data_app = typer.Typer(help="Inspect built datasets.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
 
 ConfigArg = Annotated[Path, typer.Argument(help="the run's YAML config, e.g. configs/smoke.yaml", show_default=False)]
 SetOpt = Annotated[
@@ -147,6 +149,16 @@ def config_validate(config: ConfigArg, set_: SetOpt = None) -> None:
 def config_show(config: ConfigArg, set_: SetOpt = None) -> None:
     cfg = load_config(config, set_)
     sys.stdout.write(config_to_yaml(cfg))
+
+
+def _register_tool_commands() -> None:
+    """Commands that live beside their stage. Their modules import no heavy library at import time."""
+    from slm_datagen.build.stats_cli import data_stats
+
+    data_app.command("stats")(data_stats)
+
+
+_register_tool_commands()
 
 
 def main() -> None:
