@@ -161,6 +161,43 @@ def test_non_citations(text: str) -> None:
     assert find_citations(text) == []
 
 
+# The 국세청 casebook brackets law names with the half-width ｢｣ (U+FF62/U+FF63), sometimes closed by a full-width 」;
+# they must parse exactly like 「」.
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("｢소득세법｣ 제119조제7호", ["소득세법 제119조 제7호"]),
+        ("｢조세특례제한법｣ 제69조의2", ["조세특례제한법 제69조의2"]),
+        ("｢소득세법 시행령｣ 제155조 제20항", ["소득세법 시행령 제155조 제20항"]),
+        ("｢소득세법 시행령｣제155조 제2항", ["소득세법 시행령 제155조 제2항"]),
+        ("｢조세특례제한법 시행령」 제23조제13항제3호", ["조세특례제한법 시행령 제23조 제13항 제3호"]),
+        ("｢조세특례 제한법｣ 제71조", ["조세특례제한법 제71조"]),
+        ("『상속세 및 증여세법』 제53조 제1항", ["상속세 및 증여세법 제53조 제1항"]),
+        (
+            "｢소득세법｣ 제119조제7호 및 ｢한･미조세조약｣ 제19조에 따라",
+            ["소득세법 제119조 제7호", "한ㆍ미조세조약 제19조"],
+        ),
+        (
+            "｢민간임대주택에 관한 특별법｣에 따라 … 같은 법 제6조제5항에 따라 등록이 말소된 후",
+            ["민간임대주택에 관한 특별법 제6조 제5항"],
+        ),
+        (
+            "｢상속세 및 증여세법｣ 제48조 제9항에 따른 가산세 … 같은 조 제11항 제1호의 요건",
+            ["상속세 및 증여세법 제48조 제9항", "상속세 및 증여세법 제48조 제11항 제1호"],
+        ),
+    ],
+)
+def test_half_width_and_double_corner_brackets(text: str, expected: list[str]) -> None:
+    assert labels(text) == expected
+
+
+def test_half_width_bracket_span_covers_the_brackets() -> None:
+    text = "동 대가는 ｢소득세법｣ 제119조제7호에 따라"
+    (c,) = find_citations(text)
+    assert text[c.span[0] : c.span[1]] == "｢소득세법｣ 제119조제7호"
+    assert labels("｢소득세법｣ 제20조제1항제6호") == labels("「소득세법」 제20조제1항제6호")
+
+
 @pytest.mark.parametrize(
     ("raw", "official"),
     [
@@ -176,6 +213,9 @@ def test_non_citations(text: str) -> None:
         ("조세특례제한법법", "조세특례제한법"),
         ("주택법시행령", "주택법 시행령"),
         ("구 소득세법", "소득세법"),
+        ("｢상속세 및 증여세법｣", "상속세 및 증여세법"),  # half-width corner brackets (U+FF62/U+FF63)
+        ("『소득세법 시행령』", "소득세법 시행령"),
+        ("｢조세특례 제한법｣", "조세특례제한법"),
     ],
 )
 def test_normalize_law_name(raw: str, official: str) -> None:
@@ -220,6 +260,30 @@ def test_every_casebook_related_law_yields_a_citation() -> None:
     assert len(without_marker) <= 1, without_marker
     by_id = {r["id"]: find_citations(r["관련법령"]) for r in rulings}
     assert [format_citation(c) for c in by_id[2]] == ["국세기본법 제26조의2", "국세기본법 시행령 제12조의3"]
+
+
+def test_casebook_half_width_brackets_yield_citations(shared_dir: Path) -> None:
+    """Every 답변요지/관련법령 of the casebook that writes a law as ｢…｣ followed by an article parses, and that article
+    is cited (before ｢｣ was recognised none of these yielded anything)."""
+    rulings = json.loads((shared_dir / "corpus" / "rulings" / "nts_casebook_2025.json").read_text(encoding="utf-8"))
+    texts = [(r["id"], r[field]) for r in rulings for field in ("답변요지", "관련법령") if "｢" in (r.get(field) or "")]
+    assert len(texts) == 28  # all in 답변요지
+    bracketed_article = re.compile(r"｢[^｣」\n]+[｣」]\s*제\s*\d+\s*조")
+    no_article = []
+    for ruling_id, text in texts:
+        citations = find_citations(text)
+        if not ARTICLE_MARKER.search(text):
+            # "｢계열편입 유예 통지｣를 받은 경우 …", "｢농공단지에 신축된 공장건물｣을 …": quoted phrases, no provision
+            no_article.append(ruling_id)
+            continue
+        assert citations, (ruling_id, text)
+        starts = {c.span[0] for c in citations}
+        for m in bracketed_article.finditer(text):
+            assert m.start() in starts, (ruling_id, m.group(0))
+    assert no_article == [55, 59]
+    by_id = dict(texts)
+    assert labels(by_id[10]) == ["소득세법 제119조 제7호", "한ㆍ미조세조약 제19조"]
+    assert labels(by_id[80]) == ["조세특례제한법 제71조"]
 
 
 @needs_shared

@@ -28,6 +28,7 @@ from slm_datagen.build.taxcalc import (
     holding_period_between,
     income_tax,
     inheritance_tax,
+    labelled_amounts,
     progressive_deductions,
 )
 
@@ -429,3 +430,64 @@ def test_answer_without_a_tax_amount_is_flagged() -> None:
     calc = gift_tax(20 * 억, "직계존속", year=2024)
     problems = check_answer_amounts("증여재산공제는 5,000만원입니다.", calc)
     assert problems and "no final tax amount" in problems[0]
+
+
+# A subtraction written out ("X에서 Y를 뺀 Z") names the minuend and subtrahend before the result; only the result is the
+# stated value. These answers are correct for 증여 20억원, 부모 → 성년 자녀, 2024 (과세표준 19억 5,000만원, 산출세액
+# 6억 2,000만원, 납부할 세액 6억 140만원), and each states the 과세표준 so that the base check really runs.
+WORDED_GOOD_ANSWERS = [
+    "과세표준은 20억원에서 증여재산공제 5,000만원을 뺀 19억 5,000만원입니다. 산출세액은 6억 2,000만원입니다.",
+    "과세표준은 20억원 - 5,000만원 = 19억 5,000만원이고, 증여세는 6억 2,000만원입니다.",
+    "20억원에서 5천만원을 공제하면 과세표준은 19억 5천만원이고, 산출세액은 6억 2,000만원입니다.",
+    "과세표준: 19억 5,000만원. 산출세액: 19억 5,000만원 × 40% - 1억 6,000만원 = 6억 2,000만원",
+    "증여세 과세표준은 증여재산 20억원에서 5,000만원을 차감한 19억 5,000만원이며, 산출세액은 "
+    "19억 5,000만원 × 40% - 1억 6,000만원 = 6억 2,000만원입니다.",
+    "과세표준 20억원에서 증여재산공제 5,000만원(직계존속)을 공제한 19억 5,000만원, 산출세액 6억 2,000만원.",
+    "납부할 세액은 산출세액 6억 2,000만원에서 신고세액공제 1,860만원을 뺀 6억 140만원입니다. 과세표준은 "
+    "20억원에서 5,000만원을 빼면 19억 5,000만원입니다.",
+    "증여세는 6억 2,000만원에서 신고세액공제를 빼면 6억 140만원입니다. 과세표준은 19억 5,000만원입니다.",
+]
+
+
+@pytest.mark.parametrize("answer", WORDED_GOOD_ANSWERS)
+def test_answer_check_accepts_worded_subtractions(answer: str) -> None:
+    calc = gift_tax(20 * 억, "직계존속", year=2024)
+    assert check_answer_amounts(answer, calc) == []
+    bases = [m.won for label, m in labelled_amounts(answer) if label == "과세표준"]
+    assert bases and bases[-1] == 19 * 억 + 5_000 * 만
+
+
+def test_worded_subtraction_operands_are_not_statements() -> None:
+    stated = labelled_amounts("과세표준은 20억원에서 증여재산공제 5,000만원을 뺀 19억 5,000만원입니다.")
+    assert [(label, m.won) for label, m in stated] == [("과세표준", 19 * 억 + 5_000 * 만)]
+    stated = labelled_amounts("증여재산 20억원에서 5,000만원을 공제한 금액이 과세표준이며 19억 5,000만원입니다.")
+    assert [(label, m.won) for label, m in stated] == [("과세표준", 19 * 억 + 5_000 * 만)]
+    # 공제받다 states a deduction, it does not subtract an operand
+    stated = labelled_amounts("증여재산공제 5,000만원을 공제받을 수 있습니다.")
+    assert [(label, m.won) for label, m in stated] == [("증여재산공제", 5_000 * 만)]
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        # wrong result of a worded subtraction
+        "과세표준은 20억원에서 증여재산공제 5,000만원을 뺀 19억원입니다. 산출세액은 6억 2,000만원입니다.",
+        # no deduction: the minuend restated as the base
+        "과세표준은 20억원에서 공제액 0원을 뺀 20억원입니다. 산출세액은 6억 2,000만원입니다.",
+        # right base, wrong tax
+        "과세표준은 20억원에서 5,000만원을 뺀 19억 5,000만원이고, 증여세는 6억 4,000만원입니다.",
+        "20억원에서 5천만원을 공제하면 과세표준은 19억 5천만원이고, 산출세액은 19억 5천만원 × 40% = 7억 8,000만원입니다.",
+    ],
+)
+def test_answer_check_still_rejects_wrong_worded_answers(answer: str) -> None:
+    calc = gift_tax(20 * 억, "직계존속", year=2024)
+    assert check_answer_amounts(answer, calc) != []
+
+
+def test_seed_wrong_answer_still_fails_with_worded_subtraction_support() -> None:
+    calc = gift_tax(20 * 억, "직계존속", year=2024)
+    problems = check_answer_amounts(SEED_WRONG_ANSWER, calc)
+    assert any("9,000만원" in p for p in problems) and any("과세표준 20억원" in p for p in problems)
+    reworded = "증여세 과세표준은 20억원에서 공제액 0원을 뺀 20억원이고, 납부할 증여세는 9,000만원입니다."
+    problems = check_answer_amounts(reworded, calc)
+    assert any("9,000만원" in p for p in problems) and any("과세표준 20억원" in p for p in problems)

@@ -4,7 +4,8 @@
       -> [Citation(law="상속세 및 증여세법", article=53, paragraph=1, ...), Citation(law=..., article=56, ...)]
 
 Forms handled:
-* a law name then an article: "소득세법 제12조제3호", "「상속세 및 증여세법」 제53조 제1항", "국세기본법 제26조의2",
+* a law name then an article: "소득세법 제12조제3호", "「상속세 및 증여세법」 제53조 제1항" (also in the half-width
+  ｢｣ of the NTS casebook, "｢소득세법｣ 제119조제7호", or in 『』), "국세기본법 제26조의2",
   "법인세법 시행령 제19조제1항제2호가목", "국세징수법 제107조 【납세증명서의 제출】", circled paragraphs
   "제26조 ①", a version note between name and article ("구 소득세법(2020. 12. 29. 개정되기 전의 것) 제3조");
 * NTS shorthand: "조특법 제64조", "법인법§45④", "법인령§81③(2)나" (§ article, circled 항, (n) 호, 목 letter);
@@ -143,6 +144,10 @@ OFFICIAL_LAW_NAMES: frozenset[str] = frozenset(
 _MIDDOTS = "ㆍ·･・‧"
 _OFFICIAL_MIDDOT = "ㆍ"
 _CIRCLED = "\u2460-\u2473\u3251-\u325f"  # ①..⑳, ㉑..㉟
+# Brackets around a law name: 「」 (statute text), the half-width ｢｣ (U+FF62/U+FF63) the NTS casebook uses, and 『』.
+# Open and close are not paired up because PDF extractions mix them ("｢조세특례제한법 시행령」 제23조").
+_OPEN_BRACKETS = "「｢『"
+_CLOSE_BRACKETS = "」｣』"
 _SUBITEM_LETTERS = "가나다라마바사아자차카타파하"
 # Words ending in 법 that are not law names ("방법 제3조" never cites a law).
 _NOT_LAW_WORDS = frozenset({"방법", "위법", "적법", "불법", "편법", "세법", "입법", "사법", "해당법", "관계법", "관련법", "개별법", "본법"})
@@ -168,10 +173,10 @@ def split_decree(name: str) -> tuple[str, str | None]:
 
 
 def normalize_law_name(name: str) -> str:
-    """Official spelling of a law name: strip 「」, collapse spaces, unify the middle dot, expand NTS shorthand
-    ("상증령" -> "상속세 및 증여세법 시행령"), fix a doubled 법 ("조세특례제한법법"), and put one space before
+    """Official spelling of a law name: strip 「」 (or ｢｣, 『』), collapse spaces, unify the middle dot, expand NTS
+    shorthand ("상증령" -> "상속세 및 증여세법 시행령"), fix a doubled 법 ("조세특례제한법법"), and put one space before
     시행령/시행규칙. Unknown names come back cleaned but otherwise as written."""
-    text = re.sub(r"[「」『』\"“”‘’']", "", name)
+    text = re.sub(rf"[{_OPEN_BRACKETS}{_CLOSE_BRACKETS}\"“”‘’']", "", name)
     text = re.sub(f"[{_MIDDOTS}]", _OFFICIAL_MIDDOT, " ".join(text.split()))
     if text.startswith("구 "):  # "구 소득세법": the former text of the same law
         text = text[2:]
@@ -252,7 +257,7 @@ _NOT_HANGUL_BEFORE = rf"(?<![가-힣{_MIDDOTS}])"
 
 _LAW = (
     _NOT_HANGUL_BEFORE
-    + r"(?:「\s*(?P<bracketed>[^」\n]{1,80}?)\s*」"
+    + rf"(?:[{_OPEN_BRACKETS}]\s*(?P<bracketed>[^{_CLOSE_BRACKETS}\n]{{1,80}}?)\s*[{_CLOSE_BRACKETS}]"
     + rf"|(?P<treaty>[가-힣]{{1,2}}\s*[{_MIDDOTS}\-]\s*[가-힣]{{1,6}}\s*조세조약)"
     + rf"|(?P<known>{'|'.join(_flexible(n) for n in _KNOWN_NAMES)})"
     + r"|(?P<ref>같은\s*법|동법|이\s*법|같은\s*영|동령|이\s*영|같은\s*규칙|시행령|시행규칙|법|영|규칙)"
@@ -311,7 +316,8 @@ _CITATION_RE = re.compile(
 # "같은 법" points to, so law names are tracked on their own too.
 _LAW_MENTION_RE = re.compile(
     _NOT_HANGUL_BEFORE
-    + rf"(?:「\s*(?P<bracketed>[^」\n]{{1,80}}?)\s*」|(?P<known>{'|'.join(_flexible(n) for n in _KNOWN_NAMES)}))"
+    + rf"(?:[{_OPEN_BRACKETS}]\s*(?P<bracketed>[^{_CLOSE_BRACKETS}\n]{{1,80}}?)\s*[{_CLOSE_BRACKETS}]"
+    + rf"|(?P<known>{'|'.join(_flexible(n) for n in _KNOWN_NAMES)}))"
     + r"(?:\s*(?P<decree>시행령|시행규칙))?"
 )
 
