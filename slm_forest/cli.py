@@ -48,6 +48,9 @@ def _format_counts(counts: dict[str, int]) -> str:
 
 
 def _print_report(report: StageReport) -> None:
+    if report.dry_run:
+        out.print(f"[bold]{report.name} --dry-run[/bold]: nothing was sent or written; {_format_counts(report.counts)}")
+        return
     if report.skipped:
         out.print(f"[dim]{report.name}: skipped (finished earlier with the same config and inputs)[/dim]")
         return
@@ -60,7 +63,7 @@ def _run_one(name: str, config: Path, overrides: list[str] | None, force: bool, 
     cfg = load_config(config, overrides)
     report = run_stage(cfg, name, force=force, options=options)
     _print_report(report)
-    if not report.complete:
+    if not report.complete and not report.dry_run:
         raise typer.Exit(3)
 
 

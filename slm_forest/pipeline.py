@@ -100,6 +100,7 @@ class StageReport:
     complete: bool
     summary: str = ""
     manifest: Manifest | None = None
+    dry_run: bool = False
 
 
 def _load(target: str) -> Callable[..., Any]:
@@ -107,9 +108,14 @@ def _load(target: str) -> Callable[..., Any]:
     return getattr(importlib.import_module(module_name), func_name)
 
 
-def _fingerprint(cfg: RunConfig, spec: StageSpec, upstream: dict[str, Manifest]) -> str:
+# CLI options that change what a stage produces: a `--limit 20` trial must not pass for the full run later.
+_OUTPUT_OPTIONS = ("limit",)
+
+
+def _fingerprint(cfg: RunConfig, spec: StageSpec, upstream: dict[str, Manifest], options: dict[str, Any]) -> str:
     payload = {
         "stage": spec.name,
+        "options": {k: options[k] for k in _OUTPUT_OPTIONS if options.get(k) is not None},
         "section": cfg.section_fingerprint(spec.name),
         "upstream": {name: sorted(e.sha256 for e in m.outputs) for name, m in sorted(upstream.items())},
         "external_inputs": _load(spec.signature)(cfg) if spec.signature else None,
@@ -145,11 +151,14 @@ def run_stage(
     run_dir = cfg.run_dir()
     stage_dir = run_dir / name
     upstream = _require_upstream(cfg, spec, run_dir)
-    fingerprint = _fingerprint(cfg, spec, upstream)
+    options = dict(options or {})
+    fingerprint = _fingerprint(cfg, spec, upstream, options)
+    dry_run = bool(options.get("dry_run"))
 
     previous = read_manifest(stage_dir)
     if (
         not force
+        and not dry_run
         and previous is not None
         and previous.complete
         and previous.fingerprint == fingerprint
@@ -158,12 +167,16 @@ def run_stage(
         return StageReport(name, True, 0.0, previous.counts, True, "unchanged: skipped", previous)
 
     stage_dir.mkdir(parents=True, exist_ok=True)
-    # The old manifest goes first: if this run dies half-way, nothing claims the stage is done.
-    manifest_path(stage_dir).unlink(missing_ok=True)
     started = time.time()
     started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    ctx = StageContext(cfg, name, run_dir, stage_dir, upstream, dict(options or {}))
+    ctx = StageContext(cfg, name, run_dir, stage_dir, upstream, options)
     runner: Callable[[StageContext], StageResult] = _load(spec.runner)
+    if dry_run:
+        # A dry run only reports what it would do: the previous manifest and outputs stay as they were.
+        result = runner(ctx)
+        return StageReport(name, False, time.time() - started, result.counts, False, result.summary, None, dry_run=True)
+    # The old manifest goes first: if this run dies half-way, nothing claims the stage is done.
+    manifest_path(stage_dir).unlink(missing_ok=True)
     result = runner(ctx)
     seconds = time.time() - started
 

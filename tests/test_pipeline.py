@@ -128,3 +128,21 @@ def test_stage_range():
         stage_range("trian", None)
     with pytest.raises(SlmError, match="comes after"):
         stage_range("train", "collect")
+
+
+def test_limited_trial_run_does_not_pass_for_the_full_run(fake_stages):
+    cfg = _cfg()
+    run_stage(cfg, "collect")
+    assert not run_stage(cfg, "prepare", options={"limit": 2}).skipped
+    assert run_stage(cfg, "prepare", options={"limit": 2}).skipped
+    assert not run_stage(cfg, "prepare").skipped  # the full run is a different fingerprint
+
+
+def test_dry_run_keeps_the_previous_manifest(fake_stages):
+    cfg = _cfg()
+    run_stage(cfg, "collect")
+    run_stage(cfg, "prepare")
+    before = (cfg.run_dir() / "prepare" / "manifest.json").read_text()
+    report = run_stage(cfg, "prepare", options={"dry_run": True})
+    assert report.dry_run and report.manifest is None
+    assert (cfg.run_dir() / "prepare" / "manifest.json").read_text() == before

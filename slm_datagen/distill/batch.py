@@ -1,0 +1,352 @@
+"""Batch mode (`distill.mode: batch`): OpenAI Batch API and Anthropic Message Batches, at half the price.
+
+Rounds: submit every request not yet done (one batch per teacher and per `batch_max_requests`), poll each batch
+every `batch_poll_s`, collect its results with the same checks as online mode, then submit one repair round for
+the replies that failed their checks, and collect that. Each result becomes one ledger line, exactly as online.
+
+Resumable: a `batch` ledger line (phase `submitting`, then `submitted` with the provider's batch id and the
+request keys, then `collected`) is written around every submission, so a killed process picks up the same batches
+on its next run (polling them, never resubmitting their requests). A kill between the provider accepting a batch
+and the `submitted` line being written is recovered by listing the provider's batches: OpenAI batches carry our
+submission token in their metadata; an Anthropic batch is adopted when it is the only one created after the
+`submitting` line with the same number of requests.
+
+custom_id = the request key (64 hex characters), or its first 56 characters + "-repair" for a repair request,
+which fits both providers' rules (Anthropic: ^[a-zA-Z0-9_-]{1,64}$).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from slm_datagen.distill.engine import Budget, Engine, EngineStats, Job, TeacherRuntime, _usage
+from slm_datagen.distill.ledger import Ledger
+from slm_datagen.distill.parse import ReplyProblem
+from slm_datagen.distill.prompts import repair_messages
+from slm_datagen.distill.teachers import (
+    TeacherError,
+    TeacherReply,
+    _error_from_sdk,
+    anthropic_params,
+    anthropic_reply,
+    openai_body,
+    openai_reply,
+)
+from slm_forest.config import DistillConfig
+from slm_forest.errors import SlmError
+from slm_forest.progress import ProgressTask
+
+OPENAI_DONE = {"completed", "failed", "expired", "cancelled"}
+
+
+def custom_id(key: str, repair: bool) -> str:
+    return key[:56] + "-repair" if repair else key
+
+
+@dataclass
+class Entry:
+    """One request inside a batch: the job, whether it is the repair, and the messages sent."""
+
+    job: Job
+    repair: bool
+    messages: list[dict[str, str]]
+    problem: ReplyProblem | None = None  # the first reply's problem, for a repair
+    first_usage: tuple[int, int, float] = (0, 0, 0.0)
+
+
+class BatchRunner:
+    def __init__(self, runtimes: list[TeacherRuntime], ledger: Ledger, budget: Budget, cfg: DistillConfig,
+                 progress: ProgressTask | None = None) -> None:
+        self.runtimes = {rt.index: rt for rt in runtimes}
+        self.ledger = ledger
+        self.budget = budget
+        self.cfg = cfg
+        self.engine = Engine(runtimes, ledger, budget, progress)  # shared row building, checks, stats
+        self.stats: EngineStats = self.engine.stats
+
+    # ------------------------------------------------------------------------------------------------ provider I/O
+    async def _submit(self, rt: TeacherRuntime, entries: list[Entry], token: str) -> str:
+        client = rt.teacher.client
+        try:
+            if rt.cfg.provider == "anthropic":
+                requests = [{"custom_id": custom_id(e.job.planned.key, e.repair),
+                             "params": anthropic_params(rt.cfg, e.messages)} for e in entries]
+                batch = await client.messages.batches.create(requests=requests)
+                return batch.id
+            lines = "".join(
+                json.dumps({"custom_id": custom_id(e.job.planned.key, e.repair), "method": "POST",
+                            "url": "/v1/chat/completions", "body": openai_body(rt.cfg, e.messages)},
+                           ensure_ascii=False) + "\n"
+                for e in entries
+            )
+            uploaded = await client.files.create(file=("slm-distill-batch.jsonl", lines.encode("utf-8")), purpose="batch")
+            batch = await client.batches.create(input_file_id=uploaded.id, endpoint="/v1/chat/completions",
+                                                completion_window="24h", metadata={"slm_submit": token})
+            return batch.id
+        except rt.teacher._sdk_errors as exc:
+            raise self._fatal_or_retry(rt, _error_from_sdk(exc, rt.teacher.secrets)) from None
+
+    def _fatal_or_retry(self, rt: TeacherRuntime, exc: TeacherError) -> Exception:
+        if exc.kind == "fatal":
+            return self.engine._fatal(rt, exc)
+        return exc
+
+    async def _wait(self, rt: TeacherRuntime, batch_id: str) -> Any:
+        client = rt.teacher.client
+        failures = 0
+        while True:
+            try:
+                if rt.cfg.provider == "anthropic":
+                    batch = await client.messages.batches.retrieve(batch_id)
+                    if batch.processing_status == "ended":
+                        return batch
+                else:
+                    batch = await client.batches.retrieve(batch_id)
+                    if batch.status in OPENAI_DONE:
+                        return batch
+                failures = 0
+            except rt.teacher._sdk_errors as exc:
+                error = _error_from_sdk(exc, rt.teacher.secrets)
+                if error.kind == "fatal":
+                    raise self.engine._fatal(rt, error) from None
+                failures += 1
+                if failures > rt.cfg.max_retries:
+                    raise SlmError(f"distill batch {batch_id}: status polls keep failing ({error})",
+                                   "rerun later: the batch id is in the ledger and will be picked up again") from None
+            await asyncio.sleep(self.cfg.batch_poll_s)
+
+    async def _results(self, rt: TeacherRuntime, batch: Any) -> dict[str, TeacherReply | str]:
+        """custom_id -> reply, or an error text for requests the provider did not answer."""
+        client = rt.teacher.client
+        out: dict[str, TeacherReply | str] = {}
+        if rt.cfg.provider == "anthropic":
+            decoder = await _maybe_await(client.messages.batches.results(batch.id))
+            async for item in decoder:
+                result = item.result
+                if result.type == "succeeded":
+                    out[item.custom_id] = anthropic_reply(result.message)
+                else:
+                    error = getattr(result, "error", None)
+                    out[item.custom_id] = f"batch result {result.type}: {getattr(getattr(error, 'error', error), 'message', '')}"
+            return out
+        if batch.status != "completed":
+            return out  # failed / expired / cancelled: every request stays unanswered
+        for file_id in (batch.output_file_id, batch.error_file_id):
+            if not file_id:
+                continue
+            content = await client.files.content(file_id)
+            for line in content.text.splitlines():
+                if not line.strip():
+                    continue
+                row = json.loads(line)
+                response = row.get("response") or {}
+                if response.get("status_code") == 200:
+                    out[row["custom_id"]] = openai_reply(response.get("body") or {})
+                else:
+                    message = ((response.get("body") or {}).get("error") or {}).get("message") or row.get("error")
+                    out[row["custom_id"]] = f"batch line status {response.get('status_code')}: {message}"
+        return out
+
+    # -------------------------------------------------------------------------------------------------- results
+    def _collect(self, rt: TeacherRuntime, entries: list[Entry], results: dict[str, TeacherReply | str],
+                 reserved: float) -> list[Entry]:
+        """Write one ledger line per entry; return the repair entries for the next round."""
+        repairs: list[Entry] = []
+        spent = 0.0
+        for entry in entries:
+            job = entry.job
+            key = job.planned.key
+            if self.ledger.is_done(key):
+                continue
+            result = results.get(custom_id(key, entry.repair))
+            if not isinstance(result, TeacherReply):
+                detail = result or "no result for this request in the batch"
+                self.ledger.append(self.engine._row(rt, job, type="error", reason="batch_error", detail=detail[:1000],
+                                                    batch=True))
+                self.stats.errors += 1
+                self.stats.reasons["batch_error"] += 1
+                self.engine._advance()
+                continue
+            cost = rt.price.cost(result.input_tokens, result.output_tokens, batch=True)
+            spent += cost
+            self.stats.add_usage(rt.label, result.input_tokens, result.output_tokens, cost)
+            in_tokens, out_tokens, paid = entry.first_usage
+            in_tokens, out_tokens, paid = in_tokens + result.input_tokens, out_tokens + result.output_tokens, paid + cost
+            verdict = self.engine._verdict(job, result)
+            if not isinstance(verdict, ReplyProblem):
+                if entry.repair:
+                    self.stats.repaired += 1
+                self.engine._done_ok(rt, job, verdict, in_tokens, out_tokens, paid, attempts=2 if entry.repair else 1)
+                continue
+            if entry.repair:
+                detail = f"{verdict.detail} (after one repair; first reply: {entry.problem.reason}: {entry.problem.detail})"
+                self.ledger.append(self.engine._row(rt, job, type="done", status="failed", reason=verdict.reason,
+                                                    detail=detail[:1000], usage=_usage(in_tokens, out_tokens, paid),
+                                                    attempts=2, batch=True))
+                self.stats.failed += 1
+                self.stats.reasons[verdict.reason] += 1
+                self.engine._advance()
+                continue
+            bad_text = (result.text or "")[:4000]
+            self.ledger.append(self.engine._row(rt, job, type="attempt", reason=verdict.reason, detail=verdict.detail,
+                                                reply=bad_text, usage=_usage(in_tokens, out_tokens, paid), batch=True))
+            repairs.append(Entry(job, True, repair_messages(job.prompt, verdict.reason, bad_text, verdict.detail),
+                                 verdict, (in_tokens, out_tokens, paid)))
+        self.budget.settle(reserved, spent)
+        return repairs
+
+    async def _run_batch(self, rt: TeacherRuntime, entries: list[Entry], reserved: float) -> list[Entry]:
+        token = uuid.uuid4().hex
+        keys = [e.job.planned.key for e in entries]
+        repair = entries[0].repair
+        self.ledger.append({"type": "batch", "phase": "submitting", "token": token, "teacher": rt.cfg.provider,
+                            "model": rt.cfg.model, "keys": keys, "repair": repair})
+        batch_id = await self._submit(rt, entries, token)
+        for _ in entries:
+            self.stats.count_request(rt.label)
+        self.ledger.append({"type": "batch", "phase": "submitted", "batch_id": batch_id, "token": token,
+                            "teacher": rt.cfg.provider, "model": rt.cfg.model, "keys": keys, "repair": repair})
+        return await self._finish(rt, batch_id, entries, reserved)
+
+    async def _finish(self, rt: TeacherRuntime, batch_id: str, entries: list[Entry], reserved: float) -> list[Entry]:
+        batch = await self._wait(rt, batch_id)
+        results = await self._results(rt, batch)
+        repairs = self._collect(rt, entries, results, reserved)
+        self.ledger.append({"type": "batch", "phase": "collected", "batch_id": batch_id, "teacher": rt.cfg.provider,
+                            "model": rt.cfg.model})
+        return repairs
+
+    # ------------------------------------------------------------------------------------------------- resuming
+    def _open_batches(self, rt: TeacherRuntime) -> list[dict[str, Any]]:
+        rows = [row for row in self.ledger.index.batches.values()
+                if row.get("teacher") == rt.cfg.provider and row.get("model") == rt.cfg.model]
+        return [row for row in rows if row.get("phase") == "submitted"]
+
+    def _orphans(self, rt: TeacherRuntime) -> list[dict[str, Any]]:
+        """`submitting` lines never followed by `submitted` (a kill right after the provider accepted the batch)."""
+        submitted = {row.get("token") for row in self.ledger.index.batches.values() if row.get("phase") != "submitting"}
+        return [row for row in self._submitting_rows() if row.get("token") not in submitted
+                and row.get("teacher") == rt.cfg.provider and row.get("model") == rt.cfg.model]
+
+    def _submitting_rows(self) -> list[dict[str, Any]]:
+        rows = []
+        with open(self.ledger.path, "rb") as handle:
+            for line in handle:
+                if b'"phase":"submitting"' in line:
+                    try:
+                        rows.append(json.loads(line))
+                    except json.JSONDecodeError:
+                        continue
+        return rows
+
+    async def _find_orphan(self, rt: TeacherRuntime, row: dict[str, Any]) -> str | None:
+        client = rt.teacher.client
+        try:
+            if rt.cfg.provider == "anthropic":
+                page = await client.messages.batches.list(limit=100)
+                candidates = []
+                for batch in page.data:
+                    created = batch.created_at.timestamp() if isinstance(batch.created_at, datetime) else 0.0
+                    total = sum(v for v in batch.request_counts.model_dump().values())
+                    if created >= row.get("ts", 0) - 5 and total == len(row["keys"]):
+                        candidates.append(batch.id)
+                known = set(self.ledger.index.batches)
+                candidates = [c for c in candidates if c not in known]
+                return candidates[0] if len(candidates) == 1 else None
+            page = await client.batches.list(limit=100)
+            for batch in page.data:
+                if (batch.metadata or {}).get("slm_submit") == row["token"]:
+                    return batch.id
+        except rt.teacher._sdk_errors:
+            return None
+        return None
+
+    # ------------------------------------------------------------------------------------------------------ run
+    async def run(self, jobs: Iterable[Job]) -> EngineStats:
+        by_key: dict[str, Job] = {}
+        pending: dict[int, list[Job]] = {index: [] for index in self.runtimes}
+        for job in jobs:
+            by_key[job.planned.key] = job
+            pending[job.planned.teacher_index].append(job)
+
+        # 1. batches a killed run left behind: finish them before sending anything new
+        for rt in self.runtimes.values():
+            for row in self._orphans(rt):
+                batch_id = await self._find_orphan(rt, row)
+                if batch_id:
+                    self.ledger.append({**{k: v for k, v in row.items() if k != "ts"}, "phase": "submitted",
+                                        "batch_id": batch_id})
+            for row in self._open_batches(rt):
+                entries = []
+                for key in row.get("keys", []):
+                    job = by_key.get(key)
+                    if job is None or self.ledger.is_done(key):
+                        continue
+                    entries.append(self._entry(job, repair=bool(row.get("repair"))))
+                repairs = await self._finish(rt, row["batch_id"], [e for e in entries if e], 0.0)
+                await self._repair_round(rt, repairs)
+
+        # 2. new work, in rounds: first requests, then one repair round
+        for index, rt in self.runtimes.items():
+            first: list[Entry] = []
+            reserved = 0.0
+            for job in pending[index]:
+                if self.ledger.is_done(job.planned.key):
+                    continue
+                expected = self.engine.expected_cost(rt, job)
+                if not self.budget.try_reserve(expected):
+                    self.stats.skipped_budget += 1
+                    continue
+                reserved += expected
+                first.append(self._entry(job, repair=job.planned.key in self.ledger.index.attempts))
+            for start in range(0, len(first), self.cfg.batch_max_requests):
+                part = first[start : start + self.cfg.batch_max_requests]
+                share = reserved * len(part) / max(1, len(first))
+                for repair_flag in (False, True):  # a batch holds either first requests or repairs
+                    group = [e for e in part if e.repair == repair_flag]
+                    if group:
+                        repairs = await self._run_batch(rt, group, share * len(group) / len(part))
+                        await self._repair_round(rt, repairs)
+        return self.stats
+
+    async def _repair_round(self, rt: TeacherRuntime, repairs: list[Entry]) -> None:
+        if not repairs:
+            return
+        allowed = []
+        reserved = 0.0
+        for entry in repairs:
+            expected = self.engine.expected_cost(rt, entry.job)
+            if self.budget.try_reserve(expected):
+                allowed.append(entry)
+                reserved += expected
+            else:
+                self.stats.skipped_budget += 1
+        for start in range(0, len(allowed), self.cfg.batch_max_requests):
+            part = allowed[start : start + self.cfg.batch_max_requests]
+            await self._run_batch(rt, part, reserved * len(part) / len(allowed))
+
+    def _entry(self, job: Job, *, repair: bool) -> Entry:
+        if not repair:
+            return Entry(job, False, job.prompt.as_list())
+        previous = self.ledger.index.attempts.get(job.planned.key) or {}
+        problem = ReplyProblem(previous.get("reason", "schema"), previous.get("detail", ""))
+        usage = previous.get("usage") or {}
+        first = (int(usage.get("input_tokens", 0)), int(usage.get("output_tokens", 0)), float(usage.get("cost_usd", 0.0)))
+        messages = repair_messages(job.prompt, problem.reason, previous.get("reply", ""), problem.detail)
+        return Entry(job, True, messages, problem, first)
+
+
+async def _maybe_await(value: Any) -> Any:
+    if inspect.isawaitable(value):
+        return await value
+    return value
+
+
+__all__ = ["BatchRunner", "custom_id"]

@@ -1,0 +1,161 @@
+"""Reply checking and parsing: text from any teacher -> a `PairDraft`, or a `ReplyProblem` with a reason. Pure.
+
+Reasons (the `DistillFailure.reason` vocabulary): `truncated` (finish_reason == "length" / stop_reason ==
+"max_tokens"), `empty`, `refused`, `schema` (no JSON object, invalid JSON, missing or wrong fields, no calculation
+where one was asked for), `not_korean` (question or answer mostly not Hangul). Each problem gets one repair retry
+(`prompts.repair_messages`), then becomes a failure row.
+
+JSON is taken from the reply leniently, as local servers (vLLM, Ollama) often wrap it: code fences, text around
+the object, trailing commas and smart quotes around keys are repaired before giving up.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from slm_datagen.distill.korean import hangul_share
+from slm_datagen.distill.schema import PairDraft
+
+MIN_HANGUL_SHARE = 0.5
+
+
+@dataclass(frozen=True)
+class ReplyProblem:
+    reason: str
+    detail: str = ""
+
+
+def _balanced_object(text: str) -> str | None:
+    """The first top-level {...} in `text`, respecting strings."""
+    start = text.find("{")
+    while start != -1:
+        depth, in_string, escaped = 0, False, False
+        for index in range(start, len(text)):
+            ch = text[index]
+            if in_string:
+                if escaped:
+                    escaped = False
+                elif ch == "\\":
+                    escaped = True
+                elif ch == '"':
+                    in_string = False
+                continue
+            if ch == '"':
+                in_string = True
+            elif ch == "{":
+                depth += 1
+            elif ch == "}":
+                depth -= 1
+                if depth == 0:
+                    return text[start : index + 1]
+        start = text.find("{", start + 1)
+    return None
+
+
+def _repair_json(candidate: str) -> str:
+    candidate = re.sub(r",\s*([}\]])", r"\1", candidate)  # trailing commas
+    candidate = re.sub(r"[“”](\w+)[“”]\s*:", r'"\1":', candidate)  # smart quotes around keys
+    return candidate
+
+
+def extract_json(text: str) -> tuple[dict[str, Any] | None, str]:
+    """(object, "") or (None, why). Accepts fenced blocks and surrounding prose."""
+    stripped = text.strip()
+    fenced = re.search(r"```(?:json)?\s*(.*?)```", stripped, re.S)
+    if fenced:
+        stripped = fenced.group(1).strip()
+    candidates = [stripped]
+    inner = _balanced_object(stripped)
+    if inner and inner != stripped:
+        candidates.append(inner)
+    last_error = "no JSON object in the reply"
+    for candidate in candidates:
+        for attempt in (candidate, _repair_json(candidate)):
+            try:
+                value = json.loads(attempt)
+            except json.JSONDecodeError as exc:
+                last_error = f"invalid JSON: {exc.msg} at column {exc.colno}"
+                continue
+            if isinstance(value, dict):
+                if "pairs" in value and isinstance(value["pairs"], list) and value["pairs"]:
+                    value = value["pairs"][0]  # some models wrap a single pair
+                if isinstance(value, dict):
+                    return value, ""
+            last_error = f"expected a JSON object, got {type(value).__name__}"
+    return None, last_error
+
+
+def _normalise(data: dict[str, Any], audience: str, style: str) -> dict[str, Any]:
+    out = dict(data)
+    # The requested audience is ours to record; a teacher echoing another value is not worth a retry.
+    out["audience"] = audience
+    citations = out.get("citations")
+    if citations is None:
+        out["citations"] = []
+    elif isinstance(citations, list):
+        fixed = []
+        for item in citations:
+            if isinstance(item, str):
+                match = re.match(r"^\s*(.+?)\s+(제\s*\d+\s*조.*)$", item)
+                fixed.append({"law": match.group(1), "article": match.group(2)} if match else {"law": item, "article": ""})
+            else:
+                fixed.append(item)
+        out["citations"] = [c for c in fixed if isinstance(c, dict) and str(c.get("law", "")).strip()]
+        for c in out["citations"]:
+            if not str(c.get("article", "")).strip():
+                c["article"] = "-"
+    if style != "calculation":
+        out["calculation"] = None
+    elif isinstance(out.get("calculation"), dict):
+        calc = dict(out["calculation"])
+        if isinstance(calc.get("inputs"), dict):  # {"name": value} is a fine way to say the same thing
+            calc["inputs"] = [{"name": k, "value": v} for k, v in calc["inputs"].items()]
+        out["calculation"] = calc
+    return out
+
+
+def parse_reply(
+    text: str | None,
+    *,
+    audience: str,
+    style: str = "explain",
+    truncated: bool = False,
+    refusal: str | None = None,
+    allowed_kinds: tuple[str, ...] = (),
+) -> PairDraft | ReplyProblem:
+    """Check one reply. `truncated` is the provider's own signal (finish_reason/stop_reason)."""
+    if refusal:
+        return ReplyProblem("refused", refusal[:300])
+    if truncated:
+        return ReplyProblem("truncated", f"reply cut at the token limit after {len(text or '')} characters")
+    if text is None or not text.strip():
+        return ReplyProblem("empty", "the reply had no text")
+    data, why = extract_json(text)
+    if data is None:
+        # A reply that is plain prose in another language is a language problem, not a format one.
+        if "{" not in text and hangul_share(text) < MIN_HANGUL_SHARE and len(text.strip()) > 20:
+            return ReplyProblem("not_korean", f"Hangul share {hangul_share(text):.2f}; {why}")
+        return ReplyProblem("schema", why)
+    try:
+        draft = PairDraft.model_validate(_normalise(data, audience, style))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "<root>"
+        return ReplyProblem("schema", f"{where}: {first['msg']}")
+    if not draft.question.strip() or not draft.answer.strip():
+        return ReplyProblem("empty", "question or answer is blank")
+    for field_name in ("question", "answer"):
+        share = hangul_share(getattr(draft, field_name))
+        if share < MIN_HANGUL_SHARE:
+            return ReplyProblem("not_korean", f"{field_name}: Hangul share {share:.2f}")
+    if style == "calculation":
+        if draft.calculation is None:
+            return ReplyProblem("schema", "calculation: required for a calculation question")
+        if allowed_kinds and draft.calculation.kind not in allowed_kinds:
+            return ReplyProblem("schema", f"calculation.kind: {draft.calculation.kind} is not one of {', '.join(allowed_kinds)}")
+    return draft

@@ -1,0 +1,250 @@
+"""Provider adapters over the official SDKs: request bodies (pure), reply normalisation (pure), async calls.
+
+- `openai`: `openai.AsyncOpenAI`, Chat Completions with `response_format` = json_schema (strict).
+- `openai_compatible`: the same client on any `base_url` (vLLM, Groq, Together, Ollama) with `json_object` mode or
+  no format at all (`response_format: none`); the schema is then written into the prompt and `parse.py` repairs
+  near-JSON.
+- `anthropic`: `anthropic.AsyncAnthropic`, Messages with one tool whose `input_schema` is the pair schema and
+  `tool_choice` forcing it; the tool input is the reply.
+
+The SDKs' own retries are disabled (`max_retries=0`): the engine retries with its own backoff and rate limiter,
+and it needs every response's rate-limit headers, read through the SDKs' `with_raw_response` API. Errors become
+`TeacherError` with a `kind`: transient (429, 408, 409, 5xx, timeouts, connection errors: retried), rejected (a
+400-class answer about this one request: recorded as a failure), fatal (401/403/404: the whole stage stops with
+an SlmError naming the key variable or the model). Keys come from the environment only and are scrubbed from
+every message that could reach a log, the ledger or an error.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from slm_datagen.distill.plan import reply_format
+from slm_datagen.distill.ratelimit import parse_retry_after
+from slm_datagen.distill.schema import PAIR_JSON_SCHEMA, SCHEMA_NAME
+from slm_forest.config import TeacherConfig
+from slm_forest.errors import SlmError
+
+DEFAULT_KEY_ENV = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY", "openai_compatible": "OPENAI_API_KEY"}
+REQUEST_KEY_HEADER = "X-Request-Key"  # our ledger key, so a server (or a proxy log) can spot a duplicate
+TOOL_DESCRIPTION = "Record one Korean tax-law question/answer pair in the required structure."
+
+
+@dataclass
+class TeacherReply:
+    text: str | None
+    truncated: bool = False
+    refusal: str | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class TeacherError(Exception):
+    def __init__(self, kind: str, message: str, *, status: int | None = None, retry_after: float | None = None,
+                 headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.kind = kind  # transient / rejected / fatal
+        self.status = status
+        self.retry_after = retry_after
+        self.headers = dict(headers or {})
+
+    @property
+    def rate_limited(self) -> bool:
+        return self.status == 429
+
+
+def key_env_name(teacher: TeacherConfig) -> str:
+    return teacher.api_key_env or DEFAULT_KEY_ENV.get(teacher.provider, "OPENAI_API_KEY")
+
+
+def resolve_api_key(teacher: TeacherConfig) -> str:
+    """The key from the environment, or an SlmError that names the variable. Never read from config or files."""
+    name = key_env_name(teacher)
+    value = os.environ.get(name, "").strip()
+    if value:
+        return value
+    if teacher.provider == "openai_compatible" and teacher.api_key_env is None:
+        return "not-needed"  # local servers (vLLM, Ollama) accept any key
+    raise SlmError(
+        f"distill teacher {teacher.provider}:{teacher.model} needs an API key in the environment variable {name}, which is not set",
+        f"export {name}=... (or set distill.teachers[].api_key_env to the variable that holds it); --dry-run needs no key",
+    )
+
+
+def redact(text: str, secrets: list[str]) -> str:
+    for secret in secrets:
+        if secret and len(secret) >= 6:
+            text = text.replace(secret, "***")
+    return text
+
+
+# ------------------------------------------------------------------------------------------------ request bodies
+def openai_body(teacher: TeacherConfig, messages: list[dict[str, str]]) -> dict[str, Any]:
+    """The Chat Completions body (also used as a Batch API line's `body`)."""
+    body: dict[str, Any] = {"model": teacher.model, "messages": messages, "temperature": teacher.temperature}
+    if teacher.provider == "openai":
+        body["max_completion_tokens"] = teacher.max_tokens
+    else:
+        body["max_tokens"] = teacher.max_tokens  # what vLLM, Ollama, Groq and Together all accept
+    fmt = reply_format(teacher)
+    if fmt == "json_schema":
+        body["response_format"] = {
+            "type": "json_schema",
+            "json_schema": {"name": SCHEMA_NAME, "strict": True, "schema": PAIR_JSON_SCHEMA},
+        }
+    elif fmt == "json_object":
+        body["response_format"] = {"type": "json_object"}
+    return body
+
+
+def anthropic_params(teacher: TeacherConfig, messages: list[dict[str, str]]) -> dict[str, Any]:
+    """The Messages params (also a Message Batches request's `params`): system apart, same-role turns merged."""
+    system = "\n\n".join(m["content"] for m in messages if m["role"] == "system")
+    turns: list[dict[str, str]] = []
+    for message in messages:
+        if message["role"] == "system":
+            continue
+        if turns and turns[-1]["role"] == message["role"]:
+            turns[-1] = {"role": message["role"], "content": turns[-1]["content"] + "\n\n" + message["content"]}
+        else:
+            turns.append({"role": message["role"], "content": message["content"]})
+    params: dict[str, Any] = {"model": teacher.model, "max_tokens": teacher.max_tokens, "messages": turns}
+    if system:
+        params["system"] = system
+    if reply_format(teacher) == "tool":
+        params["tools"] = [{"name": SCHEMA_NAME, "description": TOOL_DESCRIPTION, "input_schema": PAIR_JSON_SCHEMA}]
+        params["tool_choice"] = {"type": "tool", "name": SCHEMA_NAME}
+    return params
+
+
+# ----------------------------------------------------------------------------------------------- reply parsing
+def _get(obj: Any, name: str, default: Any = None) -> Any:
+    if isinstance(obj, Mapping):
+        return obj.get(name, default)
+    return getattr(obj, name, default)
+
+
+def openai_reply(completion: Any, headers: Mapping[str, str] | None = None) -> TeacherReply:
+    """A ChatCompletion (SDK object or the JSON dict of a batch line) -> TeacherReply."""
+    choices = _get(completion, "choices") or []
+    usage = _get(completion, "usage") or {}
+    reply = TeacherReply(
+        text=None,
+        input_tokens=int(_get(usage, "prompt_tokens", 0) or 0),
+        output_tokens=int(_get(usage, "completion_tokens", 0) or 0),
+        headers=dict(headers or {}),
+    )
+    if not choices:
+        return reply
+    choice = choices[0]
+    message = _get(choice, "message") or {}
+    reply.text = _get(message, "content")
+    reply.refusal = _get(message, "refusal")
+    reply.truncated = _get(choice, "finish_reason") == "length"
+    return reply
+
+
+def anthropic_reply(message: Any, headers: Mapping[str, str] | None = None) -> TeacherReply:
+    """A Message (SDK object or a batch result's JSON) -> TeacherReply; a tool_use input becomes JSON text."""
+    usage = _get(message, "usage") or {}
+    text_parts: list[str] = []
+    tool_input: Any = None
+    for block in _get(message, "content") or []:
+        kind = _get(block, "type")
+        if kind == "tool_use" and tool_input is None:
+            tool_input = _get(block, "input")
+        elif kind == "text":
+            text_parts.append(_get(block, "text") or "")
+    if tool_input is not None and tool_input != {}:
+        text: str | None = json.dumps(tool_input, ensure_ascii=False)
+    else:
+        text = "".join(text_parts) or None
+    stop = _get(message, "stop_reason")
+    return TeacherReply(
+        text=text,
+        truncated=stop == "max_tokens",
+        refusal="refused by the model" if stop == "refusal" else None,
+        input_tokens=int(_get(usage, "input_tokens", 0) or 0)
+        + int(_get(usage, "cache_creation_input_tokens", 0) or 0)
+        + int(_get(usage, "cache_read_input_tokens", 0) or 0),
+        output_tokens=int(_get(usage, "output_tokens", 0) or 0),
+        headers=dict(headers or {}),
+    )
+
+
+# ------------------------------------------------------------------------------------------------ SDK clients
+def classify_status(status: int) -> str:
+    if status in (401, 403, 404):
+        return "fatal"
+    if status in (408, 409, 429) or status >= 500:
+        return "transient"
+    return "rejected"
+
+
+def _error_from_sdk(exc: Exception, secrets: list[str]) -> TeacherError:
+    """Map openai/anthropic exceptions (same shapes in both SDKs) onto TeacherError, with secrets scrubbed."""
+    response = getattr(exc, "response", None)
+    status = getattr(exc, "status_code", None) or getattr(response, "status_code", None)
+    headers = dict(getattr(response, "headers", {}) or {})
+    message = redact(f"{type(exc).__name__}: {getattr(exc, 'message', None) or exc}", secrets)[:500]
+    if status is None:  # timeouts and connection errors
+        return TeacherError("transient", message)
+    return TeacherError(classify_status(int(status)), message, status=int(status),
+                        retry_after=parse_retry_after(headers), headers=headers)
+
+
+async def _parsed(raw: Any) -> Any:
+    """`raw.parse()` is a coroutine in the async Anthropic SDK and a plain call in OpenAI's legacy raw response."""
+    parsed = raw.parse()
+    if inspect.isawaitable(parsed):
+        parsed = await parsed
+    return parsed
+
+
+class Teacher:
+    """One configured teacher: builds and sends requests, returns TeacherReply or raises TeacherError."""
+
+    def __init__(self, cfg: TeacherConfig, api_key: str) -> None:
+        self.cfg = cfg
+        self.secrets = [api_key]
+        self.provider = cfg.provider
+        if cfg.provider == "anthropic":
+            import anthropic
+
+            kwargs: dict[str, Any] = {"api_key": api_key, "max_retries": 0, "timeout": cfg.timeout_s}
+            if cfg.base_url:
+                kwargs["base_url"] = cfg.base_url
+            self.client: Any = anthropic.AsyncAnthropic(**kwargs)
+            self._sdk_errors: tuple[type[BaseException], ...] = (anthropic.APIError,)
+        else:
+            import openai
+
+            kwargs = {"api_key": api_key, "max_retries": 0, "timeout": cfg.timeout_s}
+            if cfg.base_url:
+                kwargs["base_url"] = cfg.base_url
+            self.client = openai.AsyncOpenAI(**kwargs)
+            self._sdk_errors = (openai.APIError,)
+
+    async def complete(self, messages: list[dict[str, str]], request_key: str) -> TeacherReply:
+        headers = {REQUEST_KEY_HEADER: request_key}
+        try:
+            if self.provider == "anthropic":
+                raw = await self.client.messages.with_raw_response.create(
+                    **anthropic_params(self.cfg, messages), extra_headers=headers
+                )
+                return anthropic_reply(await _parsed(raw), raw.headers)
+            raw = await self.client.chat.completions.with_raw_response.create(
+                **openai_body(self.cfg, messages), extra_headers=headers
+            )
+            return openai_reply(await _parsed(raw), raw.headers)
+        except self._sdk_errors as exc:
+            raise _error_from_sdk(exc, self.secrets) from None
+
+    async def close(self) -> None:
+        await self.client.close()

@@ -1,0 +1,79 @@
+"""SIGKILL in the middle of distillation, then rerun: nothing completed is asked again, nothing lost or doubled."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from tests.fake_teacher_server import FakeTeacherServer
+from tests.test_distill_common import make_ctx, read_rows, ruling_chunks, statute_chunks
+
+from slm_datagen.distill.ledger import Ledger
+from slm_datagen.distill.stage import run_distill
+
+ENTRY = """
+import json, sys
+from pathlib import Path
+from slm_forest.config import RunConfig
+from slm_forest.pipeline import StageContext
+from slm_datagen.distill.stage import run_distill
+run = Path(sys.argv[1])
+cfg = RunConfig.model_validate({"distill": json.loads(sys.argv[2])})
+run_distill(StageContext(cfg, "distill", run, run / "distill", {}, {}))
+"""
+
+
+def _done_lines(path) -> int:
+    if not path.exists():
+        return 0
+    return sum(1 for line in path.read_bytes().split(b"\n") if b'"type":"done"' in line)
+
+
+def test_sigkill_then_rerun_repeats_nothing_completed(tmp_path, shared_dir, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-kill-0123456789")
+    chunks = statute_chunks(shared_dir / "corpus")[:10] + ruling_chunks(shared_dir / "corpus")[:10]
+    with FakeTeacherServer(latency=0.15, latency_jitter=0.1, retry_after=0.1,
+                           chaos={"english": 0.1, "server_error": 0.05}, seed=3) as server:
+        distill = {"teachers": [{"provider": "openai", "model": "gpt-4o", "base_url": server.openai_base_url,
+                                 "max_concurrency": 4}], "failure_threshold": 1.0}
+        ctx = make_ctx(tmp_path, chunks, distill)
+        ledger_path = ctx.stage_dir / "ledger.jsonl"
+        proc = subprocess.Popen([sys.executable, "-c", ENTRY, str(ctx.run_dir), json.dumps(distill)],
+                                env=dict(os.environ), stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 30
+        while _done_lines(ledger_path) < 12:
+            assert proc.poll() is None, proc.stderr.read().decode()
+            assert time.monotonic() < deadline, "the child made no progress"
+            time.sleep(0.02)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        assert proc.returncode == -signal.SIGKILL
+
+        with Ledger(ledger_path) as ledger:
+            done_before = set(ledger.index.done)
+            attempts_before = set(ledger.index.attempts)
+        assert 12 <= len(done_before) < 40
+        sent_before = len(server.requests)
+
+        result = run_distill(ctx)  # the rerun, in this process
+
+        sent_after = [r for r in server.requests[sent_before:] if r.request_key]
+        base_keys = {r.request_key.removesuffix(":repair") for r in sent_after}
+        assert not base_keys & done_before  # nothing completed was asked again
+        firsts_after = {r.request_key for r in sent_after if not r.request_key.endswith(":repair")}
+        assert not firsts_after & attempts_before  # a paid bad first reply resumes at its repair
+        # only requests in flight at the kill (never completed) can have been answered twice
+        doubled = set(server.duplicate_keys())
+        assert not {k.removesuffix(":repair") for k in doubled} & done_before and len(doubled) <= 4
+
+        pairs = read_rows(ctx.stage_dir / "qa_pairs.jsonl")
+        failures = read_rows(ctx.stage_dir / "failures.jsonl")
+        keys = [row["request_key"] for row in pairs + failures]
+        assert len(keys) == len(set(keys)) == 40  # every request exactly once: none lost, none doubled
+        assert len({row["id"] for row in pairs}) == len(pairs)
+        assert done_before <= set(keys)
+        assert result.complete and result.counts["cached"] == len(done_before)

@@ -1,0 +1,260 @@
+"""Pure parts of the teacher stage, tested without HTTP: prompts, reply parsing, keys, ledger, prices, rate limits."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+from tests.test_distill_common import ruling_chunks, statute_chunks
+
+from slm_datagen.distill.engine import Budget, backoff_delay
+from slm_datagen.distill.ledger import Ledger
+from slm_datagen.distill.parse import ReplyProblem, extract_json, parse_reply
+from slm_datagen.distill.plan import plan_chunk, request_key, request_params
+from slm_datagen.distill.pricing import PRICES_AS_OF, find_price
+from slm_datagen.distill.prompts import build_messages, calculation_kinds, repair_messages
+from slm_datagen.distill.ratelimit import RateLimiter, TokenBucket, parse_reset, parse_retry_after, read_limits
+from slm_datagen.distill.schema import PAIR_JSON_SCHEMA, PairDraft
+from slm_datagen.distill.teachers import anthropic_params, anthropic_reply, openai_body, openai_reply
+from slm_forest.config import DistillConfig, TeacherConfig
+from slm_forest.records import Chunk
+
+GOOD = {
+    "question": "소득세법 제12조에 따라 비과세되는 소득에는 무엇이 있나요?",
+    "answer": "공익신탁의 이익 등은 소득세를 과세하지 않습니다. (근거: 소득세법 제12조 제1호)",
+    "audience": "expert",
+    "citations": [{"law": "소득세법", "article": "제12조 제1호"}],
+    "calculation": None,
+}
+GIFT_CHUNK = Chunk(id="c1", doc_id="d1", kind="statute_article", title="제26조(상속세 세율)",
+                   text="제26조(상속세 세율) 상속세는 … 세율을 적용하여 계산한 금액으로 한다.",
+                   citation="상속세 및 증여세법 제26조", law_name="상속세 및 증여세법", article_no=26)
+
+
+# -------------------------------------------------------------------------------------------------------- prompts
+def test_prompts_differ_by_kind_audience_and_style(shared_dir):
+    statute = statute_chunks(shared_dir / "corpus")[0]
+    ruling = ruling_chunks(shared_dir / "corpus")[0]
+    expert = build_messages(statute, "expert")
+    lay = build_messages(statute, "layperson")
+    assert [m["role"] for m in expert.messages] == ["system", "user"]
+    assert statute.text.strip() in expert.messages[1]["content"] and "전문가" in expert.messages[1]["content"]
+    assert "일반 납세자" in lay.messages[1]["content"] and expert.messages != lay.messages
+    ruled = build_messages(ruling, "expert")
+    assert ruling.question in ruled.messages[1]["content"] and ruling.answer in ruled.messages[1]["content"]
+    assert ruled.version != expert.version and "ruling@1" in ruled.version
+    calc = build_messages(GIFT_CHUNK, "expert", "calculation")
+    assert calc.kinds == ("gift_tax", "inheritance_tax") and "모든 단계의 금액" in calc.messages[1]["content"]
+    assert "JSON Schema" not in expert.messages[0]["content"]
+    assert "JSON Schema" in build_messages(statute, "expert", inline_schema=True).messages[0]["content"]
+
+
+def test_calculation_style_only_for_laws_with_a_computation(shared_dir):
+    assert calculation_kinds(GIFT_CHUNK) == ("gift_tax", "inheritance_tax")
+    collection = next(c for c in statute_chunks(shared_dir / "corpus") if c.law_name == "국세징수법")
+    assert calculation_kinds(collection) == ()
+    cfg = DistillConfig(teachers=[TeacherConfig(provider="openai", model="gpt-4o")], styles=["explain", "calculation"])
+    assert [(r.audience, r.style) for r in plan_chunk(collection, 0, cfg)] == [("expert", "explain"), ("layperson", "explain")]
+    assert len(plan_chunk(GIFT_CHUNK, 0, cfg)) == 4
+
+
+def test_repair_messages_name_the_problem_and_keep_the_conversation(shared_dir):
+    prompt = build_messages(statute_chunks(shared_dir / "corpus")[0], "expert")
+    english = repair_messages(prompt, "not_korean", '{"question": "What is exempt?"}')
+    assert english[:2] == prompt.as_list() and english[2]["role"] == "assistant" and "한국어" in english[3]["content"]
+    cut = repair_messages(prompt, "truncated", '{"question": "…')
+    assert len(cut) == 3 and "잘렸습니다" in cut[2]["content"]  # a cut reply is not worth sending back
+
+
+def test_request_key_covers_everything_sent():
+    teacher = TeacherConfig(provider="openai", model="gpt-4o")
+    messages = [{"role": "user", "content": "소득세법 제12조"}]
+    base = request_key(teacher, "v1", messages, request_params(teacher))
+    assert base == request_key(teacher, "v1", list(messages), request_params(teacher))
+    assert base != request_key(teacher, "v2", messages, request_params(teacher))
+    assert base != request_key(teacher, "v1", [{"role": "user", "content": "소득세법 제13조"}], request_params(teacher))
+    other = TeacherConfig(provider="openai", model="gpt-4o-mini")
+    assert base != request_key(other, "v1", messages, request_params(other))
+    hot = TeacherConfig(provider="openai", model="gpt-4o", temperature=0.9)
+    assert base != request_key(hot, "v1", messages, request_params(hot))
+    slow = TeacherConfig(provider="openai", model="gpt-4o", timeout_s=5)  # not part of what is sent
+    assert base == request_key(slow, "v1", messages, request_params(slow))
+
+
+# ---------------------------------------------------------------------------------------------------------- parse
+def test_parse_accepts_a_good_reply_and_fenced_or_wrapped_json():
+    assert isinstance(parse_reply(json.dumps(GOOD, ensure_ascii=False), audience="expert"), PairDraft)
+    fenced = "다음과 같습니다:\n```json\n" + json.dumps(GOOD, ensure_ascii=False) + ",\n```"
+    draft = parse_reply(fenced, audience="layperson")
+    assert isinstance(draft, PairDraft) and draft.audience == "layperson"
+    trailing = json.dumps(GOOD, ensure_ascii=False)[:-1] + ",}"
+    assert extract_json(trailing)[0] is not None
+    as_strings = dict(GOOD, citations=["소득세법 제12조 제1호"])
+    assert parse_reply(json.dumps(as_strings, ensure_ascii=False), audience="expert").citations[0].article == "제12조 제1호"
+
+
+@pytest.mark.parametrize(
+    "text, kwargs, reason",
+    [
+        ("", {}, "empty"),
+        ("   ", {}, "empty"),
+        (json.dumps(GOOD, ensure_ascii=False)[:60], {"truncated": True}, "truncated"),
+        ('{"question": "소득세법', {}, "schema"),
+        ('{"question": "질문"}', {}, "schema"),
+        (json.dumps(dict(GOOD, question="Which incomes are tax-exempt under Article 12?")), {}, "not_korean"),
+        ("I'm sorry, I can only answer in English about the Income Tax Act here.", {}, "not_korean"),
+        (json.dumps(GOOD, ensure_ascii=False), {"refusal": "I can't help with that."}, "refused"),
+        (json.dumps(GOOD, ensure_ascii=False), {"style": "calculation"}, "schema"),
+    ],
+)
+def test_parse_names_each_problem(text, kwargs, reason):
+    verdict = parse_reply(text, audience="expert", **kwargs)
+    assert isinstance(verdict, ReplyProblem) and verdict.reason == reason
+
+
+def test_calculation_reply_maps_onto_the_record():
+    reply = dict(GOOD, calculation={"kind": "gift_tax", "year": 2025, "inputs": [{"name": "gift_won", "value": 2e9}],
+                                    "result_won": 620000000, "result_field": "computed_tax"})
+    draft = parse_reply(json.dumps(reply), audience="expert", style="calculation", allowed_kinds=("gift_tax",))
+    assert isinstance(draft, PairDraft)
+    record = draft.calculation.to_record()
+    assert record.inputs == {"gift_won": 2000000000} and record.result_won == 620000000
+    wrong = parse_reply(json.dumps(reply), audience="expert", style="calculation", allowed_kinds=("income_tax",))
+    assert isinstance(wrong, ReplyProblem) and "calculation.kind" in wrong.detail
+
+
+def test_provider_bodies_and_replies():
+    openai_teacher = TeacherConfig(provider="openai", model="gpt-4o", max_tokens=900)
+    body = openai_body(openai_teacher, [{"role": "user", "content": "질문"}])
+    assert body["response_format"]["json_schema"]["schema"] == PAIR_JSON_SCHEMA and body["max_completion_tokens"] == 900
+    compat = openai_body(TeacherConfig(provider="openai_compatible", model="qwen"), [{"role": "user", "content": "q"}])
+    assert compat["response_format"] == {"type": "json_object"} and "max_tokens" in compat
+    claude = TeacherConfig(provider="anthropic", model="claude-haiku-4-5")
+    params = anthropic_params(claude, [{"role": "system", "content": "S"}, {"role": "user", "content": "A"},
+                                       {"role": "user", "content": "B"}])
+    assert params["system"] == "S" and params["messages"] == [{"role": "user", "content": "A\n\nB"}]
+    assert params["tool_choice"] == {"type": "tool", "name": params["tools"][0]["name"]}
+    assert params["tools"][0]["input_schema"] == PAIR_JSON_SCHEMA
+    cut = openai_reply({"choices": [{"message": {"content": "{"}, "finish_reason": "length"}],
+                        "usage": {"prompt_tokens": 10, "completion_tokens": 900}})
+    assert cut.truncated and cut.input_tokens == 10 and cut.output_tokens == 900
+    tool = anthropic_reply({"content": [{"type": "tool_use", "input": GOOD}], "stop_reason": "tool_use",
+                            "usage": {"input_tokens": 5, "output_tokens": 7}})
+    assert json.loads(tool.text) == GOOD and not tool.truncated
+    assert anthropic_reply({"content": [], "stop_reason": "max_tokens", "usage": {}}).truncated
+
+
+# --------------------------------------------------------------------------------------------------------- ledger
+def test_ledger_survives_a_torn_last_line(tmp_path):
+    path = tmp_path / "ledger.jsonl"
+    with Ledger(path) as ledger:
+        ledger.append({"type": "done", "key": "a", "status": "ok", "pair": GOOD, "usage": {"cost_usd": 0.5}})
+        ledger.append({"type": "attempt", "key": "b", "reason": "schema", "usage": {"cost_usd": 0.25}})
+    with open(path, "ab") as handle:
+        handle.write(b'{"type":"done","key":"b","sta')  # SIGKILL in the middle of a write
+    with Ledger(path) as ledger:
+        assert ledger.is_done("a") and not ledger.is_done("b") and "b" in ledger.index.attempts
+        assert ledger.index.spent_usd == pytest.approx(0.75)
+        assert ledger.read_done("a")["pair"] == GOOD
+        ledger.append({"type": "done", "key": "b", "status": "failed", "reason": "schema"})
+    lines = path.read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 3 and all(json.loads(line) for line in lines)  # the torn bytes were cut, not glued on
+    with Ledger(path) as ledger:
+        assert ledger.index.done_status == {"a": "ok", "b": "failed"} and not ledger.index.attempts
+
+
+def test_ledger_rejects_a_corrupt_middle_line(tmp_path):
+    from slm_forest.errors import SlmError
+
+    path = tmp_path / "ledger.jsonl"
+    path.write_text('{"type":"done","key":"a"}\nnot json\n{"type":"done","key":"b"}\n', encoding="utf-8")
+    with pytest.raises(SlmError, match=r"ledger.jsonl:2"):
+        Ledger(path)
+
+
+# --------------------------------------------------------------------------------------------------------- prices
+def test_prices_match_dated_models_and_config_overrides():
+    assert PRICES_AS_OF
+    price = find_price("gpt-4o-2024-08-06", "openai")
+    assert (price.input_per_mtok, price.output_per_mtok) == (2.5, 10.0)
+    assert find_price("gpt-4o-mini", "openai").input_per_mtok == 0.15
+    assert find_price("claude-sonnet-4-5-20250929", "anthropic").output_per_mtok == 15.0
+    assert find_price("claude-haiku-4-5", "anthropic").cost(1_000_000, 1_000_000) == pytest.approx(6.0)
+    assert find_price("claude-haiku-4-5", "anthropic").cost(1_000_000, 1_000_000, batch=True) == pytest.approx(3.0)
+    assert find_price("brand-new-model", "openai") is None
+    assert find_price("brand-new-model", "openai", {"brand-new-model": {"input_per_mtok": 1, "output_per_mtok": 2}}).source == "config"
+    assert find_price("qwen2.5:7b", "openai_compatible").cost(10**6, 10**6) == 0.0
+
+
+def test_budget_reserves_before_spending():
+    budget = Budget(1.0)
+    assert budget.try_reserve(0.4) and budget.try_reserve(0.4)
+    assert not budget.try_reserve(0.4) and budget.stopped
+    budget.settle(0.4, 0.5)
+    assert budget.spent_usd == 0.5 and budget.reserved_usd == pytest.approx(0.4)
+
+
+# ----------------------------------------------------------------------------------------------------- rate limits
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_token_bucket_paces_at_its_rate():
+    clock = FakeClock()
+    bucket = TokenBucket(1200, clock)  # 20/s, one second of burst
+    for _ in range(20):
+        assert bucket.wait_time(1) == 0
+        bucket.take(1)
+    assert bucket.wait_time(1) == pytest.approx(0.05)
+    clock.now += 0.5
+    assert bucket.wait_time(10) == 0 and bucket.wait_time(11) == pytest.approx(0.05)
+    assert TokenBucket(None, clock).wait_time(10**9) == 0
+
+
+def test_headers_only_tighten():
+    clock = FakeClock()
+    limiter = RateLimiter(requests_per_minute=6000, clock=clock)
+    limiter.observe({"x-ratelimit-limit-requests": "600", "x-ratelimit-remaining-requests": "3",
+                     "x-ratelimit-reset-requests": "6m0s", "x-ratelimit-limit-tokens": "30000",
+                     "x-ratelimit-remaining-tokens": "29000"})
+    assert limiter.requests.per_minute == 600 and limiter.requests.level <= 3
+    assert limiter.tokens.per_minute == 30000  # learned: none was configured
+    limiter.observe({"x-ratelimit-limit-requests": "100000"})
+    assert limiter.requests.per_minute == 600
+    anthropic = read_limits({"anthropic-ratelimit-input-tokens-limit": "40000",
+                             "anthropic-ratelimit-input-tokens-remaining": "100",
+                             "anthropic-ratelimit-input-tokens-reset": "2999-01-01T00:00:00Z"})
+    assert anthropic["input_tokens"]["limit"] == 40000 and anthropic["input_tokens"]["remaining"] == 100
+    assert anthropic["input_tokens"]["reset"] > 0
+
+
+def test_reset_and_retry_after_formats():
+    assert parse_reset("6m0s") == 360 and parse_reset("20ms") == pytest.approx(0.02) and parse_reset("1h2m3.5s") == 3723.5
+    assert parse_reset("2030-01-01T00:00:00Z", now_wall=1893455990.0) == pytest.approx(10.0)
+    assert parse_retry_after({"Retry-After": "7"}) == 7 and parse_retry_after({"retry-after-ms": "250"}) == 0.25
+    assert parse_retry_after({}) is None
+
+
+def test_many_429s_pause_the_teacher_one_does_not():
+    clock = FakeClock()
+    limiter = RateLimiter(requests_per_minute=600, clock=clock)
+    for _ in range(9):
+        limiter.observe({})
+    limiter.observe({}, rate_limited=True, retry_after=3.0)
+    assert limiter.paused_until <= clock.now  # 1 in 10: only that request waits
+    for _ in range(5):
+        limiter.observe({}, rate_limited=True, retry_after=3.0)
+    assert limiter.paused_until == pytest.approx(clock.now + 3.0)
+
+
+def test_backoff_honours_retry_after_and_grows():
+    rng = random.Random(1)
+    assert all(backoff_delay(0, 2.0, rng=rng) >= 2.0 for _ in range(50))
+    assert max(backoff_delay(0, None, rng=rng) for _ in range(200)) <= 0.5
+    assert max(backoff_delay(6, None, rng=rng) for _ in range(200)) > 8
+    assert max(backoff_delay(20, None, rng=rng) for _ in range(200)) <= 60
