@@ -251,6 +251,23 @@ class ExportConfig(Section):
     push_to_hub: str | None = None
 
 
+# ------------------------------------------------------------------------------------------------------------ plan
+class PlanConfig(Section):
+    """`slm plan` and the memory check `slm train` makes before loading weights."""
+
+    gpus: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="the GPU table to plan on; empty = the shipped RunPod table. An entry named like a shipped one "
+        "('RTX 4090') changes only the fields it gives (e.g. usd_per_hour); a new one needs name, memory_gb, "
+        "usd_per_hour, bf16, tflops_16bit, mem_bandwidth_gbs",
+    )
+    mfu: float = Field(0.35, gt=0, le=1, description="assumed model-FLOPs utilisation for the time estimate")
+    chars_per_token: float = Field(
+        1.3, gt=0, description="Korean characters per token, to estimate tokens from the built dataset"
+    )
+    check_before_training: bool = Field(True, description="slm train refuses a run the estimate says will not fit")
+
+
 class RunConfig(Section):
     run_name: str = Field("default", pattern=r"^[A-Za-z0-9._-]+$")
     runs_dir: str = "runs"
@@ -262,6 +279,7 @@ class RunConfig(Section):
     train: TrainConfig = Field(default_factory=TrainConfig)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
     export: ExportConfig = Field(default_factory=ExportConfig)
+    plan: PlanConfig = Field(default_factory=PlanConfig)
 
     # Where the config came from; not part of any fingerprint.
     source_path: str | None = Field(None, exclude=True)

@@ -1,0 +1,71 @@
+"""`slm plan`: JSON keys, the fit verdict per GPU, --model-config for models outside the registry."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from slm_forest.cli import app
+
+runner = CliRunner()
+
+
+def _built_dataset(run: str = "p", n: int = 200) -> None:
+    build = Path("runs") / run / "build"
+    build.mkdir(parents=True)
+    row = {"id": "x", "messages": [
+        {"role": "system", "content": "당신은 한국 세법 전문가입니다."},
+        {"role": "user", "content": "부가가치세 신고는 언제 해야 하나요?" * 3},
+        {"role": "assistant", "content": "부가가치세는 과세기간 종료 후 25일 이내에 신고·납부합니다." * 10},
+    ], "meta": {}}
+    (build / "train.jsonl").write_text("\n".join(json.dumps(row, ensure_ascii=False) for _ in range(n)) + "\n")
+
+
+def test_json_has_the_promised_keys(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("train:\n  base_model: gemma-3-12b-it\n  method: qlora\n  activation_checkpointing: true\n"
+                   "  micro_batch_size: 1\n")
+    _built_dataset()
+    result = runner.invoke(app, ["plan", str(cfg), "--set", "run_name=p", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    for key in ("peak_memory_gb", "fits", "train_tokens", "hours", "usd"):
+        assert key in data
+    assert data["fits"]["RTX 4090"] is True  # QLoRA 12B with checkpointing fits a 24 GB card
+    assert data["dataset"]["examples"] == 200 and data["train_tokens"] > 200 * 100
+
+
+def test_seed_setup_does_not_fit_24gb_and_names_4bit(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("train:\n  base_model: gemma-3-12b-it\n  method: lora\n  micro_batch_size: 1\n")
+    _built_dataset()
+    result = runner.invoke(app, ["plan", str(cfg), "--set", "run_name=p", "--gpu", "RTX 4090", "--json"])
+    assert result.exit_code == 1  # the named GPU does not fit: a script can stop here
+    data = json.loads(result.stdout)
+    assert data["fits"] == {"RTX 4090": False}
+    assert any("4-bit" in s["description"] and s["fits"] for s in data["suggestions"])
+
+
+def test_model_outside_the_registry_from_a_local_config(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("train:\n  base_model: some/unknown-model\n  max_length: 1024\n")
+    model_config = tmp_path / "config.json"
+    model_config.write_text(json.dumps({
+        "model_type": "llama", "hidden_size": 2048, "num_hidden_layers": 16, "num_attention_heads": 32,
+        "num_key_value_heads": 8, "intermediate_size": 8192, "vocab_size": 128256, "tie_word_embeddings": True,
+    }))
+    result = runner.invoke(app, ["plan", str(cfg), "--set", "run_name=p", "--model-config", str(model_config),
+                                 "--tokens", "1000000", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert 2 < data["peak_memory_gb"] < 24 and data["train_tokens"] == 1_000_000
+
+
+def test_missing_dataset_names_the_command(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("run_name: nothing\n")
+    result = runner.invoke(app, ["plan", str(cfg)])
+    assert result.exit_code != 0
+    assert "--to build" in str(result.exception)
