@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -151,7 +152,7 @@ def run_stage(
     run_dir = cfg.run_dir()
     stage_dir = run_dir / name
     upstream = _require_upstream(cfg, spec, run_dir)
-    options = dict(options or {})
+    options = {**(options or {}), "force": force}
     fingerprint = _fingerprint(cfg, spec, upstream, options)
     dry_run = bool(options.get("dry_run"))
 
@@ -180,6 +181,9 @@ def run_stage(
     result = runner(ctx)
     seconds = time.time() - started
 
+    if not _is_main_process():
+        # Under torchrun/accelerate every rank runs the stage; only rank 0 records it.
+        return StageReport(name, False, seconds, result.counts, result.complete, result.summary, None)
     inputs = [entry for m in upstream.values() for entry in m.outputs]
     if result.extra_inputs:
         inputs += describe_files(result.extra_inputs, run_dir)
@@ -200,6 +204,10 @@ def run_stage(
     )
     write_manifest(stage_dir, manifest)
     return StageReport(name, False, seconds, result.counts, result.complete, result.summary, manifest)
+
+
+def _is_main_process() -> bool:
+    return os.environ.get("RANK", "0") in ("", "0")
 
 
 def stage_range(start: str | None, end: str | None) -> list[str]:

@@ -1,0 +1,508 @@
+"""`slm train`: LoRA / QLoRA fine-tuning with TRL's SFTTrainer on the build stage's chat examples.
+
+Reads `build/train.jsonl` and `build/val.jsonl` (SFTExample lines) and writes into the stage directory:
+  adapter/             the PEFT adapter (adapter_config.json, adapter_model.safetensors, README.md)
+  tokenizer/           the tokenizer with the training chat template (and pad token) that inference must use
+  base_model/          tiny models only: the locally built base (evaluate/export/ask load it with from_pretrained)
+  checkpoints/         Trainer checkpoints (or `train.output_dir`, e.g. under /workspace on RunPod)
+  tb/                  TensorBoard logs when `train.report_to` includes tensorboard
+  trainer_log.jsonl    every logged step (train loss, eval loss, lr, grad norm …)
+  loss.png             train/eval loss curve
+  train_summary.json   steps, losses, dtype, method, token shares, step times, preflight results
+
+Order of work: pick device and dtype (registry rules: Gemma 3 never fp16, fp32 on CPU) → build or locate the base →
+load it (LoRA or 4-bit QLoRA) → tokenizer (pad ≠ eos) and training chat template → preflight on the tokenized
+data (fails before the first step) → LoRA adapters → SFTTrainer (assistant-only loss, bfd packing without padding,
+eval + early stopping on eval_loss, best checkpoint kept) → train, resuming from the last complete checkpoint when
+`--resume` is given or a checkpoint of the same configuration exists → save and summarise.
+
+Resume: a checkpoint is complete once Trainer wrote its trainer_state.json (last). Checkpoints carry a key of the
+train section (minus schedule knobs such as max_steps/save_steps) and the data hashes, so only a run of the same
+model, data and optimisation setup is continued; `--resume` against other checkpoints is an error, a plain run
+replaces them. A `--force` rerun of a finished run with intact checkpoints also continues from the last one (it
+re-saves the same adapter); delete the checkpoints directory to train again from scratch.
+
+Several processes (accelerate/torchrun): rank 0 decides about checkpoints and builds the tiny base first, the
+other ranks follow; only rank 0 writes adapter/, tokenizer/, logs, plot and summary, and every rank returns after
+it did. Token counts in the summary are rank 0's (its shard of every batch).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from slm_forest.errors import SlmError
+from slm_forest.files import read_jsonl, sha256_file, write_json
+from slm_forest.pipeline import StageContext, StageResult
+from slm_forest.progress import console
+from slm_forest.records import SFTExample
+
+CHECKPOINT_PREFIX = "checkpoint-"
+RESUME_KEY_FILE = "slm_resume_key.json"
+ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
+
+# Keys that may change between a killed run and its resumption without invalidating the checkpoints.
+_RESUME_FREE_KEYS = {
+    "max_steps", "epochs", "eval_steps", "save_steps", "save_total_limit", "early_stopping_patience",
+    "logging_steps", "report_to", "wandb_project", "output_dir",
+}
+
+
+# ------------------------------------------------------------------------------------------------------- data
+def read_examples(path: Path, *, required: bool) -> list[SFTExample]:
+    """SFTExample rows of a split; a malformed row is an error naming file and line."""
+    if not path.exists():
+        if required:
+            raise SlmError(f"{path}: not found", "run `slm build CONFIG` first")
+        return []
+    examples: list[SFTExample] = []
+    for line_no, row in enumerate(read_jsonl(path), start=1):
+        try:
+            examples.append(SFTExample.model_validate(row))
+        except ValueError as exc:
+            first = str(exc).splitlines()[1:2] or [str(exc)]
+            raise SlmError(f"{path}:{line_no}: not an SFTExample ({first[0].strip()})", "rerun `slm build --force`") from None
+    if required and not examples:
+        raise SlmError(f"{path}: no training examples", "check the build stage's counts (rejected.jsonl)")
+    return examples
+
+
+def conversations(examples: list[SFTExample]) -> list[tuple[str, list[dict[str, str]]]]:
+    return [(ex.id, [{"role": m.role, "content": m.content} for m in ex.messages]) for ex in examples]
+
+
+def corpus_texts(examples: list[SFTExample]) -> list[str]:
+    return [m.content for ex in examples for m in ex.messages]
+
+
+# ----------------------------------------------------------------------------------------------------- device
+def detect_device() -> tuple[str, bool]:
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda", bool(torch.cuda.is_bf16_supported())
+    return "cpu", False
+
+
+def model_spec(base_model: str) -> Any:
+    from fine_tuning.registry import get_model_spec
+
+    try:
+        return get_model_spec(base_model)
+    except ValueError as exc:
+        raise SlmError(f"train.base_model: {exc}", "use a registry key, a cached hub id or a local model directory") from None
+
+
+def resolve_dtype(spec: Any, device: str, bf16_supported: bool, cfg: Any) -> str:
+    """The registry's dtype rules (Gemma 3 never fp16, fp32 on CPU) as a config error naming train.dtype."""
+    from fine_tuning.registry import choose_dtype
+
+    try:
+        dtype = choose_dtype(spec, device, bf16_supported, requested=cfg.dtype, allow_fp32_fallback=cfg.allow_fp32_fallback)
+    except ValueError as exc:
+        raise SlmError(
+            f"train.dtype={cfg.dtype}: {exc}",
+            "set train.dtype=auto (bf16 on Ampere+ GPUs, fp32 on CPU) or train.allow_fp32_fallback=true",
+        ) from None
+    if dtype == "fp16" and not spec.allows_fp16:  # the registry's rule, enforced again where the model is loaded
+        raise SlmError(f"train.dtype: {spec.name} must not train in fp16 (activations overflow)", "use bf16")
+    return dtype
+
+
+def end_of_turn_token(spec: Any, choice: Any, tokenizer: Any) -> str:
+    """The token that ends an answer, which training must include in the loss.
+
+    The registry's (`<end_of_turn>` for Gemma); for Phi-2's Instruct/Output format, eos; for a template that closes
+    turns with `<end_of_turn>` (our tiny models, whatever their architecture), that token; otherwise eos.
+    """
+    if spec.end_of_turn_token:
+        return spec.end_of_turn_token
+    if choice.source != "slm:phi2" and "<end_of_turn>" in choice.template and "<end_of_turn>" in tokenizer.get_vocab():
+        return "<end_of_turn>"
+    if tokenizer.eos_token is None:
+        raise SlmError("the tokenizer has no eos token to end answers with", "set train.chat_template and use a tokenizer with eos")
+    return tokenizer.eos_token
+
+
+# ----------------------------------------------------------------------------------------------------- resume
+def resume_key(cfg: Any, seed: int, data_hashes: list[str]) -> str:
+    """What must be identical for a checkpoint to be continued: the model, method, data and optimisation setup."""
+    section = {k: v for k, v in cfg.model_dump(mode="json").items() if k not in _RESUME_FREE_KEYS}
+    payload = json.dumps({"train": section, "seed": seed, "data": data_hashes}, sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def checkpoint_step(path: Path) -> int:
+    try:
+        return int(path.name[len(CHECKPOINT_PREFIX) :])
+    except ValueError:
+        return -1
+
+
+def last_complete_checkpoint(output_dir: Path) -> Path | None:
+    """The newest checkpoint whose trainer_state.json (written last by Trainer) and adapter exist."""
+    if not output_dir.is_dir():
+        return None
+    candidates = sorted(
+        (p for p in output_dir.glob(f"{CHECKPOINT_PREFIX}*") if p.is_dir() and checkpoint_step(p) >= 0),
+        key=checkpoint_step,
+        reverse=True,
+    )
+    for path in candidates:
+        if (path / "trainer_state.json").exists() and all((path / f).exists() for f in ADAPTER_FILES):
+            return path
+    return None
+
+
+def resolve_resume(
+    output_dir: Path, key: str, requested: bool, *, main_process: bool = True, fresh: bool = False
+) -> Path | None:
+    """The checkpoint to continue from, or None for a fresh start (stale checkpoints are then removed).
+
+    `fresh` (`slm train --force` without `--resume`) starts over even when checkpoints of this configuration exist.
+    Under several processes the main one decides (and cleans up) first; the others only read its decision.
+    """
+    checkpoint = last_complete_checkpoint(output_dir)
+    key_path = output_dir / RESUME_KEY_FILE
+    stored = json.loads(key_path.read_text(encoding="utf-8")).get("key") if key_path.exists() else None
+    if checkpoint is not None and stored == key and (requested or not fresh):
+        return checkpoint
+    if not main_process:
+        return None
+    if requested:
+        if checkpoint is None:
+            raise SlmError(f"--resume: no complete checkpoint in {output_dir}", "run `slm train CONFIG` without --resume")
+        raise SlmError(
+            f"--resume: the checkpoints in {output_dir} were made with another train config or other training data",
+            "rerun without --resume to start over (those checkpoints are then replaced), or restore the old config",
+        )
+    stale = [p for p in output_dir.glob(f"{CHECKPOINT_PREFIX}*") if p.is_dir()] if output_dir.is_dir() else []
+    if stale:
+        console.print(f"[yellow]train: removing {len(stale)} checkpoint(s) of another configuration in {output_dir}[/yellow]")
+        for path in stale:
+            shutil.rmtree(path)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    write_json(key_path, {"key": key})
+    return None
+
+
+# ------------------------------------------------------------------------------------------------------- base
+def prepare_base(spec: Any, cfg: Any, stage_dir: Path, texts: list[str], seed: int, reuse: bool) -> tuple[str, bool]:
+    """(path or hub id to load, whether it is a locally built tiny base under stage_dir/base_model)."""
+    from fine_tuning.tiny import build_tiny_model, is_tiny
+
+    if not is_tiny(spec.name):
+        return spec.hf_id or cfg.base_model, False
+    base_dir = stage_dir / "base_model"
+    if reuse and (base_dir / "config.json").exists():
+        return str(base_dir), True  # a resumed run continues on exactly the base its checkpoints were made with
+    tmp = stage_dir / ".base_model.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    build_tiny_model(spec.name, tmp, texts, seed, cfg.tiny_model)
+    shutil.rmtree(base_dir, ignore_errors=True)
+    os.replace(tmp, base_dir)
+    return str(base_dir), True
+
+
+# ------------------------------------------------------------------------------------------------------ trainer
+def report_targets(cfg: Any) -> list[str]:
+    targets = list(dict.fromkeys(cfg.report_to))
+    unknown = [t for t in targets if t not in ("tensorboard", "wandb", "none")]
+    if unknown:
+        raise SlmError(f"train.report_to: unknown target '{unknown[0]}'", "use tensorboard, wandb, or []")
+    if "wandb" in targets and not os.environ.get("WANDB_API_KEY"):
+        raise SlmError(
+            "train.report_to includes wandb but WANDB_API_KEY is not set",
+            "export WANDB_API_KEY=… or remove wandb from train.report_to",
+        )
+    return [t for t in targets if t != "none"]
+
+
+def check_schedule(cfg: Any, has_eval: bool) -> None:
+    if has_eval and cfg.save_steps % cfg.eval_steps != 0:
+        raise SlmError(
+            f"train.save_steps={cfg.save_steps} is not a multiple of train.eval_steps={cfg.eval_steps}; the best "
+            "checkpoint (by eval_loss) can only be kept at an evaluated step",
+            f"set train.save_steps to {cfg.eval_steps * max(1, round(cfg.save_steps / cfg.eval_steps))}",
+        )
+
+
+def sft_config(cfg: Any, seed: int, output_dir: Path, device: str, dtype: str, has_eval: bool, report: list[str]) -> Any:
+    from trl import SFTConfig
+
+    checkpointing_kwargs = {"use_reentrant": False} if cfg.activation_checkpointing else None
+    return SFTConfig(
+        output_dir=str(output_dir),
+        seed=seed,
+        data_seed=seed,
+        num_train_epochs=cfg.epochs,
+        max_steps=cfg.max_steps,
+        learning_rate=cfg.learning_rate,
+        per_device_train_batch_size=cfg.micro_batch_size,
+        per_device_eval_batch_size=cfg.micro_batch_size,
+        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+        warmup_steps=cfg.warmup_ratio,  # a float in [0, 1) is a ratio of the total steps (transformers 5)
+        lr_scheduler_type=cfg.lr_scheduler,
+        logging_steps=cfg.logging_steps,
+        eval_strategy="steps" if has_eval else "no",
+        eval_steps=cfg.eval_steps,
+        save_strategy="steps",
+        save_steps=cfg.save_steps,
+        save_total_limit=cfg.save_total_limit,
+        load_best_model_at_end=has_eval,
+        metric_for_best_model="eval_loss" if has_eval else None,
+        greater_is_better=False if has_eval else None,
+        report_to=[t for t in report if t != "tensorboard"] or "none",  # tensorboard gets its own callback (tb/)
+        activation_checkpointing=cfg.activation_checkpointing,
+        activation_checkpointing_kwargs=checkpointing_kwargs,
+        use_cpu=device == "cpu",
+        bf16=device == "cuda" and dtype == "bf16",
+        fp16=device == "cuda" and dtype == "fp16",
+        max_length=cfg.max_length,
+        packing=cfg.packing,  # bfd: best-fit bins, padding-free batches (no pad tokens at all)
+        assistant_only_loss=True,
+        disable_tqdm=True,  # slm_forest's progress bar instead
+        dataloader_num_workers=0,
+    )
+
+
+def cpu_threads(device: str, parameters: int) -> int:
+    """Intra-op threads for this run. A tiny model on CPU trains fastest on one thread: its matmuls are too small
+    to share, and with other processes on the cores OpenMP's spin-waits made steps 3–50× slower (0.03 s/step on
+    one thread vs 0.1–2 s on two, measured on 2 busy cores)."""
+    import torch
+
+    if device == "cpu" and parameters < 50_000_000:
+        return 1
+    return torch.get_num_threads()
+
+
+def make_trainer(
+    model: Any,
+    tokenizer: Any,
+    args: Any,
+    train_convs: list[tuple[str, list[dict[str, str]]]],
+    val_convs: list[tuple[str, list[dict[str, str]]]],
+    callbacks: list[Any],
+) -> Any:
+    """An SFTTrainer that also counts the tokens of every training micro-batch (`trainer.token_counter`)."""
+    from datasets import Dataset
+    from trl import SFTTrainer
+
+    from fine_tuning.callbacks import TokenCounter
+
+    class CountingSFTTrainer(SFTTrainer):
+        token_counter: TokenCounter
+
+        def training_step(self, model: Any, inputs: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+            self.token_counter.observe(inputs)
+            return super().training_step(model, inputs, *args, **kwargs)
+
+    train_ds = Dataset.from_list([{"messages": m} for _, m in train_convs])
+    val_ds = Dataset.from_list([{"messages": m} for _, m in val_convs]) if val_convs else None
+    trainer = CountingSFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=train_ds,
+        eval_dataset=val_ds,
+        processing_class=tokenizer,
+        callbacks=callbacks,
+    )
+    trainer.token_counter = TokenCounter()
+    return trainer
+
+
+def _quiet_transformers() -> None:
+    """Our progress bar and summaries replace the libraries' per-shard bars and info chatter."""
+    from datasets.utils.logging import disable_progress_bar as datasets_quiet
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    datasets_quiet()
+
+
+def _last(history: list[dict[str, Any]], key: str) -> float | None:
+    values = [entry[key] for entry in history if key in entry]
+    return round(float(values[-1]), 6) if values else None
+
+
+def _best(history: list[dict[str, Any]], key: str) -> float | None:
+    values = [entry[key] for entry in history if key in entry]
+    return round(float(min(values)), 6) if values else None
+
+
+def _save_dir_atomically(stage_dir: Path, name: str, save: Any) -> Path:
+    final = stage_dir / name
+    tmp = stage_dir / f".{name}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    save(tmp)
+    shutil.rmtree(final, ignore_errors=True)
+    os.replace(tmp, final)
+    return final
+
+
+# -------------------------------------------------------------------------------------------------------- stage
+def run_train(ctx: StageContext) -> StageResult:
+    import torch
+    from transformers import AutoTokenizer, EarlyStoppingCallback, PrinterCallback, set_seed
+    from transformers.integrations import TensorBoardCallback
+
+    from fine_tuning.callbacks import make_callbacks, plot_loss, write_log_history
+    from fine_tuning.chat_templates import check_same_rendering, choose_training_template
+    from fine_tuning.loading import apply_lora, load_model_for_training, prepare_tokenizer
+    from fine_tuning.plan_cli import check_memory_before_training
+    from fine_tuning.preflight import run_preflight
+
+    cfg = ctx.cfg.train
+    seed = ctx.cfg.seed
+    stage_dir = ctx.stage_dir
+    build_dir = ctx.upstream_dir("build")
+    train_path, val_path = build_dir / "train.jsonl", build_dir / "val.jsonl"
+    train_examples = read_examples(train_path, required=True)
+    val_examples = read_examples(val_path, required=False)
+    train_convs, val_convs = conversations(train_examples), conversations(val_examples)
+    has_eval = bool(val_convs)
+    check_schedule(cfg, has_eval)
+    report = report_targets(cfg)
+    if "wandb" in report and cfg.wandb_project:
+        os.environ["WANDB_PROJECT"] = cfg.wandb_project
+
+    spec = model_spec(cfg.base_model)
+    device, bf16_supported = detect_device()
+    dtype = resolve_dtype(spec, device, bf16_supported, cfg)
+    # Before any weights are downloaded: refuse a run the memory plan says will not fit the GPU present.
+    memory_note = check_memory_before_training(ctx.cfg)
+    if memory_note:
+        console.print(f"train: {memory_note}")
+
+    output_dir = Path(cfg.output_dir) if cfg.output_dir else stage_dir / "checkpoints"
+    data_hashes = [sha256_file(train_path)] + ([sha256_file(val_path)] if val_path.exists() else [])
+    key = resume_key(cfg, seed, data_hashes)
+    _quiet_transformers()
+    # Built first: under a launcher (accelerate/torchrun) this joins the process group, so the ranks can take turns.
+    args = sft_config(cfg, seed, output_dir, device, dtype, has_eval, report)
+    main_process = args.process_index == 0
+    with args.main_process_first(local=False, desc="checkpoint decision and base model"):
+        checkpoint = resolve_resume(
+            output_dir, key, bool(ctx.option("resume", False)), main_process=main_process,
+            fresh=bool(ctx.option("force", False)),
+        )
+        base_path, built_locally = prepare_base(
+            spec, cfg, stage_dir, corpus_texts(train_examples), seed, reuse=checkpoint is not None or not main_process
+        )
+    model = load_model_for_training(
+        spec, base_path, cfg.method, dtype, device, activation_checkpointing=cfg.activation_checkpointing
+    )
+    model_class = type(model).__name__
+    tokenizer = AutoTokenizer.from_pretrained(base_path)
+    pad_changes = prepare_tokenizer(tokenizer, model)
+    choice = choose_training_template(tokenizer, model.config.model_type, cfg.chat_template)
+    check_same_rendering(tokenizer, choice, [messages for _, messages in train_convs[:32]])
+    tokenizer.chat_template = choice.template
+    end_of_turn = end_of_turn_token(spec, choice, tokenizer)
+    preflight = run_preflight(
+        tokenizer, train_convs, template=choice.template, end_of_turn_token=end_of_turn, max_length=cfg.max_length
+    )
+
+    set_seed(seed)  # LoRA's A matrices are random: same seed, same starting adapter
+    model = apply_lora(model, spec, cfg.lora)
+    trainable, total = model.get_nb_trainable_parameters()
+    log_path = stage_dir / "trainer_log.jsonl"
+    if checkpoint is None and main_process:
+        log_path.unlink(missing_ok=True)
+    progress_cb, log_cb = make_callbacks(log_path, f"train {spec.name} ({cfg.method})")
+    callbacks: list[Any] = [progress_cb, log_cb]
+    if "tensorboard" in report:
+        tb = TensorBoardCallback()
+        tb.logging_dir = str(stage_dir / "tb")
+        callbacks.append(tb)
+    if has_eval and cfg.early_stopping_patience:
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.early_stopping_patience))
+    trainer = make_trainer(model, tokenizer, args, train_convs, val_convs, callbacks)
+    trainer.remove_callback(PrinterCallback)  # added by disable_tqdm; our bar and trainer_log.jsonl replace it
+    counter = trainer.token_counter
+
+    if checkpoint is not None:
+        console.print(f"train: resuming from {checkpoint} (optimizer, scheduler and RNG state)")
+    threads_before = torch.get_num_threads()
+    threads = cpu_threads(device, total)
+    torch.set_num_threads(threads)
+    try:
+        result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    finally:
+        torch.set_num_threads(threads_before)
+    state = trainer.state
+    adapter_dir, tokenizer_dir = stage_dir / "adapter", stage_dir / "tokenizer"
+    history = state.log_history
+    if main_process:  # one writer; the other ranks hold identical weights (DDP) and wait below
+        _save_dir_atomically(stage_dir, "adapter", lambda d: trainer.model.save_pretrained(str(d)))
+        _save_dir_atomically(stage_dir, "tokenizer", lambda d: tokenizer.save_pretrained(str(d)))
+        write_log_history(history, log_path)
+        plot_loss(history, stage_dir / "loss.png", title=f"{spec.name} · {cfg.method} · {ctx.cfg.run_name}")
+    summary: dict[str, Any] = {
+        "base_model": cfg.base_model,
+        "base_model_path": base_path,
+        "base_model_dir": "base_model" if built_locally else None,
+        "model_class": model_class,
+        "method": cfg.method,
+        "dtype": dtype,
+        "device": device,
+        "processes": args.world_size,
+        "cpu_threads": threads if device == "cpu" else None,
+        "global_step": state.global_step,
+        "max_steps": state.max_steps,
+        "epochs_run": round(float(state.epoch or 0.0), 4),
+        "stopped_early": has_eval and state.global_step < state.max_steps,
+        "resumed_from": checkpoint.name if checkpoint else None,
+        "train_loss": _last(history, "loss"),
+        "train_runtime_loss": round(float(result.training_loss), 6) if result.training_loss is not None else None,
+        "eval_loss": _last(history, "eval_loss"),
+        "best_eval_loss": _best(history, "eval_loss"),
+        "best_checkpoint": Path(state.best_model_checkpoint).name if state.best_model_checkpoint else None,
+        "train_examples": len(train_convs),
+        "val_examples": len(val_convs),
+        "trainable_parameters": int(trainable),
+        "total_parameters": int(total),
+        "lora": cfg.lora.model_dump(mode="json") | {"target_modules": _jsonable(model.peft_config["default"].target_modules)},
+        "packing": cfg.packing,
+        "max_length": cfg.max_length,
+        "tokens": counter.stats() | {"counted_from_step": checkpoint_step(checkpoint) if checkpoint else 0},
+        "timing": log_cb.timing() | {"train_runtime_seconds": round(float(result.metrics.get("train_runtime", 0.0)), 3)},
+        "chat_template": choice.source,
+        "end_of_turn_token": end_of_turn,
+        "tokenizer_changes": pad_changes,
+        "preflight": preflight.to_dict(),
+        "output_dir": str(output_dir),
+        "report_to": report,
+    }
+    if main_process:
+        write_json(stage_dir / "train_summary.json", summary)
+    trainer.accelerator.wait_for_everyone()  # every rank returns only once rank 0's files exist
+
+    outputs = [adapter_dir, tokenizer_dir, log_path, stage_dir / "loss.png", stage_dir / "train_summary.json"]
+    if built_locally:
+        outputs.insert(2, stage_dir / "base_model")
+    share = summary["tokens"]["real_token_share"]
+    eval_text = f", eval loss {summary['eval_loss']:.3f}" if summary["eval_loss"] is not None else ""
+    train_text = f", train loss {summary['train_loss']:.3f}" if summary["train_loss"] is not None else ""
+    return StageResult(
+        outputs=outputs,
+        counts={"train_examples": len(train_convs), "val_examples": len(val_convs), "steps": state.global_step},
+        stats={k: summary[k] for k in ("method", "dtype", "device", "train_loss", "eval_loss", "best_eval_loss", "tokens", "timing")},
+        summary=(
+            f"{spec.name} {cfg.method} {dtype}: {state.global_step} steps{train_text}{eval_text}, "
+            f"real-token share {share if share is not None else 'n/a'}"
+        ),
+    )
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (set, frozenset)):
+        return sorted(value)
+    return value

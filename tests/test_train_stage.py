@@ -1,0 +1,388 @@
+"""The train stage through the pipeline runner: artifacts, summary, logs, reload for inference, resume after a kill."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from slm_forest.config import load_config
+from slm_forest.errors import SlmError
+from slm_forest.files import write_jsonl
+from slm_forest.manifest import Manifest, describe_files, read_manifest, write_manifest
+from slm_forest.pipeline import run_stage
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SYSTEM = "당신은 한국 세법 전문가입니다. 관련 법령을 근거로 정확하게 답변하세요."
+LAWS = ["소득세법", "법인세법", "부가가치세법", "상속세 및 증여세법", "국세기본법", "조세특례제한법"]
+TOPICS = [
+    ("납세의무자", "거주자와 비거주자 모두 국내원천소득에 대하여 납세의무를 집니다."),
+    ("과세표준", "총수입금액에서 필요경비를 뺀 금액을 과세표준으로 합니다."),
+    ("신고기한", "과세기간이 끝난 날이 속하는 달의 말일부터 3개월 이내에 신고합니다."),
+    ("가산세", "신고를 하지 아니한 경우 납부할 세액의 100분의 20을 가산세로 냅니다."),
+]
+
+
+def example(i: int) -> dict:
+    law, (topic, answer) = LAWS[i % len(LAWS)], TOPICS[i % len(TOPICS)]
+    article = 10 + i
+    return {
+        "id": f"sft-{i:04d}",
+        "messages": [
+            {"role": "system", "content": SYSTEM},
+            {"role": "user", "content": f"{law} 제{article}조의 {topic}에 대해 알려주세요."},
+            {"role": "assistant", "content": f"{law} 제{article}조에 따르면 {answer}"},
+        ],
+        "meta": {"law_name": law},
+    }
+
+
+def write_build(runs_dir: Path, run_name: str, n_train: int = 48, n_val: int = 8) -> None:
+    """A build stage as slm_datagen leaves it: train/val JSONL of SFTExample rows and a complete manifest."""
+    run_dir = runs_dir / run_name
+    build = run_dir / "build"
+    files = [build / "train.jsonl", build / "val.jsonl"]
+    write_jsonl(files[0], [example(i) for i in range(n_train)])
+    write_jsonl(files[1], [example(i) for i in range(1000, 1000 + n_val)])
+    write_manifest(
+        build,
+        Manifest(
+            stage="build", run_name=run_name, fingerprint="test-build", config={}, outputs=describe_files(files, run_dir),
+            counts={"train": n_train, "val": n_val}, started_at="2026-01-01T00:00:00", finished_at="2026-01-01T00:00:01",
+            seconds=1.0,
+        ),
+    )
+
+
+def config(runs_dir: Path, run_name: str, *overrides: str):
+    return load_config(
+        None,
+        [f"runs_dir={runs_dir}", f"run_name={run_name}", "train.max_length=128", "train.learning_rate=0.005",
+         "train.logging_steps=1", "train.micro_batch_size=4", *overrides],
+    )
+
+
+@pytest.fixture(scope="module")
+def runs_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("runs")
+
+
+@pytest.fixture(scope="module")
+def trained(runs_dir):
+    """One tiny Phi LoRA run through `run_stage`, shared by the assertions below."""
+    write_build(runs_dir, "phi")
+    cfg = config(runs_dir, "phi", "train.max_steps=10", "train.eval_steps=5", "train.save_steps=5",
+                 "train.report_to=[tensorboard]")
+    report = run_stage(cfg, "train")
+    return cfg, report, runs_dir / "phi" / "train"
+
+
+@pytest.mark.slow
+def test_stage_writes_the_adapter_and_nothing_else_in_it(trained):
+    cfg, report, stage = trained
+    assert report.complete and not report.skipped and report.counts["steps"] == 10
+    assert sorted(p.name for p in (stage / "adapter").iterdir()) == [
+        "README.md", "adapter_config.json", "adapter_model.safetensors"
+    ]
+    assert {"adapter", "tokenizer", "base_model", "checkpoints", "tb", "trainer_log.jsonl", "loss.png",
+            "train_summary.json", "manifest.json"} <= {p.name for p in stage.iterdir()}
+    manifest = read_manifest(stage)
+    listed = {entry.path for entry in manifest.outputs}
+    assert "train/adapter/adapter_model.safetensors" in listed and "train/train_summary.json" in listed
+    from fine_tuning.chat_templates import has_generation_markers
+
+    assert has_generation_markers((stage / "tokenizer" / "chat_template.jinja").read_text(encoding="utf-8"))
+
+
+@pytest.mark.slow
+def test_summary_logs_and_plot(trained):
+    _, _, stage = trained
+    summary = json.loads((stage / "train_summary.json").read_text(encoding="utf-8"))
+    assert summary["method"] == "lora" and summary["dtype"] == "fp32" and summary["device"] == "cpu"
+    assert summary["global_step"] == 10 and summary["model_class"] == "PhiForCausalLM"
+    assert set(summary["preflight"]["checks"]) == {"generation_markers", "assistant_mask", "end_of_turn", "max_length", "pad_token"}
+    assert summary["tokens"]["real_token_share"] == 1.0  # bfd packing, padding-free
+    assert 0.2 < summary["tokens"]["trained_token_share"] < 0.9
+    assert summary["timing"]["median_step_seconds"] > 0 and summary["best_checkpoint"] in ("checkpoint-5", "checkpoint-10")
+    log = [json.loads(line) for line in (stage / "trainer_log.jsonl").read_text(encoding="utf-8").splitlines()]
+    train_steps = [row["step"] for row in log if "loss" in row]
+    assert train_steps == list(range(1, 11))
+    assert [row["step"] for row in log if "eval_loss" in row] == [5, 10]
+    first, last = log[0]["loss"], [row["loss"] for row in log if "loss" in row][-1]
+    assert last < first  # it learned something
+    assert (stage / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert any(p.name.startswith("events.out.tfevents") for p in (stage / "tb").rglob("*"))
+
+
+@pytest.mark.slow
+def test_trained_run_reloads_for_inference_and_differs_from_the_base(trained):
+    import torch
+    from safetensors.torch import load_file
+    from transformers import AutoModelForCausalLM
+
+    from fine_tuning.loading import load_trained
+
+    _, _, stage = trained
+    adapter = load_file(str(stage / "adapter" / "adapter_model.safetensors"))
+    lora_b = [t for name, t in adapter.items() if "lora_B" in name]
+    assert lora_b and all(t.abs().sum() > 0 for t in lora_b)  # PEFT starts every B at zero
+
+    model, tokenizer = load_trained(stage)
+    assert type(model.get_base_model()).__name__ == "PhiForCausalLM" and not model.training
+    base = AutoModelForCausalLM.from_pretrained(stage / "base_model").eval()
+    prompt = tokenizer.apply_chat_template(
+        example(3)["messages"][:2], add_generation_prompt=True, return_tensors="pt", return_dict=True
+    )
+    with torch.no_grad():
+        assert not torch.allclose(model(**prompt).logits, base(**prompt).logits)
+        out = model.generate(**prompt, max_new_tokens=8, do_sample=False)
+    assert out.shape[1] > prompt["input_ids"].shape[1]
+
+
+@pytest.mark.slow
+def test_unchanged_rerun_is_skipped(trained):
+    cfg, _, _ = trained
+    assert run_stage(cfg, "train").skipped
+
+
+@pytest.mark.slow
+def test_multimodal_gemma_without_val_split_trains_and_reloads_on_its_class(runs_dir):
+    from fine_tuning.loading import load_trained
+
+    write_build(runs_dir, "mm", n_train=16, n_val=0)
+    cfg = config(runs_dir, "mm", "train.base_model=tiny-random-gemma3-mm", "train.max_steps=3", "train.report_to=[]")
+    report = run_stage(cfg, "train")
+    stage = runs_dir / "mm" / "train"
+    summary = json.loads((stage / "train_summary.json").read_text(encoding="utf-8"))
+    assert report.counts == {"train_examples": 16, "val_examples": 0, "steps": 3}
+    assert summary["model_class"] == "Gemma3ForConditionalGeneration" and summary["eval_loss"] is None
+    targets = json.loads((stage / "adapter" / "adapter_config.json").read_text())["target_modules"]
+    assert "language_model" in str(targets)
+    model, _ = load_trained(stage)
+    assert type(model.get_base_model()).__name__ == "Gemma3ForConditionalGeneration"
+
+
+@pytest.mark.slow
+def test_rising_eval_loss_stops_early_and_keeps_the_best_adapter(runs_dir):
+    from safetensors.torch import load_file
+
+    write_build(runs_dir, "diverge", n_train=32, n_val=8)
+    # a learning rate this high makes the eval loss rise after the first evaluation
+    cfg = config(runs_dir, "diverge", "train.learning_rate=0.5", "train.max_steps=30", "train.eval_steps=2",
+                 "train.save_steps=2", "train.early_stopping_patience=1", "train.save_total_limit=1", "train.report_to=[]")
+    run_stage(cfg, "train")
+    stage = runs_dir / "diverge" / "train"
+    summary = json.loads((stage / "train_summary.json").read_text(encoding="utf-8"))
+    assert summary["stopped_early"] and summary["global_step"] < 30
+    assert summary["best_eval_loss"] < summary["eval_loss"]
+    best = stage / "checkpoints" / summary["best_checkpoint"]
+    final = load_file(str(stage / "adapter" / "adapter_model.safetensors"))
+    kept = load_file(str(best / "adapter_model.safetensors"))
+    assert all(final[k].equal(kept[k]) for k in final)  # the saved adapter is the best one, not the last
+
+
+@pytest.mark.slow
+def test_base_without_chat_template_trains_in_phi2_instruct_output_format(runs_dir, tmp_path_factory):
+    """Phi-2 ships no chat template: a local Phi checkpoint without one gets the Instruct/Output format, eos as the
+    trained end of turn, and inference loads it from its own path (no base_model/ copy)."""
+    from fine_tuning.loading import load_trained
+    from fine_tuning.tiny import build_tiny_model
+
+    base = build_tiny_model("tiny-random-phi", tmp_path_factory.mktemp("phi_like") / "base",
+                            [m["content"] for i in range(8) for m in example(i)["messages"]], seed=5)
+    (base / "chat_template.jinja").unlink()
+    write_build(runs_dir, "phi2", n_train=16, n_val=4)
+    run_stage(config(runs_dir, "phi2", f"train.base_model={base}", "train.max_steps=3", "train.report_to=[]"), "train")
+    stage = runs_dir / "phi2" / "train"
+    summary = json.loads((stage / "train_summary.json").read_text(encoding="utf-8"))
+    assert summary["chat_template"] == "slm:phi2" and summary["end_of_turn_token"] == "<eos>"
+    assert summary["base_model_dir"] is None and not (stage / "base_model").exists()
+    assert "Instruct: " in (stage / "tokenizer" / "chat_template.jinja").read_text(encoding="utf-8")
+    model, tokenizer = load_trained(stage)
+    prompt = tokenizer.apply_chat_template(example(1)["messages"][:2], add_generation_prompt=True, tokenize=False)
+    assert prompt.startswith("Instruct: ") and prompt.endswith("\nOutput:")
+
+
+@pytest.mark.slow
+def test_preflight_failure_stops_the_stage_before_training(runs_dir):
+    write_build(runs_dir, "short", n_train=8, n_val=0)
+    cfg = config(runs_dir, "short", "train.max_length=24", "train.max_steps=3", "train.report_to=[]")
+    with pytest.raises(SlmError, match=r"sft-0000: its prompt is \d+ tokens, so train\.max_length=24") as failure:
+        run_stage(cfg, "train")
+    assert "\n" not in str(failure.value) and "raise train.max_length" in str(failure.value)
+    stage = runs_dir / "short" / "train"
+    assert read_manifest(stage) is None and not (stage / "adapter").exists()
+    assert not list((stage / "checkpoints").glob("checkpoint-*"))
+
+
+# ------------------------------------------------------------------------------------------------------ resume
+KILL_SCRIPT = """
+import sys, time
+from transformers import TrainerCallback
+import fine_tuning.train as train
+from slm_forest.config import load_config
+from slm_forest.pipeline import run_stage
+
+class SlowSteps(TrainerCallback):  # leaves time to kill the run between two checkpoints
+    def on_step_end(self, args, state, control, **kwargs):
+        time.sleep(0.4)
+
+build_trainer = train.make_trainer
+def slow_trainer(*args, **kwargs):
+    trainer = build_trainer(*args, **kwargs)
+    trainer.add_callback(SlowSteps())
+    return trainer
+
+train.make_trainer = slow_trainer
+run_stage(load_config(None, sys.argv[1:]), "train")
+"""
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_with_optimizer_state_to_the_same_final_step(runs_dir, tmp_path):
+    import torch
+
+    write_build(runs_dir, "resume", n_train=32, n_val=8)
+    args = [f"runs_dir={runs_dir}", "run_name=resume", "train.max_length=128", "train.learning_rate=0.005",
+            "train.logging_steps=1", "train.max_steps=12", "train.save_steps=4", "train.eval_steps=4",
+            "train.report_to=[]", "train.early_stopping_patience=null"]
+    script = tmp_path / "kill_me.py"
+    script.write_text(KILL_SCRIPT, encoding="utf-8")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
+    checkpoints = runs_dir / "resume" / "train" / "checkpoints"
+    proc = subprocess.Popen([sys.executable, str(script), *args], env=env, cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.time() + 120
+        while not (checkpoints / "checkpoint-4" / "trainer_state.json").exists():
+            if proc.poll() is not None:
+                pytest.fail(f"training subprocess exited early: {proc.stderr.read().decode()[-2000:]}")
+            if time.time() > deadline:
+                pytest.fail("no checkpoint-4 within 120 s")
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == -signal.SIGKILL
+    assert not (checkpoints / "checkpoint-12").exists()
+    assert read_manifest(runs_dir / "resume" / "train") is None  # a killed stage never claims to be done
+
+    from typer.testing import CliRunner
+
+    from slm_forest.cli import app
+
+    result = CliRunner().invoke(app, ["train", str(write_config(tmp_path, args)), "--resume"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((runs_dir / "resume" / "train" / "train_summary.json").read_text(encoding="utf-8"))
+    assert summary["global_step"] == 12
+    assert summary["resumed_from"] in ("checkpoint-4", "checkpoint-8")
+    # AdamW's per-parameter step counter: 12 only if the optimizer state came back from the checkpoint
+    optimizer = torch.load(checkpoints / "checkpoint-12" / "optimizer.pt", weights_only=False)
+    assert {int(state["step"]) for state in optimizer["state"].values()} == {12}
+    log = [json.loads(line) for line in (runs_dir / "resume" / "train" / "trainer_log.jsonl").read_text().splitlines()]
+    assert [row["step"] for row in log if "loss" in row] == list(range(1, 13))  # whole history, no duplicates
+
+    # and it ends where an uninterrupted run with the same config ends
+    from safetensors.torch import load_file
+
+    write_build(runs_dir, "straight", n_train=32, n_val=8)
+    straight = [a.replace("run_name=resume", "run_name=straight") for a in args]
+    run_stage(load_config(None, straight), "train")
+    resumed = load_file(str(runs_dir / "resume" / "train" / "adapter" / "adapter_model.safetensors"))
+    uninterrupted = load_file(str(runs_dir / "straight" / "train" / "adapter" / "adapter_model.safetensors"))
+    assert resumed.keys() == uninterrupted.keys()
+    assert all(torch.allclose(resumed[k], uninterrupted[k], atol=1e-5) for k in resumed)
+
+
+def write_config(directory: Path, overrides: list[str]) -> Path:
+    """The overrides as a YAML config file, for the CLI."""
+    import yaml
+
+    data: dict = {}
+    for item in overrides:
+        key, value = item.split("=", 1)
+        target = data
+        *parents, last = key.split(".")
+        for part in parents:
+            target = target.setdefault(part, {})
+        target[last] = yaml.safe_load(value)
+    path = directory / "run.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+def test_resume_rules_without_training(tmp_path):
+    from fine_tuning.train import RESUME_KEY_FILE, last_complete_checkpoint, resolve_resume
+
+    out = tmp_path / "checkpoints"
+    with pytest.raises(SlmError, match="--resume: no complete checkpoint"):
+        resolve_resume(out, "key-a", requested=True)
+    assert resolve_resume(out, "key-a", requested=False) is None  # fresh start records the key
+    assert json.loads((out / RESUME_KEY_FILE).read_text())["key"] == "key-a"
+
+    for step, complete in ((2, True), (4, True), (6, False)):  # checkpoint-6 was being written when the pod died
+        folder = out / f"checkpoint-{step}"
+        folder.mkdir()
+        for name in ("adapter_config.json", "adapter_model.safetensors"):
+            (folder / name).write_text("{}")
+        if complete:
+            (folder / "trainer_state.json").write_text("{}")
+    assert last_complete_checkpoint(out) == out / "checkpoint-4"
+    assert resolve_resume(out, "key-a", requested=False) == out / "checkpoint-4"  # automatic
+    assert resolve_resume(out, "key-a", requested=True) == out / "checkpoint-4"
+    with pytest.raises(SlmError, match="another train config"):
+        resolve_resume(out, "key-b", requested=True)
+    assert resolve_resume(out, "key-b", requested=False) is None  # other config: start over, old checkpoints go
+    assert not list(out.glob("checkpoint-*"))
+
+
+def test_resume_key_ignores_schedule_knobs_but_not_the_model():
+    from fine_tuning.train import resume_key
+
+    base = load_config(None).train
+    same = load_config(None, ["train.max_steps=500", "train.save_steps=100", "train.eval_steps=50"]).train
+    other = load_config(None, ["train.learning_rate=1e-5"]).train
+    assert resume_key(base, 42, ["h"]) == resume_key(same, 42, ["h"])
+    assert resume_key(base, 42, ["h"]) != resume_key(other, 42, ["h"])
+    assert resume_key(base, 42, ["h"]) != resume_key(base, 42, ["other data"])
+
+
+def test_config_errors_name_the_key(monkeypatch):
+    from fine_tuning.train import check_schedule, report_targets
+
+    with pytest.raises(SlmError, match=r"train\.save_steps=30 is not a multiple of train\.eval_steps=20"):
+        check_schedule(load_config(None, ["train.save_steps=30", "train.eval_steps=20"]).train, has_eval=True)
+    check_schedule(load_config(None, ["train.save_steps=30", "train.eval_steps=20"]).train, has_eval=False)
+    with pytest.raises(SlmError, match="WANDB_API_KEY"):
+        report_targets(load_config(None, ["train.report_to=[wandb]"]).train)
+    monkeypatch.setenv("WANDB_API_KEY", "test-key")
+    assert report_targets(load_config(None, ["train.report_to=[wandb, tensorboard]"]).train) == ["wandb", "tensorboard"]
+    with pytest.raises(SlmError, match="train.report_to: unknown target 'mlflow'"):
+        report_targets(load_config(None, ["train.report_to=[mlflow]"]).train)
+
+
+def test_sft_config_follows_the_train_section(tmp_path):
+    from fine_tuning.train import sft_config
+
+    cfg = load_config(None, ["train.activation_checkpointing=true", "train.warmup_ratio=0.1", "train.max_steps=40"]).train
+    args = sft_config(cfg, 7, tmp_path, "cpu", "fp32", has_eval=True, report=["tensorboard"])
+    assert args.activation_checkpointing and args.gradient_checkpointing  # TRL 1.16 name, old alias mirrors it
+    assert args.activation_checkpointing_kwargs == {"use_reentrant": False}
+    assert args.use_cpu and not args.bf16 and not args.fp16
+    assert args.packing and args.packing_strategy == "bfd" and args.assistant_only_loss
+    assert args.eval_strategy == "steps" and args.load_best_model_at_end and args.metric_for_best_model == "eval_loss"
+    assert "tensorboard" not in args.report_to  # it gets its own callback writing to <run>/train/tb
+    assert args.seed == 7 and args.max_steps == 40 and args.warmup_steps == 0.1
+
+    # TRL's own default turns checkpointing on; the config's false must win
+    off = sft_config(load_config(None).train, 7, tmp_path, "cpu", "fp32", has_eval=False, report=["wandb"])
+    assert not off.activation_checkpointing and not off.gradient_checkpointing
+    assert off.eval_strategy == "no" and not off.load_best_model_at_end and "wandb" in off.report_to
