@@ -241,12 +241,17 @@ class EvaluateConfig(Section):
     batch_size: int = Field(8, ge=1)
     benchmarks: list[str] = Field(default_factory=list, description="KMMLU-format CSV files to score")
     few_shot: int = Field(0, ge=0)
+    judge: TeacherConfig | None = Field(
+        None, description="LLM judge scoring correctness, legal basis and clarity (1-5) with reasons; null = none"
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------- export
 class ExportConfig(Section):
     merge: bool = True
-    gguf: bool = False
+    gguf: bool | Literal["auto"] = Field(
+        False, description="GGUF via llama.cpp's converter: true requires it, auto converts when it is installed"
+    )
     ollama_modelfile: bool = True
     push_to_hub: str | None = None
 

@@ -54,9 +54,15 @@ STAGES: dict[str, StageSpec] = {
         ),
         StageSpec("prepare", "slm_datagen.prepare.stage:run_prepare", ("collect",), "clean, de-duplicate, chunk"),
         StageSpec("distill", "slm_datagen.distill.stage:run_distill", ("prepare",), "Q&A pairs from teacher LLMs"),
-        StageSpec("build", "slm_datagen.build.stage:run_build", ("distill", "prepare", "collect"), "check, split, write"),
+        StageSpec(
+            "build", "slm_datagen.build.stage:run_build", ("distill", "prepare", "collect"), "check, split, write",
+            signature="slm_forest.pipeline:contamination_files_signature",
+        ),
         StageSpec("train", "fine_tuning.train:run_train", ("build",), "LoRA/QLoRA fine-tuning"),
-        StageSpec("evaluate", "fine_tuning.evaluate:run_evaluate", ("build", "train"), "base vs tuned metrics"),
+        StageSpec(
+            "evaluate", "fine_tuning.evaluate:run_evaluate", ("build", "train"), "base vs tuned metrics",
+            signature="slm_forest.pipeline:benchmark_files_signature",
+        ),
         StageSpec("export", "fine_tuning.export:run_export", ("train",), "merge adapter, save model"),
     )
 }
@@ -204,6 +210,24 @@ def run_stage(
     )
     write_manifest(stage_dir, manifest)
     return StageReport(name, False, seconds, result.counts, result.complete, result.summary, manifest)
+
+
+def files_signature(paths: list[str]) -> list[list[object]]:
+    """Path, size and mtime of each named file (missing ones too), so an edited file changes the fingerprint."""
+    listing: list[list[object]] = []
+    for name in paths:
+        path = Path(name)
+        stat = path.stat() if path.exists() else None
+        listing.append([name, stat.st_size if stat else None, stat.st_mtime_ns if stat else None])
+    return listing
+
+
+def contamination_files_signature(cfg: RunConfig) -> list[list[object]]:
+    return files_signature(cfg.build.contamination_files)
+
+
+def benchmark_files_signature(cfg: RunConfig) -> list[list[object]]:
+    return files_signature(cfg.evaluate.benchmarks)
 
 
 def _is_main_process() -> bool:

@@ -1,0 +1,205 @@
+"""Multiple-choice scoring by option log-likelihood (KMMLU format): file reading, shots, the scoring math, real models."""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+import pytest
+
+from fine_tuning.mcq import (
+    MCQuestion,
+    build_prompt,
+    continuation,
+    dev_file_for,
+    option_logliks,
+    read_benchmark,
+    split_shots,
+)
+from slm_forest.errors import SlmError
+
+HEADER = "question,answer,A,B,C,D,Category,Human Accuracy\n"
+
+
+# ------------------------------------------------------------------------------------------------- file handling
+def test_read_benchmark_and_errors_name_file_and_line(tmp_path):
+    good = tmp_path / "Tax-test.csv"
+    good.write_text(HEADER + '"부가가치세, 신고 기한은?",2,10일,25일,30일,60일,Taxation,0.5\n', encoding="utf-8")
+    (question,) = read_benchmark(good)
+    assert question.question == "부가가치세, 신고 기한은?" and question.options[1] == "25일" and question.answer == 1
+
+    bad_answer = tmp_path / "bad.csv"
+    bad_answer.write_text(HEADER + "q1,1,a,b,c,d,T,0\nq2,5,a,b,c,d,T,0\n", encoding="utf-8")
+    with pytest.raises(SlmError, match=r"bad\.csv:3: answer '5' is not 1-4"):
+        read_benchmark(bad_answer)
+
+    no_column = tmp_path / "cols.csv"
+    no_column.write_text("question,answer,A,B,C\nq,1,a,b,c\n", encoding="utf-8")
+    with pytest.raises(SlmError, match=r"cols\.csv:1: missing column\(s\) D"):
+        read_benchmark(no_column)
+
+
+def test_shots_come_from_the_dev_file_beside_or_from_the_first_rows(shared_dir, tmp_path):
+    kmmlu = shared_dir / "benchmarks" / "kmmlu"
+    test_file = kmmlu / "Taxation-test.csv"
+    assert dev_file_for(test_file) == kmmlu / "Taxation-dev.csv"
+    questions = read_benchmark(test_file)
+    shots, scored, source = split_shots(test_file, questions, 2)
+    assert source == "Taxation-dev.csv" and len(shots) == 2 and scored == questions
+
+    # no Law-dev.csv beside the Law subset: shots are its first rows, and they are not scored
+    law = kmmlu / "Law-test.tax_keyword_subset.csv"
+    assert dev_file_for(law) is None
+    law_questions = read_benchmark(law)
+    shots, scored, source = split_shots(law, law_questions, 3)
+    assert shots == law_questions[:3] and scored == law_questions[3:] and source.startswith("first 3 rows")
+
+    # the dev file itself: its own first rows
+    dev = kmmlu / "Taxation-dev.csv"
+    assert dev_file_for(dev) is None
+    with pytest.raises(SlmError, match="few_shot=5"):
+        split_shots(dev, read_benchmark(dev), 5)
+
+
+def test_prompt_shows_solved_shots_then_the_question():
+    shot = MCQuestion("세금은?", ("가", "나", "다", "라"), 2, 1)
+    question = MCQuestion("기한은?", ("1일", "2일", "3일", "4일"), 0, 2)
+    assert build_prompt(question, [shot]) == "질문: 세금은?\n답: 다\n\n질문: 기한은?\n답:"
+
+
+# ------------------------------------------------------------------------------------------------ scoring math
+class CharTokenizer:
+    """One token per character (id = position in the alphabet + 1); 0 is padding."""
+
+    pad_token_id = 0
+
+    def __init__(self, alphabet: str) -> None:
+        self.ids = {c: i + 1 for i, c in enumerate(alphabet)}
+
+    def __call__(self, text: str, add_special_tokens: bool = True) -> dict:
+        return {"input_ids": [self.ids[c] for c in text]}
+
+
+class BigramStub:
+    """Stands in for a causal LM in this unit test only: the next-token logits at a position are a fixed row
+    of `table` chosen by the token at that position, so every expected log-likelihood can be computed by hand.
+    Padding, position ids and `logits_to_keep` are honoured like a transformers model does."""
+
+    def __init__(self, table):
+        self.table = table
+        self.config = SimpleNamespace(max_position_embeddings=512)
+        self.calls = []
+
+    def parameters(self):
+        yield self.table
+
+    def __call__(self, input_ids, attention_mask, position_ids, logits_to_keep, use_cache):
+        self.calls.append({"ids": input_ids, "mask": attention_mask, "positions": position_ids, "keep": logits_to_keep})
+        logits = self.table[input_ids]  # (batch, width, vocab)
+        return SimpleNamespace(logits=logits[:, -logits_to_keep:, :])
+
+
+def _expected(table, context_ids, option_ids):
+    import torch
+
+    total, previous = 0.0, context_ids[-1]
+    for token in option_ids:
+        total += float(torch.log_softmax(table[previous], -1)[token])
+        previous = token
+    return total
+
+
+def test_scorer_sums_option_token_logprobs_and_picks_the_highest():
+    import torch
+
+    alphabet = "질문:답 가나다라마?\n"
+    tokenizer = CharTokenizer(alphabet)
+    torch.manual_seed(0)
+    table = torch.randn(len(alphabet) + 1, len(alphabet) + 1)
+    # force the answer: after " " the model strongly expects "다", and after "다" another "다"
+    table[tokenizer.ids[" "], tokenizer.ids["다"]] = 12.0
+    table[tokenizer.ids["다"], tokenizer.ids["다"]] = 12.0
+    model = BigramStub(table)
+    prompt = "질문: 가나?\n답:"
+    options = ["가나다라", "나", "다다다", "마가"]  # different lengths: left padding must not shift anything
+
+    scores = option_logliks(model, tokenizer, prompt, options)
+
+    context = tokenizer(prompt)["input_ids"]
+    for option, got in zip(options, scores.loglik):
+        assert got == pytest.approx(_expected(table, context, tokenizer(continuation(option))["input_ids"]), abs=1e-5)
+    assert scores.pick == 2  # "다다다": every token forced
+    assert scores.pick == max(range(4), key=lambda i: scores.loglik[i])
+    norm = [scores.loglik[i] / len(options[i]) for i in range(4)]
+    assert scores.pick_norm == max(range(4), key=lambda i: norm[i])
+    call = model.calls[0]
+    assert call["keep"] == len(continuation("가나다라")) + 1  # only the logits that are needed
+    assert call["mask"][1].tolist()[0] == 0 and call["positions"][1].tolist()[-1] == len(context) + 1
+
+
+def test_length_normalisation_can_change_the_pick():
+    import torch
+
+    tokenizer = CharTokenizer("질문:답 가나")
+    table = torch.zeros(8, 8)
+    table[tokenizer.ids[" "], tokenizer.ids["가"]] = 3.0  # a likely first token …
+    table[tokenizer.ids["가"], tokenizer.ids["가"]] = 2.0  # … and a likely continuation
+    scores = option_logliks(BigramStub(table), tokenizer, "질문:답", ["나", "가가가가가가"])
+    assert scores.pick == 0  # one cheap token beats six
+    assert scores.pick_norm == 1  # per character the long option is far more likely
+
+
+# -------------------------------------------------------------------------------------------------- real models
+def _plain_logliks(model, tokenizer, prompt, options):
+    """Reference computation: one unpadded sequence per option, full logits, no position tricks."""
+    import torch
+
+    context = tokenizer(prompt, add_special_tokens=True)["input_ids"]
+    out = []
+    for option in options:
+        cont = tokenizer(continuation(option), add_special_tokens=False)["input_ids"]
+        ids = torch.tensor([context + cont])
+        with torch.no_grad():
+            logprobs = torch.log_softmax(model(input_ids=ids).logits.float(), -1)[0]
+        out.append(sum(float(logprobs[len(context) - 1 + j, t]) for j, t in enumerate(cont)))
+    return out
+
+
+@pytest.mark.parametrize("kind", ["tiny-random-phi", "tiny-random-gemma3"])
+def test_padded_scoring_equals_plain_forward_on_tiny_models(kind, shared_dir, tmp_path):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from fine_tuning.tiny import build_tiny_model
+
+    dev = shared_dir / "benchmarks" / "kmmlu" / "Taxation-dev.csv"
+    questions = read_benchmark(dev)
+    texts = [q.question for q in questions] + [o for q in questions for o in q.options]
+    path = build_tiny_model(kind, tmp_path / kind, texts * 4, seed=1)
+    model, tokenizer = AutoModelForCausalLM.from_pretrained(path).eval(), AutoTokenizer.from_pretrained(path)
+    question = questions[1]
+    prompt = build_prompt(question, [questions[0]])
+    scores = option_logliks(model, tokenizer, prompt, list(question.options))
+    plain = _plain_logliks(model, tokenizer, prompt, list(question.options))
+    assert list(scores.loglik) == pytest.approx(plain, abs=2e-4)
+    assert scores.pick == max(range(4), key=lambda i: plain[i])
+    assert all(math.isfinite(v) and v < 0 for v in scores.loglik)
+
+
+def test_benchmark_run_on_kmmlu_taxation_dev_for_base_and_tuned(shared_dir, tmp_path_factory):
+    from fine_tuning.evaluate import run_benchmarks
+    from fine_tuning.loading import load_trained
+    from tests.test_evaluate_tiny import tiny_run
+
+    dev = shared_dir / "benchmarks" / "kmmlu" / "Taxation-dev.csv"
+    model, tokenizer = load_trained(tiny_run(tmp_path_factory) / "train", device="cpu")
+    summaries, rows, files = run_benchmarks(model, tokenizer, [str(dev)], few_shot=1)
+    (summary,) = summaries
+    assert summary["questions"] == 4 and summary["few_shot"] == 1 and summary["shots_from"].startswith("first 1 rows")
+    assert files == [dev]
+    assert len(rows) == 4 and {r["row"] for r in rows} == {2, 3, 4, 5}
+    for which in ("base", "tuned"):
+        picks = [r[which]["pick"] for r in rows]
+        assert picks == [1 + max(range(4), key=lambda i: r[which]["loglik"][i]) for r in rows]
+        assert summary[which]["accuracy"] == pytest.approx(sum(p == r["answer"] for p, r in zip(picks, rows)) / 4)
+    # the adapter is switched off for the base: the two models score differently
+    assert [r["base"]["loglik"] for r in rows] != [r["tuned"]["loglik"] for r in rows]

@@ -1,0 +1,382 @@
+"""`slm export`: merged weights equal base + adapter, model card lineage, GGUF handling, the Ollama Modelfile.
+
+Ollama is not installed here, so the Modelfile's Go templates are checked by rendering them with `GoTemplate`, a
+small interpreter for the subset of Go's text/template they use (trim markers, range, if / else if, variables,
+eq / ne / and / or / not / len / slice), and comparing with what the Jinja chat templates render.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pytest
+
+from fine_tuning.modelfile import FAMILIES, render_modelfile, template_family
+from slm_forest.config import RunConfig
+from slm_forest.errors import SlmError
+from slm_forest.pipeline import run_stage
+from tests.test_evaluate_tiny import SYSTEM_PROMPT, copy_run, tiny_run
+
+
+def _config(run_dir, **export) -> RunConfig:
+    return RunConfig.model_validate({"run_name": run_dir.name, "runs_dir": str(run_dir.parent), "export": export})
+
+
+# ------------------------------------------------------------------------------------------------ merge & files
+@pytest.mark.slow
+def test_export_merges_and_packages_the_model(tmp_path, tmp_path_factory, monkeypatch):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from fine_tuning.loading import load_trained
+
+    for name in ("LLAMA_CPP_CONVERT", "LLAMA_CPP_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))  # no llama.cpp converter on PATH
+    run = copy_run(tiny_run(tmp_path_factory), tmp_path)
+    (run / "evaluate").mkdir()
+    (run / "evaluate" / "metrics.json").write_text(json.dumps({
+        "examples": {"generated": 6},
+        "headline": [{"metric": "test loss", "base": 6.6, "tuned": 5.9, "delta": -0.7, "higher_is_better": False}],
+    }), encoding="utf-8")
+
+    report = run_stage(_config(run), "export")
+
+    merged_dir = run / "export" / "merged"
+    files = {p.name for p in merged_dir.iterdir()}
+    assert {"model.safetensors", "config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
+            "README.md", "slm_forest.json"} <= files
+    assert not any(name.startswith("adapter") for name in files)  # a plain model, no PEFT files
+
+    # merged logits == base + adapter logits
+    merged = AutoModelForCausalLM.from_pretrained(merged_dir).eval()
+    tokenizer = AutoTokenizer.from_pretrained(merged_dir)
+    peft_model, _ = load_trained(run / "train", device="cpu")
+    text = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "종합소득세 확정신고 기한은 언제인가요?"}], tokenize=False, add_generation_prompt=True
+    )
+    ids = torch.tensor([tokenizer(text, add_special_tokens=False)["input_ids"]])
+    with torch.no_grad():
+        expected = peft_model(input_ids=ids).logits
+        got = merged(input_ids=ids).logits
+        with peft_model.disable_adapter():
+            base = peft_model(input_ids=ids).logits
+    assert torch.allclose(got, expected, atol=1e-4)
+    assert (base - expected).abs().max() > 1e-2  # the adapter matters, so the equality above means something
+    assert report.manifest.stats["merge"]["probe_max_abs_logit_diff"] < 1e-4
+
+    # the chat template and stop tokens travel with the model
+    assert tokenizer.chat_template and "<end_of_turn>" in tokenizer.chat_template
+    eos = merged.generation_config.eos_token_id
+    assert tokenizer.convert_tokens_to_ids("<end_of_turn>") in (eos if isinstance(eos, list) else [eos])
+    meta = json.loads((merged_dir / "slm_forest.json").read_text(encoding="utf-8"))
+    assert meta["system_prompt"] == SYSTEM_PROMPT and meta["stop_tokens"] == ["<end_of_turn>"]
+
+    card = (merged_dir / "README.md").read_text(encoding="utf-8")
+    assert card.startswith("---\nlanguage:")
+    assert "dataset fingerprint" in card and meta["dataset_fingerprint"] in card
+    assert "offline:offline-v1 (12)" in card and "offline@1 (12)" in card  # teachers and prompt versions
+    assert "effective dates: 2025-01-01" in card and "decision dates: 2023-05-02" in card  # corpus dates
+    assert "learning_rate: 0.01" in card  # training config
+    assert "| test loss | 6.6 | 5.9 | -0.7 |" in card  # evaluation metrics
+
+    modelfile = (run / "export" / "Modelfile").read_text(encoding="utf-8")
+    assert "FROM ./merged" in modelfile
+    assert 'PARAMETER stop "<end_of_turn>"' in modelfile
+    assert f'SYSTEM """{SYSTEM_PROMPT}"""' in modelfile
+    assert any("GGUF skipped" in note and "llama.cpp" in note for note in report.manifest.stats["notes"])
+
+
+def test_gguf_requested_without_llama_cpp_is_a_one_line_error(tmp_path, tmp_path_factory, monkeypatch):
+    for name in ("LLAMA_CPP_CONVERT", "LLAMA_CPP_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
+    run = copy_run(tiny_run(tmp_path_factory), tmp_path)
+    with pytest.raises(SlmError) as info:
+        run_stage(_config(run, gguf=True), "export")
+    assert "convert_hf_to_gguf.py was not found" in info.value.message
+    assert "git clone https://github.com/ggml-org/llama.cpp" in info.value.hint and "LLAMA_CPP_DIR" in info.value.hint
+    assert "\n" not in str(info.value)
+
+
+FAKE_CONVERTER = """
+import json, sys
+args = sys.argv[1:]
+out = args[args.index("--outfile") + 1]
+with open(out, "w") as f:
+    json.dump({"model_dir": args[0], "outtype": args[args.index("--outtype") + 1]}, f)
+"""
+
+
+@pytest.mark.slow
+def test_gguf_conversion_runs_the_llama_cpp_converter(tmp_path, tmp_path_factory, monkeypatch):
+    """llama.cpp is not installed here: a stand-in script with the converter's command line checks the call."""
+    script = tmp_path / "convert_hf_to_gguf.py"
+    script.write_text(FAKE_CONVERTER, encoding="utf-8")
+    monkeypatch.setenv("LLAMA_CPP_CONVERT", str(script))
+    run = copy_run(tiny_run(tmp_path_factory), tmp_path)
+    report = run_stage(_config(run, gguf=True), "export")
+    gguf = run / "export" / "model-f16.gguf"
+    written = json.loads(gguf.read_text(encoding="utf-8"))
+    assert written == {"model_dir": str(run / "export" / "merged"), "outtype": "f16"}  # fp32 tiny model -> f16
+    assert report.manifest.stats["gguf"]["file"] == "model-f16.gguf"
+    assert "FROM ./model-f16.gguf" in (run / "export" / "Modelfile").read_text(encoding="utf-8")
+
+    script.write_text("import sys; print('boom: unsupported architecture', file=sys.stderr); sys.exit(3)", encoding="utf-8")
+    with pytest.raises(SlmError, match="GGUF conversion failed \\(exit 3\\): boom: unsupported architecture"):
+        run_stage(_config(run, gguf=True), "export", force=True)
+
+
+def test_push_to_hub_needs_hf_token(tmp_path):
+    from fine_tuning.export import push_to_hub
+
+    with pytest.raises(SlmError, match="HF_TOKEN"):
+        push_to_hub(tmp_path, "someone/slm-tax")
+
+
+# --------------------------------------------------------------------------------------------------- Modelfile
+def test_modelfile_family_and_stop_tokens():
+    from fine_tuning.chat_templates import GEMMA_TRAINING_TEMPLATE, PHI2_TRAINING_TEMPLATE
+
+    gemma = template_family(GEMMA_TRAINING_TEMPLATE)
+    assert gemma is FAMILIES["gemma"] and gemma.stop == ("<end_of_turn>",)
+    phi2 = template_family(PHI2_TRAINING_TEMPLATE)
+    assert phi2 is FAMILIES["phi2"] and "<|endoftext|>" in phi2.stop
+    assert template_family("{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}").name == "chatml"
+    assert template_family("{{ messages }}") is None and template_family(None) is None
+
+    text = render_modelfile("./model.gguf", gemma, 'say "hi"')
+    assert text.count('PARAMETER stop "<end_of_turn>"') == 1
+    assert "FROM ./model.gguf" in text and 'SYSTEM """say "hi""""' in text
+    assert re.search(r'TEMPLATE """.*<start_of_turn>model.*"""', text, re.S)
+
+
+class GoTemplate:
+    """A subset of Go's text/template, enough for Ollama chat templates (see the module docstring)."""
+
+    TOKEN = re.compile(r'\s*(\(|\)|"(?:[^"\\]|\\.)*"|:=|=|,|\$[A-Za-z_0-9]*(?:\.[A-Za-z_]+)*|\.[A-Za-z_]+(?:\.[A-Za-z_]+)*|\.|[A-Za-z_][A-Za-z_0-9]*|\d+)')
+
+    def __init__(self, source: str) -> None:
+        self.nodes = self._parse(self._lex(source))
+
+    @staticmethod
+    def _lex(source: str) -> list[tuple[str, str]]:
+        items: list[tuple[str, str]] = []
+        pos = 0
+        trim_next = False
+        while pos < len(source):
+            start = source.find("{{", pos)
+            text = source[pos:] if start < 0 else source[pos:start]
+            if trim_next:
+                text = text.lstrip(" \t\r\n")
+            if start < 0:
+                items.append(("text", text))
+                break
+            end = source.index("}}", start)
+            action = source[start + 2 : end]
+            if action.startswith("- "):
+                text = text.rstrip(" \t\r\n")
+                action = action[2:]
+            trim_next = action.endswith(" -")
+            if trim_next:
+                action = action[:-2]
+            items.append(("text", text))
+            items.append(("action", action.strip()))
+            pos = end + 2
+        return [item for item in items if item != ("text", "")]
+
+    def _parse(self, items: list[tuple[str, str]]) -> list[Any]:
+        stack: list[list[Any]] = [[]]
+        blocks: list[Any] = []
+        for kind, value in items:
+            if kind == "text":
+                stack[-1].append(("text", value))
+            elif value.startswith("range "):
+                node = {"type": "range", "head": value[6:], "body": []}
+                stack[-1].append(node)
+                blocks.append(node)
+                stack.append(node["body"])
+            elif value.startswith("if "):
+                node = {"type": "if", "branches": [[value[3:], []]]}
+                stack[-1].append(node)
+                blocks.append(node)
+                stack.append(node["branches"][0][1])
+            elif value.startswith("else"):
+                stack.pop()
+                cond = value[8:] if value.startswith("else if ") else "true"
+                blocks[-1]["branches"].append([cond, []])
+                stack.append(blocks[-1]["branches"][-1][1])
+            elif value == "end":
+                stack.pop()
+                blocks.pop()
+            else:
+                stack[-1].append(("action", value))
+        assert len(stack) == 1 and not blocks, "unbalanced template"
+        return stack[0]
+
+    def render(self, data: dict[str, Any]) -> str:
+        out: list[str] = []
+        self._run(self.nodes, data, data, [{}], out)
+        return "".join(out)
+
+    def _run(self, nodes: list[Any], dot: Any, root: Any, scopes: list[dict[str, Any]], out: list[str]) -> None:
+        for node in nodes:
+            if isinstance(node, tuple) and node[0] == "text":
+                out.append(node[1])
+            elif isinstance(node, tuple):
+                tokens = self.TOKEN.findall(node[1])
+                if len(tokens) > 1 and tokens[1] in (":=", "="):
+                    value = self._expr(tokens[2:], dot, root, scopes)
+                    if tokens[1] == ":=":
+                        scopes[-1][tokens[0]] = value
+                    else:
+                        next(s for s in reversed(scopes) if tokens[0] in s)[tokens[0]] = value
+                else:
+                    value = self._expr(tokens, dot, root, scopes)
+                    out.append(str(value).lower() if isinstance(value, bool) else str(value))
+            elif node["type"] == "range":
+                tokens = self.TOKEN.findall(node["head"])
+                names: list[str] = []
+                if ":=" in tokens:
+                    names = [t for t in tokens[: tokens.index(":=")] if t != ","]
+                    tokens = tokens[tokens.index(":=") + 1 :]
+                for index, item in enumerate(self._expr(tokens, dot, root, scopes)):
+                    scope = dict(zip(names, [index, item])) if len(names) == 2 else dict(zip(names, [item]))
+                    self._run(node["body"], item, root, [*scopes, scope], out)
+            else:
+                for cond, body in node["branches"]:
+                    if self._truth(self._expr(self.TOKEN.findall(cond), dot, root, scopes)):
+                        self._run(body, dot, root, [*scopes, {}], out)
+                        break
+
+    @staticmethod
+    def _truth(value: Any) -> bool:
+        return bool(value)
+
+    def _expr(self, tokens: list[str], dot: Any, root: Any, scopes: list[dict[str, Any]]) -> Any:
+        args, rest = self._terms(tokens, dot, root, scopes)
+        assert not rest, rest
+        return args[0] if len(args) == 1 and not callable(args[0]) else self._call(args)
+
+    def _terms(self, tokens: list[str], dot: Any, root: Any, scopes: list[dict[str, Any]]) -> tuple[list[Any], list[str]]:
+        values: list[Any] = []
+        while tokens and tokens[0] != ")":
+            token, tokens = tokens[0], tokens[1:]
+            if token == "(":
+                inner, tokens = self._terms(tokens, dot, root, scopes)
+                assert tokens[0] == ")"
+                tokens = tokens[1:]
+                values.append(inner[0] if len(inner) == 1 and not callable(inner[0]) else self._call(inner))
+            elif token.startswith('"'):
+                values.append(json.loads(token))
+            elif token.startswith("$"):
+                name, _, fields = token.partition(".")
+                value = root if name == "$" else next(s[name] for s in reversed(scopes) if name in s)
+                for field in filter(None, fields.split(".")):
+                    value = value[field]
+                values.append(value)
+            elif token == ".":
+                values.append(dot)
+            elif token.startswith("."):
+                value = dot
+                for field in token[1:].split("."):
+                    value = value[field]
+                values.append(value)
+            elif token in ("true", "false"):
+                values.append(token == "true")
+            elif token.isdigit():
+                values.append(int(token))
+            else:
+                values.append(self.FUNCTIONS[token])
+        return values, tokens
+
+    FUNCTIONS = {
+        "eq": lambda a, b: a == b,
+        "ne": lambda a, b: a != b,
+        "not": lambda a: not a,
+        "len": len,
+        "slice": lambda x, i: x[i:],
+        "and": lambda *xs: next((x for x in xs if not x), xs[-1]),
+        "or": lambda *xs: next((x for x in xs if x), xs[-1]),
+    }
+
+    @staticmethod
+    def _call(values: list[Any]) -> Any:
+        function, *args = values
+        return function(*args)
+
+
+CONVERSATIONS = [
+    [{"role": "user", "content": "부가가치세 신고는 언제 하나요?"}],
+    [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": "경정청구 기한은?"}],
+    [
+        {"role": "system", "content": SYSTEM_PROMPT},
+        {"role": "user", "content": "수정신고는 언제 하나요?"},
+        {"role": "assistant", "content": "결정 통지 전까지 할 수 있습니다."},
+        {"role": "user", "content": "근거 조문은요?"},
+    ],
+    [
+        {"role": "user", "content": "첫 질문"},
+        {"role": "assistant", "content": "첫 답"},
+        {"role": "user", "content": "둘째 질문"},
+    ],
+]
+
+
+@pytest.mark.parametrize("family", ["gemma", "phi2", "chatml"])
+def test_go_templates_render_like_the_jinja_chat_templates(family):
+    from transformers.utils.chat_template_utils import render_jinja_template
+
+    from fine_tuning.chat_templates import GEMMA_TRAINING_TEMPLATE, PHI2_TRAINING_TEMPLATE
+
+    chatml = (
+        "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+        "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+    )
+    jinja = {"gemma": GEMMA_TRAINING_TEMPLATE, "phi2": PHI2_TRAINING_TEMPLATE, "chatml": chatml}[family]
+    go = GoTemplate(FAMILIES[family].go_template)
+    for messages in CONVERSATIONS:
+        (expected,), _ = render_jinja_template(
+            conversations=[messages], chat_template=jinja, add_generation_prompt=True, bos_token="", eos_token="<|endoftext|>"
+        )
+        ollama_messages = [{"Role": m["role"], "Content": m["content"]} for m in messages]
+        assert go.render({"Messages": ollama_messages}) == expected, messages
+
+
+def test_go_template_interpreter_follows_go_trim_rules():
+    assert GoTemplate("a  {{- 1 -}}  b").render({}) == "a1b"
+    assert GoTemplate('{{ $x := "p" }}{{ range .L }}{{ $x = . }}{{ end }}{{ $x }}').render({"L": ["q", "r"]}) == "r"
+    assert GoTemplate('{{ if and 1 (eq .A "z") }}yes{{ else if .B }}b{{ else }}no{{ end }}').render({"A": "y", "B": 0}) == "no"
+
+
+def test_modelfile_export_needs_merge(tmp_path, tmp_path_factory):
+    run = copy_run(tiny_run(tmp_path_factory), tmp_path)
+    with pytest.raises(SlmError, match="export.merge is false"):
+        run_stage(_config(run, merge=False), "export")
+    assert run_stage(_config(run, merge=False, ollama_modelfile=False), "export").counts == {}
+
+
+@pytest.mark.slow
+def test_multimodal_gemma3_merges_and_reloads_as_the_class_it_was_trained_as(tmp_path, tmp_path_factory):
+    """Gemma 3 4B/12B layout (vision tower + language model): the merge keeps the class and the vision weights."""
+    import torch
+    from safetensors.torch import load_file
+    from transformers import AutoModelForCausalLM
+
+    from fine_tuning.loading import load_trained
+
+    run = copy_run(tiny_run(tmp_path_factory, "tiny-random-gemma3-mm"), tmp_path)
+    run_stage(_config(run), "export")
+    merged = AutoModelForCausalLM.from_pretrained(run / "export" / "merged").eval()
+    assert type(merged).__name__ == "Gemma3ForConditionalGeneration"
+    peft_model, tokenizer = load_trained(run / "train", device="cpu")
+    ids = torch.tensor([tokenizer("<bos><start_of_turn>user\n부가가치세 신고<end_of_turn>\n", add_special_tokens=False)["input_ids"]])
+    with torch.no_grad():
+        assert torch.allclose(merged(input_ids=ids).logits, peft_model(input_ids=ids).logits, atol=1e-4)
+    merged_weights = load_file(run / "export" / "merged" / "model.safetensors")
+    base_weights = load_file(run / "train" / "base_model" / "model.safetensors")
+    vision = [k for k in base_weights if "vision_tower" in k]
+    assert vision and all(torch.equal(merged_weights[k], base_weights[k]) for k in vision)
+    assert 'PARAMETER stop "<end_of_turn>"' in (run / "export" / "Modelfile").read_text(encoding="utf-8")
