@@ -1,0 +1,68 @@
+"""The README's main command, end to end: `slm run configs/smoke.yaml` on CPU, then a rerun that skips every
+stage, then `--force` on one stage. Runs as a subprocess of the real console entry point, like a user would."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from slm_forest.pipeline import STAGE_ORDER
+
+SMOKE = Path(__file__).resolve().parent.parent / "configs" / "smoke.yaml"
+
+
+def _slm(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "slm_forest.cli", *args], capture_output=True, text=True, env=env, timeout=900
+    )
+
+
+def _manifest(stage: str) -> dict:
+    return json.loads((Path("runs/smoke") / stage / "manifest.json").read_text(encoding="utf-8"))
+
+
+@pytest.mark.slow
+def test_smoke_run_then_skip_then_force():
+    first = _slm("run", str(SMOKE))
+    assert first.returncode == 0, first.stderr[-3000:]
+    for stage in STAGE_ORDER:
+        manifest = _manifest(stage)
+        assert manifest["complete"] and manifest["outputs"], stage
+    # What a user gets: documents, pairs, splits without leakage, an adapter, metrics, a merged model.
+    assert _manifest("collect")["counts"]["statute_article"] >= 20
+    assert _manifest("collect")["counts"]["interpretation"] == 96
+    assert _manifest("distill")["counts"]["pairs"] > 200
+    build = _manifest("build")["counts"]
+    assert build["train"] > 0 and build["val"] > 0 and build["test"] > 0
+    docs = {split: {json.loads(line)["meta"]["doc_id"] for line in open(f"runs/smoke/build/{split}.jsonl")}
+            for split in ("train", "val", "test")}
+    assert not (docs["train"] & docs["val"]) and not (docs["train"] & docs["test"]) and not (docs["val"] & docs["test"])
+    assert sorted(p.name for p in Path("runs/smoke/train/adapter").iterdir()) == [
+        "README.md", "adapter_config.json", "adapter_model.safetensors"]
+    metrics = json.loads(Path("runs/smoke/evaluate/metrics.json").read_text(encoding="utf-8"))
+    assert metrics["loss"]["test"]["tuned"]["all"]["loss"] < metrics["loss"]["test"]["base"]["all"]["loss"]
+    assert (Path("runs/smoke/export/merged") / "model.safetensors").exists()
+    assert "run 'smoke'" in first.stderr  # the summary table
+
+    started = time.time()
+    second = _slm("run", str(SMOKE))
+    rerun_seconds = time.time() - started
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert second.stderr.count("skipped (finished earlier") == len(STAGE_ORDER)
+    print(f"rerun skipped every stage in {rerun_seconds:.1f}s")  # the target (< 15 s) is checked by a person, not here
+
+    before = {stage: _manifest(stage)["finished_at"] for stage in STAGE_ORDER}
+    forced = _slm("build", str(SMOKE), "--force")
+    assert forced.returncode == 0, forced.stderr[-3000:]
+    assert "build: done" in forced.stderr
+    assert _manifest("build")["finished_at"] >= before["build"]
+    # Same inputs and config give the same outputs, so downstream stages stay valid and are skipped.
+    third = _slm("run", str(SMOKE), "--from", "train")
+    assert third.returncode == 0 and third.stderr.count("skipped (finished earlier") == 3
