@@ -118,6 +118,23 @@ def plan_for_config(
     )
 
 
+def memory_verdict(cfg: RunConfig, gpu_name: str, total_gb: float) -> str:
+    """The decision `slm train` makes on the GPU it finds: a note when the estimate fits, an SlmError when not."""
+    from fine_tuning.plan import estimate_memory, suggest_changes
+
+    spec = _model_spec(cfg, None)
+    kwargs = _memory_kwargs(cfg)
+    estimate = estimate_memory(spec, **kwargs)
+    if estimate.peak_gb > total_gb:
+        fixes = suggest_changes(spec, target_gb=total_gb, **kwargs)
+        hint = "; ".join(s.description for s in fixes if s.fits)[:300] or "use a larger GPU"
+        raise SlmError(
+            f"the plan says this run needs ~{estimate.peak_gb:.1f} GiB but {gpu_name} has {total_gb:.1f} GiB",
+            f"{hint} (see `slm plan {cfg.source_path or 'CONFIG'}`; plan.check_before_training: false overrides)",
+        )
+    return f"memory plan: ~{estimate.peak_gb:.1f} of {total_gb:.1f} GiB on {gpu_name}"
+
+
 def check_memory_before_training(cfg: RunConfig) -> str | None:
     """Refuse, before any weights are downloaded, a run whose estimate does not fit the GPU present.
 
@@ -127,20 +144,8 @@ def check_memory_before_training(cfg: RunConfig) -> str | None:
 
     if not cfg.plan.check_before_training or not torch.cuda.is_available():
         return None
-    from fine_tuning.plan import estimate_memory, suggest_changes
-
     props = torch.cuda.get_device_properties(0)
-    total_gb = props.total_memory / 2**30
-    spec = _model_spec(cfg, None)
-    estimate = estimate_memory(spec, **_memory_kwargs(cfg))
-    if estimate.peak_gb > total_gb:
-        fixes = suggest_changes(spec, target_gb=total_gb, **_memory_kwargs(cfg))
-        hint = "; ".join(s.description for s in fixes if s.fits)[:300] or "use a larger GPU"
-        raise SlmError(
-            f"the plan says this run needs ~{estimate.peak_gb:.1f} GiB but {props.name} has {total_gb:.1f} GiB",
-            f"{hint} (see `slm plan {cfg.source_path or 'CONFIG'}`; plan.check_before_training: false overrides)",
-        )
-    return f"memory plan: ~{estimate.peak_gb:.1f} of {total_gb:.1f} GiB on {props.name}"
+    return memory_verdict(cfg, props.name, props.total_memory / 2**30)
 
 
 def plan(

@@ -69,3 +69,20 @@ def test_missing_dataset_names_the_command(tmp_path):
     result = runner.invoke(app, ["plan", str(cfg)])
     assert result.exit_code != 0
     assert "--to build" in str(result.exception)
+
+
+def test_train_refuses_a_run_that_does_not_fit_the_gpu_it_finds():
+    """The decision `slm train` makes on a GPU, tested on CPU with the GPU's name and memory given."""
+    import pytest
+
+    from fine_tuning.plan_cli import memory_verdict
+    from slm_forest.config import load_config
+    from slm_forest.errors import SlmError
+
+    seed_setup = load_config(None, ["train.base_model=gemma-3-12b-it", "train.micro_batch_size=1"])
+    with pytest.raises(SlmError) as info:
+        memory_verdict(seed_setup, "NVIDIA GeForce RTX 4090", 23.6)
+    assert "4-bit" in info.value.hint and "RTX 4090" in info.value.message
+    qlora = load_config(None, ["train.base_model=gemma-3-12b-it", "train.method=qlora", "train.micro_batch_size=1",
+                               "train.activation_checkpointing=true"])
+    assert "GiB on NVIDIA GeForce RTX 4090" in memory_verdict(qlora, "NVIDIA GeForce RTX 4090", 23.6)
