@@ -20,6 +20,7 @@
 from __future__ import annotations
 
 import json
+import importlib.util
 import os
 from pathlib import Path
 from typing import Any
@@ -118,13 +119,24 @@ def quantization_config(spec: Any, device: str) -> Any:
     from transformers import BitsAndBytesConfig
 
     skip = list(dict.fromkeys([*(spec.skip_quantization_modules or []), "lm_head"]))
+    extra: dict[str, Any] = {}
+    if device == "cuda":
+        # Packed 4-bit weights stored as bf16 let FSDP flatten them with the bf16 parameters (PEFT's FSDP+QLoRA
+        # recipe); without FSDP it changes nothing but the storage dtype.
+        extra["bnb_4bit_quant_storage"] = torch.bfloat16
     return BitsAndBytesConfig(
         load_in_4bit=True,
         bnb_4bit_quant_type="nf4",
         bnb_4bit_use_double_quant=True,
         bnb_4bit_compute_dtype=torch.bfloat16 if device == "cuda" else torch.float32,
         llm_int8_skip_modules=skip,
+        **extra,
     )
+
+
+def fsdp_enabled() -> bool:
+    """True under `accelerate launch` with an FSDP config (it exports ACCELERATE_USE_FSDP)."""
+    return os.environ.get("ACCELERATE_USE_FSDP", "").lower() in ("1", "true", "yes")
 
 
 def _local_device_index() -> int:
@@ -150,14 +162,27 @@ def load_model_for_training(
         )
     model_cls = model_class_for(path_or_id)
     kwargs: dict[str, Any] = {"dtype": torch_dtype(dtype)}
-    if device == "cuda":
+    sharded = fsdp_enabled()
+    if device == "cuda" and not sharded:
         # Straight onto this process's GPU (one whole model per process; DDP ranks use LOCAL_RANK): no CPU copy of
         # a 24 GB bf16 checkpoint first, and bitsandbytes quantizes while loading onto the target device.
+        # Under FSDP accelerate places the shards itself, so no device_map.
         kwargs["device_map"] = {"": _local_device_index()}
+    if device == "cuda" and importlib.util.find_spec("flash_attn") is not None:
+        # Packed, padding-free batches need a kernel that keeps the packed sequences apart (position_ids);
+        # flash-attention 2 does, and is faster. Without it transformers' default (sdpa) is used.
+        kwargs["attn_implementation"] = "flash_attention_2"
     if method == "qlora":
         kwargs["quantization_config"] = quantization_config(spec, device)
     model = load_pretrained(model_cls, path_or_id, **kwargs)
-    if method == "qlora":
+    if method == "qlora" and sharded:
+        # prepare_model_for_kbit_training upcasts every non-quantized weight to fp32, which FSDP cannot flatten with
+        # the bf16 storage above; TRL skips it for sharded QLoRA too. Checkpointing and input grads are what it
+        # would have set up.
+        if activation_checkpointing:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.enable_input_require_grads()
+    elif method == "qlora":
         from peft import prepare_model_for_kbit_training
 
         model = prepare_model_for_kbit_training(

@@ -232,6 +232,14 @@ def check_schedule(cfg: Any, has_eval: bool) -> None:
         )
 
 
+def _move_contents(source: Path, target: Path) -> None:
+    """Move the adapter files the trainer wrote (it also writes training_args.bin, which the adapter does not need)."""
+    for path in source.iterdir():
+        if path.name.startswith("adapter_") or path.name == "README.md":
+            shutil.move(str(path), target / path.name)
+    shutil.rmtree(source, ignore_errors=True)
+
+
 def sft_config(cfg: Any, seed: int, output_dir: Path, device: str, dtype: str, has_eval: bool, report: list[str]) -> Any:
     from trl import SFTConfig
 
@@ -268,6 +276,8 @@ def sft_config(cfg: Any, seed: int, output_dir: Path, device: str, dtype: str, h
         assistant_only_loss=True,
         disable_tqdm=True,  # slm_forest's progress bar instead
         dataloader_num_workers=0,
+        # Every LoRA parameter gets a gradient each step; searching for unused ones costs a pass over the graph.
+        ddp_find_unused_parameters=False,
     )
 
 
@@ -440,8 +450,17 @@ def run_train(ctx: StageContext) -> StageResult:
     state = trainer.state
     adapter_dir, tokenizer_dir = stage_dir / "adapter", stage_dir / "tokenizer"
     history = state.log_history
-    if main_process:  # one writer; the other ranks hold identical weights (DDP) and wait below
+    if getattr(trainer, "is_fsdp_enabled", False):
+        # FSDP shards the adapter across ranks: every rank takes part in gathering the full state dict, and the
+        # trainer writes it from rank 0. (Written from PEFT's FSDP guide; not run here: no GPUs.)
+        trainer.accelerator.state.fsdp_plugin.set_state_dict_type("FULL_STATE_DICT")
+        gathered = stage_dir / ".adapter.fsdp"
+        trainer.save_model(str(gathered))
+        if main_process:
+            _save_dir_atomically(stage_dir, "adapter", lambda d: _move_contents(gathered, d))
+    elif main_process:  # one writer; the other ranks hold identical weights (DDP) and wait below
         _save_dir_atomically(stage_dir, "adapter", lambda d: trainer.model.save_pretrained(str(d)))
+    if main_process:
         _save_dir_atomically(stage_dir, "tokenizer", lambda d: tokenizer.save_pretrained(str(d)))
         write_log_history(history, log_path)
         plot_loss(history, stage_dir / "loss.png", title=f"{spec.name} · {cfg.method} · {ctx.cfg.run_name}")

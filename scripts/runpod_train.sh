@@ -1,0 +1,255 @@
+#!/usr/bin/env bash
+# Train one SLM Forest config on a RunPod GPU pod, in a way that survives a pod restart.
+#
+#   bash scripts/runpod_train.sh configs/gemma-3-12b-qlora.yaml                    # check, plan, train, evaluate
+#   bash scripts/runpod_train.sh configs/phi-2-lora.yaml --set train.max_steps=30  # --set goes to every slm command
+#   bash scripts/runpod_train.sh --stop-pod configs/phi-2-lora.yaml                # stop the pod (and its billing) at the end
+#   bash scripts/runpod_train.sh --dry-run configs/phi-2-lora.yaml                 # print every command, run none
+#
+# Run it from a clone under /workspace (git clone … /workspace/slm-forest-src), inside tmux so that a dropped SSH
+# session does not matter. Training itself runs under nohup and survives the session either way.
+# After a pod restart, run the same command again: every finished stage is skipped, training resumes from the last
+# checkpoint in /workspace, and a training that is still running (the SSH session dropped) is waited for, not doubled.
+#
+# Environment (secrets are read from the environment by the tools themselves; this script never prints them):
+#   HF_TOKEN           Hugging Face token; needed for gated models (Gemma 3: accept its licence on the Hub first)
+#   OPENAI_API_KEY     the distill teacher, only if the dataset is not built yet
+#   LAWGO_OC           law.go.kr Open API, only if the config collects from it
+#   WORKSPACE          the persistent volume (default /workspace)
+#   MIN_FREE_GB        free disk required on WORKSPACE (default 60: a 12B download, checkpoints, a merged export)
+#   GPUS               number of GPUs to use (default: every GPU nvidia-smi lists; 1 in --dry-run)
+#   ACCELERATE_CONFIG  launcher config when GPUS > 1 (default fine_tuning/accelerate_configs/ddp.yaml;
+#                      fine_tuning/accelerate_configs/fsdp_qlora.yaml shards a QLoRA model across the GPUs)
+#   STOP_POD=1         same as --stop-pod (uses RUNPOD_POD_ID, which RunPod sets in every pod)
+#   SKIP_EVALUATE=1    stop after training (no `slm evaluate` on the rented GPU)
+set -euo pipefail
+
+usage() {
+  sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//' >&2
+  exit 2
+}
+
+# ---------------------------------------------------------------------------------------------------- arguments
+DRY_RUN=0
+STOP_POD="${STOP_POD:-0}"
+CONFIG=""
+SETS=()
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --dry-run) DRY_RUN=1 ;;
+    --stop-pod) STOP_POD=1 ;;
+    --set) [[ $# -ge 2 ]] || usage; SETS+=(--set "$2"); shift ;;
+    --set=*) SETS+=(--set "${1#--set=}") ;;
+    -h|--help) usage ;;
+    -*) echo "unknown option: $1" >&2; usage ;;
+    *) [[ -z "$CONFIG" ]] || usage; CONFIG="$1" ;;
+  esac
+  shift
+done
+[[ -n "$CONFIG" ]] || usage
+[[ -f "$CONFIG" ]] || { echo "error: config not found: $CONFIG" >&2; exit 2; }
+
+# Every command goes through `run`: printed first (so the log shows what happened), executed unless --dry-run.
+# `show` prints a command as it could be pasted into a shell (arguments with spaces or quotes in single quotes).
+show() {
+  local arg sep=""
+  for arg in "$@"; do
+    if [[ "$arg" =~ ^[A-Za-z0-9_./:=,+@%-]+$ ]]; then printf '%s%s' "$sep" "$arg"
+    else printf "%s'%s'" "$sep" "${arg//\'/\'\\\'\'}"
+    fi
+    sep=" "
+  done
+}
+run() {
+  printf '+ %s\n' "$(show "$@")"
+  [[ "$DRY_RUN" == 1 ]] || "$@"
+}
+step() { printf '\n== %s\n' "$*"; }
+# Environment for this script and everything it starts (also in --dry-run: setting a variable runs nothing).
+setenv() {
+  printf '+ export %s=%q\n' "$1" "$2"
+  export "$1=$2"
+}
+
+# Commands run from the repository root, so the paths below (scripts/, fine_tuning/, configs/) are the ones in the docs.
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+CONFIG="$(cd "$(dirname "$CONFIG")" && pwd)/$(basename "$CONFIG")"
+CONFIG="${CONFIG#"$REPO"/}"
+cd "$REPO"
+
+# The run's name names its directories and logs: from `--set run_name=…`, else the config's run_name, else the file name.
+RUN_NAME="$(sed -n 's/^run_name:[[:space:]]*\([A-Za-z0-9._-]*\).*/\1/p' "$CONFIG" | head -n 1)"
+for arg in "${SETS[@]+"${SETS[@]}"}"; do
+  [[ "$arg" == run_name=* ]] && RUN_NAME="${arg#run_name=}"
+done
+RUN_NAME="${RUN_NAME:-$(basename "$CONFIG" .yaml)}"
+
+# ------------------------------------------------------------------------------------- 1. the GPU is there and usable
+# Why: a pod started from the wrong template (or a CPU pod) would install, download and then fail after minutes of billing.
+# nvidia-smi lists the GPUs the container can see; each becomes one training process.
+step "1. GPU"
+if [[ "$DRY_RUN" == 1 ]]; then
+  run nvidia-smi --query-gpu=index,name,memory.total --format=csv,noheader
+  GPUS="${GPUS:-1}"
+else
+  command -v nvidia-smi >/dev/null 2>&1 || { echo "error: nvidia-smi not found: this is not a GPU pod" >&2; exit 1; }
+  run nvidia-smi --query-gpu=index,name,memory.total --format=csv,noheader
+  GPUS="${GPUS:-$(nvidia-smi -L | grep -c '^GPU')}"
+  [[ "$GPUS" -ge 1 ]] || { echo "error: nvidia-smi lists no GPU" >&2; exit 1; }
+fi
+echo "using $GPUS GPU(s)"
+
+# ------------------------------------------------------------------------------- 2. enough disk on the persistent volume
+# Why: only $WORKSPACE survives a pod restart, and the container disk is small (often 20 GB). The base model download
+# (24 GB for Gemma 3 12B in bf16), the checkpoints and a merged export all go to $WORKSPACE; running out of space
+# half-way through a checkpoint write loses hours.
+WORKSPACE="${WORKSPACE:-/workspace}"
+MIN_FREE_GB="${MIN_FREE_GB:-60}"
+step "2. disk: at least ${MIN_FREE_GB} GB free on $WORKSPACE"
+run df -h "$WORKSPACE" /
+if [[ "$DRY_RUN" == 0 ]]; then
+  [[ -d "$WORKSPACE" ]] || { echo "error: $WORKSPACE does not exist: attach a volume (or set WORKSPACE)" >&2; exit 1; }
+  free_gb="$(df -BG --output=avail "$WORKSPACE" | tail -n 1 | tr -dc '0-9')"
+  if [[ "$free_gb" -lt "$MIN_FREE_GB" ]]; then
+    echo "error: only ${free_gb} GB free on $WORKSPACE, need ${MIN_FREE_GB} GB: enlarge the volume or set MIN_FREE_GB" >&2
+    exit 1
+  fi
+fi
+
+# ------------------------------------------------------------------------ 3. every cache, artifact and log under /workspace
+# Why: after a restart everything outside $WORKSPACE is gone. With the Hugging Face cache, the venv, the run directory
+# and the checkpoints there, a restarted pod skips the download, the install and the finished stages, and resumes.
+step "3. caches, runs, checkpoints and logs under $WORKSPACE"
+ROOT="$WORKSPACE/slm-forest"
+VENV="$ROOT/venv"
+RUNS_DIR="$ROOT/runs"
+CHECKPOINTS="$ROOT/checkpoints/$RUN_NAME"
+LOGS="$ROOT/logs"
+TRAIN_LOG="$LOGS/$RUN_NAME-train.log"
+TRAIN_PID="$LOGS/$RUN_NAME-train.pid"
+setenv HF_HOME "$ROOT/hf"                  # models and datasets from the Hub (tens of GB)
+setenv PIP_CACHE_DIR "$ROOT/cache/pip"     # wheels (torch alone is GBs): not on the small container disk
+setenv HF_HUB_DISABLE_TELEMETRY 1
+setenv TOKENIZERS_PARALLELISM false
+run mkdir -p "$HF_HOME" "$PIP_CACHE_DIR" "$RUNS_DIR" "$CHECKPOINTS" "$LOGS"
+# The same two overrides go to every slm command, so every command sees the same run directory.
+SLM_SETS=(--set "runs_dir=$RUNS_DIR" --set "train.output_dir=$CHECKPOINTS" "${SETS[@]+"${SETS[@]}"}")
+SLM="$VENV/bin/slm"
+
+# ------------------------------------------------------------------------------------- 4. install, keeping CUDA torch
+# Why: RunPod's PyTorch images ship a CUDA build of torch. A venv with --system-site-packages sees it, so setup.sh
+# keeps it instead of downloading another multi-GB wheel (setup.sh installs the CUDA build from PyPI where none is
+# found, the CPU build where nvidia-smi sees no GPU). The venv lives on the volume: after a restart this is a no-op.
+step "4. install SLM Forest into $VENV"
+if [[ "$REPO" != "$WORKSPACE"/* ]]; then
+  echo "warning: $REPO is outside $WORKSPACE: after a pod restart it is gone (clone the repository under $WORKSPACE)"
+fi
+if [[ "$DRY_RUN" == 1 || ! -x "$VENV/bin/python" ]]; then
+  run python3 -m venv --system-site-packages "$VENV"
+fi
+run env VENV="$VENV" bash scripts/setup.sh
+run "$VENV/bin/python" -c 'import torch; assert torch.cuda.is_available(), "torch sees no GPU"; print("torch", torch.__version__, "CUDA", torch.version.cuda)'
+
+# ----------------------------------------------------------------------------------------- 5. Hugging Face credentials
+# Why: Gemma 3 is gated; without a valid token the download fails after the pod is up. huggingface_hub reads HF_TOKEN
+# from the environment for every download, so no token file is written to the shared volume and the token never
+# appears on a command line or in a log. `hf auth whoami` proves it works (it prints the account name only).
+step "5. Hugging Face login (HF_TOKEN from the environment)"
+if [[ -n "${HF_TOKEN:-}" ]]; then
+  run "$VENV/bin/hf" auth whoami
+elif grep -Eq '^[[:space:]]*base_model:[[:space:]]*google/' "$CONFIG"; then
+  echo "error: $CONFIG trains a gated Google model: export HF_TOKEN=… (after accepting the licence on the Hub)" >&2
+  [[ "$DRY_RUN" == 1 ]] || exit 1
+else
+  echo "HF_TOKEN is not set: fine for public models"
+fi
+
+# ---------------------------------------------------------------------------------------------- 6. the config is valid
+# Why: a typo found now costs a second; found by the trainer, it costs the model download.
+step "6. validate $CONFIG"
+run "$SLM" config validate "$CONFIG" "${SLM_SETS[@]}"
+
+# ------------------------------------------------------------------------------------------- 7. the dataset is built
+# Why: training reads build/train.jsonl and val.jsonl. Stages that already finished (here, or on a laptop whose
+# runs/$RUN_NAME/ was copied to $RUNS_DIR/) are skipped; otherwise they run now (distill needs OPENAI_API_KEY and is
+# capped by distill.max_cost_usd).
+step "7. data stages (collect → build; finished ones are skipped)"
+run "$SLM" run "$CONFIG" --to build "${SLM_SETS[@]}"
+
+# ------------------------------------------------------------------------------------------- 8. plan before spending
+# Why: `slm plan` estimates peak memory, tokens, hours and dollars on each RunPod GPU type from the config and the
+# built dataset, and what to change when a card is too small. `slm train` repeats the memory check on the GPU it
+# finds and refuses to start (before any download) when the run will not fit: an out-of-memory error costs nothing.
+step "8. plan"
+run "$SLM" plan "$CONFIG" "${SLM_SETS[@]}"
+
+# ---------------------------------------------------------------------------------- 9. train under nohup, resumable
+# Why nohup: training takes hours; it must outlive the SSH session. Its output goes to a log on the volume
+# (follow it with `tail -f`). Why --resume: after a restart the checkpoints in $CHECKPOINTS hold the optimizer,
+# scheduler and data position; `slm train` continues from the newest complete one (it would also do so without the
+# flag; the flag makes it an error if they belong to another config). A finished train stage is skipped.
+# Several GPUs: one process per GPU through `accelerate launch` (DDP by default, FSDP with ACCELERATE_CONFIG).
+step "9. train ($GPUS GPU(s)); log: $TRAIN_LOG"
+if [[ "$GPUS" -gt 1 ]]; then
+  ACCELERATE_CONFIG="${ACCELERATE_CONFIG:-fine_tuning/accelerate_configs/ddp.yaml}"
+  TRAIN_CMD=("$VENV/bin/accelerate" launch --config_file "$ACCELERATE_CONFIG" --num_processes "$GPUS" -m slm_forest.cli train)
+else
+  TRAIN_CMD=("$SLM" train)
+fi
+TRAIN_CMD+=("$CONFIG" "${SLM_SETS[@]}")
+if compgen -G "$CHECKPOINTS/checkpoint-*/trainer_state.json" >/dev/null; then
+  TRAIN_CMD+=(--resume)
+  echo "checkpoints found in $CHECKPOINTS: resuming"
+fi
+
+train_pid=""
+if [[ -f "$TRAIN_PID" ]] && kill -0 "$(cat "$TRAIN_PID")" 2>/dev/null \
+   && grep -q "slm" "/proc/$(cat "$TRAIN_PID")/cmdline" 2>/dev/null; then
+  # An earlier call's training is still running (the SSH session dropped): wait for it instead of starting another.
+  train_pid="$(cat "$TRAIN_PID")"
+  echo "training already running (pid $train_pid): waiting for it; log: $TRAIN_LOG"
+else
+  printf '+ nohup %s >> %s 2>&1 &\n' "$(show "${TRAIN_CMD[@]}")" "$(show "$TRAIN_LOG")"
+  if [[ "$DRY_RUN" == 0 ]]; then
+    nohup "${TRAIN_CMD[@]}" >> "$TRAIN_LOG" 2>&1 &
+    train_pid=$!
+    echo "$train_pid" > "$TRAIN_PID"
+  fi
+fi
+echo "follow it with: tail -f $TRAIN_LOG"
+
+# From here on a failure must not skip the pod stop below: errors are collected in `status`.
+set +e
+status=0
+if [[ -n "$train_pid" ]]; then
+  while kill -0 "$train_pid" 2>/dev/null; do sleep 30; done
+  wait "$train_pid" 2>/dev/null   # the exit code when it is our child; the manifest below decides either way
+fi
+# The train stage is done exactly when its manifest exists (written last, after the adapter).
+TRAIN_MANIFEST="$RUNS_DIR/$RUN_NAME/train/manifest.json"
+if [[ "$DRY_RUN" == 0 && ! -f "$TRAIN_MANIFEST" ]]; then
+  echo "error: training did not finish (no $TRAIN_MANIFEST); see $TRAIN_LOG, then rerun this script to resume" >&2
+  status=1
+fi
+
+# ------------------------------------------------------------------------------- 10. evaluate while the GPU is rented
+# Why: base vs tuned answers on the test split take minutes on the GPU and hours on a laptop.
+if [[ "$status" == 0 && "${SKIP_EVALUATE:-0}" != 1 ]]; then
+  step "10. evaluate; log: $LOGS/$RUN_NAME-evaluate.log"
+  printf '+ %s >> %s 2>&1\n' "$(show "$SLM" evaluate "$CONFIG" "${SLM_SETS[@]}")" "$(show "$LOGS/$RUN_NAME-evaluate.log")"
+  if [[ "$DRY_RUN" == 0 ]]; then
+    "$SLM" evaluate "$CONFIG" "${SLM_SETS[@]}" >> "$LOGS/$RUN_NAME-evaluate.log" 2>&1 || status=$?
+  fi
+fi
+echo
+echo "artifacts: $RUNS_DIR/$RUN_NAME/ (adapter: train/adapter/, metrics: evaluate/)"
+echo "merge the adapter into the base model with: $(show "$SLM" export "$CONFIG" "${SLM_SETS[@]}")"
+
+# ------------------------------------------------------------------------------------- 11. stop the pod (on request)
+# Why: an idle GPU pod bills by the hour. Stopping keeps the volume ($WORKSPACE) and releases the GPU; only when asked
+# (--stop-pod or STOP_POD=1), because stopping also ends your SSH session. It also runs when training failed.
+if [[ "$STOP_POD" == 1 ]]; then
+  step "11. stop the pod"
+  run runpodctl stop pod "${RUNPOD_POD_ID:-<RUNPOD_POD_ID>}"
+fi
+exit "$status"

@@ -1,0 +1,178 @@
+"""scripts/runpod_train.sh: the dry run prints the whole RunPod procedure in order, runs nothing, never shows a secret.
+
+The dry run must work where CI runs: no GPU, no nvidia-smi, no /workspace. shellcheck runs when it is installed
+(`apt-get install shellcheck`); the rest always runs.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SCRIPT = REPO_ROOT / "scripts" / "runpod_train.sh"
+SECRET = "hf_THISisNOTaREALtokenBUTmustNEVERshow"
+
+
+def dry_run(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    full_env = {k: v for k, v in os.environ.items() if k not in ("GPUS", "STOP_POD", "WORKSPACE", "SKIP_EVALUATE")}
+    full_env.update(env or {})
+    return subprocess.run(
+        ["bash", str(SCRIPT), "--dry-run", *args],
+        cwd=cwd or REPO_ROOT,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def commands(output: str) -> list[str]:
+    return [line[2:] for line in output.splitlines() if line.startswith("+ ")]
+
+
+def index_of(lines: list[str], pattern: str) -> int:
+    for i, line in enumerate(lines):
+        if re.search(pattern, line):
+            return i
+    raise AssertionError(f"no command matches {pattern!r} in:\n" + "\n".join(lines))
+
+
+def test_dry_run_prints_every_step_in_order(tmp_path):
+    result = dry_run("configs/gemma-3-12b-qlora.yaml", env={"HF_TOKEN": SECRET})
+    assert result.returncode == 0, result.stderr
+    cmds = commands(result.stdout)
+    order = [
+        r"^nvidia-smi ",
+        r"^df -h /workspace",
+        r"^export HF_HOME=/workspace/",
+        r"^export PIP_CACHE_DIR=/workspace/",
+        r"^python3 -m venv --system-site-packages /workspace/",
+        r"bash scripts/setup\.sh$",
+        r"/bin/hf auth whoami$",
+        r"/bin/slm config validate configs/gemma-3-12b-qlora\.yaml ",
+        r"/bin/slm run configs/gemma-3-12b-qlora\.yaml --to build ",
+        r"/bin/slm plan configs/gemma-3-12b-qlora\.yaml ",
+        r"^nohup \S+/bin/slm train configs/gemma-3-12b-qlora\.yaml ",
+        r"/bin/slm evaluate configs/gemma-3-12b-qlora\.yaml ",
+    ]
+    positions = [index_of(cmds, pattern) for pattern in order]
+    assert positions == sorted(positions), positions
+
+    train = cmds[positions[order.index(r"^nohup \S+/bin/slm train configs/gemma-3-12b-qlora\.yaml ")]]
+    # Runs, checkpoints and the log all live on the persistent volume.
+    assert "--set runs_dir=/workspace/slm-forest/runs" in train
+    assert "--set train.output_dir=/workspace/slm-forest/checkpoints/gemma-3-12b-qlora" in train
+    assert re.search(r">> /workspace/slm-forest/logs/gemma-3-12b-qlora-train\.log 2>&1 &$", train)
+    # The venv (and with it the installed project) is on the volume too.
+    assert all(c.startswith("/workspace/") or not c.startswith("/") for c in cmds if "/bin/" in c.split()[0])
+    # No checkpoint yet: a first run must not pass --resume (slm train refuses --resume without a checkpoint).
+    assert "--resume" not in train
+    # Not asked to stop the pod.
+    assert "runpodctl" not in result.stdout
+
+
+def test_rerun_after_a_restart_resumes_from_the_checkpoints_on_the_volume(tmp_path):
+    checkpoint = tmp_path / "slm-forest" / "checkpoints" / "phi-2-lora" / "checkpoint-40"
+    checkpoint.mkdir(parents=True)
+    (checkpoint / "trainer_state.json").write_text("{}", encoding="utf-8")
+    result = dry_run("configs/phi-2-lora.yaml", env={"WORKSPACE": str(tmp_path)})
+    assert result.returncode == 0, result.stderr
+    train = commands(result.stdout)[index_of(commands(result.stdout), r"^nohup .*slm train ")]
+    assert train.split(">>")[0].rstrip().endswith("--resume")
+    assert f"train.output_dir={tmp_path}/slm-forest/checkpoints/phi-2-lora" in train
+    # A dry run creates nothing, not even the directories it would create.
+    assert sorted(p.name for p in (tmp_path / "slm-forest").iterdir()) == ["checkpoints"]
+
+
+def test_hf_token_never_appears(tmp_path):
+    result = dry_run("configs/gemma-3-4b-qlora.yaml", "--stop-pod", env={"HF_TOKEN": SECRET, "GPUS": "2"})
+    assert result.returncode == 0, result.stderr
+    assert SECRET not in result.stdout and SECRET not in result.stderr
+    assert "hf auth whoami" in result.stdout  # the token is checked, through the environment only
+
+
+def test_gated_model_without_token_is_reported():
+    result = dry_run("configs/gemma-3-12b-qlora.yaml")
+    assert "export HF_TOKEN" in result.stderr and "gated" in result.stderr
+
+
+def test_stop_pod_only_when_asked():
+    plain = dry_run("configs/phi-2-lora.yaml")
+    assert plain.returncode == 0 and "runpodctl" not in plain.stdout
+    for args, env in ((("--stop-pod",), {}), ((), {"STOP_POD": "1"})):
+        asked = dry_run("configs/phi-2-lora.yaml", *args, env={**env, "RUNPOD_POD_ID": "abc123xyz"})
+        assert asked.returncode == 0, asked.stderr
+        cmds = commands(asked.stdout)
+        assert cmds[-1] == "runpodctl stop pod abc123xyz"  # the very last step, after training and evaluation
+        assert index_of(cmds, r"slm train ") < index_of(cmds, r"^runpodctl ")
+
+
+def test_several_gpus_launch_one_process_per_gpu_with_the_ddp_config():
+    result = dry_run("configs/gemma-3-12b-qlora.yaml", env={"GPUS": "4", "HF_TOKEN": SECRET})
+    assert result.returncode == 0, result.stderr
+    train = commands(result.stdout)[index_of(commands(result.stdout), r"^nohup ")]
+    assert re.search(
+        r"^nohup \S+/bin/accelerate launch --config_file fine_tuning/accelerate_configs/ddp\.yaml --num_processes 4 "
+        r"-m slm_forest\.cli train configs/gemma-3-12b-qlora\.yaml ",
+        train,
+    ), train
+    assert (REPO_ROOT / "fine_tuning" / "accelerate_configs" / "ddp.yaml").exists()
+
+    fsdp = dry_run(
+        "configs/gemma-3-12b-qlora.yaml",
+        env={"GPUS": "2", "ACCELERATE_CONFIG": "fine_tuning/accelerate_configs/fsdp_qlora.yaml", "HF_TOKEN": SECRET},
+    )
+    assert "--config_file fine_tuning/accelerate_configs/fsdp_qlora.yaml --num_processes 2" in fsdp.stdout
+
+
+def test_overrides_and_config_paths_from_another_directory(tmp_path):
+    result = dry_run(
+        str(REPO_ROOT / "configs" / "phi-2-lora.yaml"), "--set", "train.max_steps=30", "--set=train.lora.r=8",
+        "--set", "run_name=phi-quick", cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    train = commands(result.stdout)[index_of(commands(result.stdout), r"^nohup ")]
+    assert "train configs/phi-2-lora.yaml " in train  # relative to the repository root, where the script runs
+    assert "--set train.max_steps=30 --set train.lora.r=8 --set run_name=phi-quick" in train
+    assert "checkpoints/phi-quick" in train and "logs/phi-quick-train.log" in train
+
+
+def test_bad_invocations_fail_with_usage():
+    missing = dry_run("configs/nope.yaml")
+    assert missing.returncode == 2 and "config not found" in missing.stderr
+    assert dry_run().returncode == 2
+    assert dry_run("configs/phi-2-lora.yaml", "--frobnicate").returncode == 2
+
+
+def test_a_real_run_without_a_gpu_stops_at_the_first_step(tmp_path):
+    """Not a dry run: on a machine without nvidia-smi it must stop before installing or downloading anything."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("bash", "dirname", "sed", "head", "basename", "cat", "grep", "tr", "df", "tail"):
+        found = shutil.which(tool)
+        if found:
+            (bin_dir / tool).symlink_to(found)
+    result = subprocess.run(
+        ["bash", str(SCRIPT), "configs/phi-2-lora.yaml"],
+        cwd=REPO_ROOT,
+        env={"PATH": str(bin_dir), "HOME": str(tmp_path), "WORKSPACE": str(tmp_path / "ws")},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert "nvidia-smi not found" in result.stderr
+    assert not (tmp_path / "ws").exists()
+
+
+def test_shellcheck_clean():
+    if shutil.which("shellcheck") is None:
+        pytest.skip("shellcheck is not installed (apt-get install shellcheck)")
+    result = subprocess.run(["shellcheck", str(SCRIPT)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
