@@ -8,13 +8,13 @@ import pytest
 from tests.test_distill_common import make_ctx, read_rows, ruling_chunks, statute_chunks
 
 from slm_datagen.distill.korean import (
-    hangul_share,
     particle,
     polite_from_nominal,
     polite_from_plain,
     question_from_issue,
     split_sentences,
 )
+from slm_datagen.hangul import hangul_share
 from slm_datagen.distill.offline import offline_pair, parse_article, related_law_citations
 from slm_datagen.distill.stage import run_distill
 from slm_forest.records import Chunk, QAPair

@@ -10,7 +10,8 @@ import re
 from slm_forest.config import BuildConfig
 from slm_forest.records import QAPair
 
-from slm_datagen.build.korean import char_ngrams, final_syllable_has_mieum, hangul_share, is_hangul, match_key
+from slm_datagen.build.korean import char_ngrams, final_syllable_has_mieum, match_key
+from slm_datagen.hangul import hangul_share, is_hangul
 from slm_datagen.build.rules import Finding
 
 # Phrases that mean the teacher declined or hedged instead of answering. Latin ones match case-insensitively.

@@ -1,4 +1,4 @@
-"""Hangul-aware text measures used by the checks: Hangul share, comparison keys and character n-grams.
+"""Hangul-aware comparison used by the checks: comparison keys and character n-grams (Hangul share: slm_datagen.hangul).
 
 Korean spacing is inconsistent (teachers write "증여세 는", PDF extraction gives "폐 기"), so comparison keys drop
 all whitespace and punctuation after NFKC (full-width forms and compatibility jamo fold to their usual forms).
@@ -7,25 +7,6 @@ all whitespace and punctuation after NFKC (full-width forms and compatibility ja
 from __future__ import annotations
 
 import unicodedata
-
-
-def is_hangul(ch: str) -> bool:
-    code = ord(ch)
-    return (
-        0xAC00 <= code <= 0xD7A3  # syllables
-        or 0x1100 <= code <= 0x11FF  # jamo
-        or 0x3130 <= code <= 0x318F  # compatibility jamo
-        or 0xA960 <= code <= 0xA97F
-        or 0xD7B0 <= code <= 0xD7FF
-    )
-
-
-def hangul_share(text: str) -> float:
-    """Hangul characters / all letters (digits, spaces and punctuation do not count). 0.0 for no letters."""
-    letters = [ch for ch in text if ch.isalpha()]
-    if not letters:
-        return 0.0
-    return sum(1 for ch in letters if is_hangul(ch)) / len(letters)
 
 
 def match_key(text: str) -> str:

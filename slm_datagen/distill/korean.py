@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import re
 
-_HANGUL_FIRST, _HANGUL_LAST = 0xAC00, 0xD7A3
+from slm_datagen.hangul import SYLLABLE_FIRST as _HANGUL_FIRST
+from slm_datagen.hangul import is_hangul_syllable as is_hangul
+
 FINAL_NONE, FINAL_N, FINAL_L, FINAL_M, FINAL_B = 0, 4, 8, 16, 17
-
-
-def is_hangul(ch: str) -> bool:
-    return len(ch) == 1 and _HANGUL_FIRST <= ord(ch) <= _HANGUL_LAST
 
 
 def final_consonant(ch: str) -> int | None:
@@ -29,14 +27,6 @@ def with_final(ch: str, final: int) -> str:
     """The same syllable with another 받침 (한 -> 합 with FINAL_B)."""
     base = ord(ch) - (ord(ch) - _HANGUL_FIRST) % 28
     return chr(base + final)
-
-
-def hangul_share(text: str) -> float:
-    """Share of Hangul syllables among the letters of `text` (digits, punctuation and spaces are ignored)."""
-    letters = [c for c in text if c.isalpha()]
-    if not letters:
-        return 0.0
-    return sum(1 for c in letters if is_hangul(c)) / len(letters)
 
 
 def _last_syllable(word: str) -> str | None:

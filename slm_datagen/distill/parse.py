@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from slm_datagen.distill.korean import hangul_share
+from slm_datagen.hangul import hangul_share
 from slm_datagen.distill.schema import PairDraft
 
 MIN_HANGUL_SHARE = 0.5
