@@ -32,9 +32,16 @@ from slm_datagen.build.arithmetic import TAX_LABELS
 from slm_datagen.build.citations import find_citations, normalize_law_name
 from slm_datagen.build.rules import Finding
 from slm_datagen.build.taxcalc import labelled_amounts
-from slm_datagen.distill.plan import reply_format
 from slm_datagen.distill.pricing import find_price
-from slm_datagen.distill.teachers import DEFAULT_KEY_ENV, TeacherReply, anthropic_reply, openai_reply, redact
+from slm_datagen.distill.teachers import (
+    DEFAULT_KEY_ENV,
+    TeacherReply,
+    anthropic_params,
+    anthropic_reply,
+    openai_body,
+    openai_reply,
+    redact,
+)
 
 JUDGE_TOOL = "record_judgement"
 JUDGE_SCHEMA: dict[str, Any] = {
@@ -156,8 +163,12 @@ class SdkTeacher:
         """One request; `schema` constrains the reply (json_schema / forced tool / json_object) when given."""
         try:
             if self.cfg.provider == "anthropic":
-                return anthropic_reply(self._client.messages.create(**self._anthropic_params(messages, schema)))
-            return openai_reply(self._client.chat.completions.create(**self._openai_body(messages, schema)))
+                params = anthropic_params(
+                    self.cfg, messages, schema=schema, schema_name=JUDGE_TOOL, tool_description="Record the score."
+                )
+                return anthropic_reply(self._client.messages.create(**params))
+            body = openai_body(self.cfg, messages, schema=schema, schema_name=JUDGE_TOOL, temperature=0.0)
+            return openai_reply(self._client.chat.completions.create(**body))
         except self._errors as exc:
             status = getattr(exc, "status_code", None)
             message = redact(f"{type(exc).__name__}: {getattr(exc, 'message', None) or exc}", self._secrets)[:300]
@@ -168,32 +179,6 @@ class SdkTeacher:
                     f"{self.role}.model / base_url",
                 ) from None
             raise RuntimeError(message) from None
-
-    def _openai_body(self, messages: list[dict[str, str]], schema: dict[str, Any] | None) -> dict[str, Any]:
-        body: dict[str, Any] = {"model": self.cfg.model, "messages": messages, "temperature": 0.0}
-        body["max_completion_tokens" if self.cfg.provider == "openai" else "max_tokens"] = self.cfg.max_tokens
-        if schema is not None:
-            fmt = reply_format(self.cfg)
-            if fmt == "json_schema":
-                body["response_format"] = {
-                    "type": "json_schema",
-                    "json_schema": {"name": JUDGE_TOOL, "strict": True, "schema": schema},
-                }
-            elif fmt == "json_object":
-                body["response_format"] = {"type": "json_object"}
-        return body
-
-    def _anthropic_params(self, messages: list[dict[str, str]], schema: dict[str, Any] | None) -> dict[str, Any]:
-        system = "\n\n".join(m["content"] for m in messages if m["role"] == "system")
-        turns = [m for m in messages if m["role"] != "system"]
-        # no temperature: this SDK's Messages.create no longer takes one (as in the distill stage's requests)
-        params: dict[str, Any] = {"model": self.cfg.model, "max_tokens": self.cfg.max_tokens, "messages": turns}
-        if system:
-            params["system"] = system
-        if schema is not None:
-            params["tools"] = [{"name": JUDGE_TOOL, "description": "Record the score.", "input_schema": schema}]
-            params["tool_choice"] = {"type": "tool", "name": JUDGE_TOOL}
-        return params
 
     def cost(self, reply: TeacherReply) -> float:
         return self.price.cost(reply.input_tokens, reply.output_tokens) if self.price else 0.0

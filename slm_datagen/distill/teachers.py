@@ -85,26 +85,43 @@ def redact(text: str, secrets: list[str]) -> str:
 
 
 # ------------------------------------------------------------------------------------------------ request bodies
-def openai_body(teacher: TeacherConfig, messages: list[dict[str, str]]) -> dict[str, Any]:
-    """The Chat Completions body (also used as a Batch API line's `body`)."""
-    body: dict[str, Any] = {"model": teacher.model, "messages": messages, "temperature": teacher.temperature}
+def openai_body(
+    teacher: TeacherConfig,
+    messages: list[dict[str, str]],
+    *,
+    schema: dict[str, Any] | None = PAIR_JSON_SCHEMA,
+    schema_name: str = SCHEMA_NAME,
+    temperature: float | None = None,
+) -> dict[str, Any]:
+    """The Chat Completions body (also used as a Batch API line's `body`). `schema=None` asks for free text;
+    build's judge passes its own schema and temperature 0."""
+    temp = teacher.temperature if temperature is None else temperature
+    body: dict[str, Any] = {"model": teacher.model, "messages": messages, "temperature": temp}
     if teacher.provider == "openai":
         body["max_completion_tokens"] = teacher.max_tokens
     else:
         body["max_tokens"] = teacher.max_tokens  # what vLLM, Ollama, Groq and Together all accept
-    fmt = reply_format(teacher)
+    fmt = reply_format(teacher) if schema is not None else None
     if fmt == "json_schema":
         body["response_format"] = {
             "type": "json_schema",
-            "json_schema": {"name": SCHEMA_NAME, "strict": True, "schema": PAIR_JSON_SCHEMA},
+            "json_schema": {"name": schema_name, "strict": True, "schema": schema},
         }
     elif fmt == "json_object":
         body["response_format"] = {"type": "json_object"}
     return body
 
 
-def anthropic_params(teacher: TeacherConfig, messages: list[dict[str, str]]) -> dict[str, Any]:
-    """The Messages params (also a Message Batches request's `params`): system apart, same-role turns merged."""
+def anthropic_params(
+    teacher: TeacherConfig,
+    messages: list[dict[str, str]],
+    *,
+    schema: dict[str, Any] | None = PAIR_JSON_SCHEMA,
+    schema_name: str = SCHEMA_NAME,
+    tool_description: str = TOOL_DESCRIPTION,
+) -> dict[str, Any]:
+    """The Messages params (also a Message Batches request's `params`): system apart, same-role turns merged;
+    with a schema, a forced tool whose input is the reply."""
     system = "\n\n".join(m["content"] for m in messages if m["role"] == "system")
     turns: list[dict[str, str]] = []
     for message in messages:
@@ -117,9 +134,9 @@ def anthropic_params(teacher: TeacherConfig, messages: list[dict[str, str]]) -> 
     params: dict[str, Any] = {"model": teacher.model, "max_tokens": teacher.max_tokens, "messages": turns}
     if system:
         params["system"] = system
-    if reply_format(teacher) == "tool":
-        params["tools"] = [{"name": SCHEMA_NAME, "description": TOOL_DESCRIPTION, "input_schema": PAIR_JSON_SCHEMA}]
-        params["tool_choice"] = {"type": "tool", "name": SCHEMA_NAME}
+    if schema is not None and reply_format(teacher) == "tool":
+        params["tools"] = [{"name": schema_name, "description": tool_description, "input_schema": schema}]
+        params["tool_choice"] = {"type": "tool", "name": schema_name}
     return params
 
 
