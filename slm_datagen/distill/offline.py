@@ -37,7 +37,7 @@ _SUBITEM_RE = re.compile(r"^\s*(?P<no>[가-힣])\.\s*")
 _DELETED_RE = re.compile(r"^\s*삭제\s*(?:<[^>]*>)?\s*$")
 _AMENDMENT_RE = re.compile(r"\s*(?:<(?:개정|신설|전문개정|본조신설|제목개정|종전)[^>]*>|\[(?:전문개정|본조신설|제목개정|종전|시행일)[^\]]*\])")
 _LAW_REF_RE = re.compile(
-    r"(?P<law>[가-힣][가-힣·ㆍ ]*?(?:법|법률|조약)(?:\s*시행령|\s*시행규칙)?)\s*제\s*(?P<no>\d+)\s*조(?:\s*의\s*(?P<branch>\d+))?"
+    r"(?P<law>[가-힣][가-힣·ㆍ･・ ]*?(?:법|법률|조약)(?:\s*시행령|\s*시행규칙)?)\s*제\s*(?P<no>\d+)\s*조(?:\s*의\s*(?P<branch>\d+))?"
 )
 
 
@@ -205,7 +205,9 @@ def related_law_citations(related: list[str]) -> list[CitationDraft]:
     found: list[CitationDraft] = []
     for entry in related:
         entry = re.sub(r"【[^】]*】|\[[^\]]*\]", " ", entry).replace("｢", "").replace("｣", "").replace("「", "").replace("」", "")
-        matches = [(m.start(), re.sub(r"\s+", " ", m.group("law")).strip(), m) for m in _LAW_REF_RE.finditer(entry)]
+        # The casebook writes the half-width ･ (PDF extraction) where Korean text uses the middle dot ·.
+        matches = [(m.start(), re.sub(r"\s+", " ", m.group("law")).strip().replace("･", "·").replace("・", "·"), m)
+                   for m in _LAW_REF_RE.finditer(entry)]
         matches += [(m.start(), _SHORT_LAWS[m.group("law")], m) for m in _SHORT_REF_RE.finditer(entry)]
         for _, law, match in sorted(matches, key=lambda item: item[0]):
             article = f"제{match.group('no')}조" + (f"의{match.group('branch')}" if match.group("branch") else "")
