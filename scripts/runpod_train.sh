@@ -48,6 +48,11 @@ while [[ $# -gt 0 ]]; do
 done
 [[ -n "$CONFIG" ]] || usage
 [[ -f "$CONFIG" ]] || { echo "error: config not found: $CONFIG" >&2; exit 2; }
+# Checked now, not after hours of training: stopping the pod needs the pod id RunPod sets in every pod.
+if [[ "$STOP_POD" == 1 && "$DRY_RUN" == 0 && -z "${RUNPOD_POD_ID:-}" ]]; then
+  echo "error: --stop-pod needs RUNPOD_POD_ID (set by RunPod in every pod); export it or drop --stop-pod" >&2
+  exit 2
+fi
 
 # Every command goes through `run`: printed first (so the log shows what happened), executed unless --dry-run.
 # `show` prints a command as it could be pasted into a shell (arguments with spaces or quotes in single quotes).

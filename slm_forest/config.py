@@ -361,20 +361,23 @@ def _model_fields_at(raw_loc: list[str]) -> list[str]:
     return sorted({name for m in models for name in m.model_fields})
 
 
-def _format_validation_error(exc: ValidationError, source: str, yaml_text: str | None) -> SlmError:
+def _format_validation_error(
+    exc: ValidationError, source: str, yaml_text: str | None, override_keys: tuple[str, ...] = ()
+) -> SlmError:
     # Unknown keys first: a typo usually also causes a "field required" error for the key that was meant.
     errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
     error = errors[0]
     loc = [str(p) for p in error["loc"] if str(p) not in _UNION_TAGS]
     dotted = ".".join(loc)
     line = None
-    if yaml_text:
+    from_override = next((k for k in override_keys if dotted == k or dotted.startswith(k + ".")), None)
+    if from_override is None and yaml_text:
         lines = _yaml_lines(yaml_text)
         for depth in range(len(loc), 0, -1):  # the key itself, or the nearest parent written in the file
             line = lines.get(".".join(loc[:depth]))
             if line:
                 break
-    where = f"{source}:{line}" if line else source
+    where = f"--set {from_override}" if from_override else (f"{source}:{line}" if line else source)
     if error["type"] == "extra_forbidden":
         known = [k for k in _model_fields_at([str(p) for p in error["loc"]][:-1]) if k != "source_path"]
         close = difflib.get_close_matches(loc[-1], known, n=1)
@@ -453,7 +456,8 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
     try:
         cfg = RunConfig.model_validate(data)
     except ValidationError as exc:
-        raise _format_validation_error(exc, source, text) from None
+        keys = tuple(".".join(parse_override(o)[0]) for o in overrides)
+        raise _format_validation_error(exc, source, text, keys) from None
     cfg.source_path = str(path) if path is not None else None
     return cfg
 

@@ -81,3 +81,9 @@ def test_configs_hold_no_secret_values():
     for path in SHIPPED:
         text = path.read_text(encoding="utf-8")
         assert "sk-" not in text and "api_key:" not in text, path.name
+
+
+def test_errors_from_overrides_name_the_override_not_a_file_line():
+    with pytest.raises(SlmError) as info:
+        load_config(CONFIG_DIR / "smoke.yaml", ["train.max_length=lots"])
+    assert str(info.value).startswith("--set train.max_length: invalid value")

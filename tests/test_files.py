@@ -40,3 +40,14 @@ def test_atomic_writer_binary(tmp_path):
     with atomic_writer(target, "wb") as out:
         out.write(b"\x00\x01")
     assert target.read_bytes() == b"\x00\x01"
+
+
+def test_artifacts_get_the_usual_file_mode(tmp_path):
+    import os
+    import stat
+
+    target = tmp_path / "shared.jsonl"
+    write_jsonl(target, [{"a": 1}])
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o666 & ~umask
