@@ -9,3 +9,11 @@ import logging
 # logs a warning on every model command when that is absent (always, offline). The fallback it then uses is the
 # normal one, so the warning only alarms users.
 logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
+
+# Deprecation notices that transformers/peft/trl raise about each other's calls (e.g. `is_gradient_checkpointing`)
+# say nothing a user can act on; they stay visible with SLM_DEBUG=1.
+import os as _os
+import warnings as _warnings
+
+if _os.environ.get("SLM_DEBUG", "") in ("", "0"):
+    _warnings.filterwarnings("ignore", category=FutureWarning, module=r"(transformers|peft|trl)(\..*)?$")

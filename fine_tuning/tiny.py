@@ -38,6 +38,7 @@ _DEFAULTS: dict[str, dict[str, int]] = {
         "num_key_value_heads": 4,
         "max_position_embeddings": 4096,
         "vocab_size": 1024,
+        "pretrain_steps": 0,
     },
     "tiny-random-gemma3": {
         "hidden_size": 64,
@@ -49,6 +50,7 @@ _DEFAULTS: dict[str, dict[str, int]] = {
         "sliding_window": 32,
         "max_position_embeddings": 4096,
         "vocab_size": 1024,
+        "pretrain_steps": 0,
     },
 }
 _DEFAULTS["tiny-random-gemma3-mm"] = {
@@ -181,6 +183,44 @@ def _model_config(kind: str, s: dict[str, int], tokenizer: Any) -> Any:
     )
 
 
+# Plain-text pretraining of the tiny base: blocks of this many tokens, this many per step, at this learning rate.
+_PRETRAIN_BLOCK, _PRETRAIN_BATCH, _PRETRAIN_LR = 128, 8, 3e-3
+
+
+def pretrain_on_text(model: Any, tokenizer: Any, texts: list[str], steps: int, seed: int) -> float:
+    """A few hundred steps of ordinary next-token training on the corpus text (no chat template).
+
+    Why: a random base knows nothing, so "base vs tuned" would compare noise with noise. A base that has read Korean
+    tax text but never seen the chat format is what a real run starts from, in miniature; the LoRA stage then has to
+    teach the format and the answers, and evaluation measures that. Returns the last loss. Deterministic for a seed.
+    """
+    import torch
+
+    ids: list[int] = []
+    for text in texts:
+        ids += tokenizer(text, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    if len(ids) < _PRETRAIN_BLOCK + 1:
+        return float("nan")
+    blocks = torch.tensor(ids[: len(ids) // _PRETRAIN_BLOCK * _PRETRAIN_BLOCK]).view(-1, _PRETRAIN_BLOCK)
+    generator = torch.Generator().manual_seed(seed)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=_PRETRAIN_LR)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny matmuls: one thread is fastest (see train.cpu_threads)
+    model.train()
+    loss = torch.tensor(float("nan"))
+    try:
+        for _ in range(steps):
+            batch = blocks[torch.randint(len(blocks), (_PRETRAIN_BATCH,), generator=generator)]
+            loss = model(input_ids=batch, labels=batch).loss
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+    finally:
+        torch.set_num_threads(threads)
+    model.eval()
+    return float(loss)
+
+
 def build_tiny_model(
     kind: str,
     out_dir: Path,
@@ -193,10 +233,13 @@ def build_tiny_model(
     from transformers import AutoModelForCausalLM, GenerationConfig
 
     settings = tiny_settings(kind, overrides)
+    texts = list(texts)  # read twice: tokenizer training, then pretraining
     tokenizer = train_tokenizer(texts, settings["vocab_size"], multimodal=kind == "tiny-random-gemma3-mm")
     config = _model_config(kind, settings, tokenizer)
     torch.manual_seed(seed)  # the only randomness in the build: same seed, same weights
     model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    if settings["pretrain_steps"]:
+        pretrain_on_text(model, tokenizer, texts, settings["pretrain_steps"], seed)
     end_of_turn_id = tokenizer.convert_tokens_to_ids(END_OF_TURN)
     # Generation stops at the end of the answer (<end_of_turn>) as well as at <eos>, as with the real Gemma 3.
     model.generation_config = GenerationConfig(

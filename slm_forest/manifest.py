@@ -31,6 +31,7 @@ class FileEntry(BaseModel):
     path: str  # relative to the run directory
     sha256: str
     bytes: int
+    mtime_ns: int | None = None  # with bytes: a cheap check that the file is still the one hashed
     rows: int | None = None  # for JSONL files
 
 
@@ -73,7 +74,10 @@ def describe_files(paths: list[Path], run_dir: Path) -> list[FileEntry]:
                 rel = str(file.resolve().relative_to(run_dir.resolve()))
             except ValueError:
                 rel = str(file)
-            entries.append(FileEntry(path=rel, sha256=sha256_file(file), bytes=file.stat().st_size, rows=rows))
+            stat = file.stat()
+            entries.append(
+                FileEntry(path=rel, sha256=sha256_file(file), bytes=stat.st_size, mtime_ns=stat.st_mtime_ns, rows=rows)
+            )
     return entries
 
 
@@ -98,10 +102,17 @@ def write_manifest(stage_dir: Path, manifest: Manifest) -> Path:
 
 
 def outputs_intact(manifest: Manifest, run_dir: Path) -> bool:
-    """Cheap check that the outputs a manifest lists are still there with the recorded sizes."""
+    """Cheap check that the outputs a manifest lists are the files it hashed: same size and modification time.
+
+    Any rewrite (a later run that died half-way, a hand edit) changes the mtime, so it is caught without re-hashing
+    gigabytes on every `slm run`.
+    """
     for entry in manifest.outputs:
         path = Path(entry.path)
         path = path if path.is_absolute() else run_dir / path
-        if not path.exists() or path.stat().st_size != entry.bytes:
+        if not path.exists():
+            return False
+        stat = path.stat()
+        if stat.st_size != entry.bytes or (entry.mtime_ns is not None and stat.st_mtime_ns != entry.mtime_ns):
             return False
     return True

@@ -26,7 +26,6 @@ from slm_forest.errors import SlmError
 from slm_forest.manifest import (
     Manifest,
     describe_files,
-    manifest_path,
     outputs_intact,
     package_versions,
     read_manifest,
@@ -141,6 +140,12 @@ def _require_upstream(cfg: RunConfig, spec: StageSpec, run_dir: Path) -> dict[st
                 f"stage '{spec.name}' needs '{name}', whose manifest {state} in {run_dir / name}",
                 f"run `slm {name} {config_arg}` first (or `slm run {config_arg} --to {spec.name}`)",
             )
+        if not outputs_intact(manifest, run_dir):
+            config_arg = cfg.source_path or "CONFIG"
+            raise SlmError(
+                f"stage '{spec.name}' needs '{name}', whose outputs changed after its manifest was written",
+                f"rerun `slm {name} {config_arg} --force` (or restore the files)",
+            )
         manifests[name] = manifest
     return manifests
 
@@ -182,8 +187,9 @@ def run_stage(
         # A dry run only reports what it would do: the previous manifest and outputs stay as they were.
         result = runner(ctx)
         return StageReport(name, False, time.time() - started, result.counts, False, result.summary, None, dry_run=True)
-    # The old manifest goes first: if this run dies half-way, nothing claims the stage is done.
-    manifest_path(stage_dir).unlink(missing_ok=True)
+    # The previous manifest stays until this run succeeds: a run that fails on bad input before writing anything
+    # leaves the finished stage as it was. A run that dies after rewriting some outputs is caught by
+    # outputs_intact (sizes and mtimes no longer match), so a half-replaced stage is never skipped.
     result = runner(ctx)
     seconds = time.time() - started
 

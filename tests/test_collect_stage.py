@@ -89,7 +89,8 @@ def test_on_error_fail_names_the_file_and_keeps_the_previous_output(tmp_path):
     assert info.value.message.startswith(f"{dump / 'bad/empty.json'}: empty file")
     assert "on_error: skip" in info.value.hint
     assert Path("runs/t/collect/documents.jsonl").read_bytes() == before
-    assert not Path("runs/t/collect/manifest.json").exists()  # the failed run is not marked done
+    # The failed run is not marked done: the manifest is still the good run's, which stays valid for its config.
+    assert run_stage(good, "collect").skipped
     assert not list(Path("runs/t/collect").glob(".documents.jsonl.*.tmp"))
 
 

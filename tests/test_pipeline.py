@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import types
 
@@ -101,16 +102,29 @@ def test_deleted_output_is_redone(fake_stages):
     assert not run_stage(cfg, "collect").skipped
 
 
-def test_failed_stage_leaves_no_manifest(fake_stages, monkeypatch):
+def test_failed_stage_keeps_the_finished_result(fake_stages, monkeypatch):
     cfg = _cfg()
     run_stage(cfg, "collect")
+    run_stage(cfg, "prepare")
     fake_stages["collect"] = StageSpec("collect", "fake_stages_mod:boom", (), "boom")
     with pytest.raises(RuntimeError):
-        run_stage(cfg, "collect", force=True)
-    assert not (cfg.run_dir() / "collect" / "manifest.json").exists()
-    # and the downstream stage refuses to run on it
-    with pytest.raises(SlmError, match="manifest is missing"):
-        run_stage(cfg, "prepare")
+        run_stage(cfg, "collect", force=True)  # fails before writing anything
+    fake_stages["collect"] = StageSpec("collect", "fake_stages_mod:first", (), "first")
+    assert run_stage(cfg, "collect").skipped and run_stage(cfg, "prepare").skipped
+
+
+def test_half_replaced_outputs_are_not_trusted(fake_stages):
+    cfg = _cfg()
+    run_stage(cfg, "collect")
+    run_stage(cfg, "prepare")
+    rows = cfg.run_dir() / "collect" / "rows.jsonl"
+    stat = rows.stat()
+    rows.write_text(rows.read_text())  # same bytes, rewritten: as a run that died after replacing this file
+    os.utime(rows, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
+    with pytest.raises(SlmError, match="outputs changed after its manifest"):
+        run_stage(cfg, "prepare", force=True)
+    assert not run_stage(cfg, "collect").skipped  # redone, so prepare can run again
+    assert run_stage(cfg, "prepare").skipped  # the redone collect wrote the same content: nothing to redo
 
 
 def test_incomplete_stage_is_not_skipped_and_blocks_downstream(fake_stages):

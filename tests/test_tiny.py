@@ -122,3 +122,27 @@ def test_unknown_override_names_the_config_key(tmp_path):
         build_tiny_model("tiny-random-phi", tmp_path / "m", TEXTS, seed=1, overrides={"hidden": 32})
     with pytest.raises(SlmError, match="vocab_size"):
         build_tiny_model("tiny-random-phi", tmp_path / "m", TEXTS, seed=1, overrides={"vocab_size": 100})
+
+
+def test_pretraining_teaches_the_tiny_base_the_corpus(tmp_path):
+    """`train.tiny_model.pretrain_steps`: the base reads the corpus first, so base-vs-tuned compares a weak Korean
+    LM with its fine-tune, not noise with noise. Loss on the corpus must drop well below a random model's."""
+    import math
+
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from fine_tuning.tiny import build_tiny_model
+
+    texts = ["부가가치세는 과세기간 종료 후 25일 이내에 신고·납부합니다.", "소득세법 제12조는 비과세소득을 정합니다."] * 40
+    losses = {}
+    for steps in (0, 150):
+        out = build_tiny_model("tiny-random-phi", tmp_path / str(steps), texts, 7, {"pretrain_steps": steps})
+        model, tokenizer = AutoModelForCausalLM.from_pretrained(out), AutoTokenizer.from_pretrained(out)
+        batch = tokenizer(texts[:2], return_tensors="pt", padding=True)
+        labels = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
+        with torch.no_grad():
+            losses[steps] = model(**batch, labels=labels).loss.item()
+    vocab = len(AutoTokenizer.from_pretrained(tmp_path / "0"))
+    assert losses[0] > 0.8 * math.log(vocab)  # random weights: about ln(vocab)
+    assert losses[150] < losses[0] / 2
