@@ -135,7 +135,8 @@ class DistillConfig(Section):
     styles: list[Literal["explain", "calculation"]] = Field(default_factory=lambda: ["explain"])
     mode: Literal["online", "batch"] = "online"
     max_cost_usd: float | None = Field(
-        None, gt=0, description="hard stop on the dollars one `slm distill` run may spend (cached requests are free)"
+        None, gt=0, description="hard stop on the dataset's total teacher spend (what the ledger already paid counts; cached "
+        "requests are free); in-flight requests may exceed it slightly. Raise it and rerun to continue"
     )
     prices: dict[str, dict[str, float]] = Field(
         default_factory=dict, description="per model: {input_per_mtok, output_per_mtok}; overrides shipped prices"
@@ -204,6 +205,10 @@ class TrainConfig(Section):
     gradient_accumulation_steps: int = Field(1, ge=1)
     warmup_ratio: float = Field(0.03, ge=0, lt=1)
     lr_scheduler: str = "cosine"
+    optim: str = Field(
+        "adamw_torch",
+        description="HF optimizer name (TrainingArguments.optim), e.g. paged_adamw_8bit for less memory on GPU",
+    )
     activation_checkpointing: bool = Field(
         False,
         validation_alias=AliasChoices("activation_checkpointing", "gradient_checkpointing"),

@@ -101,18 +101,22 @@ def statute_answer(chunk: Chunk) -> str:
     return f"{chunk.citation}에 따르면 다음과 같습니다. {body} 구체적인 적용은 사실관계에 따라 달라집니다."
 
 
-def write_upstream(run_dir: Path, docs: list[Document], chunks: list[Chunk], pairs: list[QAPair]) -> None:
+def write_stage_manifest(run_dir: Path, stage: str, name: str) -> None:
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    stage_dir = run_dir / stage
+    write_manifest(
+        stage_dir,
+        Manifest(stage=stage, run_name=run_dir.name, fingerprint=f"hand-made-{stage}", config={},
+                 outputs=describe_files([stage_dir / name], run_dir), started_at=now, finished_at=now, seconds=0.0),
+    )
+
+
+def write_upstream(run_dir: Path, docs: list[Document], chunks: list[Chunk], pairs: list[QAPair]) -> None:
     for stage, name, rows in (
         ("collect", "documents.jsonl", docs), ("prepare", "chunks.jsonl", chunks), ("distill", "qa_pairs.jsonl", pairs)
     ):
-        stage_dir = run_dir / stage
-        write_jsonl(stage_dir / name, rows)
-        write_manifest(
-            stage_dir,
-            Manifest(stage=stage, run_name=run_dir.name, fingerprint=f"hand-made-{stage}", config={},
-                     outputs=describe_files([stage_dir / name], run_dir), started_at=now, finished_at=now, seconds=0.0),
-        )
+        write_jsonl(run_dir / stage / name, rows)
+        write_stage_manifest(run_dir, stage, name)
 
 
 # --------------------------------------------------------------------------------------------- the built dataset
@@ -370,6 +374,8 @@ def small_run(tmp_path: Path, pairs_text: str | None = None, answers: tuple[str,
     write_upstream(cfg.run_dir(), [doc], [chunk], pairs)
     if pairs_text is not None:
         (cfg.run_dir() / "distill" / "qa_pairs.jsonl").write_text(pairs_text, encoding="utf-8")
+        # the manifest must describe the file as written: the runner refuses upstream outputs changed behind it
+        write_stage_manifest(cfg.run_dir(), "distill", "qa_pairs.jsonl")
     return cfg
 
 
@@ -388,3 +394,39 @@ def test_a_build_where_everything_is_rejected_stops_and_keeps_the_rejects(tmp_pa
         run_stage(cfg, "build")
     assert {r["rule"] for r in rows(cfg.run_dir() / "build" / "rejected.jsonl")} == {"refusal", "too_short"}
     assert read_manifest(cfg.run_dir() / "build") is None
+
+
+def test_card_cost_counts_failed_requests_and_the_teacher_checks(tmp_path):
+    """Total teacher cost is what the dataset cost: pairs, failed (paid) distill requests, judge, second teacher."""
+    from slm_datagen.build.card import render_card
+    from slm_forest.records import DistillFailure
+
+    run = tmp_path / "runs" / "r"
+    chunk = chunk_of(Document(id="d1", kind="ruling", title="t", text="증여세 신고기한", source="s"))
+    pair = make_pair(chunk, "증여세 신고기한은 언제인가요?", "증여받은 날이 속하는 달의 말일부터 3개월 이내입니다.", 0)
+    write_jsonl(run / "build" / "train.jsonl", [to_example(pair, "시스템")])  # one accepted pair, $0.0025
+    failures = [
+        DistillFailure(request_key="k1", chunk_id="c1", teacher="openai", model="gpt-4o-mini", reason="not_korean",
+                       usage=Usage(input_tokens=2000, output_tokens=900, cost_usd=0.0125)),
+        DistillFailure(request_key="k2", chunk_id="c1", teacher="openai", model="gpt-4o-mini", reason="http_error"),
+    ]
+    write_jsonl(run / "distill" / "failures.jsonl", failures)
+    spend = {"provider": "openai", "model": "gpt-4o", "requests": 1, "errors": 0, "input_tokens": 10,
+             "output_tokens": 5}
+    judge = {"judge": {**spend, "cost_usd": 0.5, "min_score": 3, "scores": {"5": 1}},
+             "second_teacher": {**spend, "cost_usd": 0.25}}
+    (run / "build" / "build_info.json").write_text(json.dumps({"run_name": "r", "judge": judge}), encoding="utf-8")
+
+    stats = dataset_stats(run / "build")
+    assert stats["cost_usd"] == {"accepted": 0.0025, "rejected": 0.0, "review": 0.0, "failed": 0.0125, "judge": 0.5,
+                                 "second_teacher": 0.25, "total": 0.765}
+    assert stats["failed_requests"] == 2 and stats["teachers"]["openai/gpt-4o-mini"]["failed"] == 2
+    assert stats["teachers"]["openai/gpt-4o-mini"]["cost_usd"] == 0.015  # the teacher's pairs and failures
+    text = render_card(stats, None)
+    assert ("Total teacher cost: $0.7650 (distilled pairs: accepted $0.0025, rejected $0.0000, review $0.0000; "
+            "failed distill requests $0.0125 (2 requests); LLM judge $0.5000; second teacher $0.2500)") in text
+    assert "| openai/gpt-4o-mini | 1 | 0 | 0 | 2 | 3000 | 1200 | $0.0150 |" in text
+
+    (run / "distill" / "failures.jsonl").unlink()  # a dataset copied away from its run: say what is missing
+    text = render_card(dataset_stats(run / "build"), None)
+    assert "Total teacher cost: $0.7525 " in text and "failed distill requests not counted" in text

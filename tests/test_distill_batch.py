@@ -90,3 +90,46 @@ def test_batch_errors_are_retried_by_the_next_run(tmp_path, shared_dir, server):
     assert first.counts["pairs"] == 0
     again = run_distill(ctx)
     assert again.counts["pairs"] == 1 and server.stats()["batches_created"] == 2
+
+
+def _batch_traffic(requests, batch_id: str) -> list[str]:
+    """Requests that looked up or downloaded `batch_id`, or listed the provider's batches (the orphan search)."""
+    return [f"{r.method} {r.path}" for r in requests
+            if batch_id in r.path or (r.method == "GET" and r.path.rstrip("/").endswith("/batches"))]
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+def test_a_collected_batch_is_never_looked_up_or_collected_again(tmp_path, shared_dir, server, provider):
+    statutes = statute_chunks(shared_dir / "corpus")
+    assert run_distill(make_ctx(tmp_path, statutes[:1], batch_cfg(server, provider))).counts["pairs"] == 2
+    ledger_path = tmp_path / "run" / "distill" / "ledger.jsonl"
+    first_id = next(row["batch_id"] for row in read_rows(ledger_path) if row.get("phase") == "collected")
+    for n in (2, 3):  # later runs with new work: one new batch each, the old ones left alone
+        before = len(server.requests)
+        result = run_distill(make_ctx(tmp_path, statutes[:n], batch_cfg(server, provider)))
+        assert result.complete and result.counts["pairs"] == 2 * n and result.counts["cached"] == 2 * (n - 1)
+        assert server.stats()["batches_created"] == n
+        assert _batch_traffic(server.requests[before:], first_id) == []
+    rows = read_rows(ledger_path)
+    assert [row["phase"] for row in rows if row.get("batch_id") == first_id] == ["submitted", "collected"]
+    assert [row["phase"] for row in rows if row["type"] == "batch"] == ["submitting", "submitted", "collected"] * 3
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+def test_a_submission_the_provider_never_got_is_abandoned_once(tmp_path, shared_dir, server, provider, monkeypatch):
+    statutes = statute_chunks(shared_dir / "corpus")
+    ctx = make_ctx(tmp_path, statutes[:1], batch_cfg(server, provider))
+
+    async def die_before_sending(self, rt, entries, token):
+        raise KeyboardInterrupt  # killed after the `submitting` line, before the provider heard of the batch
+
+    with monkeypatch.context() as patch:
+        patch.setattr(batch_module.BatchRunner, "_submit", die_before_sending)
+        with pytest.raises(KeyboardInterrupt):
+            run_distill(ctx)
+    assert run_distill(ctx).counts["pairs"] == 2 and server.stats()["batches_created"] == 1
+    phases = [row["phase"] for row in read_rows(ctx.stage_dir / "ledger.jsonl") if row["type"] == "batch"]
+    assert phases == ["submitting", "abandoned", "submitting", "submitted", "collected"]
+    before = len(server.requests)
+    assert run_distill(make_ctx(tmp_path, statutes[:2], batch_cfg(server, provider))).counts["pairs"] == 4
+    assert not [r for r in server.requests[before:] if r.method == "GET" and r.path.rstrip("/").endswith("/batches")]

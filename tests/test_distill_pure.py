@@ -113,15 +113,123 @@ def test_parse_names_each_problem(text, kwargs, reason):
     assert isinstance(verdict, ReplyProblem) and verdict.reason == reason
 
 
+# A calculation reply shaped exactly as the calculation prompt asks (names, types and values from its input list).
+SEED_GIFT_QUESTION = "성년인 자녀가 2025년에 아버지로부터 현금 20억원을 증여받았습니다. 증여세 산출세액은 얼마인가요?"
+
+
+def calc_reply(result_won: int, answer: str, **overrides) -> dict:
+    inputs = [{"name": "amount_won", "value": 2e9}, {"name": "relationship", "value": "lineal_ascendant"},
+              {"name": "donee_is_minor", "value": False}]
+    calculation = {"kind": "gift_tax", "year": 2025, "result_won": result_won, "result_field": "computed_tax",
+                   "inputs": inputs}
+    calculation.update(overrides)
+    return dict(GOOD, question=SEED_GIFT_QUESTION, answer=answer, calculation=calculation,
+                citations=[{"law": "상속세 및 증여세법", "article": "제53조"}])
+
+
 def test_calculation_reply_maps_onto_the_record():
-    reply = dict(GOOD, calculation={"kind": "gift_tax", "year": 2025, "inputs": [{"name": "gift_won", "value": 2e9}],
-                                    "result_won": 620000000, "result_field": "computed_tax"})
+    reply = calc_reply(620_000_000, "증여재산공제 5,000만원을 빼면 과세표준은 19억 5,000만원이고 산출세액은 6억 2,000만원입니다.")
     draft = parse_reply(json.dumps(reply), audience="expert", style="calculation", allowed_kinds=("gift_tax",))
     assert isinstance(draft, PairDraft)
     record = draft.calculation.to_record()
-    assert record.inputs == {"gift_won": 2000000000} and record.result_won == 620000000
+    assert record.inputs == {"amount_won": 2000000000, "relationship": "lineal_ascendant", "donee_is_minor": False}
+    assert record.kind == "gift_tax" and record.year == 2025 and record.result_won == 620000000
+    assert record.result_field == "computed_tax"
     wrong = parse_reply(json.dumps(reply), audience="expert", style="calculation", allowed_kinds=("income_tax",))
     assert isinstance(wrong, ReplyProblem) and "calculation.kind" in wrong.detail
+
+
+@pytest.mark.parametrize(
+    "inputs, why",
+    [
+        # an unknown name, a required input missing, a value outside the allowed ones, a wrong type
+        ([{"name": "gift_won", "value": 2e9}], "gift_won not accepted for gift_tax; use only amount_won"),
+        ([{"name": "amount_won", "value": 2e9}], "needs relationship"),
+        ([{"name": "amount_won", "value": 2e9}, {"name": "relationship", "value": "grandpa"}],
+         "unknown donor relation"),
+        ([{"name": "amount_won", "value": 2e9}, {"name": "relationship", "value": "spouse"},
+          {"name": "donee_is_minor", "value": 1}], "donee_is_minor must be true/false"),
+    ],
+)
+def test_calculation_the_checker_cannot_read_gets_a_repair_naming_the_inputs(inputs, why):
+    reply = calc_reply(620_000_000, "산출세액은 6억 2,000만원입니다.", inputs=inputs)
+    verdict = parse_reply(json.dumps(reply), audience="expert", style="calculation", allowed_kinds=("gift_tax",))
+    assert isinstance(verdict, ReplyProblem) and verdict.reason == "schema" and why in verdict.detail
+
+
+@pytest.mark.parametrize("claimed, answer, rule", [
+    (620_000_000, "과세표준 19억 5,000만원에 세율 40%와 누진공제 1억 6,000만원을 적용한 산출세액은 6억 2,000만원입니다.", None),
+    (90_000_000, "1억원 이하는 10%, 1억원 초과는 20%이므로 산출세액은 1,000만원 + 8,000만원 = 9,000만원입니다.", "calc_mismatch"),
+])
+def test_a_teacher_calculation_as_prompted_is_recomputed_by_build(claimed, answer, rule):
+    """The reply the calculation prompt asks for reaches `slm build`'s arithmetic check as a checkable payload:
+    wrong arithmetic is rejected there (not merely flagged calc_unverified), right arithmetic passes."""
+    from slm_datagen.build.arithmetic import check_arithmetic
+    from slm_forest.records import QAPair
+
+    prompt = build_messages(GIFT_CHUNK, "expert", "calculation").messages[1]["content"]
+    for name in ("amount_won", "relationship", "donee_is_minor", '"lineal_ascendant"', '"computed_tax"'):
+        assert name in prompt  # the reply below uses only what the prompt spells out
+    draft = parse_reply(json.dumps(calc_reply(claimed, answer), ensure_ascii=False), audience="expert",
+                        style="calculation", allowed_kinds=("gift_tax", "inheritance_tax"))
+    assert isinstance(draft, PairDraft)
+    pair = QAPair(id="qa1", chunk_id="c1", doc_id="d1", kind="statute_article", question=draft.question,
+                  answer=draft.answer, audience="expert", style="calculation",
+                  calculation=draft.calculation.to_record(), teacher="openai", model="gpt-4o", prompt_version="v",
+                  request_key="k")
+    findings = check_arithmetic(pair)
+    if rule is None:
+        assert findings == []
+    else:
+        assert [(f.rule, f.action) for f in findings] == [(rule, "reject")]
+        assert "620,000,000" in findings[0].details
+
+
+def test_calculation_prompt_lists_exactly_the_checker_inputs():
+    """The prompt is generated from taxcalc's own tables: every accepted name, its type and values, nothing else."""
+    from slm_datagen.build import taxcalc
+    from slm_datagen.distill import calcspec
+
+    for kind, names in taxcalc._INPUT_TYPES.items():
+        rule = calcspec.calculation_rule((kind,))
+        assert f"- {kind} " in rule and all(f"· {name} (" in rule for name in names)
+        assert set(calcspec.INPUT_NOTES[kind]) == set(names)  # every name has its meaning
+        assert all(f"· {name} (필수" in rule for name in taxcalc._REQUIRED_INPUTS[kind])
+        others = {n for k, ns in taxcalc._INPUT_TYPES.items() if k != kind for n in ns} - set(names)
+        assert not any(f"· {name} (" in rule for name in others)
+        # the defaults the prompt states are the ones the calculator applies
+        required = {"amount_won": 2e9, "relationship": "lineal_ascendant", "taxable_base_won": 5e8,
+                    "taxable_income_won": 5e7}
+        base = {n: int(v) if isinstance(v, float) else v for n, v in required.items() if n in names}
+        for name, (_, default) in calcspec.INPUT_NOTES[kind].items():
+            if default is not None and name not in taxcalc._REQUIRED_INPUTS[kind]:
+                assert taxcalc.compute(kind, 2024, {**base, name: default}) == taxcalc.compute(kind, 2024, base), name
+    for name, enum in calcspec.ENUM_INPUTS.items():
+        assert all(member.value in calcspec.VALUE_LABELS for member in enum)
+    assert set(calcspec.RESULT_LABELS) == set(taxcalc._RESULT_FIELDS)
+    for field in taxcalc._RESULT_FIELDS:
+        assert f'"{field}"' in calcspec.calculation_rule()
+
+
+def test_reply_schema_is_valid_for_openai_strict_mode():
+    """Strict mode: every object closed and fully required, unions as anyOf of single types, no type lists."""
+    def walk(node, path="$"):
+        if isinstance(node, dict):
+            if node.get("type") == "object":
+                assert node.get("additionalProperties") is False, path
+                assert sorted(node.get("required", [])) == sorted(node.get("properties", {})), path
+            assert not isinstance(node.get("type"), list), path
+            for key, value in node.items():
+                walk(value, f"{path}.{key}")
+        elif isinstance(node, list):
+            for i, value in enumerate(node):
+                walk(value, f"{path}[{i}]")
+
+    assert PAIR_JSON_SCHEMA["type"] == "object" and "anyOf" not in PAIR_JSON_SCHEMA
+    walk(PAIR_JSON_SCHEMA)
+    calc = PAIR_JSON_SCHEMA["properties"]["calculation"]["anyOf"][1]
+    value = calc["properties"]["inputs"]["items"]["properties"]["value"]
+    assert {option["type"] for option in value["anyOf"]} == {"number", "string", "boolean"}
 
 
 def test_provider_bodies_and_replies():
@@ -193,6 +301,51 @@ def test_budget_reserves_before_spending():
     assert not budget.try_reserve(0.4) and budget.stopped
     budget.settle(0.4, 0.5)
     assert budget.spent_usd == 0.5 and budget.reserved_usd == pytest.approx(0.4)
+    earlier = Budget(1.0, spent_before_usd=0.9)  # the cap covers what earlier runs paid
+    assert not earlier.try_reserve(0.2) and earlier.try_reserve(0.1) and earlier.total_usd == 0.9
+
+
+def test_budget_waits_for_requests_in_flight_instead_of_stopping():
+    import asyncio
+
+    async def scenario():
+        budget = Budget(1.0)
+        assert await budget.reserve(0.4) and await budget.reserve(0.4)
+        third = asyncio.ensure_future(budget.reserve(0.4))  # 0.8 in flight: it must wait, not give up
+        await asyncio.sleep(0.01)
+        assert not third.done() and not budget.stopped
+        budget.settle(0.4, 0.1)  # a reply cheaper than reserved: now 0.1 spent + 0.4 + 0.4 fits
+        assert await asyncio.wait_for(third, 1.0) and not budget.stopped
+        budget.settle(0.4, 0.35)
+        budget.settle(0.4, 0.35)
+        assert not await budget.reserve(0.4) and budget.stopped  # 0.8 spent, nothing in flight: really out
+        assert await budget.reserve(0.2)  # a cheaper request still fits
+
+    asyncio.run(scenario())
+
+
+def test_ledger_counts_a_repaired_request_once(tmp_path):
+    path = tmp_path / "ledger.jsonl"
+    with Ledger(path) as ledger:
+        ledger.append({"type": "attempt", "key": "k", "reason": "schema", "usage": {"cost_usd": 0.25}})
+        assert ledger.index.spent_usd == pytest.approx(0.25)
+        # the done line's usage is first reply + repair (0.25 + 0.35)
+        ledger.append({"type": "done", "key": "k", "status": "ok", "pair": GOOD, "usage": {"cost_usd": 0.6}})
+        assert ledger.index.spent_usd == pytest.approx(0.6)
+    assert Ledger(path, readonly=True).index.spent_usd == pytest.approx(0.6)
+
+
+def test_a_readonly_ledger_writes_nothing(tmp_path):
+    path = tmp_path / "distill" / "ledger.jsonl"
+    ledger = Ledger(path, readonly=True)
+    assert not path.exists() and not path.parent.exists() and ledger.index.spent_usd == 0
+    with pytest.raises(RuntimeError, match="read-only"):
+        ledger.append({"type": "done", "key": "a"})
+    ledger.close()
+    path.parent.mkdir()
+    path.write_bytes(b'{"type":"done","key":"a","usage":{"cost_usd":0.5}}\n{"type":"done","ke')
+    assert Ledger(path, readonly=True).is_done("a")
+    assert path.read_bytes().endswith(b'"ke')  # the torn tail is skipped, not cut
 
 
 # ----------------------------------------------------------------------------------------------------- rate limits

@@ -15,7 +15,7 @@ from slm_forest.files import atomic_writer
 
 from slm_datagen.build.charts import LAWS_PNG, LENGTHS_PNG, chart_label, write_charts
 from slm_datagen.build.rules import RULES
-from slm_datagen.build.stats import dataset_stats
+from slm_datagen.build.stats import cost_breakdown, dataset_stats
 
 CARD_NAME = "README.md"
 
@@ -147,20 +147,19 @@ def render_card(stats: dict[str, Any], chart_font: str | None) -> str:
 
     parts.append("## Teachers\n")
     teacher_rows = [
-        [key, int(r["accepted"]), int(r["rejected"]), int(r["review"]), int(r["input_tokens"]), int(r["output_tokens"]),
-         f"${r['cost_usd']:.4f}"]
+        [key, int(r["accepted"]), int(r["rejected"]), int(r["review"]), int(r.get("failed", 0)), int(r["input_tokens"]),
+         int(r["output_tokens"]), f"${r['cost_usd']:.4f}"]
         for key, r in stats["teachers"].items()
     ]
     parts.append(
-        _table(["teacher/model", "accepted", "rejected", "review", "input tokens", "output tokens", "cost"], teacher_rows)
+        _table(["teacher/model", "accepted", "rejected", "review", "failed", "input tokens", "output tokens", "cost"],
+               teacher_rows)
         + "\n"
     )
     versions = ", ".join(f"`{v}` ({n})" for v, n in stats["prompt_versions"].items()) or "none recorded"
-    cost = stats["cost_usd"]
-    parts.append(
-        f"Prompt versions: {versions}.\n\nTotal teacher cost: ${cost['total']:.4f} "
-        f"(accepted ${cost['accepted']:.4f}, rejected ${cost['rejected']:.4f}, review ${cost['review']:.4f}).\n"
-    )
+    # The total is what the dataset cost, not only its surviving pairs: failed (paid) distill requests and the
+    # judge / second-teacher calls are part of it, each named so the sum can be checked.
+    parts.append(f"Prompt versions: {versions}.\n\nTotal teacher cost: {cost_breakdown(stats)}.\n")
     checks_by_teacher = info.get("judge") or {}
     for key, title in (("judge", "LLM judge"), ("second_teacher", "Second teacher")):
         spend = checks_by_teacher.get(key)

@@ -1,8 +1,13 @@
 """The numbers of a built dataset, from its directory alone: what `slm data stats DIR` prints and the card shows.
 
 Reads `train.jsonl` / `val.jsonl` / `test.jsonl` (chat examples whose `meta` carries the provenance), and when
-present `rejected.jsonl`, `review.jsonl` and `build_info.json` (corpus fingerprints, knobs, split groups). A
-directory of plain `messages` JSONL without meta works too: the provenance columns then read "unknown".
+present `rejected.jsonl`, `review.jsonl` and `build_info.json` (corpus fingerprints, knobs, split groups, the judge
+and second-teacher spend). A directory of plain `messages` JSONL without meta works too: the provenance columns then
+read "unknown".
+
+Teacher cost is everything the dataset cost, itemised: the distilled pairs (accepted, rejected, held for review), the
+distill requests that failed after being paid for (their usage is in the distill stage's `failures.jsonl`, read from
+`../distill/` beside a build directory in a run), and the build's LLM judge and second teacher (`build_info.json`).
 
 Kept light on purpose (json, statistics, rich): no datasets, no matplotlib, no torch.
 """
@@ -22,6 +27,8 @@ from slm_forest.errors import SlmError
 from slm_forest.files import read_jsonl
 
 SPLIT_FILES = {"train": "train.jsonl", "val": "val.jsonl", "test": "test.jsonl"}
+# Where the distill stage's failures are, relative to a build directory in a run (runs/<run>/build).
+DISTILL_FAILURES = Path("..") / "distill" / "failures.jsonl"
 UNKNOWN = "unknown"
 HISTOGRAM_BINS = 12
 
@@ -90,14 +97,15 @@ def dataset_stats(path: Path) -> dict[str, Any]:
     flags: Counter[str] = Counter()
     teachers: dict[str, dict[str, float]] = {}
     prompt_versions: Counter[str] = Counter()
-    cost = {"accepted": 0.0, "rejected": 0.0, "review": 0.0}
+    cost = {"accepted": 0.0, "rejected": 0.0, "review": 0.0, "failed": 0.0}
 
     def add_teacher(provenance: dict[str, Any], outcome: str) -> None:
         teacher = provenance.get("teacher") or UNKNOWN
         model = provenance.get("model") or UNKNOWN
         key = f"{teacher}/{model}"
         row = teachers.setdefault(
-            key, {"accepted": 0, "rejected": 0, "review": 0, "input_tokens": 0, "output_tokens": 0, "cost_usd": 0.0}
+            key, {"accepted": 0, "rejected": 0, "review": 0, "failed": 0, "input_tokens": 0, "output_tokens": 0,
+                  "cost_usd": 0.0}
         )
         row[outcome] += 1
         usage = provenance.get("usage") or {}
@@ -105,7 +113,8 @@ def dataset_stats(path: Path) -> dict[str, Any]:
         row["output_tokens"] += int(usage.get("output_tokens") or 0)
         row["cost_usd"] += float(usage.get("cost_usd") or 0.0)
         cost[outcome] += float(usage.get("cost_usd") or 0.0)
-        prompt_versions[provenance.get("prompt_version") or UNKNOWN] += 1
+        if outcome != "failed":  # a failure has no pair, so no prompt version of its own
+            prompt_versions[provenance.get("prompt_version") or UNKNOWN] += 1
 
     for split in present:
         for row in read_jsonl(path / SPLIT_FILES[split]):
@@ -127,8 +136,17 @@ def dataset_stats(path: Path) -> dict[str, Any]:
     for row in review_rows:
         add_teacher(row.get("pair") or {}, "review")
 
+    # Paid-for distill requests that gave no pair: without them the card would understate what the dataset cost.
+    failures_path = (path / DISTILL_FAILURES).resolve()
+    failed_rows = _read_rows(failures_path)
+    for row in failed_rows:
+        add_teacher(row, "failed")
+
     info_path = path / "build_info.json"
     build_info = json.loads(info_path.read_text(encoding="utf-8")) if info_path.exists() else {}
+    checks_spend = build_info.get("judge") or {}
+    for key in ("judge", "second_teacher"):
+        cost[key] = float((checks_spend.get(key) or {}).get("cost_usd") or 0.0)
     examples = sum(splits.values())
     considered = examples + len(rejected_rows) + len(review_rows)
     for row in teachers.values():
@@ -151,8 +169,24 @@ def dataset_stats(path: Path) -> dict[str, Any]:
         "teachers": dict(sorted(teachers.items())),
         "prompt_versions": dict(prompt_versions.most_common()),
         "cost_usd": {k: round(v, 6) for k, v in cost.items()} | {"total": round(sum(cost.values()), 6)},
+        "failed_requests": len(failed_rows),
+        "failures_file": str(failures_path) if failures_path.exists() else None,
         "build_info": build_info,
     }
+
+
+def cost_breakdown(stats: dict[str, Any]) -> str:
+    """The total teacher cost and its items: distilled pairs by outcome, failed distill requests, judge, 2nd teacher."""
+    cost = stats["cost_usd"]
+    if stats.get("failures_file"):
+        failed = f"failed distill requests ${cost['failed']:.4f} ({stats['failed_requests']} requests)"
+    else:
+        failed = f"failed distill requests not counted (no {DISTILL_FAILURES.as_posix()} beside the data)"
+    return (
+        f"${cost['total']:.4f} (distilled pairs: accepted ${cost['accepted']:.4f}, rejected ${cost['rejected']:.4f}, "
+        f"review ${cost['review']:.4f}; {failed}; LLM judge ${cost['judge']:.4f}; "
+        f"second teacher ${cost['second_teacher']:.4f})"
+    )
 
 
 def _split_table(title: str, rows: dict[str, dict[str, int]], first: str) -> Table:
@@ -192,16 +226,18 @@ def print_dataset_stats(path: Path, console: Console | None = None) -> dict[str,
         checks.add_row(rule, str(stats["rejections"].get(rule, 0)), str(stats["flags"].get(rule, 0)))
     out.print(checks)
     teachers = Table(title="teachers")
-    for column in ("teacher/model", "accepted", "rejected", "review", "input tokens", "output tokens", "cost $"):
+    columns = ("teacher/model", "accepted", "rejected", "review", "failed", "input tokens", "output tokens", "cost $")
+    for column in columns:
         teachers.add_column(column, justify="left" if column == "teacher/model" else "right", overflow="fold")
     for key, row in stats["teachers"].items():
         teachers.add_row(
-            key, *(str(int(row[c])) for c in ("accepted", "rejected", "review", "input_tokens", "output_tokens")),
+            key,
+            *(str(int(row[c])) for c in ("accepted", "rejected", "review", "failed", "input_tokens", "output_tokens")),
             f"{row['cost_usd']:.4f}",
         )
     out.print(teachers)
     out.print(f"prompt versions: {', '.join(f'{k} ({v})' for k, v in stats['prompt_versions'].items()) or 'none'}")
-    out.print(f"teacher cost: ${stats['cost_usd']['total']:.4f} (accepted ${stats['cost_usd']['accepted']:.4f})")
+    out.print(f"teacher cost: {cost_breakdown(stats)}")
     fingerprints = stats["build_info"].get("fingerprints") or {}
     for name, digest in fingerprints.items():
         out.print(f"sha256 {name}: {digest}")

@@ -5,11 +5,16 @@ every `batch_poll_s`, collect its results with the same checks as online mode, t
 the replies that failed their checks, and collect that. Each result becomes one ledger line, exactly as online.
 
 Resumable: a `batch` ledger line (phase `submitting`, then `submitted` with the provider's batch id and the
-request keys, then `collected`) is written around every submission, so a killed process picks up the same batches
-on its next run (polling them, never resubmitting their requests). A kill between the provider accepting a batch
-and the `submitted` line being written is recovered by listing the provider's batches: OpenAI batches carry our
-submission token in their metadata; an Anthropic batch is adopted when it is the only one created after the
-`submitting` line with the same number of requests.
+request keys, then `collected`, all carrying the submission token) is written around every submission, so a killed
+process picks up the same batches on its next run (polling them, never resubmitting their requests). A kill between
+the provider accepting a batch and the `submitted` line being written is recovered by listing the provider's
+batches: OpenAI batches carry our submission token in their metadata; an Anthropic batch is adopted when it is the
+only one created after the `submitting` line with the same number of requests. A `submitting` line is an orphan
+only while no later line carries its token: a collected batch is never looked up or downloaded again, and a
+submission the provider does not list is marked `abandoned` (its requests are simply sent again).
+
+Budget: requests are reserved in plan order across all teachers before anything is submitted (a batch is in
+flight as a whole), each one on its own: one that does not fit is left for a later run, the rest still go.
 
 custom_id = the request key (64 hex characters), or its first 56 characters + "-repair" for a repair request,
 which fits both providers' rules (Anthropic: ^[a-zA-Z0-9_-]{1,64}$).
@@ -213,14 +218,17 @@ class BatchRunner:
             self.stats.count_request(rt.label)
         self.ledger.append({"type": "batch", "phase": "submitted", "batch_id": batch_id, "token": token,
                             "teacher": rt.cfg.provider, "model": rt.cfg.model, "keys": keys, "repair": repair})
-        return await self._finish(rt, batch_id, entries, reserved)
+        return await self._finish(rt, batch_id, entries, reserved, token)
 
-    async def _finish(self, rt: TeacherRuntime, batch_id: str, entries: list[Entry], reserved: float) -> list[Entry]:
+    async def _finish(self, rt: TeacherRuntime, batch_id: str, entries: list[Entry], reserved: float,
+                      token: str | None) -> list[Entry]:
         batch = await self._wait(rt, batch_id)
         results = await self._results(rt, batch)
         repairs = self._collect(rt, entries, results, reserved)
-        self.ledger.append({"type": "batch", "phase": "collected", "batch_id": batch_id, "teacher": rt.cfg.provider,
-                            "model": rt.cfg.model})
+        # The token marks this submission as settled: without it, every later run took the `submitting` line for
+        # an orphan, found the batch again at the provider and downloaded its results once more.
+        self.ledger.append({"type": "batch", "phase": "collected", "batch_id": batch_id, "token": token,
+                            "teacher": rt.cfg.provider, "model": rt.cfg.model})
         return repairs
 
     # ------------------------------------------------------------------------------------------------- resuming
@@ -230,9 +238,13 @@ class BatchRunner:
         return [row for row in rows if row.get("phase") == "submitted"]
 
     def _orphans(self, rt: TeacherRuntime) -> list[dict[str, Any]]:
-        """`submitting` lines never followed by `submitted` (a kill right after the provider accepted the batch)."""
-        submitted = {row.get("token") for row in self.ledger.index.batches.values() if row.get("phase") != "submitting"}
-        return [row for row in self._submitting_rows() if row.get("token") not in submitted
+        """`submitting` lines no later line settled (a kill right after the provider accepted the batch).
+
+        Settled = any later batch line with the same token (submitted, collected, abandoned), wherever it is in the
+        ledger: `index.batches` keeps only the latest line per batch id, so it cannot answer this on its own.
+        """
+        settled = self.ledger.index.batch_tokens
+        return [row for row in self._submitting_rows() if row.get("token") not in settled
                 and row.get("teacher") == rt.cfg.provider and row.get("model") == rt.cfg.model]
 
     def _submitting_rows(self) -> list[dict[str, Any]]:
@@ -247,6 +259,7 @@ class BatchRunner:
         return rows
 
     async def _find_orphan(self, rt: TeacherRuntime, row: dict[str, Any]) -> str | None:
+        """The provider's batch id for an orphaned submission; "" when the provider has none; None when unknown."""
         client = rt.teacher.client
         try:
             if rt.cfg.provider == "anthropic":
@@ -259,30 +272,35 @@ class BatchRunner:
                         candidates.append(batch.id)
                 known = set(self.ledger.index.batches)
                 candidates = [c for c in candidates if c not in known]
-                return candidates[0] if len(candidates) == 1 else None
+                if len(candidates) > 1:
+                    return None  # ambiguous: ask again next run rather than adopt the wrong one
+                return candidates[0] if candidates else ""
             page = await client.batches.list(limit=100)
             for batch in page.data:
                 if (batch.metadata or {}).get("slm_submit") == row["token"]:
                     return batch.id
         except rt.teacher._sdk_errors:
-            return None
-        return None
+            return None  # could not look: try again next run
+        return ""
 
     # ------------------------------------------------------------------------------------------------------ run
     async def run(self, jobs: Iterable[Job]) -> EngineStats:
         by_key: dict[str, Job] = {}
-        pending: dict[int, list[Job]] = {index: [] for index in self.runtimes}
+        order: list[Job] = []  # plan order: chunk, teacher, audience, style
         for job in jobs:
             by_key[job.planned.key] = job
-            pending[job.planned.teacher_index].append(job)
+            order.append(job)
 
         # 1. batches a killed run left behind: finish them before sending anything new
         for rt in self.runtimes.values():
             for row in self._orphans(rt):
                 batch_id = await self._find_orphan(rt, row)
+                settled = {k: v for k, v in row.items() if k not in ("ts", "keys")}
                 if batch_id:
-                    self.ledger.append({**{k: v for k, v in row.items() if k != "ts"}, "phase": "submitted",
+                    self.ledger.append({**settled, "keys": row.get("keys", []), "phase": "submitted",
                                         "batch_id": batch_id})
+                elif batch_id == "":  # the provider never got it: its requests are sent again below
+                    self.ledger.append({**settled, "phase": "abandoned"})
             for row in self._open_batches(rt):
                 entries = []
                 for key in row.get("keys", []):
@@ -290,22 +308,25 @@ class BatchRunner:
                     if job is None or self.ledger.is_done(key):
                         continue
                     entries.append(self._entry(job, repair=bool(row.get("repair"))))
-                repairs = await self._finish(rt, row["batch_id"], [e for e in entries if e], 0.0)
+                repairs = await self._finish(rt, row["batch_id"], [e for e in entries if e], 0.0, row.get("token"))
                 await self._repair_round(rt, repairs)
 
-        # 2. new work, in rounds: first requests, then one repair round
+        # 2. new work, in rounds: first requests, then one repair round. The budget is reserved in plan order across
+        # all teachers, so the first teacher's batch cannot take the whole budget before the second gets a share.
+        first_by_teacher: dict[int, list[tuple[Entry, float]]] = {index: [] for index in self.runtimes}
+        for job in order:
+            rt = self.runtimes[job.planned.teacher_index]
+            if self.ledger.is_done(job.planned.key):
+                continue
+            expected = self.engine.expected_cost(rt, job)
+            if not self.budget.try_reserve(expected):
+                self.stats.skipped_budget += 1
+                continue
+            first_by_teacher[rt.index].append((self._entry(job, repair=job.planned.key in self.ledger.index.attempts),
+                                               expected))
         for index, rt in self.runtimes.items():
-            first: list[Entry] = []
-            reserved = 0.0
-            for job in pending[index]:
-                if self.ledger.is_done(job.planned.key):
-                    continue
-                expected = self.engine.expected_cost(rt, job)
-                if not self.budget.try_reserve(expected):
-                    self.stats.skipped_budget += 1
-                    continue
-                reserved += expected
-                first.append(self._entry(job, repair=job.planned.key in self.ledger.index.attempts))
+            first = [entry for entry, _ in first_by_teacher[index]]
+            reserved = sum(expected for _, expected in first_by_teacher[index])
             for start in range(0, len(first), self.cfg.batch_max_requests):
                 part = first[start : start + self.cfg.batch_max_requests]
                 share = reserved * len(part) / max(1, len(first))

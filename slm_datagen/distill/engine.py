@@ -8,9 +8,13 @@ For each job (one planned request):
    and retried ONCE with a repair instruction; the second verdict is final;
 4. write ONE `done` line (pair or failure reason, usage, dollars) and move the progress bar.
 
-The budget (`distill.max_cost_usd`) is checked before every new request, counting the dollars already spent in
-this run plus what the requests in flight are expected to cost, so the stage stops cleanly below the cap (a reply
-that runs longer than expected may still push it slightly over). Unsent work stays unsent; rerunning resumes.
+The budget (`distill.max_cost_usd`) caps the dataset's total teacher spend: it starts from what the ledger already
+records as paid (earlier runs, all teachers) and is checked before every new request, counting what the requests in
+flight are expected to cost. A request that does not fit only because of requests in flight waits for them to
+settle (they usually cost less than reserved); it is left unsent only when the money already spent leaves less than
+its expected cost. Each request is judged on its own, so one teacher's expensive requests do not stop another
+teacher's cheaper ones. A reply that runs longer than expected may still push the total slightly over the cap.
+Unsent work stays unsent; rerunning (with a higher cap) resumes.
 A fatal error (bad key, unknown model) cancels everything and surfaces as one SlmError.
 """
 
@@ -45,26 +49,56 @@ class Job:
 
 @dataclass
 class Budget:
-    """Dollars: a cap for this run, what was spent, what the requests in flight are expected to cost."""
+    """Dollars: a cap on the dataset's total spend, what earlier runs and this run paid, what is in flight."""
 
     max_usd: float | None
-    spent_usd: float = 0.0
-    reserved_usd: float = 0.0
-    stopped: bool = False
+    spent_before_usd: float = 0.0  # paid before this run, as the ledger records it
+    spent_usd: float = 0.0  # paid in this run
+    reserved_usd: float = 0.0  # expected cost of the requests in flight
+    stopped: bool = False  # some request was left unsent because the budget could not cover it
+    _waiters: list[asyncio.Future] = field(default_factory=list, repr=False)
+
+    # Reservations are sums of floats: below this, nothing is in flight (a waiter must never wait on rounding dust).
+    _EPSILON = 1e-9
+
+    @property
+    def total_usd(self) -> float:
+        return self.spent_before_usd + self.spent_usd
+
+    def _fits(self, expected_usd: float) -> bool:
+        assert self.max_usd is not None
+        return self.total_usd + self.reserved_usd + expected_usd <= self.max_usd + self._EPSILON
 
     def try_reserve(self, expected_usd: float) -> bool:
-        if self.max_usd is None:
+        """Reserve now or refuse (batch mode, where everything reserved is in flight together)."""
+        if self.max_usd is None or self._fits(expected_usd):
             self.reserved_usd += expected_usd
             return True
-        if self.stopped or self.spent_usd + self.reserved_usd + expected_usd > self.max_usd:
-            self.stopped = True
-            return False
-        self.reserved_usd += expected_usd
-        return True
+        self.stopped = True
+        return False
+
+    async def reserve(self, expected_usd: float) -> bool:
+        """Reserve, waiting while requests in flight hold the room; False when the spent money leaves too little."""
+        while True:
+            if self.max_usd is None or self._fits(expected_usd):
+                self.reserved_usd += expected_usd
+                return True
+            if self.reserved_usd <= self._EPSILON or self.total_usd + expected_usd > self.max_usd + self._EPSILON:
+                self.stopped = True
+                return False
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            await waiter
 
     def settle(self, expected_usd: float, actual_usd: float) -> None:
         self.reserved_usd = max(0.0, self.reserved_usd - expected_usd)
+        if self.reserved_usd <= self._EPSILON:
+            self.reserved_usd = 0.0
         self.spent_usd += actual_usd
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
 
 @dataclass
@@ -198,7 +232,7 @@ class Engine:
         if self.ledger.is_done(key):
             return
         expected = self.expected_cost(rt, job)
-        if not self.budget.try_reserve(expected):
+        if not await self.budget.reserve(expected):
             self.stats.skipped_budget += 1
             return
         held = [expected]  # the reservation this job still holds (released on any exit)
@@ -240,7 +274,7 @@ class Engine:
             self.ledger.append(self._row(rt, job, type="attempt", reason=problem.reason, detail=problem.detail,
                                          reply=bad_text, usage=_usage(usage_in, usage_out, cost)))
             # The repair is a new request: it needs budget like any other (a resumed run picks it up).
-            if not self.budget.try_reserve(expected):
+            if not await self.budget.reserve(expected):
                 self.stats.skipped_budget += 1
                 return
             held[0] = expected
@@ -320,11 +354,10 @@ class Engine:
         ]
         try:
             for job in jobs:
-                if failure or self.budget.stopped:
-                    if self.budget.stopped and not failure:
-                        self.stats.skipped_budget += 1
-                        continue
+                if failure:
                     break
+                # No shortcut on `budget.stopped`: a request that did not fit says nothing about the next one, which
+                # may be cheaper or belong to another teacher. Each is judged by `Budget.reserve` in its worker.
                 await queues[job.planned.teacher_index].put(job)
             for index, rt in self.runtimes.items():
                 for _ in range(rt.cfg.max_concurrency):

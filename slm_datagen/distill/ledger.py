@@ -9,7 +9,12 @@ Line types:
 - `done`    a finished request: `status` ok (with `pair`) or failed (with `reason`), usage and cost included.
 - `attempt` a first reply that failed its checks and was paid for: a resumed run goes straight to the repair call.
 - `error`   a request that could not be completed (HTTP errors after all retries); retried by the next run.
-- `batch`   a provider batch (`phase`: submitted / ended / collected) with its id and keys, for resuming batches.
+- `batch`   a provider batch (`phase`: submitting / submitted / collected, or abandoned for a submission the
+            provider never received) with its submission token, id and keys, for resuming batches.
+
+Money: `index.spent_usd` is every paid call ever recorded, each counted once. A `done` line's usage already
+includes the paid first reply of its `attempt` line (the repair conversation is one request), so the attempt's cost
+is taken back out when the done line arrives. `distill.max_cost_usd` starts from this number.
 
 Every line is written with one `write` + flush + fsync, so a SIGKILL leaves at most a torn final line, which is
 ignored (and cut off before the next append). A bad line anywhere else is an error naming the line.
@@ -36,20 +41,30 @@ class LedgerIndex:
     attempts: dict[str, dict[str, Any]] = field(default_factory=dict)  # key -> last unrepaired attempt
     errors: dict[str, dict[str, Any]] = field(default_factory=dict)  # key -> last error (not completed)
     batches: dict[str, dict[str, Any]] = field(default_factory=dict)  # batch id -> latest batch line
-    spent_usd: float = 0.0  # cost of every done/attempt line ever written
+    # submission tokens whose batch is settled in the ledger (submitted, collected or abandoned): a `submitting`
+    # line whose token is here is not an orphan to look for at the provider
+    batch_tokens: set[str] = field(default_factory=set)
+    spent_usd: float = 0.0  # every paid call recorded in the ledger, each once (all teachers, all runs)
 
 
 class Ledger:
-    """Open (creating if needed) and index a ledger; `append` writes one durable line."""
+    """Open (creating if needed) and index a ledger; `append` writes one durable line.
 
-    def __init__(self, path: Path, *, fsync: bool = True) -> None:
+    `readonly=True` (for `--dry-run`) only reads: a missing ledger stays missing, a torn tail is skipped but not cut.
+    """
+
+    def __init__(self, path: Path, *, fsync: bool = True, readonly: bool = False) -> None:
         self.path = Path(path)
         self.fsync = fsync
+        self.readonly = readonly
         self.index = LedgerIndex()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._reader: Any = None
+        self._handle: Any = None
+        if not readonly:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
         self._load()
-        self._handle = open(self.path, "ab")
+        if not readonly:
+            self._handle = open(self.path, "ab")
 
     # ---------------------------------------------------------------------------------------------------- reading
     def _load(self) -> None:
@@ -81,7 +96,7 @@ class Ledger:
                         continue
                     self._apply(row, offset)
                 good_end = handle.tell()
-        if good_end < self.path.stat().st_size:
+        if good_end < self.path.stat().st_size and not self.readonly:
             with open(self.path, "r+b") as handle:
                 handle.truncate(good_end)
                 handle.flush()
@@ -93,9 +108,11 @@ class Ledger:
         if kind == "done" and key:
             self.index.done[key] = offset
             self.index.done_status[key] = row.get("status", "ok")
-            self.index.attempts.pop(key, None)
+            attempt = self.index.attempts.pop(key, None)
             self.index.errors.pop(key, None)
             self.index.spent_usd += float(row.get("usage", {}).get("cost_usd", 0.0))
+            if attempt is not None:  # the done usage already includes the paid first reply
+                self.index.spent_usd -= float(attempt.get("usage", {}).get("cost_usd", 0.0))
         elif kind == "attempt" and key:
             if key not in self.index.done:
                 self.index.attempts[key] = row
@@ -103,8 +120,11 @@ class Ledger:
         elif kind == "error" and key:
             if key not in self.index.done:
                 self.index.errors[key] = row
-        elif kind == "batch" and row.get("batch_id"):
-            self.index.batches[row["batch_id"]] = row
+        elif kind == "batch":
+            if row.get("batch_id"):
+                self.index.batches[row["batch_id"]] = row
+            if row.get("token") and row.get("phase") != "submitting":
+                self.index.batch_tokens.add(row["token"])
 
     def is_done(self, key: str) -> bool:
         return key in self.index.done
@@ -121,6 +141,8 @@ class Ledger:
 
     # ---------------------------------------------------------------------------------------------------- writing
     def append(self, row: dict[str, Any]) -> None:
+        if self._handle is None:
+            raise RuntimeError(f"{self.path}: opened read-only")
         row = {"ts": round(time.time(), 3), **row}
         line = (json.dumps(row, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
         offset = self._handle.tell()
@@ -131,7 +153,7 @@ class Ledger:
         self._apply(row, offset)
 
     def close(self) -> None:
-        if not self._handle.closed:
+        if self._handle is not None and not self._handle.closed:
             self._handle.close()
         if self._reader is not None:
             self._reader.close()

@@ -2,7 +2,8 @@
 
 Reasons (the `DistillFailure.reason` vocabulary): `truncated` (finish_reason == "length" / stop_reason ==
 "max_tokens"), `empty`, `refused`, `schema` (no JSON object, invalid JSON, missing or wrong fields, no calculation
-where one was asked for), `not_korean` (question or answer mostly not Hangul). Each problem gets one repair retry
+where one was asked for, or a calculation whose inputs `slm build` could not recompute: see `calcspec.py`),
+`not_korean` (question or answer mostly not Hangul). Each problem gets one repair retry
 (`prompts.repair_messages`), then becomes a failure row.
 
 JSON is taken from the reply leniently, as local servers (vLLM, Ollama) often wrap it: code fences, text around
@@ -19,6 +20,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from slm_datagen.hangul import hangul_share
+from slm_datagen.distill.calcspec import payload_problem
 from slm_datagen.distill.schema import PairDraft
 
 MIN_HANGUL_SHARE = 0.5
@@ -158,4 +160,9 @@ def parse_reply(
             return ReplyProblem("schema", "calculation: required for a calculation question")
         if allowed_kinds and draft.calculation.kind not in allowed_kinds:
             return ReplyProblem("schema", f"calculation.kind: {draft.calculation.kind} is not one of {', '.join(allowed_kinds)}")
+        # A payload the checker cannot read would only be flagged (or dropped) at build time: ask for a repair now,
+        # naming the accepted inputs. Wrong arithmetic is not judged here; `slm build` rejects it with the details.
+        problem = payload_problem(draft.calculation.to_record().model_dump(mode="json"))
+        if problem:
+            return ReplyProblem("schema", problem)
     return draft

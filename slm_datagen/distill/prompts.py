@@ -16,20 +16,21 @@ import json
 import re
 from dataclasses import dataclass
 
+from slm_datagen.distill.calcspec import calculation_rule
 from slm_datagen.distill.schema import PAIR_JSON_SCHEMA
 from slm_forest.records import Chunk
 
 # Bump a version whenever its text changes: cached replies of the old text are then not reused.
 SYSTEM_VERSION = "system@1"
 TEMPLATE_VERSIONS: dict[tuple[str, str], str] = {
-    ("statute_article", "explain"): "statute@1",
+    ("statute_article", "explain"): "statute@2",  # @2: no effective date in the source block
     ("precedent", "explain"): "precedent@1",
     ("interpretation", "explain"): "ruling@1",
     ("ruling", "explain"): "ruling@1",
-    ("statute_article", "calculation"): "calc@1",
-    ("precedent", "calculation"): "calc@1",
-    ("interpretation", "calculation"): "calc@1",
-    ("ruling", "calculation"): "calc@1",
+    ("statute_article", "calculation"): "calc@2",
+    ("precedent", "calculation"): "calc@2",
+    ("interpretation", "calculation"): "calc@2",
+    ("ruling", "calculation"): "calc@2",
 }
 AUDIENCE_VERSION = "audience@1"
 
@@ -64,11 +65,8 @@ _FIELD_RULES = (
     "- calculation: {calculation_rule}"
 )
 _CALC_NONE = "null"
-_CALC_RULE = (
-    '{"kind": "gift_tax" | "inheritance_tax" | "income_tax" | "capital_gains_tax", "year": 적용 연도, '
-    '"inputs": [{"name": 입력 이름(영문 snake_case), "value": 숫자}], "result_won": 결과 금액(원, 정수), '
-    '"result_field": 결과의 의미(예: "computed_tax")}'
-)
+# calc@2: the calculation rule is generated from the checker's accepted inputs (calcspec.calculation_rule), so a
+# teacher is asked for exactly the names, types and values `slm build` recomputes.
 
 # Laws whose provisions a worked computation can use, and the calculation kinds they allow.
 CALCULATION_LAWS: dict[str, tuple[str, ...]] = {
@@ -101,10 +99,14 @@ def calculation_kinds(chunk: Chunk) -> tuple[str, ...]:
 
 
 def _source_block(chunk: Chunk) -> str:
-    """The source text with the facts a teacher needs to cite it."""
+    """The source text with the facts a teacher needs to cite it.
+
+    A statute article's effective date is left out on purpose: it is the whole law's 시행일, so a new version of
+    the law would change the prompt (and the ledger key) of every unchanged article and pay for all of them again.
+    What is sent, and so the key, depends on the article's own text only.
+    """
     if chunk.kind == "statute_article":
-        when = f" (시행 {chunk.effective_date})" if chunk.effective_date else ""
-        return f"[법령 조문] {chunk.citation}{when}\n제목: {chunk.title}\n---\n{chunk.text.strip()}\n---"
+        return f"[법령 조문] {chunk.citation}\n제목: {chunk.title}\n---\n{chunk.text.strip()}\n---"
     if chunk.kind == "precedent":
         refs = f"\n참조조문: {'; '.join(chunk.related_laws)}" if chunk.related_laws else ""
         return f"[판례] {chunk.citation}\n제목: {chunk.title}{refs}\n---\n{chunk.text.strip()}\n---"
@@ -165,7 +167,7 @@ def build_messages(chunk: Chunk, audience: str, style: str = "explain", *, inlin
     if style == "calculation":
         kinds = calculation_kinds(chunk)
         task = _CALC_TASK.format(kinds=", ".join(kinds) or "gift_tax, inheritance_tax, income_tax, capital_gains_tax")
-        calc_rule = _CALC_RULE
+        calc_rule = calculation_rule(kinds)
     elif style == "explain":
         task = _TASKS[chunk.kind]
         calc_rule = _CALC_NONE

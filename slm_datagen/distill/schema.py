@@ -3,7 +3,10 @@
 `PAIR_JSON_SCHEMA` is the JSON Schema sent to the providers (OpenAI `response_format` json_schema with strict mode,
 Anthropic's forced tool `input_schema`, and written into the prompt for `openai_compatible` servers). Strict mode
 needs every property required and no free-form maps, so calculation inputs travel as a list of {name, value} and
-become `Calculation.inputs` (a dict) when the pair is turned into a `QAPair`.
+become `Calculation.inputs` (a dict) when the pair is turned into a `QAPair`. A value is a number, a string or a
+boolean (the checker needs e.g. `relationship: "lineal_ascendant"` and `donee_is_minor: false`); the union is an
+`anyOf` of single types, the form OpenAI's strict mode documents (it lists anyOf among the supported keywords).
+The input names and values the checker accepts are in `calcspec.py`.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from slm_datagen.distill.calcspec import RESULT_FIELDS, normalise_inputs
 from slm_forest.records import Calculation
 
 CalculationKind = Literal["gift_tax", "inheritance_tax", "income_tax", "capital_gains_tax"]
@@ -31,7 +35,7 @@ class CitationDraft(_Draft):
 
 class CalcInput(_Draft):
     name: str = Field(min_length=1)
-    value: float | int | str
+    value: bool | int | float | str  # bool first: JSON true must stay a bool, not become 1
 
 
 class CalculationDraft(_Draft):
@@ -39,17 +43,18 @@ class CalculationDraft(_Draft):
     year: int = Field(ge=1990, le=2100)
     inputs: list[CalcInput]
     result_won: int = Field(ge=0)
-    result_field: str = "computed_tax"
+    # No default: the checker compares the claim only with the amount the payload names (산출세액 vs 납부세액 differ
+    # by the 신고세액공제), so a reply that leaves it out is asked again rather than given a guess.
+    result_field: str = Field(min_length=1)
+
+    def inputs_dict(self) -> dict[str, Any]:
+        """The inputs as `taxcalc.check_calculation` reads them (names normalised, 2e9 -> 2000000000)."""
+        return normalise_inputs(self.kind, {item.name: item.value for item in self.inputs})
 
     def to_record(self) -> Calculation:
-        inputs: dict[str, Any] = {}
-        for item in self.inputs:
-            value = item.value
-            if isinstance(value, float) and value.is_integer():
-                value = int(value)
-            inputs[item.name] = value
         return Calculation(
-            kind=self.kind, year=self.year, inputs=inputs, result_won=self.result_won, result_field=self.result_field
+            kind=self.kind, year=self.year, inputs=self.inputs_dict(), result_won=self.result_won,
+            result_field=self.result_field.strip(),
         )
 
 
@@ -86,11 +91,14 @@ _CALCULATION_SCHEMA: dict[str, Any] = {
                 "type": "object",
                 "additionalProperties": False,
                 "required": ["name", "value"],
-                "properties": {"name": {"type": "string"}, "value": {"type": "number"}},
+                "properties": {
+                    "name": {"type": "string", "description": "an input name the prompt lists for this kind"},
+                    "value": {"anyOf": [{"type": "number"}, {"type": "string"}, {"type": "boolean"}]},
+                },
             },
         },
         "result_won": {"type": "integer", "minimum": 0, "description": "the computed amount in whole won"},
-        "result_field": {"type": "string", "description": "what result_won is, e.g. computed_tax"},
+        "result_field": {"type": "string", "enum": list(RESULT_FIELDS), "description": "what result_won is"},
     },
 }
 

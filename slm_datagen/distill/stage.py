@@ -11,7 +11,9 @@
    so a kill at any moment loses nothing completed and a rerun never duplicates a pair (pair id = f(request key)).
 
 The stage fails only when the share of failed requests is above `distill.failure_threshold` (after writing both
-files, so the reasons can be read); it stops early (complete=False) when `distill.max_cost_usd` is reached.
+files, so the reasons can be read); it stops early (complete=False) when `distill.max_cost_usd` is reached. The cap
+is on the dataset's total teacher spend as the ledger records it (every run, every teacher), not on one run, so
+rerunning with the same cap sends nothing more once it is reached.
 """
 
 from __future__ import annotations
@@ -87,23 +89,39 @@ def estimate(plan: list[PlannedRequest], pending: set[str], cfg: DistillConfig) 
     return out
 
 
-def _print_estimate(est: dict[str, dict[str, Any]], cfg: DistillConfig, n_chunks: int) -> str:
+def _print_estimate(est: dict[str, dict[str, Any]], cfg: DistillConfig, n_chunks: int, spent_usd: float = 0.0) -> str:
     batch = " (batch: half price)" if cfg.mode == "batch" else ""
-    table = Table(title=f"distill --dry-run: {n_chunks} chunks{batch}; USD per 1M tokens, shipped prices as of {PRICES_AS_OF}")
-    for column in ("teacher", "requests", "cached", "in tokens", "out tokens", "dollars", "price/Mtok"):
-        table.add_column(column)
+    title = f"distill --dry-run: {n_chunks} chunks{batch}; USD per 1M tokens, shipped prices as of {PRICES_AS_OF}"
+    header = ("teacher", "requests", "cached", "in tokens", "out tokens", "dollars", "price/Mtok")
+    rows = []
     total = 0.0
     unknown = False
     for label, e in est.items():
         cost = e["cost_usd"]
         unknown |= cost is None
         total += cost or 0.0
-        table.add_row(label, str(e["requests"]), str(e["cached"]), f"{e['input_tokens']:,}", f"{e['output_tokens']:,}",
-                      "unknown (set distill.prices)" if cost is None else f"${cost:,.4f}", e["price"] or "-")
-    console.print(table)
-    return (f"dry run: {sum(e['requests'] for e in est.values())} requests, "
-            f"~{sum(e['input_tokens'] + e['output_tokens'] for e in est.values()):,} tokens (estimated), "
-            f"~${total:,.2f}{' + unknown' if unknown else ''}; each bad reply adds one repair request; nothing was sent")
+        rows.append((label, str(e["requests"]), str(e["cached"]), f"{e['input_tokens']:,}", f"{e['output_tokens']:,}",
+                     "unknown (set distill.prices)" if cost is None else f"${cost:,.4f}", e["price"] or "-"))
+    if console.is_terminal:
+        table = Table(title=title)
+        for column in header:
+            table.add_column(column, overflow="fold")
+        for row in rows:
+            table.add_row(*row)
+        console.print(table)
+    else:
+        # Piped or logged: rich would squeeze the table into 80 columns and cut teacher names; plain
+        # tab-separated lines (written as is: rich would expand the tabs) keep every value whole and easy to grep.
+        print(title, file=console.file)
+        for row in (header, *rows):
+            print("\t".join(row), file=console.file)
+    summary = (f"dry run: {sum(e['requests'] for e in est.values())} requests, "
+               f"~{sum(e['input_tokens'] + e['output_tokens'] for e in est.values()):,} tokens (estimated), "
+               f"~${total:,.2f}{' + unknown' if unknown else ''}; each bad reply adds one repair request; "
+               "nothing was sent")
+    if cfg.max_cost_usd is not None:
+        summary += f"; ${spent_usd:,.4f} of the distill.max_cost_usd ${cfg.max_cost_usd:g} already spent"
+    return summary
 
 
 # ---------------------------------------------------------------------------------------------------- sending
@@ -242,7 +260,8 @@ def run_distill(ctx: StageContext) -> StageResult:
 
     plan, n_chunks = make_plan(chunks_path, cfg, limit)
     uses_api = any(t.provider != "offline" for t in cfg.teachers)
-    ledger = Ledger(ctx.stage_dir / LEDGER_NAME) if uses_api else None
+    # A dry run only reads the ledger: it must not create one (it reports that nothing was written).
+    ledger = Ledger(ctx.stage_dir / LEDGER_NAME, readonly=dry_run) if uses_api else None
     try:
         def is_api(r: PlannedRequest) -> bool:
             return cfg.teachers[r.teacher_index].provider != "offline"
@@ -253,11 +272,12 @@ def run_distill(ctx: StageContext) -> StageResult:
 
         if dry_run:
             est = estimate(plan, {r.key for r in pending} | {r.key for r in plan if not is_api(r)}, cfg)
-            summary = _print_estimate(est, cfg, n_chunks)
+            summary = _print_estimate(est, cfg, n_chunks, ledger.index.spent_usd if ledger is not None else 0.0)
             return StageResult(outputs=[], counts={**counts, "to_send": len(pending)}, stats={"estimate": est},
                                complete=False, summary=summary)
 
-        budget = Budget(cfg.max_cost_usd)
+        # The cap is on the dataset's total spend: start from what the ledger already records as paid.
+        budget = Budget(cfg.max_cost_usd, spent_before_usd=ledger.index.spent_usd if ledger is not None else 0.0)
         engine_stats = None
         if pending and ledger is not None:
             runtimes = _runtimes(cfg, {r.teacher_index for r in pending})
@@ -282,6 +302,8 @@ def run_distill(ctx: StageContext) -> StageResult:
                     for label, e in engine_stats.per_teacher.items()}
     stats = {
         "cost_usd_this_run": round(budget.spent_usd, 6),
+        "cost_usd_total": round(budget.total_usd, 6),  # everything the ledger records as paid, all runs
+        "max_cost_usd": cfg.max_cost_usd,
         "cost_by_teacher_this_run": run_cost,
         "dataset_cost_by_teacher": {k: round(v, 6) for k, v in assembled["cost_by_teacher"].items()},
         "tokens": dict(assembled["tokens"]),
@@ -304,6 +326,9 @@ def run_distill(ctx: StageContext) -> StageResult:
         )
     complete = not_sent == 0
     summary = f"{pairs} pairs, {failures} failures, {cached} cached, ${budget.spent_usd:.4f} spent this run"
-    if not complete:
-        summary += f"; budget of ${cfg.max_cost_usd} reached with {not_sent} requests not sent (rerun to resume)"
+    if not complete and cfg.max_cost_usd is None:
+        summary += f"; {not_sent} requests not sent (rerun to resume)"
+    elif not complete:
+        summary += (f"; budget reached: ${budget.total_usd:.4f} of ${cfg.max_cost_usd:g}; raise distill.max_cost_usd "
+                    f"and rerun ({not_sent} requests not sent)")
     return StageResult(outputs=outputs, counts=counts, stats=stats, complete=complete, summary=summary)
