@@ -11,7 +11,8 @@ For base and tuned:
    `evaluate.batch_size`, `evaluate.max_new_tokens`, greedy when `evaluate.temperature` is 0), scored with chrF and
    ROUGE-L on characters, citation checks (articles that exist in the corpus, that match the reference) and, on
    calculation items, the final amount;
-3. each benchmark's accuracy by option log-likelihood (`fine_tuning.mcq`), zero- or `evaluate.few_shot`-shot;
+3. each benchmark's accuracy by option log-likelihood (`fine_tuning.mcq`), zero-shot and, when
+   `evaluate.few_shot` > 0, also `few_shot`-shot (on the same questions);
 4. optionally (`evaluate.judge`, off by default) an LLM judge's 1–5 scores for correctness, legal basis and
    clarity, with reasons.
 Every number is reported over all examples and per law and per source kind.
@@ -205,8 +206,13 @@ def aggregate(rows: list[dict[str, Any]], examples: list[SFTExample]) -> dict[st
 
 # --------------------------------------------------------------------------------------------------- benchmarks
 def run_benchmarks(model: Any, tokenizer: Any, paths: list[str], few_shot: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[Path]]:
-    """(per-benchmark summaries, per-question rows, files read)."""
-    from fine_tuning.mcq import BenchmarkScore, build_prompt, dev_file_for, option_logliks, read_benchmark, split_shots
+    """(per-benchmark summaries, per-question rows, files read).
+
+    Each summary holds `zero_shot: {base, tuned}` and, when `few_shot` > 0, `few_shot: {base, tuned}` (each
+    {n, accuracy, accuracy_norm}), both over the same questions; `shots` is the few-shot count (0 without).
+    Each row is one question in one setting (`shots` 0 or k) with both models' picks.
+    """
+    from fine_tuning.mcq import BenchmarkScore, build_prompt, dev_file_for, option_logliks, read_benchmark, shot_counts, split_shots
 
     summaries: list[dict[str, Any]] = []
     rows: list[dict[str, Any]] = []
@@ -219,32 +225,38 @@ def run_benchmarks(model: Any, tokenizer: Any, paths: list[str], few_shot: int) 
         dev = dev_file_for(path)
         if shots and dev is not None:
             read.append(dev)
-        scores = {which: BenchmarkScore() for which in MODELS}
-        picks: dict[int, dict[str, Any]] = defaultdict(dict)
-        with progress_bar(f"evaluate: {path.name}", len(scored) * len(MODELS)) as bar:
+        settings = shot_counts(len(shots))
+        scores = {(k, which): BenchmarkScore() for k in settings for which in MODELS}
+        picks: dict[tuple[int, int], dict[str, Any]] = defaultdict(dict)
+        with progress_bar(f"evaluate: {path.name}", len(scored) * len(MODELS) * len(settings)) as bar:
             for which in MODELS:
                 with as_model(model, which):
-                    for question in scored:
-                        result = option_logliks(model, tokenizer, build_prompt(question, shots), list(question.options))
-                        scores[which].add(result, question.answer)
-                        picks[question.row][which] = {
-                            "pick": result.pick + 1,
-                            "pick_norm": result.pick_norm + 1,
-                            "loglik": [round(v, 4) for v in result.loglik],
-                        }
-                        bar.advance()
-        for question in scored:
-            rows.append({"benchmark": path.name, "row": question.row, "answer": question.answer + 1, **picks[question.row]})
-        summaries.append(
-            {
-                "name": path.stem,
-                "path": str(path),
-                "questions": len(scored),
-                "few_shot": len(shots),
-                "shots_from": shots_from,
-                **{which: scores[which].summary() for which in MODELS},
-            }
-        )
+                    for k in settings:
+                        for question in scored:
+                            prompt = build_prompt(question, shots[:k])
+                            result = option_logliks(model, tokenizer, prompt, list(question.options))
+                            scores[(k, which)].add(result, question.answer)
+                            picks[(k, question.row)][which] = {
+                                "pick": result.pick + 1,
+                                "pick_norm": result.pick_norm + 1,
+                                "loglik": [round(v, 4) for v in result.loglik],
+                            }
+                            bar.advance()
+        for k in settings:
+            for question in scored:
+                rows.append({"benchmark": path.name, "shots": k, "row": question.row, "answer": question.answer + 1,
+                             **picks[(k, question.row)]})
+        summary: dict[str, Any] = {
+            "name": path.stem,
+            "path": str(path),
+            "questions": len(scored),
+            "shots": len(shots),
+            "shots_from": shots_from,
+            "zero_shot": {which: scores[(0, which)].summary() for which in MODELS},
+        }
+        if shots:
+            summary["few_shot"] = {which: scores[(len(shots), which)].summary() for which in MODELS}
+        summaries.append(summary)
     return summaries, rows, read
 
 
@@ -367,12 +379,14 @@ def headline(metrics: dict[str, Any]) -> list[Headline]:
         ):
             if b.get(key) is not None or t.get(key) is not None:
                 rows.append(Headline(name, b.get(key), t.get(key)))
+    from fine_tuning.mcq import benchmark_settings
+
     for bench in metrics.get("benchmarks", []):
-        shots = f"{bench['few_shot']}-shot"
-        rows.append(Headline(f"{bench['name']} accuracy ({shots})", bench["base"]["accuracy"], bench["tuned"]["accuracy"]))
-        rows.append(
-            Headline(f"{bench['name']} accuracy, length-normalised ({shots})", bench["base"]["accuracy_norm"], bench["tuned"]["accuracy_norm"])
-        )
+        for k, scores in benchmark_settings(bench):
+            label = f"{k}-shot"
+            b, t = scores["base"], scores["tuned"]
+            rows.append(Headline(f"{bench['name']} accuracy ({label})", b["accuracy"], t["accuracy"]))
+            rows.append(Headline(f"{bench['name']} accuracy, length-normalised ({label})", b["accuracy_norm"], t["accuracy_norm"]))
     return rows
 
 
@@ -462,8 +476,12 @@ def run_evaluate(ctx: StageContext) -> StageResult:
         f"chrF {metrics['generation']['base'][ALL]['chrf']} → {metrics['generation']['tuned'][ALL]['chrf']} "
         f"(base → tuned, {len(selected)} answers)"
     )
+    from fine_tuning.mcq import benchmark_settings
+
     for bench in bench_summaries:
-        summary += f"; {bench['name']} {bench['base']['accuracy']} → {bench['tuned']['accuracy']}"
+        summary += f"; {bench['name']} " + ", ".join(
+            f"{k}-shot {scores['base']['accuracy']} → {scores['tuned']['accuracy']}" for k, scores in benchmark_settings(bench)
+        )
     console.print(f"evaluate: report at {stage_dir / 'report.md'}")
     return StageResult(
         outputs=outputs,

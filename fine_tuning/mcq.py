@@ -19,6 +19,10 @@ measures what the model knows about each statement.
 Few-shot examples come from `<Subject>-dev.csv` beside the file when it exists (KMMLU ships 5 dev rows per subject),
 otherwise from the file's first rows, which are then excluded from the scored questions.
 
+Zero-shot and few-shot are both reported (KMMLU's paper reports both, and they can disagree: a small tuned model may
+gain zero-shot and lose few-shot): `shot_counts(evaluate.few_shot)` is `[0]` for few_shot 0, else `[0, k]`. Both
+settings score the same questions (without the rows used as shots), so the two accuracies are comparable.
+
 All options of a question go through the model in one left-padded batch with explicit position ids, and only the
 logits of the last (longest option + 1) positions are computed (`logits_to_keep`), so a 256k-vocabulary model does not
 materialise full-vocabulary logits for the whole prompt.
@@ -121,6 +125,19 @@ def split_shots(path: Path, questions: list[MCQuestion], k: int) -> tuple[list[M
             f"lower evaluate.few_shot below {len(questions)} or put a {path.name.split('-', 1)[0]}-dev.csv beside it",
         )
     return questions[:k], questions[k:], f"first {k} rows (excluded from scoring)"
+
+
+def shot_counts(few_shot: int) -> list[int]:
+    """The shot settings a benchmark is scored in: zero-shot always, and `few_shot` when it is above 0."""
+    return [0] if few_shot <= 0 else [0, int(few_shot)]
+
+
+def benchmark_settings(bench: dict[str, Any]) -> list[tuple[int, dict[str, Any]]]:
+    """[(shots, {base, tuned}), …] of one benchmark summary: zero-shot first, then few-shot when it was scored."""
+    out = [(0, bench["zero_shot"])]
+    if bench.get("few_shot"):
+        out.append((bench["shots"], bench["few_shot"]))
+    return out
 
 
 def format_question(question: MCQuestion) -> str:

@@ -31,6 +31,7 @@ __all__ = [
     "DEFAULT_MFU",
     "GPU",
     "GpuPlan",
+    "PLANNED_OPTIMIZERS",
     "MemoryEstimate",
     "MemoryLine",
     "RunPlan",
@@ -135,6 +136,9 @@ _OPTIMIZERS: dict[str, tuple[float | None, bool]] = {
     "lion_8bit": (1.0, False), "paged_lion_8bit": (1.0, True), "lion_32bit": (4.0, False),
     "adafactor": (0.4, False), "sgd": (0.0, False),
 }
+
+# Optimizer names the memory model knows (transformers' TrainingArguments.optim names, plus "adamw").
+PLANNED_OPTIMIZERS = frozenset(_OPTIMIZERS)
 
 _PROJ_ALIASES = {
     "q_proj": "q", "query": "q", "q": "q", "k_proj": "k", "key": "k", "k": "k", "v_proj": "v", "value": "v", "v": "v",
@@ -510,11 +514,29 @@ class GpuPlan:
 
 @dataclass(frozen=True)
 class Suggestion:
-    description: str
-    changes: dict[str, Any]
+    description: str  # names the run-config key to set, e.g. "… (train.optim=paged_adamw_8bit)"
+    changes: dict[str, Any]  # in estimate_memory's terms
     estimate: MemoryEstimate
     target_gb: float
     fits: bool
+    config: dict[str, Any] = field(default_factory=dict)  # the same change as run-config keys (`slm … --set k=v`)
+
+
+def config_changes(changes: dict[str, Any]) -> dict[str, Any]:
+    """estimate_memory changes → the run-config keys that make them (changes without a config key are left out)."""
+    out: dict[str, Any] = {}
+    for name, value in changes.items():
+        if name == "gradient_checkpointing":
+            out["train.activation_checkpointing"] = bool(value)
+        elif name == "micro_batch":
+            out["train.micro_batch_size"] = int(value)
+        elif name == "quantization":
+            out["train.method"] = "qlora" if _QUANT.get(str(value).lower()) == "4bit" else "lora"
+        elif name == "optimizer":
+            out["train.optim"] = value
+        elif name == "seq_len":
+            out["train.max_length"] = int(value)
+    return out
 
 
 @dataclass(frozen=True)
@@ -641,19 +663,22 @@ def suggest_changes(
     st = base.settings
     candidates: list[tuple[str, dict[str, Any]]] = []
     if not st["gradient_checkpointing"]:
-        candidates.append(("turn on gradient checkpointing", {"gradient_checkpointing": True}))
+        candidates.append(("turn on activation checkpointing (train.activation_checkpointing=true)",
+                           {"gradient_checkpointing": True}))
     if st["micro_batch"] > 1:
-        candidates.append(("micro-batch 1 (raise gradient accumulation to keep the effective batch)",
-                           {"micro_batch": 1}))
+        candidates.append(("micro-batch 1 (train.micro_batch_size=1; raise train.gradient_accumulation_steps to keep "
+                           "the effective batch)", {"micro_batch": 1}))
     if st["quantization"] != "4bit":
-        candidates.append(("load the base in 4-bit (QLoRA, nf4 + double quant)", {"quantization": "4bit"}))
+        candidates.append(("load the base in 4-bit (train.method=qlora: QLoRA, nf4 + double quant)",
+                           {"quantization": "4bit"}))
     if not st["optimizer"].endswith("8bit"):
-        candidates.append(("8-bit paged AdamW (optim=paged_adamw_8bit)", {"optimizer": "paged_adamw_8bit"}))
+        candidates.append(("8-bit paged AdamW (train.optim=paged_adamw_8bit)", {"optimizer": "paged_adamw_8bit"}))
     if st["loss_impl"] == "full":
-        candidates.append(("use TRL SFTTrainer's fused LM-head loss (no full logits)", {"loss_impl": "fused"}))
+        candidates.append(("use TRL SFTTrainer's fused LM-head loss (no full logits; what `slm train` does)",
+                           {"loss_impl": "fused"}))
     if st["upcast_frozen_fp32"]:
-        candidates.append(("keep non-quantized weights in bf16 (skip prepare_model_for_kbit_training's fp32 cast)",
-                           {"upcast_frozen_fp32": False}))
+        candidates.append(("keep non-quantized weights in bf16 (skip prepare_model_for_kbit_training's fp32 cast; "
+                           "a code change, no config key)", {"upcast_frozen_fp32": False}))
 
     def est(changes: dict[str, Any]) -> MemoryEstimate:
         return estimate_memory(spec_or_arch, **{**memory_kwargs, **changes})
@@ -671,12 +696,12 @@ def suggest_changes(
     out: list[Suggestion] = []
     for desc, ch in candidates:
         e = est(ch)
-        out.append(Suggestion(desc, ch, e, target, e.peak_gb <= target))
+        out.append(Suggestion(desc, ch, e, target, e.peak_gb <= target, config_changes(ch)))
     seq = longest_seq({})
     if seq is not None:
         e = est({"seq_len": seq})
-        out.append(Suggestion(f"shorten seq_len to {seq} (longer examples are truncated or split)",
-                              {"seq_len": seq}, e, target, True))
+        out.append(Suggestion(f"shorten the sequence length (train.max_length={seq}; longer examples must be "
+                              "shortened or left out)", {"seq_len": seq}, e, target, True, config_changes({"seq_len": seq})))
     if candidates and not any(s.fits for s in out):
         combined: dict[str, Any] = {}
         descs = []
@@ -690,9 +715,10 @@ def suggest_changes(
             seq = longest_seq(combined)
             if seq is not None:
                 combined["seq_len"] = seq
-                descs.append(f"seq_len {seq}")
+                descs.append(f"train.max_length={seq}")
                 e = est(combined)
-        out.append(Suggestion("combine: " + "; ".join(descs), dict(combined), e, target, e.peak_gb <= target))
+        out.append(Suggestion("combine: " + "; ".join(descs), dict(combined), e, target, e.peak_gb <= target,
+                              config_changes(combined)))
     out.sort(key=lambda s: (not s.fits, s.estimate.peak_gb if not s.fits else 0.0))
     return out
 
@@ -724,8 +750,8 @@ def plan_to_dict(plan: RunPlan) -> dict[str, Any]:
         "cheapest_fit": cheapest.gpu.name if cheapest else None,
         "fastest_fit": fastest.gpu.name if fastest else None,
         "suggestions": [
-            {"description": s.description, "changes": s.changes, "peak_memory_gb": round(s.estimate.peak_gb, 2),
-             "target_gb": s.target_gb, "fits": s.fits}
+            {"description": s.description, "changes": s.changes, "config": dict(s.config),
+             "peak_memory_gb": round(s.estimate.peak_gb, 2), "target_gb": s.target_gb, "fits": s.fits}
             for s in plan.suggestions
         ],
         "assumptions": dict(plan.assumptions),

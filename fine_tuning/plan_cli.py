@@ -8,6 +8,7 @@ the GPU it actually has. No torch at import time: `slm --help` stays fast.
 from __future__ import annotations
 
 import json
+import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,10 +54,23 @@ def dataset_size(cfg: RunConfig, tokens_override: int | None = None) -> DatasetS
     return DatasetSize(examples, tokens, str(train_file))
 
 
+def planner_optimizer(name: str) -> tuple[str, str | None]:
+    """`train.optim` as the planner's optimizer: (name, None) when the memory model knows it, else ("adamw", a note).
+
+    AdamW's fp32 states are the largest of the common optimizers, so an unknown one is planned on the safe side.
+    """
+    from fine_tuning.plan import PLANNED_OPTIMIZERS
+
+    if name.lower() in PLANNED_OPTIMIZERS:
+        return name.lower(), None
+    return "adamw", f"train.optim={name} is not in the planner's table: its states were planned as AdamW's (fp32)"
+
+
 def _memory_kwargs(cfg: RunConfig) -> dict[str, Any]:
     train = cfg.train
     dtype = "fp32" if train.dtype == "fp32" else "bf16"
     return {
+        "optimizer": planner_optimizer(train.optim)[0],
         "quantization": "4bit" if train.method == "qlora" else "none",
         "dtype": dtype,
         "lora_r": train.lora.r,
@@ -101,12 +115,14 @@ def plan_for_config(
         table = tuple(chosen)
     epochs = cfg.train.epochs
     train_tokens = size.tokens
-    if cfg.train.max_steps > 0:
-        # max_steps caps the run: each optimizer step sees micro_batch x accumulation sequences of max_length.
-        step_tokens = cfg.train.max_steps * cfg.train.micro_batch_size * cfg.train.gradient_accumulation_steps
-        train_tokens = min(size.tokens * epochs, step_tokens * cfg.train.max_length)
-        epochs = 1.0
     mean = size.tokens / size.examples if size.examples else None
+    if cfg.train.max_steps > 0:
+        # max_steps decides the run's length (Trainer repeats the data if the epochs end first): each optimizer step
+        # sees micro_batch x accumulation sequences, max_length tokens each when packed.
+        sequences = cfg.train.max_steps * cfg.train.micro_batch_size * cfg.train.gradient_accumulation_steps
+        per_sequence = cfg.train.max_length if cfg.train.packing or mean is None else min(cfg.train.max_length, mean)
+        train_tokens = sequences * per_sequence
+        epochs = 1.0
     return spec, size, plan_run(
         spec,
         train_tokens=int(train_tokens),
@@ -116,6 +132,20 @@ def plan_for_config(
         mfu=cfg.plan.mfu,
         **_memory_kwargs(cfg),
     )
+
+
+def optimizer_steps(cfg: RunConfig, size: DatasetSize) -> int:
+    """Optimizer steps of the run (per process): `train.max_steps` when set; else, packed, tokens per epoch × epochs
+    ÷ (micro_batch × grad_accum × max_length); unpacked, examples × epochs ÷ (micro_batch × grad_accum)."""
+    train = cfg.train
+    if train.max_steps > 0:
+        return train.max_steps
+    per_step = train.micro_batch_size * train.gradient_accumulation_steps
+    if train.packing or not size.examples:
+        sequences = size.tokens / train.max_length  # bfd packing fills sequences of max_length tokens
+    else:
+        sequences = float(size.examples)
+    return max(1, math.ceil(sequences * train.epochs / per_step))
 
 
 def memory_verdict(cfg: RunConfig, gpu_name: str, total_gb: float) -> str:
@@ -167,6 +197,9 @@ def plan(
     spec, size, run_plan = plan_for_config(cfg, model_config=model_config, tokens=tokens, gpu=gpu)
     data = plan_to_dict(run_plan)
     data["dataset"] = {"examples": size.examples, "tokens_per_epoch": size.tokens, "source": size.source}
+    data["steps"] = optimizer_steps(cfg, size)
+    note = planner_optimizer(cfg.train.optim)[1]
+    data["plan_notes"] = [note] if note else []
     fits_any = any(data["fits"].values())
     if as_json:
         sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
@@ -187,6 +220,14 @@ def _print_plan(cfg: RunConfig, spec: Any, data: dict[str, Any]) -> None:
         f"{settings['micro_batch']} · checkpointing {'on' if settings['gradient_checkpointing'] else 'off'} · "
         f"{data['train_tokens']:,} train tokens × {data['epochs']:g} epoch(s) ({data['dataset']['source']})"
     )
+    steps_rule = (
+        "train.max_steps" if cfg.train.max_steps > 0 else
+        f"micro-batch {cfg.train.micro_batch_size} × accumulation {cfg.train.gradient_accumulation_steps}"
+        + (f" × {cfg.train.max_length} packed tokens" if cfg.train.packing else " examples")
+    )
+    console.print(f"optimizer steps: {data['steps']:,} ({steps_rule}) · optimizer {settings['optimizer']}")
+    for note in data.get("plan_notes", []):
+        console.print(f"[yellow]note: {note}[/yellow]")
     memory = Table(title=f"peak GPU memory ≈ {data['peak_memory_gb']:.1f} GiB")
     memory.add_column("part")
     memory.add_column("GiB", justify="right")
@@ -210,5 +251,8 @@ def _print_plan(cfg: RunConfig, spec: Any, data: dict[str, Any]) -> None:
         console.print("[bold]to fit a smaller card:[/bold]")
         for suggestion in data["suggestions"]:
             mark = "fits" if suggestion["fits"] else "not enough alone"
-            console.print(f"  - {suggestion['description']}: ≈{suggestion['peak_memory_gb']:.1f} GiB ({mark})")
+            sets = " ".join(f"--set {k}={json.dumps(v) if isinstance(v, bool) else v}"
+                            for k, v in suggestion.get("config", {}).items())
+            console.print(f"  - {suggestion['description']}: ≈{suggestion['peak_memory_gb']:.1f} GiB ({mark})"
+                          + (f" [dim]{sets}[/dim]" if sets else ""))
     console.print("[dim]estimates: memory within ~15% of published runs; hours and dollars are rough (±50%)[/dim]")

@@ -391,20 +391,80 @@ def _copy(spec: ModelSpec, **changes: Any) -> ModelSpec:
                    skip_quantization_modules=list(spec.skip_quantization_modules), **changes)
 
 
-def _hf_cache_config(repo_id: str) -> Path | None:
-    """config.json of a repo already in the local Hugging Face cache (no network)."""
-    roots = [os.environ.get("HF_HUB_CACHE")]
+def _hub_cache_dir() -> str:
+    """The hub cache directory as the environment says *now* (huggingface_hub reads it once, at import)."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return os.path.expanduser(os.environ["HF_HUB_CACHE"])
+    if os.environ.get("HUGGINGFACE_HUB_CACHE"):
+        return os.path.expanduser(os.environ["HUGGINGFACE_HUB_CACHE"])
     if os.environ.get("HF_HOME"):
-        roots.append(os.path.join(os.environ["HF_HOME"], "hub"))
-    roots.append(os.path.join(os.path.expanduser("~"), ".cache", "huggingface", "hub"))
+        return os.path.join(os.path.expanduser(os.environ["HF_HOME"]), "hub")
+    xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(xdg, "huggingface", "hub")
+
+
+def _hub_offline() -> bool:
+    """HF_HUB_OFFLINE (or TRANSFORMERS_OFFLINE) as huggingface_hub interprets it, read at call time."""
+    value = os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE") or ""
+    return value.strip().upper() in ("1", "ON", "YES", "TRUE")
+
+
+def _hf_cache_config(repo_id: str) -> Path | None:
+    """config.json of a repo already in a local Hugging Face cache (no network), newest snapshot first.
+
+    Also finds snapshots without a ``refs/main`` file (copied caches), which huggingface_hub's own lookup skips.
+    """
+    roots = [_hub_cache_dir(), os.path.join(os.path.expanduser("~"), ".cache", "huggingface", "hub")]
     folder = "models--" + repo_id.replace("/", "--")
-    for root in filter(None, roots):
+    for root in dict.fromkeys(roots):
         snapshots = Path(root) / folder / "snapshots"
         if snapshots.is_dir():
             found = sorted(snapshots.glob("*/config.json"), key=lambda p: p.stat().st_mtime, reverse=True)
             if found:
                 return found[0]
     return None
+
+
+def _hub_config(repo_id: str) -> Path:
+    """config.json of a Hugging Face repo: from the local cache, else downloaded (only that file, a few kB).
+
+    Honours HF_HUB_OFFLINE: offline, a repo that is not cached is a ValueError saying how to get it. Any hub error
+    (unknown or gated repo, no network) is a ValueError too.
+    """
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError
+
+    cache_dir = _hub_cache_dir()
+    try:  # the cache first: no network round trip for a model that is already here
+        return Path(hf_hub_download(repo_id, "config.json", cache_dir=cache_dir, local_files_only=True))
+    except (LocalEntryNotFoundError, OSError, ValueError):
+        pass
+    copied = _hf_cache_config(repo_id)
+    if copied is not None:
+        return copied
+    if _hub_offline():
+        raise ValueError(
+            f"model {repo_id!r} is not in the local Hugging Face cache ({cache_dir}) and HF_HUB_OFFLINE is set, so "
+            "its config.json cannot be downloaded. Run once online (unset HF_HUB_OFFLINE) to cache it, pass a local "
+            "model directory instead, or plan with `slm plan CONFIG --model-config path/to/config.json`"
+        )
+    try:
+        return Path(hf_hub_download(repo_id, "config.json", cache_dir=cache_dir, etag_timeout=10))
+    except GatedRepoError:
+        raise ValueError(
+            f"{repo_id!r} is a gated model on the Hugging Face Hub: accept its license on the model page and set "
+            "HF_TOKEN to a token of that account"
+        ) from None
+    except RepositoryNotFoundError:
+        raise ValueError(
+            f"{repo_id!r} was not found on the Hugging Face Hub (a private repo needs HF_TOKEN)"
+        ) from None
+    except (HfHubHTTPError, LocalEntryNotFoundError, OSError) as exc:  # no network, hub down, no config.json
+        raise ValueError(
+            f"cannot fetch config.json of {repo_id!r} from the Hugging Face Hub ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0][:200] if str(exc) else 'no detail'}); check the id and the network, or pass a "
+            "local model directory"
+        ) from None
 
 
 def _spec_from_config_file(path: Path, name: str, hf_id: str | None) -> ModelSpec:
@@ -422,8 +482,11 @@ def _spec_from_config_file(path: Path, name: str, hf_id: str | None) -> ModelSpe
 def get_model_spec(name_or_path: str | os.PathLike[str]) -> ModelSpec:
     """Look up a model by registry key, Hugging Face id, or local directory (or file) with ``config.json``.
 
-    Unknown Hugging Face ids are resolved only if their config.json is already in the local HF cache (no network).
-    Raises ValueError naming the known keys otherwise.
+    A Hugging Face id outside the registry (``owner/name``, e.g. ``Qwen/Qwen2.5-0.5B-Instruct``) is resolved from its
+    ``config.json``: the local HF cache first, else downloaded with ``huggingface_hub`` (that one file only); its
+    architecture is read from the config and LoRA targets ``all-linear`` (or the family's list). With
+    HF_HUB_OFFLINE set and nothing cached, a ValueError says how to fix it. Other unknown names are a ValueError
+    naming the known keys.
     """
     raw = os.fspath(name_or_path).strip()
     key = raw.lower()
@@ -440,15 +503,17 @@ def get_model_spec(name_or_path: str | os.PathLike[str]) -> ModelSpec:
         return _spec_from_config_file(cfg, path.resolve().name, None)
     if path.is_file() and path.name == "config.json":
         return _spec_from_config_file(path, path.resolve().parent.name, None)
-    if re.fullmatch(r"[\w.-]+/[\w.-]+", raw):
-        cached = _hf_cache_config(raw)
-        if cached is not None:
-            return _spec_from_config_file(cached, raw.split("/")[-1], raw)
     known = ", ".join(known_models())
     hf_ids = ", ".join(s.hf_id for s in _REGISTRY.values() if s.hf_id)
+    if re.fullmatch(r"[\w.-]+/[\w.-]+", raw) and not path.exists():
+        try:
+            config = _hub_config(raw)
+        except ValueError as exc:
+            raise ValueError(f"{exc}. (Registry keys: {known}.)") from None
+        return _spec_from_config_file(config, raw.split("/")[-1], raw)
     raise ValueError(
         f"unknown model {raw!r}. Known registry keys: {known} (or their ids: {hf_ids}); "
-        "or pass a local directory containing config.json."
+        "or pass a Hugging Face id (owner/name) or a local directory containing config.json."
     )
 
 

@@ -203,15 +203,25 @@ def _section_benchmarks(metrics: dict[str, Any]) -> list[str]:
     if not benches:
         lines.append("No benchmark configured (`evaluate.benchmarks`: KMMLU-format CSV files).")
         return lines
-    rows = [
-        [b["name"], b["questions"], b["few_shot"], b["shots_from"], fmt(b["base"]["accuracy"]), fmt(b["tuned"]["accuracy"]),
-         fmt_delta(_diff(b["base"]["accuracy"], b["tuned"]["accuracy"]), True), fmt(b["base"]["accuracy_norm"]),
-         fmt(b["tuned"]["accuracy_norm"])]
-        for b in benches
-    ]
-    header = ["benchmark", "questions", "shots", "shots from", "acc base", "acc tuned", "Δ acc", "acc_norm base", "acc_norm tuned"]
+    from fine_tuning.mcq import benchmark_settings
+
+    rows = []
+    for b in benches:
+        for k, scores in benchmark_settings(b):
+            base, tuned = scores["base"], scores["tuned"]
+            rows.append(
+                [b["name"], b["questions"], f"{k}-shot", b["shots_from"] if k else "–", fmt(base["accuracy"]),
+                 fmt(tuned["accuracy"]), fmt_delta(_diff(base["accuracy"], tuned["accuracy"]), True),
+                 fmt(base["accuracy_norm"]), fmt(tuned["accuracy_norm"])]
+            )
+    header = ["benchmark", "questions", "setting", "shots from", "acc base", "acc tuned", "Δ acc", "acc_norm base", "acc_norm tuned"]
     lines.append(table(header, rows))
-    lines += ["", "Chance is 0.25 (four options). With a few dozen questions one question moves accuracy by several points."]
+    lines += [
+        "",
+        "Zero-shot is always scored; with `evaluate.few_shot` > 0 the same questions are scored again with that many "
+        "solved examples in the prompt. Chance is 0.25 (four options). With a few dozen questions one question moves "
+        "accuracy by several points.",
+    ]
     return lines
 
 
@@ -285,7 +295,8 @@ def _section_method() -> list[str]:
         "reference answer's), *recall* = share of reference articles cited.",
         "- **Final amount**: on calculation items, the last amount in the answer equals the last amount in the reference.",
         "- **Benchmarks**: option log-likelihood (cloze prompt `질문: …\\n답:`), the option with the highest sum of "
-        "token log-probabilities; *acc_norm* divides by the option's length in characters.",
+        "token log-probabilities; *acc_norm* divides by the option's length in characters. Zero-shot and (with "
+        "`evaluate.few_shot`) k-shot, on the same questions.",
     ]
 
 

@@ -4,7 +4,11 @@ Endpoints (the subset of the OpenAI API that chat clients use):
   POST /v1/chat/completions   `messages`, `max_tokens` / `max_completion_tokens`, `temperature`, `top_p`, `stop`,
                               `stream` (server-sent events: `data: {chunk}\\n\\n` … `data: [DONE]\\n\\n`) with
                               `stream_options.include_usage`; `n` must be 1; other fields are ignored.
+                              `model` may name anything ("gpt-4o", …): the one loaded model answers every request,
+                              and responses carry the served model's name. So an app written for OpenAI switches by
+                              changing only its base_url (and key).
   GET  /v1/models             the one served model (its id is `--model-name`, default the run or directory name)
+  GET  /v1/models/{name}      that served model, whatever the name
   GET  /health                {"status": "ok"}
 Errors use OpenAI's body shape `{"error": {"message", "type", "param", "code"}}`, so SDKs raise their usual exceptions.
 
@@ -188,10 +192,8 @@ def parse_chat_request(body: dict[str, Any], settings: ServeSettings) -> tuple[l
         messages.append({"role": role, "content": _text_content(message.get("content"), index)})
     if messages[-1]["role"] != "user":
         raise RequestError(400, "the last message must come from the user", param="messages")
-    model = body.get("model")
-    if model is not None and model != settings.model_name:
-        raise RequestError(404, f"model '{model}' is not served here; this server serves '{settings.model_name}'",
-                           code="model_not_found", param="model")
+    # `model` is not checked: whatever name the client sends (its old "gpt-4o", the served name, none), the one
+    # loaded model answers, and the response names the served model.
     n = body.get("n", 1)
     if n not in (1, None):
         raise RequestError(400, "only n=1 is supported", param="n")
@@ -327,9 +329,12 @@ class _Handler(BaseHTTPRequestHandler):
         if not self._authorised():
             self._send_error(RequestError(401, "missing or wrong API key (Authorization: Bearer …)", code="invalid_api_key"))
             return
+        model = {"id": self.server.settings.model_name, "object": "model", "created": self.server.created, "owned_by": "slm-forest"}
         if path == "/v1/models":
-            model = {"id": self.server.settings.model_name, "object": "model", "created": self.server.created, "owned_by": "slm-forest"}
             self._send_json(200, {"object": "list", "data": [model]})
+            return
+        if path.startswith("/v1/models/"):  # any name resolves to the served model, as chat requests do
+            self._send_json(200, model)
             return
         self._send_error(RequestError(404, f"no route GET {path}", code="not_found"))
 

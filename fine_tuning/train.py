@@ -10,29 +10,46 @@ Reads `build/train.jsonl` and `build/val.jsonl` (SFTExample lines) and writes in
   loss.png             train/eval loss curve
   train_summary.json   steps, losses, dtype, method, token shares, step times, preflight results
 
-Order of work: pick device and dtype (registry rules: Gemma 3 never fp16, fp32 on CPU) → build or locate the base →
-load it (LoRA or 4-bit QLoRA) → tokenizer (pad ≠ eos) and training chat template → preflight on the tokenized
-data (fails before the first step) → LoRA adapters → SFTTrainer (assistant-only loss, bfd packing without padding,
-eval + early stopping on eval_loss, best checkpoint kept) → train, resuming from the last complete checkpoint when
-`--resume` is given or a checkpoint of the same configuration exists → save and summarise.
+Order of work: check the config (schedule, report targets, optimizer, dtype, memory plan) → decide about
+checkpoints (continue, or which are stale — nothing is deleted yet) → build or locate the base → load it (LoRA or
+4-bit QLoRA) → tokenizer (pad ≠ eos) and training chat template (choice + rendering check) → preflight on the
+tokenized data → LoRA adapters → only now remove the stale checkpoints → SFTTrainer (assistant-only loss, bfd
+packing without padding, eval + early stopping on eval_loss, best checkpoint kept) → train, resuming from the last
+complete checkpoint when `--resume` is given or a checkpoint of the same configuration exists → save and summarise.
+So a rerun that fails any check (a bad chat template, a preflight error, W&B not installed …) leaves the
+checkpoints of the previous configuration where they were.
 
 Resume: a checkpoint is complete once Trainer wrote its trainer_state.json (last). Checkpoints carry a key of the
 train section (minus schedule knobs such as max_steps/save_steps) and the data hashes, so only a run of the same
 model, data and optimisation setup is continued; `--resume` against other checkpoints is an error, a plain run
 replaces them. A `--force` rerun of a finished run with intact checkpoints also continues from the last one (it
-re-saves the same adapter); delete the checkpoints directory to train again from scratch.
+re-saves the same adapter); delete the checkpoints directory to train again from scratch. Callback states come back
+too (`restore_callback_states_from_checkpoint`): the early-stopping patience counter continues where the checkpoint
+left it, while the patience itself is the config's (it may change between a kill and the resumption). A tiny base
+built locally is stamped with the resume key and reused only by checkpoints of the same key.
+
+Text-only batches (also for the multimodal Gemma 3 4B/12B, `Gemma3ForConditionalGeneration`): TRL's collator gives
+input_ids, labels and position_ids (packed) and no `token_type_ids`. transformers 5.23's Gemma 3 builds its
+bidirectional image-block attention only from token_type_ids (1 = image token); without them it uses the plain
+causal / sliding-window masks, which for text are exactly what all-zero token_type_ids give (pinned by a test) —
+and it does not require them in training (4.5x versions raised without them). So none are passed; should a batch
+carry them anyway, they must be all zero (no image tokens) and are dropped (`text_only_inputs`), keeping SDPA's
+causal fast path and flash-attention's padding-free packing, which an explicit block mask would switch off.
 
 Several processes (accelerate/torchrun): rank 0 decides about checkpoints and builds the tiny base first, the
-other ranks follow; only rank 0 writes adapter/, tokenizer/, logs, plot and summary, and every rank returns after
-it did. Token counts in the summary are rank 0's (its shard of every batch).
+other ranks follow; rank 0 removes stale checkpoints after the checks while the others wait; only rank 0 writes
+adapter/, tokenizer/, logs, plot and summary, and every rank returns after it did. Token counts in the summary are
+rank 0's (its shard of every batch).
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +61,7 @@ from slm_forest.records import SFTExample
 
 CHECKPOINT_PREFIX = "checkpoint-"
 RESUME_KEY_FILE = "slm_resume_key.json"
+BASE_KEY_FILE = "slm_base_key.json"  # in a locally built tiny base: the resume key it was built for
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 
 # Keys that may change between a killed run and its resumption without invalidating the checkpoints.
@@ -51,6 +69,9 @@ _RESUME_FREE_KEYS = {
     "max_steps", "epochs", "eval_steps", "save_steps", "save_total_limit", "early_stopping_patience",
     "logging_steps", "report_to", "wandb_project", "output_dir",
 }
+# Keys added after checkpoints already existed: left out of the resume key while they hold the value the earlier
+# code used implicitly, so those checkpoints still resume.
+_RESUME_KEY_OMITTED_DEFAULTS = {"optim": "adamw_torch"}
 
 
 # ------------------------------------------------------------------------------------------------------- data
@@ -95,7 +116,9 @@ def model_spec(base_model: str) -> Any:
     try:
         return get_model_spec(base_model)
     except ValueError as exc:
-        raise SlmError(f"train.base_model: {exc}", "use a registry key, a cached hub id or a local model directory") from None
+        raise SlmError(
+            f"train.base_model: {exc}", "use a registry key, a Hugging Face id (owner/name) or a local model directory"
+        ) from None
 
 
 def resolve_dtype(spec: Any, device: str, bf16_supported: bool, cfg: Any) -> str:
@@ -133,6 +156,9 @@ def end_of_turn_token(spec: Any, choice: Any, tokenizer: Any) -> str:
 def resume_key(cfg: Any, seed: int, data_hashes: list[str]) -> str:
     """What must be identical for a checkpoint to be continued: the model, method, data and optimisation setup."""
     section = {k: v for k, v in cfg.model_dump(mode="json").items() if k not in _RESUME_FREE_KEYS}
+    for name, implicit in _RESUME_KEY_OMITTED_DEFAULTS.items():
+        if section.get(name) == implicit:
+            section.pop(name)
     payload = json.dumps({"train": section, "seed": seed, "data": data_hashes}, sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(payload.encode()).hexdigest()
 
@@ -159,21 +185,32 @@ def last_complete_checkpoint(output_dir: Path) -> Path | None:
     return None
 
 
-def resolve_resume(
+@dataclass
+class ResumeDecision:
+    """What `decide_resume` found: the checkpoint to continue from, or a fresh start that will remove `stale`."""
+
+    output_dir: Path
+    key: str
+    checkpoint: Path | None
+    stale: list[Path] = field(default_factory=list)
+    main_process: bool = True
+
+
+def decide_resume(
     output_dir: Path, key: str, requested: bool, *, main_process: bool = True, fresh: bool = False
-) -> Path | None:
-    """The checkpoint to continue from, or None for a fresh start (stale checkpoints are then removed).
+) -> ResumeDecision:
+    """The checkpoint to continue from, or a fresh start — without touching anything on disk.
 
     `fresh` (`slm train --force` without `--resume`) starts over even when checkpoints of this configuration exist.
-    Under several processes the main one decides (and cleans up) first; the others only read its decision.
+    Under several processes the main one decides first; the others only read (and see the same files).
     """
     checkpoint = last_complete_checkpoint(output_dir)
     key_path = output_dir / RESUME_KEY_FILE
     stored = json.loads(key_path.read_text(encoding="utf-8")).get("key") if key_path.exists() else None
     if checkpoint is not None and stored == key and (requested or not fresh):
-        return checkpoint
+        return ResumeDecision(output_dir, key, checkpoint, [], main_process)
     if not main_process:
-        return None
+        return ResumeDecision(output_dir, key, None, [], main_process)
     if requested:
         if checkpoint is None:
             raise SlmError(f"--resume: no complete checkpoint in {output_dir}", "run `slm train CONFIG` without --resume")
@@ -181,29 +218,64 @@ def resolve_resume(
             f"--resume: the checkpoints in {output_dir} were made with another train config or other training data",
             "rerun without --resume to start over (those checkpoints are then replaced), or restore the old config",
         )
-    stale = [p for p in output_dir.glob(f"{CHECKPOINT_PREFIX}*") if p.is_dir()] if output_dir.is_dir() else []
-    if stale:
-        console.print(f"[yellow]train: removing {len(stale)} checkpoint(s) of another configuration in {output_dir}[/yellow]")
-        for path in stale:
-            shutil.rmtree(path)
+    stale = sorted(p for p in output_dir.glob(f"{CHECKPOINT_PREFIX}*") if p.is_dir()) if output_dir.is_dir() else []
+    return ResumeDecision(output_dir, key, None, stale, main_process)
+
+
+def commit_fresh_start(decision: ResumeDecision) -> None:
+    """For a fresh start, on the main process: remove the stale checkpoints and record the new key.
+
+    Called only once every check that can fail before training has passed, so a failed rerun loses nothing.
+    """
+    if decision.checkpoint is not None or not decision.main_process:
+        return
+    output_dir = decision.output_dir
+    if decision.stale:
+        console.print(
+            f"[yellow]train: removing {len(decision.stale)} checkpoint(s) of another configuration in {output_dir}[/yellow]"
+        )
+        for path in decision.stale:
+            shutil.rmtree(path, ignore_errors=True)
     output_dir.mkdir(parents=True, exist_ok=True)
-    write_json(key_path, {"key": key})
-    return None
+    write_json(output_dir / RESUME_KEY_FILE, {"key": decision.key})
+
+
+def resolve_resume(
+    output_dir: Path, key: str, requested: bool, *, main_process: bool = True, fresh: bool = False
+) -> Path | None:
+    """`decide_resume` and, for a fresh start, `commit_fresh_start` at once (no checks in between)."""
+    decision = decide_resume(output_dir, key, requested, main_process=main_process, fresh=fresh)
+    commit_fresh_start(decision)
+    return decision.checkpoint
 
 
 # ------------------------------------------------------------------------------------------------------- base
-def prepare_base(spec: Any, cfg: Any, stage_dir: Path, texts: list[str], seed: int, reuse: bool) -> tuple[str, bool]:
-    """(path or hub id to load, whether it is a locally built tiny base under stage_dir/base_model)."""
+def _base_key(base_dir: Path) -> str | None:
+    path = base_dir / BASE_KEY_FILE
+    return json.loads(path.read_text(encoding="utf-8")).get("key") if path.exists() else None
+
+
+def prepare_base(
+    spec: Any, cfg: Any, stage_dir: Path, texts: list[str], seed: int, reuse: bool, key: str | None = None
+) -> tuple[str, bool]:
+    """(path or hub id to load, whether it is a locally built tiny base under stage_dir/base_model).
+
+    A tiny base is stamped with `key` (the resume key) and reused only for that key: a rerun that rebuilt it and then
+    failed its checks keeps the old checkpoints, which must not later resume on the new base.
+    """
     from fine_tuning.tiny import build_tiny_model, is_tiny
 
     if not is_tiny(spec.name):
         return spec.hf_id or cfg.base_model, False
     base_dir = stage_dir / "base_model"
-    if reuse and (base_dir / "config.json").exists():
+    stamp = _base_key(base_dir)
+    if reuse and (base_dir / "config.json").exists() and (key is None or stamp in (None, key)):
         return str(base_dir), True  # a resumed run continues on exactly the base its checkpoints were made with
     tmp = stage_dir / ".base_model.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     build_tiny_model(spec.name, tmp, texts, seed, cfg.tiny_model)
+    if key is not None:
+        write_json(tmp / BASE_KEY_FILE, {"key": key})
     shutil.rmtree(base_dir, ignore_errors=True)
     os.replace(tmp, base_dir)
     return str(base_dir), True
@@ -215,6 +287,12 @@ def report_targets(cfg: Any) -> list[str]:
     unknown = [t for t in targets if t not in ("tensorboard", "wandb", "none")]
     if unknown:
         raise SlmError(f"train.report_to: unknown target '{unknown[0]}'", "use tensorboard, wandb, or []")
+    if "wandb" in targets and importlib.util.find_spec("wandb") is None:
+        # Checked here, before any model is loaded: transformers' WandbCallback would only fail once training starts.
+        raise SlmError(
+            "train.report_to includes wandb but the wandb package is not installed",
+            "pip install wandb (or pip install 'slm-forest[wandb]'), or remove wandb from train.report_to",
+        )
     if "wandb" in targets and not os.environ.get("WANDB_API_KEY"):
         raise SlmError(
             "train.report_to includes wandb but WANDB_API_KEY is not set",
@@ -240,9 +318,23 @@ def _move_contents(source: Path, target: Path) -> None:
     shutil.rmtree(source, ignore_errors=True)
 
 
+def check_optimizer(name: str) -> str:
+    """`train.optim` must be one of transformers' optimizer names (TrainingArguments.optim)."""
+    from transformers.training_args import OptimizerNames
+
+    known = [o.value for o in OptimizerNames]
+    if name not in known:
+        raise SlmError(
+            f"train.optim: unknown optimizer '{name}'",
+            "use a transformers optimizer name, e.g. adamw_torch, adamw_torch_fused or paged_adamw_8bit (GPU, less memory)",
+        )
+    return name
+
+
 def sft_config(cfg: Any, seed: int, output_dir: Path, device: str, dtype: str, has_eval: bool, report: list[str]) -> Any:
     from trl import SFTConfig
 
+    optim = check_optimizer(cfg.optim)
     checkpointing_kwargs = {"use_reentrant": False} if cfg.activation_checkpointing else None
     return SFTConfig(
         output_dir=str(output_dir),
@@ -251,6 +343,7 @@ def sft_config(cfg: Any, seed: int, output_dir: Path, device: str, dtype: str, h
         num_train_epochs=cfg.epochs,
         max_steps=cfg.max_steps,
         learning_rate=cfg.learning_rate,
+        optim=optim,
         per_device_train_batch_size=cfg.micro_batch_size,
         per_device_eval_batch_size=cfg.micro_batch_size,
         gradient_accumulation_steps=cfg.gradient_accumulation_steps,
@@ -262,6 +355,8 @@ def sft_config(cfg: Any, seed: int, output_dir: Path, device: str, dtype: str, h
         save_strategy="steps",
         save_steps=cfg.save_steps,
         save_total_limit=cfg.save_total_limit,
+        # The checkpoint's callback states (the early-stopping patience counter, TrainerControl) come back on resume.
+        restore_callback_states_from_checkpoint=True,
         load_best_model_at_end=has_eval,
         metric_for_best_model="eval_loss" if has_eval else None,
         greater_is_better=False if has_eval else None,
@@ -292,6 +387,42 @@ def cpu_threads(device: str, parameters: int) -> int:
     return torch.get_num_threads()
 
 
+def early_stopping(patience: int) -> Any:
+    """An EarlyStoppingCallback whose counter a resume restores and whose patience is always the config's.
+
+    On resume Trainer rebuilds each stateful callback as `type(callback)(**args_in_checkpoint)` and sets its saved
+    attributes (the counter). The patience is re-applied at train begin, so `train.early_stopping_patience` (free to
+    change between a kill and the resumption) wins over the value stored in the checkpoint.
+    """
+    from transformers import EarlyStoppingCallback
+
+    class EarlyStopping(EarlyStoppingCallback):
+        def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
+            self.early_stopping_patience = patience
+            return super().on_train_begin(args, state, control, **kwargs)
+
+    return EarlyStopping(early_stopping_patience=patience)
+
+
+def text_only_inputs(inputs: dict[str, Any]) -> dict[str, Any]:
+    """The batch the model sees: text only, without `token_type_ids` (see the module docstring).
+
+    All-zero token_type_ids (no image tokens) are dropped: Gemma 3 then uses its plain causal masks, which give the
+    same loss. Non-zero ones would mean image tokens in a text-only run, which is an error, as are pixel values.
+    """
+    if "pixel_values" in inputs and inputs["pixel_values"] is not None:
+        raise SlmError("a training batch carries pixel_values", "the train stage trains on text conversations only")
+    token_types = inputs.get("token_type_ids")
+    if token_types is None:
+        return inputs
+    if bool((token_types != 0).any()):
+        raise SlmError(
+            "a training batch has token_type_ids marking image tokens",
+            "the train stage trains on text conversations only; remove image placeholders from the data",
+        )
+    return {k: v for k, v in inputs.items() if k != "token_type_ids"}
+
+
 def make_trainer(
     model: Any,
     tokenizer: Any,
@@ -312,6 +443,10 @@ def make_trainer(
         def training_step(self, model: Any, inputs: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
             self.token_counter.observe(inputs)
             return super().training_step(model, inputs, *args, **kwargs)
+
+        def compute_loss(self, model: Any, inputs: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+            # training and evaluation (prediction_step) both come through here
+            return super().compute_loss(model, text_only_inputs(inputs), *args, **kwargs)
 
     train_ds = Dataset.from_list([{"messages": m} for _, m in train_convs])
     val_ds = Dataset.from_list([{"messages": m} for _, m in val_convs]) if val_convs else None
@@ -360,7 +495,7 @@ def _save_dir_atomically(stage_dir: Path, name: str, save: Any) -> Path:
 # -------------------------------------------------------------------------------------------------------- stage
 def run_train(ctx: StageContext) -> StageResult:
     import torch
-    from transformers import AutoTokenizer, EarlyStoppingCallback, PrinterCallback, set_seed
+    from transformers import AutoTokenizer, PrinterCallback, set_seed
     from transformers.integrations import TensorBoardCallback
 
     from fine_tuning.callbacks import make_callbacks, plot_loss, write_log_history
@@ -399,12 +534,15 @@ def run_train(ctx: StageContext) -> StageResult:
     args = sft_config(cfg, seed, output_dir, device, dtype, has_eval, report)
     main_process = args.process_index == 0
     with args.main_process_first(local=False, desc="checkpoint decision and base model"):
-        checkpoint = resolve_resume(
+        # Only decided here: stale checkpoints are removed after the checks below passed (commit_fresh_start).
+        decision = decide_resume(
             output_dir, key, bool(ctx.option("resume", False)), main_process=main_process,
             fresh=bool(ctx.option("force", False)),
         )
+        checkpoint = decision.checkpoint
         base_path, built_locally = prepare_base(
-            spec, cfg, stage_dir, corpus_texts(train_examples), seed, reuse=checkpoint is not None or not main_process
+            spec, cfg, stage_dir, corpus_texts(train_examples), seed, reuse=checkpoint is not None or not main_process,
+            key=key,
         )
     model = load_model_for_training(
         spec, base_path, cfg.method, dtype, device, activation_checkpointing=cfg.activation_checkpointing
@@ -421,7 +559,11 @@ def run_train(ctx: StageContext) -> StageResult:
     )
 
     set_seed(seed)  # LoRA's A matrices are random: same seed, same starting adapter
-    model = apply_lora(model, spec, cfg.lora)
+    model = apply_lora(model, spec, cfg.lora)  # can still fail (train.lora.target_modules)
+    # Every check passed: now the checkpoints of another configuration may go. The main process removes them while
+    # the others wait, so no rank writes into the checkpoint directory before it is clean.
+    with args.main_process_first(local=False, desc="removing stale checkpoints"):
+        commit_fresh_start(decision)
     trainable, total = model.get_nb_trainable_parameters()
     log_path = stage_dir / "trainer_log.jsonl"
     if checkpoint is None and main_process:
@@ -433,7 +575,7 @@ def run_train(ctx: StageContext) -> StageResult:
         tb.logging_dir = str(stage_dir / "tb")
         callbacks.append(tb)
     if has_eval and cfg.early_stopping_patience:
-        callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.early_stopping_patience))
+        callbacks.append(early_stopping(cfg.early_stopping_patience))
     trainer = make_trainer(model, tokenizer, args, train_convs, val_convs, callbacks)
     trainer.remove_callback(PrinterCallback)  # added by disable_tqdm; our bar and trainer_log.jsonl replace it
     counter = trainer.token_counter

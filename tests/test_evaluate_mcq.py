@@ -188,18 +188,46 @@ def test_padded_scoring_equals_plain_forward_on_tiny_models(kind, shared_dir, tm
 def test_benchmark_run_on_kmmlu_taxation_dev_for_base_and_tuned(shared_dir, tmp_path_factory):
     from fine_tuning.evaluate import run_benchmarks
     from fine_tuning.loading import load_trained
+    from fine_tuning.mcq import benchmark_settings
     from tests.test_evaluate_tiny import tiny_run
 
     dev = shared_dir / "benchmarks" / "kmmlu" / "Taxation-dev.csv"
     model, tokenizer = load_trained(tiny_run(tmp_path_factory) / "train", device="cpu")
     summaries, rows, files = run_benchmarks(model, tokenizer, [str(dev)], few_shot=1)
     (summary,) = summaries
-    assert summary["questions"] == 4 and summary["few_shot"] == 1 and summary["shots_from"].startswith("first 1 rows")
+    assert summary["questions"] == 4 and summary["shots"] == 1 and summary["shots_from"].startswith("first 1 rows")
     assert files == [dev]
-    assert len(rows) == 4 and {r["row"] for r in rows} == {2, 3, 4, 5}
-    for which in ("base", "tuned"):
-        picks = [r[which]["pick"] for r in rows]
-        assert picks == [1 + max(range(4), key=lambda i: r[which]["loglik"][i]) for r in rows]
-        assert summary[which]["accuracy"] == pytest.approx(sum(p == r["answer"] for p, r in zip(picks, rows)) / 4)
+    # both settings, on the same four questions
+    assert [k for k, _ in benchmark_settings(summary)] == [0, 1]
+    assert len(rows) == 8 and {(r["shots"], r["row"]) for r in rows} == {(k, i) for k in (0, 1) for i in (2, 3, 4, 5)}
+    for k, setting in (("zero_shot", 0), ("few_shot", 1)):
+        chosen = [r for r in rows if r["shots"] == setting]
+        for which in ("base", "tuned"):
+            picks = [r[which]["pick"] for r in chosen]
+            assert picks == [1 + max(range(4), key=lambda i: r[which]["loglik"][i]) for r in chosen]
+            assert summary[k][which]["n"] == 4
+            assert summary[k][which]["accuracy"] == pytest.approx(sum(p == r["answer"] for p, r in zip(picks, chosen)) / 4)
+    # zero-shot really has no solved example in the prompt, few-shot has the first row
+    questions = read_benchmark(dev)
+    zero = next(r for r in rows if r["shots"] == 0 and r["row"] == 2)
+    one = next(r for r in rows if r["shots"] == 1 and r["row"] == 2)
+    with model.disable_adapter():
+        plain = option_logliks(model, tokenizer, build_prompt(questions[1], []), list(questions[1].options))
+        shot = option_logliks(model, tokenizer, build_prompt(questions[1], questions[:1]), list(questions[1].options))
+    assert zero["base"]["loglik"] == pytest.approx([round(v, 4) for v in plain.loglik], abs=1e-4)
+    assert one["base"]["loglik"] == pytest.approx([round(v, 4) for v in shot.loglik], abs=1e-4)
+    assert zero["base"]["loglik"] != one["base"]["loglik"]
     # the adapter is switched off for the base: the two models score differently
     assert [r["base"]["loglik"] for r in rows] != [r["tuned"]["loglik"] for r in rows]
+
+    # few_shot 0: zero-shot only, every question scored
+    summaries, rows, _ = run_benchmarks(model, tokenizer, [str(dev)], few_shot=0)
+    (summary,) = summaries
+    assert summary["shots"] == 0 and "few_shot" not in summary and summary["zero_shot"]["tuned"]["n"] == 5
+    assert len(rows) == 5 and {r["shots"] for r in rows} == {0}
+
+
+def test_shot_counts():
+    from fine_tuning.mcq import shot_counts
+
+    assert shot_counts(0) == [0] and shot_counts(5) == [0, 5]

@@ -11,7 +11,7 @@ from slm_forest.config import RunConfig
 from slm_forest.errors import SlmError
 from slm_forest.files import read_jsonl
 from slm_forest.pipeline import run_stage
-from tests.test_evaluate_tiny import copy_run, tiny_run
+from tests.test_evaluate_tiny import copy_run, refresh_manifest, tiny_run
 
 
 def _config(run_dir, **evaluate) -> RunConfig:
@@ -56,13 +56,22 @@ def test_evaluate_stage_end_to_end(tmp_path, tmp_path_factory, shared_dir):
     assert "law:부가가치세법" in gen["tuned"]
     headline = {row["metric"]: row for row in metrics["headline"]}
     assert headline["test loss"]["delta"] < 0 and headline["test loss"]["higher_is_better"] is False
-    assert "Taxation-dev accuracy (1-shot)" in headline
+    assert "Taxation-dev accuracy (1-shot)" in headline and "Taxation-dev accuracy (0-shot)" in headline
+    assert "Taxation-dev accuracy, length-normalised (0-shot)" in headline
+    (bench,) = metrics["benchmarks"]
+    for setting in ("zero_shot", "few_shot"):
+        assert bench[setting]["base"]["n"] == bench[setting]["tuned"]["n"] == 4
+    assert headline["Taxation-dev accuracy (0-shot)"]["tuned"] == bench["zero_shot"]["tuned"]["accuracy"]
+    assert headline["Taxation-dev accuracy (1-shot)"]["tuned"] == bench["few_shot"]["tuned"]["accuracy"]
+    shots = {row["shots"] for row in read_jsonl(stage / "benchmark_predictions.jsonl")}
+    assert shots == {0, 1}
 
     text = (stage / "report.md").read_text(encoding="utf-8")
     for section in SECTIONS:
         assert section in text, section
     assert "![training loss](loss.png)" in text and "![base vs tuned](metrics.png)" in text
     assert "| test loss |" in text and "▲ better" in text
+    assert "| Taxation-dev | 4 | 0-shot |" in text and "| Taxation-dev | 4 | 1-shot | first 1 rows" in text
     assert text.count("### ") == 5  # worst answers
     assert "Off (`evaluate.judge` is not set)" in text
 
@@ -73,6 +82,7 @@ def test_evaluate_stage_end_to_end(tmp_path, tmp_path_factory, shared_dir):
 def test_evaluate_needs_a_test_split(tmp_path, tmp_path_factory):
     run = copy_run(tiny_run(tmp_path_factory), tmp_path)
     (run / "build" / "test.jsonl").write_text("", encoding="utf-8")
+    refresh_manifest(run, "build")  # a build that really left the split empty, not an edited one
     with pytest.raises(SlmError, match="test.jsonl: no examples"):
         run_stage(_config(run), "evaluate")
 

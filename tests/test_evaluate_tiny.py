@@ -205,7 +205,19 @@ def copy_run(src: Path, dst_parent: Path, name: str = "tiny") -> Path:
     summary = json.loads(summary_path.read_text(encoding="utf-8"))
     summary["base_model_path"] = str(dst / "train" / "base_model")
     summary_path.write_text(json.dumps(summary, ensure_ascii=False), encoding="utf-8")
+    refresh_manifest(dst, "train")  # the runner trusts an upstream stage only while its outputs match its manifest
     return dst
+
+
+def refresh_manifest(run_dir: Path, stage: str) -> None:
+    """Re-describe a stage's outputs after a test edited them on purpose (size and mtime are checked by the runner)."""
+    from slm_forest.manifest import read_manifest
+
+    manifest = read_manifest(run_dir / stage)
+    assert manifest is not None, f"{run_dir / stage} has no manifest"
+    fresh = {entry.path: entry for entry in describe_files([run_dir / e.path for e in manifest.outputs], run_dir)}
+    manifest.outputs = [fresh.get(entry.path, entry) for entry in manifest.outputs]
+    write_manifest(run_dir / stage, manifest)
 
 
 # ---------------------------------------------------------------------------------------------- fixture tests

@@ -380,3 +380,64 @@ def test_multimodal_gemma3_merges_and_reloads_as_the_class_it_was_trained_as(tmp
     vision = [k for k in base_weights if "vision_tower" in k]
     assert vision and all(torch.equal(merged_weights[k], base_weights[k]) for k in vision)
     assert 'PARAMETER stop "<end_of_turn>"' in (run / "export" / "Modelfile").read_text(encoding="utf-8")
+
+
+@pytest.mark.slow
+def test_qlora_multimodal_gemma3_trains_in_4bit_and_exports_a_full_precision_merge(tmp_path, monkeypatch):
+    """`train.method=qlora` through the real stages: Linear4bit layers while training (language model only), then
+    export merges the adapter into the full-precision base (never into 4-bit weights) and the merged logits equal
+    base + adapter."""
+    import bitsandbytes as bnb
+    import torch
+    from safetensors import safe_open
+    from transformers import AutoModelForCausalLM
+
+    import fine_tuning.train as train
+    from fine_tuning.loading import load_trained
+    from tests.test_train_stage import config, write_build
+
+    seen: dict[str, Any] = {}
+    build_trainer = train.make_trainer
+
+    def recording_trainer(model, *args, **kwargs):
+        modules = dict(model.named_modules())
+        seen["four_bit"] = [n for n, m in modules.items() if isinstance(m, bnb.nn.Linear4bit)]
+        seen["vision_linears"] = [n for n, m in modules.items() if "vision_tower" in n and isinstance(m, torch.nn.Linear)]
+        return build_trainer(model, *args, **kwargs)
+
+    monkeypatch.setattr(train, "make_trainer", recording_trainer)
+    runs = tmp_path / "runs"
+    write_build(runs, "qlora", n_train=16, n_val=4)
+    cfg = config(runs, "qlora", "train.base_model=tiny-random-gemma3-mm", "train.method=qlora", "train.max_steps=3",
+                 "train.eval_steps=3", "train.save_steps=3", "train.report_to=[]", "train.learning_rate=0.01",
+                 "train.lora.dropout=0")
+    run_stage(cfg, "train")
+    assert seen["four_bit"] and all("language_model" in n for n in seen["four_bit"])
+    assert seen["vision_linears"] and not any(n in seen["four_bit"] for n in seen["vision_linears"])
+    stage = runs / "qlora" / "train"
+    summary = json.loads((stage / "train_summary.json").read_text(encoding="utf-8"))
+    assert summary["method"] == "qlora" and summary["model_class"] == "Gemma3ForConditionalGeneration"
+
+    report = run_stage(cfg, "export")
+    merged_dir = runs / "qlora" / "export" / "merged"
+    assert report.manifest.stats["merge"]["dtype"] == "float32"
+    with safe_open(str(merged_dir / "model.safetensors"), "pt") as weights:
+        keys = list(weights.keys())
+        dtypes = {weights.get_slice(k).get_dtype() for k in keys}
+    assert dtypes == {"F32"}  # no packed uint8 4-bit weights
+    assert not any(s in k for k in keys for s in ("absmax", "quant_map", "quant_state", "lora_"))
+    config_json = json.loads((merged_dir / "config.json").read_text(encoding="utf-8"))
+    assert "quantization_config" not in config_json
+    merged = AutoModelForCausalLM.from_pretrained(merged_dir).eval()
+    assert type(merged).__name__ == "Gemma3ForConditionalGeneration"
+    assert not any(isinstance(m, bnb.nn.Linear4bit) for m in merged.modules())
+    peft_model, tokenizer = load_trained(stage, device="cpu")  # base in full precision + the QLoRA adapter
+    assert not any(isinstance(m, bnb.nn.Linear4bit) for m in peft_model.modules())
+    ids = torch.tensor([tokenizer("<bos><start_of_turn>user\n부가가치세 신고<end_of_turn>\n", add_special_tokens=False)["input_ids"]])
+    with torch.no_grad():
+        expected = peft_model(input_ids=ids).logits
+        with peft_model.disable_adapter():
+            base = peft_model(input_ids=ids).logits
+        got = merged(input_ids=ids).logits
+    assert torch.allclose(got, expected, atol=1e-4)
+    assert (base - expected).abs().max() > 1e-4  # the adapter changed something, so the equality means something

@@ -136,6 +136,28 @@ def test_nothing_fits_suggests_a_combination():
     assert not any(s.fits for s in tiny_target)  # 12B weights alone exceed 4 GiB: say so, do not pretend
 
 
+def test_suggestions_name_the_config_key_that_applies_them():
+    kw = dict(quantization="none", seq_len=4096, micro_batch=4, gradient_checkpointing=False, optimizer="adamw_torch")
+    sugg = {tuple(s.changes): s for s in suggest_changes("gemma-3-12b-it", target_gb=24, **kw)}
+    expected = {
+        ("gradient_checkpointing",): ("train.activation_checkpointing=true", {"train.activation_checkpointing": True}),
+        ("micro_batch",): ("train.micro_batch_size=1", {"train.micro_batch_size": 1}),
+        ("quantization",): ("train.method=qlora", {"train.method": "qlora"}),
+        ("optimizer",): ("train.optim=paged_adamw_8bit", {"train.optim": "paged_adamw_8bit"}),
+    }
+    for changes, (text, config) in expected.items():
+        assert text in sugg[changes].description and sugg[changes].config == config
+    shorter = sugg.get(("seq_len",))
+    if shorter is not None:
+        assert f"train.max_length={shorter.changes['seq_len']}" in shorter.description
+        assert shorter.config == {"train.max_length": shorter.changes["seq_len"]}
+    (combined,) = [s for s in suggest_changes("gemma-3-12b-it", target_gb=4, **kw) if s.description.startswith("combine:")]
+    assert "train.method=qlora" in combined.description and combined.config["train.method"] == "qlora"
+    assert combined.config["train.optim"] == "paged_adamw_8bit"
+    d = plan_to_dict(plan_run("gemma-3-12b-it", train_tokens=1000, **kw))
+    assert all("config" in s for s in d["suggestions"])
+
+
 # -- itemisation and behaviour ----------------------------------------------------------------------------------------
 
 

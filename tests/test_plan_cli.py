@@ -86,3 +86,54 @@ def test_train_refuses_a_run_that_does_not_fit_the_gpu_it_finds():
     qlora = load_config(None, ["train.base_model=gemma-3-12b-it", "train.method=qlora", "train.micro_batch_size=1",
                                "train.activation_checkpointing=true"])
     assert "GiB on NVIDIA GeForce RTX 4090" in memory_verdict(qlora, "NVIDIA GeForce RTX 4090", 23.6)
+
+
+def test_train_optim_reaches_the_planner_and_the_8bit_suggestion_applies(tmp_path):
+    """The planner's '8-bit paged AdamW (train.optim=paged_adamw_8bit)' is a config key the plan then honours."""
+    from fine_tuning.plan_cli import _memory_kwargs
+    from slm_forest.config import load_config
+
+    base = ["train.base_model=gemma-3-12b-it", "train.micro_batch_size=1", "train.activation_checkpointing=true"]
+    assert _memory_kwargs(load_config(None, base))["optimizer"] == "adamw_torch"
+    assert _memory_kwargs(load_config(None, [*base, "train.optim=paged_adamw_8bit"]))["optimizer"] == "paged_adamw_8bit"
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("train:\n  base_model: gemma-3-12b-it\n  micro_batch_size: 1\n  activation_checkpointing: true\n")
+    _built_dataset()
+    before = json.loads(runner.invoke(app, ["plan", str(cfg), "--set", "run_name=p", "--json"]).stdout)
+    (suggestion,) = [s for s in before["suggestions"] if s["changes"] == {"optimizer": "paged_adamw_8bit"}]
+    assert "train.optim=paged_adamw_8bit" in suggestion["description"]
+    applied = [f"{k}={v}" for k, v in suggestion["config"].items()]
+    assert applied == ["train.optim=paged_adamw_8bit"]
+    after = json.loads(runner.invoke(app, ["plan", str(cfg), "--set", "run_name=p", "--set", applied[0], "--json"]).stdout)
+    assert after["settings"]["optimizer"] == "paged_adamw_8bit" and after["memory"]["optimizer_states"] == 0
+    assert after["peak_memory_gb"] == suggestion["peak_memory_gb"] < before["peak_memory_gb"]
+
+
+def test_unknown_optimizer_is_planned_as_adamw_with_a_note(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("train:\n  base_model: phi-2\n  optim: adamw_torch_4bit\n")
+    _built_dataset()
+    data = json.loads(runner.invoke(app, ["plan", str(cfg), "--set", "run_name=p", "--json"]).stdout)
+    assert data["settings"]["optimizer"] == "adamw" and "train.optim=adamw_torch_4bit" in data["plan_notes"][0]
+
+
+def test_plan_reports_optimizer_steps(tmp_path):
+    import math
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("train:\n  base_model: phi-2\n  max_length: 256\n  micro_batch_size: 2\n"
+                   "  gradient_accumulation_steps: 4\n  epochs: 3\n")
+    _built_dataset()
+    data = json.loads(runner.invoke(app, ["plan", str(cfg), "--set", "run_name=p", "--json"]).stdout)
+    tokens = data["dataset"]["tokens_per_epoch"]
+    assert data["steps"] == math.ceil(tokens * 3 / (2 * 4 * 256)) and data["steps"] > 1  # packed
+    unpacked = json.loads(runner.invoke(app, ["plan", str(cfg), "--set", "run_name=p", "--set", "train.packing=false",
+                                              "--json"]).stdout)
+    assert unpacked["steps"] == math.ceil(200 * 3 / (2 * 4))
+    capped = json.loads(runner.invoke(app, ["plan", str(cfg), "--set", "run_name=p", "--set", "train.max_steps=7",
+                                            "--json"]).stdout)
+    assert capped["steps"] == 7 and capped["train_tokens"] == 7 * 2 * 4 * 256 and capped["epochs"] == 1
+    text = runner.invoke(app, ["plan", str(cfg), "--set", "run_name=p"])
+    assert text.exit_code == 0, text.output
+    assert f"optimizer steps: {data['steps']:,}" in text.output

@@ -212,6 +212,68 @@ def test_hf_cache_lookup(monkeypatch, tmp_path):
     assert spec.hf_id == "Qwen/Qwen2.5-0.5B" and spec.arch.num_layers == 24
 
 
+def _qwen_config(layers: int = 24) -> dict:
+    return {"model_type": "qwen2", "hidden_size": 896, "intermediate_size": 4864, "num_hidden_layers": layers,
+            "num_attention_heads": 14, "num_key_value_heads": 2, "vocab_size": 151936, "tie_word_embeddings": True}
+
+
+def test_offline_hub_id_not_in_the_cache_says_how_to_fix(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    with pytest.raises(ValueError) as err:
+        get_model_spec("Qwen/Qwen2.5-0.5B-Instruct")
+    message = str(err.value)
+    assert "not in the local Hugging Face cache" in message and "HF_HUB_OFFLINE" in message
+    assert "run once online" in message.lower() and "local model directory" in message and "--model-config" in message
+
+
+def test_hub_id_resolves_from_a_hf_home_cache_without_network(monkeypatch, tmp_path):
+    """The layout huggingface_hub writes: refs/main names the snapshot to use (not simply the newest one)."""
+    import os
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    repo = tmp_path / "hf" / "hub" / "models--Qwen--Qwen2.5-0.5B-Instruct"
+    for rev, layers in (("a" * 40, 24), ("b" * 40, 3)):
+        (repo / "snapshots" / rev).mkdir(parents=True)
+        (repo / "snapshots" / rev / "config.json").write_text(json.dumps(_qwen_config(layers)))
+    os.utime(repo / "snapshots" / ("b" * 40) / "config.json", (2e9, 2e9))  # newer, but not what main points at
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("a" * 40)
+    spec = get_model_spec("Qwen/Qwen2.5-0.5B-Instruct")
+    assert spec.hf_id == "Qwen/Qwen2.5-0.5B-Instruct" and spec.name == "Qwen2.5-0.5B-Instruct"
+    assert spec.arch.num_layers == 24 and spec.lora_target_modules == "all-linear" and not spec.multimodal
+
+
+def test_uncached_hub_id_online_downloads_only_its_config(monkeypatch, tmp_path):
+    import huggingface_hub
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    calls = []
+
+    def fake_download(repo_id, filename, *, cache_dir=None, local_files_only=False, **kwargs):
+        calls.append((repo_id, filename, local_files_only, cache_dir))
+        if local_files_only:
+            raise LocalEntryNotFoundError("not cached")
+        target = tmp_path / "downloaded" / "config.json"
+        target.parent.mkdir(exist_ok=True)
+        target.write_text(json.dumps(_qwen_config()))
+        return str(target)
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
+    spec = get_model_spec("Qwen/Qwen2.5-0.5B-Instruct")
+    assert spec.arch.num_layers == 24 and spec.lora_target_modules == "all-linear"
+    assert [c[:3] for c in calls] == [("Qwen/Qwen2.5-0.5B-Instruct", "config.json", True),
+                                      ("Qwen/Qwen2.5-0.5B-Instruct", "config.json", False)]
+    assert calls[1][3] == str(tmp_path / "hf" / "hub")  # HF_HOME as set now, not when huggingface_hub was imported
+
+
 # -- dtype rules -----------------------------------------------------------------------------------------------------
 
 

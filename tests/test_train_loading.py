@@ -289,3 +289,83 @@ def test_auto_class_load_of_the_multimodal_checkpoint_is_allowed(tiny_dirs):
 
     model = load_pretrained(AutoModelForCausalLM, tiny_dirs["tiny-random-gemma3-mm"])
     assert type(model).__name__ == "Gemma3ForConditionalGeneration"
+
+
+# ----------------------------------------------------------------------------------- Gemma 3 token_type_ids
+def _packed_batch():
+    """Two examples packed in one row the way TRL's bfd collator gives them: position ids restart, no attention mask."""
+    import torch
+
+    generator = torch.Generator().manual_seed(0)
+    ids = torch.randint(10, 300, (1, 64), generator=generator)
+    positions = torch.cat([torch.arange(40), torch.arange(24)])[None]
+    labels = ids.clone()
+    labels[0, :10] = -100  # a masked prompt
+    return {"input_ids": ids, "position_ids": positions, "labels": labels}
+
+
+def test_gemma3_multimodal_trains_on_text_the_same_without_token_type_ids(tiny_dirs):
+    """transformers 5.23's Gemma3ForConditionalGeneration builds its bidirectional image-block mask from
+    token_type_ids only. In training mode it does not require them, and for text all-zero ids give exactly the loss
+    and gradients of no ids (plain causal masks), which is why the train stage passes none. Ids marking an image
+    block do change the loss, so the comparison is not vacuous."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_dirs["tiny-random-gemma3-mm"])
+    assert type(model).__name__ == "Gemma3ForConditionalGeneration"
+    model.train()
+    batch = _packed_batch()
+
+    def loss_and_grads(**extra):
+        model.zero_grad()
+        loss = model(**batch, **extra, use_cache=False).loss
+        loss.backward()
+        return loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+    without, grads_without = loss_and_grads()
+    zeros, grads_zeros = loss_and_grads(token_type_ids=torch.zeros_like(batch["input_ids"]))
+    assert torch.isfinite(without) and torch.allclose(without, zeros, atol=1e-6)
+    assert grads_without.keys() == grads_zeros.keys()
+    assert all(torch.allclose(grads_without[n], grads_zeros[n], atol=1e-6) for n in grads_without)
+    image = torch.zeros_like(batch["input_ids"])
+    image[0, 12:16] = 1  # four "image" tokens attend to each other both ways
+    with torch.no_grad():
+        assert not torch.allclose(model(**batch, token_type_ids=image, use_cache=False).loss, without, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_train_stage_batches_carry_no_token_type_ids_and_zeros_are_dropped(tiny_dirs, tmp_path):
+    """What our trainer feeds the multimodal model: TRL's packed text batches have no token_type_ids; a batch with
+    all-zero ones is trained exactly like one without (they are dropped), and image-marking ones are refused."""
+    import torch
+    from transformers import AutoTokenizer
+
+    from fine_tuning.loading import apply_lora, load_model_for_training, prepare_tokenizer
+    from fine_tuning.registry import get_model_spec
+    from fine_tuning.train import make_trainer, sft_config, text_only_inputs
+
+    spec = get_model_spec("tiny-random-gemma3-mm")
+    path = tiny_dirs["tiny-random-gemma3-mm"]
+    model = load_model_for_training(spec, path, "lora", "fp32", "cpu")
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    prepare_tokenizer(tokenizer, model)
+    model = apply_lora(model, spec, load_config(None, ["train.lora.dropout=0"]).train.lora)
+    cfg = load_config(None, ["train.max_steps=1", "train.max_length=128", "train.report_to=[]"]).train
+    args = sft_config(cfg, 0, tmp_path / "out", "cpu", "fp32", has_eval=False, report=[])
+    trainer = make_trainer(model, tokenizer, args, CONVS, [], callbacks=[])
+    batch = next(iter(trainer.get_train_dataloader()))
+    assert "token_type_ids" not in batch and "pixel_values" not in batch and "position_ids" in batch
+
+    model.train()
+    plain = trainer.compute_loss(model, dict(batch))
+    zeros = trainer.compute_loss(model, {**batch, "token_type_ids": torch.zeros_like(batch["input_ids"])})
+    assert torch.isfinite(plain) and torch.allclose(plain, zeros, atol=1e-6)
+    zeros.backward()  # a training step's backward through the dropped-ids path
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for n, p in model.named_parameters() if "lora_B" in n)
+
+    assert "token_type_ids" not in text_only_inputs({**batch, "token_type_ids": torch.zeros_like(batch["input_ids"])})
+    image = torch.zeros_like(batch["input_ids"])
+    image[0, 3] = 1
+    with pytest.raises(SlmError, match="image tokens"):
+        trainer.compute_loss(model, {**batch, "token_type_ids": image})

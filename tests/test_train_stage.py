@@ -221,6 +221,89 @@ def test_preflight_failure_stops_the_stage_before_training(runs_dir):
     assert not list((stage / "checkpoints").glob("checkpoint-*"))
 
 
+def _checkpoints_of_another_config(stage: Path) -> list[Path]:
+    """Two complete checkpoints and the resume key of some earlier configuration, as a previous run leaves them."""
+    from fine_tuning.train import RESUME_KEY_FILE
+
+    out = stage / "checkpoints"
+    folders = []
+    for step in (2, 4):
+        folder = out / f"checkpoint-{step}"
+        folder.mkdir(parents=True)
+        for name in ("adapter_config.json", "adapter_model.safetensors", "trainer_state.json"):
+            (folder / name).write_text("{}")
+        folders.append(folder)
+    (out / RESUME_KEY_FILE).write_text(json.dumps({"key": "an-earlier-config"}))
+    return folders
+
+
+@pytest.mark.slow
+def test_checkpoints_of_another_config_survive_a_rerun_that_fails_its_checks(runs_dir, tmp_path):
+    """Stale checkpoints are removed only after the template choice, the rendering check and the preflight passed."""
+    from fine_tuning.train import RESUME_KEY_FILE
+
+    write_build(runs_dir, "keep", n_train=8, n_val=0)
+    stage = runs_dir / "keep" / "train"
+    old = _checkpoints_of_another_config(stage)
+    # 1. preflight fails (answers cut by max_length)
+    with pytest.raises(SlmError, match="train.max_length=24"):
+        run_stage(config(runs_dir, "keep", "train.max_length=24", "train.max_steps=2", "train.report_to=[]"), "train")
+    assert all(folder.is_dir() for folder in old)
+    assert json.loads((stage / "checkpoints" / RESUME_KEY_FILE).read_text())["key"] == "an-earlier-config"
+    # 2. the chat template choice fails (a template without generation markers)
+    plain = tmp_path / "plain.jinja"
+    plain.write_text("{% for m in messages %}{{ m['content'] }}{% endfor %}", encoding="utf-8")
+    with pytest.raises(SlmError, match="generation"):
+        run_stage(config(runs_dir, "keep", f"train.chat_template={plain}", "train.max_steps=2", "train.report_to=[]"), "train")
+    assert all(folder.is_dir() for folder in old)
+    # 3. a run that passes its checks replaces them
+    run_stage(config(runs_dir, "keep", "train.max_steps=2", "train.save_steps=2", "train.report_to=[]"), "train")
+    assert not any(folder.exists() and (folder / "trainer_state.json").read_text() == "{}" for folder in old)
+    assert (stage / "checkpoints" / "checkpoint-2" / "adapter_model.safetensors").stat().st_size > 100
+    assert json.loads((stage / "checkpoints" / RESUME_KEY_FILE).read_text())["key"] != "an-earlier-config"
+
+
+@pytest.mark.slow
+def test_resumed_run_keeps_the_early_stopping_counter(runs_dir, monkeypatch):
+    """A resumed run restores the EarlyStopping callback's patience counter from the checkpoint (Trainer's
+    restore_callback_states_from_checkpoint); the patience itself follows the config, which may change."""
+    from transformers import TrainerCallback
+
+    import fine_tuning.train as train
+
+    write_build(runs_dir, "patience", n_train=32, n_val=8)
+    # lr 0.5 makes the eval loss rise after the first evaluation, so the counter climbs at every evaluation
+    common = ["train.learning_rate=0.5", "train.eval_steps=1", "train.save_steps=2", "train.report_to=[]"]
+    run_stage(config(runs_dir, "patience", "train.max_steps=8", "train.early_stopping_patience=20", *common), "train")
+    stage = runs_dir / "patience" / "train"
+    state = json.loads((stage / "checkpoints" / "checkpoint-8" / "trainer_state.json").read_text(encoding="utf-8"))
+    saved = state["stateful_callbacks"]["EarlyStopping"]
+    counter = saved["attributes"]["early_stopping_patience_counter"]
+    assert saved["args"]["early_stopping_patience"] == 20 and counter >= 1
+
+    seen: list[tuple[int, int]] = []
+    build_trainer = train.make_trainer
+
+    def probing_trainer(*args, **kwargs):
+        trainer = build_trainer(*args, **kwargs)
+
+        class Probe(TrainerCallback):  # the callbacks as the first resumed step starts, before any new evaluation
+            def on_step_begin(self, args, state, control, **kwargs):
+                if not seen:
+                    seen.extend((cb.early_stopping_patience_counter, cb.early_stopping_patience)
+                                for cb in trainer.callback_handler.callbacks if hasattr(cb, "early_stopping_patience_counter"))
+
+        trainer.add_callback(Probe())
+        return trainer
+
+    monkeypatch.setattr(train, "make_trainer", probing_trainer)
+    # max_steps and the patience may change between a stop and the resumption (they are not part of the resume key)
+    run_stage(config(runs_dir, "patience", "train.max_steps=10", "train.early_stopping_patience=25", *common), "train")
+    summary = json.loads((stage / "train_summary.json").read_text(encoding="utf-8"))
+    assert summary["resumed_from"] == "checkpoint-8" and summary["global_step"] == 10
+    assert seen == [(counter, 25)]  # the counter came back from the checkpoint, the patience from the config
+
+
 # ------------------------------------------------------------------------------------------------------ resume
 KILL_SCRIPT = """
 import sys, time
@@ -344,6 +427,23 @@ def test_resume_rules_without_training(tmp_path):
     assert not list(out.glob("checkpoint-*"))
 
 
+def test_deciding_about_stale_checkpoints_deletes_nothing(tmp_path):
+    from fine_tuning.train import RESUME_KEY_FILE, commit_fresh_start, decide_resume
+
+    out = tmp_path / "checkpoints"
+    old = _checkpoints_of_another_config(tmp_path)
+    decision = decide_resume(out, "key-new", requested=False)
+    assert decision.checkpoint is None and decision.stale == old
+    assert all(folder.is_dir() for folder in old)  # deciding removes nothing
+    other_rank = decide_resume(out, "key-new", requested=False, main_process=False)
+    assert other_rank.checkpoint is None and other_rank.stale == []  # only the main process ever removes
+    commit_fresh_start(other_rank)
+    assert all(folder.is_dir() for folder in old)
+    commit_fresh_start(decision)
+    assert not any(folder.exists() for folder in old)
+    assert json.loads((out / RESUME_KEY_FILE).read_text())["key"] == "key-new"
+
+
 def test_resume_key_ignores_schedule_knobs_but_not_the_model():
     from fine_tuning.train import resume_key
 
@@ -353,6 +453,17 @@ def test_resume_key_ignores_schedule_knobs_but_not_the_model():
     assert resume_key(base, 42, ["h"]) == resume_key(same, 42, ["h"])
     assert resume_key(base, 42, ["h"]) != resume_key(other, 42, ["h"])
     assert resume_key(base, 42, ["h"]) != resume_key(base, 42, ["other data"])
+    # the optimizer is part of the key; its default (what earlier checkpoints used) keeps their keys unchanged
+    paged = load_config(None, ["train.optim=paged_adamw_8bit"]).train
+    assert resume_key(base, 42, ["h"]) != resume_key(paged, 42, ["h"])
+    legacy = {k: v for k, v in base.model_dump(mode="json").items() if k != "optim"}
+    import hashlib
+
+    from fine_tuning.train import _RESUME_FREE_KEYS
+
+    section = {k: v for k, v in legacy.items() if k not in _RESUME_FREE_KEYS}
+    payload = json.dumps({"train": section, "seed": 42, "data": ["h"]}, sort_keys=True, ensure_ascii=False)
+    assert resume_key(base, 42, ["h"]) == hashlib.sha256(payload.encode()).hexdigest()
 
 
 def test_config_errors_name_the_key(monkeypatch):
@@ -361,8 +472,21 @@ def test_config_errors_name_the_key(monkeypatch):
     with pytest.raises(SlmError, match=r"train\.save_steps=30 is not a multiple of train\.eval_steps=20"):
         check_schedule(load_config(None, ["train.save_steps=30", "train.eval_steps=20"]).train, has_eval=True)
     check_schedule(load_config(None, ["train.save_steps=30", "train.eval_steps=20"]).train, has_eval=False)
+    import importlib.util
+
+    wandb_cfg = load_config(None, ["train.report_to=[wandb]"]).train
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "wandb" else real_find_spec(name, *a))
+    monkeypatch.setenv("WANDB_API_KEY", "test-key")
+    with pytest.raises(SlmError) as missing:  # checked before any model is loaded, not when WandbCallback starts
+        report_targets(wandb_cfg)
+    assert "train.report_to" in missing.value.message and "not installed" in missing.value.message
+    assert "pip install wandb" in missing.value.hint
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object() if name == "wandb" else real_find_spec(name, *a))
+    monkeypatch.delenv("WANDB_API_KEY")
     with pytest.raises(SlmError, match="WANDB_API_KEY"):
-        report_targets(load_config(None, ["train.report_to=[wandb]"]).train)
+        report_targets(wandb_cfg)
     monkeypatch.setenv("WANDB_API_KEY", "test-key")
     assert report_targets(load_config(None, ["train.report_to=[wandb, tensorboard]"]).train) == ["wandb", "tensorboard"]
     with pytest.raises(SlmError, match="train.report_to: unknown target 'mlflow'"):
@@ -381,6 +505,13 @@ def test_sft_config_follows_the_train_section(tmp_path):
     assert args.eval_strategy == "steps" and args.load_best_model_at_end and args.metric_for_best_model == "eval_loss"
     assert "tensorboard" not in args.report_to  # it gets its own callback writing to <run>/train/tb
     assert args.seed == 7 and args.max_steps == 40 and args.warmup_steps == 0.1
+    assert args.optim == "adamw_torch" and args.restore_callback_states_from_checkpoint
+    paged = sft_config(load_config(None, ["train.optim=paged_adamw_8bit"]).train, 7, tmp_path, "cpu", "fp32",
+                       has_eval=False, report=[])
+    assert paged.optim == "paged_adamw_8bit"
+    with pytest.raises(SlmError, match="train.optim: unknown optimizer 'adamw_typo'"):
+        sft_config(load_config(None, ["train.optim=adamw_typo"]).train, 7, tmp_path, "cpu", "fp32", has_eval=False,
+                   report=[])
 
     # TRL's own default turns checkpointing on; the config's false must win
     off = sft_config(load_config(None).train, 7, tmp_path, "cpu", "fp32", has_eval=False, report=["wandb"])
