@@ -98,7 +98,16 @@ class SampleConfig(Section):
 
 
 class PrepareConfig(Section):
-    max_chunk_chars: int = Field(1500, ge=100, description="token budget per chunk, in characters (~1.5 chars/token)")
+    max_chunk_chars: int = Field(1500, ge=100, description="budget per chunk in characters (unless max_chunk_tokens)")
+    max_chunk_tokens: int | None = Field(
+        None, ge=1, description="budget per chunk in tokens; overrides max_chunk_chars (= tokens × chars_per_token)"
+    )
+    chars_per_token: float = Field(
+        1.5,
+        gt=0,
+        description="an estimate: Korean text runs ~1.5 characters per token on common LLM tokenizers (it varies by "
+        "tokenizer; measure yours); converts max_chunk_tokens to characters and gives each chunk's n_tokens_est",
+    )
     min_chunk_chars: int = Field(20, ge=1)
     dedup: DedupConfig = Field(default_factory=DedupConfig)
     sample: SampleConfig = Field(default_factory=SampleConfig)
@@ -107,6 +116,21 @@ class PrepareConfig(Section):
     workers: int = Field(
         0, ge=0, description="processes for clean/hash/chunk; 0: one per CPU core for inputs over 32 MB, else 1"
     )
+
+    @property
+    def chunk_budget_chars(self) -> int:
+        """The character budget the chunker uses: max_chunk_tokens × chars_per_token when set, else max_chunk_chars."""
+        if self.max_chunk_tokens is None:
+            return self.max_chunk_chars
+        return int(self.max_chunk_tokens * self.chars_per_token)
+
+    @model_validator(mode="after")
+    def _token_budget(self) -> PrepareConfig:
+        if self.chunk_budget_chars < 100:
+            raise ValueError(
+                f"max_chunk_tokens × chars_per_token is {self.chunk_budget_chars} characters; a chunk needs at least 100"
+            )
+        return self
 
 
 # --------------------------------------------------------------------------------------------------------- distill

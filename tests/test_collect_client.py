@@ -11,7 +11,7 @@ import pytest
 
 from slm_forest.config import LawgoSource
 from slm_forest.errors import SlmError
-from slm_datagen.collect.catalogue import all_names, resolve_laws
+from slm_datagen.collect.catalogue import all_names, resolve_laws, suggest
 from slm_datagen.collect.lawgo_client import LawgoClient, LawgoError
 from slm_datagen.collect.lawgo_source import _choose_version, collect_lawgo
 from slm_datagen.collect.lawgo_xml import xml_to_dict
@@ -296,15 +296,55 @@ def test_catalogue():
     assert {"상속세 및 증여세법 시행령", "교통ㆍ에너지ㆍ환경세법", "국제조세조정에 관한 법률 시행령"} <= set(names)
     assert resolve_laws(["상증법", "교통·에너지·환경세법", "소득세법 시행령", "소득세법시행령"]) == [
         "상속세 및 증여세법", "교통ㆍ에너지ㆍ환경세법", "소득세법 시행령"]
-    with pytest.raises(SlmError) as info:
-        resolve_laws(["소득세법", "법인새법"], "collect.sources.0.laws")
-    assert info.value.message == "collect.sources.0.laws.1: unknown law '법인새법'" and "'법인세법'" in info.value.hint
+    # 시행규칙 are catalogue names (aliases and spacing included) but not part of tax-all
+    assert resolve_laws(["소득세법시행규칙", "상증법 시행규칙", "관세법 시행규칙"]) == [
+        "소득세법 시행규칙", "상속세 및 증여세법 시행규칙", "관세법 시행규칙"]
+    assert not any(name.endswith("시행규칙") for name in names)
+    # any other name is passed on as written (to be searched on law.go.kr), with did-you-mean hints at hand
+    assert resolve_laws(["소득세법", "  부동산 거래신고  등에 관한 법률", "법인새법"]) == [
+        "소득세법", "부동산 거래신고 등에 관한 법률", "법인새법"]
+    assert suggest("법인새법")[0] == "법인세법" and suggest("소득세법 시행규칫")[0] == "소득세법 시행규칙"
+    with pytest.raises(SlmError, match="an empty law name"):
+        resolve_laws([" "], "collect.sources.0.laws")
 
 
-def test_unknown_law_name_fails_before_any_request(server, tmp_path):
-    with client_for(server, tmp_path) as client, pytest.raises(SlmError, match="unknown law"):
-        run(client, LawgoSource(laws=["부가가치새법"]))
-    assert not server.requests
+def test_a_law_outside_the_catalogue_is_searched_and_matched_exactly_over_all_pages(server, tmp_path):
+    name = "부동산 거래신고 등에 관한 법률"
+    page1 = [law_row(f"{name} 시행{'령' if i % 2 else '규칙'}", 700000 + i, "20250101") for i in range(100)]
+    page2 = [law_row("부동산 거래신고 등에 관한 법률 시행령", 800001, "20250101"),
+             law_row(name, 271000, "20250101", "연혁"), law_row(name, 272000, "20260101")]
+    server.route("lawSearch.do", {"query": name, "page": "1"}, search_page(page1, 103))
+    server.route("lawSearch.do", {"query": name, "page": "2"}, search_page(page2, 103))
+    server.route("lawService.do", {"target": "eflaw", "MST": "272000"}, Reply.file(FIXTURES / "law_pair.json"))
+    with client_for(server, tmp_path) as client:
+        ((label, docs, problem),) = run(client, LawgoSource(laws=["부동산 거래신고  등에 관한 법률"]))
+    assert problem is None and label == f"eflaw {name} MST=272000" and docs
+    assert [r.params["page"] for r in server.requests_to("lawSearch.do")] == ["1", "2"]
+
+
+def test_a_tax_rule_is_collected_by_name(server, tmp_path):
+    rows = [law_row("소득세법 시행규칙", 290000, "20260320"), law_row("소득세법 시행령", 286211, "20260701")]
+    server.route("lawSearch.do", {"query": "소득세법 시행규칙"}, search_page(rows, 2))
+    server.route("lawService.do", {"MST": "290000"}, Reply.file(FIXTURES / "law_pair.json"))
+    with client_for(server, tmp_path) as client:
+        ((label, docs, _),) = run(client, LawgoSource(target="law", laws=["소득세법시행규칙"]))
+    assert label == "law 소득세법 시행규칙 MST=290000" and docs
+
+
+def test_a_name_without_exact_match_fails_with_the_closest_names(server, tmp_path):
+    server.route("lawSearch.do", {"query": "부가가치새법"}, Reply.file(FIXTURES / "errors/zero_hits.json"))
+    server.route("lawSearch.do", {"query": "상법"}, search_page(
+        [law_row("상법 시행령", 1, "20250101"), law_row("상법 시행법", 2, "20250101"), law_row("보험업법", 3, "20250101")], 3))
+    with client_for(server, tmp_path) as client:
+        with pytest.raises(SlmError) as typo:
+            run(client, LawgoSource(laws=["부가가치새법"]))
+        with pytest.raises(SlmError) as listed:
+            run(client, LawgoSource(laws=["상법"]))
+    assert server.requests_to("lawSearch.do", query="부가가치새법")  # searched, not refused up front
+    assert "no law named exactly '부가가치새법' (0 rows searched)" in typo.value.message
+    assert "in the tax catalogue: '부가가치세법'" in typo.value.hint
+    assert "closest names on law.go.kr: '상법 시행법', '상법 시행령'" in listed.value.hint
+    assert "보험업법" not in listed.value.hint
 
 
 def test_replay_server_serves_shared_recordings(server, tmp_path, shared_dir):
@@ -316,3 +356,47 @@ def test_replay_server_serves_shared_recordings(server, tmp_path, shared_dir):
         ((label, docs, _),) = run(client, LawgoSource(laws=["소득세법 시행령"]))
     assert label == "eflaw 소득세법 시행령 MST=286211" and docs
     assert json.loads(json.dumps(server.requests_to("lawService.do")[0].params))["efYd"] == "20260701"
+
+
+# ------------------------------------------------------------------------------------------------ OC masking
+def _page_echoing_oc(phrase: str, oc: str = OC) -> Reply:
+    """An HTML error page that quotes the request back, OC included (raw and URL-encoded)."""
+    return Reply.text(
+        f"<!DOCTYPE html><html><head><title>오류 OC={oc}</title></head><body><p>{phrase} (OC={oc}, "
+        f"요청 /DRF/lawService.do?OC={oc.replace('-', '%2D')}&amp;target=prec)</p></body></html>"
+    )
+
+
+@pytest.mark.parametrize(
+    "reply, kind",
+    [
+        (_page_echoing_oc("미신청된 목록/본문에 대한 접근입니다."), "not_approved"),
+        (_page_echoing_oc("일치하는 판례가 없습니다."), "not_found"),
+        (_page_echoing_oc("사용자 정보 검증에 실패하였습니다."), "auth"),
+        (_page_echoing_oc("서비스 점검 중입니다"), "html"),  # retried, then reported with the page title
+        (Reply(status=404, body=f"not found: OC={OC}".encode(), content_type="text/plain"), "http"),
+        (Reply.json({"result": "사용자 정보 검증에 실패하였습니다.", "msg": f"OC {OC} 미등록"}), "auth"),
+    ],
+)
+def test_the_oc_is_masked_in_every_error_text(server, tmp_path, reply, kind):
+    server.route("lawService.do", {}, reply)
+    with client_for(server, tmp_path, max_retries=1) as client, pytest.raises(LawgoError) as info:
+        client.detail("prec", ID=7)
+    error = info.value
+    assert error.kind == kind
+    texts = [str(error), error.message, error.request, error.body or "", repr(error.args)]
+    assert all(OC not in text and "secret%2Doc%2D4821" not in text for text in texts), texts
+    assert "***" in error.message or kind == "http" and "***" in str(error)
+    for path in (tmp_path / "cache").rglob("*"):
+        assert path.is_dir() or OC not in path.read_text(encoding="utf-8")
+
+
+def test_a_data_response_echoing_the_oc_is_masked_before_caching_and_parsing(server, tmp_path):
+    """law.go.kr list rows carry `법령상세링크` URLs with the caller's OC in them."""
+    row = law_row("소득세법", 5, "20260701") | {"법령상세링크": f"/DRF/lawService.do?OC={OC}&target=eflaw&MST=5"}
+    server.route("lawSearch.do", {"query": "소득세법"}, search_page([row], 1))
+    with client_for(server, tmp_path) as client:
+        data = client.search("eflaw", query="소득세법")
+    assert data["LawSearch"]["law"][0]["법령상세링크"] == "/DRF/lawService.do?OC=***&target=eflaw&MST=5"
+    cached = [p for p in (tmp_path / "cache").rglob("*.json")]
+    assert cached and all(OC not in p.read_text(encoding="utf-8") for p in cached)

@@ -13,6 +13,7 @@ from slm_forest.config import DumpSource
 from slm_datagen.collect.bundled import DATA_DIR, read_bundled_file
 from slm_datagen.collect.dumps import dump_files, read_dump_file
 from slm_datagen.collect.encodings import decode_bytes
+from slm_datagen.collect.jsonstream import iter_json_array
 from slm_datagen.collect.problems import InputProblem
 
 FIXTURES = Path(__file__).parent / "fixtures" / "collect"
@@ -186,3 +187,157 @@ def test_make_bundled_reproduces_the_shipped_statute_files(shared_dir, tmp_path)
     assert [p.name for p in sorted(written)] == [p.name for p in shipped]
     for path in shipped:
         assert (tmp_path / path.name).read_bytes() == path.read_bytes(), path.name
+
+
+# ------------------------------------------------------------------------------------- truncated inside a character
+def _cuts_inside_characters(data: bytes, count: int = 6) -> list[int]:
+    """Byte offsets spread over the data where a cut splits a multi-byte (Hangul) character."""
+    inside = [i for i in range(len(data)) if 0x80 <= data[i] < 0xC0]  # UTF-8 continuation bytes
+    step = max(1, len(inside) // count)
+    return inside[step // 2 :: step][:count]
+
+
+@pytest.mark.parametrize("fixture, kind", [("lawgo/law_pair.json", "JSON"), ("seed/data_main.json", "JSON"),
+                                           ("lawgo/law_quirks.json", "JSON"), ("lawgo/law_pair.xml", "XML")])
+def test_a_file_cut_inside_a_hangul_character_is_reported_as_truncated(tmp_path, fixture, kind):
+    data = (FIXTURES / fixture).read_bytes()
+    cuts = _cuts_inside_characters(data)
+    assert len(cuts) == 6
+    for offset in cuts:
+        path = tmp_path / f"cut{offset}{Path(fixture).suffix}"
+        path.write_bytes(data[:offset])
+        result = read(path)
+        assert result.documents == [] and result.problem is not None, offset
+        assert result.problem.message.startswith(f"truncated {kind} ("), (offset, result.problem)
+        assert result.encoding == "utf-8"
+        if kind == "JSON":  # the text stops on the last line, and that is where it is reported
+            last_line = data[:offset].count(b"\n") + 1
+            assert result.problem.where.startswith(f"line {last_line}, column "), (offset, result.problem.where)
+
+
+def test_decoding_drops_only_an_incomplete_character_at_the_very_end():
+    data = '{"법령명": "소득세법'.encode()
+    for cut in (1, 2):  # 법 is 3 bytes: 1 or 2 of them left
+        assert decode_bytes(data[:-cut]) == ('{"법령명": "소득세', "utf-8")
+        assert decode_bytes(codecs.BOM_UTF8 + data[:-cut]) == ('{"법령명": "소득세', "utf-8-sig")
+    with pytest.raises(InputProblem, match="undecodable bytes"):  # a broken character before the end still is one
+        decode_bytes("소득".encode()[:-1] + b" tail")
+
+
+# ------------------------------------------------------------------------------------ streaming a top-level array
+def _seed_record(index: int, size: int = 2000) -> dict:
+    facts = ("질의자는 배우자와 주택 1채를 50%씩 공동소유하고 있으며 \"임대\" 중임, 금액 1,500,000원 " * (size // 50 + 1))[:size]
+    return {
+        "index": index,
+        "title": f"주택임대소득 비과세 대상 주택 수 계산 {index}",
+        "summary": "공동소유 주택의 주택 수 계산 [요약], {괄호}",
+        "response": f"공동소유 주택은 지분이 가장 큰 사람의 소유로 계산합니다 ({index}).",
+        "content": f"사실관계\n{facts}\n질의요지\n공동소유 주택의 경우 주택 수를 어떻게 계산하는지 \\u 아님 {index}",
+        "metadata": {"date": "2024.3.15.", "law_category": "소득", "related_docs": [], "score": index * 1.5,
+                     "flags": [True, False, None, -12, 3e-7], "related_laws": ["소득세법 제12조"]},
+    }
+
+
+def test_streamed_array_items_equal_json_loads_at_any_chunk_size():
+    text = json.dumps([_seed_record(i, 300) for i in range(40)] + [12345678901234567890, -0.5e10, "끝]", [], {}],
+                      ensure_ascii=False, indent=1)
+    expected = json.loads(text)
+    for size in (1, 7, 64, 4096, len(text)):
+        chunks = (text[i : i + size] for i in range(0, len(text), size))
+        assert list(iter_json_array(chunks)) == expected, size
+
+
+@pytest.mark.parametrize(
+    "text, message, where",
+    [
+        ('[{"a": 1}, {"b": "소득', "truncated JSON (Unterminated string", "line 1, column 18"),
+        ('[{"a": 1},\n {"b": 2}', "truncated JSON (Expecting ',' delimiter", "line 2, column 10"),
+        ('[{"a": 1},\n', "truncated JSON (Expecting value", "line 2, column 1"),
+        ('[{"a": 1}\n {"b": 2}]', "not valid JSON (Expecting ',' delimiter", "line 2, column 2"),
+        ('[{"a": 1}, {"b": tru}]', "not valid JSON (Expecting value", "line 1, column 18"),
+        ('[{"a": 1}] x', "not valid JSON (Extra data", "line 1, column 12"),
+    ],
+)
+def test_streamed_array_errors_carry_the_position(text, message, where):
+    """Same messages and positions as json.loads on the whole text, wherever the chunks are cut."""
+    for size in (3, 1000):
+        chunks = (text[i : i + size] for i in range(0, len(text), size))
+        with pytest.raises(InputProblem) as info:
+            list(iter_json_array(chunks))
+        assert info.value.message.startswith(message) and info.value.where == where, (size, info.value)
+
+
+_MEASURE = r'''
+import json, resource, sys
+from pathlib import Path
+from slm_forest.config import DumpSource
+from slm_datagen.collect.dumps import DumpFile
+small, big = Path(sys.argv[1]), Path(sys.argv[2])
+for doc in DumpFile(small, DumpSource(path=str(small))).documents():  # warm up: imports, regexes, pydantic
+    pass
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+count = sum(1 for _ in DumpFile(big, DumpSource(path=str(big))).documents())
+grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+print(json.dumps({"documents": count, "grown_kb": grown}))
+'''
+
+
+def test_a_large_seed_array_is_read_with_bounded_memory(tmp_path):
+    """200 MB of data_main.json took 1.2 GB when read whole; streamed, memory does not grow with the file."""
+    big = tmp_path / "data_main.json"
+    records = 0
+    with open(big, "w", encoding="utf-8") as out:
+        out.write("[\n")
+        while out.tell() < 30_000_000:
+            out.write(("" if records == 0 else ",\n") + json.dumps(_seed_record(records, 40_000), ensure_ascii=False))
+            records += 1
+        out.write("\n]\n")
+    size_kb = big.stat().st_size / 1024
+    small = tmp_path / "small.json"
+    small.write_text(json.dumps([_seed_record(0)], ensure_ascii=False), encoding="utf-8")
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", _MEASURE, str(small), str(big)], capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parent.parent, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    measured = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert measured["documents"] == records
+    assert measured["grown_kb"] < size_kb / 5, (measured, size_kb)  # reading it whole grows by ~3× the file
+
+
+def test_streamed_documents_equal_the_whole_file_parse(tmp_path):
+    """The streamed reader gives exactly the documents of parsing the file at once (small chunks on purpose)."""
+    from slm_datagen.collect.dumps import DumpFile
+    from slm_datagen.collect.shapes import documents_from_text
+
+    path = tmp_path / "data_main.json"
+    path.write_text(json.dumps([_seed_record(i, 500) for i in range(30)], ensure_ascii=False, indent=2), "utf-8")
+    source = DumpSource(path=str(path))
+    streamed = list(DumpFile(path, source, chunk_bytes=997).documents())
+    whole = list(documents_from_text(path.read_text(encoding="utf-8"), source=f"dump:{path.as_posix()}"))
+    assert [d.model_dump() for d in streamed] == [d.model_dump() for d in whole] and len(streamed) == 30
+
+
+# ------------------------------------------------------------------------------------------------ casebook footer
+def test_casebook_page_footers_never_become_data():
+    """The PDF's page footer (집필진 … staff names … 문의사항 (044) 204-31xx, 발행일자 …) is glued to 관련법령."""
+    docs = read_bundled_file(DATA_DIR / "rulings/nts_casebook_2025.json")
+    by_id = {d.meta["id"]: d for d in docs}
+    assert by_id[7].related_laws == ["국세기본법 제52조", "국세기본법 시행령 제43조의3"]
+    assert by_id[96].related_laws == ["조세특례제한법 제104조의19"]
+    assert by_id[59].related_laws == ["조특법 제64조", "(공익법인)"]  # as split_related_laws reads the casebook
+    for doc in docs:
+        for text in (doc.text, *doc.related_laws):
+            for junk in ("집필진", "발행일자", "발행처", "문의사항", "204-31", "박 소 영", "행정사무관", "국세조사관"):
+                assert junk not in text, (doc.meta["id"], junk)
+
+
+def test_casebook_footer_cut_keeps_everything_before_it():
+    from slm_datagen.collect.casebook import strip_footer
+
+    assert strip_footer("소득세법 제12조 【비과세소득】 집필진 징세법무국 법규과 서 기 관 전 준 희 문의사항 (044) 204-3127~31") == (
+        "소득세법 제12조 【비과세소득】")
+    kept = "가상법 제1조 【문의사항의 처리】 가상법 제2조 【발행일자】"  # markers inside a 조문 title stay
+    assert strip_footer(kept) == kept and strip_footer([kept, "a 발행일자 2025년"]) == [kept, "a"]
+    assert strip_footer(None) is None

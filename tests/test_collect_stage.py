@@ -150,3 +150,51 @@ def test_edited_or_added_dump_file_reruns_collect_without_force(tmp_path):
     second = run_stage(cfg, "collect")
     assert not second.skipped and second.counts["documents"] == first.counts["documents"] + 1
     assert run_stage(cfg, "collect").skipped
+
+
+def test_the_oc_never_reaches_skipped_manifest_cache_or_documents(tmp_path, monkeypatch):
+    """law.go.kr pages that echo the OC: a 'no such case' HTML page (skipped), a detail that quotes it (cached),
+    and finally a 미신청 page that stops the run."""
+    monkeypatch.setenv("LAWGO_OC", OC)
+    not_found_page = (f"<html><head><title>국가법령정보 OC={OC}</title></head><body>일치하는 판례가 없습니다. "
+                      f"요청: lawService.do?OC={OC}&amp;target=prec&amp;ID=1</body></html>")
+    detail = json.loads((FIXTURES / "lawgo/prec_detail.json").read_text(encoding="utf-8"))
+    detail["PrecService"]["참조판례"] = f"대법원 2019두1 (조회 OC={OC})"
+    with ReplayServer() as server:
+        server.route("lawService.do", {"target": "prec", "ID": "1"}, Reply.text(not_found_page))
+        server.route("lawService.do", {"target": "prec", "ID": "2"}, Reply.json(detail))
+        source = {"kind": "lawgo", "target": "prec", "ids": ["1", "2"], "base_url": server.base_url, "backoff_s": 0.01}
+        report = run_stage(config(tmp_path, {"sources": [source]}), "collect")
+        assert report.counts["skipped"] == 1 and report.counts["documents"] == 1
+        skipped = list(read_jsonl(Path("runs/t/collect/skipped.jsonl")))
+        assert "일치하는 판례가 없습니다" in skipped[0]["reason"] and "OC=***" in skipped[0]["reason"]
+        files = [p for p in Path("runs/t/collect").rglob("*") if p.is_file()]
+        assert {"skipped.jsonl", "manifest.json", "documents.jsonl"} <= {p.name for p in files}
+        assert any(p.parent.name == "lawService-prec" for p in files)  # the detail is cached
+        for path in files:
+            assert OC not in path.read_text(encoding="utf-8", errors="replace") and OC not in str(path), path
+
+        server.route("lawService.do", {"target": "prec", "ID": "3"},
+                     Reply.text(not_found_page.replace("일치하는 판례가 없습니다", "미신청된 목록/본문에 대한 접근입니다")))
+        source["ids"] = ["3"]
+        with pytest.raises(SlmError) as info:
+            run_stage(config(tmp_path, {"sources": [source]}), "collect")
+    assert "미신청된 목록/본문" in info.value.message and OC not in info.value.message + info.value.hint
+
+
+def test_a_streamed_file_that_breaks_half_way_contributes_nothing(tmp_path):
+    """Records are written as they are read; a file that breaks after some of them is rolled back entirely."""
+    records = json.loads((FIXTURES / "seed/data_main.json").read_text(encoding="utf-8"))
+    dump = tmp_path / "dump"
+    dump.mkdir()
+    (dump / "a_broken.json").write_text(json.dumps(records + ["not a record"], ensure_ascii=False), encoding="utf-8")
+    (dump / "b_truncated.json").write_bytes(json.dumps(records, ensure_ascii=False).encode()[:-40])
+    (dump / "c_good.json").write_text(json.dumps(records, ensure_ascii=False), encoding="utf-8")
+    report = run_stage(config(tmp_path, {"sources": [{"kind": "dump", "path": str(dump)}]}), "collect")
+    assert (report.counts["documents"], report.counts["skipped"], report.counts["duplicates"]) == (3, 2, 0)
+    skipped = {Path(s["input"]).name: s for s in read_jsonl(Path("runs/t/collect/skipped.jsonl"))}
+    assert skipped["a_broken.json"]["reason"] == "record 3 is a str, expected an object"
+    assert skipped["b_truncated.json"]["reason"].startswith("truncated JSON")
+    assert [d.meta["index"] for d in documents()] == [0, 1, 2]
+    assert {d.source for d in documents()} == {f"dump:{(dump / 'c_good.json').as_posix()}"}
+    assert report.manifest.stats["encodings"] == {"utf-8": 1}

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from slm_datagen.prepare.chunk import chunk_document, is_deleted, split_text
 from slm_forest.records import Document
 
@@ -138,3 +140,18 @@ def test_deleted_articles_are_recognised():
     assert is_deleted(_statute("제7조(과세기간)\n① 과세기간은 1월 1일부터 12월 31일까지로 한다.", deleted=True))
     assert not is_deleted(_statute("제7조(과세기간)\n① 과세기간은 1월 1일부터 12월 31일까지로 한다.\n② 삭제 <2013.1.1>"))
     assert not is_deleted(Document(id="r", kind="ruling", title="t", text="삭제", source="t"))
+
+
+def test_a_token_budget_sets_the_character_budget_and_the_token_estimate():
+    from slm_forest.config import PrepareConfig
+
+    assert PrepareConfig().chunk_budget_chars == 1500  # max_chunk_chars when no token budget is set
+    assert PrepareConfig(max_chunk_chars=900).chunk_budget_chars == 900
+    cfg = PrepareConfig(max_chunk_chars=5000, max_chunk_tokens=160, chars_per_token=2.5)
+    assert cfg.chunk_budget_chars == 400  # the token budget overrides max_chunk_chars
+    doc = _statute("제12조(비과세소득)\n" + "\n".join(_hang(n) for n in range(1, 13)))
+    chunks = chunk_document(doc, cfg.chunk_budget_chars, 20, cfg.chars_per_token).chunks
+    assert len(chunks) > 3 and all(c.n_chars <= 400 for c in chunks)
+    assert all(c.n_tokens_est == -(-c.n_chars * 2 // 5) <= 160 for c in chunks)  # ceil(chars / 2.5)
+    with pytest.raises(ValueError, match="at least 100"):
+        PrepareConfig(max_chunk_tokens=60)  # 90 characters

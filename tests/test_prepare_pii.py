@@ -105,3 +105,67 @@ def test_a_parenthesis_before_a_phone_number_is_kept():
     scrubbed, counts = _scrub("질의인 홍길동(010-2345-6789)은 양도하였다")
     assert scrubbed == "질의인 OOO([전화번호])은 양도하였다"
     assert counts == Counter({"name": 1, "phone": 1})
+
+
+@pytest.mark.parametrize(
+    ("text", "expected", "masks"),
+    [
+        ("청구인 김철수, 이영희", "청구인 OOO, OOO", {"name": 2}),
+        ("청구인 김철수, 이영희, 박민수는 주택을 양도하였다", "청구인 OOO, OOO, OOO는 주택을 양도하였다", {"name": 3}),
+        ("원고 김철수 및 이영희(이하 '원고들')", "원고 OOO 및 OOO(이하 '원고들')", {"name": 2}),
+        ("원고 김철수와 이영희는 부부이다", "원고 OOO와 OOO는 부부이다", {"name": 2}),
+        ("상속인 박민석과 최지우가 상속받은", "상속인 OOO과 OOO가 상속받은", {"name": 2}),
+        ("피상속인 김영수, 상속인 박지민, 이수진 외 2인", "피상속인 OOO, 상속인 OOO, OOO 외 2인", {"name": 3}),
+        ("원고 김철수, 피고 서대문세무서장", "원고 OOO, 피고 서대문세무서장", {"name": 1}),
+        ("【원고, 피상고인】 홍길동, 김영희 (소송대리인 변호사 박철수)", "【원고, 피상고인】 OOO, OOO (소송대리인 변호사 OOO)",
+         {"name": 3}),
+        ("주민번호 8001011234567 확인", "주민번호 [주민등록번호] 확인", {"rrn": 1}),
+        ("(9912312345678)", "([주민등록번호])", {"rrn": 1}),
+        ("연락처 +82-10-1234-5678", "연락처 [전화번호]", {"phone": 1}),
+        ("Tel. +82 2 123 4567, +82 (0)31-234-5678", "Tel. [전화번호], [전화번호]", {"phone": 2}),
+        ("+821012345678로 연락", "[전화번호]로 연락", {"phone": 1}),
+    ],
+)
+def test_name_lists_unhyphenated_rrn_and_international_phones(text, expected, masks):
+    scrubbed, counts = _scrub(text)
+    assert scrubbed == expected
+    assert counts == Counter(masks)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "원고 소유권과 점유권은 각각 별개이다",  # 와/과 joins nouns, not names
+        "원고 김철수와 피고 대한민국",  # a lone name before 와: not enough evidence
+        "청구인 주장과 처분청 의견",
+        "금액 8001011234567원, 합계 8001011234567 원",  # 13 digits that are amounts
+        "코드 1234567890123, 일련번호 20230922123456, 2023092212345",  # no valid date + gender digit, or 14 digits
+        "8001015234567, 80010112345678",  # gender digit 5 (not 1-4), 14 digits
+        "판례 2022두64143, 문서번호 서면-2023-법규기본-2039, 사건 조심2023서1234",
+        "소득세법 제12조 제3호 가목, 법률 제14388호, 2016. 7. 14., 1,500,000원",
+        "비율 +82.5%, 증감 +8,200,000원",
+    ],
+)
+def test_look_alikes_of_the_new_patterns_survive(text):
+    scrubbed, counts = _scrub(text)
+    assert scrubbed == text and counts == Counter()
+
+
+def test_related_laws_and_every_text_field_are_scrubbed():
+    doc = Document(
+        id="i",
+        kind="interpretation",
+        title="질의",
+        text="본문",
+        source="t",
+        question="질의인 김철수, 이영희의 문의 (010-1234-5678)",
+        answer="회신: 청구인 박민수 외 1인",
+        reasoning="연락처 +82-2-123-4567",
+        related_laws=["소득세법 제12조", "관련 질의인 최지우(8001011234567)", "소득세법 시행령 제8조의2"],
+    )
+    counts: Counter[str] = Counter()
+    scrubbed = scrub_document(doc, counts)
+    assert scrubbed.question == "질의인 OOO, OOO의 문의 ([전화번호])"
+    assert scrubbed.answer == "회신: 청구인 OOO 외 1인" and scrubbed.reasoning == "연락처 [전화번호]"
+    assert scrubbed.related_laws == ["소득세법 제12조", "관련 질의인 OOO([주민등록번호])", "소득세법 시행령 제8조의2"]
+    assert counts == Counter({"name": 4, "phone": 2, "rrn": 1})

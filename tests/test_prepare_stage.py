@@ -160,3 +160,83 @@ def _hand_made_collect_manifest_only() -> None:
         Manifest(stage="collect", run_name="t", fingerprint="edited", config={}, outputs=outputs, started_at=now,
                  finished_at=now, seconds=0.0),
     )
+
+
+def _sourced_docs() -> list[Document]:
+    article = "제89조(비과세 양도소득)\n" + "\n".join(HANGS)
+    statute = dict(kind="statute_article", law_name="소득세법", article_no=89, title="소득세법 제89조")
+    other = RULING.replace("1세대 1주택", "공동사업자").replace("보유기간", "출자지분")
+    return [
+        Document(id="b1", kind="interpretation", title="t", text=RULING, source="bundled:rulings/nts_casebook_2025.json"),
+        Document(id="a1", kind="ruling", title="t", text=RULING, source="dump:/data/a/laws/f1.json"),
+        Document(id="a2", kind="ruling", title="t", text=other, source="dump:/data/a/f2.json"),
+        Document(id="x1", kind="ruling", title="t", text=other.replace("질의한다", "질의하다"), source="dump:/data/b.json"),
+        Document(id="l1", text=article, effective_date="2020-01-01", source="lawgo:eflaw?MST=1&efYd=20200101", **statute),
+        Document(id="x2", text=article.replace("공제한다.", "공제할 수 있다.", 1), effective_date="2024-01-01",
+                 source="dump:/data/b.json", **statute),
+        Document(id="l2", kind="precedent", title="t", text=other, source="lawgo:prec?ID=7"),
+    ]
+
+
+def test_duplicates_are_counted_per_source(tmp_path):
+    from slm_datagen.prepare.process import prepare_documents
+
+    write_jsonl(tmp_path / "documents.jsonl", _sourced_docs())
+    cfg = load_config(None, ["run_name=t"]).prepare
+    prepare_documents(tmp_path / "documents.jsonl", tmp_path / "out", cfg, 1, dump_roots=["/data/a", "/data/b.json"])
+    report = json.loads((tmp_path / "out" / "dedup_report.json").read_text(encoding="utf-8"))["by_source"]
+    assert list(report) == ["bundled", "dump:/data/a", "dump:/data/b.json", "lawgo:eflaw", "lawgo:prec"]
+    assert report["bundled"] | {"duplicate_of": None} == {
+        "documents_in": 1, "deleted_skipped": 0, "exact_duplicates": 0, "near_duplicates": 0, "replaced_by_newer": 0,
+        "documents_kept": 1, "duplicate_of": None}
+    assert (report["dump:/data/a"]["documents_in"], report["dump:/data/a"]["documents_kept"]) == (2, 1)
+    assert report["dump:/data/a"]["exact_duplicates"] == 1 and report["dump:/data/a"]["duplicate_of"] == {"bundled": 1}
+    assert report["dump:/data/b.json"]["near_duplicates"] == 1 and report["dump:/data/b.json"]["documents_kept"] == 1
+    assert report["dump:/data/b.json"]["duplicate_of"] == {"dump:/data/a": 1}
+    # the 2020 version from law.go.kr was kept first, then replaced by the dump's 2024 version
+    assert report["lawgo:eflaw"]["replaced_by_newer"] == 1 and report["lawgo:eflaw"]["documents_kept"] == 0
+    assert report["lawgo:eflaw"]["duplicate_of"] == {"dump:/data/b.json": 1}
+    assert report["lawgo:prec"]["duplicate_of"] == {"dump:/data/a": 1} and report["lawgo:prec"]["exact_duplicates"] == 1
+    duplicates = {row["dropped"]: row for row in read_jsonl(tmp_path / "out" / "duplicates.jsonl")}
+    assert (duplicates["l1"]["dropped_source"], duplicates["l1"]["kept_source"]) == ("lawgo:eflaw", "dump:/data/b.json")
+    assert (duplicates["a1"]["dropped_source"], duplicates["a1"]["kept_source"]) == ("dump:/data/a", "bundled")
+    # without the configured dump paths, a dump document is labelled with its folder
+    prepare_documents(tmp_path / "documents.jsonl", tmp_path / "out", cfg, 1)
+    report = json.loads((tmp_path / "out" / "dedup_report.json").read_text(encoding="utf-8"))["by_source"]
+    assert {"dump:/data/a/laws", "dump:/data/a", "dump:/data"} <= set(report)
+
+
+def test_the_stage_labels_dump_sources_by_their_configured_path(tmp_path):
+    _hand_made_collect([d.model_copy(update={"source": d.source.replace("/data/", f"{tmp_path.as_posix()}/")})
+                        for d in _sourced_docs()])
+    config = tmp_path / "run.yaml"
+    config.write_text(json.dumps({"run_name": "t", "collect": {"sources": [
+        {"kind": "dump", "path": f"{tmp_path.as_posix()}/a"}, {"kind": "bundled"}]}}), encoding="utf-8")
+    report = run_stage(load_config(config), "prepare")
+    assert report.manifest.stats["by_source"][f"dump:{tmp_path.as_posix()}/a"]["duplicate_of"] == {"bundled": 1}
+    assert f"dump:{tmp_path.as_posix()}" in report.manifest.stats["by_source"]  # b.json: not under a configured path
+
+
+def test_the_stage_chunks_to_a_token_budget():
+    _hand_made_collect(_docs())
+    overrides = ["prepare.max_chunk_chars=150", "prepare.max_chunk_tokens=100", "prepare.chars_per_token=3"]
+    report = run_stage(load_config(None, ["run_name=t", *overrides]), "prepare")
+    chunks = _chunks()
+    assert len(chunks) > 2 and all(c.n_chars <= 300 and c.n_tokens_est == -(-c.n_chars // 3) for c in chunks)
+    assert any(c.n_chars > 200 for c in chunks)  # 100 tokens × 3 = 300 characters, not max_chunk_chars
+    assert report.manifest.stats["chunk_budget_chars"] == 300
+    budget = json.loads((PREPARE / "dedup_report.json").read_text(encoding="utf-8"))["chunk_budget"]
+    assert budget == {"max_chunk_chars": 300, "max_chunk_tokens": 100, "chars_per_token": 3.0}
+
+
+def test_stale_temporary_files_of_a_killed_run_are_swept():
+    _hand_made_collect(_docs())
+    PREPARE.mkdir(parents=True)
+    stale = [".duplicates.jsonl.k3x_9a1b.tmp", ".chunks.jsonl.abcdefgh.tmp", ".dedup_report.json.0a1b2c3d.tmp",
+             ".manifest.json.zz99yy88.tmp", ".chunks.q1w2e3r4.spool"]
+    kept = ["notes.tmp", ".duplicates.jsonl.tmp", ".hidden", "duplicates.jsonl.abcdefgh.tmp", ".x.abc.tmp"]
+    for name in stale + kept:
+        (PREPARE / name).write_text("x", encoding="utf-8")
+    run_stage(load_config(None, ["run_name=t"]), "prepare")
+    left = {p.name for p in PREPARE.iterdir()}
+    assert not left & set(stale) and set(kept) <= left

@@ -9,7 +9,8 @@ Modules, one concern each:
 - `precedent_md.py` precedents saved as Markdown with front matter
 - `statute_units.py` flat 조/항/호 rows -> law.go.kr `법령` responses
 - `problems.py`     InputProblem: a malformed input with its position
-- `encodings.py`    bytes -> text (UTF-8 with/without BOM, CP949/EUC-KR)
+- `encodings.py`    bytes -> text (UTF-8 with/without BOM, CP949/EUC-KR), checked chunk by chunk for big files
+- `jsonstream.py`   the items of a top-level JSON array one at a time (bounded memory for 200 MB seed files)
 - `lawgo_xml.py`    law.go.kr XML -> the same dict shape as its JSON
 - `lawgo_parse.py`  law.go.kr detail responses (법령, PrecService, ExpcService) -> Document records
 - `lawtext.py`      cleaning of law.go.kr text: <br/>, amendment tags, full-width spaces, <img> tables
@@ -18,5 +19,5 @@ Modules, one concern each:
 - `envelopes.py`    HTTP-200 error bodies of law.go.kr
 - `lawgo_client.py` the HTTP client: rate limit, retries, Retry-After, on-disk response cache, masked OC
 - `lawgo_source.py` what to fetch for a `lawgo` source (search, exact-name match, paging, details)
-- `catalogue.py`    the named list of tax laws (`laws: tax-all`)
+- `catalogue.py`    the named list of tax laws (`laws: tax-all`, aliases, did-you-mean); any other name is searched
 """

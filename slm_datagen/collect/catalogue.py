@@ -1,9 +1,15 @@
 """The named catalogue of Korean tax laws, so a config can say `laws: tax-all` or list names (or common short names).
 
 Names are the official 법령명한글 as law.go.kr lists them (exact-name matching against search results depends on
-it: "소득세법" is a substring of 56 other law names). Each 법률 comes with its 시행령 (대통령령). A name that is not in
-the catalogue is an error listing the close matches — a typo would otherwise fetch nothing, or the wrong law;
-laws outside the tax catalogue can still be collected by 법령ID (`law_ids`) or MST (`msts`).
+it: "소득세법" is a substring of 56 other law names). Each 법률 comes with its 시행령 (대통령령); `tax-all` is those 42.
+The 시행규칙 (부령) of the tax laws that have one are catalogue names too (not part of `tax-all`: they are mostly
+forms and procedure; list them by name), so their short names and spacing variants resolve ("소법 시행규칙",
+"소득세법시행규칙").
+
+The catalogue is a convenience, not a limit: `laws:` accepts any law name. A name the catalogue does not know is
+passed on as written and looked up on law.go.kr, where it must match one listed name exactly (lawgo_source.py);
+only when it matches none does the run stop, naming the closest names from the search results and from here
+(`suggest`), so a typo ("부가가치새법") still gets a did-you-mean instead of fetching the wrong law.
 """
 
 from __future__ import annotations
@@ -39,6 +45,28 @@ TAX_LAWS: tuple[str, ...] = (
     "조세범 처벌법",
 )
 DECREE_SUFFIX = " 시행령"
+RULE_SUFFIX = " 시행규칙"
+# The laws above that have a 시행규칙 (기획재정부령 / 행정안전부령 / 총리령), as named on law.go.kr. Left out where we are
+# not sure one exists under that name (교통ㆍ에너지ㆍ환경세법, 인지세법, 교육세법, 농어촌특별세법, 조세범 처벌법):
+# those are still collected by name, through the search.
+WITH_RULES: tuple[str, ...] = (
+    "국세기본법",
+    "국세징수법",
+    "소득세법",
+    "법인세법",
+    "부가가치세법",
+    "상속세 및 증여세법",
+    "종합부동산세법",
+    "조세특례제한법",
+    "국제조세조정에 관한 법률",
+    "지방세기본법",
+    "지방세법",
+    "지방세특례제한법",
+    "개별소비세법",
+    "주세법",
+    "증권거래세법",
+    "관세법",
+)
 
 # Short names people write, -> the official name.
 ALIASES: dict[str, str] = {
@@ -64,37 +92,51 @@ ALIASES: dict[str, str] = {
 
 
 def all_names() -> list[str]:
-    """Every catalogue name: each law followed by its 시행령."""
+    """The `tax-all` names: each law followed by its 시행령."""
     return [name for law in TAX_LAWS for name in (law, law + DECREE_SUFFIX)]
 
 
-def _key(name: str) -> str:
-    """Spelling-insensitive key: NFC, no spaces, the three middle dots people type made one."""
-    text = unicodedata.normalize("NFC", name)
+def catalogue_names() -> list[str]:
+    """Every name the catalogue knows: `tax-all` plus the 시행규칙."""
+    return all_names() + [law + RULE_SUFFIX for law in WITH_RULES]
+
+
+def name_key(name: object) -> str:
+    """Spelling-insensitive key: NFC, no spaces, the middle dots people type made one (ㆍ, as law.go.kr writes)."""
+    text = unicodedata.normalize("NFC", str(name or ""))
     for dot in ("·", "•", "∙", "・", "ㆍ"):
         text = text.replace(dot, "ㆍ")
     return "".join(text.split())
 
 
-_BY_KEY = {_key(name): name for name in all_names()}
+_BY_KEY = {name_key(name): name for name in catalogue_names()}
 for _alias, _official in ALIASES.items():
-    _BY_KEY.setdefault(_key(_alias), _official)
-    _BY_KEY.setdefault(_key(_alias + DECREE_SUFFIX), _official + DECREE_SUFFIX)
+    _BY_KEY.setdefault(name_key(_alias), _official)
+    _BY_KEY.setdefault(name_key(_alias + DECREE_SUFFIX), _official + DECREE_SUFFIX)
+    if _official in WITH_RULES:
+        _BY_KEY.setdefault(name_key(_alias + RULE_SUFFIX), _official + RULE_SUFFIX)
+
+
+def in_catalogue(name: str) -> bool:
+    return name_key(name) in _BY_KEY
 
 
 def resolve_law(name: str, where: str = "laws") -> str:
-    """The official name for a catalogue name, alias or spelling variant; SlmError with close matches otherwise."""
-    official = _BY_KEY.get(_key(name))
+    """The official name for a catalogue name, alias or spelling variant; any other name as written (NFC, single
+    spaces), to be looked up on law.go.kr."""
+    official = _BY_KEY.get(name_key(name))
     if official:
         return official
-    close = difflib.get_close_matches(_key(name), list(_BY_KEY), n=3, cutoff=0.6)
-    suggestions = [_BY_KEY[c] for c in close]
-    hint = (
-        f"did you mean {', '.join(repr(s) for s in dict.fromkeys(suggestions))}?"
-        if suggestions
-        else "use a name from slm_datagen/collect/catalogue.py, `tax-all`, or law_ids/msts for other laws"
-    )
-    raise SlmError(f"{where}: unknown law {name!r}", hint)
+    written = " ".join(unicodedata.normalize("NFC", str(name)).split())
+    if not written:
+        raise SlmError(f"{where}: an empty law name", "write the law's name as law.go.kr lists it, or `tax-all`")
+    return written
+
+
+def suggest(name: str, n: int = 3) -> list[str]:
+    """Catalogue names close to `name` (for a did-you-mean)."""
+    close = difflib.get_close_matches(name_key(name), list(_BY_KEY), n=n, cutoff=0.6)
+    return list(dict.fromkeys(_BY_KEY[c] for c in close))
 
 
 def resolve_laws(spec: str | list[str], where: str = "laws") -> list[str]:

@@ -4,7 +4,10 @@ What it takes care of, so callers only see parsed data or one clear error:
 - headers: `Referer: https://www.law.go.kr/` and a browser User-Agent (without them the API answers "사용자 정보
   검증에 실패하였습니다" even with a valid OC);
 - the OC comes from the environment variable the config names, only at the first request that needs the network,
-  and is masked as `OC=***` in every message; it is never part of a cache key or file name;
+  and is never part of a cache key or file name. It is masked as `***` at two choke points: every response body is
+  masked the moment it becomes text (`_body_text`), before anything is parsed, cached or quoted from it (law.go.kr
+  echoes the OC in list links and in some HTML error pages); and every `LawgoError` leaving `get()` has its message,
+  request and body masked once more (`_masked`), which covers texts built from exceptions and requests as well;
 - HTTP-200 error bodies (envelopes.py) become `LawgoError` with the API's own message and the (masked) request;
 - retries with exponential backoff and jitter on 429, 5xx, timeouts, connection errors, 0-byte bodies and
   maintenance/anti-bot HTML pages, honouring `Retry-After` (seconds or HTTP date). tenacity drives the loop: its
@@ -24,6 +27,7 @@ import functools
 import hashlib
 import json
 import os
+import re
 import ssl
 import time
 from dataclasses import dataclass
@@ -72,6 +76,16 @@ _HINTS = {
 def _tls_context() -> ssl.SSLContext:
     # Built once per process: loading the CA bundle costs ~0.2 s, and a run may open a client per source.
     return ssl.create_default_context(cafile=certifi.where())
+
+
+def _oc_pattern(oc: str) -> re.Pattern[str]:
+    """The OC as it may appear in a text: each character raw or percent-encoded (an echoed URL), any case."""
+    parts = []
+    for char in oc:
+        encoded = "".join(f"%{byte:02X}" for byte in char.encode("utf-8"))
+        plus = r"|\+" if char == " " else ""
+        parts.append(f"(?:{re.escape(char)}|{re.escape(encoded)}{plus})")
+    return re.compile("".join(parts), re.IGNORECASE)
 
 
 class LawgoError(Exception):
@@ -157,6 +171,7 @@ class LawgoClient:
         self.base_url = base_url.rstrip("/")
         self._oc = oc or None
         self._oc_env = oc_env
+        self._oc_pattern = _oc_pattern(oc) if oc else None
         self.response_type = response_type
         self._interval = 1.0 / requests_per_second
         self._next_slot = 0.0
@@ -206,7 +221,20 @@ class LawgoClient:
         return self.get("lawService.do", {"target": target, **params})
 
     def get(self, endpoint: str, params: dict[str, Any]) -> dict[str, Any]:
-        """Parsed body of a data response, from the cache when it is there; LawgoError otherwise."""
+        """Parsed body of a data response, from the cache when it is there; LawgoError otherwise.
+
+        The one exit for failures: whatever raised the error, its texts leave with the OC masked.
+        """
+        try:
+            return self._get(endpoint, params)
+        except LawgoError as exc:
+            raise self._masked(exc) from None
+
+    def _masked(self, exc: LawgoError) -> LawgoError:
+        body = self.mask(exc.body) if exc.body is not None else None
+        return LawgoError(exc.kind, self.mask(exc.message), self.mask(exc.request), body)
+
+    def _get(self, endpoint: str, params: dict[str, Any]) -> dict[str, Any]:
         params = {k: str(v) for k, v in params.items() if v not in (None, "")}
         params.setdefault("type", self.response_type)
         cached = self._cache_read(endpoint, params)
@@ -214,7 +242,7 @@ class LawgoClient:
             self.stats.cache_hits += 1
             error = envelopes.envelope_error(cached)
             if error is not None:
-                raise LawgoError(error[0], self.mask(error[1]), self.describe(endpoint, params) + " (cached answer)")
+                raise LawgoError(error[0], error[1], self.describe(endpoint, params) + " (cached answer)")
             return cached
         try:
             text, parsed = self._fetch_with_retries(endpoint, params)
@@ -231,7 +259,18 @@ class LawgoClient:
         return f"GET {self.base_url}/{endpoint}?{query}"
 
     def mask(self, text: str) -> str:
-        return text.replace(self._oc, MASK) if self._oc else text
+        """`text` with every occurrence of the OC (raw or URL-encoded) replaced by ***."""
+        if self._oc_pattern is None or not text:
+            return text
+        return self._oc_pattern.sub(MASK, text)
+
+    def _body_text(self, response: httpx.Response, request: str) -> str:
+        """The response body as text with the OC masked: nothing downstream ever sees the raw body."""
+        try:
+            text, _ = decode_bytes(response.content)
+        except InputProblem as problem:
+            raise LawgoError("malformed", f"undecodable body at {problem.where}", request) from None
+        return self.mask(text)
 
     # ------------------------------------------------------------------------------------------------- cache
     def _cache_path(self, endpoint: str, params: dict[str, str]) -> Path | None:
@@ -249,7 +288,7 @@ class LawgoClient:
         if path is None or not path.exists():
             return None
         try:
-            parsed = parse_body(path.read_text(encoding="utf-8"))
+            parsed = parse_body(self.mask(path.read_text(encoding="utf-8")))
         except (InputProblem, UnicodeDecodeError):
             path.unlink(missing_ok=True)  # a damaged cache entry is fetched again
             return None
@@ -304,7 +343,7 @@ class LawgoClient:
         except httpx.TimeoutException:
             raise _Retryable("timeout", "no answer within the timeout") from None
         except httpx.TransportError as exc:
-            raise _Retryable("connection", self.mask(f"connection failed ({type(exc).__name__}: {exc})")) from None
+            raise _Retryable("connection", f"connection failed ({type(exc).__name__}: {exc})") from None
         status = response.status_code
         if status == 429 or status >= 500:
             retry_after = _retry_after_seconds(response.headers.get("Retry-After"))
@@ -314,15 +353,14 @@ class LawgoClient:
                 )
             raise _Retryable("http", f"HTTP {status}", retry_after)
         if status != 200:
-            snippet = " ".join(response.text.split())[:120]
-            raise LawgoError("http", self.mask(f"HTTP {status}: {snippet}"), request)
-        body = response.content
-        if not body.strip():
+            try:
+                snippet = " ".join(self._body_text(response, request).split())[:120]
+            except LawgoError:
+                snippet = "(undecodable body)"
+            raise LawgoError("http", f"HTTP {status}: {snippet}", request)
+        if not response.content.strip():
             raise _Retryable("empty", "empty response (0 bytes)")
-        try:
-            text, _ = decode_bytes(body)
-        except InputProblem as problem:
-            raise LawgoError("malformed", f"undecodable body at {problem.where}", request) from None
+        text = self._body_text(response, request)
         if envelopes.is_html(text):
             kind, message = envelopes.html_error(text)
             if kind == envelopes.HTML:
@@ -334,7 +372,7 @@ class LawgoClient:
             raise LawgoError("malformed", f"{problem.message} at {problem.where}", request) from None
         error = envelopes.envelope_error(parsed)
         if error is not None:
-            raise LawgoError(error[0], self.mask(error[1]), request, body=text)
+            raise LawgoError(error[0], error[1], request, body=text)
         if not isinstance(parsed, dict):
             raise LawgoError("malformed", f"expected a JSON object, got {type(parsed).__name__}", request)
         return text, parsed

@@ -1,8 +1,10 @@
 """What a `lawgo` source fetches, in which order, and how list rows become detail requests.
 
-- law / eflaw by name: `lawSearch.do?query=<name>&display=100`, paged, keeping rows whose 법령명한글 equals the
-  name exactly (the query is a substring match: "소득세법" also finds 소득세법 시행령 and 56 others, and the exact row
-  may not be on page 1); then one version is chosen and fetched by MST, which pins it (`ID` + a past date silently
+- law / eflaw by name (any law: a catalogue name or alias is first made official, other names are searched as
+  written): `lawSearch.do?query=<name>&display=100`, paged through every page, keeping rows whose 법령명한글 equals
+  the name exactly (spaces and middle-dot variants aside: the query is a substring match, "소득세법" also finds
+  소득세법 시행령 and 56 others, and the exact row may not be on page 1). No exact row stops the run with the closest
+  names among the search results and in the tax catalogue. Then one version is chosen and fetched by MST, which pins it (`ID` + a past date silently
   returns the current text). eflaw lists one row per (MST, 시행일자) and keeps stale 시행예정 rows: with `ef_yd` the
   latest 시행일자 on or before it wins (ties: the latest 공포일자), without it the row marked 현행.
 - law / eflaw by 법령ID: the current version by ID; with `ef_yd` (eflaw), the eflaw list for that ID (`LID`) picks
@@ -20,7 +22,6 @@ Search failures and authentication/approval failures stop the run: nothing usefu
 from __future__ import annotations
 
 import difflib
-import unicodedata
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -28,7 +29,7 @@ from typing import Any
 from slm_forest.config import LawgoSource
 from slm_forest.errors import SlmError
 from slm_forest.records import Document
-from slm_datagen.collect.catalogue import resolve_laws
+from slm_datagen.collect.catalogue import name_key, resolve_laws, suggest
 from slm_datagen.collect.dates import iso_date
 from slm_datagen.collect.lawgo_client import LawgoClient, LawgoError
 from slm_datagen.collect.lawgo_parse import as_list, parse_expc, parse_law, parse_prec
@@ -38,11 +39,6 @@ DISPLAY = 100
 # The row key of each target's list response (API_NOTES §2): law and eflaw rows are both "law".
 _ROW_KEY = {"law": "law", "eflaw": "law", "prec": "prec", "expc": "expc"}
 Item = tuple[str, list[Document], InputProblem | None]
-
-
-def _name_key(name: object) -> str:
-    text = unicodedata.normalize("NFC", str(name or ""))
-    return " ".join(text.replace("·", "ㆍ").split())
 
 
 def _yyyymmdd(value: str | None, where: str) -> str | None:
@@ -104,18 +100,31 @@ def _law_item(client: LawgoClient, target: str, label: str, params: dict[str, An
         return label, [], problem
 
 
+def _closest_names_hint(name: str, rows: list[dict[str, Any]]) -> str:
+    """Did-you-mean for a name without an exact match: the closest listed names, then catalogue names."""
+    listed = sorted({str(r.get("법령명한글")) for r in rows if r.get("법령명한글")})
+    by_key = {name_key(n): n for n in listed}
+    found = [by_key[k] for k in difflib.get_close_matches(name_key(name), list(by_key), n=5, cutoff=0.5)]
+    known = [n for n in suggest(name) if n not in found]
+    parts = []
+    if found:
+        parts.append("closest names on law.go.kr: " + ", ".join(repr(n) for n in found))
+    if known:
+        parts.append("in the tax catalogue: " + ", ".join(repr(n) for n in known))
+    return "; ".join(parts) if parts else "check the name on www.law.go.kr (법령명 as listed there), or use law_ids/msts"
+
+
 def _laws(client: LawgoClient, source: LawgoSource, where: str, counts: Counter[str]) -> Iterator[Item]:
     target = source.target
     ef_yd = _yyyymmdd(source.ef_yd, f"{where}.ef_yd")
     names = resolve_laws(source.laws, f"{where}.laws") if source.laws else []
     for name in names:
         rows = search_rows(client, target, {"query": name}, source.max_pages, counts, f"{where}.laws")
-        exact = [r for r in rows if _name_key(r.get("법령명한글")) == _name_key(name)]
+        exact = [r for r in rows if name_key(r.get("법령명한글")) == name_key(name)]
         if not exact:
-            close = difflib.get_close_matches(name, sorted({str(r.get("법령명한글")) for r in rows}), n=5, cutoff=0.5)
             raise SlmError(
                 f"{where}.laws: law.go.kr lists no law named exactly {name!r} ({len(rows)} rows searched)",
-                f"close names in the results: {', '.join(close)}" if close else "check the name on www.law.go.kr",
+                _closest_names_hint(name, rows),
             )
         row = _choose_version(exact, target, ef_yd)
         mst = str(row.get("법령일련번호") or "")

@@ -32,6 +32,10 @@ def _convert(element: ET.Element) -> Any:
     return out
 
 
+# expat's reasons when the text stops before the document does (a cut-off download or copy).
+_TRUNCATED = ("no element found", "unclosed token", "unclosed CDATA section")
+
+
 def xml_to_dict(text: str) -> dict[str, Any]:
     """`{root_tag: converted}`; malformed XML raises InputProblem with line and column."""
     try:
@@ -39,5 +43,6 @@ def xml_to_dict(text: str) -> dict[str, Any]:
     except ET.ParseError as exc:
         line, column = exc.position
         reason = str(exc).split(":")[0]
-        raise InputProblem(f"malformed XML ({reason})", f"line {line}, column {column + 1}") from None
+        kind = "truncated" if reason in _TRUNCATED and text.strip() else "malformed"
+        raise InputProblem(f"{kind} XML ({reason})", f"line {line}, column {column + 1}") from None
     return {root.tag: _convert(root)}

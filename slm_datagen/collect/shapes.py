@@ -8,12 +8,13 @@ law.go.kr error bodies and search lists saved by mistake are reported as such ra
 
 from __future__ import annotations
 
+import itertools
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from slm_forest.records import Document
-from slm_datagen.collect.casebook import CASEBOOK_KEYS, SEED_KEYS, parse_casebook, parse_seed_judgment
+from slm_datagen.collect.casebook import CASEBOOK_KEYS, SEED_KEYS, casebook_document, seed_judgment_document
 from slm_datagen.collect.envelopes import envelope_error, html_error, is_html
 from slm_datagen.collect.lawgo_parse import parse_expc, parse_law, parse_prec
 from slm_datagen.collect.lawgo_xml import xml_to_dict
@@ -58,6 +59,12 @@ def _shape_of(parsed: Any) -> str | None:
         if all(k in keys for k in SEED_KEYS):
             return "seed_judgment"
     return None
+
+
+_NOTHING = object()
+_RECORD_PARSERS = {"nts_casebook": casebook_document, "seed_judgment": seed_judgment_document}
+# Formats whose files are one JSON array of records: dumps.py streams them item by item.
+ARRAY_FORMATS = ("auto", *_RECORD_PARSERS)
 
 
 def _describe(parsed: Any) -> str:
@@ -105,9 +112,28 @@ def documents_from_text(text: str, *, fmt: str = "auto", source: str) -> Iterato
         yield parse_prec(parsed, source=source)
     elif shape == "lawgo_expc":
         yield parse_expc(parsed, source=source)
-    elif shape == "nts_casebook":
-        yield from parse_casebook(parsed, source=source)
-    elif shape == "seed_judgment":
-        yield from parse_seed_judgment(parsed, source=source)
+    elif isinstance(parsed, list):
+        yield from documents_from_items(parsed, fmt=fmt, source=source)
     else:
         raise InputProblem(f"unrecognised shape: {_describe(parsed)}")
+
+
+def documents_from_items(items: Iterable[Any], *, fmt: str = "auto", source: str) -> Iterator[Document]:
+    """The documents of a JSON array of records (casebook, seed judgment), read one record at a time.
+
+    The shape is decided by the first record, so the array can be streamed (dumps.py); a later record that is
+    not an object, or lacks what its shape needs, raises InputProblem naming its index.
+    """
+    items = iter(items)
+    first = next(items, _NOTHING)
+    if first is _NOTHING:
+        raise InputProblem("an empty list: no records")
+    shape = _shape_of([first])
+    described = f"a list whose first item is {_describe(first) if isinstance(first, dict) else type(first).__name__}"
+    if fmt != "auto" and shape != fmt:
+        raise InputProblem(f"format is set to {fmt}, but the file is {described}")
+    parse = _RECORD_PARSERS.get(shape or "")
+    if parse is None:
+        raise InputProblem(f"unrecognised shape: {described}")
+    for index, record in enumerate(itertools.chain([first], items)):
+        yield parse(record, index, source=source)

@@ -14,7 +14,7 @@ or stops the run with its file and position when `on_error: fail`. Documents alr
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,7 @@ from slm_forest.pipeline import StageContext, StageResult
 from slm_forest.progress import progress_bar
 from slm_forest.records import Document
 from slm_datagen.collect.bundled import bundled_files, read_bundled_file
-from slm_datagen.collect.dumps import dump_files, read_dump_file
+from slm_datagen.collect.dumps import DumpFile, dump_files
 from slm_datagen.collect.problems import InputProblem
 
 DOCUMENTS = "documents.jsonl"
@@ -36,16 +36,25 @@ _MAX_SKIPPED_IN_STATS = 20
 
 @dataclass
 class _Item:
-    """One unit of work from a source: a file or an API item, with its documents or the problem it has."""
+    """One unit of work from a source: a file or an API item, with its documents or the problem it has.
+
+    `documents` may be a stream that raises InputProblem part-way (a dump file that breaks half-way); `encoding`
+    may be a callable, asked once the documents were read (a streamed file knows it only then).
+    """
 
     label: str  # file path or request, for messages
-    documents: list[Document]
+    documents: Iterable[Document]
     problem: InputProblem | None = None
-    encoding: str | None = None
+    encoding: str | Callable[[], str | None] | None = None
 
 
 class _Writer:
-    """Streams documents to the open output, dropping ids already written, and keeps the counts."""
+    """Streams documents to the open output, dropping ids already written, and keeps the counts.
+
+    An item's documents are written as they come; when the item turns out broken half-way, what it wrote is
+    rolled back (the output truncated to where the item started, its ids forgotten, its counts not added), so a
+    broken file contributes nothing — without holding a whole file's documents in memory.
+    """
 
     def __init__(self, handle: Any, on_error: str) -> None:
         self.handle = handle
@@ -57,27 +66,46 @@ class _Writer:
 
     def take(self, item: _Item, source_kind: str) -> None:
         self.counts["items_read"] += 1
-        if item.problem is not None:
-            where = f"{item.label}:{item.problem.where}" if item.problem.where else item.label
+        problem = item.problem
+        if problem is None:
+            problem = self._write(item, source_kind)
+        if problem is not None:
+            where = f"{item.label}:{problem.where}" if problem.where else item.label
             if self.on_error == "fail":
                 raise SlmError(
-                    f"{where}: {item.problem.message}",
+                    f"{where}: {problem.message}",
                     "fix or remove that input, or set collect.on_error: skip to skip bad inputs (they are counted)",
                 )
             self.counts["skipped"] += 1
-            self.skipped.append({"input": item.label, "where": item.problem.where, "reason": item.problem.message})
+            self.skipped.append({"input": item.label, "where": problem.where, "reason": problem.message})
             return
-        if item.encoding:
-            self.encodings[item.encoding] += 1
-        for doc in item.documents:
-            if doc.id in self.seen:
-                self.counts["duplicates"] += 1
-                continue
-            self.seen.add(doc.id)
-            self.handle.write(dumps_line(doc))
-            self.counts["documents"] += 1
-            self.counts[doc.kind] += 1
-            self.counts[f"from_{source_kind}"] += 1
+        encoding = item.encoding() if callable(item.encoding) else item.encoding
+        if encoding:
+            self.encodings[encoding] += 1
+
+    def _write(self, item: _Item, source_kind: str) -> InputProblem | None:
+        """Write the item's new documents; on an InputProblem undo them and return it."""
+        start = self.handle.tell()
+        added: list[str] = []
+        counts: Counter[str] = Counter()
+        try:
+            for doc in item.documents:
+                if doc.id in self.seen:
+                    counts["duplicates"] += 1
+                    continue
+                self.seen.add(doc.id)
+                added.append(doc.id)
+                self.handle.write(dumps_line(doc))
+                counts["documents"] += 1
+                counts[doc.kind] += 1
+                counts[f"from_{source_kind}"] += 1
+        except InputProblem as problem:
+            self.seen.difference_update(added)
+            self.handle.seek(start)
+            self.handle.truncate()
+            return problem
+        self.counts.update(counts)
+        return None
 
 
 def _bundled_items(source: BundledSource, read: list[Path]) -> Iterator[_Item]:
@@ -93,9 +121,10 @@ def _dump_items(source: DumpSource, where: str, read: list[Path]) -> Iterator[_I
     files = dump_files(source, where)
     with progress_bar(f"collect: {source.path}", len(files)) as bar:
         for path in files:
-            result = read_dump_file(path, source)
+            dump = DumpFile(path, source)
             read.append(path)
-            yield _Item(str(path), result.documents, result.problem, result.encoding)
+            # Streamed: the writer reads the documents (and rolls back a file that breaks half-way).
+            yield _Item(str(path), dump.documents(), encoding=lambda dump=dump: dump.encoding)
             bar.advance()
 
 

@@ -1,4 +1,7 @@
-"""Chunking: cut a document into pieces of at most `max_chunk_chars`, along the structure of its text.
+"""Chunking: cut a document into pieces within a budget, along the structure of its text.
+
+The budget is in characters: `prepare.max_chunk_chars`, or `prepare.max_chunk_tokens` × `prepare.chars_per_token`
+when a token budget is set (PrepareConfig.chunk_budget_chars); each chunk's `n_tokens_est` uses the same ratio.
 
 Statute articles are cut at 항 lines (①, ②, …), then 호 lines (1., 2., …), then 목 lines (가., 나., …); decisions,
 rulings and interpretations at section headers (【이 유】, `## 판결요지`, 질의요지 …), then numbered headings, then
@@ -21,7 +24,7 @@ from dataclasses import dataclass
 
 from slm_forest.records import Chunk, Document, content_id
 
-CHARS_PER_TOKEN = 1.5  # Korean text runs ~1.5 characters per token on common tokenizers (see PrepareConfig)
+CHARS_PER_TOKEN = 1.5  # the default of prepare.chars_per_token (see PrepareConfig)
 
 # ①..⑳ (U+2460–2473), ㉑..㉟ (U+3251–325F), ㊱..㊿ (U+32B1–32BF): the 항 numbers law.go.kr uses.
 _HANG = re.compile(r"[\u2460-\u2473\u3251-\u325f\u32b1-\u32bf]")
@@ -238,7 +241,13 @@ class ChunkedDocument:
     too_short: int  # pieces dropped for being shorter than min_chunk_chars
 
 
-def chunk_document(doc: Document, max_chars: int, min_chars: int) -> ChunkedDocument:
+def estimate_tokens(text: str, chars_per_token: float = CHARS_PER_TOKEN) -> int:
+    return math.ceil(len(text) / chars_per_token)
+
+
+def chunk_document(
+    doc: Document, max_chars: int, min_chars: int, chars_per_token: float = CHARS_PER_TOKEN
+) -> ChunkedDocument:
     """Chunk records for one (cleaned, de-duplicated, scrubbed) document."""
     texts = split_text(doc, max_chars)
     kept = [text for text in texts if len(text) >= min_chars]
@@ -260,7 +269,7 @@ def chunk_document(doc: Document, max_chars: int, min_chars: int) -> ChunkedDocu
             effective_date=doc.effective_date,
             position=position,
             n_chars=len(text),
-            n_tokens_est=math.ceil(len(text) / CHARS_PER_TOKEN),
+            n_tokens_est=estimate_tokens(text, chars_per_token),
             question=doc.question if carries_qa else None,
             answer=doc.answer if carries_qa else None,
             related_laws=list(doc.related_laws),

@@ -179,7 +179,8 @@ class Verdict:
     """The decision for one document.
 
     keep=False: `duplicate_of` is the id of the kept copy. keep=True with `replaces` set: this (newer) statute
-    version replaces the kept copy at ordinal `replaces`, whose id is `duplicate_of`.
+    version replaces the kept copy at ordinal `replaces`, whose id is `duplicate_of`. `duplicate_tag` is the tag
+    that copy was checked with (the caller's source label, see `Deduplicator.check`).
     """
 
     keep: bool
@@ -187,6 +188,7 @@ class Verdict:
     duplicate_of: str | None = None
     similarity: float = 1.0
     replaces: int | None = None
+    duplicate_tag: int = 0
 
 
 _UNIQUE = Verdict(keep=True)
@@ -209,24 +211,29 @@ class Deduplicator:
         self._row_id: list[str] = []
         self._row_group: list[int] = []
         self._row_date: list[str | None] = []
+        self._row_tag: list[int] = []
         self._signatures = np.empty((1024 if cfg.near else 0, cfg.num_perm), dtype=np.uint32)
 
     @property
     def kept(self) -> int:
         return len(self._row_id)
 
-    def check(self, ordinal: int, fp: Fingerprint) -> Verdict:
-        """Decide whether the document is a duplicate of one kept earlier, and remember it if it is kept."""
+    def check(self, ordinal: int, fp: Fingerprint, tag: int = 0) -> Verdict:
+        """Decide whether the document is a duplicate of one kept earlier, and remember it if it is kept.
+
+        `tag` is remembered with a kept document and handed back in the verdict of a later copy of it (the caller
+        uses it for the source the document came from).
+        """
         if not (self.cfg.exact or self.cfg.near):
             return _UNIQUE
         group = self._groups.setdefault(fp.group, len(self._groups))
         if self.cfg.exact and (row := self._exact.get(fp.digest)) is not None:
-            return self._duplicate(row, ordinal, fp, "exact", 1.0)
+            return self._duplicate(row, ordinal, fp, "exact", 1.0, tag)
         if self._lsh is not None and fp.signature is not None:
             match = self._best_match(fp.signature, group)
             if match is not None:
-                return self._duplicate(match[0], ordinal, fp, "near", match[1])
-        self._add(ordinal, fp, group)
+                return self._duplicate(match[0], ordinal, fp, "near", match[1], tag)
+        self._add(ordinal, fp, group, tag)
         return _UNIQUE
 
     def _lean(self, signature: np.ndarray) -> LeanMinHash:
@@ -244,15 +251,20 @@ class Deduplicator:
             return None
         return candidates[best], float(similarities[best])
 
-    def _duplicate(self, row: int, ordinal: int, fp: Fingerprint, method: Method, similarity: float) -> Verdict:
+    def _duplicate(
+        self, row: int, ordinal: int, fp: Fingerprint, method: Method, similarity: float, tag: int
+    ) -> Verdict:
         kept_date = self._row_date[row]
+        kept_tag = self._row_tag[row]
         newer = (
             fp.statute
             and fp.effective_date is not None
             and (kept_date is None or fp.effective_date > kept_date)  # ISO dates compare as strings
         )
         if not newer:
-            return Verdict(keep=False, method=method, duplicate_of=self._row_id[row], similarity=similarity)
+            return Verdict(
+                keep=False, method=method, duplicate_of=self._row_id[row], similarity=similarity, duplicate_tag=kept_tag
+            )
         # The newer statute version takes over the row: same group, so later copies of either text match it.
         replaced = Verdict(
             keep=True,
@@ -260,10 +272,12 @@ class Deduplicator:
             duplicate_of=self._row_id[row],
             similarity=similarity,
             replaces=self._row_ordinal[row],
+            duplicate_tag=kept_tag,
         )
         self._row_ordinal[row] = ordinal
         self._row_id[row] = fp.doc_id
         self._row_date[row] = fp.effective_date
+        self._row_tag[row] = tag
         if self.cfg.exact:
             self._exact[fp.digest] = row
         if self._lsh is not None and fp.signature is not None and method == "near":
@@ -272,8 +286,9 @@ class Deduplicator:
             self._lsh.insert(row, self._lean(fp.signature), check_duplication=False)
         return replaced
 
-    def _add(self, ordinal: int, fp: Fingerprint, group: int) -> None:
+    def _add(self, ordinal: int, fp: Fingerprint, group: int, tag: int) -> None:
         row = len(self._row_id)
+        self._row_tag.append(tag)
         self._row_ordinal.append(ordinal)
         self._row_id.append(fp.doc_id)
         self._row_group.append(group)

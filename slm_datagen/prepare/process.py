@@ -13,6 +13,14 @@ Pass 2 reads the spool: it drops the chunks of statute versions that a newer ver
 Work on a duplicate is wasted (it is chunked before the verdict), which costs about the duplicate share of the
 run; in exchange the expensive part parallelises without sharing the index.
 
+Duplicates are reported per kind and per source (`by_source` in dedup_report.json, `dropped_source` /
+`kept_source` in duplicates.jsonl): a short label of `Document.source` — `bundled`, `dump:<the dump source's
+path>` (the configured path the file was found under; its folder when the paths are not known), `lawgo:<target>` —
+so "these 3,000 rulings of the seed dump were already in the bundled casebook" can be read off the report.
+
+A run starts by removing the temporary files a killed run left in the output directory (atomic-writer temps
+`.<name>.<random>.tmp`, the spool `.chunks.<random>.spool`): nothing else writes those names there.
+
 The stage (stage.py) and the benchmark (bench/prepare.py) both call `prepare_documents`.
 """
 
@@ -21,9 +29,11 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
+import posixpath
+import re
 import tempfile
 from collections import Counter, deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from multiprocessing.pool import AsyncResult, Pool
 from pathlib import Path
@@ -79,8 +89,35 @@ class KindStats:
 
 
 @dataclass
+class SourceStats:
+    documents_in: int = 0
+    deleted_skipped: int = 0
+    exact_duplicates: int = 0  # documents of this source dropped as a copy (later copy, or an older statute version)
+    near_duplicates: int = 0
+    replaced_by_newer: int = 0  # of those, statute versions replaced by a newer one
+    documents_kept: int = 0
+    duplicate_of: dict[str, int] = field(default_factory=dict)  # source of the copy that was kept -> count
+
+
+def source_label(source: str, dump_roots: Sequence[str] = ()) -> str:
+    """A short label for `Document.source`: bundled, dump:<dump path>, lawgo:<target>, or the source itself."""
+    kind, colon, rest = source.partition(":")
+    if not colon:
+        return source
+    if kind == "bundled":
+        return "bundled"
+    if kind == "lawgo":
+        return "lawgo:" + rest.split("?", 1)[0]
+    if kind == "dump":
+        roots = [r for r in dump_roots if rest == r or rest.startswith(r.rstrip("/") + "/")]
+        return f"dump:{max(roots, key=len) if roots else (posixpath.dirname(rest) or rest)}"
+    return kind
+
+
+@dataclass
 class PrepareOutcome:
     by_kind: dict[str, KindStats] = field(default_factory=dict)
+    by_source: dict[str, SourceStats] = field(default_factory=dict)
     pii: Counter[str] = field(default_factory=Counter)
     outputs: list[Path] = field(default_factory=list)
 
@@ -90,6 +127,14 @@ class PrepareOutcome:
             totals.update(asdict(stats))
         names = list(KindStats.__dataclass_fields__)
         return {name: totals[name] for name in names}
+
+    def by_source_report(self) -> dict[str, dict[str, Any]]:
+        report = {}
+        for label, stats in sorted(self.by_source.items()):
+            row = asdict(stats)
+            row["duplicate_of"] = dict(sorted(stats.duplicate_of.items()))
+            report[label] = row
+        return report
 
     def summary(self) -> str:
         t = self.totals()
@@ -119,6 +164,7 @@ class Prepared:
 
     ordinal: int
     kind: str = ""
+    source: str = ""  # source_label of the document
     deleted: bool = False
     fingerprint: Fingerprint | None = None
     chunk_lines: list[str] = field(default_factory=list)  # Chunk records, already JSON
@@ -130,9 +176,10 @@ class Prepared:
 class Preparer:
     """The per-document work. It needs no shared state, so it runs in worker processes as well as inline."""
 
-    def __init__(self, cfg: PrepareConfig, source: Path) -> None:
+    def __init__(self, cfg: PrepareConfig, source: Path, dump_roots: Sequence[str] = ()) -> None:
         self.cfg = cfg
         self.source = source
+        self.dump_roots = tuple(dump_roots)
         self.hasher = make_hasher(cfg.dedup)
 
     def __call__(self, batch: list[tuple[int, Any]]) -> list[Prepared]:
@@ -144,26 +191,27 @@ class Preparer:
         except SlmError as exc:
             return Prepared(ordinal, error=(exc.message, exc.hint))
         cfg = self.cfg
+        label = source_label(doc.source, self.dump_roots)
         if doc.deleted and not cfg.include_deleted:
-            return Prepared(ordinal, doc.kind, deleted=True)
+            return Prepared(ordinal, doc.kind, label, deleted=True)
         doc = clean_document(doc)
         if not cfg.include_deleted and is_deleted(doc):
-            return Prepared(ordinal, doc.kind, deleted=True)
+            return Prepared(ordinal, doc.kind, label, deleted=True)
         fp = fingerprint(doc, self.hasher) if (cfg.dedup.exact or cfg.dedup.near) else None
         pii: Counter[str] = Counter()
         if cfg.scrub_pii:
             doc = scrub_document(doc, pii)
-        chunked = chunk_document(doc, cfg.max_chunk_chars, cfg.min_chunk_chars)
+        chunked = chunk_document(doc, cfg.chunk_budget_chars, cfg.min_chunk_chars, cfg.chars_per_token)
         lines = [chunk.model_dump_json() for chunk in chunked.chunks]
-        return Prepared(ordinal, doc.kind, False, fp, lines, chunked.too_short, dict(pii))
+        return Prepared(ordinal, doc.kind, label, False, fp, lines, chunked.too_short, dict(pii))
 
 
 _WORKER: Preparer | None = None
 
 
-def _init_worker(cfg: PrepareConfig, source: Path) -> None:
+def _init_worker(cfg: PrepareConfig, source: Path, dump_roots: tuple[str, ...]) -> None:
     global _WORKER
-    _WORKER = Preparer(cfg, source)
+    _WORKER = Preparer(cfg, source, dump_roots)
 
 
 def _work(batch: list[tuple[int, Any]]) -> list[Prepared]:
@@ -196,7 +244,9 @@ def _batches(rows: Iterator[Any], size: int) -> Iterator[list[tuple[int, Any]]]:
 
 
 @contextlib.contextmanager
-def worker_pool(cfg: PrepareConfig, documents: Path, workers: int) -> Iterator[Pool | None]:
+def worker_pool(
+    cfg: PrepareConfig, documents: Path, workers: int, dump_roots: Sequence[str] = ()
+) -> Iterator[Pool | None]:
     """A pool of `workers` processes running `Preparer`, or None for inline work.
 
     Opened before any progress bar: fork copies only the calling thread, so forking while rich's refresh thread
@@ -207,11 +257,13 @@ def worker_pool(cfg: PrepareConfig, documents: Path, workers: int) -> Iterator[P
         return
     # fork: the workers inherit the imported modules (numpy, datasketch) instead of importing them again.
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-    with multiprocessing.get_context(method).Pool(workers, _init_worker, (cfg, documents)) as pool:
+    with multiprocessing.get_context(method).Pool(workers, _init_worker, (cfg, documents, tuple(dump_roots))) as pool:
         yield pool
 
 
-def prepared_documents(documents: Path, cfg: PrepareConfig, pool: Pool | None, workers: int) -> Iterator[Prepared]:
+def prepared_documents(
+    documents: Path, cfg: PrepareConfig, pool: Pool | None, workers: int, dump_roots: Sequence[str] = ()
+) -> Iterator[Prepared]:
     """Every document of the file, prepared, in input order; in the pool's processes when there is one.
 
     At most 4 batches per worker are in flight, so memory stays bounded however far the reader could run ahead
@@ -219,7 +271,7 @@ def prepared_documents(documents: Path, cfg: PrepareConfig, pool: Pool | None, w
     """
     batches = _batches(read_jsonl(documents), _BATCH)
     if pool is None:
-        preparer = Preparer(cfg, documents)
+        preparer = Preparer(cfg, documents, dump_roots)
         for batch in batches:
             yield from preparer(batch)
         return
@@ -234,6 +286,20 @@ def prepared_documents(documents: Path, cfg: PrepareConfig, pool: Pool | None, w
 
 
 # ------------------------------------------------------------------------------------------------ the passes
+# What atomic_writer (tempfile.mkstemp) and _spool_path name their temporary files: `.<name>.<8 random>.tmp|spool`.
+_STALE_TEMP = re.compile(r"\..+\.[a-z0-9_]{8}\.(?:tmp|spool)")
+
+
+def sweep_stale_temps(out_dir: Path) -> list[Path]:
+    """Remove the temporary files a killed run left in `out_dir` (a finished run leaves none); returns them."""
+    removed = []
+    for path in out_dir.iterdir():
+        if path.is_file() and _STALE_TEMP.fullmatch(path.name):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
 def _spool_path(out_dir: Path) -> Path:
     fd, name = tempfile.mkstemp(prefix=".chunks.", suffix=".spool", dir=out_dir)
     os.close(fd)
@@ -247,18 +313,24 @@ def prepare_documents(
     seed: int,
     *,
     total_documents: int | None = None,
+    dump_roots: Sequence[str] = (),
 ) -> PrepareOutcome:
-    """Run clean → dedup → PII → chunk → sample over `documents`, writing the three outputs into `out_dir`."""
+    """Run clean → dedup → PII → chunk → sample over `documents`, writing the three outputs into `out_dir`.
+
+    `dump_roots`: the paths of collect's dump sources, so documents are counted per dump source (see source_label).
+    """
     documents = Path(documents)
     if not documents.exists():
         raise SlmError(f"{documents}: file not found", "run `slm collect CONFIG` first")
     out_dir.mkdir(parents=True, exist_ok=True)
-    for stale in out_dir.glob(".chunks.*.spool"):
-        stale.unlink()  # left by a run that was killed before its `finally` (only this stage writes these names)
+    # Left by a run killed before its `finally` / before an atomic rename (kill -9): only this stage writes there.
+    sweep_stale_temps(out_dir)
     outcome = PrepareOutcome()
     spool = _spool_path(out_dir)
     try:
-        replaced = _first_pass(documents, spool, out_dir / DUPLICATES_FILE, cfg, outcome, total_documents)
+        replaced = _first_pass(
+            documents, spool, out_dir / DUPLICATES_FILE, cfg, outcome, total_documents, tuple(dump_roots)
+        )
         _second_pass(spool, out_dir / CHUNKS_FILE, cfg, seed, outcome, replaced)
     finally:
         spool.unlink(missing_ok=True)
@@ -274,48 +346,67 @@ def _first_pass(
     cfg: PrepareConfig,
     outcome: PrepareOutcome,
     total_documents: int | None,
+    dump_roots: tuple[str, ...] = (),
 ) -> set[int]:
     """Decide duplicates in input order and spool the chunks of kept documents; returns replaced ordinals."""
     dedup = Deduplicator(cfg.dedup)
     replaced: set[int] = set()
     statute_chunks: dict[int, int] = {}  # ordinal → chunks spooled, for statutes a newer version may replace
-    by_kind = outcome.by_kind
+    by_kind, by_source = outcome.by_kind, outcome.by_source
+    tags: dict[str, int] = {}  # source label <-> the small int the Deduplicator keeps per document
+    labels: list[str] = []
     workers = resolve_workers(cfg, documents)
     with (
-        worker_pool(cfg, documents, workers) as pool,
+        worker_pool(cfg, documents, workers, dump_roots) as pool,
         open(spool, "w", encoding="utf-8") as spool_out,
         atomic_writer(duplicates_path) as duplicates_out,
         progress_bar(f"prepare: documents ({workers} process{'es' if workers > 1 else ''})", total_documents) as bar,
     ):
         done = 0
-        for item in prepared_documents(documents, cfg, pool, workers):
+        for item in prepared_documents(documents, cfg, pool, workers, dump_roots):
             done += 1
             if done % _PROGRESS_EVERY == 0:  # a rich update per document costs more than the LSH query
                 bar.advance(_PROGRESS_EVERY)
             if item.error is not None:
                 raise SlmError(*item.error)
             stats = by_kind.setdefault(item.kind, KindStats())
+            source = by_source.setdefault(item.source, SourceStats())
             stats.documents_in += 1
+            source.documents_in += 1
             if item.deleted:
                 stats.deleted_skipped += 1
+                source.deleted_skipped += 1
                 continue
-            verdict = dedup.check(item.ordinal, item.fingerprint) if item.fingerprint is not None else _KEEP
+            tag = tags.get(item.source)
+            if tag is None:
+                tag = tags[item.source] = len(labels)
+                labels.append(item.source)
+            verdict = dedup.check(item.ordinal, item.fingerprint, tag) if item.fingerprint is not None else _KEEP
             if not verdict.keep or verdict.replaces is not None:
                 doc_id = item.fingerprint.doc_id  # type: ignore[union-attr]
+                other = labels[verdict.duplicate_tag]
                 if verdict.keep:  # a newer statute version: the kept copy is the one dropped
                     dropped_id, kept_id = verdict.duplicate_of, doc_id
+                    dropped_source, kept_source = other, item.source
                 else:
                     dropped_id, kept_id = doc_id, verdict.duplicate_of
+                    dropped_source, kept_source = item.source, other
+                dropped = by_source[dropped_source]
+                dropped.duplicate_of[kept_source] = dropped.duplicate_of.get(kept_source, 0) + 1
                 if verdict.method == "exact":
                     stats.exact_duplicates += 1
+                    dropped.exact_duplicates += 1
                 else:
                     stats.near_duplicates += 1
+                    dropped.near_duplicates += 1
                 duplicates_out.write(
                     dumps_line(
                         {
                             "dropped": dropped_id,
                             "kept": kept_id,
                             "kind": item.kind,
+                            "dropped_source": dropped_source,
+                            "kept_source": kept_source,
                             "method": verdict.method,
                             "similarity": round(verdict.similarity, 4),
                             "reason": "newer_version" if verdict.replaces is not None else "later_copy",
@@ -328,8 +419,11 @@ def _first_pass(
                 replaced.add(verdict.replaces)  # type: ignore[arg-type]
                 stats.replaced_by_newer += 1
                 stats.documents_kept -= 1
+                dropped.replaced_by_newer += 1
+                dropped.documents_kept -= 1
                 stats.chunks -= statute_chunks.pop(verdict.replaces, 0)  # type: ignore[arg-type]
             stats.documents_kept += 1
+            source.documents_kept += 1
             stats.pii_masked += sum(item.pii.values())
             outcome.pii.update(item.pii)
             stats.short_chunks_skipped += item.too_short
@@ -386,8 +480,14 @@ def _report(documents: Path, cfg: PrepareConfig, seed: int, outcome: PrepareOutc
             "lsh_bands_rows": list(lsh_params(cfg.dedup.threshold, cfg.dedup.num_perm)) if cfg.dedup.near else None,
         },
         "sample": {**cfg.sample.model_dump(mode="json"), "seed": seed},
+        "chunk_budget": {
+            "max_chunk_chars": cfg.chunk_budget_chars,
+            "max_chunk_tokens": cfg.max_chunk_tokens,
+            "chars_per_token": cfg.chars_per_token,
+        },
         "totals": outcome.totals(),
         "by_kind": {kind: asdict(stats) for kind, stats in sorted(outcome.by_kind.items())},
+        "by_source": outcome.by_source_report(),
         "pii": dict(sorted(outcome.pii.items())),
         "duplicates_file": DUPLICATES_FILE,
     }

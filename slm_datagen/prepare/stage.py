@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import asdict
+from pathlib import Path
 
 from slm_datagen.prepare.process import prepare_documents
+from slm_forest.config import DumpSource
 from slm_forest.pipeline import StageContext, StageResult
 
 
@@ -17,6 +19,15 @@ def _documents_rows(ctx: StageContext) -> int | None:
     return None
 
 
+def _dump_roots(ctx: StageContext) -> list[str]:
+    """The dump paths collect read, as they appear in `Document.source` (for the per-source duplicate counts)."""
+    return [
+        Path(source.path).expanduser().as_posix()
+        for source in ctx.cfg.collect.sources
+        if isinstance(source, DumpSource)
+    ]
+
+
 def run_prepare(ctx: StageContext) -> StageResult:
     outcome = prepare_documents(
         ctx.upstream_dir("collect") / "documents.jsonl",
@@ -24,6 +35,7 @@ def run_prepare(ctx: StageContext) -> StageResult:
         ctx.cfg.prepare,
         ctx.cfg.seed,
         total_documents=_documents_rows(ctx),
+        dump_roots=_dump_roots(ctx),
     )
     totals = outcome.totals()
     counts = {
@@ -38,6 +50,8 @@ def run_prepare(ctx: StageContext) -> StageResult:
     }
     stats = {
         "by_kind": {kind: asdict(kind_stats) for kind, kind_stats in sorted(outcome.by_kind.items())},
+        "by_source": outcome.by_source_report(),
+        "chunk_budget_chars": ctx.cfg.prepare.chunk_budget_chars,
         "pii": dict(sorted(outcome.pii.items())),
         "short_chunks_skipped": totals["short_chunks_skipped"],
     }
