@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fine_tuning.generate import max_positions
 from slm_forest.errors import SlmError
 
 LETTERS = ("A", "B", "C", "D")
@@ -153,15 +154,6 @@ def continuation(option: str) -> str:
     return " " + option
 
 
-def _max_positions(model: Any) -> int | None:
-    config = getattr(model, "config", None)
-    for cfg in (config, getattr(config, "text_config", None)):
-        value = getattr(cfg, "max_position_embeddings", None)
-        if isinstance(value, int) and value > 0:
-            return value
-    return None
-
-
 def _device(model: Any) -> Any:
     try:
         return next(model.parameters()).device
@@ -183,7 +175,7 @@ def continuation_logprobs(
     import torch
 
     longest = max(len(c) for c in continuations)
-    limit = _max_positions(model)
+    limit = max_positions(model)
     sequences = []
     for context, cont in zip(contexts, continuations):
         if limit is not None and len(context) + len(cont) > limit:

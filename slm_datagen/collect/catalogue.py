@@ -49,24 +49,8 @@ RULE_SUFFIX = " 시행규칙"
 # The laws above that have a 시행규칙 (기획재정부령 / 행정안전부령 / 총리령), as named on law.go.kr. Left out where we are
 # not sure one exists under that name (교통ㆍ에너지ㆍ환경세법, 인지세법, 교육세법, 농어촌특별세법, 조세범 처벌법):
 # those are still collected by name, through the search.
-WITH_RULES: tuple[str, ...] = (
-    "국세기본법",
-    "국세징수법",
-    "소득세법",
-    "법인세법",
-    "부가가치세법",
-    "상속세 및 증여세법",
-    "종합부동산세법",
-    "조세특례제한법",
-    "국제조세조정에 관한 법률",
-    "지방세기본법",
-    "지방세법",
-    "지방세특례제한법",
-    "개별소비세법",
-    "주세법",
-    "증권거래세법",
-    "관세법",
-)
+_RULE_NAME_UNCONFIRMED = {"교통ㆍ에너지ㆍ환경세법", "인지세법", "교육세법", "농어촌특별세법", "조세범 처벌법"}
+WITH_RULES: tuple[str, ...] = tuple(law for law in TAX_LAWS if law not in _RULE_NAME_UNCONFIRMED)
 
 # Short names people write, -> the official name.
 ALIASES: dict[str, str] = {
