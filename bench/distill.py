@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=600, help="requests through the engine")
     parser.add_argument("--seed-requests", type=int, default=10, help="requests through the seed's loop")
     args = parser.parse_args(argv)
-    os.environ.setdefault("OPENAI_API_KEY", "sk-bench-not-a-real-key")
+    os.environ.setdefault("OPENAI_API_KEY", "bench-not-a-real-key")
     with tempfile.TemporaryDirectory(prefix="bench-distill-") as tmp:
         workdir = Path(tmp)
         costs = ledger_write_cost(workdir)

@@ -13,8 +13,8 @@ from tests.test_distill_engine import MODELS, teacher
 
 @pytest.fixture
 def server(monkeypatch):
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-batch-0123456789")
-    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test-batch-0123456789")
+    monkeypatch.setenv("OPENAI_API_KEY", "test-openai-batch-key")
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "test-anthropic-batch-key")
     with FakeTeacherServer(latency=0.0, batch_polls=2) as srv:
         yield srv
 

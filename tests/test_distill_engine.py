@@ -13,8 +13,8 @@ from slm_datagen.distill.stage import run_distill
 from slm_forest.errors import SlmError
 from slm_forest.records import DistillFailure, QAPair
 
-OPENAI_KEY = "sk-test-distill-0123456789"
-ANTHROPIC_KEY = "sk-ant-test-distill-0123456789"
+OPENAI_KEY = "test-openai-distill-key"
+ANTHROPIC_KEY = "test-anthropic-distill-key"
 MODELS = {"openai": "gpt-4o", "anthropic": "claude-haiku-4-5", "openai_compatible": "qwen2.5-7b-instruct"}
 
 

@@ -34,7 +34,7 @@ def _done_lines(path) -> int:
 
 
 def test_sigkill_then_rerun_repeats_nothing_completed(tmp_path, shared_dir, monkeypatch):
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-kill-0123456789")
+    monkeypatch.setenv("OPENAI_API_KEY", "test-openai-kill-key")
     chunks = statute_chunks(shared_dir / "corpus")[:10] + ruling_chunks(shared_dir / "corpus")[:10]
     with FakeTeacherServer(latency=0.15, latency_jitter=0.1, retry_after=0.1,
                            chaos={"english": 0.1, "server_error": 0.05}, seed=3) as server:

@@ -16,7 +16,7 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = REPO_ROOT / "scripts" / "runpod_train.sh"
-SECRET = "hf_THISisNOTaREALtokenBUTmustNEVERshow"
+SECRET = "fake-hf-token-must-never-show"
 
 
 def dry_run(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
