@@ -310,6 +310,30 @@ def check_schedule(cfg: Any, has_eval: bool) -> None:
         )
 
 
+def finished_state(checkpoint: Path, cfg: Any) -> Any | None:
+    """The checkpoint's TrainerState when it already reached this config's end (train.max_steps, or train.epochs
+    when max_steps is -1), else None. max_steps and epochs may have been raised since: then training goes on."""
+    from transformers import TrainerState
+
+    state = TrainerState.load_from_json(str(checkpoint / "trainer_state.json"))
+    if cfg.max_steps > 0:
+        return state if state.global_step >= cfg.max_steps else None
+    return state if state.epoch is not None and state.epoch >= cfg.epochs - 1e-9 else None
+
+
+def restore_finished(trainer: Any, state: Any, checkpoint: Path, has_eval: bool) -> Any:
+    """Load the adapter a finished run ended with (the best checkpoint when eval picked one) and its state."""
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+    from transformers.trainer_utils import TrainOutput
+
+    best = Path(state.best_model_checkpoint) if has_eval and state.best_model_checkpoint else None
+    source = best if best is not None and (best / "adapter_model.safetensors").exists() else checkpoint
+    set_peft_model_state_dict(trainer.model, load_file(str(source / "adapter_model.safetensors")))
+    trainer.state = state
+    return TrainOutput(state.global_step, None, {"train_runtime": 0.0})
+
+
 def _move_contents(source: Path, target: Path) -> None:
     """Move the adapter files the trainer wrote (it also writes training_args.bin, which the adapter does not need)."""
     for path in source.iterdir():
@@ -585,8 +609,15 @@ def run_train(ctx: StageContext) -> StageResult:
     threads_before = torch.get_num_threads()
     threads = cpu_threads(device, total)
     torch.set_num_threads(threads)
+    finished = finished_state(checkpoint, cfg) if checkpoint is not None else None
     try:
-        result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+        if finished is not None:
+            # Killed after its last checkpoint but before the manifest: the training is complete. Resuming would
+            # step past max_steps, so take the checkpoint's (or the best checkpoint's) weights and state instead.
+            result = restore_finished(trainer, finished, checkpoint, has_eval)
+            console.print(f"train: {checkpoint.name} already reached step {finished.global_step}: not training again")
+        else:
+            result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     finally:
         torch.set_num_threads(threads_before)
     state = trainer.state

@@ -517,3 +517,22 @@ def test_sft_config_follows_the_train_section(tmp_path):
     off = sft_config(load_config(None).train, 7, tmp_path, "cpu", "fp32", has_eval=False, report=["wandb"])
     assert not off.activation_checkpointing and not off.gradient_checkpointing
     assert off.eval_strategy == "no" and not off.load_best_model_at_end and "wandb" in off.report_to
+
+
+@pytest.mark.slow
+def test_rerun_after_the_last_checkpoint_does_not_train_past_max_steps(trained):
+    """A kill between the final checkpoint and the manifest: the rerun takes the finished weights, no extra step."""
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file
+
+    cfg, _, stage = trained
+    before = load_file(str(stage / "adapter" / "adapter_model.safetensors"))
+    (stage / "manifest.json").unlink()
+    shutil.rmtree(stage / "adapter")
+    report = run_stage(cfg, "train")
+    summary = json.loads((stage / "train_summary.json").read_text(encoding="utf-8"))
+    assert report.counts["steps"] == 10 and summary["global_step"] == 10
+    after = load_file(str(stage / "adapter" / "adapter_model.safetensors"))
+    assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
