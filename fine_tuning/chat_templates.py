@@ -31,21 +31,30 @@ from typing import Any
 
 from slm_forest.errors import SlmError
 
+
+def _turns_header(system_separator: str) -> str:
+    """Shared opening of our training templates: an optional system message becomes a prefix of the first user
+    turn (joined by `system_separator`), then the loop over turns with a strict user/assistant alternation check."""
+    return (
+        "{%- if messages and messages[0]['role'] == 'system' -%}"
+        "{%- set system_prefix = (messages[0]['content'] | trim) + '" + system_separator + "' -%}"
+        "{%- set turns = messages[1:] -%}"
+        "{%- else -%}"
+        "{%- set system_prefix = '' -%}"
+        "{%- set turns = messages -%}"
+        "{%- endif -%}"
+        "{%- for message in turns -%}"
+        "{%- if (message['role'] == 'user') != (loop.index0 % 2 == 0) -%}"
+        "{{- raise_exception('roles must alternate user/assistant/user/… after an optional system message') -}}"
+        "{%- endif -%}"
+    )
+
+
 # Gemma 3 conversation format. Roles must alternate user/assistant after an optional system message.
 GEMMA_TRAINING_TEMPLATE = (
     "{{ bos_token }}"
-    "{%- if messages and messages[0]['role'] == 'system' -%}"
-    "{%- set system_prefix = (messages[0]['content'] | trim) + '\n\n' -%}"
-    "{%- set turns = messages[1:] -%}"
-    "{%- else -%}"
-    "{%- set system_prefix = '' -%}"
-    "{%- set turns = messages -%}"
-    "{%- endif -%}"
-    "{%- for message in turns -%}"
-    "{%- if (message['role'] == 'user') != (loop.index0 % 2 == 0) -%}"
-    "{{- raise_exception('roles must alternate user/assistant/user/… after an optional system message') -}}"
-    "{%- endif -%}"
-    "{%- if message['role'] == 'assistant' -%}"
+    + _turns_header("\n\n")
+    + "{%- if message['role'] == 'assistant' -%}"
     "{{- '<start_of_turn>model\n' -}}"
     "{%- generation -%}"
     "{{- message['content'] | trim -}}"
@@ -63,18 +72,8 @@ GEMMA_TRAINING_TEMPLATE = (
 
 # Phi-2's documented QA format ("Instruct: <prompt>\nOutput:"), one exchange per turn; eos closes each answer.
 PHI2_TRAINING_TEMPLATE = (
-    "{%- if messages and messages[0]['role'] == 'system' -%}"
-    "{%- set system_prefix = (messages[0]['content'] | trim) + '\n' -%}"
-    "{%- set turns = messages[1:] -%}"
-    "{%- else -%}"
-    "{%- set system_prefix = '' -%}"
-    "{%- set turns = messages -%}"
-    "{%- endif -%}"
-    "{%- for message in turns -%}"
-    "{%- if (message['role'] == 'user') != (loop.index0 % 2 == 0) -%}"
-    "{{- raise_exception('roles must alternate user/assistant/user/… after an optional system message') -}}"
-    "{%- endif -%}"
-    "{%- if message['role'] == 'assistant' -%}"
+    _turns_header("\n")
+    + "{%- if message['role'] == 'assistant' -%}"
     "{{- 'Output:' -}}"
     "{%- generation -%}"
     "{{- ' ' + (message['content'] | trim) + eos_token -}}"
