@@ -4,9 +4,9 @@
     python bench/train.py --examples 64      # a quicker look
 
 What it does: generates Korean chat pairs (system + question + answer, 220–380 tokens each with the tiny tokenizer,
-~300 on average) from a vocabulary of real tax phrases, builds the tiny random Phi of `fine_tuning.tiny` with a BPE
+~300 on average) from a vocabulary of real tax phrases, builds the tiny random Phi of `fine_tuning.train.tiny` with a BPE
 tokenizer trained on them, and trains one epoch over the SAME examples twice through the project's training path
-(`fine_tuning.train.sft_config` + `make_trainer`: TRL SFTTrainer, LoRA, fp32 on CPU, one thread):
+(`fine_tuning.train.stage.sft_config` + `make_trainer`: TRL SFTTrainer, LoRA, fp32 on CPU, one thread):
 
 - packed, the project's settings: `packing=True` (best-fit bins of up to 2,048 tokens), padding-free batches,
   assistant-only loss, a pad token distinct from eos;
@@ -125,7 +125,7 @@ def make_examples(tokenizer: Any, n: int, seed: int, low: int, high: int) -> lis
 
 
 def build_model(workdir: Path, seed: int) -> Path:
-    from fine_tuning.tiny import build_tiny_model
+    from fine_tuning.train.tiny import build_tiny_model
 
     rng = random.Random(seed + 1)
     corpus = [m["content"] for _ in range(400) for m in conversation(rng, rng.randint(2, 6))]
@@ -139,7 +139,7 @@ def train_once(base: Path, examples: list[list[dict[str, str]]], *, packed: bool
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer, PrinterCallback
 
-    from fine_tuning.train import make_trainer, sft_config
+    from fine_tuning.train.stage import make_trainer, sft_config
     from slm_forest.config import TrainConfig
 
     torch.manual_seed(seed)
@@ -187,7 +187,7 @@ def main() -> None:
 
     from transformers import AutoTokenizer
 
-    from fine_tuning.train import _quiet_transformers
+    from fine_tuning.train.stage import _quiet_transformers
 
     _quiet_transformers()
     workdir = Path(tempfile.mkdtemp(prefix="slm-bench-train-"))

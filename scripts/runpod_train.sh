@@ -18,8 +18,8 @@
 #   WORKSPACE          the persistent volume (default /workspace)
 #   MIN_FREE_GB        free disk required on WORKSPACE (default 60: a 12B download, checkpoints, a merged export)
 #   GPUS               number of GPUs to use (default: every GPU nvidia-smi lists; 1 in --dry-run)
-#   ACCELERATE_CONFIG  launcher config when GPUS > 1 (default fine_tuning/accelerate_configs/ddp.yaml;
-#                      fine_tuning/accelerate_configs/fsdp_qlora.yaml shards a QLoRA model across the GPUs)
+#   ACCELERATE_CONFIG  launcher config when GPUS > 1 (default fine_tuning/train/accelerate_configs/ddp.yaml;
+#                      fine_tuning/train/accelerate_configs/fsdp_qlora.yaml shards a QLoRA model across the GPUs)
 #   STOP_POD=1         same as --stop-pod (uses RUNPOD_POD_ID, which RunPod sets in every pod)
 #   SKIP_EVALUATE=1    stop after training (no `slm evaluate` on the rented GPU)
 set -euo pipefail
@@ -196,7 +196,7 @@ run "$SLM" plan "$CONFIG" "${SLM_SETS[@]}"
 # Several GPUs: one process per GPU through `accelerate launch` (DDP by default, FSDP with ACCELERATE_CONFIG).
 step "9. train ($GPUS GPU(s)); log: $TRAIN_LOG"
 if [[ "$GPUS" -gt 1 ]]; then
-  ACCELERATE_CONFIG="${ACCELERATE_CONFIG:-fine_tuning/accelerate_configs/ddp.yaml}"
+  ACCELERATE_CONFIG="${ACCELERATE_CONFIG:-fine_tuning/train/accelerate_configs/ddp.yaml}"
   TRAIN_CMD=("$VENV/bin/accelerate" launch --config_file "$ACCELERATE_CONFIG" --num_processes "$GPUS" -m slm_forest.cli train)
 else
   TRAIN_CMD=("$SLM" train)

@@ -156,9 +156,9 @@ def config_show(config: ConfigArg, set_: SetOpt = None) -> None:
 
 def _register_tool_commands() -> None:
     """Commands that live beside their stage. Their modules import no heavy library at import time."""
-    from fine_tuning import ask_cli
-    from fine_tuning.plan_cli import plan
-    from slm_datagen.build.stats_cli import data_stats
+    from fine_tuning.serve import ask_cli
+    from fine_tuning.plan.cli import plan
+    from slm_datagen.dataset.stats_cli import data_stats
 
     data_app.command("stats")(data_stats)
     app.command("plan")(plan)

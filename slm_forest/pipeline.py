@@ -54,15 +54,15 @@ STAGES: dict[str, StageSpec] = {
         StageSpec("prepare", "slm_datagen.prepare.stage:run_prepare", ("collect",), "clean, de-duplicate, chunk"),
         StageSpec("distill", "slm_datagen.distill.stage:run_distill", ("prepare",), "Q&A pairs from teacher LLMs"),
         StageSpec(
-            "build", "slm_datagen.build.stage:run_build", ("distill", "prepare", "collect"), "check, split, write",
+            "build", "slm_datagen.dataset.stage:run_build", ("distill", "prepare", "collect"), "check, split, write",
             signature="slm_forest.pipeline:contamination_files_signature",
         ),
-        StageSpec("train", "fine_tuning.train:run_train", ("build",), "LoRA/QLoRA fine-tuning"),
+        StageSpec("train", "fine_tuning.train.stage:run_train", ("build",), "LoRA/QLoRA fine-tuning"),
         StageSpec(
-            "evaluate", "fine_tuning.evaluate:run_evaluate", ("build", "train"), "base vs tuned metrics",
+            "evaluate", "fine_tuning.evaluate.stage:run_evaluate", ("build", "train"), "base vs tuned metrics",
             signature="slm_forest.pipeline:benchmark_files_signature",
         ),
-        StageSpec("export", "fine_tuning.export:run_export", ("train",), "merge adapter, save model"),
+        StageSpec("export", "fine_tuning.export.stage:run_export", ("train",), "merge adapter, save model"),
     )
 }
 STAGE_ORDER: list[str] = list(STAGES)

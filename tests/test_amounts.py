@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from slm_datagen.build.amounts import AmountMention, find_amounts, format_won, parse_won
+from slm_datagen.taxlaw.amounts import AmountMention, find_amounts, format_won, parse_won
 
 PARSE_CASES = [
     ("20억원", 2_000_000_000),

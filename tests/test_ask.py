@@ -10,8 +10,8 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from fine_tuning.ask_cli import ask, chat, read_questions
-from fine_tuning.generate import GenerationSettings, resolve_source
+from fine_tuning.serve.ask_cli import ask, chat, read_questions
+from fine_tuning.serve.generate import GenerationSettings, resolve_source
 from slm_forest.errors import SlmError
 from tests.test_evaluate_tiny import SYSTEM_PROMPT, copy_run, tiny_run
 
@@ -40,20 +40,20 @@ def run_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def loaded(run_dir):
-    from fine_tuning.generate import load_model
+    from fine_tuning.serve.generate import load_model
 
     return load_model(resolve_source(run="asked", runs_dir=run_dir.parent), device="cpu")
 
 
 def _greedy(loaded, conversations, max_new_tokens=24):
-    from fine_tuning.generate import generate_batch, with_system
+    from fine_tuning.serve.generate import generate_batch, with_system
 
     convos = [with_system(c, loaded.system_prompt) for c in conversations]
     return generate_batch(loaded.model, loaded.tokenizer, convos, GenerationSettings(max_new_tokens=max_new_tokens), loaded.stop_ids)
 
 
 def test_ask_module_imports_no_torch():
-    code = "import sys, fine_tuning.ask_cli, fine_tuning.serve, fine_tuning.generate; print('torch' in sys.modules)"
+    code = "import sys, fine_tuning.serve.ask_cli, fine_tuning.serve.http, fine_tuning.serve.generate; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

@@ -8,13 +8,13 @@ from slm_forest.config import BuildConfig
 from slm_forest.errors import SlmError
 from slm_forest.records import Calculation, Chunk, Document, QAPair
 
-from slm_datagen.build.arithmetic import check_arithmetic, recover_gift_facts
-from slm_datagen.build.content import check_content, truncation_reason
-from slm_datagen.build.contamination import find_contamination, load_benchmark_questions
-from slm_datagen.build.duplicates import find_duplicates
-from slm_datagen.build.grounding import build_statute_index, check_grounding, paragraphs_of
-from slm_datagen.build.rules import RULES, Finding
-from slm_datagen.build.taxcalc import DonorRelation
+from slm_datagen.dataset.arithmetic import check_arithmetic, recover_gift_facts
+from slm_datagen.dataset.content import check_content, truncation_reason
+from slm_datagen.dataset.contamination import find_contamination, load_benchmark_questions
+from slm_datagen.dataset.duplicates import find_duplicates
+from slm_datagen.dataset.grounding import build_statute_index, check_grounding, paragraphs_of
+from slm_datagen.dataset.rules import RULES, Finding
+from slm_datagen.taxlaw.taxcalc import DonorRelation
 
 # The seed project's sample answer: 증여세 on 20억원 with the brackets up to 5억원 only, no 증여재산공제.
 SEED_QUESTION = "성인 자녀가 아버지로부터 현금 20억원을 증여받았습니다. 증여세는 얼마인가요?"

@@ -24,11 +24,11 @@ from slm_forest.manifest import Manifest, describe_files, read_manifest, write_m
 from slm_forest.pipeline import run_stage
 from slm_forest.records import Calculation, Chunk, Document, QAPair, SFTExample, Usage, content_id
 
-from slm_datagen.build.formats import push_to_hub, to_example, write_formats
-from slm_datagen.build.rules import RULES
-from slm_datagen.build.splits import group_key, plan_splits, split_pairs
-from slm_datagen.build.stats import dataset_stats, print_dataset_stats
-from slm_datagen.build.stats_cli import data_stats
+from slm_datagen.dataset.formats import push_to_hub, to_example, write_formats
+from slm_datagen.dataset.rules import RULES
+from slm_datagen.dataset.splits import group_key, plan_splits, split_pairs
+from slm_datagen.dataset.stats import dataset_stats, print_dataset_stats
+from slm_datagen.dataset.stats_cli import data_stats
 
 SEED_QUESTION = "성인 자녀가 아버지로부터 현금 20억원을 증여받았습니다. 증여세는 얼마인가요?"
 SEED_WRONG_ANSWER = (
@@ -398,7 +398,7 @@ def test_a_build_where_everything_is_rejected_stops_and_keeps_the_rejects(tmp_pa
 
 def test_card_cost_counts_failed_requests_and_the_teacher_checks(tmp_path):
     """Total teacher cost is what the dataset cost: pairs, failed (paid) distill requests, judge, second teacher."""
-    from slm_datagen.build.card import render_card
+    from slm_datagen.dataset.card import render_card
     from slm_forest.records import DistillFailure
 
     run = tmp_path / "runs" / "r"

@@ -8,8 +8,8 @@ from slm_forest.config import BuildConfig, TeacherConfig
 from slm_forest.errors import SlmError
 from slm_forest.records import Chunk, QAPair
 
-from slm_datagen.build.checks import CheckOutcome
-from slm_datagen.build.judge import compare_answers, parse_judgement, run_teacher_checks
+from slm_datagen.dataset.checks import CheckOutcome
+from slm_datagen.dataset.judge import compare_answers, parse_judgement, run_teacher_checks
 
 fake_teacher_server = pytest.importorskip("tests.fake_teacher_server")
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from slm_datagen.build.citations import (
+from slm_datagen.taxlaw.citations import (
     OFFICIAL_LAW_NAMES,
     TAX_LAWS,
     Citation,

@@ -164,7 +164,7 @@ def test_calculation_the_checker_cannot_read_gets_a_repair_naming_the_inputs(inp
 def test_a_teacher_calculation_as_prompted_is_recomputed_by_build(claimed, answer, rule):
     """The reply the calculation prompt asks for reaches `slm build`'s arithmetic check as a checkable payload:
     wrong arithmetic is rejected there (not merely flagged calc_unverified), right arithmetic passes."""
-    from slm_datagen.build.arithmetic import check_arithmetic
+    from slm_datagen.dataset.arithmetic import check_arithmetic
     from slm_forest.records import QAPair
 
     prompt = build_messages(GIFT_CHUNK, "expert", "calculation").messages[1]["content"]
@@ -187,7 +187,7 @@ def test_a_teacher_calculation_as_prompted_is_recomputed_by_build(claimed, answe
 
 def test_calculation_prompt_lists_exactly_the_checker_inputs():
     """The prompt is generated from taxcalc's own tables: every accepted name, its type and values, nothing else."""
-    from slm_datagen.build import taxcalc
+    from slm_datagen.taxlaw import taxcalc
     from slm_datagen.distill import calcspec
 
     for kind, names in taxcalc._INPUT_TYPES.items():

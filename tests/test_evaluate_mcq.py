@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from fine_tuning.mcq import (
+from fine_tuning.evaluate.mcq import (
     MCQuestion,
     build_prompt,
     continuation,
@@ -169,7 +169,7 @@ def _plain_logliks(model, tokenizer, prompt, options):
 def test_padded_scoring_equals_plain_forward_on_tiny_models(kind, shared_dir, tmp_path):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from fine_tuning.tiny import build_tiny_model
+    from fine_tuning.train.tiny import build_tiny_model
 
     dev = shared_dir / "benchmarks" / "kmmlu" / "Taxation-dev.csv"
     questions = read_benchmark(dev)
@@ -186,9 +186,9 @@ def test_padded_scoring_equals_plain_forward_on_tiny_models(kind, shared_dir, tm
 
 
 def test_benchmark_run_on_kmmlu_taxation_dev_for_base_and_tuned(shared_dir, tmp_path_factory):
-    from fine_tuning.evaluate import run_benchmarks
-    from fine_tuning.loading import load_trained
-    from fine_tuning.mcq import benchmark_settings
+    from fine_tuning.evaluate.stage import run_benchmarks
+    from fine_tuning.train.loading import load_trained
+    from fine_tuning.evaluate.mcq import benchmark_settings
     from tests.test_evaluate_tiny import tiny_run
 
     dev = shared_dir / "benchmarks" / "kmmlu" / "Taxation-dev.csv"
@@ -228,6 +228,6 @@ def test_benchmark_run_on_kmmlu_taxation_dev_for_base_and_tuned(shared_dir, tmp_
 
 
 def test_shot_counts():
-    from fine_tuning.mcq import shot_counts
+    from fine_tuning.evaluate.mcq import shot_counts
 
     assert shot_counts(0) == [0] and shot_counts(5) == [0, 5]

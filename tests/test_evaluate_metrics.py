@@ -6,8 +6,8 @@ import random
 
 import pytest
 
-from fine_tuning.evaluate import parse_judge_reply
-from fine_tuning.metrics import (
+from fine_tuning.evaluate.stage import parse_judge_reply
+from fine_tuning.evaluate.metrics import (
     CorpusIndex,
     LossSums,
     ScoreSums,

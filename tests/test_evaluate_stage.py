@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from fine_tuning.report import SECTIONS
+from fine_tuning.evaluate.report import SECTIONS
 from slm_forest.config import RunConfig
 from slm_forest.errors import SlmError
 from slm_forest.files import read_jsonl
@@ -92,7 +92,7 @@ def test_real_train_stage_feeds_evaluate_and_export(tmp_path, tmp_path_factory):
     """The files `slm train` itself writes (TRL, not the fixture's loop) are what evaluate and export read."""
     import shutil
 
-    from fine_tuning.generate import load_model, resolve_source
+    from fine_tuning.serve.generate import load_model, resolve_source
 
     run = copy_run(tiny_run(tmp_path_factory), tmp_path)
     shutil.rmtree(run / "train")

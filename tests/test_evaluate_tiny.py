@@ -4,7 +4,7 @@
 stages write and the later stages read:
 
     build/{train,val,test}.jsonl + manifest.json (with the system prompt)   collect/documents.jsonl + manifest.json
-    train/base_model/ (fine_tuning.tiny.build_tiny_model)  train/adapter/  train/tokenizer/  train/train_summary.json
+    train/base_model/ (fine_tuning.train.tiny.build_tiny_model)  train/adapter/  train/tokenizer/  train/train_summary.json
     train/loss.png  train/manifest.json
 
 The adapter is really trained (LoRA, a plain torch loop over the chat-template-rendered answers, 25 steps), so the
@@ -149,8 +149,8 @@ def build_run(run_dir: Path, kind: str = "tiny-random-phi", steps: int = 25, see
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from fine_tuning.registry import get_model_spec
-    from fine_tuning.tiny import build_tiny_model
+    from fine_tuning.plan.registry import get_model_spec
+    from fine_tuning.train.tiny import build_tiny_model
 
     build_dir, train_dir, collect_dir = run_dir / "build", run_dir / "train", run_dir / "collect"
     splits = {name: examples(list(idx)) for name, idx in SPLIT.items()}
@@ -235,7 +235,7 @@ def _assistant_loss(model: Any, tokenizer: Any, example: SFTExample) -> float:
 
 
 def test_tiny_run_adapter_is_trained_and_loads_back(tmp_path_factory):
-    from fine_tuning.loading import load_trained
+    from fine_tuning.train.loading import load_trained
 
     run = tiny_run(tmp_path_factory)
     model, tokenizer = load_trained(run / "train", device="cpu")

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from fine_tuning.modelfile import FAMILIES, render_modelfile, template_family
+from fine_tuning.export.modelfile import FAMILIES, render_modelfile, template_family
 from slm_forest.config import RunConfig
 from slm_forest.errors import SlmError
 from slm_forest.pipeline import run_stage
@@ -30,7 +30,7 @@ def test_export_merges_and_packages_the_model(tmp_path, tmp_path_factory, monkey
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from fine_tuning.loading import load_trained
+    from fine_tuning.train.loading import load_trained
 
     for name in ("LLAMA_CPP_CONVERT", "LLAMA_CPP_DIR"):
         monkeypatch.delenv(name, raising=False)
@@ -130,7 +130,7 @@ def test_gguf_conversion_runs_the_llama_cpp_converter(tmp_path, tmp_path_factory
 
 
 def test_push_to_hub_needs_hf_token(tmp_path):
-    from fine_tuning.export import push_to_hub
+    from fine_tuning.export.stage import push_to_hub
 
     with pytest.raises(SlmError, match="HF_TOKEN"):
         push_to_hub(tmp_path, "someone/slm-tax")
@@ -138,7 +138,7 @@ def test_push_to_hub_needs_hf_token(tmp_path):
 
 # --------------------------------------------------------------------------------------------------- Modelfile
 def test_modelfile_family_and_stop_tokens():
-    from fine_tuning.chat_templates import GEMMA_TRAINING_TEMPLATE, PHI2_TRAINING_TEMPLATE
+    from fine_tuning.train.chat_templates import GEMMA_TRAINING_TEMPLATE, PHI2_TRAINING_TEMPLATE
 
     gemma = template_family(GEMMA_TRAINING_TEMPLATE)
     assert gemma is FAMILIES["gemma"] and gemma.stop == ("<end_of_turn>",)
@@ -329,7 +329,7 @@ CONVERSATIONS = [
 def test_go_templates_render_like_the_jinja_chat_templates(family):
     from transformers.utils.chat_template_utils import render_jinja_template
 
-    from fine_tuning.chat_templates import GEMMA_TRAINING_TEMPLATE, PHI2_TRAINING_TEMPLATE
+    from fine_tuning.train.chat_templates import GEMMA_TRAINING_TEMPLATE, PHI2_TRAINING_TEMPLATE
 
     chatml = (
         "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
@@ -365,7 +365,7 @@ def test_multimodal_gemma3_merges_and_reloads_as_the_class_it_was_trained_as(tmp
     from safetensors.torch import load_file
     from transformers import AutoModelForCausalLM
 
-    from fine_tuning.loading import load_trained
+    from fine_tuning.train.loading import load_trained
 
     run = copy_run(tiny_run(tmp_path_factory, "tiny-random-gemma3-mm"), tmp_path)
     run_stage(_config(run), "export")
@@ -392,8 +392,8 @@ def test_qlora_multimodal_gemma3_trains_in_4bit_and_exports_a_full_precision_mer
     from safetensors import safe_open
     from transformers import AutoModelForCausalLM
 
-    import fine_tuning.train as train
-    from fine_tuning.loading import load_trained
+    import fine_tuning.train.stage as train
+    from fine_tuning.train.loading import load_trained
     from tests.test_train_stage import config, write_build
 
     seen: dict[str, Any] = {}

@@ -7,8 +7,8 @@ Facts these tests rest on (ML_STACK_NOTES, re-checked with accelerate 1.15 / tor
 - FSDP on CPU silently becomes DDP, so FSDP itself is only tested on GPUs (`gpu` marker); on CPU we test the
   decisions behind fsdp_qlora.yaml.
 
-The DDP run goes through the real CLI (`-m fine_tuning.ddp_probe train CONFIG` is `slm train CONFIG` plus a record of
-what each rank did, see fine_tuning/ddp_probe.py).
+The DDP run goes through the real CLI (`-m fine_tuning.train.ddp_probe train CONFIG` is `slm train CONFIG` plus a record of
+what each rank did, see fine_tuning/train/ddp_probe.py).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from slm_forest.files import write_jsonl
 from slm_forest.manifest import Manifest, describe_files, write_manifest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-ACCELERATE_CONFIGS = REPO_ROOT / "fine_tuning" / "accelerate_configs"
+ACCELERATE_CONFIGS = REPO_ROOT / "fine_tuning" / "train" / "accelerate_configs"
 ACCELERATE = Path(sys.executable).parent / "accelerate"
 SYSTEM = "당신은 한국 세법 전문가입니다. 관련 법령을 근거로 정확하게 답변하세요."
 LAWS = ["소득세법", "법인세법", "부가가치세법", "상속세 및 증여세법", "국세기본법", "조세특례제한법"]
@@ -104,7 +104,7 @@ def events(rows: list[dict], name: str) -> list[dict]:
 # ------------------------------------------------------------------------------------------------ DDP on CPU
 @pytest.fixture(scope="module")
 def ddp_run(tmp_path_factory):
-    """`accelerate launch --config_file ddp.yaml --num_processes 2 -m fine_tuning.ddp_probe train CONFIG`, once."""
+    """`accelerate launch --config_file ddp.yaml --num_processes 2 -m fine_tuning.train.ddp_probe train CONFIG`, once."""
     root = tmp_path_factory.mktemp("ddp")
     runs_dir = root / "runs"
     write_build(runs_dir / "ddp")
@@ -112,7 +112,7 @@ def ddp_run(tmp_path_factory):
     probe = root / "probe"
     command = [
         str(ACCELERATE), "launch", "--config_file", str(ACCELERATE_CONFIGS / "ddp.yaml"), "--num_processes", "2",
-        "--main_process_port", "0", "-m", "fine_tuning.ddp_probe", "train", str(config),
+        "--main_process_port", "0", "-m", "fine_tuning.train.ddp_probe", "train", str(config),
     ]
     result = subprocess.run(command, cwd=root, env=launch_env(probe), capture_output=True, text=True, timeout=300)
     return result, read_probe(probe), runs_dir / "ddp" / "train"
@@ -172,7 +172,7 @@ def test_cli_module_is_a_launchable_entry_point():
     assert result.returncode == 0, result.stderr
     assert "--resume" in result.stdout
     probe = subprocess.run(
-        [sys.executable, "-m", "fine_tuning.ddp_probe", "--help"], cwd=REPO_ROOT, capture_output=True, text=True,
+        [sys.executable, "-m", "fine_tuning.train.ddp_probe", "--help"], cwd=REPO_ROOT, capture_output=True, text=True,
         timeout=60, env={k: v for k, v in os.environ.items() if k != "SLM_DDP_PROBE_DIR"},
     )
     assert probe.returncode != 0 and "SLM_DDP_PROBE_DIR" in (probe.stderr + probe.stdout)
@@ -213,7 +213,7 @@ def _wrap_classes() -> list[str]:
 
 @pytest.fixture(scope="module")
 def tiny_models(tmp_path_factory):
-    from fine_tuning.tiny import build_tiny_model
+    from fine_tuning.train.tiny import build_tiny_model
 
     root = tmp_path_factory.mktemp("tiny")
     texts = [m["content"] for i in range(40) for m in _example(i)["messages"]]
@@ -223,8 +223,8 @@ def tiny_models(tmp_path_factory):
 def _lora_model(path: Path, kind: str):
     from transformers import AutoModelForCausalLM
 
-    from fine_tuning.loading import apply_lora
-    from fine_tuning.registry import get_model_spec
+    from fine_tuning.train.loading import apply_lora
+    from fine_tuning.plan.registry import get_model_spec
     from slm_forest.config import LoraConfigSection
 
     return apply_lora(AutoModelForCausalLM.from_pretrained(path), get_model_spec(kind), LoraConfigSection())
@@ -308,7 +308,7 @@ def test_fsdp_qlora_shards_a_multimodal_gemma3_across_two_gpus(tmp_path):
     probe = tmp_path / "probe"
     command = [
         str(ACCELERATE), "launch", "--config_file", str(ACCELERATE_CONFIGS / "fsdp_qlora.yaml"), "--num_processes", "2",
-        "--main_process_port", "0", "-m", "fine_tuning.ddp_probe", "train", str(config),
+        "--main_process_port", "0", "-m", "fine_tuning.train.ddp_probe", "train", str(config),
     ]
     result = subprocess.run(command, cwd=tmp_path, env=launch_env(probe), capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

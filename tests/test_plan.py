@@ -1,4 +1,4 @@
-"""GPU memory / time / cost planner (`fine_tuning.plan`). Pure Python, fast.
+"""GPU memory / time / cost planner (`fine_tuning.plan.memory`). Pure Python, fast.
 
 Validation against published peak-memory figures
 ------------------------------------------------
@@ -38,7 +38,7 @@ import math
 
 import pytest
 
-from fine_tuning.plan import (
+from fine_tuning.plan.memory import (
     DEFAULT_GPUS,
     GPU,
     estimate_memory,
@@ -49,7 +49,7 @@ from fine_tuning.plan import (
     resolve_lora_targets,
     suggest_changes,
 )
-from fine_tuning.registry import Architecture, get_model_spec
+from fine_tuning.plan.registry import Architecture, get_model_spec
 
 GIB = 2**30
 LLAMA2_7B = Architecture("llama", 4096, 32, 32, 32, 128, 11008, 32000, False)

@@ -75,7 +75,7 @@ def test_train_refuses_a_run_that_does_not_fit_the_gpu_it_finds():
     """The decision `slm train` makes on a GPU, tested on CPU with the GPU's name and memory given."""
     import pytest
 
-    from fine_tuning.plan_cli import memory_verdict
+    from fine_tuning.plan.cli import memory_verdict
     from slm_forest.config import load_config
     from slm_forest.errors import SlmError
 
@@ -90,7 +90,7 @@ def test_train_refuses_a_run_that_does_not_fit_the_gpu_it_finds():
 
 def test_train_optim_reaches_the_planner_and_the_8bit_suggestion_applies(tmp_path):
     """The planner's '8-bit paged AdamW (train.optim=paged_adamw_8bit)' is a config key the plan then honours."""
-    from fine_tuning.plan_cli import _memory_kwargs
+    from fine_tuning.plan.cli import _memory_kwargs
     from slm_forest.config import load_config
 
     base = ["train.base_model=gemma-3-12b-it", "train.micro_batch_size=1", "train.activation_checkpointing=true"]

@@ -33,14 +33,14 @@ EXAMPLES = [(f"ex-{i}", conversation(q, a)) for i, (q, a) in enumerate(PAIRS)]
 
 @pytest.fixture(scope="module")
 def tokenizer():
-    from fine_tuning.tiny import train_tokenizer
+    from fine_tuning.train.tiny import train_tokenizer
 
     texts = [SYSTEM] + [t for pair in PAIRS for t in pair]
     return train_tokenizer(texts * 20, vocab_size=600)
 
 
 def preflight(tokenizer, template=None, examples=EXAMPLES, max_length=512, end_of_turn="<end_of_turn>"):
-    from fine_tuning.preflight import run_preflight
+    from fine_tuning.train.preflight import run_preflight
 
     return run_preflight(
         tokenizer,
@@ -52,7 +52,7 @@ def preflight(tokenizer, template=None, examples=EXAMPLES, max_length=512, end_o
 
 
 def test_a_good_setup_passes_and_reports_what_is_trained(tokenizer):
-    from fine_tuning.preflight import tokenize_examples
+    from fine_tuning.train.preflight import tokenize_examples
 
     report = preflight(tokenizer)
     assert set(report.checks) == {"generation_markers", "assistant_mask", "end_of_turn", "max_length", "pad_token"}
@@ -105,7 +105,7 @@ def test_end_of_turn_outside_the_mask_fails(tokenizer):
 
 
 def test_pad_equal_to_eos_fails_unless_eos_is_trained(tokenizer):
-    from fine_tuning.chat_templates import PHI2_TRAINING_TEMPLATE
+    from fine_tuning.train.chat_templates import PHI2_TRAINING_TEMPLATE
 
     broken = copy.deepcopy(tokenizer)  # the module's tokenizer stays untouched
     broken.pad_token = broken.eos_token
@@ -146,7 +146,7 @@ CONVERSATIONS = [
 @pytest.mark.parametrize("index", range(len(CONVERSATIONS)))
 def test_gemma_training_template_renders_like_googles_gemma3_template(tokenizer, index):
     """Google's Gemma 3 template (as shipped inside TRL) is the reference for inference-time text."""
-    from fine_tuning.chat_templates import GEMMA_TRAINING_TEMPLATE, render
+    from fine_tuning.train.chat_templates import GEMMA_TRAINING_TEMPLATE, render
 
     original = (TRL_TEMPLATES / "gemma3.jinja").read_text(encoding="utf-8")
     messages = CONVERSATIONS[index]
@@ -158,7 +158,7 @@ def test_gemma_training_template_renders_like_googles_gemma3_template(tokenizer,
 
 
 def test_real_gemma3_template_is_replaced_by_ours_and_checked(tokenizer):
-    from fine_tuning.chat_templates import GEMMA_TRAINING_TEMPLATE, check_same_rendering, choose_training_template
+    from fine_tuning.train.chat_templates import GEMMA_TRAINING_TEMPLATE, check_same_rendering, choose_training_template
 
     gemma = copy.deepcopy(tokenizer)
     gemma.chat_template = (TRL_TEMPLATES / "gemma3.jinja").read_text(encoding="utf-8")
@@ -173,8 +173,8 @@ def test_real_gemma3_template_is_replaced_by_ours_and_checked(tokenizer):
 
 
 def test_phi2_gets_the_instruct_output_template_with_eos_trained(tokenizer):
-    from fine_tuning.chat_templates import choose_training_template, render
-    from fine_tuning.preflight import tokenize_examples
+    from fine_tuning.train.chat_templates import choose_training_template, render
+    from fine_tuning.train.preflight import tokenize_examples
 
     phi = copy.deepcopy(tokenizer)
     phi.chat_template = None
@@ -190,7 +190,7 @@ def test_phi2_gets_the_instruct_output_template_with_eos_trained(tokenizer):
 
 
 def test_unknown_template_without_markers_asks_for_train_chat_template(tokenizer, tmp_path):
-    from fine_tuning.chat_templates import choose_training_template
+    from fine_tuning.train.chat_templates import choose_training_template
 
     odd = copy.deepcopy(tokenizer)
     odd.chat_template = "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
@@ -207,8 +207,8 @@ def test_unknown_template_without_markers_asks_for_train_chat_template(tokenizer
 
 def test_our_gemma_template_masks_exactly_like_trls_gemma3_training_template(tokenizer):
     """What TRL would swap in for Google's exact template gives the same tokens and the same loss mask as ours."""
-    from fine_tuning.chat_templates import GEMMA_TRAINING_TEMPLATE
-    from fine_tuning.preflight import tokenize_examples
+    from fine_tuning.train.chat_templates import GEMMA_TRAINING_TEMPLATE
+    from fine_tuning.train.preflight import tokenize_examples
 
     trl_training = (TRL_TEMPLATES / "gemma3_training.jinja").read_text(encoding="utf-8")
     examples = [(str(i), messages) for i, messages in enumerate(CONVERSATIONS)]
@@ -218,9 +218,9 @@ def test_our_gemma_template_masks_exactly_like_trls_gemma3_training_template(tok
 
 
 def test_end_of_turn_token_per_model(tokenizer):
-    from fine_tuning.chat_templates import choose_training_template
-    from fine_tuning.registry import get_model_spec
-    from fine_tuning.train import end_of_turn_token
+    from fine_tuning.train.chat_templates import choose_training_template
+    from fine_tuning.plan.registry import get_model_spec
+    from fine_tuning.train.stage import end_of_turn_token
 
     tiny_phi, gemma = get_model_spec("tiny-random-phi"), get_model_spec("gemma-3-12b-it")
     ours = choose_training_template(tokenizer, "phi")  # the tiny tokenizer's Gemma-format template

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from fine_tuning.registry import (
+from fine_tuning.plan.registry import (
     GEMMA3_LORA_TARGET_REGEX,
     TINY_CONFIGS,
     Architecture,
@@ -305,7 +305,7 @@ def test_choose_dtype_rules():
 
 def test_import_is_fast_and_torch_free():
     # Measured in a fresh interpreter; best of up to 3 tries so a busy CI box does not flake the 0.2 s budget.
-    code = ("import sys, time; t = time.perf_counter(); import fine_tuning.registry, fine_tuning.plan; "
+    code = ("import sys, time; t = time.perf_counter(); import fine_tuning.plan.registry, fine_tuning.plan.memory; "
             "print(time.perf_counter() - t, 'torch' in sys.modules, 'transformers' in sys.modules)")
     best = float("inf")
     for _ in range(3):

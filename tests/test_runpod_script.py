@@ -118,17 +118,17 @@ def test_several_gpus_launch_one_process_per_gpu_with_the_ddp_config():
     assert result.returncode == 0, result.stderr
     train = commands(result.stdout)[index_of(commands(result.stdout), r"^nohup ")]
     assert re.search(
-        r"^nohup \S+/bin/accelerate launch --config_file fine_tuning/accelerate_configs/ddp\.yaml --num_processes 4 "
+        r"^nohup \S+/bin/accelerate launch --config_file fine_tuning/train/accelerate_configs/ddp\.yaml --num_processes 4 "
         r"-m slm_forest\.cli train configs/gemma-3-12b-qlora\.yaml ",
         train,
     ), train
-    assert (REPO_ROOT / "fine_tuning" / "accelerate_configs" / "ddp.yaml").exists()
+    assert (REPO_ROOT / "fine_tuning" / "train" / "accelerate_configs" / "ddp.yaml").exists()
 
     fsdp = dry_run(
         "configs/gemma-3-12b-qlora.yaml",
-        env={"GPUS": "2", "ACCELERATE_CONFIG": "fine_tuning/accelerate_configs/fsdp_qlora.yaml", "HF_TOKEN": SECRET},
+        env={"GPUS": "2", "ACCELERATE_CONFIG": "fine_tuning/train/accelerate_configs/fsdp_qlora.yaml", "HF_TOKEN": SECRET},
     )
-    assert "--config_file fine_tuning/accelerate_configs/fsdp_qlora.yaml --num_processes 2" in fsdp.stdout
+    assert "--config_file fine_tuning/train/accelerate_configs/fsdp_qlora.yaml --num_processes 2" in fsdp.stdout
 
 
 def test_overrides_and_config_paths_from_another_directory(tmp_path):

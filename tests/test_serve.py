@@ -6,8 +6,8 @@ import httpx
 import openai
 import pytest
 
-from fine_tuning.generate import GenerationSettings, resolve_source
-from fine_tuning.serve import ServeSettings, TransformersEngine, make_server, run_in_thread
+from fine_tuning.serve.generate import GenerationSettings, resolve_source
+from fine_tuning.serve.http import ServeSettings, TransformersEngine, make_server, run_in_thread
 from tests.test_evaluate_tiny import copy_run, tiny_run
 
 KEY = "test-serve-key-0123456789"
@@ -16,7 +16,7 @@ QUESTION = "부가가치세 확정신고는 언제까지 해야 하나요?"
 
 @pytest.fixture(scope="module")
 def loaded(tmp_path_factory):
-    from fine_tuning.generate import load_model
+    from fine_tuning.serve.generate import load_model
 
     run = copy_run(tiny_run(tmp_path_factory), tmp_path_factory.mktemp("serve"), "served")
     return load_model(resolve_source(run="served", runs_dir=run.parent), device="cpu")
@@ -40,7 +40,7 @@ def client(server):
 
 
 def _expected(loaded, max_new_tokens=20, stop=()):
-    from fine_tuning.generate import generate_batch, with_system
+    from fine_tuning.serve.generate import generate_batch, with_system
 
     convo = with_system([{"role": "user", "content": QUESTION}], loaded.system_prompt)
     settings = GenerationSettings(max_new_tokens=max_new_tokens, stop=stop)
@@ -187,7 +187,7 @@ def test_serve_command_refuses_a_missing_key_variable_or_backend(monkeypatch, tm
     import typer
     from typer.testing import CliRunner
 
-    from fine_tuning.ask_cli import serve
+    from fine_tuning.serve.ask_cli import serve
     from slm_forest.errors import SlmError
 
     app = typer.Typer()

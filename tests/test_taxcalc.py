@@ -11,7 +11,7 @@ from datetime import date
 
 import pytest
 
-from slm_datagen.build.taxcalc import (
+from slm_datagen.taxlaw.taxcalc import (
     FILING_CREDIT_PCT,
     INCOME_TAX_RATES,
     INHERITANCE_GIFT_RATES,

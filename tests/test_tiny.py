@@ -20,7 +20,7 @@ TEXTS = [
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     """Each tiny kind built twice with the same seed and once with another seed."""
-    from fine_tuning.tiny import build_tiny_model
+    from fine_tuning.train.tiny import build_tiny_model
 
     root = tmp_path_factory.mktemp("tiny")
     out = {}
@@ -106,7 +106,7 @@ def test_multimodal_variant_has_the_real_gemma3_checkpoint_layout(built):
 def test_overrides_change_the_architecture(tmp_path):
     from transformers import AutoConfig
 
-    from fine_tuning.tiny import build_tiny_model
+    from fine_tuning.train.tiny import build_tiny_model
 
     path = build_tiny_model(
         "tiny-random-gemma3", tmp_path / "m", TEXTS, seed=1, overrides={"hidden_size": 32, "num_hidden_layers": 4}
@@ -116,7 +116,7 @@ def test_overrides_change_the_architecture(tmp_path):
 
 
 def test_unknown_override_names_the_config_key(tmp_path):
-    from fine_tuning.tiny import build_tiny_model
+    from fine_tuning.train.tiny import build_tiny_model
 
     with pytest.raises(SlmError, match=r"train\.tiny_model\.hidden"):
         build_tiny_model("tiny-random-phi", tmp_path / "m", TEXTS, seed=1, overrides={"hidden": 32})
@@ -132,7 +132,7 @@ def test_pretraining_teaches_the_tiny_base_the_corpus(tmp_path):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from fine_tuning.tiny import build_tiny_model
+    from fine_tuning.train.tiny import build_tiny_model
 
     texts = ["부가가치세는 과세기간 종료 후 25일 이내에 신고·납부합니다.", "소득세법 제12조는 비과세소득을 정합니다."] * 40
     losses = {}

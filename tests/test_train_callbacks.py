@@ -21,7 +21,7 @@ class RecordingTask:
 
 
 def test_progress_callback_shows_step_total_and_losses(monkeypatch, tmp_path):
-    import fine_tuning.callbacks as callbacks
+    import fine_tuning.train.callbacks as callbacks
 
     opened: list[tuple[str, int]] = []
     task = RecordingTask()
@@ -55,7 +55,7 @@ def test_progress_callback_shows_step_total_and_losses(monkeypatch, tmp_path):
 def test_token_counter_measures_padding():
     import torch
 
-    from fine_tuning.callbacks import TokenCounter
+    from fine_tuning.train.callbacks import TokenCounter
 
     counter = TokenCounter()
     # a padded batch: 2 rows of 4 positions, 5 real tokens, 3 of them trained
@@ -72,7 +72,7 @@ def test_token_counter_measures_padding():
 
 
 def test_loss_plot_and_history_files(tmp_path):
-    from fine_tuning.callbacks import loss_series, plot_loss, write_log_history
+    from fine_tuning.train.callbacks import loss_series, plot_loss, write_log_history
 
     history = [{"step": s, "loss": 3.0 - 0.1 * s} for s in range(1, 11)] + [{"step": 5, "eval_loss": 2.7}, {"step": 10, "eval_loss": 2.4}]
     assert loss_series(history)["eval_loss"] == [(5, 2.7), (10, 2.4)]
@@ -87,6 +87,6 @@ def test_loss_plot_and_history_files(tmp_path):
 def test_cpu_threads_rule(parameters, device, expected):
     import torch
 
-    from fine_tuning.train import cpu_threads
+    from fine_tuning.train.stage import cpu_threads
 
     assert cpu_threads(device, parameters) == (expected or torch.get_num_threads())

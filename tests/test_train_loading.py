@@ -22,7 +22,7 @@ TEXTS = [t for pair in QA for t in pair] * 10
 
 @pytest.fixture(scope="module", autouse=True)
 def one_thread():
-    """Tiny models train fastest on one thread (see fine_tuning.train.cpu_threads); restored afterwards."""
+    """Tiny models train fastest on one thread (see fine_tuning.train.stage.cpu_threads); restored afterwards."""
     import torch
 
     before = torch.get_num_threads()
@@ -33,7 +33,7 @@ def one_thread():
 
 @pytest.fixture(scope="module")
 def tiny_dirs(tmp_path_factory):
-    from fine_tuning.tiny import build_tiny_model
+    from fine_tuning.train.tiny import build_tiny_model
 
     root = tmp_path_factory.mktemp("bases")
     return {
@@ -44,7 +44,7 @@ def tiny_dirs(tmp_path_factory):
 
 def short_run(model, tokenizer, out_dir, steps=4, method="lora"):
     """A few real SFTTrainer steps through the train stage's own config and trainer builders."""
-    from fine_tuning.train import make_trainer, sft_config
+    from fine_tuning.train.stage import make_trainer, sft_config
 
     cfg = load_config(
         None, [f"train.max_steps={steps}", "train.learning_rate=0.01", "train.max_length=128", "train.micro_batch_size=4",
@@ -64,8 +64,8 @@ def snapshot(model):
 def test_lora_training_moves_every_adapter_tensor_and_no_base_tensor(tiny_dirs, tmp_path):
     from transformers import AutoTokenizer
 
-    from fine_tuning.loading import apply_lora, load_model_for_training, prepare_tokenizer
-    from fine_tuning.registry import get_model_spec
+    from fine_tuning.train.loading import apply_lora, load_model_for_training, prepare_tokenizer
+    from fine_tuning.plan.registry import get_model_spec
 
     spec = get_model_spec("tiny-random-gemma3")
     model = load_model_for_training(spec, tiny_dirs["tiny-random-gemma3"], "lora", "fp32", "cpu")
@@ -96,8 +96,8 @@ def test_qlora_on_cpu_quantizes_the_language_model_only_and_trains(tiny_dirs, tm
     from peft.tuners.lora import LoraLayer
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from fine_tuning.loading import apply_lora, load_model_for_training, load_pretrained, prepare_tokenizer
-    from fine_tuning.registry import get_model_spec
+    from fine_tuning.train.loading import apply_lora, load_model_for_training, load_pretrained, prepare_tokenizer
+    from fine_tuning.plan.registry import get_model_spec
 
     spec = get_model_spec(kind)
     path = tiny_dirs[kind]
@@ -136,7 +136,7 @@ def test_qlora_on_cpu_quantizes_the_language_model_only_and_trains(tiny_dirs, tm
 def test_language_model_only_load_matches_the_multimodal_model(tiny_dirs):
     import torch
 
-    from fine_tuning.loading import load_language_model_only, load_pretrained, model_class_for
+    from fine_tuning.train.loading import load_language_model_only, load_pretrained, model_class_for
 
     path = tiny_dirs["tiny-random-gemma3-mm"]
     full_cls = model_class_for(path)
@@ -152,7 +152,7 @@ def test_language_model_only_load_matches_the_multimodal_model(tiny_dirs):
 def test_naive_text_only_load_of_a_multimodal_checkpoint_is_refused(tiny_dirs):
     from transformers import AutoConfig, Gemma3ForCausalLM
 
-    from fine_tuning.loading import load_pretrained
+    from fine_tuning.train.loading import load_pretrained
 
     path = tiny_dirs["tiny-random-gemma3-mm"]
     # What transformers itself does: no error, every weight random. Shown here so the guard below stays needed.
@@ -165,8 +165,8 @@ def test_naive_text_only_load_of_a_multimodal_checkpoint_is_refused(tiny_dirs):
 
 
 def test_all_linear_lora_on_multimodal_gemma_is_refused(tiny_dirs):
-    from fine_tuning.loading import apply_lora, load_model_for_training
-    from fine_tuning.registry import get_model_spec
+    from fine_tuning.train.loading import apply_lora, load_model_for_training
+    from fine_tuning.plan.registry import get_model_spec
 
     spec = get_model_spec("tiny-random-gemma3-mm")
     model = load_model_for_training(spec, tiny_dirs["tiny-random-gemma3-mm"], "lora", "fp32", "cpu")
@@ -178,7 +178,7 @@ def test_all_linear_lora_on_multimodal_gemma_is_refused(tiny_dirs):
 def test_pad_equal_to_eos_gets_a_distinct_pad_within_the_embedding(tiny_dirs):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from fine_tuning.loading import prepare_tokenizer
+    from fine_tuning.train.loading import prepare_tokenizer
 
     path = tiny_dirs["tiny-random-phi"]
     model = AutoModelForCausalLM.from_pretrained(path)
@@ -191,9 +191,9 @@ def test_pad_equal_to_eos_gets_a_distinct_pad_within_the_embedding(tiny_dirs):
 
 
 def test_dtype_rules_gemma3_never_fp16_and_fp32_on_cpu(tiny_dirs):
-    from fine_tuning.loading import load_model_for_training
-    from fine_tuning.registry import get_model_spec
-    from fine_tuning.train import resolve_dtype
+    from fine_tuning.train.loading import load_model_for_training
+    from fine_tuning.plan.registry import get_model_spec
+    from fine_tuning.train.stage import resolve_dtype
 
     gemma, phi = get_model_spec("tiny-random-gemma3"), get_model_spec("tiny-random-phi")
 
@@ -217,7 +217,7 @@ def test_dtype_rules_gemma3_never_fp16_and_fp32_on_cpu(tiny_dirs):
 
 
 def test_unknown_base_model_names_the_key():
-    from fine_tuning.train import model_spec
+    from fine_tuning.train.stage import model_spec
 
     with pytest.raises(SlmError, match="train.base_model: unknown model 'gemma-9'"):
         model_spec("gemma-9")
@@ -231,9 +231,9 @@ def test_bf16_lora_on_cuda(tiny_dirs, tmp_path):
         pytest.skip("needs a CUDA GPU")
     from transformers import AutoTokenizer
 
-    from fine_tuning.loading import apply_lora, load_model_for_training, prepare_tokenizer
-    from fine_tuning.registry import choose_dtype, get_model_spec
-    from fine_tuning.train import make_trainer, sft_config
+    from fine_tuning.train.loading import apply_lora, load_model_for_training, prepare_tokenizer
+    from fine_tuning.plan.registry import choose_dtype, get_model_spec
+    from fine_tuning.train.stage import make_trainer, sft_config
 
     spec = get_model_spec("tiny-random-gemma3")
     dtype = choose_dtype(spec, "cuda", torch.cuda.is_bf16_supported())
@@ -257,8 +257,8 @@ def test_qlora_on_cuda_computes_in_bf16(tiny_dirs):
 
     if not torch.cuda.is_available():
         pytest.skip("needs a CUDA GPU")
-    from fine_tuning.loading import quantization_config
-    from fine_tuning.registry import get_model_spec
+    from fine_tuning.train.loading import quantization_config
+    from fine_tuning.plan.registry import get_model_spec
 
     config = quantization_config(get_model_spec("tiny-random-gemma3-mm"), "cuda")
     assert config.bnb_4bit_compute_dtype == torch.bfloat16 and config.bnb_4bit_quant_type == "nf4"
@@ -285,7 +285,7 @@ def test_packed_sequences_do_not_attend_to_each_other(tiny_dirs, kind):
 def test_auto_class_load_of_the_multimodal_checkpoint_is_allowed(tiny_dirs):
     from transformers import AutoModelForCausalLM
 
-    from fine_tuning.loading import load_pretrained
+    from fine_tuning.train.loading import load_pretrained
 
     model = load_pretrained(AutoModelForCausalLM, tiny_dirs["tiny-random-gemma3-mm"])
     assert type(model).__name__ == "Gemma3ForConditionalGeneration"
@@ -341,9 +341,9 @@ def test_train_stage_batches_carry_no_token_type_ids_and_zeros_are_dropped(tiny_
     import torch
     from transformers import AutoTokenizer
 
-    from fine_tuning.loading import apply_lora, load_model_for_training, prepare_tokenizer
-    from fine_tuning.registry import get_model_spec
-    from fine_tuning.train import make_trainer, sft_config, text_only_inputs
+    from fine_tuning.train.loading import apply_lora, load_model_for_training, prepare_tokenizer
+    from fine_tuning.plan.registry import get_model_spec
+    from fine_tuning.train.stage import make_trainer, sft_config, text_only_inputs
 
     spec = get_model_spec("tiny-random-gemma3-mm")
     path = tiny_dirs["tiny-random-gemma3-mm"]

@@ -95,7 +95,7 @@ def test_stage_writes_the_adapter_and_nothing_else_in_it(trained):
     manifest = read_manifest(stage)
     listed = {entry.path for entry in manifest.outputs}
     assert "train/adapter/adapter_model.safetensors" in listed and "train/train_summary.json" in listed
-    from fine_tuning.chat_templates import has_generation_markers
+    from fine_tuning.train.chat_templates import has_generation_markers
 
     assert has_generation_markers((stage / "tokenizer" / "chat_template.jinja").read_text(encoding="utf-8"))
 
@@ -126,7 +126,7 @@ def test_trained_run_reloads_for_inference_and_differs_from_the_base(trained):
     from safetensors.torch import load_file
     from transformers import AutoModelForCausalLM
 
-    from fine_tuning.loading import load_trained
+    from fine_tuning.train.loading import load_trained
 
     _, _, stage = trained
     adapter = load_file(str(stage / "adapter" / "adapter_model.safetensors"))
@@ -153,7 +153,7 @@ def test_unchanged_rerun_is_skipped(trained):
 
 @pytest.mark.slow
 def test_multimodal_gemma_without_val_split_trains_and_reloads_on_its_class(runs_dir):
-    from fine_tuning.loading import load_trained
+    from fine_tuning.train.loading import load_trained
 
     write_build(runs_dir, "mm", n_train=16, n_val=0)
     cfg = config(runs_dir, "mm", "train.base_model=tiny-random-gemma3-mm", "train.max_steps=3", "train.report_to=[]")
@@ -191,8 +191,8 @@ def test_rising_eval_loss_stops_early_and_keeps_the_best_adapter(runs_dir):
 def test_base_without_chat_template_trains_in_phi2_instruct_output_format(runs_dir, tmp_path_factory):
     """Phi-2 ships no chat template: a local Phi checkpoint without one gets the Instruct/Output format, eos as the
     trained end of turn, and inference loads it from its own path (no base_model/ copy)."""
-    from fine_tuning.loading import load_trained
-    from fine_tuning.tiny import build_tiny_model
+    from fine_tuning.train.loading import load_trained
+    from fine_tuning.train.tiny import build_tiny_model
 
     base = build_tiny_model("tiny-random-phi", tmp_path_factory.mktemp("phi_like") / "base",
                             [m["content"] for i in range(8) for m in example(i)["messages"]], seed=5)
@@ -223,7 +223,7 @@ def test_preflight_failure_stops_the_stage_before_training(runs_dir):
 
 def _checkpoints_of_another_config(stage: Path) -> list[Path]:
     """Two complete checkpoints and the resume key of some earlier configuration, as a previous run leaves them."""
-    from fine_tuning.train import RESUME_KEY_FILE
+    from fine_tuning.train.stage import RESUME_KEY_FILE
 
     out = stage / "checkpoints"
     folders = []
@@ -240,7 +240,7 @@ def _checkpoints_of_another_config(stage: Path) -> list[Path]:
 @pytest.mark.slow
 def test_checkpoints_of_another_config_survive_a_rerun_that_fails_its_checks(runs_dir, tmp_path):
     """Stale checkpoints are removed only after the template choice, the rendering check and the preflight passed."""
-    from fine_tuning.train import RESUME_KEY_FILE
+    from fine_tuning.train.stage import RESUME_KEY_FILE
 
     write_build(runs_dir, "keep", n_train=8, n_val=0)
     stage = runs_dir / "keep" / "train"
@@ -269,7 +269,7 @@ def test_resumed_run_keeps_the_early_stopping_counter(runs_dir, monkeypatch):
     restore_callback_states_from_checkpoint); the patience itself follows the config, which may change."""
     from transformers import TrainerCallback
 
-    import fine_tuning.train as train
+    import fine_tuning.train.stage as train
 
     write_build(runs_dir, "patience", n_train=32, n_val=8)
     # lr 0.5 makes the eval loss rise after the first evaluation, so the counter climbs at every evaluation
@@ -308,7 +308,7 @@ def test_resumed_run_keeps_the_early_stopping_counter(runs_dir, monkeypatch):
 KILL_SCRIPT = """
 import sys, time
 from transformers import TrainerCallback
-import fine_tuning.train as train
+import fine_tuning.train.stage as train
 from slm_forest.config import load_config
 from slm_forest.pipeline import run_stage
 
@@ -403,7 +403,7 @@ def write_config(directory: Path, overrides: list[str]) -> Path:
 
 
 def test_resume_rules_without_training(tmp_path):
-    from fine_tuning.train import RESUME_KEY_FILE, last_complete_checkpoint, resolve_resume
+    from fine_tuning.train.stage import RESUME_KEY_FILE, last_complete_checkpoint, resolve_resume
 
     out = tmp_path / "checkpoints"
     with pytest.raises(SlmError, match="--resume: no complete checkpoint"):
@@ -428,7 +428,7 @@ def test_resume_rules_without_training(tmp_path):
 
 
 def test_deciding_about_stale_checkpoints_deletes_nothing(tmp_path):
-    from fine_tuning.train import RESUME_KEY_FILE, commit_fresh_start, decide_resume
+    from fine_tuning.train.stage import RESUME_KEY_FILE, commit_fresh_start, decide_resume
 
     out = tmp_path / "checkpoints"
     old = _checkpoints_of_another_config(tmp_path)
@@ -445,7 +445,7 @@ def test_deciding_about_stale_checkpoints_deletes_nothing(tmp_path):
 
 
 def test_resume_key_ignores_schedule_knobs_but_not_the_model():
-    from fine_tuning.train import resume_key
+    from fine_tuning.train.stage import resume_key
 
     base = load_config(None).train
     same = load_config(None, ["train.max_steps=500", "train.save_steps=100", "train.eval_steps=50"]).train
@@ -459,7 +459,7 @@ def test_resume_key_ignores_schedule_knobs_but_not_the_model():
     legacy = {k: v for k, v in base.model_dump(mode="json").items() if k != "optim"}
     import hashlib
 
-    from fine_tuning.train import _RESUME_FREE_KEYS
+    from fine_tuning.train.stage import _RESUME_FREE_KEYS
 
     section = {k: v for k, v in legacy.items() if k not in _RESUME_FREE_KEYS}
     payload = json.dumps({"train": section, "seed": 42, "data": ["h"]}, sort_keys=True, ensure_ascii=False)
@@ -467,7 +467,7 @@ def test_resume_key_ignores_schedule_knobs_but_not_the_model():
 
 
 def test_config_errors_name_the_key(monkeypatch):
-    from fine_tuning.train import check_schedule, report_targets
+    from fine_tuning.train.stage import check_schedule, report_targets
 
     with pytest.raises(SlmError, match=r"train\.save_steps=30 is not a multiple of train\.eval_steps=20"):
         check_schedule(load_config(None, ["train.save_steps=30", "train.eval_steps=20"]).train, has_eval=True)
@@ -494,7 +494,7 @@ def test_config_errors_name_the_key(monkeypatch):
 
 
 def test_sft_config_follows_the_train_section(tmp_path):
-    from fine_tuning.train import sft_config
+    from fine_tuning.train.stage import sft_config
 
     cfg = load_config(None, ["train.activation_checkpointing=true", "train.warmup_ratio=0.1", "train.max_steps=40"]).train
     args = sft_config(cfg, 7, tmp_path, "cpu", "fp32", has_eval=True, report=["tensorboard"])

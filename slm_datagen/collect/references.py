@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 
 from slm_forest.records import ArticleRef
-from slm_datagen.build.citations import find_citations
+from slm_datagen.taxlaw.citations import find_citations
 
 _SECTION_TITLE = re.compile(r"【[^】]*】")
 _ISSUE_MARK = re.compile(r"\[\d+\]")
@@ -22,7 +22,7 @@ _ISSUE_MARK = re.compile(r"\[\d+\]")
 def parse_references(text: str | None, default_law: str | None = None) -> list[ArticleRef]:
     """Every article citation in `text`, in order, without duplicates.
 
-    The project's one citation parser (`slm_datagen.build.citations`) does the reading, so the references stored
+    The project's one citation parser (`slm_datagen.taxlaw.citations`) does the reading, so the references stored
     here are the ones the build stage later checks answers against.
     """
     if not text:

@@ -1,6 +1,6 @@
 """What a calculation pair must carry so that `slm build` can recompute it, derived from the checker itself.
 
-`slm_datagen.build.taxcalc.check_calculation` recomputes a teacher's payload only when its inputs use the names,
+`slm_datagen.taxlaw.taxcalc.check_calculation` recomputes a teacher's payload only when its inputs use the names,
 types and values it models (`taxcalc._INPUT_TYPES` / `_REQUIRED_INPUTS`, the enums, `_RESULT_FIELDS`). A payload
 with any other name is "unsupported" (kept as an unverified flag), so wrong arithmetic would reach training. The
 calculation prompt is therefore generated from those tables (`calculation_rule`), and a reply is checked against
@@ -16,8 +16,8 @@ from __future__ import annotations
 from enum import Enum
 from typing import Any
 
-from slm_datagen.build import taxcalc
-from slm_datagen.build.taxcalc import AssetKind, DonorRelation, HoldingPeriod
+from slm_datagen.taxlaw import taxcalc
+from slm_datagen.taxlaw.taxcalc import AssetKind, DonorRelation, HoldingPeriod
 
 # The checker's own tables. They are module-private in taxcalc; reading them here (rather than copying them) is what
 # keeps the prompt and the checker from drifting apart.

@@ -1,0 +1,1 @@
+"""`slm evaluate`: answer metrics, multiple-choice benchmarks, the report, the stage."""

@@ -1,0 +1,1 @@
+"""`slm export`: merge the adapter, model card, Ollama Modelfile, GGUF, the stage."""

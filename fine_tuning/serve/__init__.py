@@ -1,0 +1,1 @@
+"""`slm ask` / `slm chat` / `slm serve`: generation, the interactive commands and the OpenAI-compatible server."""

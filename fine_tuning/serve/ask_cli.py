@@ -1,0 +1,296 @@
+"""Typer command functions for `slm ask`, `slm chat` and `slm serve` (registered on the `slm` app by slm_forest.cli).
+
+    slm ask "부가가치세 신고는 언제 해야 하나요?" --run smoke          one answer, streamed to stdout
+    slm ask --file questions.jsonl --run smoke --out answers.jsonl   a batch (JSONL in, JSONL out)
+    slm chat --model runs/smoke/export/merged                        an interactive session (/reset, /exit)
+    slm serve --run smoke --port 8000 --api-key-env SLM_SERVE_KEY    an OpenAI-compatible endpoint
+
+Every command takes the model the same way: `--run NAME` (with `--runs-dir`), `--model MERGED_DIR`, or
+`--model BASE --adapter ADAPTER_DIR` (see `fine_tuning.serve.generate.resolve_source`). The system prompt defaults to the one
+the model was trained with (`--system ""` sends none). Answers go to stdout, everything else (loading, progress,
+prompts) to stderr, so `slm ask … > answer.txt` captures only the answer.
+
+This module imports no torch/transformers at import time; each command imports `fine_tuning.serve.generate` when it runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from slm_forest.errors import SlmError
+from slm_forest.progress import console
+
+ModelOpt = Annotated[
+    Optional[str],
+    typer.Option("--model", help="merged model directory, or the base model (directory or hub id) with --adapter", show_default=False),
+]
+AdapterOpt = Annotated[
+    Optional[str], typer.Option("--adapter", help="LoRA adapter directory, e.g. runs/smoke/train/adapter", show_default=False)
+]
+RunOpt = Annotated[
+    Optional[str],
+    typer.Option("--run", help="run name: its export/merged if present, else its train stage's base + adapter", show_default=False),
+]
+RunsDirOpt = Annotated[str, typer.Option("--runs-dir", help="directory holding the runs")]
+MaxNewOpt = Annotated[int, typer.Option("--max-new-tokens", min=1, help="longest answer, in tokens")]
+TemperatureOpt = Annotated[float, typer.Option("--temperature", min=0.0, max=2.0, help="0 = greedy (deterministic)")]
+SystemOpt = Annotated[
+    Optional[str],
+    typer.Option("--system", help="system prompt; default: the one the model was trained with; \"\" for none", show_default=False),
+]
+
+
+def _load(model: str | None, adapter: str | None, run: str | None, runs_dir: str, system: str | None) -> Any:
+    from fine_tuning.serve.generate import load_model, resolve_source
+
+    source = resolve_source(model=model, adapter=adapter, run=run, runs_dir=runs_dir)
+    console.print(f"[dim]loading {source.describe()} …[/dim]")
+    loaded = load_model(source)
+    if system is not None:
+        loaded.system_prompt = system or None
+    return loaded
+
+
+def _settings(max_new_tokens: int, temperature: float) -> Any:
+    from fine_tuning.serve.generate import GenerationSettings
+
+    return GenerationSettings(max_new_tokens=max_new_tokens, temperature=temperature)
+
+
+def _conversation(loaded: Any, messages: list[dict[str, str]], max_new_tokens: int) -> list[dict[str, str]]:
+    from fine_tuning.serve.generate import fit_history, with_system
+
+    budget = loaded.max_positions - max_new_tokens if loaded.max_positions else None
+    return fit_history(loaded.tokenizer, with_system(messages, loaded.system_prompt), budget)
+
+
+def _stream_answer(loaded: Any, messages: list[dict[str, str]], settings: Any) -> Any:
+    """Print the answer to stdout as it is generated; returns the Completion."""
+    from fine_tuning.serve.generate import stream_generate
+
+    stream = stream_generate(loaded.model, loaded.tokenizer, _conversation(loaded, messages, settings.max_new_tokens), settings, loaded.stop_ids)
+    try:
+        for piece in stream:
+            sys.stdout.write(piece)
+            sys.stdout.flush()
+    except KeyboardInterrupt:
+        stream.cancel()
+        sys.stdout.write("\n")
+        console.print("[yellow](answer interrupted)[/yellow]")
+        return None
+    sys.stdout.write("\n")
+    sys.stdout.flush()
+    return stream.completion
+
+
+# ---------------------------------------------------------------------------------------------------------- ask
+def read_questions(path: Path) -> list[dict[str, Any]]:
+    """Questions from a .jsonl file ({"question": …} or {"messages": […]}, optional "id") or a text file (one per line)."""
+    if not path.is_file():
+        raise SlmError(f"--file {path}: not found", "pass a .jsonl file ({\"question\": …} per line) or a text file")
+    rows: list[dict[str, Any]] = []
+    if path.suffix == ".jsonl":
+        from slm_forest.files import read_jsonl
+
+        for line_no, row in enumerate(read_jsonl(path), start=1):
+            if isinstance(row, dict) and isinstance(row.get("question"), str) and row["question"].strip():
+                messages = [{"role": "user", "content": row["question"].strip()}]
+            elif isinstance(row, dict) and isinstance(row.get("messages"), list) and row["messages"]:
+                messages = [{"role": m.get("role"), "content": m.get("content")} for m in row["messages"]]
+                if messages[-1]["role"] != "user":
+                    raise SlmError(f"{path}:{line_no}: the last message must come from the user", "drop the trailing answer")
+            else:
+                raise SlmError(f"{path}:{line_no}: no \"question\" (string) or \"messages\" (list)", 'write {"question": "…"} per line')
+            rows.append({"id": row.get("id", line_no), "messages": messages})
+    else:
+        for line_no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            if line.strip():
+                rows.append({"id": line_no, "messages": [{"role": "user", "content": line.strip()}]})
+    if not rows:
+        raise SlmError(f"--file {path}: no questions in it", "one question per line")
+    return rows
+
+
+def answer_batch(loaded: Any, rows: list[dict[str, Any]], settings: Any, batch_size: int) -> list[dict[str, Any]]:
+    from fine_tuning.serve.generate import generate_batch
+    from slm_forest.progress import progress_bar
+
+    answers: list[dict[str, Any]] = []
+    with progress_bar("ask: answering", len(rows)) as bar:
+        for start in range(0, len(rows), batch_size):
+            chunk = rows[start : start + batch_size]
+            convos = [_conversation(loaded, r["messages"], settings.max_new_tokens) for r in chunk]
+            for row, completion in zip(chunk, generate_batch(loaded.model, loaded.tokenizer, convos, settings, loaded.stop_ids)):
+                answers.append(
+                    {
+                        "id": row["id"],
+                        "question": row["messages"][-1]["content"],
+                        "answer": completion.text,
+                        "finish_reason": completion.finish_reason,
+                        "prompt_tokens": completion.prompt_tokens,
+                        "completion_tokens": completion.completion_tokens,
+                    }
+                )
+            bar.advance(len(chunk))
+    return answers
+
+
+def ask(
+    question: Annotated[Optional[str], typer.Argument(help="the question (or use --file)", show_default=False)] = None,
+    model: ModelOpt = None,
+    adapter: AdapterOpt = None,
+    run: RunOpt = None,
+    runs_dir: RunsDirOpt = "runs",
+    file: Annotated[
+        Optional[Path], typer.Option("--file", help="batch: .jsonl ({\"question\"} or {\"messages\"} per line) or .txt", show_default=False)
+    ] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", help="batch: write the JSONL answers here instead of stdout", show_default=False)] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="batch: questions per generate call")] = 8,
+    max_new_tokens: MaxNewOpt = 256,
+    temperature: TemperatureOpt = 0.0,
+    system: SystemOpt = None,
+    stream: Annotated[bool, typer.Option("--stream/--no-stream", help="print the answer token by token")] = True,
+) -> None:
+    """Answer one question (streamed to stdout) or a file of questions (JSONL to stdout or --out)."""
+    if (question is None) == (file is None):
+        raise SlmError("give either a question or --file", 'e.g. slm ask "부가가치세 신고는 언제 해야 하나요?" --run smoke')
+    rows = read_questions(file) if file is not None else None
+    loaded = _load(model, adapter, run, runs_dir, system)
+    settings = _settings(max_new_tokens, temperature)
+    if rows is None:
+        messages = [{"role": "user", "content": question or ""}]
+        if stream:
+            _stream_answer(loaded, messages, settings)
+            return
+        from fine_tuning.serve.generate import generate_batch
+
+        completion = generate_batch(loaded.model, loaded.tokenizer, [_conversation(loaded, messages, max_new_tokens)], settings, loaded.stop_ids)[0]
+        sys.stdout.write(completion.text + "\n")
+        return
+    answers = answer_batch(loaded, rows, settings, batch_size)
+    if out is not None:
+        from slm_forest.files import write_jsonl
+
+        write_jsonl(out, answers)
+        console.print(f"ask: {len(answers)} answers → {out}")
+    else:
+        for row in answers:
+            sys.stdout.write(json.dumps(row, ensure_ascii=False) + "\n")
+        sys.stdout.flush()
+
+
+# --------------------------------------------------------------------------------------------------------- chat
+CHAT_HELP = "/reset clears the conversation, /exit (or Ctrl-D) quits"
+
+
+def chat(
+    model: ModelOpt = None,
+    adapter: AdapterOpt = None,
+    run: RunOpt = None,
+    runs_dir: RunsDirOpt = "runs",
+    max_new_tokens: MaxNewOpt = 256,
+    temperature: TemperatureOpt = 0.0,
+    system: SystemOpt = None,
+) -> None:
+    """An interactive conversation in the terminal: answers stream as they are generated, history is kept."""
+    loaded = _load(model, adapter, run, runs_dir, system)
+    settings = _settings(max_new_tokens, temperature)
+    console.print(f"[bold]slm chat[/bold] with {loaded.source.label} — {CHAT_HELP}")
+    history: list[dict[str, str]] = []
+    while True:
+        console.print("[bold cyan]you>[/bold cyan] ", end="")
+        try:
+            line = sys.stdin.readline()
+        except KeyboardInterrupt:
+            break
+        if not line:  # end of input
+            break
+        text = line.strip()
+        if not text:
+            continue
+        if text in ("/exit", "/quit"):
+            break
+        if text == "/reset":
+            history.clear()
+            console.print("[dim](conversation cleared)[/dim]")
+            continue
+        if text.startswith("/"):
+            console.print(f"[yellow]unknown command {text}[/yellow] — {CHAT_HELP}")
+            continue
+        history.append({"role": "user", "content": text})
+        console.print("[bold green]model>[/bold green] ", end="")
+        completion = _stream_answer(loaded, history, settings)
+        if completion is None:  # interrupted: forget the unanswered question
+            history.pop()
+            continue
+        history.append({"role": "assistant", "content": completion.text})
+    console.print("[dim]bye[/dim]")
+
+
+# -------------------------------------------------------------------------------------------------------- serve
+def serve(
+    model: ModelOpt = None,
+    adapter: AdapterOpt = None,
+    run: RunOpt = None,
+    runs_dir: RunsDirOpt = "runs",
+    host: Annotated[str, typer.Option("--host", help="interface to bind; 0.0.0.0 exposes the server to the network")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=0, max=65535)] = 8000,
+    model_name: Annotated[
+        Optional[str], typer.Option("--model-name", help="the model id clients send; default: the run or directory name", show_default=False)
+    ] = None,
+    api_key_env: Annotated[
+        Optional[str],
+        typer.Option("--api-key-env", help="require `Authorization: Bearer $VAR` (e.g. SLM_SERVE_KEY); 401 otherwise", show_default=False),
+    ] = None,
+    max_concurrent: Annotated[int, typer.Option("--max-concurrent", min=1, help="generations running at once")] = 1,
+    queue_timeout: Annotated[
+        float, typer.Option("--queue-timeout", min=0.0, help="seconds a request waits for a free slot before 429")
+    ] = 30.0,
+    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", min=1, help="default max_tokens of a request")] = 512,
+    backend: Annotated[str, typer.Option("--backend", help="auto (vLLM when importable with a GPU), transformers or vllm")] = "auto",
+    system: SystemOpt = None,
+) -> None:
+    """Serve the model over an OpenAI-compatible HTTP API (/v1/chat/completions, /v1/models)."""
+    from fine_tuning.serve.http import ServeSettings, TransformersEngine, serve as serve_forever, vllm_available, vllm_engine
+
+    if backend not in ("auto", "transformers", "vllm"):
+        raise SlmError(f"--backend {backend}: unknown backend", "use auto, transformers or vllm")
+    api_key = None
+    if api_key_env:
+        api_key = os.environ.get(api_key_env, "").strip()
+        if not api_key:
+            raise SlmError(f"--api-key-env {api_key_env}: that environment variable is not set", f"export {api_key_env}=<a long random string>")
+    from fine_tuning.serve.generate import default_system_prompt, resolve_source
+
+    source = resolve_source(model=model, adapter=adapter, run=run, runs_dir=runs_dir)
+    use_vllm = backend == "vllm" or (backend == "auto" and vllm_available() and _has_cuda())
+    if backend == "vllm" and not vllm_available():
+        raise SlmError("--backend vllm: vLLM is not installed", "pip install vllm (needs a CUDA GPU), or use --backend transformers")
+    if use_vllm:
+        prompt = default_system_prompt(source) if system is None else (system or None)
+        engine: Any = vllm_engine(source, prompt)
+    else:
+        engine = TransformersEngine(_load(model, adapter, run, runs_dir, system))
+    settings = ServeSettings(
+        host=host,
+        port=port,
+        model_name=model_name or source.label,
+        api_key=api_key,
+        max_concurrent=max_concurrent,
+        queue_timeout=queue_timeout,
+        default_max_tokens=max_new_tokens,
+        max_tokens_limit=max(4096, max_new_tokens),
+    )
+    serve_forever(engine, settings)
+
+
+def _has_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()

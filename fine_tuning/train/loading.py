@@ -1,0 +1,296 @@
+"""Loading models for training (LoRA / QLoRA) and trained runs for inference, without silent failures.
+
+- `load_pretrained(cls, path)` wraps `from_pretrained` and refuses a load that leaves weights randomly initialised.
+  The case that bites: `Gemma3ForCausalLM.from_pretrained(<multimodal Gemma 3 4B/12B>)` does not raise; it reports
+  every key missing and returns random weights. Multimodal checkpoints are trained as the class they were saved as
+  (`Gemma3ForConditionalGeneration`, what AutoModelForCausalLM picks for model_type "gemma3"), on text;
+  `load_language_model_only` is the explicit text-only load (`key_mapping` from `language_model.model.*`).
+- `load_model_for_training(spec, path_or_id, method, dtype, device)`: LoRA loads the base in the chosen dtype;
+  QLoRA loads it in 4-bit nf4 with double quantization (compute bf16 on GPU, fp32 on CPU), skipping
+  `spec.skip_quantization_modules` (for Gemma 3: the vision tower, the projector and lm_head, by full module name),
+  then `prepare_model_for_kbit_training` (non-reentrant checkpointing).
+- `apply_lora(model, spec, lora)`: wraps the registry's per-architecture target modules (a regex restricted to the
+  language model for multimodal Gemma 3) and checks that nothing outside the language model got an adapter.
+- `prepare_tokenizer(tokenizer, model)`: a pad token distinct from eos, taken from the existing embedding rows (no
+  resize, so the adapter alone restores the trained model).
+- `load_trained(run_stage_dir)`: base + adapter + the saved tokenizer, ready for generation (evaluate/export/ask).
+  A QLoRA adapter is applied to a full-precision base (bf16 on GPU, fp32 on CPU), as for merging.
+"""
+
+from __future__ import annotations
+
+import json
+import importlib.util
+import os
+from pathlib import Path
+from typing import Any
+
+from slm_forest.errors import SlmError
+
+DTYPE_NAMES = ("bf16", "fp16", "fp32")
+# Modules that must never carry a LoRA adapter in a multimodal checkpoint.
+VISION_MODULE_MARKERS = ("vision_tower", "multi_modal_projector")
+
+
+def torch_dtype(name: str) -> Any:
+    import torch
+
+    try:
+        return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[name]
+    except KeyError:
+        raise SlmError(f"train.dtype: unknown dtype '{name}'", f"use one of: auto, {', '.join(DTYPE_NAMES)}") from None
+
+
+def model_class_for(path_or_id: str | Path) -> type:
+    """The class AutoModelForCausalLM would instantiate for this checkpoint (gemma3 → Gemma3ForConditionalGeneration)."""
+    from transformers import AutoConfig
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING
+
+    config = AutoConfig.from_pretrained(str(path_or_id))
+    try:
+        return MODEL_FOR_CAUSAL_LM_MAPPING[type(config)]
+    except KeyError:
+        raise SlmError(
+            f"train.base_model: {path_or_id} (model_type '{config.model_type}') is not a causal language model",
+            "pick a registry key (see fine_tuning/plan/registry.py) or a causal LM checkpoint",
+        ) from None
+
+
+def _is_multimodal_config(config: Any) -> bool:
+    return getattr(config, "vision_config", None) is not None
+
+
+def load_pretrained(model_cls: type, path_or_id: str | Path, **kwargs: Any) -> Any:
+    """`model_cls.from_pretrained(path, **kwargs)` that refuses to return randomly initialised weights."""
+    from transformers import AutoConfig
+
+    source = str(path_or_id)
+    if "config" not in kwargs and "key_mapping" not in kwargs:
+        config = AutoConfig.from_pretrained(source)
+        mapping = getattr(model_cls, "_model_mapping", None)
+        if mapping is not None:  # an Auto class: check the concrete class it picks
+            model_cls = mapping[type(config)]
+        text_only_class = not hasattr(model_cls, "get_image_features")
+        if _is_multimodal_config(config) and text_only_class:
+            raise SlmError(
+                f"{source} is a multimodal {config.model_type} checkpoint; {model_cls.__name__}.from_pretrained would "
+                "leave every weight random without an error",
+                "load it with AutoModelForCausalLM (Gemma3ForConditionalGeneration), or with "
+                "fine_tuning.train.loading.load_language_model_only for a text-only model",
+            )
+    model, info = model_cls.from_pretrained(source, output_loading_info=True, **kwargs)
+    tied = set(getattr(model, "all_tied_weights_keys", {}) or {})
+    missing = [key for key in info.get("missing_keys", []) if key not in tied]
+    if missing:
+        raise SlmError(
+            f"{source}: {model_cls.__name__} found no weights for {len(missing)} parameter(s) (e.g. {missing[0]}), "
+            "which would stay randomly initialised",
+            "load the checkpoint with the class it was saved as (AutoModelForCausalLM picks it from config.json)",
+        )
+    return model
+
+
+def load_language_model_only(path: str | Path, dtype: str = "fp32") -> Any:
+    """The text model inside a multimodal Gemma 3 checkpoint, as Gemma3ForCausalLM with the trained weights."""
+    from transformers import AutoConfig, Gemma3ForCausalLM
+
+    from transformers.utils import logging as hf_logging
+
+    config = AutoConfig.from_pretrained(str(path))
+    if not _is_multimodal_config(config):
+        raise SlmError(f"{path} is not a multimodal checkpoint", "load it with AutoModelForCausalLM")
+    # The vision tower's weights are unexpected here by design; transformers would print a table of them.
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        return load_pretrained(
+            Gemma3ForCausalLM,
+            path,
+            config=config.text_config,
+            key_mapping={r"^language_model\.model\.": "model.", r"^model\.language_model\.": "model."},
+            dtype=torch_dtype(dtype),
+        )
+    finally:
+        hf_logging.set_verbosity(level)
+
+
+def quantization_config(spec: Any, device: str) -> Any:
+    import torch
+    from transformers import BitsAndBytesConfig
+
+    skip = list(dict.fromkeys([*(spec.skip_quantization_modules or []), "lm_head"]))
+    extra: dict[str, Any] = {}
+    if device == "cuda":
+        # Packed 4-bit weights stored as bf16 let FSDP flatten them with the bf16 parameters (PEFT's FSDP+QLoRA
+        # recipe); without FSDP it changes nothing but the storage dtype.
+        extra["bnb_4bit_quant_storage"] = torch.bfloat16
+    return BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype=torch.bfloat16 if device == "cuda" else torch.float32,
+        llm_int8_skip_modules=skip,
+        **extra,
+    )
+
+
+def fsdp_enabled() -> bool:
+    """True under `accelerate launch` with an FSDP config (it exports ACCELERATE_USE_FSDP)."""
+    return os.environ.get("ACCELERATE_USE_FSDP", "").lower() in ("1", "true", "yes")
+
+
+def _local_device_index() -> int:
+    return int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def load_model_for_training(
+    spec: Any,
+    path_or_id: str | Path,
+    method: str,
+    dtype: str,
+    device: str,
+    *,
+    activation_checkpointing: bool = False,
+) -> Any:
+    """The base model ready for adapters: LoRA in `dtype`, or QLoRA (4-bit nf4 + kbit preparation)."""
+    if method not in ("lora", "qlora"):
+        raise SlmError(f"train.method: unknown method '{method}'", "use lora or qlora")
+    if dtype == "fp16" and not getattr(spec, "allows_fp16", True):
+        raise SlmError(
+            f"train.dtype=fp16: {spec.name} overflows in fp16 (NaN loss, empty output)",
+            "use train.dtype=bf16 (or auto); on a GPU without bf16 use fp32 with train.allow_fp32_fallback=true",
+        )
+    model_cls = model_class_for(path_or_id)
+    kwargs: dict[str, Any] = {"dtype": torch_dtype(dtype)}
+    sharded = fsdp_enabled()
+    if device == "cuda" and not sharded:
+        # Straight onto this process's GPU (one whole model per process; DDP ranks use LOCAL_RANK): no CPU copy of
+        # a 24 GB bf16 checkpoint first, and bitsandbytes quantizes while loading onto the target device.
+        # Under FSDP accelerate places the shards itself, so no device_map.
+        kwargs["device_map"] = {"": _local_device_index()}
+    if device == "cuda" and importlib.util.find_spec("flash_attn") is not None:
+        # Packed, padding-free batches need a kernel that keeps the packed sequences apart (position_ids);
+        # flash-attention 2 does, and is faster. Without it transformers' default (sdpa) is used.
+        kwargs["attn_implementation"] = "flash_attention_2"
+    if method == "qlora":
+        kwargs["quantization_config"] = quantization_config(spec, device)
+    model = load_pretrained(model_cls, path_or_id, **kwargs)
+    if method == "qlora" and sharded:
+        # prepare_model_for_kbit_training upcasts every non-quantized weight to fp32, which FSDP cannot flatten with
+        # the bf16 storage above; TRL skips it for sharded QLoRA too. Checkpointing and input grads are what it
+        # would have set up.
+        if activation_checkpointing:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.enable_input_require_grads()
+    elif method == "qlora":
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(
+            model,
+            use_gradient_checkpointing=activation_checkpointing,
+            gradient_checkpointing_kwargs={"use_reentrant": False},
+        )
+    return model
+
+
+def lora_targets(spec: Any, lora: Any) -> list[str] | str:
+    targets = lora.target_modules if lora.target_modules else spec.lora_target_modules
+    if getattr(spec, "multimodal", False) and targets == "all-linear":
+        raise SlmError(
+            f"train.lora.target_modules=all-linear would also put adapters on the {spec.name} vision tower",
+            "leave train.lora.target_modules unset (the registry restricts LoRA to the language model)",
+        )
+    return targets
+
+
+def apply_lora(model: Any, spec: Any, lora: Any) -> Any:
+    """Wrap `model` with LoRA adapters on the registry's (or `train.lora.target_modules`') modules."""
+    from peft import LoraConfig, get_peft_model
+    from peft.tuners.lora import LoraLayer
+
+    config = LoraConfig(
+        r=lora.r,
+        lora_alpha=lora.alpha,
+        lora_dropout=lora.dropout,
+        target_modules=lora_targets(spec, lora),
+        bias="none",
+        task_type="CAUSAL_LM",
+    )
+    try:
+        peft_model = get_peft_model(model, config)
+    except ValueError as exc:
+        raise SlmError(
+            f"train.lora.target_modules: no module of {spec.name} matches ({exc})",
+            "leave train.lora.target_modules unset to use the registry's list for this architecture",
+        ) from None
+    wrapped = [name for name, module in peft_model.named_modules() if isinstance(module, LoraLayer)]
+    stray = [name for name in wrapped if any(marker in name for marker in VISION_MODULE_MARKERS)]
+    if stray:
+        raise SlmError(
+            f"train.lora.target_modules also matches the vision tower ({stray[0]})",
+            "restrict the targets to the language model, e.g. leave train.lora.target_modules unset",
+        )
+    return peft_model
+
+
+def prepare_tokenizer(tokenizer: Any, model: Any) -> dict[str, Any]:
+    """Make sure pad exists and differs from eos, without growing the embedding matrix. Returns what was changed."""
+    changes: dict[str, Any] = {}
+    if tokenizer.pad_token_id is not None and tokenizer.pad_token_id != tokenizer.eos_token_id:
+        return changes
+    rows = model.get_input_embeddings().weight.shape[0]
+    vocab = tokenizer.get_vocab()
+    if "<pad>" in vocab and vocab["<pad>"] != tokenizer.eos_token_id:
+        tokenizer.pad_token = "<pad>"
+    elif len(tokenizer) < rows:  # e.g. Phi-2: 50295 tokens, 51200 embedding rows
+        tokenizer.add_special_tokens({"pad_token": "<pad>"})
+    elif tokenizer.unk_token_id is not None and tokenizer.unk_token_id != tokenizer.eos_token_id:
+        tokenizer.pad_token = tokenizer.unk_token
+    else:
+        raise SlmError(
+            "the tokenizer has no pad token distinct from eos and no free embedding row for one",
+            "use a tokenizer with a pad token; pad = eos would stop the model from learning to end its answers",
+        )
+    changes["pad_token"] = tokenizer.pad_token
+    changes["pad_token_id"] = tokenizer.pad_token_id
+    return changes
+
+
+def inference_dtype(trained_dtype: str, device: str) -> str:
+    """Full precision for inference: the training dtype on a GPU (bf16/fp16/fp32), fp32 on a CPU."""
+    if not device.startswith("cuda"):
+        return "fp32"
+    return trained_dtype if trained_dtype in DTYPE_NAMES else "bf16"
+
+
+def read_train_summary(run_stage_dir: str | Path) -> dict[str, Any]:
+    path = Path(run_stage_dir) / "train_summary.json"
+    if not path.exists():
+        raise SlmError(f"{path}: not found", "run `slm train CONFIG` first")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def load_trained(run_stage_dir: str | Path, device: str | None = None) -> tuple[Any, Any]:
+    """(model, tokenizer) of a finished train stage: base + LoRA adapter, eval mode, on `device`."""
+    import torch
+    import transformers
+    from peft import PeftModel
+    from transformers import AutoTokenizer
+
+    stage_dir = Path(run_stage_dir)
+    summary = read_train_summary(stage_dir)
+    adapter_dir = stage_dir / "adapter"
+    if not (adapter_dir / "adapter_config.json").exists():
+        raise SlmError(f"{adapter_dir}: no adapter", "rerun `slm train CONFIG --force`")
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    base = stage_dir / summary["base_model_dir"] if summary.get("base_model_dir") else summary["base_model_path"]
+    model_cls = getattr(transformers, summary["model_class"])
+    kwargs: dict[str, Any] = {"dtype": torch_dtype(inference_dtype(summary.get("dtype", "fp32"), device))}
+    if device.startswith("cuda"):
+        kwargs["device_map"] = {"": device}
+    model = load_pretrained(model_cls, base, **kwargs)
+    model = PeftModel.from_pretrained(model, str(adapter_dir))
+    model.to(device)
+    model.eval()
+    tokenizer = AutoTokenizer.from_pretrained(str(stage_dir / "tokenizer"))
+    return model, tokenizer

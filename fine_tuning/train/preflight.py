@@ -1,0 +1,177 @@
+"""Checks on the tokenized training data before the first optimizer step, so no GPU hour is spent on a run that
+cannot learn what we want.
+
+Each example is tokenized exactly as TRL will tokenize it (`apply_chat_template(..., return_assistant_tokens_mask=True)`
+with the training template), then:
+- generation_markers: the template has `{% generation %}…{% endgeneration %}`, or assistant-only loss is empty;
+- assistant_mask: every example trains some tokens, and not all of them (all ones = the prompt is trained too);
+- end_of_turn: the end-of-turn token (`<end_of_turn>` for Gemma, `<|endoftext|>` for Phi-2) is inside the mask,
+  so the model learns to stop;
+- pad_token: a pad token exists and differs from eos, or eos is still trained (pad = eos masks eos in many
+  collators and the model never learns to stop);
+- max_length: no example loses its whole answer to truncation (the prompt alone fills `train.max_length`);
+  examples whose answer is only cut short are counted (`truncated_examples`).
+Each failure is one SlmError naming the config key and the fix; the report goes into train_summary.json.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from slm_forest.errors import SlmError
+
+from fine_tuning.train.chat_templates import has_generation_markers
+
+
+@dataclass
+class TokenizedExample:
+    id: str
+    input_ids: list[int]
+    assistant_mask: list[int]
+
+    @property
+    def answer_start(self) -> int | None:
+        return next((i for i, bit in enumerate(self.assistant_mask) if bit), None)
+
+
+@dataclass
+class PreflightReport:
+    examples: int
+    tokens: int
+    trained_tokens: int
+    trained_share: float  # share of tokens in the loss (assistant answers + their end-of-turn tokens)
+    max_example_tokens: int
+    max_length: int
+    truncated_examples: int  # longer than max_length: the end of their answer is cut (still trained on the rest)
+    end_of_turn_token: str
+    pad_token: str | None
+    eos_token: str | None
+    checks: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def tokenize_examples(
+    tokenizer: Any, examples: list[tuple[str, list[dict[str, str]]]], template: str
+) -> list[TokenizedExample]:
+    out: list[TokenizedExample] = []
+    for example_id, messages in examples:
+        try:
+            encoded = tokenizer.apply_chat_template(
+                messages,
+                tokenize=True,
+                return_dict=True,
+                return_assistant_tokens_mask=True,
+                chat_template=template,
+            )
+        except Exception as exc:  # noqa: BLE001 - jinja errors (roles not alternating …) become one line
+            raise SlmError(
+                f"train example {example_id}: the chat template cannot render it ({exc})",
+                "roles must be system?, then user/assistant alternating, ending with an assistant answer",
+            ) from None
+        out.append(TokenizedExample(example_id, list(encoded["input_ids"]), list(encoded["assistant_masks"])))
+    return out
+
+
+def _token_id(tokenizer: Any, token: str) -> int | None:
+    vocab = tokenizer.get_vocab()
+    return vocab.get(token)
+
+
+def run_preflight(
+    tokenizer: Any,
+    examples: list[tuple[str, list[dict[str, str]]]],
+    *,
+    template: str,
+    end_of_turn_token: str,
+    max_length: int,
+) -> PreflightReport:
+    """Tokenize `examples` (id, messages) with `template` and check them; raise SlmError on the first failure."""
+    checks: dict[str, str] = {}
+    if not examples:
+        raise SlmError("train.jsonl has no examples", "run `slm build CONFIG` (or check build.val_share/test_share)")
+    if not has_generation_markers(template):
+        raise SlmError(
+            "the chat template has no {% generation %} markers, so assistant-only loss would train on nothing",
+            "set train.chat_template to a .jinja file with {% generation %}…{% endgeneration %} around each answer",
+        )
+    checks["generation_markers"] = "ok"
+
+    eot_id = _token_id(tokenizer, end_of_turn_token)
+    if eot_id is None:
+        raise SlmError(
+            f"the end-of-turn token {end_of_turn_token!r} is not in the tokenizer's vocabulary",
+            "check the registry entry for train.base_model (end_of_turn_token) or the tokenizer",
+        )
+
+    tokenized = tokenize_examples(tokenizer, examples, template)
+    tokens = trained = 0
+    truncated = 0
+    eos_trained = False
+    eos_id = tokenizer.eos_token_id
+    for ex in tokenized:
+        n_trained = sum(ex.assistant_mask)
+        if n_trained == 0:
+            raise SlmError(
+                f"train example {ex.id}: the assistant mask is empty, nothing of it would be trained",
+                "each example must end with an assistant answer, and train.chat_template must put "
+                "{% generation %} around the answer text",
+            )
+        if n_trained == len(ex.input_ids):
+            raise SlmError(
+                f"train example {ex.id}: the assistant mask covers every token, so the prompt would be trained too",
+                "put {% generation %}…{% endgeneration %} only around the assistant answers in train.chat_template",
+            )
+        trained_ids = [t for t, bit in zip(ex.input_ids, ex.assistant_mask) if bit]
+        if eot_id not in trained_ids:
+            raise SlmError(
+                f"train example {ex.id}: the end-of-turn token {end_of_turn_token!r} is not trained (outside the "
+                "assistant mask), so the model would never learn to stop",
+                "end each answer with the end-of-turn token inside {% generation %}…{% endgeneration %} "
+                "(train.chat_template)",
+            )
+        eos_trained = eos_trained or (eos_id is not None and eos_id in trained_ids)
+        start = ex.answer_start or 0
+        if start >= max_length:
+            raise SlmError(
+                f"train example {ex.id}: its prompt is {start} tokens, so train.max_length={max_length} cuts the "
+                "whole answer away",
+                f"raise train.max_length to at least {len(ex.input_ids)} (this example's length) or shorten the "
+                "prompts (build.system_prompt, chunk size)",
+            )
+        if len(ex.input_ids) > max_length:
+            truncated += 1
+        tokens += len(ex.input_ids)
+        trained += n_trained
+    checks["assistant_mask"] = "ok"
+    checks["end_of_turn"] = "ok"
+    checks["max_length"] = "ok" if truncated == 0 else f"ok ({truncated} answers cut short at train.max_length)"
+
+    pad_id = tokenizer.pad_token_id
+    if pad_id is None:
+        raise SlmError(
+            "the tokenizer has no pad token",
+            "give it a pad token distinct from eos (fine_tuning.train.loading.prepare_tokenizer does this for training)",
+        )
+    if pad_id == eos_id and not eos_trained:
+        raise SlmError(
+            f"pad = eos ({tokenizer.eos_token!r}) and eos is never trained: the model would not learn to stop",
+            "give the tokenizer a pad token distinct from eos (fine_tuning.train.loading.prepare_tokenizer)",
+        )
+    checks["pad_token"] = "ok" if pad_id != eos_id else "ok (pad = eos, but eos is trained)"
+
+    return PreflightReport(
+        examples=len(tokenized),
+        tokens=tokens,
+        trained_tokens=trained,
+        trained_share=round(trained / tokens, 4) if tokens else 0.0,
+        max_example_tokens=max(len(ex.input_ids) for ex in tokenized),
+        max_length=max_length,
+        truncated_examples=truncated,
+        end_of_turn_token=end_of_turn_token,
+        pad_token=tokenizer.pad_token,
+        eos_token=tokenizer.eos_token,
+        checks=checks,
+    )

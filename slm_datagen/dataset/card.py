@@ -1,0 +1,217 @@
+"""The dataset card: README.md in Hugging Face dataset-card style, next to the data, with two PNG charts.
+
+Everything in it comes from `stats.dataset_stats(directory)` — the same numbers `slm data stats` prints — so the
+card and the command never disagree. It names teachers by provider/model only: no keys, no endpoints.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from slm_forest.files import atomic_writer
+
+from slm_datagen.dataset.charts import LAWS_PNG, LENGTHS_PNG, chart_label, write_charts
+from slm_datagen.dataset.rules import RULES
+from slm_datagen.dataset.stats import cost_breakdown, dataset_stats
+
+CARD_NAME = "README.md"
+
+
+def size_category(n: int) -> str:
+    """Hugging Face size_categories bucket."""
+    for limit, label in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M")):
+        if n < limit:
+            return label
+    return "1M<n<10M"
+
+
+def front_matter(stats: dict[str, Any]) -> str:
+    info = stats["build_info"]
+    meta = {
+        "language": ["ko"],
+        "license": info.get("license", "other"),
+        "pretty_name": f"SLM Forest Korean tax-law Q&A ({info.get('run_name', 'dataset')})",
+        "task_categories": ["question-answering", "text-generation"],
+        "tags": ["tax", "law", "korean", "synthetic", "instruction-tuning"],
+        "size_categories": [size_category(stats["examples"])],
+        "configs": [
+            {
+                "config_name": "default",
+                "data_files": [
+                    {"split": "train", "path": "train.jsonl"},
+                    {"split": "validation", "path": "val.jsonl"},
+                    {"split": "test", "path": "test.jsonl"},
+                ],
+            }
+        ],
+    }
+    return "---\n" + yaml.safe_dump(meta, allow_unicode=True, sort_keys=False) + "---\n"
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(cell).replace("|", "\\|") for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _split_rows(by: dict[str, dict[str, int]]) -> list[list[Any]]:
+    return [[value, c["train"], c["val"], c["test"], c["total"]] for value, c in by.items()]
+
+
+def render_card(stats: dict[str, Any], chart_font: str | None) -> str:
+    info = stats["build_info"]
+    splits = stats["splits"]
+    groups = info.get("split_groups") or {}
+    parts: list[str] = [front_matter(stats)]
+    parts.append(f"# Korean tax-law Q&A — run `{info.get('run_name', '?')}`\n")
+    parts.append(
+        f"{stats['examples']} question/answer examples about Korean tax law, distilled from teacher models over "
+        f"statutes, court decisions and 국세청 interpretations, and checked by `slm build` (SLM Forest). "
+        f"Of {info.get('pairs_in', stats['examples'] + stats['rejected'] + stats['review'])} distilled pairs, "
+        f"{stats['rejected']} rejected by the quality rules below and {stats['review']} held for human review "
+        f"(accept rate {stats['accept_rate']:.1%}).\n"
+    )
+
+    parts.append("## Splits\n")
+    parts.append(
+        "Split by source document: every pair generated from one statute article (all its versions) or one decision "
+        f"is in the same split (seed {info.get('seed', '?')}, val share {info.get('val_share', '?')}, "
+        f"test share {info.get('test_share', '?')}).\n"
+    )
+    parts.append(
+        _table(
+            ["split", "file", "examples", "source groups"],
+            [[name, f"`{name}.jsonl`", splits[name], groups.get(name, "?")] for name in ("train", "val", "test")],
+        )
+        + "\n"
+    )
+
+    parts.append("## Source kinds\n")
+    parts.append(_table(["kind", "train", "val", "test", "total"], _split_rows(stats["by_kind"])) + "\n")
+
+    parts.append("## Laws\n")
+    law_rows = [
+        [law, f"`{chart_label(law, chart_font)}`", c["train"], c["val"], c["test"], c["total"]]
+        for law, c in stats["by_law"].items()
+    ]
+    parts.append(_table(["law", "chart label", "train", "val", "test", "total"], law_rows) + "\n")
+    font_note = (
+        f"Chart labels use the {chart_font} font."
+        if chart_font
+        else "No Hangul font is installed on the build machine, so the chart labels law names in romanised form "
+        "(the table above maps them)."
+    )
+    parts.append(f"![examples per law]({LAWS_PNG})\n\n{font_note}\n")
+
+    parts.append("## Audience and style\n")
+    parts.append(_table(["audience", "train", "val", "test", "total"], _split_rows(stats["by_audience"])) + "\n")
+    parts.append(_table(["style", "train", "val", "test", "total"], _split_rows(stats["by_style"])) + "\n")
+
+    parts.append("## Lengths\n")
+    length_rows = []
+    for label, key in (("question", "question_chars"), ("answer", "answer_chars")):
+        s = stats[key]
+        length_rows.append([label, s["min"], s["median"], s["mean"], s["p90"], s["max"]])
+    parts.append(_table(["characters", "min", "median", "mean", "p90", "max"], length_rows) + "\n")
+    parts.append(f"![question and answer lengths]({LENGTHS_PNG})\n")
+
+    parts.append("## Quality checks\n")
+    parts.append(
+        "Teacher output is not ground truth. Every pair went through the named rules below; rejected pairs are kept "
+        "in `rejected.jsonl` with their rule and details, flagged pairs stay in the data with `meta.flags`.\n"
+    )
+    check_rows = [
+        [f"`{rule}`", description, stats["rejections"].get(rule, 0), stats["flags"].get(rule, 0)]
+        for rule, description in RULES.items()
+    ]
+    check_rows += [[f"`{rule}`", "(unknown rule)", n, 0] for rule, n in stats["rejections"].items() if rule not in RULES]
+    parts.append(_table(["rule", "what it catches", "rejected", "flagged"], check_rows) + "\n")
+    knobs = info.get("checks") or {}
+    if knobs:
+        parts.append("Settings: " + ", ".join(f"`{k}={v}`" for k, v in knobs.items()) + ".\n")
+
+    parts.append("## Benchmark contamination\n")
+    bench = info.get("contamination") or {}
+    if bench.get("files"):
+        parts.append(
+            f"Questions and answers were compared with {bench.get('questions', 0)} benchmark questions "
+            f"(character {bench.get('ngram')}-grams, overlap share ≥ {bench.get('min_share')}, action "
+            f"`{bench.get('action')}`): {bench.get('matches', 0)} pairs overlapped.\n"
+        )
+        parts.append(_table(["benchmark file", "sha256"], [[f["name"], f"`{f['sha256']}`"] for f in bench["files"]]) + "\n")
+    else:
+        parts.append("No benchmark files were given (`build.contamination_files`), so no contamination check ran.\n")
+
+    parts.append("## Teachers\n")
+    teacher_rows = [
+        [key, int(r["accepted"]), int(r["rejected"]), int(r["review"]), int(r.get("failed", 0)), int(r["input_tokens"]),
+         int(r["output_tokens"]), f"${r['cost_usd']:.4f}"]
+        for key, r in stats["teachers"].items()
+    ]
+    parts.append(
+        _table(["teacher/model", "accepted", "rejected", "review", "failed", "input tokens", "output tokens", "cost"],
+               teacher_rows)
+        + "\n"
+    )
+    versions = ", ".join(f"`{v}` ({n})" for v, n in stats["prompt_versions"].items()) or "none recorded"
+    # The total is what the dataset cost, not only its surviving pairs: failed (paid) distill requests and the
+    # judge / second-teacher calls are part of it, each named so the sum can be checked.
+    parts.append(f"Prompt versions: {versions}.\n\nTotal teacher cost: {cost_breakdown(stats)}.\n")
+    checks_by_teacher = info.get("judge") or {}
+    for key, title in (("judge", "LLM judge"), ("second_teacher", "Second teacher")):
+        spend = checks_by_teacher.get(key)
+        if not spend:
+            continue
+        line = (
+            f"{title}: {spend['provider']}/{spend['model']}, {spend['requests']} requests, {spend['errors']} errors, "
+            f"{spend['input_tokens']} input + {spend['output_tokens']} output tokens, ${spend['cost_usd']:.4f}"
+        )
+        if "min_score" in spend:
+            scores = ", ".join(f"{k}: {v}" for k, v in (spend.get("scores") or {}).items()) or "none"
+            line += f"; scores ({scores}), pairs below {spend['min_score']} rejected"
+        if spend.get("cost_note"):
+            line += f" ({spend['cost_note']})"
+        parts.append(line + ".\n")
+
+    parts.append("## Corpus fingerprints\n")
+    fingerprints = info.get("fingerprints") or {}
+    if fingerprints:
+        parts.append(_table(["file", "sha256"], [[f"`{name}`", f"`{digest}`"] for name, digest in fingerprints.items()]) + "\n")
+    else:
+        parts.append("Not recorded (no build_info.json beside the data).\n")
+
+    parts.append("## Files\n")
+    formats = info.get("formats") or []
+    file_lines = ["- `train.jsonl`, `val.jsonl`, `test.jsonl`: chat `messages` (system, user, assistant) and `meta`"]
+    described = {
+        "alpaca": "- `alpaca/`: instruction / input / output JSONL",
+        "seed_text": "- `seed_text/`: `{\"text\": \"### 질문: … ### 답변: …\"}` JSONL (the seed project's format)",
+        "openai": "- `openai/`: OpenAI fine-tuning JSONL (`messages` only)",
+        "hf": "- `hf/`: a `datasets.DatasetDict` (train / validation / test) for `load_from_disk`",
+    }
+    file_lines += [described[f] for f in formats if f in described]
+    file_lines.append("- `rejected.jsonl`: rejected pairs with the rule and details; `review.jsonl`: held for review")
+    parts.append("\n".join(file_lines) + "\n")
+
+    parts.append("## Limitations\n")
+    parts.append(
+        "Answers are machine-generated. The checks catch empty, truncated, refused, duplicated and non-Korean answers, "
+        "citations of articles that are not in the collected corpus, and 증여세/상속세/소득세 arithmetic that does not "
+        "recompute; they cannot prove an answer's legal reasoning right. Laws change: each pair follows the version of "
+        "the law it was generated from. Not legal advice. Korean statutes and court decisions are unprotected works "
+        "(저작권법 제7조). Benchmarks used for the contamination check are never part of this dataset.\n"
+    )
+    return "\n".join(parts)
+
+
+def write_card(directory: Path) -> list[Path]:
+    """Write README.md and the charts into `directory` from its own data; returns the files written."""
+    stats = dataset_stats(directory)
+    charts, font = write_charts(stats, directory)
+    card = directory / CARD_NAME
+    with atomic_writer(card) as out:
+        out.write(render_card(stats, font))
+    return [card, *charts]

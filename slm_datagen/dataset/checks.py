@@ -1,0 +1,96 @@
+"""All quality rules over a whole dataset, in order: per-pair rules, then the rules that compare pairs.
+
+1. per pair (progress bar): content (content.py), tax arithmetic (arithmetic.py), citation grounding (grounding.py)
+2. among the pairs still standing: duplicate and near-duplicate questions (duplicates.py) — so a broken pair never
+   "claims" a question that a good pair also asks
+3. benchmark contamination (contamination.py)
+4. optional, last because they cost money: the LLM judge and the second teacher (judge.py)
+
+The result keeps every finding per pair position; the stage decides what is rejected, flagged or held for review.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from slm_forest.config import BuildConfig
+from slm_forest.files import sha256_file
+from slm_forest.progress import progress_bar
+from slm_forest.records import Chunk, Document, QAPair
+
+from slm_datagen.dataset.arithmetic import check_arithmetic
+from slm_datagen.dataset.content import check_content
+from slm_datagen.dataset.contamination import contamination_finding, find_contamination, load_benchmark_questions
+from slm_datagen.dataset.duplicates import find_duplicates
+from slm_datagen.dataset.grounding import build_statute_index, check_grounding
+from slm_datagen.dataset.rules import Finding
+
+
+@dataclass
+class CheckOutcome:
+    findings: list[list[Finding]]  # one list per input pair, in input order
+    contamination: dict[str, Any] = field(default_factory=dict)  # what was compared, for the card
+    judge: dict[str, Any] = field(default_factory=dict)  # judge / second-teacher settings and spend, for the card
+    second_answers: dict[int, str] = field(default_factory=dict)  # position -> the second teacher's answer
+
+    def rejected(self, position: int) -> bool:
+        return any(f.action == "reject" for f in self.findings[position])
+
+    def standing(self) -> list[int]:
+        """Positions not rejected (so far)."""
+        return [i for i in range(len(self.findings)) if not self.rejected(i)]
+
+
+def check_each_pair(
+    pairs: list[QAPair], documents: list[Document], chunks: list[Chunk], cfg: BuildConfig
+) -> list[list[Finding]]:
+    index = build_statute_index(documents)
+    docs_by_id = {doc.id: doc for doc in documents}
+    chunks_by_id = {chunk.id: chunk for chunk in chunks}
+    findings: list[list[Finding]] = []
+    with progress_bar("checking pairs", len(pairs)) as bar:
+        for pair in pairs:
+            found = check_content(pair, cfg)
+            if not any(f.rule in ("empty", "too_short", "too_long") for f in found):
+                found += check_arithmetic(pair)
+                found += check_grounding(pair, index, docs_by_id, chunks_by_id, cfg.unresolved_citations)
+            findings.append(found)
+            bar.advance()
+    return findings
+
+
+def check_contamination(pairs: list[QAPair], outcome: CheckOutcome, cfg: BuildConfig) -> None:
+    if not cfg.contamination_files:
+        return
+    benchmark = load_benchmark_questions(cfg.contamination_files, cfg.contamination_ngram)
+    standing = outcome.standing()
+    hits = find_contamination([pairs[i] for i in standing], benchmark, cfg.contamination_ngram, cfg.contamination_min_share)
+    for local, (share, item) in hits.items():
+        outcome.findings[standing[local]].append(
+            contamination_finding(share, item, cfg.contamination_ngram, cfg.contamination_action)
+        )
+    outcome.contamination = {
+        "files": [{"name": Path(p).name, "sha256": sha256_file(Path(p))} for p in cfg.contamination_files],
+        "questions": len(benchmark),
+        "ngram": cfg.contamination_ngram,
+        "min_share": cfg.contamination_min_share,
+        "action": cfg.contamination_action,
+        "matches": len(hits),
+    }
+
+
+def check_dataset(
+    pairs: list[QAPair], documents: list[Document], chunks: list[Chunk], cfg: BuildConfig
+) -> CheckOutcome:
+    outcome = CheckOutcome(check_each_pair(pairs, documents, chunks, cfg))
+    standing = outcome.standing()
+    for local, finding in find_duplicates([pairs[i] for i in standing], cfg.near_duplicate_threshold).items():
+        outcome.findings[standing[local]].append(finding)
+    check_contamination(pairs, outcome, cfg)
+    if cfg.judge is not None or cfg.second_teacher is not None:
+        from slm_datagen.dataset.judge import run_teacher_checks  # noqa: PLC0415 - SDK clients only when asked for
+
+        run_teacher_checks(pairs, chunks, outcome, cfg)
+    return outcome

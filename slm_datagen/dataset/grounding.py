@@ -1,0 +1,234 @@
+"""Citation grounding: every article a pair cites must exist in the collected corpus, in the right version.
+
+The corpus is the collect stage's documents.jsonl. Its statute articles are indexed by (law, article, branch), with
+every version (시행일자) kept. For each citation in the answer and in the pair's `citations` field:
+
+* in the corpus                             -> checked against the version in force (below)
+* not in the corpus, but the source document itself cites it (a cross-reference in the article text, a ruling's
+  관련법령, a decision's 참조조문)             -> grounded in the source; accepted unchecked
+* law never collected                        -> citation_unresolvable (rejected or flagged: build.unresolved_citations)
+* law collected, article in no version       -> citation_not_in_corpus ("소득세법 제999조")
+* the article is 삭제 in the version in force on the source's date, or it was created ([본조신설 …]) after that
+  date                                       -> citation_wrong_version
+  (an article merely missing from an older snapshot of a partly collected law is not evidence of anything: it is
+  then checked against the oldest version the corpus has)
+* a 항 the article's text does not have      -> citation_paragraph_missing
+A pair generated from a statute article must also cite that article (source_not_cited).
+
+The "source's date" is the 시행일자 of the statute the pair came from, or the decision date of a precedent/ruling;
+without one, the latest version is used and no version finding is made.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from slm_forest.records import Chunk, Document, QAPair
+
+from slm_datagen.taxlaw.citations import Citation, find_citations, format_citation, normalize_law_name
+from slm_datagen.dataset.rules import Finding
+
+ArticleKey = tuple[str, int, int]  # (normalised law, article, branch or 0)
+
+_CIRCLED_AT_LINE_START = re.compile(r"(?m)^[ \t]*([\u2460-\u2473\u3251-\u325f])")
+_CIRCLED_ANYWHERE = re.compile(r"[\u2460-\u2473\u3251-\u325f]")
+
+
+def _circled_number(ch: str) -> int:
+    code = ord(ch)
+    return code - 0x2460 + 1 if code <= 0x2473 else code - 0x3251 + 21
+
+
+def paragraphs_of(text: str) -> set[int]:
+    """The 항 numbers of an article's text (①, ②, … at line starts). An article with one 항 has no number: {1}."""
+    marks = _CIRCLED_AT_LINE_START.findall(text) or _CIRCLED_ANYWHERE.findall(text)
+    return {_circled_number(ch) for ch in marks} or {1}
+
+
+_CREATED_RE = re.compile(r"본조\s*신설\s*(\d{4})\s*\.\s*(\d{1,2})\s*\.\s*(\d{1,2})")
+
+
+def created_on(amendments: list[str]) -> str | None:
+    """The date of a [본조신설 YYYY.M.D] tag (the whole article was added then), as YYYY-MM-DD."""
+    for tag in amendments:
+        match = _CREATED_RE.search(tag)
+        if match:
+            year, month, day = match.groups()
+            return f"{year}-{int(month):02d}-{int(day):02d}"
+    return None
+
+
+@dataclass(frozen=True)
+class ArticleVersion:
+    doc_id: str
+    effective_date: str | None  # YYYY-MM-DD
+    deleted: bool
+    paragraphs: frozenset[int]
+    created: str | None = None  # YYYY-MM-DD of a [본조신설 …] tag: the article did not exist before
+
+
+@dataclass
+class StatuteIndex:
+    """The statute articles of the corpus, every version of each."""
+
+    articles: dict[ArticleKey, list[ArticleVersion]] = field(default_factory=dict)
+    article_counts: dict[str, int] = field(default_factory=dict)  # law -> distinct articles collected
+
+    @property
+    def laws(self) -> set[str]:
+        return set(self.article_counts)
+
+
+def build_statute_index(documents: list[Document]) -> StatuteIndex:
+    index = StatuteIndex()
+    for doc in documents:
+        if doc.kind != "statute_article" or not doc.law_name or doc.article_no is None:
+            continue
+        law = normalize_law_name(doc.law_name)
+        key = (law, doc.article_no, doc.article_branch or 0)
+        version = ArticleVersion(
+            doc.id, doc.effective_date, doc.deleted, frozenset(paragraphs_of(doc.text)), created_on(doc.amendments)
+        )
+        index.articles.setdefault(key, []).append(version)
+    for versions in index.articles.values():
+        versions.sort(key=lambda v: v.effective_date or "")
+    for law, _, _ in index.articles:
+        index.article_counts[law] = index.article_counts.get(law, 0) + 1
+    return index
+
+
+def reference_date(pair: QAPair, documents: dict[str, Document], chunks: dict[str, Chunk]) -> str | None:
+    """The date whose law the pair should follow: the source statute's 시행일자 or the decision's date."""
+    doc = documents.get(pair.doc_id)
+    if doc is not None:
+        return doc.effective_date or doc.decision_date
+    chunk = chunks.get(pair.chunk_id)
+    return chunk.effective_date if chunk is not None else None
+
+
+def source_article(pair: QAPair, documents: dict[str, Document], chunks: dict[str, Chunk]) -> ArticleKey | None:
+    """(law, article, branch) of the statute article a pair was generated from; None for other sources."""
+    if pair.kind != "statute_article":
+        return None
+    doc = documents.get(pair.doc_id)
+    if doc is not None and doc.law_name and doc.article_no is not None:
+        return normalize_law_name(doc.law_name), doc.article_no, doc.article_branch or 0
+    chunk = chunks.get(pair.chunk_id)
+    if chunk is not None and chunk.law_name and chunk.article_no is not None:
+        return normalize_law_name(chunk.law_name), chunk.article_no, chunk.article_branch or 0
+    parsed = find_citations(pair.source_citation)
+    if parsed:
+        return parsed[0].law, parsed[0].article, parsed[0].branch or 0
+    return None
+
+
+def pair_citations(pair: QAPair, default_law: str | None) -> list[Citation]:
+    """Citations in the answer and in the `citations` field, without repeats (first occurrence kept)."""
+    found = list(find_citations(pair.answer, default_law=default_law))
+    for entry in pair.citations:
+        found += find_citations(entry, default_law=default_law)
+    seen: set[tuple] = set()
+    unique = []
+    for citation in found:
+        key = (citation.law, citation.article, citation.branch, citation.paragraph, citation.item, citation.subitem)
+        if key not in seen:
+            seen.add(key)
+            unique.append(citation)
+    return unique
+
+
+def source_cited_articles(pair: QAPair, documents: dict[str, Document], chunks: dict[str, Chunk]) -> set[ArticleKey]:
+    """Articles the pair's source document cites itself: its text, 관련법령/참조조문 and parsed references."""
+    doc = documents.get(pair.doc_id)
+    chunk = chunks.get(pair.chunk_id)
+    texts: list[str] = []
+    default_law = article = branch = None
+    if doc is not None:
+        texts += [doc.text, doc.answer or "", doc.reasoning or "", doc.summary or "", *doc.related_laws]
+        default_law, article, branch = doc.law_name, doc.article_no, doc.article_branch
+    elif chunk is not None:
+        texts += [chunk.text, chunk.answer or "", *chunk.related_laws]
+        default_law, article, branch = chunk.law_name, chunk.article_no, chunk.article_branch
+    keys: set[ArticleKey] = set()
+    for text in texts:
+        if text:
+            for c in find_citations(text, default_law=default_law, default_article=article, default_branch=branch):
+                keys.add((normalize_law_name(c.law), c.article, c.branch or 0))
+    if doc is not None:
+        keys |= {(normalize_law_name(r.law), r.article, r.branch or 0) for r in doc.references}
+    return keys
+
+
+def _applicable(versions: list[ArticleVersion], on: str | None) -> ArticleVersion | None:
+    """The version in force on `on` (the last one starting on or before it); the latest when `on` is None."""
+    if on is None:
+        return versions[-1]
+    chosen = None
+    for version in versions:
+        if version.effective_date is None or version.effective_date <= on:
+            chosen = version
+    return chosen
+
+
+def check_citation(
+    citation: Citation,
+    index: StatuteIndex,
+    on: str | None,
+    unresolved_action: str,
+    source_cites: set[ArticleKey] | frozenset[ArticleKey] = frozenset(),
+) -> Finding | None:
+    law = normalize_law_name(citation.law)
+    label = format_citation(citation)
+    key = (law, citation.article, citation.branch or 0)
+    if key not in index.articles and key in source_cites:
+        return None  # quoted from the source document's own cross-references, not invented
+    if law not in index.laws:
+        return Finding(
+            "citation_unresolvable",
+            f"{label}: {law} was not collected, so the citation cannot be checked",
+            "reject" if unresolved_action == "reject" else "flag",
+        )
+    versions = index.articles.get(key)
+    if not versions:
+        return Finding(
+            "citation_not_in_corpus",
+            f"{label}: no such article among the {index.article_counts[law]} collected articles of {law}",
+        )
+    version = _applicable(versions, on)
+    if version is None:
+        created = next((v.created for v in versions if v.created), None)
+        if on is not None and created is not None and created > on:
+            return Finding("citation_wrong_version", f"{label}: the article was added on {created} (본조신설), after {on}")
+        version = versions[0]  # the corpus has no version that old: check against the oldest one it has
+    if version.deleted:
+        when = f" in the version in force on {on}" if on else ""
+        return Finding("citation_wrong_version", f"{label}: the article is deleted (삭제){when} ({version.doc_id})")
+    if citation.paragraph is not None and citation.paragraph not in version.paragraphs:
+        have = ", ".join(f"제{n}항" for n in sorted(version.paragraphs))
+        return Finding("citation_paragraph_missing", f"{label}: the article has {have} ({version.doc_id})")
+    return None
+
+
+def check_grounding(
+    pair: QAPair,
+    index: StatuteIndex,
+    documents: dict[str, Document],
+    chunks: dict[str, Chunk],
+    unresolved_action: str,
+) -> list[Finding]:
+    source = source_article(pair, documents, chunks)
+    default_law = source[0] if source else (normalize_law_name(pair.law_name) if pair.law_name else None)
+    citations = pair_citations(pair, default_law)
+    on = reference_date(pair, documents, chunks)
+    cited_by_source = source_cited_articles(pair, documents, chunks)
+    findings = [
+        f for c in citations if (f := check_citation(c, index, on, unresolved_action, cited_by_source)) is not None
+    ]
+    if source is not None:
+        cited = {(normalize_law_name(c.law), c.article, c.branch or 0) for c in citations}
+        if source not in cited:
+            law, article, branch = source
+            label = f"{law} 제{article}조" + (f"의{branch}" if branch else "")
+            findings.append(Finding("source_not_cited", f"generated from {label} but does not cite it"))
+    return findings

@@ -1,0 +1,57 @@
+"""The named quality rules of `slm build` and the finding a check returns.
+
+Every check in this package returns `Finding`s whose `rule` is a key of `RULES`. A finding with action "reject"
+sends the pair to rejected.jsonl (as a RejectedPair with that rule and the details); "flag" keeps the pair and
+records the rule in the example's `meta["flags"]`; "review" holds the pair out of the splits and writes it to
+review.jsonl for a person to decide. The dataset card lists the rules with the descriptions below.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Action = Literal["reject", "flag", "review"]
+
+# rule name -> what it catches (shown in the dataset card and by `slm data stats`)
+RULES: dict[str, str] = {
+    "empty": "question or answer is empty",
+    "too_short": "answer shorter than build.min_answer_chars",
+    "too_long": "answer longer than build.max_answer_chars",
+    "not_korean": "Hangul share of the letters below build.min_hangul_share",
+    "refusal": "the teacher refused or hedged instead of answering (죄송하지만, I cannot, AI 언어 모델 …)",
+    "truncated": "the answer stops mid-sentence, has unbalanced brackets/quotes/code fences, or hit the token limit",
+    "repeats_question": "the answer adds (almost) nothing beyond the words of the question",
+    "duplicate": "the same question (after Hangul-aware normalisation) appears earlier in the dataset",
+    "near_duplicate": "a question whose character n-gram Jaccard similarity to an earlier one is above the threshold",
+    "citation_not_in_corpus": "cites an article of a collected law that is not in the collected corpus",
+    "citation_paragraph_missing": "cites a 항 that the article's text does not have",
+    "citation_wrong_version": "cites an article that is deleted or not yet in force in the source's version",
+    "citation_unresolvable": "cites a law that was not collected at all, so the citation cannot be checked",
+    "source_not_cited": "a pair generated from a statute article does not cite that article",
+    "calc_mismatch": "the attached calculation does not recompute to the stated result",
+    "calc_bad_payload": "the attached calculation is malformed (missing inputs, unreadable amounts, no result_field)",
+    "calc_unverified": "the attached calculation uses a case the calculator does not model, so it is kept unverified",
+    "calc_answer_mismatch": "the tax amount stated in the answer disagrees with a recomputation from the stated facts",
+    "deduction_denied": "the answer denies a deduction (증여재산공제) that the stated relationship allows",
+    "contamination": "overlaps a benchmark question (character n-grams), so it could leak the test into training",
+    "judge_low_score": "the LLM judge scored faithfulness to the source chunk below build.judge_min_score",
+    "teacher_disagreement": "a second teacher's answer disagrees on amounts or cited articles",
+}
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One rule that fired on one pair."""
+
+    rule: str
+    details: str
+    action: Action = "reject"
+
+    def __post_init__(self) -> None:
+        if self.rule not in RULES:  # a typo in a rule name would silently split the statistics
+            raise ValueError(f"unknown rule {self.rule!r}; add it to slm_datagen.dataset.rules.RULES")
+
+
+def first_reject(findings: list[Finding]) -> Finding | None:
+    return next((f for f in findings if f.action == "reject"), None)

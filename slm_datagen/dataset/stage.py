@@ -1,0 +1,154 @@
+"""`slm build`: check every distilled pair, split by source document, write the dataset, its formats and its card.
+
+Reads  distill/qa_pairs.jsonl (QAPair), prepare/chunks.jsonl (Chunk), collect/documents.jsonl (Document).
+Writes train.jsonl / val.jsonl / test.jsonl (SFTExample, always: the train stage reads them), rejected.jsonl and
+review.jsonl (RejectedPair: the pair, its rule, the details), the formats in build.formats, build_info.json
+(fingerprints and settings), README.md (the dataset card) with lengths.png and laws.png.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from slm_forest.errors import SlmError
+from slm_forest.files import write_json, write_jsonl
+from slm_forest.pipeline import StageContext, StageResult
+from slm_forest.records import Chunk, Document, QAPair, RejectedPair, SFTExample
+
+from slm_datagen.dataset.card import write_card
+from slm_datagen.dataset.checks import CheckOutcome, check_dataset
+from slm_datagen.dataset.formats import push_to_hub, to_example, write_formats
+from slm_datagen.dataset.inputs import load_records
+from slm_datagen.dataset.rules import Finding
+from slm_datagen.dataset.splits import SPLITS, split_pairs
+
+# The upstream files whose sha256 the card records, by stage.
+FINGERPRINTED = {"collect": "documents.jsonl", "prepare": "chunks.jsonl", "distill": "qa_pairs.jsonl"}
+
+
+def _details(primary: Finding, others: list[Finding]) -> str:
+    rest = [f for f in others if f is not primary]
+    if not rest:
+        return primary.details
+    return primary.details + " | also: " + "; ".join(f"{f.rule}: {f.details}" for f in rest)
+
+
+def _fingerprints(ctx: StageContext) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for stage, name in FINGERPRINTED.items():
+        manifest = ctx.upstream.get(stage)
+        for entry in manifest.outputs if manifest else []:
+            if Path(entry.path).name == name:
+                out[f"{stage}/{name}"] = entry.sha256
+    return out
+
+
+def _build_info(ctx: StageContext, outcome: CheckOutcome, pairs_in: int, groups: dict[str, int]) -> dict[str, Any]:
+    cfg = ctx.cfg.build
+    return {
+        "run_name": ctx.cfg.run_name,
+        "seed": ctx.cfg.seed,
+        "val_share": cfg.val_share,
+        "test_share": cfg.test_share,
+        "formats": list(cfg.formats),
+        "license": cfg.card_license,
+        "pairs_in": pairs_in,
+        "split_groups": groups,
+        "fingerprints": _fingerprints(ctx),
+        "checks": {
+            "min_answer_chars": cfg.min_answer_chars,
+            "max_answer_chars": cfg.max_answer_chars,
+            "min_hangul_share": cfg.min_hangul_share,
+            "near_duplicate_threshold": cfg.near_duplicate_threshold,
+            "unresolved_citations": cfg.unresolved_citations,
+        },
+        "contamination": outcome.contamination,
+        "judge": outcome.judge,
+    }
+
+
+def run_build(ctx: StageContext) -> StageResult:
+    cfg = ctx.cfg.build
+    stage_dir = ctx.stage_dir
+    documents = load_records(ctx.upstream_dir("collect") / "documents.jsonl", Document, "collect")
+    chunks = load_records(ctx.upstream_dir("prepare") / "chunks.jsonl", Chunk, "prepare")
+    pairs_path = ctx.upstream_dir("distill") / "qa_pairs.jsonl"
+    pairs = load_records(pairs_path, QAPair, "distill")
+    if not pairs:
+        raise SlmError(f"{pairs_path}: no pairs to build from", "run `slm distill CONFIG` (check its failures.jsonl)")
+
+    outcome = check_dataset(pairs, documents, chunks, cfg)
+
+    rejected: list[RejectedPair] = []
+    review: list[RejectedPair] = []
+    accepted: list[QAPair] = []
+    flags_by_pair: list[list[Finding]] = []
+    for pair, findings in zip(pairs, outcome.findings):
+        reject = next((f for f in findings if f.action == "reject"), None)
+        held = next((f for f in findings if f.action == "review"), None)
+        if reject is not None:
+            rejected.append(RejectedPair(pair=pair, rule=reject.rule, details=_details(reject, findings)))
+        elif held is not None:
+            review.append(RejectedPair(pair=pair, rule=held.rule, details=_details(held, findings)))
+        else:
+            accepted.append(pair)
+            flags_by_pair.append([f for f in findings if f.action == "flag"])
+
+    write_jsonl(stage_dir / "rejected.jsonl", rejected)
+    write_jsonl(stage_dir / "review.jsonl", review)
+    rejections = Counter(r.rule for r in rejected)
+    if not accepted:
+        top = ", ".join(f"{rule} {n}" for rule, n in rejections.most_common(3))
+        raise SlmError(
+            f"all {len(pairs)} pairs were rejected or held for review ({top}); see {stage_dir / 'rejected.jsonl'}",
+            "read the details there: fix the teacher prompts or the corpus, or loosen the build.* knobs named there",
+        )
+
+    flags_by_id = {id(pair): flags for pair, flags in zip(accepted, flags_by_pair)}
+    docs_by_id = {doc.id: doc for doc in documents}
+    chunks_by_id = {chunk.id: chunk for chunk in chunks}
+    by_split, plan = split_pairs(accepted, docs_by_id, chunks_by_id, cfg.val_share, cfg.test_share, ctx.cfg.seed)
+    examples: dict[str, list[SFTExample]] = {
+        name: [to_example(pair, cfg.system_prompt, flags_by_id[id(pair)]) for pair in by_split[name]] for name in SPLITS
+    }
+
+    outputs: list[Path] = write_formats(stage_dir, list(cfg.formats), examples)
+    outputs += [stage_dir / "rejected.jsonl", stage_dir / "review.jsonl"]
+    info_path = stage_dir / "build_info.json"
+    write_json(info_path, _build_info(ctx, outcome, len(pairs), plan.groups))
+    outputs.append(info_path)
+    card_files = write_card(stage_dir)
+    outputs += card_files
+    summary_extra = ""
+    if cfg.push_to_hub:
+        summary_extra = f"; pushed to {push_to_hub(stage_dir, cfg.push_to_hub)}"
+
+    flag_counts = Counter(f.rule for pair_flags in flags_by_pair for f in pair_flags)
+    contaminated = sum(1 for findings in outcome.findings for f in findings if f.rule == "contamination")
+    counts = {
+        "pairs_in": len(pairs),
+        "accepted": len(accepted),
+        "rejected": len(rejected),
+        "review": len(review),
+        "train": len(examples["train"]),
+        "val": len(examples["val"]),
+        "test": len(examples["test"]),
+        "contaminated": contaminated,
+        "flagged": sum(1 for pair_flags in flags_by_pair if pair_flags),
+    }
+    top = ", ".join(f"{rule} {n}" for rule, n in rejections.most_common(4))
+    summary = f"{len(accepted)}/{len(pairs)} pairs accepted" + (f"; rejected: {top}" if top else "") + summary_extra
+    return StageResult(
+        outputs=outputs,
+        counts=counts,
+        stats={
+            "rejections": dict(rejections.most_common()),
+            "flags": dict(flag_counts.most_common()),
+            "split_groups": plan.groups,
+            "judge": outcome.judge,
+        },
+        extra_inputs=[Path(p) for p in cfg.contamination_files],
+        summary=summary,
+    )
