@@ -68,9 +68,18 @@ def synthetic_chunks(n: int, seed: int = 7) -> list[Chunk]:
         body = "\n".join(f"{'①②③④'[p]} {rng.choice(PHRASES)} ({index}-{p})" for p in range(rng.randint(2, 4)))
         text = f"제{article}조({title})\n{body}"
         citation = f"{law} 제{article}조"
-        chunks.append(Chunk(id=content_id("chunk", citation, text), doc_id=content_id("doc", citation),
-                            kind="statute_article", title=f"제{article}조({title})", text=text, citation=citation,
-                            law_name=law, article_no=article))
+        chunks.append(
+            Chunk(
+                id=content_id("chunk", citation, text),
+                doc_id=content_id("doc", citation),
+                kind="statute_article",
+                title=f"제{article}조({title})",
+                text=text,
+                citation=citation,
+                law_name=law,
+                article_no=article,
+            )
+        )
     return chunks
 
 
@@ -80,22 +89,40 @@ def run_engine(n_requests: int, workdir: Path) -> dict:
     (run / "prepare").mkdir(parents=True)
     (run / "distill").mkdir(parents=True)
     write_jsonl(run / "prepare" / "chunks.jsonl", chunks)
-    with FakeTeacherServer(latency=LATENCY_S, requests_per_minute=LIMIT_PER_MINUTE, chaos=CHAOS, seed=11,
-                           retry_after=1.0) as server:
-        cfg = RunConfig.model_validate({"distill": {
-            "teachers": [{"provider": "openai", "model": "gpt-4o-mini", "base_url": server.openai_base_url,
-                          "requests_per_minute": LIMIT_PER_MINUTE, "max_concurrency": 64, "max_tokens": 400,
-                          "max_retries": 8, "timeout_s": 30}],
-            "audiences": ["expert"], "failure_threshold": 1.0,
-        }})
+    with FakeTeacherServer(
+        latency=LATENCY_S, requests_per_minute=LIMIT_PER_MINUTE, chaos=CHAOS, seed=11, retry_after=1.0
+    ) as server:
+        cfg = RunConfig.model_validate(
+            {
+                "distill": {
+                    "teachers": [
+                        {
+                            "provider": "openai",
+                            "model": "gpt-4o-mini",
+                            "base_url": server.openai_base_url,
+                            "requests_per_minute": LIMIT_PER_MINUTE,
+                            "max_concurrency": 64,
+                            "max_tokens": 400,
+                            "max_retries": 8,
+                            "timeout_s": 30,
+                        }
+                    ],
+                    "audiences": ["expert"],
+                    "failure_threshold": 1.0,
+                }
+            }
+        )
         ctx = StageContext(cfg, "distill", run, run / "distill", {}, {})
         started = time.monotonic()
         result = run_distill(ctx)
         elapsed = time.monotonic() - started
         stats = server.stats()
         duplicate_answers = server.duplicate_keys()
-    rows = [json.loads(line) for name in ("qa_pairs.jsonl", "failures.jsonl")
-            for line in (run / "distill" / name).read_text(encoding="utf-8").splitlines()]
+    rows = [
+        json.loads(line)
+        for name in ("qa_pairs.jsonl", "failures.jsonl")
+        for line in (run / "distill" / name).read_text(encoding="utf-8").splitlines()
+    ]
     row_keys = Counter(row["request_key"] for row in rows)
     with Ledger(run / "distill" / "ledger.jsonl") as ledger:
         planned = result.counts["requests"]
@@ -126,7 +153,8 @@ def run_seed_loop(n_requests: int) -> dict:
         for chunk in chunks:
             try:
                 reply = client.chat.completions.create(
-                    model="gpt-4o-mini", max_tokens=400,
+                    model="gpt-4o-mini",
+                    max_tokens=400,
                     messages=[{"role": "user", "content": f"다음 조문으로 질문과 답변을 만드세요.\n{chunk.text}"}],
                 )
                 ok += int(bool(reply.choices[0].message.content))
@@ -168,10 +196,14 @@ def main(argv: list[str] | None = None) -> int:
     limit_share = accepted_per_minute / LIMIT_PER_MINUTE
     engine_rate = engine["pairs"] / engine["elapsed"] * 60
     speedup = engine_rate / seed_rate if seed_rate else float("inf")
-    print(f"engine: {engine['pairs']} pairs, {engine['failures']} failures in {engine['elapsed']:.1f}s = "
-          f"{engine_rate:.0f} answers/min; server accepted {engine['accepted']} ({accepted_per_minute:.0f}/min, "
-          f"{engine['injected']} injected failures), refused {engine['refused']} for the limit")
-    print(f"distill: limit_share={limit_share:.3f} speedup={speedup:.1f} lost={engine['lost']} duplicated={engine['duplicated']}")
+    print(
+        f"engine: {engine['pairs']} pairs, {engine['failures']} failures in {engine['elapsed']:.1f}s = "
+        f"{engine_rate:.0f} answers/min; server accepted {engine['accepted']} ({accepted_per_minute:.0f}/min, "
+        f"{engine['injected']} injected failures), refused {engine['refused']} for the limit"
+    )
+    print(
+        f"distill: limit_share={limit_share:.3f} speedup={speedup:.1f} lost={engine['lost']} duplicated={engine['duplicated']}"
+    )
     return 0
 
 

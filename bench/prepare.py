@@ -38,17 +38,75 @@ from pathlib import Path
 # Real phrases from 국세청 rulings and 대법원 decisions; sentences join 3–5 of them with random figures, so two
 # generated documents share words but not long character runs (as two different real rulings do).
 SUBJECTS = [
-    "거주자", "비거주자", "내국법인", "외국법인", "상속인", "수증자", "피상속인", "사업자", "간이과세자", "일반과세자",
-    "임대사업자", "양도인", "양수인", "원천징수의무자", "납세의무자", "연대납세의무자", "공익법인", "종교단체",
-    "학교법인", "주택임대사업자", "근로소득자", "개인사업자", "법인의 임원", "특수관계인", "출자자", "수탁자",
+    "거주자",
+    "비거주자",
+    "내국법인",
+    "외국법인",
+    "상속인",
+    "수증자",
+    "피상속인",
+    "사업자",
+    "간이과세자",
+    "일반과세자",
+    "임대사업자",
+    "양도인",
+    "양수인",
+    "원천징수의무자",
+    "납세의무자",
+    "연대납세의무자",
+    "공익법인",
+    "종교단체",
+    "학교법인",
+    "주택임대사업자",
+    "근로소득자",
+    "개인사업자",
+    "법인의 임원",
+    "특수관계인",
+    "출자자",
+    "수탁자",
 ]
 OBJECTS = [
-    "주거이전비 및 이사비", "양도소득세", "상속재산가액", "증여재산공제", "부가가치세 매입세액", "종합소득금액",
-    "근로소득공제", "퇴직소득", "배당소득", "이자소득", "사업소득", "기타소득", "1세대 1주택 비과세", "취득가액",
-    "필요경비", "감가상각비", "접대비", "기부금", "손금불산입액", "익금산입액", "과세표준", "산출세액",
-    "신고세액공제", "가산세", "부과제척기간", "경정청구", "납세증명서", "간이지급명세서", "세금계산서",
-    "영세율 적용", "면세사업", "공통매입세액", "대손금", "토지 등 양도소득", "주식 양도차익", "가업상속공제",
-    "동거주택 상속공제", "배우자 상속공제", "재산세 과세기준일", "종합부동산세", "중간예납세액",
+    "주거이전비 및 이사비",
+    "양도소득세",
+    "상속재산가액",
+    "증여재산공제",
+    "부가가치세 매입세액",
+    "종합소득금액",
+    "근로소득공제",
+    "퇴직소득",
+    "배당소득",
+    "이자소득",
+    "사업소득",
+    "기타소득",
+    "1세대 1주택 비과세",
+    "취득가액",
+    "필요경비",
+    "감가상각비",
+    "접대비",
+    "기부금",
+    "손금불산입액",
+    "익금산입액",
+    "과세표준",
+    "산출세액",
+    "신고세액공제",
+    "가산세",
+    "부과제척기간",
+    "경정청구",
+    "납세증명서",
+    "간이지급명세서",
+    "세금계산서",
+    "영세율 적용",
+    "면세사업",
+    "공통매입세액",
+    "대손금",
+    "토지 등 양도소득",
+    "주식 양도차익",
+    "가업상속공제",
+    "동거주택 상속공제",
+    "배우자 상속공제",
+    "재산세 과세기준일",
+    "종합부동산세",
+    "중간예납세액",
 ]
 CONDITIONS = [
     "공익사업을 위한 토지 등의 취득 및 보상에 관한 법률에 따라 지급되는 경우",
@@ -151,20 +209,39 @@ def _document(rng: random.Random, index: int) -> dict:
         case_no = f"{year}두{rng.randrange(10000, 99999)}"
         office = rng.choice(OFFICES)
         text = "\n".join(
-            [f"【원고, 피상고인】 원고", f"【피고, 상고인】 {office}세무서장", "【주 문】", "상고를 기각한다.", "【이 유】"]
+            [
+                "【원고, 피상고인】 원고",
+                f"【피고, 상고인】 {office}세무서장",
+                "【주 문】",
+                "상고를 기각한다.",
+                "【이 유】",
+            ]
             + [f"{n}. {p}" for n, p in enumerate(paragraphs, start=1)]
         )
         return {
-            "id": f"prec-{index:08d}", "kind": kind, "title": f"{rng.choice(OBJECTS)}부과처분취소", "text": text,
-            "source": "bench", "case_no": case_no, "court": "대법원", "decision_date": f"{year}-05-12",
+            "id": f"prec-{index:08d}",
+            "kind": kind,
+            "title": f"{rng.choice(OBJECTS)}부과처분취소",
+            "text": text,
+            "source": "bench",
+            "case_no": case_no,
+            "court": "대법원",
+            "decision_date": f"{year}-05-12",
             "related_laws": [_article(rng)],
         }
     office, field = rng.choice(["서면", "사전", "기준"]), rng.choice(["소득", "법인", "부가", "재산"])
     doc_no = f"{office}-{year}-법규{field}-{rng.randrange(1, 9999):04d}"
     text = "\n".join(["질의요지", question, "회신", answer, "사실관계", *paragraphs])
     return {
-        "id": f"{kind}-{index:08d}", "kind": kind, "title": question, "text": text, "source": "bench",
-        "doc_no": doc_no, "question": question, "answer": answer, "related_laws": [_article(rng)],
+        "id": f"{kind}-{index:08d}",
+        "kind": kind,
+        "title": question,
+        "text": text,
+        "source": "bench",
+        "doc_no": doc_no,
+        "question": question,
+        "answer": answer,
+        "related_laws": [_article(rng)],
     }
 
 

@@ -56,13 +56,45 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 SYSTEM = "당신은 한국 세법 전문가입니다. 관련 법령을 근거로 정확하게 답변하세요."
 LAWS = ["소득세법", "법인세법", "부가가치세법", "상속세 및 증여세법", "국세기본법", "조세특례제한법", "지방세법"]
 SUBJECTS = [
-    "거주자", "비거주자", "내국법인", "상속인", "수증자", "간이과세자", "일반과세자", "임대사업자", "양도인",
-    "원천징수의무자", "근로소득자", "개인사업자", "특수관계인", "공익법인", "주택임대사업자",
+    "거주자",
+    "비거주자",
+    "내국법인",
+    "상속인",
+    "수증자",
+    "간이과세자",
+    "일반과세자",
+    "임대사업자",
+    "양도인",
+    "원천징수의무자",
+    "근로소득자",
+    "개인사업자",
+    "특수관계인",
+    "공익법인",
+    "주택임대사업자",
 ]
 OBJECTS = [
-    "양도소득세", "상속재산가액", "증여재산공제", "부가가치세 매입세액", "종합소득금액", "근로소득공제", "퇴직소득",
-    "배당소득", "1세대 1주택 비과세", "필요경비", "감가상각비", "접대비", "기부금", "과세표준", "산출세액",
-    "가산세", "경정청구", "세금계산서", "공통매입세액", "가업상속공제", "배우자 상속공제", "중간예납세액",
+    "양도소득세",
+    "상속재산가액",
+    "증여재산공제",
+    "부가가치세 매입세액",
+    "종합소득금액",
+    "근로소득공제",
+    "퇴직소득",
+    "배당소득",
+    "1세대 1주택 비과세",
+    "필요경비",
+    "감가상각비",
+    "접대비",
+    "기부금",
+    "과세표준",
+    "산출세액",
+    "가산세",
+    "경정청구",
+    "세금계산서",
+    "공통매입세액",
+    "가업상속공제",
+    "배우자 상속공제",
+    "중간예납세액",
 ]
 CONDITIONS = [
     "법정신고기한 내에 과세표준신고서를 제출하지 아니한 경우",
@@ -74,9 +106,14 @@ CONDITIONS = [
     "해당 과세기간 종료일 현재 국내에 주소를 둔 경우",
 ]
 PREDICATES = [
-    "과세표준에 산입합니다", "비과세 대상에 해당합니다", "필요경비로 공제할 수 있습니다",
-    "가산세가 부과됩니다", "경정청구를 할 수 있습니다", "매입세액을 공제받을 수 없습니다",
-    "신고기한까지 신고하여야 합니다", "원천징수하여 납부하여야 합니다",
+    "과세표준에 산입합니다",
+    "비과세 대상에 해당합니다",
+    "필요경비로 공제할 수 있습니다",
+    "가산세가 부과됩니다",
+    "경정청구를 할 수 있습니다",
+    "매입세액을 공제받을 수 없습니다",
+    "신고기한까지 신고하여야 합니다",
+    "원천징수하여 납부하여야 합니다",
 ]
 QUESTIONS = [
     "{law}상 {subject}가 {condition}에 {object}는 어떻게 처리되나요?",
@@ -132,8 +169,9 @@ def build_model(workdir: Path, seed: int) -> Path:
     return build_tiny_model("tiny-random-phi", workdir / "base", corpus, seed)
 
 
-def train_once(base: Path, examples: list[list[dict[str, str]]], *, packed: bool, micro_batch: int, seed: int,
-               workdir: Path) -> dict[str, Any]:
+def train_once(
+    base: Path, examples: list[list[dict[str, str]]], *, packed: bool, micro_batch: int, seed: int, workdir: Path
+) -> dict[str, Any]:
     """One epoch over `examples`; returns the token counts and the times of trainer.train() alone."""
     import torch
     from peft import LoraConfig, get_peft_model
@@ -145,11 +183,24 @@ def train_once(base: Path, examples: list[list[dict[str, str]]], *, packed: bool
     torch.manual_seed(seed)
     tokenizer = AutoTokenizer.from_pretrained(base)
     model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
-    lora = LoraConfig(r=16, lora_alpha=32, lora_dropout=0.05, task_type="CAUSAL_LM",
-                      target_modules=["q_proj", "k_proj", "v_proj", "dense", "fc1", "fc2"])
+    lora = LoraConfig(
+        r=16,
+        lora_alpha=32,
+        lora_dropout=0.05,
+        task_type="CAUSAL_LM",
+        target_modules=["q_proj", "k_proj", "v_proj", "dense", "fc1", "fc2"],
+    )
     model = get_peft_model(model, lora)
-    cfg = TrainConfig(base_model="tiny-random-phi", max_length=2048, packing=packed, epochs=1,
-                      micro_batch_size=micro_batch, learning_rate=1e-3, report_to=[], early_stopping_patience=None)
+    cfg = TrainConfig(
+        base_model="tiny-random-phi",
+        max_length=2048,
+        packing=packed,
+        epochs=1,
+        micro_batch_size=micro_batch,
+        learning_rate=1e-3,
+        report_to=[],
+        early_stopping_patience=None,
+    )
     out = workdir / ("packed" if packed else "baseline")
     args = sft_config(cfg, seed, out, "cpu", "fp32", False, [])
     args.save_strategy = "no"
@@ -201,9 +252,12 @@ def main() -> None:
             f"(min {min(lengths)}, max {max(lengths)}), {sum(lengths):,} tokens",
             flush=True,
         )
-        packed = train_once(base, examples, packed=True, micro_batch=opts.micro_batch_size, seed=opts.seed, workdir=workdir)
-        baseline = train_once(base, examples, packed=False, micro_batch=opts.baseline_batch_size, seed=opts.seed,
-                              workdir=workdir)
+        packed = train_once(
+            base, examples, packed=True, micro_batch=opts.micro_batch_size, seed=opts.seed, workdir=workdir
+        )
+        baseline = train_once(
+            base, examples, packed=False, micro_batch=opts.baseline_batch_size, seed=opts.seed, workdir=workdir
+        )
     finally:
         if not opts.keep:
             shutil.rmtree(workdir, ignore_errors=True)

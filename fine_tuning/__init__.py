@@ -1,9 +1,11 @@
-"""Model stages: registry, memory planner, training, evaluation, export, ask/chat/serve.
+"""Model stages, one subpackage per command: plan/, train/, evaluate/, export/, serve/.
 
 Modules import torch and transformers inside functions, so importing this package stays cheap.
 """
 
 import logging
+import os
+import warnings
 
 # bitsandbytes' CPU backend tries, at import, to fetch an optional kernel from the Hub with the `kernels` package and
 # logs a warning on every model command when that is absent (always, offline). The fallback it then uses is the
@@ -12,8 +14,5 @@ logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
 
 # Deprecation notices that transformers/peft/trl raise about each other's calls (e.g. `is_gradient_checkpointing`)
 # say nothing a user can act on; they stay visible with SLM_DEBUG=1.
-import os as _os
-import warnings as _warnings
-
-if _os.environ.get("SLM_DEBUG", "") in ("", "0"):
-    _warnings.filterwarnings("ignore", category=FutureWarning, module=r"(transformers|peft|trl)(\..*)?$")
+if os.environ.get("SLM_DEBUG", "") in ("", "0"):
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"(transformers|peft|trl)(\..*)?$")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.markup import escape
@@ -35,7 +35,7 @@ app.add_typer(data_app, name="data")
 
 ConfigArg = Annotated[Path, typer.Argument(help="the run's YAML config, e.g. configs/smoke.yaml", show_default=False)]
 SetOpt = Annotated[
-    Optional[list[str]],
+    list[str] | None,
     typer.Option("--set", help="override a config key: --set train.lora.r=16 (repeatable)", show_default=False),
 ]
 ForceOpt = Annotated[bool, typer.Option("--force", help="redo the stage even if its manifest says it is done")]
@@ -56,7 +56,9 @@ def _print_report(report: StageReport) -> None:
         return
     status = "done" if report.complete else "[yellow]stopped early (rerun to resume)[/yellow]"
     extra = f" — {report.summary}" if report.summary else ""
-    out.print(f"[bold green]{report.name}[/bold green]: {status} in {report.seconds:.1f}s; {_format_counts(report.counts)}{extra}")
+    out.print(
+        f"[bold green]{report.name}[/bold green]: {status} in {report.seconds:.1f}s; {_format_counts(report.counts)}{extra}"
+    )
 
 
 def _run_one(name: str, config: Path, overrides: list[str] | None, force: bool, **options: object) -> None:
@@ -82,8 +84,10 @@ def distill(
     config: ConfigArg,
     set_: SetOpt = None,
     force: ForceOpt = False,
-    limit: Annotated[Optional[int], typer.Option(help="trial run on the first N chunks")] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="print requests, tokens and dollars; call nothing")] = False,
+    limit: Annotated[int | None, typer.Option(help="trial run on the first N chunks")] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="print requests, tokens and dollars; call nothing")
+    ] = False,
 ) -> None:
     _run_one("distill", config, set_, force, limit=limit, dry_run=dry_run)
 
@@ -117,8 +121,8 @@ def export(config: ConfigArg, set_: SetOpt = None, force: ForceOpt = False) -> N
 def run(
     config: ConfigArg,
     set_: SetOpt = None,
-    from_: Annotated[Optional[str], typer.Option("--from", help=f"first stage ({', '.join(STAGE_ORDER)})")] = None,
-    to: Annotated[Optional[str], typer.Option("--to", help="last stage")] = None,
+    from_: Annotated[str | None, typer.Option("--from", help=f"first stage ({', '.join(STAGE_ORDER)})")] = None,
+    to: Annotated[str | None, typer.Option("--to", help="last stage")] = None,
     force: ForceOpt = False,
 ) -> None:
     cfg = load_config(config, set_)
@@ -156,8 +160,8 @@ def config_show(config: ConfigArg, set_: SetOpt = None) -> None:
 
 def _register_tool_commands() -> None:
     """Commands that live beside their stage. Their modules import no heavy library at import time."""
-    from fine_tuning.serve import ask_cli
     from fine_tuning.plan.cli import plan
+    from fine_tuning.serve import ask_cli
     from slm_datagen.dataset.stats_cli import data_stats
 
     data_app.command("stats")(data_stats)

@@ -42,7 +42,14 @@ class DumpSource(Section):
     kind: Literal["dump"] = "dump"
     path: str = Field(description="a file or a directory (read recursively)")
     format: Literal[
-        "auto", "lawgo_law", "lawgo_prec", "lawgo_expc", "seed_judgment", "precedent_md", "nts_casebook", "statute_units"
+        "auto",
+        "lawgo_law",
+        "lawgo_prec",
+        "lawgo_expc",
+        "seed_judgment",
+        "precedent_md",
+        "nts_casebook",
+        "statute_units",
     ] = Field("auto", description="auto detects the shape from each file's content")
     encoding: str = Field("auto", description="auto detects UTF-8 (with/without BOM) and CP949/EUC-KR")
     glob: str = Field("**/*", description="which files under `path` to read")
@@ -159,8 +166,10 @@ class DistillConfig(Section):
     styles: list[Literal["explain", "calculation"]] = Field(default_factory=lambda: ["explain"])
     mode: Literal["online", "batch"] = "online"
     max_cost_usd: float | None = Field(
-        None, gt=0, description="hard stop on the dataset's total teacher spend (what the ledger already paid counts; cached "
-        "requests are free); in-flight requests may exceed it slightly. Raise it and rerun to continue"
+        None,
+        gt=0,
+        description="hard stop on the dataset's total teacher spend (what the ledger already paid counts; cached "
+        "requests are free); in-flight requests may exceed it slightly. Raise it and rerun to continue",
     )
     prices: dict[str, dict[str, float]] = Field(
         default_factory=dict, description="per model: {input_per_mtok, output_per_mtok}; overrides shipped prices"
@@ -174,13 +183,17 @@ class DistillConfig(Section):
 class BuildConfig(Section):
     val_share: float = Field(0.1, ge=0, lt=1, description="validation share (by source document), 10% as in the seed")
     test_share: float = Field(0.1, ge=0, lt=1)
-    formats: list[Literal["chat", "alpaca", "seed_text", "openai", "hf"]] = Field(default_factory=lambda: ["chat", "hf"])
+    formats: list[Literal["chat", "alpaca", "seed_text", "openai", "hf"]] = Field(
+        default_factory=lambda: ["chat", "hf"]
+    )
     system_prompt: str = "당신은 한국 세법 전문가입니다. 관련 법령을 근거로 정확하게 답변하세요."
     min_answer_chars: int = Field(20, ge=1)
     max_answer_chars: int = Field(4000, ge=1)
     min_hangul_share: float = Field(0.3, ge=0, le=1)
     unresolved_citations: Literal["reject", "flag"] = "reject"
-    contamination_files: list[str] = Field(default_factory=list, description="benchmark CSVs whose questions must not leak")
+    contamination_files: list[str] = Field(
+        default_factory=list, description="benchmark CSVs whose questions must not leak"
+    )
     contamination_ngram: int = Field(13, ge=3)
     contamination_action: Literal["drop", "flag"] = "drop"
     contamination_min_share: float = Field(
@@ -242,12 +255,17 @@ class TrainConfig(Section):
         None, description="a .jinja training template with {% generation %} markers; null picks one per model"
     )
     eval_steps: int = Field(50, ge=1)
-    save_steps: int = Field(50, ge=1, description="checkpoint interval; a multiple of eval_steps when there is a val split")
+    save_steps: int = Field(
+        50, ge=1, description="checkpoint interval; a multiple of eval_steps when there is a val split"
+    )
     save_total_limit: int = Field(2, ge=1)
-    early_stopping_patience: int | None = Field(3, ge=1, description="evals without a better eval_loss; null: never stop")
+    early_stopping_patience: int | None = Field(
+        3, ge=1, description="evals without a better eval_loss; null: never stop"
+    )
     logging_steps: int = Field(5, ge=1)
     report_to: list[str] = Field(
-        default_factory=lambda: ["tensorboard"], description="tensorboard (<run>/train/tb) and/or wandb (needs WANDB_API_KEY)"
+        default_factory=lambda: ["tensorboard"],
+        description="tensorboard (<run>/train/tb) and/or wandb (needs WANDB_API_KEY)",
     )
     wandb_project: str | None = Field(None, description="W&B project when report_to includes wandb")
     tiny_model: dict[str, int] = Field(
@@ -377,7 +395,9 @@ def _model_fields_at(raw_loc: list[str]) -> list[str]:
     for part in raw_loc:
         if part.isdigit():
             continue
-        tagged = [m for m in models if m.model_fields.get("kind") is not None and m.model_fields["kind"].default == part]
+        tagged = [
+            m for m in models if m.model_fields.get("kind") is not None and m.model_fields["kind"].default == part
+        ]
         if tagged:
             models = tagged
             continue
@@ -416,7 +436,9 @@ def _format_validation_error(
     if error["type"] == "union_tag_invalid":
         return SlmError(f"{where}: '{dotted}' has an unknown kind", message)
     more = f" (and {len(exc.errors()) - 1} more problem(s))" if len(exc.errors()) > 1 else ""
-    return SlmError(f"{where}: invalid value for '{dotted or '<root>'}': {message}{more}", "fix the value in the config")
+    return SlmError(
+        f"{where}: invalid value for '{dotted or '<root>'}': {message}{more}", "fix the value in the config"
+    )
 
 
 def parse_override(assignment: str) -> tuple[list[str], Any]:

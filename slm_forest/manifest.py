@@ -20,8 +20,19 @@ MANIFEST_NAME = "manifest.json"
 
 # Versions that matter for reproducing a stage; missing packages are recorded as absent, never imported.
 _TRACKED_PACKAGES = (
-    "slm-forest", "torch", "transformers", "peft", "trl", "datasets", "accelerate", "bitsandbytes",
-    "tokenizers", "openai", "anthropic", "pydantic", "datasketch",
+    "slm-forest",
+    "torch",
+    "transformers",
+    "peft",
+    "trl",
+    "datasets",
+    "accelerate",
+    "bitsandbytes",
+    "tokenizers",
+    "openai",
+    "anthropic",
+    "pydantic",
+    "datasketch",
 )
 
 

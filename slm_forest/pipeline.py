@@ -48,18 +48,27 @@ STAGES: dict[str, StageSpec] = {
     spec.name: spec
     for spec in (
         StageSpec(
-            "collect", "slm_datagen.collect.stage:run_collect", (), "read statutes and rulings into documents",
+            "collect",
+            "slm_datagen.collect.stage:run_collect",
+            (),
+            "read statutes and rulings into documents",
             signature="slm_datagen.collect.stage:input_signature",
         ),
         StageSpec("prepare", "slm_datagen.prepare.stage:run_prepare", ("collect",), "clean, de-duplicate, chunk"),
         StageSpec("distill", "slm_datagen.distill.stage:run_distill", ("prepare",), "Q&A pairs from teacher LLMs"),
         StageSpec(
-            "build", "slm_datagen.dataset.stage:run_build", ("distill", "prepare", "collect"), "check, split, write",
+            "build",
+            "slm_datagen.dataset.stage:run_build",
+            ("distill", "prepare", "collect"),
+            "check, split, write",
             signature="slm_forest.pipeline:contamination_files_signature",
         ),
         StageSpec("train", "fine_tuning.train.stage:run_train", ("build",), "LoRA/QLoRA fine-tuning"),
         StageSpec(
-            "evaluate", "fine_tuning.evaluate.stage:run_evaluate", ("build", "train"), "base vs tuned metrics",
+            "evaluate",
+            "fine_tuning.evaluate.stage:run_evaluate",
+            ("build", "train"),
+            "base vs tuned metrics",
             signature="slm_forest.pipeline:benchmark_files_signature",
         ),
         StageSpec("export", "fine_tuning.export.stage:run_export", ("train",), "merge adapter, save model"),

@@ -68,12 +68,13 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from email import policy as email_policy
 from email.parser import BytesParser
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Iterable
+from typing import Any
 from urllib.parse import urlsplit
 
 OPENAI = "openai"
@@ -380,7 +381,9 @@ class _Facts:
             return self.answer
         if any(k in n for k in ("reason", "rationale", "explan", "thought", "analysis")):
             return self.reasoning
-        if any(k in n for k in ("citation", "cite", "ref", "source", "law", "article", "basis", "evidence", "provision")):
+        if any(
+            k in n for k in ("citation", "cite", "ref", "source", "law", "article", "basis", "evidence", "provision")
+        ):
             return self.citation
         if "lang" in n:
             return self.lang
@@ -569,7 +572,7 @@ class _HTTPServer(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 1024
 
-    def __init__(self, address, handler, owner: "FakeTeacherServer") -> None:
+    def __init__(self, address, handler, owner: FakeTeacherServer) -> None:
         self.owner = owner
         super().__init__(address, handler)
 
@@ -746,7 +749,7 @@ class FakeTeacherServer:
 
     # -- lifecycle -------------------------------------------------------------------------------------------
 
-    def start(self) -> "FakeTeacherServer":
+    def start(self) -> FakeTeacherServer:
         if self._httpd is not None:
             return self
         self._stopping.clear()
@@ -784,7 +787,7 @@ class FakeTeacherServer:
         self._httpd = None
         self._thread = None
 
-    def __enter__(self) -> "FakeTeacherServer":
+    def __enter__(self) -> FakeTeacherServer:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -812,7 +815,7 @@ class FakeTeacherServer:
 
     # -- scripting -------------------------------------------------------------------------------------------
 
-    def script(self, *entries: Any) -> "FakeTeacherServer":
+    def script(self, *entries: Any) -> FakeTeacherServer:
         """Append FIFO entries (variant names or Reply); each generation request consumes one, in arrival order."""
         replies = [_script_entry(e) for e in entries]
         with self._lock:
@@ -824,17 +827,17 @@ class FakeTeacherServer:
         with self._lock:
             return len(self._script)
 
-    def when(self, predicate: Callable[[dict, str], bool], reply: Any, times: int | None = None) -> "FakeTeacherServer":
+    def when(self, predicate: Callable[[dict, str], bool], reply: Any, times: int | None = None) -> FakeTeacherServer:
         """Reply ``reply`` (variant name or Reply) to requests where ``predicate(request_json, provider)``."""
         with self._lock:
             self._rules.append(_Rule(predicate, _script_entry(reply), times))
         return self
 
-    def on_prompt(self, substring: str, reply: Any, times: int | None = None) -> "FakeTeacherServer":
+    def on_prompt(self, substring: str, reply: Any, times: int | None = None) -> FakeTeacherServer:
         """Reply ``reply`` to requests whose prompt text (system + messages) contains ``substring``."""
         return self.when(lambda req, provider: substring in prompt_text(req, provider), reply, times)
 
-    def set_chaos(self, probabilities: dict[str, float], seed: int | None = None) -> "FakeTeacherServer":
+    def set_chaos(self, probabilities: dict[str, float], seed: int | None = None) -> FakeTeacherServer:
         for kind, p in probabilities.items():
             Reply(kind)  # validates the name
             if not 0 <= p <= 1:
@@ -891,9 +894,7 @@ class FakeTeacherServer:
         With the default (200) a retry after a 429/500 is not a duplicate, a second successful answer is.
         """
         counts = collections.Counter(
-            r.request_key
-            for r in self.requests
-            if r.request_key is not None and (status is None or r.status == status)
+            r.request_key for r in self.requests if r.request_key is not None and (status is None or r.status == status)
         )
         return {k: n for k, n in counts.items() if n > 1}
 
@@ -1066,7 +1067,9 @@ class FakeTeacherServer:
             body = {"type": "error", "error": {"type": err_type, "message": message}, "request_id": request_id}
         else:
             headers.setdefault("x-request-id", request_id)
-            openai_type = {"not_found_error": "invalid_request_error", "api_error": "server_error"}.get(err_type, err_type)
+            openai_type = {"not_found_error": "invalid_request_error", "api_error": "server_error"}.get(
+                err_type, err_type
+            )
             body = {"error": {"message": message, "type": openai_type, "param": None, "code": code}}
         return _Response(status, body, headers)
 
@@ -1108,7 +1111,9 @@ class FakeTeacherServer:
             "anthropic-ratelimit-tokens-reset": reset_tok,
         }
 
-    def _rate_limited(self, provider: str, model: str, retry_after: float, now: float, message: str | None) -> _Response:
+    def _rate_limited(
+        self, provider: str, model: str, retry_after: float, now: float, message: str | None
+    ) -> _Response:
         request_id = _new_id("req_")
         headers = self._rate_headers(provider, now, request_id)
         headers["retry-after"] = _retry_after_text(retry_after)
@@ -1257,14 +1262,18 @@ class FakeTeacherServer:
         kind = reply.kind
         if kind == "server_error":
             msg = reply.message or (
-                "Internal server error" if provider == ANTHROPIC
+                "Internal server error"
+                if provider == ANTHROPIC
                 else "The server had an error while processing your request. Sorry about that!"
             )
             return 500, {"type": "api_error", "message": msg}
         if kind == "overloaded":
             if provider == ANTHROPIC:
                 return 529, {"type": "overloaded_error", "message": reply.message or "Overloaded"}
-            return 503, {"type": "server_error", "message": reply.message or "The engine is currently overloaded, please try again later."}
+            return 503, {
+                "type": "server_error",
+                "message": reply.message or "The engine is currently overloaded, please try again later.",
+            }
 
         tool = forced_tool(req) if provider == ANTHROPIC else None
         if kind == "english":
@@ -1486,7 +1495,9 @@ class FakeTeacherServer:
             return self._error(OPENAI, 400, "invalid_request_error", "The input file must have purpose 'batch'")
         endpoint = params.get("endpoint")
         if endpoint != "/v1/chat/completions":
-            return self._error(OPENAI, 400, "invalid_request_error", f"Unsupported endpoint {endpoint!r} (fake: chat completions only)")
+            return self._error(
+                OPENAI, 400, "invalid_request_error", f"Unsupported endpoint {endpoint!r} (fake: chat completions only)"
+            )
         if params.get("completion_window") != "24h":
             return self._error(OPENAI, 400, "invalid_request_error", "completion_window must be '24h'")
         lines, errors = [], []
@@ -1497,20 +1508,54 @@ class FakeTeacherServer:
             try:
                 item = json.loads(raw)
             except ValueError:
-                errors.append({"code": "invalid_json_line", "message": "This line is not parseable as valid JSON.", "param": None, "line": number})
+                errors.append(
+                    {
+                        "code": "invalid_json_line",
+                        "message": "This line is not parseable as valid JSON.",
+                        "param": None,
+                        "line": number,
+                    }
+                )
                 continue
             custom_id = item.get("custom_id") if isinstance(item, dict) else None
             if not custom_id:
-                errors.append({"code": "missing_required_parameter", "message": "custom_id is required", "param": "custom_id", "line": number})
+                errors.append(
+                    {
+                        "code": "missing_required_parameter",
+                        "message": "custom_id is required",
+                        "param": "custom_id",
+                        "line": number,
+                    }
+                )
             elif custom_id in seen:
-                errors.append({"code": "duplicate_custom_id", "message": f"The custom_id '{custom_id}' is duplicated.", "param": "custom_id", "line": number})
-            elif item.get("url") != endpoint or item.get("method", "POST") != "POST" or not isinstance(item.get("body"), dict):
-                errors.append({"code": "invalid_request", "message": "url must match the batch endpoint, method POST, body an object", "param": "url", "line": number})
+                errors.append(
+                    {
+                        "code": "duplicate_custom_id",
+                        "message": f"The custom_id '{custom_id}' is duplicated.",
+                        "param": "custom_id",
+                        "line": number,
+                    }
+                )
+            elif (
+                item.get("url") != endpoint
+                or item.get("method", "POST") != "POST"
+                or not isinstance(item.get("body"), dict)
+            ):
+                errors.append(
+                    {
+                        "code": "invalid_request",
+                        "message": "url must match the batch endpoint, method POST, body an object",
+                        "param": "url",
+                        "line": number,
+                    }
+                )
             else:
                 seen.add(custom_id)
                 lines.append(item)
         if not lines and not errors:
-            errors.append({"code": "empty_file", "message": "The batch input file is empty.", "param": None, "line": None})
+            errors.append(
+                {"code": "empty_file", "message": "The batch input file is empty.", "param": None, "line": None}
+            )
         now = int(time.time())
         batch_id = _new_id("batch_")
         batch = {
@@ -1537,7 +1582,11 @@ class FakeTeacherServer:
         }
         with self._lock:
             self._openai_batches[batch_id] = {
-                "obj": batch, "lines": lines, "errors": errors, "polls": 0, "t": time.time(),
+                "obj": batch,
+                "lines": lines,
+                "errors": errors,
+                "polls": 0,
+                "t": time.time(),
             }
             self._counters["batches_created"] += 1
         return _Response(200, batch, {"x-request-id": _new_id("req_")})
@@ -1566,7 +1615,9 @@ class FakeTeacherServer:
         if done:
             self._openai_batch_complete(batch_id)
         with self._lock:
-            return _Response(200, copy.deepcopy(self._openai_batches[batch_id]["obj"]), {"x-request-id": _new_id("req_")})
+            return _Response(
+                200, copy.deepcopy(self._openai_batches[batch_id]["obj"]), {"x-request-id": _new_id("req_")}
+            )
 
     def _openai_batch_complete(self, batch_id: str) -> None:
         with self._lock:
@@ -1590,12 +1641,14 @@ class FakeTeacherServer:
                 code = "rate_limit_exceeded" if status == 429 else None
                 response_body = {"error": {"message": body["message"], "type": err_type, "param": None, "code": code}}
                 target = err
-            target.append({
-                "id": _new_id("batch_req_"),
-                "custom_id": item["custom_id"],
-                "response": {"status_code": status, "request_id": request_id, "body": response_body},
-                "error": None,
-            })
+            target.append(
+                {
+                    "id": _new_id("batch_req_"),
+                    "custom_id": item["custom_id"],
+                    "response": {"status_code": status, "request_id": request_id, "body": response_body},
+                    "error": None,
+                }
+            )
 
         def jsonl(rows: list) -> bytes:
             return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in self._ordered(rows)).encode("utf-8")
@@ -1633,7 +1686,12 @@ class FakeTeacherServer:
     def _list(self, table: dict, provider: str) -> _Response:
         with self._lock:
             objs = [copy.deepcopy(s["obj"]) for s in table.values()][::-1]  # newest first
-        body: dict = {"data": objs, "has_more": False, "first_id": objs[0]["id"] if objs else None, "last_id": objs[-1]["id"] if objs else None}
+        body: dict = {
+            "data": objs,
+            "has_more": False,
+            "first_id": objs[0]["id"] if objs else None,
+            "last_id": objs[-1]["id"] if objs else None,
+        }
         if provider == OPENAI:
             body = {"object": "list", **body}
         return _Response(200, body)
@@ -1652,7 +1710,12 @@ class FakeTeacherServer:
         for i, item in enumerate(requests):
             custom_id = item.get("custom_id") if isinstance(item, dict) else None
             if not isinstance(custom_id, str) or not re.fullmatch(r"[a-zA-Z0-9_-]{1,64}", custom_id):
-                return self._error(ANTHROPIC, 400, "invalid_request_error", f"requests.{i}.custom_id: must match ^[a-zA-Z0-9_-]{{1,64}}$")
+                return self._error(
+                    ANTHROPIC,
+                    400,
+                    "invalid_request_error",
+                    f"requests.{i}.custom_id: must match ^[a-zA-Z0-9_-]{{1,64}}$",
+                )
             if custom_id in seen:
                 return self._error(ANTHROPIC, 400, "invalid_request_error", f"Duplicate custom_id: {custom_id}")
             if not isinstance(item.get("params"), dict):
@@ -1673,7 +1736,13 @@ class FakeTeacherServer:
             "results_url": None,
         }
         with self._lock:
-            self._anthropic_batches[batch_id] = {"obj": batch, "requests": requests, "polls": 0, "t": now, "results": None}
+            self._anthropic_batches[batch_id] = {
+                "obj": batch,
+                "requests": requests,
+                "polls": 0,
+                "t": now,
+                "results": None,
+            }
             self._counters["batches_created"] += 1
         return _Response(200, batch, {"request-id": _new_id("req_")})
 
@@ -1714,7 +1783,11 @@ class FakeTeacherServer:
                 results.append({"custom_id": item["custom_id"], "result": {"type": "succeeded", "message": body}})
                 counts["succeeded"] += 1
             else:
-                error = {"type": "error", "error": {"type": body["type"], "message": body["message"]}, "request_id": _new_id("req_")}
+                error = {
+                    "type": "error",
+                    "error": {"type": body["type"], "message": body["message"]},
+                    "request_id": _new_id("req_"),
+                }
                 results.append({"custom_id": item["custom_id"], "result": {"type": "errored", "error": error}})
                 counts["errored"] += 1
         data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in self._ordered(results)).encode("utf-8")
@@ -1734,7 +1807,9 @@ class FakeTeacherServer:
         if state is None:
             return self._error(ANTHROPIC, 404, "not_found_error", f"Message batch {batch_id} not found")
         if data is None:
-            return self._error(ANTHROPIC, 404, "not_found_error", f"Message batch {batch_id} has not ended; no results yet")
+            return self._error(
+                ANTHROPIC, 404, "not_found_error", f"Message batch {batch_id} has not ended; no results yet"
+            )
         return _Response(200, data, {"request-id": _new_id("req_")}, "application/binary")
 
     def _anthropic_batch_cancel(self, batch_id: str) -> _Response:
@@ -1761,7 +1836,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     chaos = {k: float(v) for k, v in (p.split("=") for p in args.chaos.split(",") if p)}
-    with FakeTeacherServer(latency=args.latency, requests_per_minute=args.rpm, chaos=chaos, seed=args.seed, port=args.port) as server:
+    with FakeTeacherServer(
+        latency=args.latency, requests_per_minute=args.rpm, chaos=chaos, seed=args.seed, port=args.port
+    ) as server:
         print(f"OPENAI_BASE_URL={server.openai_base_url}\nANTHROPIC_BASE_URL={server.anthropic_base_url}", flush=True)
         try:
             while True:

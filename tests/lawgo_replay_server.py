@@ -44,8 +44,10 @@ class Reply:
 
     @classmethod
     def file(cls, path: Path, **kw: Any) -> Reply:
-        content_type = "text/xml;charset=UTF-8" if path.suffix == ".xml" else (
-            "text/html;charset=UTF-8" if path.suffix == ".html" else "application/json;charset=UTF-8"
+        content_type = (
+            "text/xml;charset=UTF-8"
+            if path.suffix == ".xml"
+            else ("text/html;charset=UTF-8" if path.suffix == ".html" else "application/json;charset=UTF-8")
         )
         return cls(body=path.read_bytes(), content_type=content_type, **kw)
 
@@ -123,7 +125,9 @@ class ReplayServer:
         return self
 
     def requests_to(self, endpoint: str, **match: str) -> list[Received]:
-        return [r for r in self.requests if r.endpoint == endpoint and all(r.params.get(k) == v for k, v in match.items())]
+        return [
+            r for r in self.requests if r.endpoint == endpoint and all(r.params.get(k) == v for k, v in match.items())
+        ]
 
     def _dispatch(self, endpoint: str, params: dict[str, str], headers: dict[str, str]) -> Reply:
         with self._lock:

@@ -55,7 +55,9 @@ def test_parse_won_rejects_bool() -> None:
         parse_won(True)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize(("text", "won"), [c for c in PARSE_CASES if c[0] not in ("1500", "약 6억 2,000만원", "△1,000원")])
+@pytest.mark.parametrize(
+    ("text", "won"), [c for c in PARSE_CASES if c[0] not in ("1500", "약 6억 2,000만원", "△1,000원")]
+)
 def test_find_amounts_finds_each_example_in_a_sentence(text: str, won: int) -> None:
     sentence = f"계산한 금액은 {text}입니다."
     found = find_amounts(sentence)

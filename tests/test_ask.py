@@ -49,7 +49,9 @@ def _greedy(loaded, conversations, max_new_tokens=24):
     from fine_tuning.serve.generate import generate_batch, with_system
 
     convos = [with_system(c, loaded.system_prompt) for c in conversations]
-    return generate_batch(loaded.model, loaded.tokenizer, convos, GenerationSettings(max_new_tokens=max_new_tokens), loaded.stop_ids)
+    return generate_batch(
+        loaded.model, loaded.tokenizer, convos, GenerationSettings(max_new_tokens=max_new_tokens), loaded.stop_ids
+    )
 
 
 def test_ask_module_imports_no_torch():
@@ -94,8 +96,19 @@ def test_ask_answers_one_question_streamed_and_not(run_dir, loaded):
     assert plain.stdout.strip() == expected.text
     # base + adapter given explicitly: the same model, the same answer
     train = run_dir / "train"
-    explicit = _invoke(["ask", QUESTION, "--model", str(train / "base_model"), "--adapter", str(train / "adapter"),
-                        "--max-new-tokens", "24", "--no-stream"])
+    explicit = _invoke(
+        [
+            "ask",
+            QUESTION,
+            "--model",
+            str(train / "base_model"),
+            "--adapter",
+            str(train / "adapter"),
+            "--max-new-tokens",
+            "24",
+            "--no-stream",
+        ]
+    )
     assert explicit.stdout.strip() == expected.text
 
 
@@ -108,8 +121,23 @@ def test_ask_file_answers_a_batch_like_one_by_one(run_dir, loaded, tmp_path):
     ]
     questions.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n", encoding="utf-8")
     out = tmp_path / "answers.jsonl"
-    _invoke(["ask", "--file", str(questions), "--run", "asked", "--runs-dir", str(run_dir.parent),
-             "--max-new-tokens", "24", "--batch-size", "3", "--out", str(out)])
+    _invoke(
+        [
+            "ask",
+            "--file",
+            str(questions),
+            "--run",
+            "asked",
+            "--runs-dir",
+            str(run_dir.parent),
+            "--max-new-tokens",
+            "24",
+            "--batch-size",
+            "3",
+            "--out",
+            str(out),
+        ]
+    )
     answers = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert [a["id"] for a in answers] == ["q1", "q2", 3]
     # left-padded batch == each question alone
@@ -118,8 +146,9 @@ def test_ask_file_answers_a_batch_like_one_by_one(run_dir, loaded, tmp_path):
     assert all(a["finish_reason"] in ("stop", "length") and a["completion_tokens"] <= 24 for a in answers)
 
     # without --out the JSONL goes to stdout
-    printed = _invoke(["ask", "--file", str(questions), "--run", "asked", "--runs-dir", str(run_dir.parent),
-                       "--max-new-tokens", "24"])
+    printed = _invoke(
+        ["ask", "--file", str(questions), "--run", "asked", "--runs-dir", str(run_dir.parent), "--max-new-tokens", "24"]
+    )
     assert [json.loads(line)["answer"] for line in printed.stdout.splitlines()] == [a["answer"] for a in answers]
 
 
@@ -143,8 +172,16 @@ def test_chat_keeps_history_and_resets(run_dir, loaded):
     assert len(answers) == 3
 
     first = _greedy(loaded, [[{"role": "user", "content": QUESTION}]])[0].text
-    with_history = _greedy(loaded, [[{"role": "user", "content": QUESTION}, {"role": "assistant", "content": first},
-                                     {"role": "user", "content": second}]])[0].text
+    with_history = _greedy(
+        loaded,
+        [
+            [
+                {"role": "user", "content": QUESTION},
+                {"role": "assistant", "content": first},
+                {"role": "user", "content": second},
+            ]
+        ],
+    )[0].text
     fresh = _greedy(loaded, [[{"role": "user", "content": second}]])[0].text
     assert [a.strip() for a in answers] == [first, with_history, fresh]
     assert "/reset" in result.stderr and "bye" in result.stderr  # prompts and help go to stderr

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from slm_forest.config import BuildConfig
-from slm_forest.errors import SlmError
-from slm_forest.records import Calculation, Chunk, Document, QAPair
-
 from slm_datagen.dataset.arithmetic import check_arithmetic, recover_gift_facts
-from slm_datagen.dataset.content import check_content, truncation_reason
 from slm_datagen.dataset.contamination import find_contamination, load_benchmark_questions
+from slm_datagen.dataset.content import check_content, truncation_reason
 from slm_datagen.dataset.duplicates import find_duplicates
 from slm_datagen.dataset.grounding import build_statute_index, check_grounding, paragraphs_of
 from slm_datagen.dataset.rules import RULES, Finding
 from slm_datagen.taxlaw.taxcalc import DonorRelation
+from slm_forest.config import BuildConfig
+from slm_forest.errors import SlmError
+from slm_forest.records import Calculation, Chunk, Document, QAPair
 
 # The seed project's sample answer: 증여세 on 20억원 with the brackets up to 5억원 only, no 증여재산공제.
 SEED_QUESTION = "성인 자녀가 아버지로부터 현금 20억원을 증여받았습니다. 증여세는 얼마인가요?"
@@ -68,11 +67,31 @@ def test_content_passes_a_plain_good_answer():
         ("  ", GOOD_ANSWER, "empty"),
         ("공익신탁의 이익은 과세되나요?", "비과세입니다.", "too_short"),
         ("공익신탁의 이익은 과세되나요?", "비과세입니다. " * 700, "too_long"),
-        ("Is the income taxable?", "The income from a public interest trust is not taxable under the act.", "not_korean"),
-        ("공익신탁의 이익은 과세되나요?", "죄송하지만 구체적인 세무 상담에는 답변드릴 수 없습니다. 세무서에 문의하세요.", "refusal"),
-        ("공익신탁의 이익은 과세되나요?", "저는 AI 언어 모델로서 법률 자문을 할 수 없으나 일반적으로는 비과세입니다.", "refusal"),
-        ("공익신탁의 이익은 과세되나요?", "소득세법 제12조에 따라 공익신탁의 이익은 소득세를 과세하지 아니하", "truncated"),
-        ("공익신탁의 이익은 과세되나요?", "공익신탁의 이익은 비과세소득입니다(소득세법 제12조 제1호 참조.", "truncated"),
+        (
+            "Is the income taxable?",
+            "The income from a public interest trust is not taxable under the act.",
+            "not_korean",
+        ),
+        (
+            "공익신탁의 이익은 과세되나요?",
+            "죄송하지만 구체적인 세무 상담에는 답변드릴 수 없습니다. 세무서에 문의하세요.",
+            "refusal",
+        ),
+        (
+            "공익신탁의 이익은 과세되나요?",
+            "저는 AI 언어 모델로서 법률 자문을 할 수 없으나 일반적으로는 비과세입니다.",
+            "refusal",
+        ),
+        (
+            "공익신탁의 이익은 과세되나요?",
+            "소득세법 제12조에 따라 공익신탁의 이익은 소득세를 과세하지 아니하",
+            "truncated",
+        ),
+        (
+            "공익신탁의 이익은 과세되나요?",
+            "공익신탁의 이익은 비과세소득입니다(소득세법 제12조 제1호 참조.",
+            "truncated",
+        ),
         ("공익신탁의 이익은 과세되나요?", "비과세 요건은 다음과 같습니다.\n```\n1. 공익신탁법에 따른", "truncated"),
         ("공익신탁의 이익은 과세되나요?", "비과세소득에는 공익신탁의 이익, 사업소득 중 일부,", "truncated"),
         (
@@ -148,9 +167,15 @@ def test_near_duplicates_are_caught_but_other_articles_and_numbers_are_not():
         make_pair(long_q, GOOD_ANSWER, id="first"),
         make_pair(long_q.replace("알려주세요", "알려 주시겠어요"), GOOD_ANSWER, id="reworded"),
         make_pair(long_q.replace("100만원", "300만원"), GOOD_ANSWER, id="other-amount"),
-        make_pair("소득세법 제12조 제3호의 비과세소득 요건과 적용 범위를 구체적으로 설명해 주세요.", GOOD_ANSWER, id="art12"),
-        make_pair("소득세법 제14조 제3호의 비과세소득 요건과 적용 범위를 구체적으로 설명해 주세요.", GOOD_ANSWER, id="art14"),
-        make_pair("법인세법 제12조 제3호의 비과세소득 요건과 적용 범위를 구체적으로 설명해 주세요.", GOOD_ANSWER, id="law2"),
+        make_pair(
+            "소득세법 제12조 제3호의 비과세소득 요건과 적용 범위를 구체적으로 설명해 주세요.", GOOD_ANSWER, id="art12"
+        ),
+        make_pair(
+            "소득세법 제14조 제3호의 비과세소득 요건과 적용 범위를 구체적으로 설명해 주세요.", GOOD_ANSWER, id="art14"
+        ),
+        make_pair(
+            "법인세법 제12조 제3호의 비과세소득 요건과 적용 범위를 구체적으로 설명해 주세요.", GOOD_ANSWER, id="law2"
+        ),
     ]
     found = find_duplicates(pairs, threshold=0.85)
     assert set(found) == {1}
@@ -161,21 +186,39 @@ def test_near_duplicates_are_caught_but_other_articles_and_numbers_are_not():
 def statute(law: str, article: int, text: str, date: str, branch: int | None = None, **fields) -> Document:
     doc_id = f"doc-{law}-{article}-{branch}-{date}"
     return Document(
-        id=doc_id, kind="statute_article", title=f"{law} 제{article}조", text=text, source="test", law_name=law,
-        article_no=article, article_branch=branch, effective_date=date, **fields,
+        id=doc_id,
+        kind="statute_article",
+        title=f"{law} 제{article}조",
+        text=text,
+        source="test",
+        law_name=law,
+        article_no=article,
+        article_branch=branch,
+        effective_date=date,
+        **fields,
     )
 
 
 CORPUS = [
-    statute("소득세법", 12, "제12조(비과세소득) 다음 각 호의 소득에 대해서는 소득세를 과세하지 아니한다.\n1. 공익신탁의 이익", "2024-01-01"),
     statute(
-        "상속세 및 증여세법", 53,
+        "소득세법",
+        12,
+        "제12조(비과세소득) 다음 각 호의 소득에 대해서는 소득세를 과세하지 아니한다.\n1. 공익신탁의 이익",
+        "2024-01-01",
+    ),
+    statute(
+        "상속세 및 증여세법",
+        53,
         "제53조(증여재산 공제)\n① 거주자가 다음 각 호의 어느 하나에 해당하는 사람으로부터 증여를 받은 경우에는 …\n"
         "② 제1항을 적용할 때 수증자를 기준으로 그 증여를 받기 전 10년 이내에 공제받은 금액과 …",
         "2024-01-01",
     ),
-    statute("국세기본법", 26, "제26조의2(국세의 부과제척기간)\n① … 제45조의2에 따른 경정청구 …", "2020-01-01", branch=2),
-    statute("국세기본법", 26, "제26조의2(국세의 부과제척기간)\n① … 제45조의2에 따른 경정청구 …\n② …", "2024-01-01", branch=2),
+    statute(
+        "국세기본법", 26, "제26조의2(국세의 부과제척기간)\n① … 제45조의2에 따른 경정청구 …", "2020-01-01", branch=2
+    ),
+    statute(
+        "국세기본법", 26, "제26조의2(국세의 부과제척기간)\n① … 제45조의2에 따른 경정청구 …\n② …", "2024-01-01", branch=2
+    ),
     statute("법인세법", 99, "제99조 삭제 <2018.12.24>", "2024-01-01", deleted=True),
     statute("소득세법", 200, "제200조(새 조문)\n① 새로 생긴 조문이다.", "2025-01-01", amendments=["본조신설 2025.1.1"]),
 ]
@@ -186,8 +229,13 @@ ART12 = CORPUS[0]
 
 def ground(answer: str, *, doc: Document = ART12, citations=(), action: str = "reject") -> list[Finding]:
     pair = make_pair(
-        "질문입니다?", answer, kind="statute_article", doc_id=doc.id, law_name=doc.law_name,
-        citations=list(citations), source_citation=doc.citation(),
+        "질문입니다?",
+        answer,
+        kind="statute_article",
+        doc_id=doc.id,
+        law_name=doc.law_name,
+        citations=list(citations),
+        source_citation=doc.citation(),
     )
     return check_grounding(pair, INDEX, DOCS, {}, action)
 
@@ -242,14 +290,28 @@ def test_version_rules_deleted_and_not_yet_created_articles():
     assert rules_of(too_new) == ["citation_wrong_version"] and "2025-01-01" in too_new[0].details
     later_source = statute("소득세법", 12, ART12.text, "2025-06-01")
     docs = DOCS | {later_source.id: later_source}
-    pair = make_pair("질문?", "소득세법 제12조와 소득세법 제200조 제1항에 따릅니다.", kind="statute_article",
-                     doc_id=later_source.id, law_name="소득세법")
+    pair = make_pair(
+        "질문?",
+        "소득세법 제12조와 소득세법 제200조 제1항에 따릅니다.",
+        kind="statute_article",
+        doc_id=later_source.id,
+        law_name="소득세법",
+    )
     assert check_grounding(pair, INDEX, docs, {}, "reject") == []
 
 
 def test_chunk_metadata_stands_in_for_a_missing_document():
-    chunk = Chunk(id="chunk-x", doc_id="gone", kind="statute_article", title="t", text="제12조 …", citation="소득세법 제12조",
-                  law_name="소득세법", article_no=12, effective_date="2024-01-01")
+    chunk = Chunk(
+        id="chunk-x",
+        doc_id="gone",
+        kind="statute_article",
+        title="t",
+        text="제12조 …",
+        citation="소득세법 제12조",
+        law_name="소득세법",
+        article_no=12,
+        effective_date="2024-01-01",
+    )
     pair = make_pair("질문?", "상속세 및 증여세법 제53조에 따릅니다.", kind="statute_article", doc_id="gone")
     assert rules_of(check_grounding(pair, INDEX, {}, {"chunk-x": chunk}, "reject")) == ["source_not_cited"]
 
@@ -269,8 +331,14 @@ def test_correct_gift_tax_computation_passes():
 def test_gift_facts_are_recovered_from_the_question():
     facts = recover_gift_facts(SEED_QUESTION)
     assert facts is not None
-    assert (facts.amount_won, facts.relation, facts.minor_options) == (2_000_000_000, DonorRelation.LINEAL_ASCENDANT, (False,))
-    assert recover_gift_facts("할아버지로부터 20억원을 증여받았습니다. 증여세는?") is None  # 세대생략 할증: not modelled
+    assert (facts.amount_won, facts.relation, facts.minor_options) == (
+        2_000_000_000,
+        DonorRelation.LINEAL_ASCENDANT,
+        (False,),
+    )
+    assert (
+        recover_gift_facts("할아버지로부터 20억원을 증여받았습니다. 증여세는?") is None
+    )  # 세대생략 할증: not modelled
     assert recover_gift_facts("10년 이내에 아버지로부터 두 번 20억원을 증여받았습니다.") is None
 
 
@@ -279,14 +347,19 @@ def test_unstated_age_accepts_either_deduction_and_spouse_gifts_use_six_hundred_
     minor = "미성년자는 2,000만원을 공제하여 과세표준은 19억 8,000만원이고 산출세액은 6억 3,200만원입니다."
     assert check_arithmetic(make_pair(question, minor)) == []
     spouse_q = "남편이 아내에게 10억원을 증여하면 증여세는 얼마인가요?"
-    assert check_arithmetic(make_pair(spouse_q, "배우자공제 6억원을 빼면 과세표준은 4억원이고 증여세는 7,000만원입니다.")) == []
+    assert (
+        check_arithmetic(make_pair(spouse_q, "배우자공제 6억원을 빼면 과세표준은 4억원이고 증여세는 7,000만원입니다."))
+        == []
+    )
     wrong = check_arithmetic(make_pair(spouse_q, "배우자 간 증여도 과세되며 증여세는 2억 4,000만원입니다."))
     assert rules_of(wrong) == ["calc_answer_mismatch"]
 
 
 def test_inheritance_tax_from_a_stated_base():
     question = "상속세 과세표준이 15억원이면 상속세 산출세액은 얼마인가요?"
-    assert check_arithmetic(make_pair(question, "15억원 × 40% − 1억 6,000만원으로 산출세액은 4억 4,000만원입니다.")) == []
+    assert (
+        check_arithmetic(make_pair(question, "15억원 × 40% − 1억 6,000만원으로 산출세액은 4억 4,000만원입니다.")) == []
+    )
     assert rules_of(check_arithmetic(make_pair(question, "상속세 산출세액은 3억원입니다."))) == ["calc_answer_mismatch"]
 
 
@@ -308,8 +381,11 @@ def test_calculation_payloads_are_recomputed():
 
 
 def test_payload_right_but_answer_text_wrong_is_rejected():
-    pair = make_pair(SEED_QUESTION, SEED_WRONG_ANSWER, calculation=gift_calc(620_000_000, amount_won=2_000_000_000,
-                                                                            relationship="직계존속"))
+    pair = make_pair(
+        SEED_QUESTION,
+        SEED_WRONG_ANSWER,
+        calculation=gift_calc(620_000_000, amount_won=2_000_000_000, relationship="직계존속"),
+    )
     assert rules_of(check_arithmetic(pair)) == ["calc_answer_mismatch"]
 
 
@@ -319,7 +395,12 @@ def test_other_deductions_may_be_denied():
 
 
 def test_answers_without_a_computation_are_left_alone():
-    assert check_arithmetic(make_pair("증여세 신고기한은 언제인가요?", "증여받은 날이 속하는 달의 말일부터 3개월 이내입니다.")) == []
+    assert (
+        check_arithmetic(
+            make_pair("증여세 신고기한은 언제인가요?", "증여받은 날이 속하는 달의 말일부터 3개월 이내입니다.")
+        )
+        == []
+    )
 
 
 # --------------------------------------------------------------------------------------------------- contamination

@@ -17,18 +17,17 @@ import typer
 import yaml
 from typer.testing import CliRunner
 
+from slm_datagen.dataset.formats import push_to_hub, to_example, write_formats
+from slm_datagen.dataset.rules import RULES
+from slm_datagen.dataset.splits import group_key, plan_splits, split_pairs
+from slm_datagen.dataset.stats import dataset_stats, print_dataset_stats
+from slm_datagen.dataset.stats_cli import data_stats
 from slm_forest.config import BuildConfig, RunConfig
 from slm_forest.errors import SlmError
 from slm_forest.files import read_jsonl, sha256_file, write_jsonl
 from slm_forest.manifest import Manifest, describe_files, read_manifest, write_manifest
 from slm_forest.pipeline import run_stage
 from slm_forest.records import Calculation, Chunk, Document, QAPair, SFTExample, Usage, content_id
-
-from slm_datagen.dataset.formats import push_to_hub, to_example, write_formats
-from slm_datagen.dataset.rules import RULES
-from slm_datagen.dataset.splits import group_key, plan_splits, split_pairs
-from slm_datagen.dataset.stats import dataset_stats, print_dataset_stats
-from slm_datagen.dataset.stats_cli import data_stats
 
 SEED_QUESTION = "성인 자녀가 아버지로부터 현금 20억원을 증여받았습니다. 증여세는 얼마인가요?"
 SEED_WRONG_ANSWER = (
@@ -49,10 +48,17 @@ def casebook_documents(corpus: Path) -> list[Document]:
         y, m, d = (int(x) for x in re.findall(r"\d+", row["회신일"])[:3])
         docs.append(
             Document(
-                id=content_id("doc", row["문서번호"]), kind="interpretation", title=row["쟁점"],
-                text=f"{row['쟁점']}\n{row['답변요지']}", source="test:casebook", doc_no=row["문서번호"],
-                question=row["쟁점"], answer=row["답변요지"], related_laws=[row["관련법령"]],
-                decision_date=f"{y:04d}-{m:02d}-{d:02d}", field_of_law=row["분야"],
+                id=content_id("doc", row["문서번호"]),
+                kind="interpretation",
+                title=row["쟁점"],
+                text=f"{row['쟁점']}\n{row['답변요지']}",
+                source="test:casebook",
+                doc_no=row["문서번호"],
+                question=row["쟁점"],
+                answer=row["답변요지"],
+                related_laws=[row["관련법령"]],
+                decision_date=f"{y:04d}-{m:02d}-{d:02d}",
+                field_of_law=row["분야"],
             )
         )
     return docs
@@ -67,9 +73,15 @@ def statute_documents(corpus: Path) -> list[Document]:
         number = re.match(r"제(\d+)조(?:의(\d+))?", jo)
         docs.append(
             Document(
-                id=content_id("doc", law, jo, eff), kind="statute_article", title=f"{law} {jo}", text="\n".join(texts),
-                source="test:statute_units", law_name=law, effective_date=f"{eff[:4]}-{eff[4:6]}-{eff[6:]}",
-                article_no=int(number[1]), article_branch=int(number[2]) if number[2] else None,
+                id=content_id("doc", law, jo, eff),
+                kind="statute_article",
+                title=f"{law} {jo}",
+                text="\n".join(texts),
+                source="test:statute_units",
+                law_name=law,
+                effective_date=f"{eff[:4]}-{eff[4:6]}-{eff[6:]}",
+                article_no=int(number[1]),
+                article_branch=int(number[2]) if number[2] else None,
             )
         )
     return docs
@@ -77,20 +89,40 @@ def statute_documents(corpus: Path) -> list[Document]:
 
 def chunk_of(doc: Document) -> Chunk:
     return Chunk(
-        id=content_id("chunk", doc.id), doc_id=doc.id, kind=doc.kind, title=doc.title, text=doc.text,
-        citation=doc.citation(), law_name=doc.law_name, article_no=doc.article_no, article_branch=doc.article_branch,
-        effective_date=doc.effective_date, question=doc.question, answer=doc.answer, related_laws=doc.related_laws,
+        id=content_id("chunk", doc.id),
+        doc_id=doc.id,
+        kind=doc.kind,
+        title=doc.title,
+        text=doc.text,
+        citation=doc.citation(),
+        law_name=doc.law_name,
+        article_no=doc.article_no,
+        article_branch=doc.article_branch,
+        effective_date=doc.effective_date,
+        question=doc.question,
+        answer=doc.answer,
+        related_laws=doc.related_laws,
     )
 
 
 def make_pair(chunk: Chunk, question: str, answer: str, n: int, **fields) -> QAPair:
     teacher, model = (("openai", "gpt-4o-mini"), ("anthropic", "claude-haiku"))[n % 2]
     return QAPair(
-        id=content_id("qa", chunk.id, question, n), chunk_id=chunk.id, doc_id=chunk.doc_id, kind=chunk.kind,
-        question=question, answer=answer, audience=("expert", "layperson")[n % 2], teacher=teacher, model=model,
-        prompt_version=fields.pop("prompt_version", "explain@2"), request_key=f"rk-{n}",
-        usage=Usage(input_tokens=1000, output_tokens=300, cost_usd=0.0025), source_citation=chunk.citation,
-        law_name=chunk.law_name, **fields,
+        id=content_id("qa", chunk.id, question, n),
+        chunk_id=chunk.id,
+        doc_id=chunk.doc_id,
+        kind=chunk.kind,
+        question=question,
+        answer=answer,
+        audience=("expert", "layperson")[n % 2],
+        teacher=teacher,
+        model=model,
+        prompt_version=fields.pop("prompt_version", "explain@2"),
+        request_key=f"rk-{n}",
+        usage=Usage(input_tokens=1000, output_tokens=300, cost_usd=0.0025),
+        source_citation=chunk.citation,
+        law_name=chunk.law_name,
+        **fields,
     )
 
 
@@ -106,14 +138,24 @@ def write_stage_manifest(run_dir: Path, stage: str, name: str) -> None:
     stage_dir = run_dir / stage
     write_manifest(
         stage_dir,
-        Manifest(stage=stage, run_name=run_dir.name, fingerprint=f"hand-made-{stage}", config={},
-                 outputs=describe_files([stage_dir / name], run_dir), started_at=now, finished_at=now, seconds=0.0),
+        Manifest(
+            stage=stage,
+            run_name=run_dir.name,
+            fingerprint=f"hand-made-{stage}",
+            config={},
+            outputs=describe_files([stage_dir / name], run_dir),
+            started_at=now,
+            finished_at=now,
+            seconds=0.0,
+        ),
     )
 
 
 def write_upstream(run_dir: Path, docs: list[Document], chunks: list[Chunk], pairs: list[QAPair]) -> None:
     for stage, name, rows in (
-        ("collect", "documents.jsonl", docs), ("prepare", "chunks.jsonl", chunks), ("distill", "qa_pairs.jsonl", pairs)
+        ("collect", "documents.jsonl", docs),
+        ("prepare", "chunks.jsonl", chunks),
+        ("distill", "qa_pairs.jsonl", pairs),
     ):
         write_jsonl(run_dir / stage / name, rows)
         write_stage_manifest(run_dir, stage, name)
@@ -144,44 +186,105 @@ def built(tmp_path_factory) -> Built:
         if chunk.doc_id == amended.id:
             continue  # asked about separately below
         if chunk.kind == "interpretation":
-            pairs.append(make_pair(chunk, f"{chunk.question}에 대해 설명해 주세요.", chunk.answer or "", n,
-                                   citations=list(chunk.related_laws)))
+            pairs.append(
+                make_pair(
+                    chunk,
+                    f"{chunk.question}에 대해 설명해 주세요.",
+                    chunk.answer or "",
+                    n,
+                    citations=list(chunk.related_laws),
+                )
+            )
         else:
-            pairs.append(make_pair(chunk, f"{chunk.citation}은 어떤 내용을 규정하고 있나요?", statute_answer(chunk), n,
-                                   citations=[chunk.citation]))
+            pairs.append(
+                make_pair(
+                    chunk,
+                    f"{chunk.citation}은 어떤 내용을 규정하고 있나요?",
+                    statute_answer(chunk),
+                    n,
+                    citations=[chunk.citation],
+                )
+            )
     gift_chunk = chunks[0]
     planted = {
         "seed_wrong": make_pair(gift_chunk, SEED_QUESTION, SEED_WRONG_ANSWER, 1001, style="calculation").id,
-        "correct": make_pair(gift_chunk, SEED_QUESTION.replace("현금", "예금"), CORRECT_ANSWER, 1002, style="calculation",
-                             calculation=Calculation(kind="gift_tax", year=2025, result_won=620_000_000,
-                                                     inputs={"amount_won": "20억원", "relationship": "직계존속"})).id,
-        "article_999": make_pair(by_doc[first.id], "소득세법상 비과세소득에는 어떤 것이 있나요?",
-                                 "국세징수법 제112조와 소득세법 제999조에 따라 모든 이자소득은 비과세됩니다.", 1003).id,
+        "correct": make_pair(
+            gift_chunk,
+            SEED_QUESTION.replace("현금", "예금"),
+            CORRECT_ANSWER,
+            1002,
+            style="calculation",
+            calculation=Calculation(
+                kind="gift_tax",
+                year=2025,
+                result_won=620_000_000,
+                inputs={"amount_won": "20억원", "relationship": "직계존속"},
+            ),
+        ).id,
+        "article_999": make_pair(
+            by_doc[first.id],
+            "소득세법상 비과세소득에는 어떤 것이 있나요?",
+            "국세징수법 제112조와 소득세법 제999조에 따라 모든 이자소득은 비과세됩니다.",
+            1003,
+        ).id,
         "duplicate": make_pair(chunks[1], pairs[1].question.replace(" ", "  "), pairs[1].answer, 1004).id,
-        "refusal": make_pair(chunks[2], "이 사안의 과세 여부를 판단해 주세요.",
-                             "죄송하지만 AI 언어 모델로서 구체적인 세무 판단은 답변드릴 수 없습니다.", 1005).id,
+        "refusal": make_pair(
+            chunks[2],
+            "이 사안의 과세 여부를 판단해 주세요.",
+            "죄송하지만 AI 언어 모델로서 구체적인 세무 판단은 답변드릴 수 없습니다.",
+            1005,
+        ).id,
     }
-    benchmark_question = "국세기본법 의 규정이 국세기본법 제2조 제2호에서 정의하는 세법의 규정보다 우선하여 적용되는 것은?"
-    planted["contaminated"] = make_pair(chunks[3], benchmark_question, "소급과세의 금지에 관한 규정이 우선하여 적용됩니다.", 1006).id
+    benchmark_question = (
+        "국세기본법 의 규정이 국세기본법 제2조 제2호에서 정의하는 세법의 규정보다 우선하여 적용되는 것은?"
+    )
+    planted["contaminated"] = make_pair(
+        chunks[3], benchmark_question, "소급과세의 금지에 관한 규정이 우선하여 적용됩니다.", 1006
+    ).id
     pairs += [
         make_pair(gift_chunk, SEED_QUESTION, SEED_WRONG_ANSWER, 1001, style="calculation"),
-        make_pair(gift_chunk, SEED_QUESTION.replace("현금", "예금"), CORRECT_ANSWER, 1002, style="calculation",
-                  calculation=Calculation(kind="gift_tax", year=2025, result_won=620_000_000,
-                                          inputs={"amount_won": "20억원", "relationship": "직계존속"})),
-        make_pair(by_doc[first.id], "소득세법상 비과세소득에는 어떤 것이 있나요?",
-                  "국세징수법 제112조와 소득세법 제999조에 따라 모든 이자소득은 비과세됩니다.", 1003),
+        make_pair(
+            gift_chunk,
+            SEED_QUESTION.replace("현금", "예금"),
+            CORRECT_ANSWER,
+            1002,
+            style="calculation",
+            calculation=Calculation(
+                kind="gift_tax",
+                year=2025,
+                result_won=620_000_000,
+                inputs={"amount_won": "20억원", "relationship": "직계존속"},
+            ),
+        ),
+        make_pair(
+            by_doc[first.id],
+            "소득세법상 비과세소득에는 어떤 것이 있나요?",
+            "국세징수법 제112조와 소득세법 제999조에 따라 모든 이자소득은 비과세됩니다.",
+            1003,
+        ),
         make_pair(chunks[1], pairs[1].question.replace(" ", "  "), pairs[1].answer, 1004),
-        make_pair(chunks[2], "이 사안의 과세 여부를 판단해 주세요.",
-                  "죄송하지만 AI 언어 모델로서 구체적인 세무 판단은 답변드릴 수 없습니다.", 1005),
+        make_pair(
+            chunks[2],
+            "이 사안의 과세 여부를 판단해 주세요.",
+            "죄송하지만 AI 언어 모델로서 구체적인 세무 판단은 답변드릴 수 없습니다.",
+            1005,
+        ),
         make_pair(chunks[3], benchmark_question, "소급과세의 금지에 관한 규정이 우선하여 적용됩니다.", 1006),
-        make_pair(by_doc[amended.id], f"{amended.citation()}의 개정 내용은 무엇인가요?", statute_answer(by_doc[amended.id]), 1007),
+        make_pair(
+            by_doc[amended.id],
+            f"{amended.citation()}의 개정 내용은 무엇인가요?",
+            statute_answer(by_doc[amended.id]),
+            1007,
+        ),
     ]
     docs_by_id, chunks_by_id = {d.id: d for d in docs}, {c.id: c for c in chunks}
     groups = {p.id: group_key(p, docs_by_id, chunks_by_id) for p in pairs}
 
     root = tmp_path_factory.mktemp("build_run")
     cfg = RunConfig(
-        run_name="casebook", runs_dir=str(root / "runs"), seed=7,
+        run_name="casebook",
+        runs_dir=str(root / "runs"),
+        seed=7,
         build=BuildConfig(formats=["chat", "alpaca", "seed_text", "openai", "hf"], contamination_files=[str(kmmlu)]),
     )
     write_upstream(cfg.run_dir(), docs, chunks, pairs)
@@ -243,7 +346,11 @@ def test_every_format_is_written_with_the_same_examples(built):
     assert train[0].messages[0].content == built.cfg.build.system_prompt
     assert {"pair_id", "doc_id", "kind", "law_name", "audience", "style", "citations"} <= set(train[0].meta)
     alpaca = rows(built.dir / "alpaca" / "train.jsonl")
-    assert alpaca[0] == {"instruction": train[0].messages[1].content, "input": "", "output": train[0].messages[2].content}
+    assert alpaca[0] == {
+        "instruction": train[0].messages[1].content,
+        "input": "",
+        "output": train[0].messages[2].content,
+    }
     seed = rows(built.dir / "seed_text" / "train.jsonl")[0]["text"]
     assert seed == f"### 질문: {train[0].messages[1].content}\n\n### 답변: {train[0].messages[2].content}"
     openai_row = rows(built.dir / "openai" / "train.jsonl")[0]
@@ -260,14 +367,26 @@ def test_the_card_has_every_section_and_the_true_numbers(built):
     assert front["language"] == ["ko"] and front["license"] == "other"
     assert "question-answering" in front["task_categories"] and front["size_categories"] == ["n<1K"]
     assert [f["split"] for f in front["configs"][0]["data_files"]] == ["train", "validation", "test"]
-    for heading in ("## Splits", "## Source kinds", "## Laws", "## Audience and style", "## Lengths",
-                    "## Quality checks", "## Benchmark contamination", "## Teachers", "## Corpus fingerprints",
-                    "## Files", "## Limitations"):
+    for heading in (
+        "## Splits",
+        "## Source kinds",
+        "## Laws",
+        "## Audience and style",
+        "## Lengths",
+        "## Quality checks",
+        "## Benchmark contamination",
+        "## Teachers",
+        "## Corpus fingerprints",
+        "## Files",
+        "## Limitations",
+    ):
         assert heading in text
     rejected = rows(built.dir / "rejected.jsonl")
     assert f"| `duplicate` | {RULES['duplicate']} | {sum(r['rule'] == 'duplicate' for r in rejected)} | 0 |" in text
     assert f"| `citation_not_in_corpus` | {RULES['citation_not_in_corpus']} | " in text
-    assert "| interpretation |" in text and "| statute_article |" in text and "| 국세징수법 | `guksejingsubeop` |" in text
+    assert (
+        "| interpretation |" in text and "| statute_article |" in text and "| 국세징수법 | `guksejingsubeop` |" in text
+    )
     assert "| expert |" in text and "| layperson |" in text
     total_cost = sum(p.usage.cost_usd for p in built.pairs)
     assert f"Total teacher cost: ${total_cost:.4f}" in text
@@ -334,13 +453,33 @@ def test_split_pairs_keeps_documents_and_article_versions_together():
     pairs = []
     for article in range(1, 31):
         for version, date in enumerate(("2020-01-01", "2024-01-01")):
-            doc = Document(id=f"d{article}-{version}", kind="statute_article", title="t", text="x", source="s",
-                           law_name="소득세법", article_no=article, effective_date=date)
+            doc = Document(
+                id=f"d{article}-{version}",
+                kind="statute_article",
+                title="t",
+                text="x",
+                source="s",
+                law_name="소득세법",
+                article_no=article,
+                effective_date=date,
+            )
             docs[doc.id] = doc
             for n in range(2):
-                pairs.append(QAPair(id=f"p{article}-{version}-{n}", chunk_id="c", doc_id=doc.id, kind="statute_article",
-                                    question="q", answer="a", audience="expert", teacher="t", model="m",
-                                    prompt_version="v", request_key="k"))
+                pairs.append(
+                    QAPair(
+                        id=f"p{article}-{version}-{n}",
+                        chunk_id="c",
+                        doc_id=doc.id,
+                        kind="statute_article",
+                        question="q",
+                        answer="a",
+                        audience="expert",
+                        teacher="t",
+                        model="m",
+                        prompt_version="v",
+                        request_key="k",
+                    )
+                )
     by_split, plan = split_pairs(pairs, docs, {}, 0.1, 0.1, seed=3)
     assert plan.groups == {"train": 24, "val": 3, "test": 3}
     where = {p.id.split("-")[0]: name for name, ps in by_split.items() for p in ps}
@@ -350,8 +489,19 @@ def test_split_pairs_keeps_documents_and_article_versions_together():
 
 # ----------------------------------------------------------------------------------------- formats and failures
 def example(n: int) -> SFTExample:
-    pair = QAPair(id=f"p{n}", chunk_id="c", doc_id="d", kind="ruling", question=f"질문 {n}?", answer=f"답변 {n}입니다.",
-                  audience="expert", teacher="t", model="m", prompt_version="v", request_key="k")
+    pair = QAPair(
+        id=f"p{n}",
+        chunk_id="c",
+        doc_id="d",
+        kind="ruling",
+        question=f"질문 {n}?",
+        answer=f"답변 {n}입니다.",
+        audience="expert",
+        teacher="t",
+        model="m",
+        prompt_version="v",
+        request_key="k",
+    )
     return to_example(pair, "시스템")
 
 
@@ -380,7 +530,9 @@ def small_run(tmp_path: Path, pairs_text: str | None = None, answers: tuple[str,
 
 
 def test_a_malformed_pair_line_is_named_by_file_and_line(tmp_path):
-    good = make_pair(chunk_of(Document(id="d1", kind="ruling", title="t", text="x", source="s")), "질문?", "답변입니다.", 0)
+    good = make_pair(
+        chunk_of(Document(id="d1", kind="ruling", title="t", text="x", source="s")), "질문?", "답변입니다.", 0
+    )
     bad = json.loads(good.model_dump_json())
     bad.pop("answer")
     cfg = small_run(tmp_path, good.model_dump_json() + "\n\n" + json.dumps(bad, ensure_ascii=False) + "\n")
@@ -390,7 +542,10 @@ def test_a_malformed_pair_line_is_named_by_file_and_line(tmp_path):
 
 def test_a_build_where_everything_is_rejected_stops_and_keeps_the_rejects(tmp_path):
     cfg = small_run(tmp_path, answers=("죄송하지만 답변드릴 수 없습니다. 다른 질문을 해 주세요.", "네"))
-    with pytest.raises(SlmError, match=r"all 2 pairs were rejected .*refusal 1.*too_short 1|all 2 pairs were rejected .*too_short 1.*refusal 1"):
+    with pytest.raises(
+        SlmError,
+        match=r"all 2 pairs were rejected .*refusal 1.*too_short 1|all 2 pairs were rejected .*too_short 1.*refusal 1",
+    ):
         run_stage(cfg, "build")
     assert {r["rule"] for r in rows(cfg.run_dir() / "build" / "rejected.jsonl")} == {"refusal", "too_short"}
     assert read_manifest(cfg.run_dir() / "build") is None
@@ -406,25 +561,48 @@ def test_card_cost_counts_failed_requests_and_the_teacher_checks(tmp_path):
     pair = make_pair(chunk, "증여세 신고기한은 언제인가요?", "증여받은 날이 속하는 달의 말일부터 3개월 이내입니다.", 0)
     write_jsonl(run / "build" / "train.jsonl", [to_example(pair, "시스템")])  # one accepted pair, $0.0025
     failures = [
-        DistillFailure(request_key="k1", chunk_id="c1", teacher="openai", model="gpt-4o-mini", reason="not_korean",
-                       usage=Usage(input_tokens=2000, output_tokens=900, cost_usd=0.0125)),
+        DistillFailure(
+            request_key="k1",
+            chunk_id="c1",
+            teacher="openai",
+            model="gpt-4o-mini",
+            reason="not_korean",
+            usage=Usage(input_tokens=2000, output_tokens=900, cost_usd=0.0125),
+        ),
         DistillFailure(request_key="k2", chunk_id="c1", teacher="openai", model="gpt-4o-mini", reason="http_error"),
     ]
     write_jsonl(run / "distill" / "failures.jsonl", failures)
-    spend = {"provider": "openai", "model": "gpt-4o", "requests": 1, "errors": 0, "input_tokens": 10,
-             "output_tokens": 5}
-    judge = {"judge": {**spend, "cost_usd": 0.5, "min_score": 3, "scores": {"5": 1}},
-             "second_teacher": {**spend, "cost_usd": 0.25}}
+    spend = {
+        "provider": "openai",
+        "model": "gpt-4o",
+        "requests": 1,
+        "errors": 0,
+        "input_tokens": 10,
+        "output_tokens": 5,
+    }
+    judge = {
+        "judge": {**spend, "cost_usd": 0.5, "min_score": 3, "scores": {"5": 1}},
+        "second_teacher": {**spend, "cost_usd": 0.25},
+    }
     (run / "build" / "build_info.json").write_text(json.dumps({"run_name": "r", "judge": judge}), encoding="utf-8")
 
     stats = dataset_stats(run / "build")
-    assert stats["cost_usd"] == {"accepted": 0.0025, "rejected": 0.0, "review": 0.0, "failed": 0.0125, "judge": 0.5,
-                                 "second_teacher": 0.25, "total": 0.765}
+    assert stats["cost_usd"] == {
+        "accepted": 0.0025,
+        "rejected": 0.0,
+        "review": 0.0,
+        "failed": 0.0125,
+        "judge": 0.5,
+        "second_teacher": 0.25,
+        "total": 0.765,
+    }
     assert stats["failed_requests"] == 2 and stats["teachers"]["openai/gpt-4o-mini"]["failed"] == 2
     assert stats["teachers"]["openai/gpt-4o-mini"]["cost_usd"] == 0.015  # the teacher's pairs and failures
     text = render_card(stats, None)
-    assert ("Total teacher cost: $0.7650 (distilled pairs: accepted $0.0025, rejected $0.0000, review $0.0000; "
-            "failed distill requests $0.0125 (2 requests); LLM judge $0.5000; second teacher $0.2500)") in text
+    assert (
+        "Total teacher cost: $0.7650 (distilled pairs: accepted $0.0025, rejected $0.0000, review $0.0000; "
+        "failed distill requests $0.0125 (2 requests); LLM judge $0.5000; second teacher $0.2500)"
+    ) in text
     assert "| openai/gpt-4o-mini | 1 | 0 | 0 | 2 | 3000 | 1200 | $0.0150 |" in text
 
     (run / "distill" / "failures.jsonl").unlink()  # a dataset copied away from its run: say what is missing

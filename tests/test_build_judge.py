@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from slm_datagen.dataset.checks import CheckOutcome
+from slm_datagen.dataset.judge import compare_answers, parse_judgement, run_teacher_checks
 from slm_forest.config import BuildConfig, TeacherConfig
 from slm_forest.errors import SlmError
 from slm_forest.records import Chunk, QAPair
-
-from slm_datagen.dataset.checks import CheckOutcome
-from slm_datagen.dataset.judge import compare_answers, parse_judgement, run_teacher_checks
 
 fake_teacher_server = pytest.importorskip("tests.fake_teacher_server")
 
@@ -19,13 +18,33 @@ UNFAITHFUL = "소득세법 제12조에 따르면 모든 이자소득은 과세�
 
 
 def pair(n: int, answer: str) -> QAPair:
-    return QAPair(id=f"p{n}", chunk_id="c1", doc_id="d1", kind="statute_article", question=f"공익신탁의 이익 질문 {n}?",
-                  answer=answer, audience="expert", teacher="openai", model="gpt-4o-mini", prompt_version="v1",
-                  request_key=f"k{n}", source_citation="소득세법 제12조", law_name="소득세법")
+    return QAPair(
+        id=f"p{n}",
+        chunk_id="c1",
+        doc_id="d1",
+        kind="statute_article",
+        question=f"공익신탁의 이익 질문 {n}?",
+        answer=answer,
+        audience="expert",
+        teacher="openai",
+        model="gpt-4o-mini",
+        prompt_version="v1",
+        request_key=f"k{n}",
+        source_citation="소득세법 제12조",
+        law_name="소득세법",
+    )
 
 
-CHUNK = Chunk(id="c1", doc_id="d1", kind="statute_article", title="소득세법 제12조", text=SOURCE, citation="소득세법 제12조",
-              law_name="소득세법", article_no=12)
+CHUNK = Chunk(
+    id="c1",
+    doc_id="d1",
+    kind="statute_article",
+    title="소득세법 제12조",
+    text=SOURCE,
+    citation="소득세법 제12조",
+    law_name="소득세법",
+    article_no=12,
+)
 
 
 def responder(request_json: dict, provider: str):
@@ -53,13 +72,18 @@ def outcome_for(pairs: list[QAPair]) -> CheckOutcome:
 def test_judge_rejects_unfaithful_pairs_and_second_teacher_sends_disagreements_to_review(server):
     cfg = BuildConfig(
         judge=TeacherConfig(provider="openai", model="gpt-4o-mini", base_url=server.openai_base_url, max_retries=0),
-        second_teacher=TeacherConfig(provider="openai_compatible", model="qwen-local", base_url=server.openai_base_url,
-                                     max_retries=0),
+        second_teacher=TeacherConfig(
+            provider="openai_compatible", model="qwen-local", base_url=server.openai_base_url, max_retries=0
+        ),
     )
     pairs = [pair(0, FAITHFUL), pair(1, UNFAITHFUL), pair(2, FAITHFUL)]
     outcome = outcome_for(pairs)
     run_teacher_checks(pairs, [CHUNK], outcome, cfg)
-    assert [[f.rule for f in found] for found in outcome.findings] == [[], ["judge_low_score"], ["teacher_disagreement"]]
+    assert [[f.rule for f in found] for found in outcome.findings] == [
+        [],
+        ["judge_low_score"],
+        ["teacher_disagreement"],
+    ]
     assert outcome.findings[1][0].action == "reject" and "score 1" in outcome.findings[1][0].details
     assert outcome.findings[2][0].action == "review" and "소득세법 제14조" in outcome.findings[2][0].details
     judge, second = outcome.judge["judge"], outcome.judge["second_teacher"]
@@ -70,8 +94,11 @@ def test_judge_rejects_unfaithful_pairs_and_second_teacher_sends_disagreements_t
 
 
 def test_the_judge_also_speaks_anthropic_through_a_forced_tool(server):
-    cfg = BuildConfig(judge=TeacherConfig(provider="anthropic", model="claude-haiku-4-5",
-                                          base_url=server.anthropic_base_url, max_retries=0))
+    cfg = BuildConfig(
+        judge=TeacherConfig(
+            provider="anthropic", model="claude-haiku-4-5", base_url=server.anthropic_base_url, max_retries=0
+        )
+    )
     pairs = [pair(0, FAITHFUL), pair(1, UNFAITHFUL)]
     outcome = outcome_for(pairs)
     run_teacher_checks(pairs, [CHUNK], outcome, cfg)
@@ -80,19 +107,26 @@ def test_the_judge_also_speaks_anthropic_through_a_forced_tool(server):
 
 
 def test_a_missing_or_refused_key_stops_the_build_naming_the_variable(server, monkeypatch):
-    cfg = BuildConfig(judge=TeacherConfig(provider="openai", model="gpt-4o-mini", base_url=server.openai_base_url,
-                                          api_key_env="JUDGE_KEY"))
+    cfg = BuildConfig(
+        judge=TeacherConfig(
+            provider="openai", model="gpt-4o-mini", base_url=server.openai_base_url, api_key_env="JUDGE_KEY"
+        )
+    )
     with pytest.raises(SlmError, match="environment variable JUDGE_KEY, which is not set"):
         run_teacher_checks([pair(0, FAITHFUL)], [CHUNK], outcome_for([pair(0, FAITHFUL)]), cfg)
     with pytest.raises(SlmError, match=r"build\.judge\.provider is 'offline'"):
-        run_teacher_checks([pair(0, FAITHFUL)], [CHUNK], outcome_for([pair(0, FAITHFUL)]),
-                           BuildConfig(judge=TeacherConfig()))
+        run_teacher_checks(
+            [pair(0, FAITHFUL)], [CHUNK], outcome_for([pair(0, FAITHFUL)]), BuildConfig(judge=TeacherConfig())
+        )
 
 
 def test_failed_requests_leave_pairs_unjudged_and_are_counted(server):
     server.script("server_error")
-    cfg = BuildConfig(judge=TeacherConfig(provider="openai", model="gpt-4o-mini", base_url=server.openai_base_url,
-                                          max_retries=0, max_concurrency=1))
+    cfg = BuildConfig(
+        judge=TeacherConfig(
+            provider="openai", model="gpt-4o-mini", base_url=server.openai_base_url, max_retries=0, max_concurrency=1
+        )
+    )
     pairs = [pair(0, FAITHFUL), pair(1, UNFAITHFUL)]
     outcome = outcome_for(pairs)
     run_teacher_checks(pairs, [CHUNK], outcome, cfg)

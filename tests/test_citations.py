@@ -118,7 +118,10 @@ def test_chains_continue_the_previous_law_and_article() -> None:
         "상속세 및 증여세법 제13조",
     ]
     assert labels("「국세기본법」 제47조의2부터 제47조의4까지") == ["국세기본법 제47조의2", "국세기본법 제47조의4"]
-    assert labels("「고등교육법」 제2조제1호부터 제4호까지의 규정") == ["고등교육법 제2조 제1호", "고등교육법 제2조 제4호"]
+    assert labels("「고등교육법」 제2조제1호부터 제4호까지의 규정") == [
+        "고등교육법 제2조 제1호",
+        "고등교육법 제2조 제4호",
+    ]
     # a bare article after other words belongs to the text's own law, not to the last one cited
     assert labels("「발명진흥법」 제2조제2호에 따른 종업원등(이하 이 조, 제20조", default_law="소득세법") == [
         "발명진흥법 제2조 제2호",
@@ -232,7 +235,9 @@ def test_known_law_list() -> None:
 def test_format_citation() -> None:
     c = Citation(law="소득세법", article=12, item=3, span=(0, 0))
     assert format_citation(c) == "소득세법 제12조 제3호"
-    full = Citation(law="국세기본법", article=26, branch=2, paragraph=1, item=2, item_branch=3, subitem="가", span=(0, 0))
+    full = Citation(
+        law="국세기본법", article=26, branch=2, paragraph=1, item=2, item_branch=3, subitem="가", span=(0, 0)
+    )
     assert full.label == "국세기본법 제26조의2 제1항 제2호의3 가목"
 
 

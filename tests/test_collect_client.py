@@ -9,32 +9,47 @@ from pathlib import Path
 
 import pytest
 
-from slm_forest.config import LawgoSource
-from slm_forest.errors import SlmError
 from slm_datagen.collect.catalogue import all_names, resolve_laws, suggest
 from slm_datagen.collect.lawgo_client import LawgoClient, LawgoError
 from slm_datagen.collect.lawgo_source import _choose_version, collect_lawgo
 from slm_datagen.collect.lawgo_xml import xml_to_dict
-from tests.lawgo_replay_server import Reply, ReplayServer
+from slm_forest.config import LawgoSource
+from slm_forest.errors import SlmError
+from tests.lawgo_replay_server import ReplayServer, Reply
 
 FIXTURES = Path(__file__).parent / "fixtures" / "collect" / "lawgo"
 OC = "secret-oc-4821"
 
 
 def client_for(server: ReplayServer, tmp_path: Path, **kw) -> LawgoClient:
-    options = dict(base_url=server.base_url, oc=OC, requests_per_second=1000.0, timeout_s=2.0, max_retries=3,
-                   backoff_s=0.01, cache_dir=tmp_path / "cache")
+    options = dict(
+        base_url=server.base_url,
+        oc=OC,
+        requests_per_second=1000.0,
+        timeout_s=2.0,
+        max_retries=3,
+        backoff_s=0.01,
+        cache_dir=tmp_path / "cache",
+    )
     options.update(kw)
     return LawgoClient(**options)
 
 
-def search_page(rows: list[dict], total: int, target: str = "eflaw", root: str = "LawSearch", key: str = "law") -> Reply:
+def search_page(
+    rows: list[dict], total: int, target: str = "eflaw", root: str = "LawSearch", key: str = "law"
+) -> Reply:
     return Reply.json({root: {"target": target, "totalCnt": str(total), "page": "1", key: rows}})
 
 
 def law_row(name: str, mst: int, effective: str, state: str = "현행", promulgated: str = "20250101") -> dict:
-    return {"법령일련번호": str(mst), "법령명한글": name, "법령ID": "001565", "시행일자": effective,
-            "공포일자": promulgated, "현행연혁코드": state}
+    return {
+        "법령일련번호": str(mst),
+        "법령명한글": name,
+        "법령ID": "001565",
+        "시행일자": effective,
+        "공포일자": promulgated,
+        "현행연혁코드": state,
+    }
 
 
 @pytest.fixture
@@ -71,15 +86,21 @@ def test_xml_response_type(server, tmp_path):
 def test_exact_name_match_over_pages_then_detail_by_mst(server, tmp_path, shared_dir):
     # Page 1: 100 rows that only contain the name; page 2: the exact rows (current + a stale 시행예정) and more.
     page1 = [law_row(f"소득세법 시행{'령' if i % 2 else '규칙'} 부칙{i}", 900000 + i, "20260101") for i in range(100)]
-    page2 = [law_row("소득세법", 286000, "20260701"), law_row("소득세법", 283000, "20270101", "시행예정"),
-             law_row("소득세법 시행령", 286211, "20260701")]
+    page2 = [
+        law_row("소득세법", 286000, "20260701"),
+        law_row("소득세법", 283000, "20270101", "시행예정"),
+        law_row("소득세법 시행령", 286211, "20260701"),
+    ]
     server.route("lawSearch.do", {"target": "eflaw", "query": "소득세법", "page": "1"}, search_page(page1, 103))
     server.route("lawSearch.do", {"target": "eflaw", "query": "소득세법", "page": "2"}, search_page(page2, 103))
-    server.route("lawService.do", {"target": "eflaw", "MST": "286000", "efYd": "20260701"},
-                 Reply.file(shared_dir / "corpus/lawgo/eflaw_JO_소득세법_제12조.json"))
+    server.route(
+        "lawService.do",
+        {"target": "eflaw", "MST": "286000", "efYd": "20260701"},
+        Reply.file(shared_dir / "corpus/lawgo/eflaw_JO_소득세법_제12조.json"),
+    )
     with client_for(server, tmp_path) as client:
         items = run(client, LawgoSource(laws=["소득세법"]))
-    (label, docs, problem), = items
+    ((label, docs, problem),) = items
     assert problem is None and label == "eflaw 소득세법 MST=286000"
     assert docs[0].mst == "286000" and docs[0].source == "lawgo:eflaw?MST=286000&efYd=20260701"
     searches = server.requests_to("lawSearch.do")
@@ -98,7 +119,9 @@ def test_paging_stops_at_max_pages_and_counts_truncation(server, tmp_path):
 
 
 def test_no_exact_name_lists_close_names(server, tmp_path):
-    server.route("lawSearch.do", {"query": "종합부동산세법"}, search_page([law_row("종합부동산세법 시행령", 1, "20250101")], 1))
+    server.route(
+        "lawSearch.do", {"query": "종합부동산세법"}, search_page([law_row("종합부동산세법 시행령", 1, "20250101")], 1)
+    )
     with client_for(server, tmp_path) as client, pytest.raises(SlmError) as info:
         run(client, LawgoSource(laws=["종합부동산세법"]))
     assert "no law named exactly '종합부동산세법'" in info.value.message and "종합부동산세법 시행령" in info.value.hint
@@ -124,9 +147,11 @@ def test_law_ids_and_msts(server, tmp_path):
 
 # ------------------------------------------------------------------------------------------- prec and expc
 def test_precedent_search_filters_and_detail_failures(server, tmp_path):
-    rows = [{"판례일련번호": "241591", "사건번호": "2022두64143", "데이터출처명": "대법원"},
-            {"판례일련번호": "999", "사건번호": "2023두1", "데이터출처명": "대법원"},
-            {"판례일련번호": "555", "사건번호": "국승2024", "데이터출처명": "국세청"}]
+    rows = [
+        {"판례일련번호": "241591", "사건번호": "2022두64143", "데이터출처명": "대법원"},
+        {"판례일련번호": "999", "사건번호": "2023두1", "데이터출처명": "대법원"},
+        {"판례일련번호": "555", "사건번호": "국승2024", "데이터출처명": "국세청"},
+    ]
     server.route("lawSearch.do", {"target": "prec"}, search_page(rows, 3, "prec", "PrecSearch", "prec"))
     server.route("lawService.do", {"target": "prec", "ID": "241591"}, Reply.file(FIXTURES / "prec_detail.json"))
     server.route("lawService.do", {"target": "prec", "ID": "999"}, Reply.file(FIXTURES / "errors/no_prec.json"))
@@ -137,7 +162,9 @@ def test_precedent_search_filters_and_detail_failures(server, tmp_path):
     (search,) = server.requests_to("lawSearch.do")
     assert search.params["prncYd"] == "20240101~20241231" and search.params["curt"] == "대법원"
     assert [(label, len(docs), problem is None) for label, docs, problem in items] == [
-        ("prec ID=241591", 1, True), ("prec ID=999", 0, False)]
+        ("prec ID=241591", 1, True),
+        ("prec ID=999", 0, False),
+    ]
     assert "일치하는 판례가 없습니다" in str(items[1][2]) and OC not in str(items[1][2])
     assert counts["lawgo_html_only_skipped"] == 1 and not server.requests_to("lawService.do", ID="555")
 
@@ -181,7 +208,9 @@ def test_not_found_answers_are_cached_transient_failures_are_not(server, tmp_pat
         with pytest.raises(LawgoError, match="HTTP 500"):
             client.detail("prec", ID=8)
         assert client.detail("prec", ID=8)["PrecService"]["사건번호"] == "2022두64143"
-    assert len(server.requests_to("lawService.do", ID="9")) == 1 and len(server.requests_to("lawService.do", ID="8")) == 2
+    assert (
+        len(server.requests_to("lawService.do", ID="9")) == 1 and len(server.requests_to("lawService.do", ID="8")) == 2
+    )
     with client_for(server, tmp_path) as client, pytest.raises(LawgoError) as info:
         client.detail("prec", ID=9)
     assert "(cached answer)" in str(info.value) and client.stats.requests == 0
@@ -211,8 +240,13 @@ def test_http_200_error_bodies(server, tmp_path, fixture, kind, message):
     assert len(server.requests) == 1  # a definite answer is not retried
 
 
-@pytest.mark.parametrize("reply, message", [(Reply(body=b""), "empty response (0 bytes)"),
-                                            (Reply.file(FIXTURES / "errors/maintenance.html"), "서비스 점검 중입니다")])
+@pytest.mark.parametrize(
+    "reply, message",
+    [
+        (Reply(body=b""), "empty response (0 bytes)"),
+        (Reply.file(FIXTURES / "errors/maintenance.html"), "서비스 점검 중입니다"),
+    ],
+)
 def test_empty_and_maintenance_pages_are_retried_then_reported(server, tmp_path, reply, message):
     server.route("lawService.do", {}, reply)
     with client_for(server, tmp_path, max_retries=2) as client, pytest.raises(LawgoError) as info:
@@ -295,14 +329,23 @@ def test_catalogue():
     assert len(names) == 42 and names == all_names()
     assert {"상속세 및 증여세법 시행령", "교통ㆍ에너지ㆍ환경세법", "국제조세조정에 관한 법률 시행령"} <= set(names)
     assert resolve_laws(["상증법", "교통·에너지·환경세법", "소득세법 시행령", "소득세법시행령"]) == [
-        "상속세 및 증여세법", "교통ㆍ에너지ㆍ환경세법", "소득세법 시행령"]
+        "상속세 및 증여세법",
+        "교통ㆍ에너지ㆍ환경세법",
+        "소득세법 시행령",
+    ]
     # 시행규칙 are catalogue names (aliases and spacing included) but not part of tax-all
     assert resolve_laws(["소득세법시행규칙", "상증법 시행규칙", "관세법 시행규칙"]) == [
-        "소득세법 시행규칙", "상속세 및 증여세법 시행규칙", "관세법 시행규칙"]
+        "소득세법 시행규칙",
+        "상속세 및 증여세법 시행규칙",
+        "관세법 시행규칙",
+    ]
     assert not any(name.endswith("시행규칙") for name in names)
     # any other name is passed on as written (to be searched on law.go.kr), with did-you-mean hints at hand
     assert resolve_laws(["소득세법", "  부동산 거래신고  등에 관한 법률", "법인새법"]) == [
-        "소득세법", "부동산 거래신고 등에 관한 법률", "법인새법"]
+        "소득세법",
+        "부동산 거래신고 등에 관한 법률",
+        "법인새법",
+    ]
     assert suggest("법인새법")[0] == "법인세법" and suggest("소득세법 시행규칫")[0] == "소득세법 시행규칙"
     with pytest.raises(SlmError, match="an empty law name"):
         resolve_laws([" "], "collect.sources.0.laws")
@@ -311,8 +354,11 @@ def test_catalogue():
 def test_a_law_outside_the_catalogue_is_searched_and_matched_exactly_over_all_pages(server, tmp_path):
     name = "부동산 거래신고 등에 관한 법률"
     page1 = [law_row(f"{name} 시행{'령' if i % 2 else '규칙'}", 700000 + i, "20250101") for i in range(100)]
-    page2 = [law_row("부동산 거래신고 등에 관한 법률 시행령", 800001, "20250101"),
-             law_row(name, 271000, "20250101", "연혁"), law_row(name, 272000, "20260101")]
+    page2 = [
+        law_row("부동산 거래신고 등에 관한 법률 시행령", 800001, "20250101"),
+        law_row(name, 271000, "20250101", "연혁"),
+        law_row(name, 272000, "20260101"),
+    ]
     server.route("lawSearch.do", {"query": name, "page": "1"}, search_page(page1, 103))
     server.route("lawSearch.do", {"query": name, "page": "2"}, search_page(page2, 103))
     server.route("lawService.do", {"target": "eflaw", "MST": "272000"}, Reply.file(FIXTURES / "law_pair.json"))
@@ -333,8 +379,18 @@ def test_a_tax_rule_is_collected_by_name(server, tmp_path):
 
 def test_a_name_without_exact_match_fails_with_the_closest_names(server, tmp_path):
     server.route("lawSearch.do", {"query": "부가가치새법"}, Reply.file(FIXTURES / "errors/zero_hits.json"))
-    server.route("lawSearch.do", {"query": "상법"}, search_page(
-        [law_row("상법 시행령", 1, "20250101"), law_row("상법 시행법", 2, "20250101"), law_row("보험업법", 3, "20250101")], 3))
+    server.route(
+        "lawSearch.do",
+        {"query": "상법"},
+        search_page(
+            [
+                law_row("상법 시행령", 1, "20250101"),
+                law_row("상법 시행법", 2, "20250101"),
+                law_row("보험업법", 3, "20250101"),
+            ],
+            3,
+        ),
+    )
     with client_for(server, tmp_path) as client:
         with pytest.raises(SlmError) as typo:
             run(client, LawgoSource(laws=["부가가치새법"]))
@@ -349,8 +405,11 @@ def test_a_name_without_exact_match_fails_with_the_closest_names(server, tmp_pat
 
 def test_replay_server_serves_shared_recordings(server, tmp_path, shared_dir):
     """The recorded real XML list goes through the client like a live answer."""
-    server.route("lawSearch.do", {"query": "소득세법 시행령"},
-                 Reply.file(shared_dir / "corpus/lawgo/eflaw_search_소득세법시행령_trimmed_real.xml"))
+    server.route(
+        "lawSearch.do",
+        {"query": "소득세법 시행령"},
+        Reply.file(shared_dir / "corpus/lawgo/eflaw_search_소득세법시행령_trimmed_real.xml"),
+    )
     server.route("lawService.do", {"MST": "286211"}, Reply.file(FIXTURES / "law_pair.json"))
     with client_for(server, tmp_path) as client:
         ((label, docs, _),) = run(client, LawgoSource(laws=["소득세법 시행령"]))

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from slm_forest.config import DumpSource
 from slm_datagen.collect.bundled import DATA_DIR, read_bundled_file
 from slm_datagen.collect.dumps import dump_files, read_dump_file
 from slm_datagen.collect.encodings import decode_bytes
 from slm_datagen.collect.jsonstream import iter_json_array
 from slm_datagen.collect.problems import InputProblem
+from slm_forest.config import DumpSource
 
 FIXTURES = Path(__file__).parent / "fixtures" / "collect"
 
@@ -66,7 +66,11 @@ def test_unit_rows_and_the_bundled_lawservice_files_give_the_same_articles(share
     by_key = {key(d): d for d in units}
     assert len(bundled) == 19
     for doc in bundled:
-        assert (doc.id, doc.text, doc.amendments) == (by_key[key(doc)].id, by_key[key(doc)].text, by_key[key(doc)].amendments)
+        assert (doc.id, doc.text, doc.amendments) == (
+            by_key[key(doc)].id,
+            by_key[key(doc)].text,
+            by_key[key(doc)].amendments,
+        )
 
 
 def test_seed_judgment_sections():
@@ -77,13 +81,17 @@ def test_seed_judgment_sections():
     assert "PDF로 보기" not in first.text and first.answer.startswith("공동소유 주택은")
     assert first.related_laws == ["소득세법 제12조", "소득세법 시행령 제8조의2"]
     assert first.decision_date == "2024-03-15" and first.field_of_law == "소득"
-    assert bracketed.question == "신용카드매출전표 발급 세액공제의 연간 한도" and bracketed.decision_date == "2025-01-10"
+    assert (
+        bracketed.question == "신용카드매출전표 발급 세액공제의 연간 한도" and bracketed.decision_date == "2025-01-10"
+    )
     assert plain.question == "납세증명서 제출 대상인지 묻는 질의입니다."  # no headers: the page text is the question
 
 
 # -------------------------------------------------------------------------------------------------------- encodings
-@pytest.mark.parametrize("codec, expected", [("utf-8", "utf-8"), ("utf-8-sig", "utf-8-sig"), ("cp949", "cp949"),
-                                             ("euc-kr", "cp949"), ("utf-16", "utf-16")])
+@pytest.mark.parametrize(
+    "codec, expected",
+    [("utf-8", "utf-8"), ("utf-8-sig", "utf-8-sig"), ("cp949", "cp949"), ("euc-kr", "cp949"), ("utf-16", "utf-16")],
+)
 def test_encodings_are_detected_and_converted(tmp_path, codec, expected):
     text = (FIXTURES / "lawgo/law_single_dict.json").read_text(encoding="utf-8")
     path = tmp_path / "law.json"
@@ -114,14 +122,24 @@ def _malformed(tmp_path: Path) -> dict[str, tuple[Path, str, str]]:
     nul_at = f"line {before_nul.count(chr(10)) + 1}, column {len(before_nul.split(chr(10))[-1]) + 1}"
     cases = {
         "truncated.json": (good[: len(good) // 2].encode(), "truncated JSON", "line "),
-        "other_schema.xml": (b'<?xml version="1.0"?><rss><channel><title>news</title></channel></rss>',
-                             "unrecognised shape", ""),
+        "other_schema.xml": (
+            b'<?xml version="1.0"?><rss><channel><title>news</title></channel></rss>',
+            "unrecognised shape",
+            "",
+        ),
         "nul.json": (good.encode()[:40] + b"\x00\x00\x00" + good.encode()[40:], "NUL bytes", nul_at),
         "empty.json": (b"", "empty file", ""),
         "undecodable.json": (b"{\n\xff\xfe\xfa" + good.encode()[2:], "undecodable bytes", "line 2, column 1 (byte 2)"),
-        "one_long_line.jsonl": (b'{"broken": "' + b"x" * (50 * 1024 * 1024), "truncated JSON (Unterminated string", "line 1, column 12"),
-        "error_envelope.json": ((FIXTURES / "lawgo/errors/auth_failure.json").read_bytes(),
-                                "사용자 정보 검증에 실패하였습니다", ""),
+        "one_long_line.jsonl": (
+            b'{"broken": "' + b"x" * (50 * 1024 * 1024),
+            "truncated JSON (Unterminated string",
+            "line 1, column 12",
+        ),
+        "error_envelope.json": (
+            (FIXTURES / "lawgo/errors/auth_failure.json").read_bytes(),
+            "사용자 정보 검증에 실패하였습니다",
+            "",
+        ),
         "maintenance.html": ((FIXTURES / "lawgo/errors/maintenance.html").read_bytes(), "서비스 점검 중입니다", ""),
     }
     out = {}
@@ -169,7 +187,16 @@ def test_seed_layout_directory(tmp_path):
 
 
 def test_bom_prefixed_json_lines(tmp_path):
-    rows = [{"법령명": "소득세법", "시행본": "20240101", "조": "제6조", "항": "", "호": "", "text": "제6조(납세지) 거주자의 납세지는 주소지로 한다."}]
+    rows = [
+        {
+            "법령명": "소득세법",
+            "시행본": "20240101",
+            "조": "제6조",
+            "항": "",
+            "호": "",
+            "text": "제6조(납세지) 거주자의 납세지는 주소지로 한다.",
+        }
+    ]
     path = tmp_path / "units.jsonl"
     path.write_bytes(codecs.BOM_UTF8 + "\n".join(json.dumps(r, ensure_ascii=False) for r in rows).encode())
     (doc,) = read(path).documents
@@ -197,8 +224,15 @@ def _cuts_inside_characters(data: bytes, count: int = 6) -> list[int]:
     return inside[step // 2 :: step][:count]
 
 
-@pytest.mark.parametrize("fixture, kind", [("lawgo/law_pair.json", "JSON"), ("seed/data_main.json", "JSON"),
-                                           ("lawgo/law_quirks.json", "JSON"), ("lawgo/law_pair.xml", "XML")])
+@pytest.mark.parametrize(
+    "fixture, kind",
+    [
+        ("lawgo/law_pair.json", "JSON"),
+        ("seed/data_main.json", "JSON"),
+        ("lawgo/law_quirks.json", "JSON"),
+        ("lawgo/law_pair.xml", "XML"),
+    ],
+)
 def test_a_file_cut_inside_a_hangul_character_is_reported_as_truncated(tmp_path, fixture, kind):
     data = (FIXTURES / fixture).read_bytes()
     cuts = _cuts_inside_characters(data)
@@ -226,21 +260,32 @@ def test_decoding_drops_only_an_incomplete_character_at_the_very_end():
 
 # ------------------------------------------------------------------------------------ streaming a top-level array
 def _seed_record(index: int, size: int = 2000) -> dict:
-    facts = ("질의자는 배우자와 주택 1채를 50%씩 공동소유하고 있으며 \"임대\" 중임, 금액 1,500,000원 " * (size // 50 + 1))[:size]
+    facts = (
+        '질의자는 배우자와 주택 1채를 50%씩 공동소유하고 있으며 "임대" 중임, 금액 1,500,000원 ' * (size // 50 + 1)
+    )[:size]
     return {
         "index": index,
         "title": f"주택임대소득 비과세 대상 주택 수 계산 {index}",
         "summary": "공동소유 주택의 주택 수 계산 [요약], {괄호}",
         "response": f"공동소유 주택은 지분이 가장 큰 사람의 소유로 계산합니다 ({index}).",
         "content": f"사실관계\n{facts}\n질의요지\n공동소유 주택의 경우 주택 수를 어떻게 계산하는지 \\u 아님 {index}",
-        "metadata": {"date": "2024.3.15.", "law_category": "소득", "related_docs": [], "score": index * 1.5,
-                     "flags": [True, False, None, -12, 3e-7], "related_laws": ["소득세법 제12조"]},
+        "metadata": {
+            "date": "2024.3.15.",
+            "law_category": "소득",
+            "related_docs": [],
+            "score": index * 1.5,
+            "flags": [True, False, None, -12, 3e-7],
+            "related_laws": ["소득세법 제12조"],
+        },
     }
 
 
 def test_streamed_array_items_equal_json_loads_at_any_chunk_size():
-    text = json.dumps([_seed_record(i, 300) for i in range(40)] + [12345678901234567890, -0.5e10, "끝]", [], {}],
-                      ensure_ascii=False, indent=1)
+    text = json.dumps(
+        [_seed_record(i, 300) for i in range(40)] + [12345678901234567890, -0.5e10, "끝]", [], {}],
+        ensure_ascii=False,
+        indent=1,
+    )
     expected = json.loads(text)
     for size in (1, 7, 64, 4096, len(text)):
         chunks = (text[i : i + size] for i in range(0, len(text), size))
@@ -267,7 +312,7 @@ def test_streamed_array_errors_carry_the_position(text, message, where):
         assert info.value.message.startswith(message) and info.value.where == where, (size, info.value)
 
 
-_MEASURE = r'''
+_MEASURE = r"""
 import json, resource, sys
 from pathlib import Path
 from slm_forest.config import DumpSource
@@ -279,7 +324,7 @@ before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 count = sum(1 for _ in DumpFile(big, DumpSource(path=str(big))).documents())
 grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
 print(json.dumps({"documents": count, "grown_kb": grown}))
-'''
+"""
 
 
 def test_a_large_seed_array_is_read_with_bounded_memory(tmp_path):
@@ -298,8 +343,13 @@ def test_a_large_seed_array_is_read_with_bounded_memory(tmp_path):
     import subprocess
     import sys
 
-    proc = subprocess.run([sys.executable, "-c", _MEASURE, str(small), str(big)], capture_output=True, text=True,
-                          cwd=Path(__file__).resolve().parent.parent, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-c", _MEASURE, str(small), str(big)],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parent.parent,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     measured = json.loads(proc.stdout.strip().splitlines()[-1])
     assert measured["documents"] == records
@@ -336,8 +386,9 @@ def test_casebook_page_footers_never_become_data():
 def test_casebook_footer_cut_keeps_everything_before_it():
     from slm_datagen.collect.casebook import strip_footer
 
-    assert strip_footer("소득세법 제12조 【비과세소득】 집필진 징세법무국 법규과 서 기 관 전 준 희 문의사항 (044) 204-3127~31") == (
-        "소득세법 제12조 【비과세소득】")
+    assert strip_footer(
+        "소득세법 제12조 【비과세소득】 집필진 징세법무국 법규과 서 기 관 전 준 희 문의사항 (044) 204-3127~31"
+    ) == ("소득세법 제12조 【비과세소득】")
     kept = "가상법 제1조 【문의사항의 처리】 가상법 제2조 【발행일자】"  # markers inside a 조문 title stay
     assert strip_footer(kept) == kept and strip_footer([kept, "a 발행일자 2025년"]) == [kept, "a"]
     assert strip_footer(None) is None

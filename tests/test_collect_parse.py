@@ -75,7 +75,12 @@ def test_same_text_gives_same_id_and_an_amendment_a_new_one(shared_dir):
 # ---------------------------------------------------------------------------------------------------- quirks
 def test_quirks_fixture():
     docs = by_label(parse_law(load("law_quirks.json"), source="t"))
-    assert list(docs) == ["조세특례제한법 제5조의2", "조세특례제한법 제6조", "조세특례제한법 제7조", "조세특례제한법 제8조"]
+    assert list(docs) == [
+        "조세특례제한법 제5조의2",
+        "조세특례제한법 제6조",
+        "조세특례제한법 제7조",
+        "조세특례제한법 제8조",
+    ]
 
     branch = docs["조세특례제한법 제5조의2"]
     assert (branch.article_no, branch.article_branch) == (5, 2)
@@ -109,7 +114,9 @@ def test_quirks_fixture():
     table = docs["조세특례제한법 제8조"]
     assert "  [표]" in table.text.split("\n") and "<img" not in table.text
     assert table.meta["tables"] == 1 and "[표]" in table.meta["note"]
-    assert table.text.endswith("  가. 과세표준이 2억원 이하인 경우\n    1) 중소기업: 100분의 5\n    2) 그 밖의 기업: 100분의 10")
+    assert table.text.endswith(
+        "  가. 과세표준이 2억원 이하인 경우\n    1) 중소기업: 100분의 5\n    2) 그 밖의 기업: 100분의 10"
+    )
     assert table.amendments == ["제목개정 2019.12.31"]
 
 
@@ -138,7 +145,9 @@ def test_precedent_json_and_xml():
     assert doc.meta["판례일련번호"] == "241591"  # detail's 판례정보일련번호
     assert doc.holdings.startswith("구 상속세 및 증여세법 제3조의2") and "<br/>" not in doc.text
     assert [r.label() for r in doc.references] == [
-        "상속세 및 증여세법 제3조", "상속세 및 증여세법 제3조의2 제1항", "상속세 및 증여세법 제13조",
+        "상속세 및 증여세법 제3조",
+        "상속세 및 증여세법 제3조의2 제1항",
+        "상속세 및 증여세법 제13조",
     ]
 
 
@@ -164,8 +173,10 @@ def test_expc_question_answer_reasoning():
     "response, message",
     [
         ({"법령": {"기본정보": {"시행일자": "20240101"}}}, "법령명_한글 is missing"),
-        ({"법령": {"기본정보": {"법령명_한글": "소득세법"}, "조문": {"조문단위": [{"조문번호": "x"}]}}},
-         "조문번호 is 'x'"),
+        (
+            {"법령": {"기본정보": {"법령명_한글": "소득세법"}, "조문": {"조문단위": [{"조문번호": "x"}]}}},
+            "조문번호 is 'x'",
+        ),
         ({"LawSearch": {}}, "no 법령 object"),
     ],
 )
@@ -184,7 +195,9 @@ def test_bad_article_number_names_the_unit():
 
 # ----------------------------------------------------------------------------------------------- text, dates, refs
 def test_clean_field_moves_tags_and_keeps_words():
-    cleaned = clean_field("① 세액은　다음과 같다. <개정 2020. 12. 29.> [종전 제5조는 제6조로 이동 <2010.1.1>]<br/>2. 삭제 <2013.1.1>")
+    cleaned = clean_field(
+        "① 세액은　다음과 같다. <개정 2020. 12. 29.> [종전 제5조는 제6조로 이동 <2010.1.1>]<br/>2. 삭제 <2013.1.1>"
+    )
     assert cleaned.lines == ["① 세액은 다음과 같다.", "2. 삭제"]
     assert cleaned.amendments == ["종전 제5조는 제6조로 이동 2010.1.1", "개정 2020. 12. 29.", "삭제 2013.1.1"]
     assert is_deleted_article("제5조(목적) 삭제") and not is_deleted_article("제5조(삭제된 조문의 효력) 삭제된 조문은")
@@ -197,8 +210,17 @@ def test_box_drawing_table_rows_get_their_line_breaks_back():
 
 @pytest.mark.parametrize(
     "raw, iso",
-    [("20240912", "2024-09-12"), ("2024.09.12", "2024-09-12"), ("2024.9.22.", "2024-09-22"), ("2024-09-12", "2024-09-12"),
-     ("2024. 9. 12.", "2024-09-12"), ("42890525", "1956-05-25"), ("20240230", None), ("", None), ("미상", None)],
+    [
+        ("20240912", "2024-09-12"),
+        ("2024.09.12", "2024-09-12"),
+        ("2024.9.22.", "2024-09-22"),
+        ("2024-09-12", "2024-09-12"),
+        ("2024. 9. 12.", "2024-09-12"),
+        ("42890525", "1956-05-25"),
+        ("20240230", None),
+        ("", None),
+        ("미상", None),
+    ],
 )
 def test_dates(raw, iso):
     assert iso_date(raw) == iso

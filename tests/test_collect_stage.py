@@ -14,7 +14,7 @@ from slm_forest.errors import SlmError
 from slm_forest.files import read_jsonl
 from slm_forest.pipeline import run_stage
 from slm_forest.records import Document
-from tests.lawgo_replay_server import Reply, ReplayServer
+from tests.lawgo_replay_server import ReplayServer, Reply
 
 FIXTURES = Path(__file__).parent / "fixtures" / "collect"
 OC = "stage-oc-7730"
@@ -39,8 +39,15 @@ def test_bundled_corpus():
     assert report.counts["statute_article"] == 21 and report.counts["interpretation"] == 96
     assert report.counts["skipped"] == 0 and report.counts["duplicates"] == 0
     assert all(d.law_name and d.article_no and d.effective_date for d in statutes)
-    assert {d.law_name for d in statutes} == {"국세기본법", "국세징수법", "법인세법", "법인세법 시행령", "소득세법",
-                                              "부가가치세법", "조세범 처벌법"}
+    assert {d.law_name for d in statutes} == {
+        "국세기본법",
+        "국세징수법",
+        "법인세법",
+        "법인세법 시행령",
+        "소득세법",
+        "부가가치세법",
+        "조세범 처벌법",
+    }
     assert all(d.question and d.answer and d.doc_no for d in rulings)
     assert len({d.id for d in docs}) == len(docs)
     assert "21 statute_article" in report.summary and "96 interpretation" in report.summary
@@ -58,7 +65,9 @@ def _dump_dir(tmp_path: Path) -> Path:
     shutil.copy(FIXTURES / "lawgo/law_quirks.json", dump / "laws/a_quirks.json")
     shutil.copy(FIXTURES / "lawgo/law_pair.xml", dump / "laws/b_pair.xml")
     shutil.copy(FIXTURES / "lawgo/law_pair.json", dump / "laws/c_pair_again.json")  # same articles: duplicates
-    (dump / "laws/d_cp949.json").write_bytes((FIXTURES / "lawgo/law_single_dict.json").read_text("utf-8").encode("cp949"))
+    (dump / "laws/d_cp949.json").write_bytes(
+        (FIXTURES / "lawgo/law_single_dict.json").read_text("utf-8").encode("cp949")
+    )
     (dump / "bad").mkdir()
     (dump / "bad/truncated.json").write_text('{"법령": {"기본정보": {"법령명_한글": "소득', encoding="utf-8")
     (dump / "bad/empty.json").write_bytes(b"")
@@ -100,8 +109,15 @@ def test_missing_dump_path_is_a_config_error(tmp_path):
 
 
 def test_sources_are_combined_in_config_order(tmp_path):
-    cfg = config(tmp_path, {"sources": [{"kind": "dump", "path": str(FIXTURES / "lawgo/expc_detail.json")},
-                                        {"kind": "bundled", "include": ["rulings"]}]})
+    cfg = config(
+        tmp_path,
+        {
+            "sources": [
+                {"kind": "dump", "path": str(FIXTURES / "lawgo/expc_detail.json")},
+                {"kind": "bundled", "include": ["rulings"]},
+            ]
+        },
+    )
     report = run_stage(cfg, "collect")
     docs = documents()
     assert docs[0].doc_no == "20-0512" and len(docs) == 97
@@ -111,10 +127,28 @@ def test_sources_are_combined_in_config_order(tmp_path):
 def test_lawgo_source_end_to_end_with_cache(tmp_path, monkeypatch, shared_dir):
     monkeypatch.setenv("LAWGO_OC", OC)
     with ReplayServer() as server:
-        server.route("lawSearch.do", {"query": "부가가치세법"}, Reply.json({"LawSearch": {"totalCnt": "1", "law": {
-            "법령일련번호": "276000", "법령명한글": "부가가치세법", "시행일자": "20260102", "현행연혁코드": "현행"}}}))
-        server.route("lawService.do", {"MST": "276000"},
-                     Reply.file(shared_dir / "corpus/lawgo/eflaw_JO_부가가치세법_제46조.json"))
+        server.route(
+            "lawSearch.do",
+            {"query": "부가가치세법"},
+            Reply.json(
+                {
+                    "LawSearch": {
+                        "totalCnt": "1",
+                        "law": {
+                            "법령일련번호": "276000",
+                            "법령명한글": "부가가치세법",
+                            "시행일자": "20260102",
+                            "현행연혁코드": "현행",
+                        },
+                    }
+                }
+            ),
+        )
+        server.route(
+            "lawService.do",
+            {"MST": "276000"},
+            Reply.file(shared_dir / "corpus/lawgo/eflaw_JO_부가가치세법_제46조.json"),
+        )
         server.route("lawService.do", {"target": "prec", "ID": "1"}, Reply.file(FIXTURES / "lawgo/prec_detail.xml"))
         server.route("lawService.do", {"target": "prec", "ID": "2"}, Reply.file(FIXTURES / "lawgo/errors/no_prec.json"))
         sources = [
@@ -156,8 +190,10 @@ def test_the_oc_never_reaches_skipped_manifest_cache_or_documents(tmp_path, monk
     """law.go.kr pages that echo the OC: a 'no such case' HTML page (skipped), a detail that quotes it (cached),
     and finally a 미신청 page that stops the run."""
     monkeypatch.setenv("LAWGO_OC", OC)
-    not_found_page = (f"<html><head><title>국가법령정보 OC={OC}</title></head><body>일치하는 판례가 없습니다. "
-                      f"요청: lawService.do?OC={OC}&amp;target=prec&amp;ID=1</body></html>")
+    not_found_page = (
+        f"<html><head><title>국가법령정보 OC={OC}</title></head><body>일치하는 판례가 없습니다. "
+        f"요청: lawService.do?OC={OC}&amp;target=prec&amp;ID=1</body></html>"
+    )
     detail = json.loads((FIXTURES / "lawgo/prec_detail.json").read_text(encoding="utf-8"))
     detail["PrecService"]["참조판례"] = f"대법원 2019두1 (조회 OC={OC})"
     with ReplayServer() as server:
@@ -174,8 +210,11 @@ def test_the_oc_never_reaches_skipped_manifest_cache_or_documents(tmp_path, monk
         for path in files:
             assert OC not in path.read_text(encoding="utf-8", errors="replace") and OC not in str(path), path
 
-        server.route("lawService.do", {"target": "prec", "ID": "3"},
-                     Reply.text(not_found_page.replace("일치하는 판례가 없습니다", "미신청된 목록/본문에 대한 접근입니다")))
+        server.route(
+            "lawService.do",
+            {"target": "prec", "ID": "3"},
+            Reply.text(not_found_page.replace("일치하는 판례가 없습니다", "미신청된 목록/본문에 대한 접근입니다")),
+        )
         source["ids"] = ["3"]
         with pytest.raises(SlmError) as info:
             run_stage(config(tmp_path, {"sources": [source]}), "collect")

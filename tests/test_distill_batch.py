@@ -59,8 +59,9 @@ def test_killed_while_polling_resumes_the_same_batch(tmp_path, shared_dir, serve
     result = run_distill(ctx)
     assert result.complete and result.counts["pairs"] == 4
     assert server.stats()["batches_created"] == 1  # picked up, not resubmitted
-    assert ledger[1]["batch_id"] in {row.get("batch_id") for row in read_rows(ctx.stage_dir / "ledger.jsonl")
-                                     if row.get("phase") == "collected"}
+    assert ledger[1]["batch_id"] in {
+        row.get("batch_id") for row in read_rows(ctx.stage_dir / "ledger.jsonl") if row.get("phase") == "collected"
+    }
 
 
 @pytest.mark.parametrize("provider", ["openai", "anthropic"])
@@ -82,8 +83,11 @@ def test_killed_before_the_batch_id_was_written_adopts_the_batch(tmp_path, share
 
 
 def test_batch_errors_are_retried_by_the_next_run(tmp_path, shared_dir, server):
-    ctx = make_ctx(tmp_path, statute_chunks(shared_dir / "corpus")[:1],
-                   batch_cfg(server, "openai", audiences=["expert"], failure_threshold=1.0))
+    ctx = make_ctx(
+        tmp_path,
+        statute_chunks(shared_dir / "corpus")[:1],
+        batch_cfg(server, "openai", audiences=["expert"], failure_threshold=1.0),
+    )
     server.script("server_error")
     first = run_distill(ctx)
     assert [f["reason"] for f in read_rows(ctx.stage_dir / "failures.jsonl")] == ["batch_error"]
@@ -94,8 +98,11 @@ def test_batch_errors_are_retried_by_the_next_run(tmp_path, shared_dir, server):
 
 def _batch_traffic(requests, batch_id: str) -> list[str]:
     """Requests that looked up or downloaded `batch_id`, or listed the provider's batches (the orphan search)."""
-    return [f"{r.method} {r.path}" for r in requests
-            if batch_id in r.path or (r.method == "GET" and r.path.rstrip("/").endswith("/batches"))]
+    return [
+        f"{r.method} {r.path}"
+        for r in requests
+        if batch_id in r.path or (r.method == "GET" and r.path.rstrip("/").endswith("/batches"))
+    ]
 
 
 @pytest.mark.parametrize("provider", ["openai", "anthropic"])

@@ -31,12 +31,20 @@ def statute_chunks(shared: Path = SHARED) -> list[Chunk]:
         match = re.match(r"제(\d+)조(?:의(\d+))?", jo)
         assert match
         citation = f"{law} {jo}"
-        out.append(Chunk(
-            id=content_id("chunk", citation, text), doc_id=content_id("doc", citation), kind="statute_article",
-            title=units[0]["text"].split(")")[0] + ")", text=text, citation=citation, law_name=law,
-            article_no=int(match.group(1)), article_branch=int(match.group(2)) if match.group(2) else None,
-            effective_date="2024-01-01",
-        ))
+        out.append(
+            Chunk(
+                id=content_id("chunk", citation, text),
+                doc_id=content_id("doc", citation),
+                kind="statute_article",
+                title=units[0]["text"].split(")")[0] + ")",
+                text=text,
+                citation=citation,
+                law_name=law,
+                article_no=int(match.group(1)),
+                article_branch=int(match.group(2)) if match.group(2) else None,
+                effective_date="2024-01-01",
+            )
+        )
     return out
 
 
@@ -45,12 +53,20 @@ def ruling_chunks(shared: Path = SHARED) -> list[Chunk]:
     out = []
     for record in records:
         text = f"쟁점\n{record['쟁점']}\n답변요지\n{record['답변요지']}\n관련법령\n{record['관련법령']}"
-        out.append(Chunk(
-            id=content_id("chunk", record["문서번호"], text), doc_id=content_id("doc", record["문서번호"]),
-            kind="interpretation", title=record["쟁점"], text=text, citation=record["문서번호"],
-            question=record["쟁점"], answer=record["답변요지"], related_laws=[record["관련법령"]],
-            meta={"decision_date": record["회신일"]},
-        ))
+        out.append(
+            Chunk(
+                id=content_id("chunk", record["문서번호"], text),
+                doc_id=content_id("doc", record["문서번호"]),
+                kind="interpretation",
+                title=record["쟁점"],
+                text=text,
+                citation=record["문서번호"],
+                question=record["쟁점"],
+                answer=record["답변요지"],
+                related_laws=[record["관련법령"]],
+                meta={"decision_date": record["회신일"]},
+            )
+        )
     return out
 
 

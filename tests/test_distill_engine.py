@@ -6,12 +6,12 @@ import json
 import time
 
 import pytest
-from tests.fake_teacher_server import FakeTeacherServer, Reply, prompt_text
-from tests.test_distill_common import make_ctx, read_rows, ruling_chunks, statute_chunks
 
 from slm_datagen.distill.stage import run_distill
 from slm_forest.errors import SlmError
 from slm_forest.records import DistillFailure, QAPair
+from tests.fake_teacher_server import FakeTeacherServer, Reply, prompt_text
+from tests.test_distill_common import make_ctx, read_rows, ruling_chunks, statute_chunks
 
 OPENAI_KEY = "test-openai-distill-key"
 ANTHROPIC_KEY = "test-anthropic-distill-key"
@@ -32,7 +32,14 @@ def keys(monkeypatch):
 
 def teacher(server, provider: str = "openai", **extra) -> dict:
     base = server.anthropic_base_url if provider == "anthropic" else server.openai_base_url
-    return {"provider": provider, "model": MODELS[provider], "base_url": base, "max_retries": 3, "timeout_s": 10, **extra}
+    return {
+        "provider": provider,
+        "model": MODELS[provider],
+        "base_url": base,
+        "max_retries": 3,
+        "timeout_s": 10,
+        **extra,
+    }
 
 
 def chunks(shared_dir, statutes: int = 2, rulings: int = 2):
@@ -55,7 +62,8 @@ def test_round_trip_writes_pairs_with_usage_and_cost(tmp_path, shared_dir, serve
     if provider != "openai_compatible":  # a self-hosted server is free unless priced in the config
         assert all(p.usage.cost_usd > 0 for p in pairs)
         assert result.stats["cost_by_teacher_this_run"][label]["cost_usd"] == pytest.approx(
-            sum(p.usage.cost_usd for p in pairs), rel=1e-6)
+            sum(p.usage.cost_usd for p in pairs), rel=1e-6
+        )
     assert len(server.generation_requests()) == 8 and not server.duplicate_keys()
     # the second run is served from the ledger: nothing is sent, the file is identical
     before = (ctx.stage_dir / "qa_pairs.jsonl").read_bytes()
@@ -65,8 +73,10 @@ def test_round_trip_writes_pairs_with_usage_and_cost(tmp_path, shared_dir, serve
 
 
 @pytest.mark.parametrize("provider", ["openai", "anthropic"])
-@pytest.mark.parametrize("variant, reason", [("english", "not_korean"), ("empty", "empty"),
-                                             ("truncated", "truncated"), ("malformed", "schema")])
+@pytest.mark.parametrize(
+    "variant, reason",
+    [("english", "not_korean"), ("empty", "empty"), ("truncated", "truncated"), ("malformed", "schema")],
+)
 def test_bad_reply_is_repaired_once_then_recorded(tmp_path, shared_dir, server, keys, provider, variant, reason):
     distill = {"teachers": [teacher(server, provider)], "audiences": ["expert"], "failure_threshold": 1.0}
     ctx = make_ctx(tmp_path, chunks(shared_dir, 1, 0), distill)
@@ -94,7 +104,8 @@ def test_repair_instruction_fixes_the_reply(tmp_path, shared_dir, server, keys, 
     ledger = read_rows(ctx.stage_dir / "ledger.jsonl")
     assert [row["type"] for row in ledger] == ["attempt", "done"]
     assert pair.usage.input_tokens == ledger[0]["usage"]["input_tokens"] + (
-        ledger[1]["usage"]["input_tokens"] - ledger[0]["usage"]["input_tokens"])
+        ledger[1]["usage"]["input_tokens"] - ledger[0]["usage"]["input_tokens"]
+    )
     assert ledger[1]["usage"]["cost_usd"] > ledger[0]["usage"]["cost_usd"] > 0
 
 
@@ -109,7 +120,9 @@ def test_repair_prompt_names_the_problem(tmp_path, shared_dir, server, keys):
 
 @pytest.mark.parametrize("provider", ["openai", "anthropic"])
 def test_429_waits_for_retry_after(tmp_path, shared_dir, server, keys, provider):
-    ctx = make_ctx(tmp_path, chunks(shared_dir, 1, 0), {"teachers": [teacher(server, provider)], "audiences": ["expert"]})
+    ctx = make_ctx(
+        tmp_path, chunks(shared_dir, 1, 0), {"teachers": [teacher(server, provider)], "audiences": ["expert"]}
+    )
     server.script(Reply("rate_limit", retry_after=0.6))
     result = run_distill(ctx)
     first, second = server.generation_requests()
@@ -169,8 +182,13 @@ def test_missing_key_names_the_variable_and_dry_run_needs_none(tmp_path, shared_
 
 def test_dry_run_prices_the_plan_and_sends_nothing(tmp_path, shared_dir, server, capsys):
     long_model = "qwen2.5-72b-instruct-awq-served-by-the-lab-vllm-cluster"
-    distill = {"teachers": [teacher(server), teacher(server, "anthropic"),
-                            dict(teacher(server, "openai_compatible"), model=long_model)]}
+    distill = {
+        "teachers": [
+            teacher(server),
+            teacher(server, "anthropic"),
+            dict(teacher(server, "openai_compatible"), model=long_model),
+        ]
+    }
     ctx = make_ctx(tmp_path, chunks(shared_dir), distill, dry_run=True)
     result = run_distill(ctx)
     assert not result.complete and result.outputs == [] and server.stats()["requests"] == 0
@@ -210,8 +228,9 @@ def _ledger_spent(ctx) -> float:
 
 def test_budget_caps_the_dataset_total_over_runs(tmp_path, shared_dir, server, keys):
     cap = 0.02
-    ctx = make_ctx(tmp_path, chunks(shared_dir, 4, 4), {"teachers": [teacher(server, max_concurrency=2)],
-                                                         "max_cost_usd": cap})
+    ctx = make_ctx(
+        tmp_path, chunks(shared_dir, 4, 4), {"teachers": [teacher(server, max_concurrency=2)], "max_cost_usd": cap}
+    )
     results = [run_distill(ctx) for _ in range(3)]  # the same cap three times: not three times the money
     assert _ledger_spent(ctx) <= cap and results[0].stats["cost_usd_this_run"] > 0
     assert sum(r.stats["cost_usd_this_run"] for r in results) == pytest.approx(_ledger_spent(ctx), abs=1e-5)
@@ -228,8 +247,9 @@ def test_budget_caps_the_dataset_total_over_runs(tmp_path, shared_dir, server, k
 def test_budget_stops_close_to_the_cap_not_at_half(tmp_path, shared_dir, server, keys):
     """Many requests in flight hold reservations; the run waits for them to settle instead of stopping early."""
     cap = 0.05
-    ctx = make_ctx(tmp_path, chunks(shared_dir, 4, 4), {"teachers": [teacher(server, max_concurrency=8)],
-                                                         "max_cost_usd": cap})
+    ctx = make_ctx(
+        tmp_path, chunks(shared_dir, 4, 4), {"teachers": [teacher(server, max_concurrency=8)], "max_cost_usd": cap}
+    )
     result = run_distill(ctx)
     from slm_datagen.distill.pricing import estimate_output_tokens, find_price
     from slm_datagen.distill.stage import make_plan
@@ -244,8 +264,12 @@ def test_budget_stops_close_to_the_cap_not_at_half(tmp_path, shared_dir, server,
 
 def test_an_expensive_teacher_does_not_starve_a_cheap_one(tmp_path, shared_dir, server, keys):
     expensive = {"input_per_mtok": 1000.0, "output_per_mtok": 1000.0}  # one request ~ $1, far above the cap
-    distill = {"teachers": [teacher(server), dict(teacher(server), model="gpt-4o-mini")], "audiences": ["expert"],
-               "max_cost_usd": 0.05, "prices": {"gpt-4o": expensive}}
+    distill = {
+        "teachers": [teacher(server), dict(teacher(server), model="gpt-4o-mini")],
+        "audiences": ["expert"],
+        "max_cost_usd": 0.05,
+        "prices": {"gpt-4o": expensive},
+    }
     ctx = make_ctx(tmp_path, chunks(shared_dir, 3, 3), distill)
     result = run_distill(ctx)
     pairs = read_rows(ctx.stage_dir / "qa_pairs.jsonl")
@@ -274,10 +298,13 @@ def test_amended_article_resends_only_changed_chunks(tmp_path, shared_dir, serve
     old = original[1]  # 국세기본법 제22조의2 … amended: a changed sentence in 제2항
     # A re-collect after the amendment brings the new version of the whole law: every statute chunk carries the
     # law's new 시행일, the unchanged articles too. Only the article whose text changed may be asked again.
-    amended = [c.model_copy(update={"effective_date": "2025-07-01"}) if c.kind == "statute_article" else c
-               for c in original]
+    amended = [
+        c.model_copy(update={"effective_date": "2025-07-01"}) if c.kind == "statute_article" else c for c in original
+    ]
     assert all(a.effective_date != o.effective_date for a, o in zip(amended, original) if o.kind == "statute_article")
-    new_text = old.text.replace("영향을 미치지 아니한다", "영향을 미치지 아니한다. 다만, 대통령령으로 정하는 경우는 제외한다")
+    new_text = old.text.replace(
+        "영향을 미치지 아니한다", "영향을 미치지 아니한다. 다만, 대통령령으로 정하는 경우는 제외한다"
+    )
     assert new_text != old.text
     amended[1] = amended[1].model_copy(update={"id": old.id + "-2025", "text": new_text})
     ctx2 = make_ctx(tmp_path, amended, {"teachers": [teacher(server)]})
@@ -294,7 +321,9 @@ def test_two_teachers_cost_is_reported_per_teacher(tmp_path, shared_dir, server,
     ctx = make_ctx(tmp_path, chunks(shared_dir, 2, 1), distill)
     result = run_distill(ctx)
     costs = result.stats["cost_by_teacher_this_run"]
-    assert set(costs) == {"openai:gpt-4o", "anthropic:claude-haiku-4-5"} and all(c["requests"] == 3 for c in costs.values())
+    assert set(costs) == {"openai:gpt-4o", "anthropic:claude-haiku-4-5"} and all(
+        c["requests"] == 3 for c in costs.values()
+    )
     pairs = read_rows(ctx.stage_dir / "qa_pairs.jsonl")
     assert [p["teacher"] for p in pairs] == ["openai", "anthropic"] * 3  # plan order: chunk, then teacher
 

@@ -9,11 +9,10 @@ import subprocess
 import sys
 import time
 
-from tests.fake_teacher_server import FakeTeacherServer
-from tests.test_distill_common import make_ctx, read_rows, ruling_chunks, statute_chunks
-
 from slm_datagen.distill.ledger import Ledger
 from slm_datagen.distill.stage import run_distill
+from tests.fake_teacher_server import FakeTeacherServer
+from tests.test_distill_common import make_ctx, read_rows, ruling_chunks, statute_chunks
 
 ENTRY = """
 import json, sys
@@ -36,14 +35,22 @@ def _done_lines(path) -> int:
 def test_sigkill_then_rerun_repeats_nothing_completed(tmp_path, shared_dir, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "test-openai-kill-key")
     chunks = statute_chunks(shared_dir / "corpus")[:10] + ruling_chunks(shared_dir / "corpus")[:10]
-    with FakeTeacherServer(latency=0.15, latency_jitter=0.1, retry_after=0.1,
-                           chaos={"english": 0.1, "server_error": 0.05}, seed=3) as server:
-        distill = {"teachers": [{"provider": "openai", "model": "gpt-4o", "base_url": server.openai_base_url,
-                                 "max_concurrency": 4}], "failure_threshold": 1.0}
+    with FakeTeacherServer(
+        latency=0.15, latency_jitter=0.1, retry_after=0.1, chaos={"english": 0.1, "server_error": 0.05}, seed=3
+    ) as server:
+        distill = {
+            "teachers": [
+                {"provider": "openai", "model": "gpt-4o", "base_url": server.openai_base_url, "max_concurrency": 4}
+            ],
+            "failure_threshold": 1.0,
+        }
         ctx = make_ctx(tmp_path, chunks, distill)
         ledger_path = ctx.stage_dir / "ledger.jsonl"
-        proc = subprocess.Popen([sys.executable, "-c", ENTRY, str(ctx.run_dir), json.dumps(distill)],
-                                env=dict(os.environ), stderr=subprocess.PIPE)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", ENTRY, str(ctx.run_dir), json.dumps(distill)],
+            env=dict(os.environ),
+            stderr=subprocess.PIPE,
+        )
         deadline = time.monotonic() + 120  # only bounds a hung child: a loaded machine may take long to import
         while _done_lines(ledger_path) < 12:
             assert proc.poll() is None, proc.stderr.read().decode()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 
 import pytest
-from tests.test_distill_common import make_ctx, read_rows, ruling_chunks, statute_chunks
 
 from slm_datagen.distill.korean import (
     particle,
@@ -14,10 +13,11 @@ from slm_datagen.distill.korean import (
     question_from_issue,
     split_sentences,
 )
-from slm_datagen.hangul import hangul_share
 from slm_datagen.distill.offline import offline_pair, parse_article, related_law_citations
 from slm_datagen.distill.stage import run_distill
+from slm_datagen.hangul import hangul_share
 from slm_forest.records import Chunk, QAPair
+from tests.test_distill_common import make_ctx, read_rows, ruling_chunks, statute_chunks
 
 
 @pytest.mark.parametrize(
@@ -58,18 +58,32 @@ def test_casebook_style_becomes_polite(nominal, polite):
 @pytest.mark.parametrize(
     "issue, question",
     [
-        ("압류가 금지된 소액금융재산에 대한 압류처분 시 징수권 소멸시효 중단 여부",
-         "압류가 금지된 소액금융재산에 대한 압류처분 시 징수권 소멸시효가 중단되나요?"),
-        ("손익귀속시기 오류에 따른 후발적 경정청구에 대한 감액경정 시 증액경정도 함께 할 수 있는지 여부",
-         "손익귀속시기 오류에 따른 후발적 경정청구에 대한 감액경정 시 증액경정도 함께 할 수 있나요?"),
-        ("증액경정처분 이후 경정청구로 인한 국세환급가산금 기산일", "증액경정처분 이후 경정청구로 인한 국세환급가산금 기산일은 언제인가요?"),
+        (
+            "압류가 금지된 소액금융재산에 대한 압류처분 시 징수권 소멸시효 중단 여부",
+            "압류가 금지된 소액금융재산에 대한 압류처분 시 징수권 소멸시효가 중단되나요?",
+        ),
+        (
+            "손익귀속시기 오류에 따른 후발적 경정청구에 대한 감액경정 시 증액경정도 함께 할 수 있는지 여부",
+            "손익귀속시기 오류에 따른 후발적 경정청구에 대한 감액경정 시 증액경정도 함께 할 수 있나요?",
+        ),
+        (
+            "증액경정처분 이후 경정청구로 인한 국세환급가산금 기산일",
+            "증액경정처분 이후 경정청구로 인한 국세환급가산금 기산일은 언제인가요?",
+        ),
         ("주식매수선택권 행사차액의 손금산입 여부", "주식매수선택권 행사차액을 손금에 산입할 수 있나요?"),
-        ("공사잔대금 분쟁과 관련한 법원 판결 후 세금계산서를 교부받은 경우 매입세액공제 여부",
-         "공사잔대금 분쟁과 관련한 법원 판결 후 세금계산서를 교부받은 경우 매입세액공제를 받을 수 있나요?"),
-        ("관리형 토지신탁에서 신탁 재산을 처분하는 경우 부가가치세 납세의무자가 누구인지",
-         "관리형 토지신탁에서 신탁 재산을 처분하는 경우 부가가치세 납세의무자는 누구인가요?"),
+        (
+            "공사잔대금 분쟁과 관련한 법원 판결 후 세금계산서를 교부받은 경우 매입세액공제 여부",
+            "공사잔대금 분쟁과 관련한 법원 판결 후 세금계산서를 교부받은 경우 매입세액공제를 받을 수 있나요?",
+        ),
+        (
+            "관리형 토지신탁에서 신탁 재산을 처분하는 경우 부가가치세 납세의무자가 누구인지",
+            "관리형 토지신탁에서 신탁 재산을 처분하는 경우 부가가치세 납세의무자는 누구인가요?",
+        ),
         ("창업중소기업 세액감면 적용 시 창업의 의미", "창업중소기업 세액감면 적용 시 창업의 의미는 무엇인가요?"),
-        ("전환사채의 전환권 행사로 취득한 주식의 취득가액 산정방법", "전환사채의 전환권 행사로 취득한 주식의 취득가액 산정방법은 어떻게 되나요?"),
+        (
+            "전환사채의 전환권 행사로 취득한 주식의 취득가액 산정방법",
+            "전환사채의 전환권 행사로 취득한 주식의 취득가액 산정방법은 어떻게 되나요?",
+        ),
     ],
 )
 def test_issue_becomes_a_natural_question(issue, question):
@@ -79,15 +93,21 @@ def test_issue_becomes_a_natural_question(issue, question):
 def test_particles_and_sentences():
     assert particle("소득세법 제12조(비과세소득)", "은", "는") == "는"  # the particle of 제12조, not of the title
     assert particle("소득", "은", "는") == "은"
-    assert split_sentences("가족(혼인관계에 있는 사람을 포함한다. 이하 같다)의 물건. 압류할 수 없다. 다만, 그러하지 아니하다.") == [
+    assert split_sentences(
+        "가족(혼인관계에 있는 사람을 포함한다. 이하 같다)의 물건. 압류할 수 없다. 다만, 그러하지 아니하다."
+    ) == [
         "가족(혼인관계에 있는 사람을 포함한다. 이하 같다)의 물건. 압류할 수 없다.",
         "다만, 그러하지 아니하다.",
     ]
-    assert [c.label() for c in related_law_citations(
-        ["국세기본법 제26조의2 【국세의 부과제척기간】 국세기본법 시행령 제12조의3 【국세 부과제척기간의 기산일】"])] == [
-        "국세기본법 제26조의2", "국세기본법 시행령 제12조의3"]
-    assert [c.label() for c in related_law_citations(["합병법인은 세액공제를 승계(법인법§45④), 범위는 법인령§81③(2)"])] == [
-        "법인세법 제45조", "법인세법 시행령 제81조"]
+    assert [
+        c.label()
+        for c in related_law_citations(
+            ["국세기본법 제26조의2 【국세의 부과제척기간】 국세기본법 시행령 제12조의3 【국세 부과제척기간의 기산일】"]
+        )
+    ] == ["국세기본법 제26조의2", "국세기본법 시행령 제12조의3"]
+    assert [
+        c.label() for c in related_law_citations(["합병법인은 세액공제를 승계(법인법§45④), 범위는 법인령§81③(2)"])
+    ] == ["법인세법 제45조", "법인세법 시행령 제81조"]
 
 
 def _chunk(shared_dir, citation: str) -> Chunk:
@@ -154,8 +174,15 @@ def test_yes_no_lead_follows_the_official_answer(shared_dir):
 
 def test_precedent_uses_the_courts_verdict(shared_dir):
     text = (shared_dir / "corpus" / "precedents" / "대법원_2024-09-12_2022두64143.md").read_text(encoding="utf-8")
-    chunk = Chunk(id="c", doc_id="d", kind="precedent", title="상속세", text=text.split("## 판례내용")[0],
-                  citation="대법원 2022두64143", related_laws=["구 상속세 및 증여세법 제3조의2"])
+    chunk = Chunk(
+        id="c",
+        doc_id="d",
+        kind="precedent",
+        title="상속세",
+        text=text.split("## 판례내용")[0],
+        citation="대법원 2022두64143",
+        related_laws=["구 상속세 및 증여세법 제3조의2"],
+    )
     pair = offline_pair(chunk, "expert")
     assert pair.question.endswith("포함되나요?") and pair.answer.startswith("아니요. ")  # 판시사항 says (소극)
     assert "대법원 2022두64143" in pair.answer

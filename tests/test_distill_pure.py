@@ -6,7 +6,6 @@ import json
 import random
 
 import pytest
-from tests.test_distill_common import ruling_chunks, statute_chunks
 
 from slm_datagen.distill.engine import Budget, backoff_delay
 from slm_datagen.distill.ledger import Ledger
@@ -19,6 +18,7 @@ from slm_datagen.distill.schema import PAIR_JSON_SCHEMA, PairDraft
 from slm_datagen.distill.teachers import anthropic_params, anthropic_reply, openai_body, openai_reply
 from slm_forest.config import DistillConfig, TeacherConfig
 from slm_forest.records import Chunk
+from tests.test_distill_common import ruling_chunks, statute_chunks
 
 GOOD = {
     "question": "소득세법 제12조에 따라 비과세되는 소득에는 무엇이 있나요?",
@@ -27,9 +27,16 @@ GOOD = {
     "citations": [{"law": "소득세법", "article": "제12조 제1호"}],
     "calculation": None,
 }
-GIFT_CHUNK = Chunk(id="c1", doc_id="d1", kind="statute_article", title="제26조(상속세 세율)",
-                   text="제26조(상속세 세율) 상속세는 … 세율을 적용하여 계산한 금액으로 한다.",
-                   citation="상속세 및 증여세법 제26조", law_name="상속세 및 증여세법", article_no=26)
+GIFT_CHUNK = Chunk(
+    id="c1",
+    doc_id="d1",
+    kind="statute_article",
+    title="제26조(상속세 세율)",
+    text="제26조(상속세 세율) 상속세는 … 세율을 적용하여 계산한 금액으로 한다.",
+    citation="상속세 및 증여세법 제26조",
+    law_name="상속세 및 증여세법",
+    article_no=26,
+)
 
 
 # -------------------------------------------------------------------------------------------------------- prompts
@@ -55,7 +62,10 @@ def test_calculation_style_only_for_laws_with_a_computation(shared_dir):
     collection = next(c for c in statute_chunks(shared_dir / "corpus") if c.law_name == "국세징수법")
     assert calculation_kinds(collection) == ()
     cfg = DistillConfig(teachers=[TeacherConfig(provider="openai", model="gpt-4o")], styles=["explain", "calculation"])
-    assert [(r.audience, r.style) for r in plan_chunk(collection, 0, cfg)] == [("expert", "explain"), ("layperson", "explain")]
+    assert [(r.audience, r.style) for r in plan_chunk(collection, 0, cfg)] == [
+        ("expert", "explain"),
+        ("layperson", "explain"),
+    ]
     assert len(plan_chunk(GIFT_CHUNK, 0, cfg)) == 4
 
 
@@ -91,7 +101,10 @@ def test_parse_accepts_a_good_reply_and_fenced_or_wrapped_json():
     trailing = json.dumps(GOOD, ensure_ascii=False)[:-1] + ",}"
     assert extract_json(trailing)[0] is not None
     as_strings = dict(GOOD, citations=["소득세법 제12조 제1호"])
-    assert parse_reply(json.dumps(as_strings, ensure_ascii=False), audience="expert").citations[0].article == "제12조 제1호"
+    assert (
+        parse_reply(json.dumps(as_strings, ensure_ascii=False), audience="expert").citations[0].article
+        == "제12조 제1호"
+    )
 
 
 @pytest.mark.parametrize(
@@ -118,17 +131,32 @@ SEED_GIFT_QUESTION = "성년인 자녀가 2025년에 아버지로부터 현금 2
 
 
 def calc_reply(result_won: int, answer: str, **overrides) -> dict:
-    inputs = [{"name": "amount_won", "value": 2e9}, {"name": "relationship", "value": "lineal_ascendant"},
-              {"name": "donee_is_minor", "value": False}]
-    calculation = {"kind": "gift_tax", "year": 2025, "result_won": result_won, "result_field": "computed_tax",
-                   "inputs": inputs}
+    inputs = [
+        {"name": "amount_won", "value": 2e9},
+        {"name": "relationship", "value": "lineal_ascendant"},
+        {"name": "donee_is_minor", "value": False},
+    ]
+    calculation = {
+        "kind": "gift_tax",
+        "year": 2025,
+        "result_won": result_won,
+        "result_field": "computed_tax",
+        "inputs": inputs,
+    }
     calculation.update(overrides)
-    return dict(GOOD, question=SEED_GIFT_QUESTION, answer=answer, calculation=calculation,
-                citations=[{"law": "상속세 및 증여세법", "article": "제53조"}])
+    return dict(
+        GOOD,
+        question=SEED_GIFT_QUESTION,
+        answer=answer,
+        calculation=calculation,
+        citations=[{"law": "상속세 및 증여세법", "article": "제53조"}],
+    )
 
 
 def test_calculation_reply_maps_onto_the_record():
-    reply = calc_reply(620_000_000, "증여재산공제 5,000만원을 빼면 과세표준은 19억 5,000만원이고 산출세액은 6억 2,000만원입니다.")
+    reply = calc_reply(
+        620_000_000, "증여재산공제 5,000만원을 빼면 과세표준은 19억 5,000만원이고 산출세액은 6억 2,000만원입니다."
+    )
     draft = parse_reply(json.dumps(reply), audience="expert", style="calculation", allowed_kinds=("gift_tax",))
     assert isinstance(draft, PairDraft)
     record = draft.calculation.to_record()
@@ -145,10 +173,18 @@ def test_calculation_reply_maps_onto_the_record():
         # an unknown name, a required input missing, a value outside the allowed ones, a wrong type
         ([{"name": "gift_won", "value": 2e9}], "gift_won not accepted for gift_tax; use only amount_won"),
         ([{"name": "amount_won", "value": 2e9}], "needs relationship"),
-        ([{"name": "amount_won", "value": 2e9}, {"name": "relationship", "value": "grandpa"}],
-         "unknown donor relation"),
-        ([{"name": "amount_won", "value": 2e9}, {"name": "relationship", "value": "spouse"},
-          {"name": "donee_is_minor", "value": 1}], "donee_is_minor must be true/false"),
+        (
+            [{"name": "amount_won", "value": 2e9}, {"name": "relationship", "value": "grandpa"}],
+            "unknown donor relation",
+        ),
+        (
+            [
+                {"name": "amount_won", "value": 2e9},
+                {"name": "relationship", "value": "spouse"},
+                {"name": "donee_is_minor", "value": 1},
+            ],
+            "donee_is_minor must be true/false",
+        ),
     ],
 )
 def test_calculation_the_checker_cannot_read_gets_a_repair_naming_the_inputs(inputs, why):
@@ -157,10 +193,21 @@ def test_calculation_the_checker_cannot_read_gets_a_repair_naming_the_inputs(inp
     assert isinstance(verdict, ReplyProblem) and verdict.reason == "schema" and why in verdict.detail
 
 
-@pytest.mark.parametrize("claimed, answer, rule", [
-    (620_000_000, "과세표준 19억 5,000만원에 세율 40%와 누진공제 1억 6,000만원을 적용한 산출세액은 6억 2,000만원입니다.", None),
-    (90_000_000, "1억원 이하는 10%, 1억원 초과는 20%이므로 산출세액은 1,000만원 + 8,000만원 = 9,000만원입니다.", "calc_mismatch"),
-])
+@pytest.mark.parametrize(
+    "claimed, answer, rule",
+    [
+        (
+            620_000_000,
+            "과세표준 19억 5,000만원에 세율 40%와 누진공제 1억 6,000만원을 적용한 산출세액은 6억 2,000만원입니다.",
+            None,
+        ),
+        (
+            90_000_000,
+            "1억원 이하는 10%, 1억원 초과는 20%이므로 산출세액은 1,000만원 + 8,000만원 = 9,000만원입니다.",
+            "calc_mismatch",
+        ),
+    ],
+)
 def test_a_teacher_calculation_as_prompted_is_recomputed_by_build(claimed, answer, rule):
     """The reply the calculation prompt asks for reaches `slm build`'s arithmetic check as a checkable payload:
     wrong arithmetic is rejected there (not merely flagged calc_unverified), right arithmetic passes."""
@@ -170,13 +217,28 @@ def test_a_teacher_calculation_as_prompted_is_recomputed_by_build(claimed, answe
     prompt = build_messages(GIFT_CHUNK, "expert", "calculation").messages[1]["content"]
     for name in ("amount_won", "relationship", "donee_is_minor", '"lineal_ascendant"', '"computed_tax"'):
         assert name in prompt  # the reply below uses only what the prompt spells out
-    draft = parse_reply(json.dumps(calc_reply(claimed, answer), ensure_ascii=False), audience="expert",
-                        style="calculation", allowed_kinds=("gift_tax", "inheritance_tax"))
+    draft = parse_reply(
+        json.dumps(calc_reply(claimed, answer), ensure_ascii=False),
+        audience="expert",
+        style="calculation",
+        allowed_kinds=("gift_tax", "inheritance_tax"),
+    )
     assert isinstance(draft, PairDraft)
-    pair = QAPair(id="qa1", chunk_id="c1", doc_id="d1", kind="statute_article", question=draft.question,
-                  answer=draft.answer, audience="expert", style="calculation",
-                  calculation=draft.calculation.to_record(), teacher="openai", model="gpt-4o", prompt_version="v",
-                  request_key="k")
+    pair = QAPair(
+        id="qa1",
+        chunk_id="c1",
+        doc_id="d1",
+        kind="statute_article",
+        question=draft.question,
+        answer=draft.answer,
+        audience="expert",
+        style="calculation",
+        calculation=draft.calculation.to_record(),
+        teacher="openai",
+        model="gpt-4o",
+        prompt_version="v",
+        request_key="k",
+    )
     findings = check_arithmetic(pair)
     if rule is None:
         assert findings == []
@@ -187,8 +249,8 @@ def test_a_teacher_calculation_as_prompted_is_recomputed_by_build(claimed, answe
 
 def test_calculation_prompt_lists_exactly_the_checker_inputs():
     """The prompt is generated from taxcalc's own tables: every accepted name, its type and values, nothing else."""
-    from slm_datagen.taxlaw import taxcalc
     from slm_datagen.distill import calcspec
+    from slm_datagen.taxlaw import taxcalc
 
     for kind, names in taxcalc._INPUT_TYPES.items():
         rule = calcspec.calculation_rule((kind,))
@@ -198,13 +260,17 @@ def test_calculation_prompt_lists_exactly_the_checker_inputs():
         others = {n for k, ns in taxcalc._INPUT_TYPES.items() if k != kind for n in ns} - set(names)
         assert not any(f"· {name} (" in rule for name in others)
         # the defaults the prompt states are the ones the calculator applies
-        required = {"amount_won": 2e9, "relationship": "lineal_ascendant", "taxable_base_won": 5e8,
-                    "taxable_income_won": 5e7}
+        required = {
+            "amount_won": 2e9,
+            "relationship": "lineal_ascendant",
+            "taxable_base_won": 5e8,
+            "taxable_income_won": 5e7,
+        }
         base = {n: int(v) if isinstance(v, float) else v for n, v in required.items() if n in names}
         for name, (_, default) in calcspec.INPUT_NOTES[kind].items():
             if default is not None and name not in taxcalc._REQUIRED_INPUTS[kind]:
                 assert taxcalc.compute(kind, 2024, {**base, name: default}) == taxcalc.compute(kind, 2024, base), name
-    for name, enum in calcspec.ENUM_INPUTS.items():
+    for _name, enum in calcspec.ENUM_INPUTS.items():
         assert all(member.value in calcspec.VALUE_LABELS for member in enum)
     assert set(calcspec.RESULT_LABELS) == set(taxcalc._RESULT_FIELDS)
     for field in taxcalc._RESULT_FIELDS:
@@ -213,6 +279,7 @@ def test_calculation_prompt_lists_exactly_the_checker_inputs():
 
 def test_reply_schema_is_valid_for_openai_strict_mode():
     """Strict mode: every object closed and fully required, unions as anyOf of single types, no type lists."""
+
     def walk(node, path="$"):
         if isinstance(node, dict):
             if node.get("type") == "object":
@@ -239,16 +306,26 @@ def test_provider_bodies_and_replies():
     compat = openai_body(TeacherConfig(provider="openai_compatible", model="qwen"), [{"role": "user", "content": "q"}])
     assert compat["response_format"] == {"type": "json_object"} and "max_tokens" in compat
     claude = TeacherConfig(provider="anthropic", model="claude-haiku-4-5")
-    params = anthropic_params(claude, [{"role": "system", "content": "S"}, {"role": "user", "content": "A"},
-                                       {"role": "user", "content": "B"}])
+    params = anthropic_params(
+        claude, [{"role": "system", "content": "S"}, {"role": "user", "content": "A"}, {"role": "user", "content": "B"}]
+    )
     assert params["system"] == "S" and params["messages"] == [{"role": "user", "content": "A\n\nB"}]
     assert params["tool_choice"] == {"type": "tool", "name": params["tools"][0]["name"]}
     assert params["tools"][0]["input_schema"] == PAIR_JSON_SCHEMA
-    cut = openai_reply({"choices": [{"message": {"content": "{"}, "finish_reason": "length"}],
-                        "usage": {"prompt_tokens": 10, "completion_tokens": 900}})
+    cut = openai_reply(
+        {
+            "choices": [{"message": {"content": "{"}, "finish_reason": "length"}],
+            "usage": {"prompt_tokens": 10, "completion_tokens": 900},
+        }
+    )
     assert cut.truncated and cut.input_tokens == 10 and cut.output_tokens == 900
-    tool = anthropic_reply({"content": [{"type": "tool_use", "input": GOOD}], "stop_reason": "tool_use",
-                            "usage": {"input_tokens": 5, "output_tokens": 7}})
+    tool = anthropic_reply(
+        {
+            "content": [{"type": "tool_use", "input": GOOD}],
+            "stop_reason": "tool_use",
+            "usage": {"input_tokens": 5, "output_tokens": 7},
+        }
+    )
     assert json.loads(tool.text) == GOOD and not tool.truncated
     assert anthropic_reply({"content": [], "stop_reason": "max_tokens", "usage": {}}).truncated
 
@@ -291,7 +368,10 @@ def test_prices_match_dated_models_and_config_overrides():
     assert find_price("claude-haiku-4-5", "anthropic").cost(1_000_000, 1_000_000) == pytest.approx(6.0)
     assert find_price("claude-haiku-4-5", "anthropic").cost(1_000_000, 1_000_000, batch=True) == pytest.approx(3.0)
     assert find_price("brand-new-model", "openai") is None
-    assert find_price("brand-new-model", "openai", {"brand-new-model": {"input_per_mtok": 1, "output_per_mtok": 2}}).source == "config"
+    assert (
+        find_price("brand-new-model", "openai", {"brand-new-model": {"input_per_mtok": 1, "output_per_mtok": 2}}).source
+        == "config"
+    )
     assert find_price("qwen2.5:7b", "openai_compatible").cost(10**6, 10**6) == 0.0
 
 
@@ -372,22 +452,34 @@ def test_token_bucket_paces_at_its_rate():
 def test_headers_only_tighten():
     clock = FakeClock()
     limiter = RateLimiter(requests_per_minute=6000, clock=clock)
-    limiter.observe({"x-ratelimit-limit-requests": "600", "x-ratelimit-remaining-requests": "3",
-                     "x-ratelimit-reset-requests": "6m0s", "x-ratelimit-limit-tokens": "30000",
-                     "x-ratelimit-remaining-tokens": "29000"})
+    limiter.observe(
+        {
+            "x-ratelimit-limit-requests": "600",
+            "x-ratelimit-remaining-requests": "3",
+            "x-ratelimit-reset-requests": "6m0s",
+            "x-ratelimit-limit-tokens": "30000",
+            "x-ratelimit-remaining-tokens": "29000",
+        }
+    )
     assert limiter.requests.per_minute == 600 and limiter.requests.level <= 3
     assert limiter.tokens.per_minute == 30000  # learned: none was configured
     limiter.observe({"x-ratelimit-limit-requests": "100000"})
     assert limiter.requests.per_minute == 600
-    anthropic = read_limits({"anthropic-ratelimit-input-tokens-limit": "40000",
-                             "anthropic-ratelimit-input-tokens-remaining": "100",
-                             "anthropic-ratelimit-input-tokens-reset": "2999-01-01T00:00:00Z"})
+    anthropic = read_limits(
+        {
+            "anthropic-ratelimit-input-tokens-limit": "40000",
+            "anthropic-ratelimit-input-tokens-remaining": "100",
+            "anthropic-ratelimit-input-tokens-reset": "2999-01-01T00:00:00Z",
+        }
+    )
     assert anthropic["input_tokens"]["limit"] == 40000 and anthropic["input_tokens"]["remaining"] == 100
     assert anthropic["input_tokens"]["reset"] > 0
 
 
 def test_reset_and_retry_after_formats():
-    assert parse_reset("6m0s") == 360 and parse_reset("20ms") == pytest.approx(0.02) and parse_reset("1h2m3.5s") == 3723.5
+    assert (
+        parse_reset("6m0s") == 360 and parse_reset("20ms") == pytest.approx(0.02) and parse_reset("1h2m3.5s") == 3723.5
+    )
     assert parse_reset("2030-01-01T00:00:00Z", now_wall=1893455990.0) == pytest.approx(10.0)
     assert parse_retry_after({"Retry-After": "7"}) == 7 and parse_retry_after({"retry-after-ms": "250"}) == 0.25
     assert parse_retry_after({}) is None

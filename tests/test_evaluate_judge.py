@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from fine_tuning.evaluate.stage import MODELS, aggregate, run_judge
 from fine_tuning.evaluate.report import write_report
+from fine_tuning.evaluate.stage import MODELS, aggregate, run_judge
 from slm_forest.config import TeacherConfig
 from slm_forest.errors import SlmError
 from tests.fake_teacher_server import FakeTeacherServer, last_user_text
@@ -18,12 +18,22 @@ BAD = "잘 모르겠습니다."
 def _rows() -> list[dict]:
     rows = []
     for i, example in enumerate(examples([0, 1])):
-        row = {"id": example.id, "question": example.messages[1].content, "reference": example.messages[2].content,
-               "law_name": "부가가치세법", "kind": "statute_article", "style": "explain"}
+        row = {
+            "id": example.id,
+            "question": example.messages[1].content,
+            "reference": example.messages[2].content,
+            "law_name": "부가가치세법",
+            "kind": "statute_article",
+            "style": "explain",
+        }
         for which, answer in (("base", BAD), ("tuned", GOOD)):
             citations = {"cited": [], "in_corpus": 0, "matched": 0, "reference": 1}
-            row[which] = {"answer": answer, "finish_reason": "stop", "tokens": 10,
-                          "scores": {"chrf": 10.0 + i, "rouge_l": 0.1, "citations": citations, "numeric_correct": None}}
+            row[which] = {
+                "answer": answer,
+                "finish_reason": "stop",
+                "tokens": 10,
+                "scores": {"chrf": 10.0 + i, "rouge_l": 0.1, "citations": citations, "numeric_correct": None},
+            }
         rows.append(row)
     return rows
 
@@ -36,8 +46,14 @@ def _judge(request: dict, provider: str) -> dict:
 
 
 def _config(server: FakeTeacherServer) -> TeacherConfig:
-    return TeacherConfig(provider="openai_compatible", model="judge-1", base_url=server.openai_base_url,
-                         api_key_env="JUDGE_KEY", max_retries=0, max_concurrency=2)
+    return TeacherConfig(
+        provider="openai_compatible",
+        model="judge-1",
+        base_url=server.openai_base_url,
+        api_key_env="JUDGE_KEY",
+        max_retries=0,
+        max_concurrency=2,
+    )
 
 
 def test_judge_scores_both_models_with_reasons(monkeypatch, tmp_path):
@@ -62,9 +78,16 @@ def test_judge_scores_both_models_with_reasons(monkeypatch, tmp_path):
     assert metrics["tuned"]["all"]["judge_mean"] > metrics["base"]["all"]["judge_mean"]
     assert metrics["tuned"]["all"]["judge_n"] + metrics["base"]["all"]["judge_n"] == 3
 
-    report_metrics = {"run_name": "t", "settings": {"max_new_tokens": 8, "batch_size": 1, "temperature": 0.0},
-                      "examples": {"test": 2, "val": 0, "generated": 2}, "loss": {}, "generation": metrics,
-                      "benchmarks": [], "judge": summary, "headline": []}
+    report_metrics = {
+        "run_name": "t",
+        "settings": {"max_new_tokens": 8, "batch_size": 1, "temperature": 0.0},
+        "examples": {"test": 2, "val": 0, "generated": 2},
+        "loss": {},
+        "generation": metrics,
+        "benchmarks": [],
+        "judge": summary,
+        "headline": [],
+    }
     write_report(tmp_path, report_metrics, rows, tmp_path / "no-train")
     text = (tmp_path / "report.md").read_text(encoding="utf-8")
     assert "openai_compatible:judge-1: 4 requests, 1 errors" in text
@@ -90,8 +113,13 @@ def test_evaluate_stage_runs_the_judge_when_configured(monkeypatch, tmp_path, tm
     run = copy_run(tiny_run(tmp_path_factory), tmp_path)
     with FakeTeacherServer(_judge) as server:
         judge = _config(server).model_dump(mode="json")
-        cfg = RunConfig.model_validate({"run_name": run.name, "runs_dir": str(run.parent),
-                                        "evaluate": {"max_examples": 2, "max_new_tokens": 8, "judge": judge}})
+        cfg = RunConfig.model_validate(
+            {
+                "run_name": run.name,
+                "runs_dir": str(run.parent),
+                "evaluate": {"max_examples": 2, "max_new_tokens": 8, "judge": judge},
+            }
+        )
         run_stage(cfg, "evaluate")
     metrics = json.loads((run / "evaluate" / "metrics.json").read_text(encoding="utf-8"))
     assert metrics["judge"]["requests"] == 4 and metrics["judge"]["errors"] == 0

@@ -186,9 +186,9 @@ def test_padded_scoring_equals_plain_forward_on_tiny_models(kind, shared_dir, tm
 
 
 def test_benchmark_run_on_kmmlu_taxation_dev_for_base_and_tuned(shared_dir, tmp_path_factory):
+    from fine_tuning.evaluate.mcq import benchmark_settings
     from fine_tuning.evaluate.stage import run_benchmarks
     from fine_tuning.train.loading import load_trained
-    from fine_tuning.evaluate.mcq import benchmark_settings
     from tests.test_evaluate_tiny import tiny_run
 
     dev = shared_dir / "benchmarks" / "kmmlu" / "Taxation-dev.csv"
@@ -206,7 +206,9 @@ def test_benchmark_run_on_kmmlu_taxation_dev_for_base_and_tuned(shared_dir, tmp_
             picks = [r[which]["pick"] for r in chosen]
             assert picks == [1 + max(range(4), key=lambda i: r[which]["loglik"][i]) for r in chosen]
             assert summary[k][which]["n"] == 4
-            assert summary[k][which]["accuracy"] == pytest.approx(sum(p == r["answer"] for p, r in zip(picks, chosen)) / 4)
+            assert summary[k][which]["accuracy"] == pytest.approx(
+                sum(p == r["answer"] for p, r in zip(picks, chosen)) / 4
+            )
     # zero-shot really has no solved example in the prompt, few-shot has the first row
     questions = read_benchmark(dev)
     zero = next(r for r in rows if r["shots"] == 0 and r["row"] == 2)

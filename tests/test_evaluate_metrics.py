@@ -6,7 +6,6 @@ import random
 
 import pytest
 
-from fine_tuning.evaluate.stage import parse_judge_reply
 from fine_tuning.evaluate.metrics import (
     CorpusIndex,
     LossSums,
@@ -18,6 +17,7 @@ from fine_tuning.evaluate.metrics import (
     lcs_length,
     rouge_l,
 )
+from fine_tuning.evaluate.stage import parse_judge_reply
 from slm_forest.files import write_jsonl
 
 
@@ -52,7 +52,9 @@ def test_rouge_l_on_characters_ignores_spacing_and_rewards_overlap():
 def test_chrf_orders_answers_by_character_overlap():
     reference = "부가가치세법 제49조에 따라 25일 이내에 확정신고합니다."
     assert chrf_sentence(reference, reference) == pytest.approx(100.0)
-    assert chrf_sentence("부가가치세법 제49조에 따라 신고합니다.", reference) > chrf_sentence("잘 모르겠습니다.", reference)
+    assert chrf_sentence("부가가치세법 제49조에 따라 신고합니다.", reference) > chrf_sentence(
+        "잘 모르겠습니다.", reference
+    )
     assert chrf_corpus([], []) is None
 
 

@@ -27,8 +27,16 @@ def test_evaluate_stage_end_to_end(tmp_path, tmp_path_factory, shared_dir):
     report = run_stage(cfg, "evaluate")
 
     stage = run / "evaluate"
-    for name in ("predictions.jsonl", "metrics.json", "report.md", "metrics.png", "groups.png", "loss.png",
-                 "benchmark_predictions.jsonl", "manifest.json"):
+    for name in (
+        "predictions.jsonl",
+        "metrics.json",
+        "report.md",
+        "metrics.png",
+        "groups.png",
+        "loss.png",
+        "benchmark_predictions.jsonl",
+        "manifest.json",
+    ):
         assert (stage / name).is_file(), name
     assert report.counts == {"test_examples": 12, "generated": 6, "benchmark_questions": 4}
     manifest = json.loads((stage / "manifest.json").read_text(encoding="utf-8"))
@@ -96,13 +104,24 @@ def test_real_train_stage_feeds_evaluate_and_export(tmp_path, tmp_path_factory):
 
     run = copy_run(tiny_run(tmp_path_factory), tmp_path)
     shutil.rmtree(run / "train")
-    cfg = RunConfig.model_validate({
-        "run_name": run.name,
-        "runs_dir": str(run.parent),
-        "train": {"base_model": "tiny-random-phi", "max_steps": 4, "micro_batch_size": 4, "eval_steps": 2,
-                  "save_steps": 2, "logging_steps": 1, "report_to": [], "max_length": 256, "learning_rate": 0.005},
-        "evaluate": {"max_examples": 2, "max_new_tokens": 8},
-    })
+    cfg = RunConfig.model_validate(
+        {
+            "run_name": run.name,
+            "runs_dir": str(run.parent),
+            "train": {
+                "base_model": "tiny-random-phi",
+                "max_steps": 4,
+                "micro_batch_size": 4,
+                "eval_steps": 2,
+                "save_steps": 2,
+                "logging_steps": 1,
+                "report_to": [],
+                "max_length": 256,
+                "learning_rate": 0.005,
+            },
+            "evaluate": {"max_examples": 2, "max_new_tokens": 8},
+        }
+    )
     run_stage(cfg, "train")
     evaluated = run_stage(cfg, "evaluate")
     assert evaluated.counts["generated"] == 2

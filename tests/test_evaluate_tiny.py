@@ -29,46 +29,114 @@ SYSTEM_PROMPT = "당신은 한국 세법 전문가입니다. 관련 법령을 �
 
 # (question, answer, law, kind, style, citations)
 QA: list[tuple[str, str, str | None, str, str, list[str]]] = [
-    ("부가가치세 확정신고는 언제까지 해야 하나요?",
-     "부가가치세법 제49조에 따라 과세기간 종료 후 25일 이내에 확정신고하고 납부하여야 합니다. (근거: 부가가치세법 제49조)",
-     "부가가치세법", "statute_article", "explain", ["부가가치세법 제49조"]),
-    ("부가가치세 예정신고 기간은 어떻게 되나요?",
-     "부가가치세법 제48조에 따라 예정신고기간이 끝난 후 25일 이내에 예정신고하여야 합니다. (근거: 부가가치세법 제48조)",
-     "부가가치세법", "statute_article", "explain", ["부가가치세법 제48조"]),
-    ("종합소득세 확정신고 기한은 언제인가요?",
-     "소득세법 제70조에 따라 해당 과세기간의 다음 연도 5월 1일부터 5월 31일까지 신고하여야 합니다. (근거: 소득세법 제70조)",
-     "소득세법", "statute_article", "explain", ["소득세법 제70조"]),
-    ("과세표준이 5,000만원이면 종합소득세 산출세액은 얼마인가요?",
-     "소득세법 제55조의 세율을 적용하면 84만원 + (5,000만원 - 1,400만원) × 15% = 624만원입니다. 따라서 산출세액은 624만원입니다.",
-     "소득세법", "statute_article", "calculation", ["소득세법 제55조"]),
-    ("과세표준이 3,000만원이면 종합소득세 산출세액은 얼마인가요?",
-     "소득세법 제55조의 세율을 적용하면 84만원 + (3,000만원 - 1,400만원) × 15% = 324만원입니다. 따라서 산출세액은 324만원입니다.",
-     "소득세법", "statute_article", "calculation", ["소득세법 제55조"]),
-    ("수정신고는 언제 할 수 있나요?",
-     "국세기본법 제45조에 따라 관할 세무서장이 결정 또는 경정하여 통지하기 전까지 수정신고할 수 있습니다. (근거: 국세기본법 제45조)",
-     "국세기본법", "statute_article", "explain", ["국세기본법 제45조"]),
-    ("경정청구는 언제까지 할 수 있나요?",
-     "국세기본법 제45조의2에 따라 법정신고기한이 지난 후 5년 이내에 경정을 청구할 수 있습니다. (근거: 국세기본법 제45조의2)",
-     "국세기본법", "statute_article", "explain", ["국세기본법 제45조의2"]),
-    ("법인세 신고기한은 언제인가요?",
-     "법인세법 제60조에 따라 사업연도 종료일이 속하는 달의 말일부터 3개월 이내에 신고하여야 합니다. (근거: 법인세법 제60조)",
-     "법인세법", "statute_article", "explain", ["법인세법 제60조"]),
-    ("증여받은 현금 1억원에 대한 증여세 과세표준은 얼마인가요?",
-     "상속세 및 증여세법 제53조에 따라 성년 자녀는 5,000만원을 공제하므로 과세표준은 5,000만원입니다.",
-     "상속세 및 증여세법", "statute_article", "calculation", ["상속세 및 증여세법 제53조"]),
-    ("사업자등록은 언제 신청해야 하나요?",
-     "부가가치세법 제8조에 따라 사업 개시일부터 20일 이내에 사업장 관할 세무서장에게 등록을 신청하여야 합니다. (근거: 부가가치세법 제8조)",
-     "부가가치세법", "statute_article", "explain", ["부가가치세법 제8조"]),
-    ("간이과세자의 부가가치세 신고는 어떻게 하나요?",
-     "부가가치세법 제67조에 따라 간이과세자는 과세기간의 다음 달 25일까지 신고하여야 합니다. (근거: 부가가치세법 제67조)",
-     "부가가치세법", "statute_article", "explain", ["부가가치세법 제67조"]),
-    ("원천징수한 소득세는 언제 납부하나요?",
-     "소득세법 제128조에 따라 징수일이 속하는 달의 다음 달 10일까지 납부하여야 합니다. (근거: 소득세법 제128조)",
-     "소득세법", "interpretation", "explain", ["소득세법 제128조"]),
+    (
+        "부가가치세 확정신고는 언제까지 해야 하나요?",
+        "부가가치세법 제49조에 따라 과세기간 종료 후 25일 이내에 확정신고하고 납부하여야 합니다. (근거: 부가가치세법 제49조)",
+        "부가가치세법",
+        "statute_article",
+        "explain",
+        ["부가가치세법 제49조"],
+    ),
+    (
+        "부가가치세 예정신고 기간은 어떻게 되나요?",
+        "부가가치세법 제48조에 따라 예정신고기간이 끝난 후 25일 이내에 예정신고하여야 합니다. (근거: 부가가치세법 제48조)",
+        "부가가치세법",
+        "statute_article",
+        "explain",
+        ["부가가치세법 제48조"],
+    ),
+    (
+        "종합소득세 확정신고 기한은 언제인가요?",
+        "소득세법 제70조에 따라 해당 과세기간의 다음 연도 5월 1일부터 5월 31일까지 신고하여야 합니다. (근거: 소득세법 제70조)",
+        "소득세법",
+        "statute_article",
+        "explain",
+        ["소득세법 제70조"],
+    ),
+    (
+        "과세표준이 5,000만원이면 종합소득세 산출세액은 얼마인가요?",
+        "소득세법 제55조의 세율을 적용하면 84만원 + (5,000만원 - 1,400만원) × 15% = 624만원입니다. 따라서 산출세액은 624만원입니다.",
+        "소득세법",
+        "statute_article",
+        "calculation",
+        ["소득세법 제55조"],
+    ),
+    (
+        "과세표준이 3,000만원이면 종합소득세 산출세액은 얼마인가요?",
+        "소득세법 제55조의 세율을 적용하면 84만원 + (3,000만원 - 1,400만원) × 15% = 324만원입니다. 따라서 산출세액은 324만원입니다.",
+        "소득세법",
+        "statute_article",
+        "calculation",
+        ["소득세법 제55조"],
+    ),
+    (
+        "수정신고는 언제 할 수 있나요?",
+        "국세기본법 제45조에 따라 관할 세무서장이 결정 또는 경정하여 통지하기 전까지 수정신고할 수 있습니다. (근거: 국세기본법 제45조)",
+        "국세기본법",
+        "statute_article",
+        "explain",
+        ["국세기본법 제45조"],
+    ),
+    (
+        "경정청구는 언제까지 할 수 있나요?",
+        "국세기본법 제45조의2에 따라 법정신고기한이 지난 후 5년 이내에 경정을 청구할 수 있습니다. (근거: 국세기본법 제45조의2)",
+        "국세기본법",
+        "statute_article",
+        "explain",
+        ["국세기본법 제45조의2"],
+    ),
+    (
+        "법인세 신고기한은 언제인가요?",
+        "법인세법 제60조에 따라 사업연도 종료일이 속하는 달의 말일부터 3개월 이내에 신고하여야 합니다. (근거: 법인세법 제60조)",
+        "법인세법",
+        "statute_article",
+        "explain",
+        ["법인세법 제60조"],
+    ),
+    (
+        "증여받은 현금 1억원에 대한 증여세 과세표준은 얼마인가요?",
+        "상속세 및 증여세법 제53조에 따라 성년 자녀는 5,000만원을 공제하므로 과세표준은 5,000만원입니다.",
+        "상속세 및 증여세법",
+        "statute_article",
+        "calculation",
+        ["상속세 및 증여세법 제53조"],
+    ),
+    (
+        "사업자등록은 언제 신청해야 하나요?",
+        "부가가치세법 제8조에 따라 사업 개시일부터 20일 이내에 사업장 관할 세무서장에게 등록을 신청하여야 합니다. (근거: 부가가치세법 제8조)",
+        "부가가치세법",
+        "statute_article",
+        "explain",
+        ["부가가치세법 제8조"],
+    ),
+    (
+        "간이과세자의 부가가치세 신고는 어떻게 하나요?",
+        "부가가치세법 제67조에 따라 간이과세자는 과세기간의 다음 달 25일까지 신고하여야 합니다. (근거: 부가가치세법 제67조)",
+        "부가가치세법",
+        "statute_article",
+        "explain",
+        ["부가가치세법 제67조"],
+    ),
+    (
+        "원천징수한 소득세는 언제 납부하나요?",
+        "소득세법 제128조에 따라 징수일이 속하는 달의 다음 달 10일까지 납부하여야 합니다. (근거: 소득세법 제128조)",
+        "소득세법",
+        "interpretation",
+        "explain",
+        ["소득세법 제128조"],
+    ),
 ]
 SPLIT = {"train": range(0, 12), "val": range(9, 12), "test": range(0, 12)}
-ARTICLES = [("부가가치세법", 49), ("부가가치세법", 48), ("부가가치세법", 8), ("소득세법", 70), ("소득세법", 55),
-            ("국세기본법", 45), ("법인세법", 60), ("상속세 및 증여세법", 53)]
+ARTICLES = [
+    ("부가가치세법", 49),
+    ("부가가치세법", 48),
+    ("부가가치세법", 8),
+    ("소득세법", 70),
+    ("소득세법", 55),
+    ("국세기본법", 45),
+    ("법인세법", 60),
+    ("상속세 및 증여세법", 53),
+]
 
 
 def examples(indices: range | list[int]) -> list[SFTExample]:
@@ -83,9 +151,18 @@ def examples(indices: range | list[int]) -> list[SFTExample]:
                     ChatMessage(role="user", content=question),
                     ChatMessage(role="assistant", content=answer),
                 ],
-                meta={"pair_id": f"qa-{i:04d}", "doc_id": f"doc-{i:04d}", "kind": kind, "law_name": law,
-                      "audience": "expert", "style": style, "citations": citations, "teacher": "offline",
-                      "model": "offline-v1", "prompt_version": "offline@1"},
+                meta={
+                    "pair_id": f"qa-{i:04d}",
+                    "doc_id": f"doc-{i:04d}",
+                    "kind": kind,
+                    "law_name": law,
+                    "audience": "expert",
+                    "style": style,
+                    "citations": citations,
+                    "teacher": "offline",
+                    "model": "offline-v1",
+                    "prompt_version": "offline@1",
+                },
             )
         )
     return out
@@ -94,11 +171,28 @@ def examples(indices: range | list[int]) -> list[SFTExample]:
 def documents() -> list[dict[str, Any]]:
     rows = []
     for law, article in ARTICLES:
-        rows.append({"id": f"law-{law}-{article}", "kind": "statute_article", "title": f"{law} 제{article}조",
-                     "text": f"{law} 제{article}조 본문", "source": "test", "law_name": law, "article_no": article,
-                     "effective_date": "2025-01-01"})
-    rows.append({"id": "expc-1", "kind": "interpretation", "title": "원천징수 해석", "text": "해석 본문",
-                 "source": "test", "decision_date": "2023-05-02"})
+        rows.append(
+            {
+                "id": f"law-{law}-{article}",
+                "kind": "statute_article",
+                "title": f"{law} 제{article}조",
+                "text": f"{law} 제{article}조 본문",
+                "source": "test",
+                "law_name": law,
+                "article_no": article,
+                "effective_date": "2025-01-01",
+            }
+        )
+    rows.append(
+        {
+            "id": "expc-1",
+            "kind": "interpretation",
+            "title": "원천징수 해석",
+            "text": "해석 본문",
+            "source": "test",
+            "decision_date": "2023-05-02",
+        }
+    )
     return rows
 
 
@@ -106,8 +200,17 @@ def _manifest(run_dir: Path, stage: str, config: dict[str, Any], outputs: list[P
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
     write_manifest(
         run_dir / stage,
-        Manifest(stage=stage, run_name=run_dir.name, fingerprint=f"test-{stage}", config=config,
-                 outputs=describe_files(outputs, run_dir), counts=counts, started_at=now, finished_at=now, seconds=0.0),
+        Manifest(
+            stage=stage,
+            run_name=run_dir.name,
+            fingerprint=f"test-{stage}",
+            config=config,
+            outputs=describe_files(outputs, run_dir),
+            counts=counts,
+            started_at=now,
+            finished_at=now,
+            seconds=0.0,
+        ),
     )
 
 
@@ -156,8 +259,13 @@ def build_run(run_dir: Path, kind: str = "tiny-random-phi", steps: int = 25, see
     splits = {name: examples(list(idx)) for name, idx in SPLIT.items()}
     for name, rows in splits.items():
         write_jsonl(build_dir / f"{name}.jsonl", rows)
-    _manifest(run_dir, "build", {"system_prompt": SYSTEM_PROMPT}, [build_dir / f"{n}.jsonl" for n in splits],
-              {n: len(r) for n, r in splits.items()})
+    _manifest(
+        run_dir,
+        "build",
+        {"system_prompt": SYSTEM_PROMPT},
+        [build_dir / f"{n}.jsonl" for n in splits],
+        {n: len(r) for n, r in splits.items()},
+    )
     write_jsonl(collect_dir / "documents.jsonl", documents())
     _manifest(run_dir, "collect", {}, [collect_dir / "documents.jsonl"], {"documents": len(ARTICLES) + 1})
 
@@ -167,7 +275,9 @@ def build_run(run_dir: Path, kind: str = "tiny-random-phi", steps: int = 25, see
     model = AutoModelForCausalLM.from_pretrained(base_dir)
     model_class = type(model).__name__
     targets = get_model_spec(kind).lora_target_modules  # what the train stage wraps for this architecture
-    model = get_peft_model(model, LoraConfig(r=16, lora_alpha=32, lora_dropout=0.0, target_modules=targets, task_type="CAUSAL_LM"))
+    model = get_peft_model(
+        model, LoraConfig(r=16, lora_alpha=32, lora_dropout=0.0, target_modules=targets, task_type="CAUSAL_LM")
+    )
     convs = [[{"role": m.role, "content": m.content} for m in ex.messages] for ex in splits["train"]]
     losses = train_adapter(model, tokenizer, convs, steps, seed)
     model.save_pretrained(train_dir / "adapter")
@@ -176,10 +286,21 @@ def build_run(run_dir: Path, kind: str = "tiny-random-phi", steps: int = 25, see
     ax.plot(range(1, len(losses) + 1), losses)
     fig.savefig(train_dir / "loss.png")
     plt.close(fig)
-    summary = {"base_model": kind, "base_model_path": str(base_dir), "base_model_dir": "base_model",
-               "model_class": model_class, "method": "lora", "dtype": "fp32", "device": "cpu",
-               "global_step": steps, "train_loss": losses[-1], "eval_loss": None, "end_of_turn_token": "<end_of_turn>",
-               "chat_template": "tokenizer", "lora": {"r": 16, "alpha": 32, "dropout": 0.0}}
+    summary = {
+        "base_model": kind,
+        "base_model_path": str(base_dir),
+        "base_model_dir": "base_model",
+        "model_class": model_class,
+        "method": "lora",
+        "dtype": "fp32",
+        "device": "cpu",
+        "global_step": steps,
+        "train_loss": losses[-1],
+        "eval_loss": None,
+        "end_of_turn_token": "<end_of_turn>",
+        "chat_template": "tokenizer",
+        "lora": {"r": 16, "alpha": 32, "dropout": 0.0},
+    }
     write_json(train_dir / "train_summary.json", summary)
     train_cfg = {"base_model": kind, "method": "lora", "max_steps": steps, "learning_rate": 0.01}
     outputs = [train_dir / n for n in ("adapter", "tokenizer", "base_model", "loss.png", "train_summary.json")]

@@ -37,17 +37,31 @@ def test_export_merges_and_packages_the_model(tmp_path, tmp_path_factory, monkey
     monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))  # no llama.cpp converter on PATH
     run = copy_run(tiny_run(tmp_path_factory), tmp_path)
     (run / "evaluate").mkdir()
-    (run / "evaluate" / "metrics.json").write_text(json.dumps({
-        "examples": {"generated": 6},
-        "headline": [{"metric": "test loss", "base": 6.6, "tuned": 5.9, "delta": -0.7, "higher_is_better": False}],
-    }), encoding="utf-8")
+    (run / "evaluate" / "metrics.json").write_text(
+        json.dumps(
+            {
+                "examples": {"generated": 6},
+                "headline": [
+                    {"metric": "test loss", "base": 6.6, "tuned": 5.9, "delta": -0.7, "higher_is_better": False}
+                ],
+            }
+        ),
+        encoding="utf-8",
+    )
 
     report = run_stage(_config(run), "export")
 
     merged_dir = run / "export" / "merged"
     files = {p.name for p in merged_dir.iterdir()}
-    assert {"model.safetensors", "config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
-            "README.md", "slm_forest.json"} <= files
+    assert {
+        "model.safetensors",
+        "config.json",
+        "generation_config.json",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "README.md",
+        "slm_forest.json",
+    } <= files
     assert not any(name.startswith("adapter") for name in files)  # a plain model, no PEFT files
 
     # merged logits == base + adapter logits
@@ -55,7 +69,9 @@ def test_export_merges_and_packages_the_model(tmp_path, tmp_path_factory, monkey
     tokenizer = AutoTokenizer.from_pretrained(merged_dir)
     peft_model, _ = load_trained(run / "train", device="cpu")
     text = tokenizer.apply_chat_template(
-        [{"role": "user", "content": "종합소득세 확정신고 기한은 언제인가요?"}], tokenize=False, add_generation_prompt=True
+        [{"role": "user", "content": "종합소득세 확정신고 기한은 언제인가요?"}],
+        tokenize=False,
+        add_generation_prompt=True,
     )
     ids = torch.tensor([tokenizer(text, add_special_tokens=False)["input_ids"]])
     with torch.no_grad():
@@ -124,7 +140,9 @@ def test_gguf_conversion_runs_the_llama_cpp_converter(tmp_path, tmp_path_factory
     assert report.manifest.stats["gguf"]["file"] == "model-f16.gguf"
     assert "FROM ./model-f16.gguf" in (run / "export" / "Modelfile").read_text(encoding="utf-8")
 
-    script.write_text("import sys; print('boom: unsupported architecture', file=sys.stderr); sys.exit(3)", encoding="utf-8")
+    script.write_text(
+        "import sys; print('boom: unsupported architecture', file=sys.stderr); sys.exit(3)", encoding="utf-8"
+    )
     with pytest.raises(SlmError, match="GGUF conversion failed \\(exit 3\\): boom: unsupported architecture"):
         run_stage(_config(run, gguf=True), "export", force=True)
 
@@ -144,7 +162,10 @@ def test_modelfile_family_and_stop_tokens():
     assert gemma is FAMILIES["gemma"] and gemma.stop == ("<end_of_turn>",)
     phi2 = template_family(PHI2_TRAINING_TEMPLATE)
     assert phi2 is FAMILIES["phi2"] and "<|endoftext|>" in phi2.stop
-    assert template_family("{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}").name == "chatml"
+    assert (
+        template_family("{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}").name
+        == "chatml"
+    )
     assert template_family("{{ messages }}") is None and template_family(None) is None
 
     text = render_modelfile("./model.gguf", gemma, 'say "hi"')
@@ -156,7 +177,9 @@ def test_modelfile_family_and_stop_tokens():
 class GoTemplate:
     """A subset of Go's text/template, enough for Ollama chat templates (see the module docstring)."""
 
-    TOKEN = re.compile(r'\s*(\(|\)|"(?:[^"\\]|\\.)*"|:=|=|,|\$[A-Za-z_0-9]*(?:\.[A-Za-z_]+)*|\.[A-Za-z_]+(?:\.[A-Za-z_]+)*|\.|[A-Za-z_][A-Za-z_0-9]*|\d+)')
+    TOKEN = re.compile(
+        r'\s*(\(|\)|"(?:[^"\\]|\\.)*"|:=|=|,|\$[A-Za-z_0-9]*(?:\.[A-Za-z_]+)*|\.[A-Za-z_]+(?:\.[A-Za-z_]+)*|\.|[A-Za-z_][A-Za-z_0-9]*|\d+)'
+    )
 
     def __init__(self, source: str) -> None:
         self.nodes = self._parse(self._lex(source))
@@ -260,7 +283,9 @@ class GoTemplate:
         assert not rest, rest
         return args[0] if len(args) == 1 and not callable(args[0]) else self._call(args)
 
-    def _terms(self, tokens: list[str], dot: Any, root: Any, scopes: list[dict[str, Any]]) -> tuple[list[Any], list[str]]:
+    def _terms(
+        self, tokens: list[str], dot: Any, root: Any, scopes: list[dict[str, Any]]
+    ) -> tuple[list[Any], list[str]]:
         values: list[Any] = []
         while tokens and tokens[0] != ")":
             token, tokens = tokens[0], tokens[1:]
@@ -339,7 +364,11 @@ def test_go_templates_render_like_the_jinja_chat_templates(family):
     go = GoTemplate(FAMILIES[family].go_template)
     for messages in CONVERSATIONS:
         (expected,), _ = render_jinja_template(
-            conversations=[messages], chat_template=jinja, add_generation_prompt=True, bos_token="", eos_token="<|endoftext|>"
+            conversations=[messages],
+            chat_template=jinja,
+            add_generation_prompt=True,
+            bos_token="",
+            eos_token="<|endoftext|>",
         )
         ollama_messages = [{"Role": m["role"], "Content": m["content"]} for m in messages]
         assert go.render({"Messages": ollama_messages}) == expected, messages
@@ -348,7 +377,10 @@ def test_go_templates_render_like_the_jinja_chat_templates(family):
 def test_go_template_interpreter_follows_go_trim_rules():
     assert GoTemplate("a  {{- 1 -}}  b").render({}) == "a1b"
     assert GoTemplate('{{ $x := "p" }}{{ range .L }}{{ $x = . }}{{ end }}{{ $x }}').render({"L": ["q", "r"]}) == "r"
-    assert GoTemplate('{{ if and 1 (eq .A "z") }}yes{{ else if .B }}b{{ else }}no{{ end }}').render({"A": "y", "B": 0}) == "no"
+    assert (
+        GoTemplate('{{ if and 1 (eq .A "z") }}yes{{ else if .B }}b{{ else }}no{{ end }}').render({"A": "y", "B": 0})
+        == "no"
+    )
 
 
 def test_modelfile_export_needs_merge(tmp_path, tmp_path_factory):
@@ -372,7 +404,9 @@ def test_multimodal_gemma3_merges_and_reloads_as_the_class_it_was_trained_as(tmp
     merged = AutoModelForCausalLM.from_pretrained(run / "export" / "merged").eval()
     assert type(merged).__name__ == "Gemma3ForConditionalGeneration"
     peft_model, tokenizer = load_trained(run / "train", device="cpu")
-    ids = torch.tensor([tokenizer("<bos><start_of_turn>user\n부가가치세 신고<end_of_turn>\n", add_special_tokens=False)["input_ids"]])
+    ids = torch.tensor(
+        [tokenizer("<bos><start_of_turn>user\n부가가치세 신고<end_of_turn>\n", add_special_tokens=False)["input_ids"]]
+    )
     with torch.no_grad():
         assert torch.allclose(merged(input_ids=ids).logits, peft_model(input_ids=ids).logits, atol=1e-4)
     merged_weights = load_file(run / "export" / "merged" / "model.safetensors")
@@ -402,15 +436,26 @@ def test_qlora_multimodal_gemma3_trains_in_4bit_and_exports_a_full_precision_mer
     def recording_trainer(model, *args, **kwargs):
         modules = dict(model.named_modules())
         seen["four_bit"] = [n for n, m in modules.items() if isinstance(m, bnb.nn.Linear4bit)]
-        seen["vision_linears"] = [n for n, m in modules.items() if "vision_tower" in n and isinstance(m, torch.nn.Linear)]
+        seen["vision_linears"] = [
+            n for n, m in modules.items() if "vision_tower" in n and isinstance(m, torch.nn.Linear)
+        ]
         return build_trainer(model, *args, **kwargs)
 
     monkeypatch.setattr(train, "make_trainer", recording_trainer)
     runs = tmp_path / "runs"
     write_build(runs, "qlora", n_train=16, n_val=4)
-    cfg = config(runs, "qlora", "train.base_model=tiny-random-gemma3-mm", "train.method=qlora", "train.max_steps=3",
-                 "train.eval_steps=3", "train.save_steps=3", "train.report_to=[]", "train.learning_rate=0.01",
-                 "train.lora.dropout=0")
+    cfg = config(
+        runs,
+        "qlora",
+        "train.base_model=tiny-random-gemma3-mm",
+        "train.method=qlora",
+        "train.max_steps=3",
+        "train.eval_steps=3",
+        "train.save_steps=3",
+        "train.report_to=[]",
+        "train.learning_rate=0.01",
+        "train.lora.dropout=0",
+    )
     run_stage(cfg, "train")
     assert seen["four_bit"] and all("language_model" in n for n in seen["four_bit"])
     assert seen["vision_linears"] and not any(n in seen["four_bit"] for n in seen["vision_linears"])
@@ -433,7 +478,9 @@ def test_qlora_multimodal_gemma3_trains_in_4bit_and_exports_a_full_precision_mer
     assert not any(isinstance(m, bnb.nn.Linear4bit) for m in merged.modules())
     peft_model, tokenizer = load_trained(stage, device="cpu")  # base in full precision + the QLoRA adapter
     assert not any(isinstance(m, bnb.nn.Linear4bit) for m in peft_model.modules())
-    ids = torch.tensor([tokenizer("<bos><start_of_turn>user\n부가가치세 신고<end_of_turn>\n", add_special_tokens=False)["input_ids"]])
+    ids = torch.tensor(
+        [tokenizer("<bos><start_of_turn>user\n부가가치세 신고<end_of_turn>\n", add_special_tokens=False)["input_ids"]]
+    )
     with torch.no_grad():
         expected = peft_model(input_ids=ids).logits
         with peft_model.disable_adapter():

@@ -152,7 +152,9 @@ def test_sdk_structured_output_parse_helpers(oa, an):
     parsed = oa.chat.completions.parse(model=MODEL_OA, messages=_user(), response_format=_Pairs)
     pair = parsed.choices[0].message.parsed.pairs[0]
     assert pair.citation == "소득세법 제12조" and pair.difficulty == "easy"
-    message = an.messages.parse(model=MODEL_AN, max_tokens=2000, messages=_user("상속세 및 증여세법 제18조"), output_format=_Pairs)
+    message = an.messages.parse(
+        model=MODEL_AN, max_tokens=2000, messages=_user("상속세 및 증여세법 제18조"), output_format=_Pairs
+    )
     assert message.parsed_output.pairs[0].citation == "상속세 및 증여세법 제18조"
 
 
@@ -225,7 +227,11 @@ def test_anthropic_scripted_variants(server, an):
     with pytest.raises(json.JSONDecodeError):
         json.loads(malformed.content[0].text)
     tool_cut = an.messages.create(
-        model=MODEL_AN, max_tokens=300, messages=_user(), tools=[QA_TOOL], tool_choice={"type": "tool", "name": "emit_qa"}
+        model=MODEL_AN,
+        max_tokens=300,
+        messages=_user(),
+        tools=[QA_TOOL],
+        tool_choice={"type": "tool", "name": "emit_qa"},
     )
     assert tool_cut.stop_reason == "max_tokens" and tool_cut.content[0].input == {}
 
@@ -277,7 +283,9 @@ def test_hang_times_out_without_blocking_other_requests(server):
             errors.append(exc)
 
     threads = [
-        threading.Thread(target=hang, args=(lambda: oa.chat.completions.create(model=MODEL_OA, messages=_user("HANG")),)),
+        threading.Thread(
+            target=hang, args=(lambda: oa.chat.completions.create(model=MODEL_OA, messages=_user("HANG")),)
+        ),
         threading.Thread(
             target=hang, args=(lambda: an.messages.create(model=MODEL_AN, max_tokens=99, messages=_user("HANG")),)
         ),
@@ -312,9 +320,9 @@ def test_prompt_rules_times_and_fifo_precedence(server, oa):
     with pytest.raises(json.JSONDecodeError):
         json.loads(first.choices[0].message.content)
     assert "국세기본법 제99조" in json.loads(second.choices[0].message.content)["question"]
-    assert json.loads(oa.chat.completions.create(model=MODEL_OA, messages=_user("제77조")).choices[0].message.content) == {
-        "fixed": "답"
-    }
+    assert json.loads(
+        oa.chat.completions.create(model=MODEL_OA, messages=_user("제77조")).choices[0].message.content
+    ) == {"fixed": "답"}
     server.script("empty")  # the FIFO script wins over rules
     assert oa.chat.completions.create(model=MODEL_OA, messages=_user("제77조")).choices[0].message.content == ""
     with pytest.raises(ValueError):
@@ -333,7 +341,9 @@ def test_custom_responder_and_truncation_of_its_content():
     with FakeTeacherServer(responder) as srv:
         oa = openai.OpenAI(base_url=srv.openai_base_url, api_key="test", max_retries=0)
         an = anthropic.Anthropic(base_url=srv.anthropic_base_url, api_key="test", max_retries=0)
-        assert json.loads(oa.chat.completions.create(model=MODEL_OA, messages=_user("hi")).choices[0].message.content) == {
+        assert json.loads(
+            oa.chat.completions.create(model=MODEL_OA, messages=_user("hi")).choices[0].message.content
+        ) == {
             "provider": "openai",
             "echo": "hi",
         }
@@ -429,15 +439,21 @@ def test_api_key_and_request_validation(server, oa):
 
 def _batch_line(custom_id: str, prompt: str) -> str:
     body = {"model": MODEL_OA, "messages": _user(prompt), "max_tokens": 1000}
-    return json.dumps({"custom_id": custom_id, "method": "POST", "url": "/v1/chat/completions", "body": body}, ensure_ascii=False)
+    return json.dumps(
+        {"custom_id": custom_id, "method": "POST", "url": "/v1/chat/completions", "body": body}, ensure_ascii=False
+    )
 
 
 def test_openai_batch_round_trip(server, oa):
     server.on_prompt("FAIL", "server_error")
-    jsonl = "\n".join(_batch_line(f"q-{i}", f"법인세법 제{i}조 FAIL" if i == 2 else f"법인세법 제{i}조") for i in range(4))
+    jsonl = "\n".join(
+        _batch_line(f"q-{i}", f"법인세법 제{i}조 FAIL" if i == 2 else f"법인세법 제{i}조") for i in range(4)
+    )
     uploaded = oa.files.create(file=("requests.jsonl", jsonl.encode("utf-8")), purpose="batch")
     assert uploaded.object == "file" and uploaded.purpose == "batch" and uploaded.bytes == len(jsonl.encode())
-    batch = oa.batches.create(input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h", metadata={"run": "t"})
+    batch = oa.batches.create(
+        input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h", metadata={"run": "t"}
+    )
     assert batch.status == "validating" and batch.object == "batch" and batch.input_file_id == uploaded.id
     statuses = [batch.status]
     while batch.status not in ("completed", "failed"):
@@ -473,7 +489,14 @@ def test_openai_batch_validation_failure(oa):
 def test_anthropic_batch_round_trip(server, an):
     server.on_prompt("FAIL", "overloaded")
     requests = [
-        {"custom_id": f"r{i}", "params": {"model": MODEL_AN, "max_tokens": 1000, "messages": _user(f"지방세법 제{i}조{' FAIL' if i == 1 else ''}")}}
+        {
+            "custom_id": f"r{i}",
+            "params": {
+                "model": MODEL_AN,
+                "max_tokens": 1000,
+                "messages": _user(f"지방세법 제{i}조{' FAIL' if i == 1 else ''}"),
+            },
+        }
         for i in range(3)
     ]
     batch = an.messages.batches.create(requests=requests)
@@ -513,8 +536,10 @@ def test_anthropic_batch_cancel_and_delay():
 
 def test_async_clients(server):
     async def run():
-        async with openai.AsyncOpenAI(base_url=server.openai_base_url, api_key="test", max_retries=0) as oa, \
-                anthropic.AsyncAnthropic(base_url=server.anthropic_base_url, api_key="test", max_retries=0) as an:
+        async with (
+            openai.AsyncOpenAI(base_url=server.openai_base_url, api_key="test", max_retries=0) as oa,
+            anthropic.AsyncAnthropic(base_url=server.anthropic_base_url, api_key="test", max_retries=0) as an,
+        ):
             server.script("ok", "rate_limit")
             completion = await oa.chat.completions.create(model=MODEL_OA, messages=_user())
             with pytest.raises(anthropic.RateLimitError):
@@ -533,10 +558,14 @@ def test_100_concurrent_slow_requests_run_in_parallel():
     latency, n = 0.5, 100
 
     async def run(srv):
-        async with openai.AsyncOpenAI(base_url=srv.openai_base_url, api_key="test", max_retries=0) as oa, \
-                anthropic.AsyncAnthropic(base_url=srv.anthropic_base_url, api_key="test", max_retries=0) as an:
+        async with (
+            openai.AsyncOpenAI(base_url=srv.openai_base_url, api_key="test", max_retries=0) as oa,
+            anthropic.AsyncAnthropic(base_url=srv.anthropic_base_url, api_key="test", max_retries=0) as an,
+        ):
             calls = [oa.chat.completions.create(model=MODEL_OA, messages=_user(f"q{i}")) for i in range(n // 2)]
-            calls += [an.messages.create(model=MODEL_AN, max_tokens=500, messages=_user(f"q{i}")) for i in range(n // 2)]
+            calls += [
+                an.messages.create(model=MODEL_AN, max_tokens=500, messages=_user(f"q{i}")) for i in range(n // 2)
+            ]
             return await asyncio.gather(*calls)
 
     with FakeTeacherServer(latency=lambda req, provider: latency) as srv:
@@ -562,5 +591,17 @@ def test_stop_closes_the_port():
 def test_default_responder_is_stable_and_variants_are_listed():
     req = {"model": "m", "messages": _user()}
     assert default_responder(req, "openai") == default_responder(dict(req), "openai")
-    assert default_responder(req, "openai") != default_responder({"model": "m", "messages": _user("다른 질문")}, "openai")
-    assert set(VARIANTS) >= {"ok", "english", "empty", "truncated", "malformed", "rate_limit", "server_error", "overloaded", "hang"}
+    assert default_responder(req, "openai") != default_responder(
+        {"model": "m", "messages": _user("다른 질문")}, "openai"
+    )
+    assert set(VARIANTS) >= {
+        "ok",
+        "english",
+        "empty",
+        "truncated",
+        "malformed",
+        "rate_limit",
+        "server_error",
+        "overloaded",
+        "hang",
+    }

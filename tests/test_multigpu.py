@@ -60,9 +60,15 @@ def write_build(run_dir: Path, n_train: int = 48, n_val: int = 8) -> None:
     write_manifest(
         build,
         Manifest(
-            stage="build", run_name=run_dir.name, fingerprint="test-build", config={},
-            outputs=describe_files(files, run_dir), counts={"train": n_train, "val": n_val},
-            started_at="2026-01-01T00:00:00", finished_at="2026-01-01T00:00:01", seconds=1.0,
+            stage="build",
+            run_name=run_dir.name,
+            fingerprint="test-build",
+            config={},
+            outputs=describe_files(files, run_dir),
+            counts={"train": n_train, "val": n_val},
+            started_at="2026-01-01T00:00:00",
+            finished_at="2026-01-01T00:00:01",
+            seconds=1.0,
         ),
     )
 
@@ -72,19 +78,34 @@ def write_config(path: Path, runs_dir: Path, run_name: str, base_model: str, met
         "run_name": run_name,
         "runs_dir": str(runs_dir),
         "train": {
-            "base_model": base_model, "method": method, "max_length": 128, "micro_batch_size": 2, "max_steps": 4,
-            "eval_steps": 2, "save_steps": 2, "logging_steps": 1, "learning_rate": 0.005, "report_to": [],
+            "base_model": base_model,
+            "method": method,
+            "max_length": 128,
+            "micro_batch_size": 2,
+            "max_steps": 4,
+            "eval_steps": 2,
+            "save_steps": 2,
+            "logging_steps": 1,
+            "learning_rate": 0.005,
+            "report_to": [],
         },
     }
-    path.write_text("# multi-process test config: slm train\n" + yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
+    path.write_text(
+        "# multi-process test config: slm train\n" + yaml.safe_dump(config, allow_unicode=True), encoding="utf-8"
+    )
     return path
 
 
 def launch_env(probe_dir: Path) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
-        SLM_DDP_PROBE_DIR=str(probe_dir), OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1",
-        TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false", PYTHONPATH=str(REPO_ROOT),
+        SLM_DDP_PROBE_DIR=str(probe_dir),
+        OMP_NUM_THREADS="1",
+        HF_HUB_OFFLINE="1",
+        HF_DATASETS_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
+        TOKENIZERS_PARALLELISM="false",
+        PYTHONPATH=str(REPO_ROOT),
     )
     return env
 
@@ -92,7 +113,7 @@ def launch_env(probe_dir: Path) -> dict[str, str]:
 def read_probe(probe_dir: Path) -> dict[int, list[dict]]:
     records: dict[int, list[dict]] = {}
     for path in sorted(probe_dir.glob("rank*.jsonl")):
-        rank = int(path.stem[len("rank"):])
+        rank = int(path.stem[len("rank") :])
         records[rank] = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
     return records
 
@@ -111,8 +132,18 @@ def ddp_run(tmp_path_factory):
     config = write_config(root / "ddp.yaml", runs_dir, "ddp", "tiny-random-phi")
     probe = root / "probe"
     command = [
-        str(ACCELERATE), "launch", "--config_file", str(ACCELERATE_CONFIGS / "ddp.yaml"), "--num_processes", "2",
-        "--main_process_port", "0", "-m", "fine_tuning.train.ddp_probe", "train", str(config),
+        str(ACCELERATE),
+        "launch",
+        "--config_file",
+        str(ACCELERATE_CONFIGS / "ddp.yaml"),
+        "--num_processes",
+        "2",
+        "--main_process_port",
+        "0",
+        "-m",
+        "fine_tuning.train.ddp_probe",
+        "train",
+        str(config),
     ]
     result = subprocess.run(command, cwd=root, env=launch_env(probe), capture_output=True, text=True, timeout=300)
     return result, read_probe(probe), runs_dir / "ddp" / "train"
@@ -155,7 +186,9 @@ def test_adapter_and_manifest_are_written_once_by_rank_zero(ddp_run):
     assert saves == {0: ["adapter", "tokenizer"], 1: []}
     assert manifests == {0: 1, 1: 0}
     assert sorted(p.name for p in (stage / "adapter").iterdir()) == [
-        "README.md", "adapter_config.json", "adapter_model.safetensors"
+        "README.md",
+        "adapter_config.json",
+        "adapter_model.safetensors",
     ]
     summary = json.loads((stage / "train_summary.json").read_text(encoding="utf-8"))
     assert summary["global_step"] == 4
@@ -166,14 +199,21 @@ def test_adapter_and_manifest_are_written_once_by_rank_zero(ddp_run):
 def test_cli_module_is_a_launchable_entry_point():
     """accelerate/torchrun start `python -m slm_forest.cli`: it must run the same app as the `slm` script."""
     result = subprocess.run(
-        [sys.executable, "-m", "slm_forest.cli", "train", "--help"], cwd=REPO_ROOT, capture_output=True, text=True,
+        [sys.executable, "-m", "slm_forest.cli", "train", "--help"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
         timeout=60,
     )
     assert result.returncode == 0, result.stderr
     assert "--resume" in result.stdout
     probe = subprocess.run(
-        [sys.executable, "-m", "fine_tuning.train.ddp_probe", "--help"], cwd=REPO_ROOT, capture_output=True, text=True,
-        timeout=60, env={k: v for k, v in os.environ.items() if k != "SLM_DDP_PROBE_DIR"},
+        [sys.executable, "-m", "fine_tuning.train.ddp_probe", "--help"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={k: v for k, v in os.environ.items() if k != "SLM_DDP_PROBE_DIR"},
     )
     assert probe.returncode != 0 and "SLM_DDP_PROBE_DIR" in (probe.stderr + probe.stdout)
 
@@ -217,14 +257,16 @@ def tiny_models(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("tiny")
     texts = [m["content"] for i in range(40) for m in _example(i)["messages"]]
-    return {kind: build_tiny_model(kind, root / kind, texts, 0) for kind in ("tiny-random-gemma3-mm", "tiny-random-phi")}
+    return {
+        kind: build_tiny_model(kind, root / kind, texts, 0) for kind in ("tiny-random-gemma3-mm", "tiny-random-phi")
+    }
 
 
 def _lora_model(path: Path, kind: str):
     from transformers import AutoModelForCausalLM
 
-    from fine_tuning.train.loading import apply_lora
     from fine_tuning.plan.registry import get_model_spec
+    from fine_tuning.train.loading import apply_lora
     from slm_forest.config import LoraConfigSection
 
     return apply_lora(AutoModelForCausalLM.from_pretrained(path), get_model_spec(kind), LoraConfigSection())
@@ -246,16 +288,12 @@ def test_fsdp_wrap_classes_exist_in_gemma3_multimodal_and_wrap_its_layers(tiny_m
     monkeypatch.setenv("FSDP_TRANSFORMER_CLS_TO_WRAP", ",".join(_wrap_classes()))  # what accelerate launch exports
     policy = fsdp_auto_wrap_policy(model)
     wrapped = {
-        type(module).__name__
-        for module in model.modules()
-        if policy(module=module, recurse=False, nonwrapped_numel=0)
+        type(module).__name__ for module in model.modules() if policy(module=module, recurse=False, nonwrapped_numel=0)
     }
     assert {"Gemma3DecoderLayer", "SiglipEncoderLayer"} <= wrapped
     lora_leaves = [m for m in model.modules() if isinstance(m, LoraLayer)]
     assert lora_leaves
-    trainable_leaf = next(
-        child for m in lora_leaves for child in m.lora_A.values() if child.weight.requires_grad
-    )
+    trainable_leaf = next(child for m in lora_leaves for child in m.lora_A.values() if child.weight.requires_grad)
     assert policy(module=trainable_leaf, recurse=False, nonwrapped_numel=0)
 
 
@@ -307,8 +345,18 @@ def test_fsdp_qlora_shards_a_multimodal_gemma3_across_two_gpus(tmp_path):
     config = write_config(tmp_path / "fsdp.yaml", runs_dir, "fsdp", "tiny-random-gemma3-mm", method="qlora")
     probe = tmp_path / "probe"
     command = [
-        str(ACCELERATE), "launch", "--config_file", str(ACCELERATE_CONFIGS / "fsdp_qlora.yaml"), "--num_processes", "2",
-        "--main_process_port", "0", "-m", "fine_tuning.train.ddp_probe", "train", str(config),
+        str(ACCELERATE),
+        "launch",
+        "--config_file",
+        str(ACCELERATE_CONFIGS / "fsdp_qlora.yaml"),
+        "--num_processes",
+        "2",
+        "--main_process_port",
+        "0",
+        "-m",
+        "fine_tuning.train.ddp_probe",
+        "train",
+        str(config),
     ]
     result = subprocess.run(command, cwd=tmp_path, env=launch_env(probe), capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

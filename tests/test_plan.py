@@ -58,18 +58,37 @@ LLAMA31_8B = Architecture("llama", 4096, 32, 32, 8, 128, 14336, 128256, False)
 LLAMA1_65B = Architecture("llama", 8192, 80, 64, 64, 128, 22016, 32000, False)
 BOUND = 0.15
 
-LITGPT = dict(dtype="bf16", lora_r=8, lora_targets=["q_proj", "v_proj"], seq_len=1304, micro_batch=1,
-              gradient_checkpointing=False, optimizer="adamw", lora_dropout=0.05, adapter_dtype="bf16",
-              upcast_frozen_fp32=False, double_quant=False, loss_impl="fused", bnb_saves_inputs=True)
-UNSLOTH_HF = dict(quantization="4bit", lora_r=32, lora_targets="all-linear", micro_batch=1,
-                  gradient_checkpointing=True, lora_dropout=0.0, loss_impl="full", upcast_frozen_fp32=True,
-                  bnb_saves_inputs=True)
+LITGPT = dict(
+    dtype="bf16",
+    lora_r=8,
+    lora_targets=["q_proj", "v_proj"],
+    seq_len=1304,
+    micro_batch=1,
+    gradient_checkpointing=False,
+    optimizer="adamw",
+    lora_dropout=0.05,
+    adapter_dtype="bf16",
+    upcast_frozen_fp32=False,
+    double_quant=False,
+    loss_impl="fused",
+    bnb_saves_inputs=True,
+)
+UNSLOTH_HF = dict(
+    quantization="4bit",
+    lora_r=32,
+    lora_targets="all-linear",
+    micro_batch=1,
+    gradient_checkpointing=True,
+    lora_dropout=0.0,
+    loss_impl="full",
+    upcast_frozen_fp32=True,
+    bnb_saves_inputs=True,
+)
 
 
 @pytest.mark.parametrize(
     "arch, quantization, published_gb",
-    [(LLAMA2_7B, "none", 21.30), (LLAMA2_7B, "4bit", 14.14), (LLAMA2_13B, "none", 38.12),
-     (LLAMA2_13B, "4bit", 23.14)],
+    [(LLAMA2_7B, "none", 21.30), (LLAMA2_7B, "4bit", 14.14), (LLAMA2_13B, "none", 38.12), (LLAMA2_13B, "4bit", 23.14)],
     ids=["7b-bf16", "7b-nf4", "13b-bf16", "13b-nf4"],
 )
 def test_litgpt_resource_table(arch, quantization, published_gb):
@@ -87,10 +106,21 @@ def test_unsloth_hf_max_context(card_gb, max_context):
 
 
 def test_qlora_65b_fits_48gb():
-    est = estimate_memory(LLAMA1_65B, quantization="4bit", lora_r=64, lora_targets="all-linear", seq_len=528,
-                          micro_batch=4, gradient_checkpointing=True, optimizer="paged_adamw_32bit",
-                          lora_dropout=0.05, adapter_dtype="bf16", upcast_frozen_fp32=False, loss_impl="full",
-                          bnb_saves_inputs=True)
+    est = estimate_memory(
+        LLAMA1_65B,
+        quantization="4bit",
+        lora_r=64,
+        lora_targets="all-linear",
+        seq_len=528,
+        micro_batch=4,
+        gradient_checkpointing=True,
+        optimizer="paged_adamw_32bit",
+        lora_dropout=0.05,
+        adapter_dtype="bf16",
+        upcast_frozen_fp32=False,
+        loss_impl="full",
+        bnb_saves_inputs=True,
+    )
     assert 36 < est.peak_gb <= 48  # weights alone are ~32 GiB: not trivially small
     assert est.line("optimizer_states").gb == 0  # paged states spill to CPU RAM
     assert estimate_memory(LLAMA1_65B, quantization="none", lora_r=64, seq_len=528, micro_batch=4).peak_gb > 80
@@ -100,8 +130,15 @@ def test_qlora_65b_fits_48gb():
 
 
 def test_gemma12b_bf16_lora_needs_more_than_24gb_and_plan_suggests_4bit():
-    plan = plan_run("gemma-3-12b-it", quantization="none", dtype="bf16", seq_len=2048, micro_batch=1,
-                    gradient_checkpointing=True, train_tokens=10_000_000)
+    plan = plan_run(
+        "gemma-3-12b-it",
+        quantization="none",
+        dtype="bf16",
+        seq_len=2048,
+        micro_batch=1,
+        gradient_checkpointing=True,
+        train_tokens=10_000_000,
+    )
     d = plan_to_dict(plan)
     assert d["peak_memory_gb"] > 24
     assert not d["fits"]["RTX 4090"] and not d["fits"]["RTX A5000"] and not d["fits"]["L4"]
@@ -112,8 +149,9 @@ def test_gemma12b_bf16_lora_needs_more_than_24gb_and_plan_suggests_4bit():
 
 
 def test_gemma12b_qlora_fits_24gb_cards_with_checkpointing():
-    est = estimate_memory("gemma-3-12b-it", quantization="4bit", seq_len=2048, micro_batch=1,
-                          gradient_checkpointing=True)
+    est = estimate_memory(
+        "gemma-3-12b-it", quantization="4bit", seq_len=2048, micro_batch=1, gradient_checkpointing=True
+    )
     assert est.peak_gb < 22.5  # fits RTX 4090 / A5000 (24 GiB) and even the L4 (22.5 GiB)
     # even with full-vocabulary logits (no fused loss) it still squeezes into a 24 GiB card
     assert estimate_memory("gemma-3-12b-it", quantization="4bit", seq_len=2048, loss_impl="full").peak_gb < 24
@@ -151,7 +189,9 @@ def test_suggestions_name_the_config_key_that_applies_them():
     if shorter is not None:
         assert f"train.max_length={shorter.changes['seq_len']}" in shorter.description
         assert shorter.config == {"train.max_length": shorter.changes["seq_len"]}
-    (combined,) = [s for s in suggest_changes("gemma-3-12b-it", target_gb=4, **kw) if s.description.startswith("combine:")]
+    (combined,) = [
+        s for s in suggest_changes("gemma-3-12b-it", target_gb=4, **kw) if s.description.startswith("combine:")
+    ]
     assert "train.method=qlora" in combined.description and combined.config["train.method"] == "qlora"
     assert combined.config["train.optim"] == "paged_adamw_8bit"
     d = plan_to_dict(plan_run("gemma-3-12b-it", train_tokens=1000, **kw))
@@ -164,8 +204,16 @@ def test_suggestions_name_the_config_key_that_applies_them():
 def test_lines_are_itemised_and_explained():
     est = estimate_memory("gemma-3-4b-it", quantization="4bit")
     names = [ln.name for ln in est.lines]
-    assert names == ["weights", "lora_params", "gradients", "optimizer_states", "activations", "backward_peak",
-                     "workspace", "cuda_overhead"]
+    assert names == [
+        "weights",
+        "lora_params",
+        "gradients",
+        "optimizer_states",
+        "activations",
+        "backward_peak",
+        "workspace",
+        "cuda_overhead",
+    ]
     assert all(ln.explanation and ln.gb >= 0 for ln in est.lines)
     assert math.isclose(est.peak_gb, sum(ln.gb for ln in est.lines))
     assert est.allocated_gb < est.peak_gb
@@ -183,21 +231,26 @@ def test_monotonic_and_sensible():
     q4 = estimate_memory("gemma-3-4b-it", **{**base, "quantization": "4bit"}).line("weights").gb
     q4_bf16_rest = estimate_memory("gemma-3-4b-it", **{**base, "quantization": "4bit", "upcast_frozen_fp32": False})
     assert q4_bf16_rest.line("weights").gb < e0.line("weights").gb / 2 < q4 < e0.line("weights").gb
-    assert estimate_memory("gemma-3-4b-it", **{**base, "lora_r": 64}).line("lora_params").gb == \
-        pytest.approx(4 * e0.line("lora_params").gb)
-    assert estimate_memory("gemma-3-4b-it", **{**base, "load_vision_tower": False}).line("weights").gb < \
-        e0.line("weights").gb
+    assert estimate_memory("gemma-3-4b-it", **{**base, "lora_r": 64}).line("lora_params").gb == pytest.approx(
+        4 * e0.line("lora_params").gb
+    )
+    assert (
+        estimate_memory("gemma-3-4b-it", **{**base, "load_vision_tower": False}).line("weights").gb
+        < e0.line("weights").gb
+    )
     assert estimate_memory("gemma-3-4b-it", **{**base, "attn_impl": "eager"}).peak_gb > e0.peak_gb
     # Gemma's 262k vocabulary makes full logits expensive: ~7 GiB at 2048 tokens
     full = estimate_memory("gemma-3-4b-it", **{**base, "seq_len": 2048, "loss_impl": "full"})
     fused = estimate_memory("gemma-3-4b-it", **{**base, "seq_len": 2048})
     assert full.peak_gb - fused.peak_gb > 5
     # fp32 (CPU-style) weights double the weight line
-    assert estimate_memory("phi-2", dtype="fp32").line("weights").gb == \
-        pytest.approx(2 * estimate_memory("phi-2").line("weights").gb)
+    assert estimate_memory("phi-2", dtype="fp32").line("weights").gb == pytest.approx(
+        2 * estimate_memory("phi-2").line("weights").gb
+    )
     # 8-bit optimizer states are a quarter of fp32 AdamW's
-    assert estimate_memory("phi-2", optimizer="adamw_8bit").line("optimizer_states").gb == \
-        pytest.approx(estimate_memory("phi-2").line("optimizer_states").gb / 4)
+    assert estimate_memory("phi-2", optimizer="adamw_8bit").line("optimizer_states").gb == pytest.approx(
+        estimate_memory("phi-2").line("optimizer_states").gb / 4
+    )
 
 
 def test_tiny_models_are_tiny():
@@ -241,8 +294,19 @@ def test_flops_formula_is_lora_not_full_training():
 def test_plan_dict_time_and_cost():
     plan = plan_run("gemma-3-12b-it", quantization="4bit", seq_len=2048, train_tokens=20_000_000, epochs=2)
     d = plan_to_dict(plan)
-    for key in ("peak_memory_gb", "fits", "train_tokens", "hours", "usd", "tokens_per_s", "margin_gb", "memory",
-                "suggestions", "cheapest_fit", "assumptions"):
+    for key in (
+        "peak_memory_gb",
+        "fits",
+        "train_tokens",
+        "hours",
+        "usd",
+        "tokens_per_s",
+        "margin_gb",
+        "memory",
+        "suggestions",
+        "cheapest_fit",
+        "assumptions",
+    ):
         assert key in d
     assert d["train_tokens"] == 20_000_000 and d["processed_tokens"] == 40_000_000
     assert set(d["fits"]) == {g.name for g in DEFAULT_GPUS}
@@ -254,17 +318,28 @@ def test_plan_dict_time_and_cost():
     assert d["cheapest_fit"] in d["fits"] and d["fits"][d["cheapest_fit"]]
     # 4-bit dequantization is bandwidth-bound: it costs relatively more on the 300 GB/s L4 than on an H100
     bf16 = plan_to_dict(plan_run("gemma-3-4b-it", seq_len=512, train_tokens=1_000_000))["tokens_per_s"]
-    q4 = plan_to_dict(plan_run("gemma-3-4b-it", seq_len=512, quantization="4bit",
-                               train_tokens=1_000_000))["tokens_per_s"]
+    q4 = plan_to_dict(plan_run("gemma-3-4b-it", seq_len=512, quantization="4bit", train_tokens=1_000_000))[
+        "tokens_per_s"
+    ]
     assert q4["L4"] / bf16["L4"] < q4["H100 SXM"] / bf16["H100 SXM"] < 1
     with pytest.raises(ValueError):
         plan_run("phi-2")  # no token count
 
 
 def test_gpu_table_overrides():
-    table = gpus_from_config([{"name": "RTX 4090", "usd_per_hour": 0.5},
-                              {"name": "My GPU", "memory_gb": 32, "usd_per_hour": 1.0, "bf16": True,
-                               "tflops_16bit": 200, "mem_bandwidth_gbs": 1500}])
+    table = gpus_from_config(
+        [
+            {"name": "RTX 4090", "usd_per_hour": 0.5},
+            {
+                "name": "My GPU",
+                "memory_gb": 32,
+                "usd_per_hour": 1.0,
+                "bf16": True,
+                "tflops_16bit": 200,
+                "mem_bandwidth_gbs": 1500,
+            },
+        ]
+    )
     assert table[0].usd_per_hour == 0.5 and table[0].memory_gb == 24.0 and table[1].name == "My GPU"
     assert gpus_from_config(None) == DEFAULT_GPUS
     with pytest.raises(ValueError):

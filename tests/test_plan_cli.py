@@ -15,18 +15,24 @@ runner = CliRunner()
 def _built_dataset(run: str = "p", n: int = 200) -> None:
     build = Path("runs") / run / "build"
     build.mkdir(parents=True)
-    row = {"id": "x", "messages": [
-        {"role": "system", "content": "당신은 한국 세법 전문가입니다."},
-        {"role": "user", "content": "부가가치세 신고는 언제 해야 하나요?" * 3},
-        {"role": "assistant", "content": "부가가치세는 과세기간 종료 후 25일 이내에 신고·납부합니다." * 10},
-    ], "meta": {}}
+    row = {
+        "id": "x",
+        "messages": [
+            {"role": "system", "content": "당신은 한국 세법 전문가입니다."},
+            {"role": "user", "content": "부가가치세 신고는 언제 해야 하나요?" * 3},
+            {"role": "assistant", "content": "부가가치세는 과세기간 종료 후 25일 이내에 신고·납부합니다." * 10},
+        ],
+        "meta": {},
+    }
     (build / "train.jsonl").write_text("\n".join(json.dumps(row, ensure_ascii=False) for _ in range(n)) + "\n")
 
 
 def test_json_has_the_promised_keys(tmp_path):
     cfg = tmp_path / "c.yaml"
-    cfg.write_text("train:\n  base_model: gemma-3-12b-it\n  method: qlora\n  activation_checkpointing: true\n"
-                   "  micro_batch_size: 1\n")
+    cfg.write_text(
+        "train:\n  base_model: gemma-3-12b-it\n  method: qlora\n  activation_checkpointing: true\n"
+        "  micro_batch_size: 1\n"
+    )
     _built_dataset()
     result = runner.invoke(app, ["plan", str(cfg), "--set", "run_name=p", "--json"])
     assert result.exit_code == 0, result.output
@@ -52,12 +58,24 @@ def test_model_outside_the_registry_from_a_local_config(tmp_path):
     cfg = tmp_path / "c.yaml"
     cfg.write_text("train:\n  base_model: some/unknown-model\n  max_length: 1024\n")
     model_config = tmp_path / "config.json"
-    model_config.write_text(json.dumps({
-        "model_type": "llama", "hidden_size": 2048, "num_hidden_layers": 16, "num_attention_heads": 32,
-        "num_key_value_heads": 8, "intermediate_size": 8192, "vocab_size": 128256, "tie_word_embeddings": True,
-    }))
-    result = runner.invoke(app, ["plan", str(cfg), "--set", "run_name=p", "--model-config", str(model_config),
-                                 "--tokens", "1000000", "--json"])
+    model_config.write_text(
+        json.dumps(
+            {
+                "model_type": "llama",
+                "hidden_size": 2048,
+                "num_hidden_layers": 16,
+                "num_attention_heads": 32,
+                "num_key_value_heads": 8,
+                "intermediate_size": 8192,
+                "vocab_size": 128256,
+                "tie_word_embeddings": True,
+            }
+        )
+    )
+    result = runner.invoke(
+        app,
+        ["plan", str(cfg), "--set", "run_name=p", "--model-config", str(model_config), "--tokens", "1000000", "--json"],
+    )
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert 2 < data["peak_memory_gb"] < 24 and data["train_tokens"] == 1_000_000
@@ -83,8 +101,15 @@ def test_train_refuses_a_run_that_does_not_fit_the_gpu_it_finds():
     with pytest.raises(SlmError) as info:
         memory_verdict(seed_setup, "NVIDIA GeForce RTX 4090", 23.6)
     assert "4-bit" in info.value.hint and "RTX 4090" in info.value.message
-    qlora = load_config(None, ["train.base_model=gemma-3-12b-it", "train.method=qlora", "train.micro_batch_size=1",
-                               "train.activation_checkpointing=true"])
+    qlora = load_config(
+        None,
+        [
+            "train.base_model=gemma-3-12b-it",
+            "train.method=qlora",
+            "train.micro_batch_size=1",
+            "train.activation_checkpointing=true",
+        ],
+    )
     assert "GiB on NVIDIA GeForce RTX 4090" in memory_verdict(qlora, "NVIDIA GeForce RTX 4090", 23.6)
 
 
@@ -105,7 +130,9 @@ def test_train_optim_reaches_the_planner_and_the_8bit_suggestion_applies(tmp_pat
     assert "train.optim=paged_adamw_8bit" in suggestion["description"]
     applied = [f"{k}={v}" for k, v in suggestion["config"].items()]
     assert applied == ["train.optim=paged_adamw_8bit"]
-    after = json.loads(runner.invoke(app, ["plan", str(cfg), "--set", "run_name=p", "--set", applied[0], "--json"]).stdout)
+    after = json.loads(
+        runner.invoke(app, ["plan", str(cfg), "--set", "run_name=p", "--set", applied[0], "--json"]).stdout
+    )
     assert after["settings"]["optimizer"] == "paged_adamw_8bit" and after["memory"]["optimizer_states"] == 0
     assert after["peak_memory_gb"] == suggestion["peak_memory_gb"] < before["peak_memory_gb"]
 
@@ -122,17 +149,21 @@ def test_plan_reports_optimizer_steps(tmp_path):
     import math
 
     cfg = tmp_path / "c.yaml"
-    cfg.write_text("train:\n  base_model: phi-2\n  max_length: 256\n  micro_batch_size: 2\n"
-                   "  gradient_accumulation_steps: 4\n  epochs: 3\n")
+    cfg.write_text(
+        "train:\n  base_model: phi-2\n  max_length: 256\n  micro_batch_size: 2\n"
+        "  gradient_accumulation_steps: 4\n  epochs: 3\n"
+    )
     _built_dataset()
     data = json.loads(runner.invoke(app, ["plan", str(cfg), "--set", "run_name=p", "--json"]).stdout)
     tokens = data["dataset"]["tokens_per_epoch"]
     assert data["steps"] == math.ceil(tokens * 3 / (2 * 4 * 256)) and data["steps"] > 1  # packed
-    unpacked = json.loads(runner.invoke(app, ["plan", str(cfg), "--set", "run_name=p", "--set", "train.packing=false",
-                                              "--json"]).stdout)
+    unpacked = json.loads(
+        runner.invoke(app, ["plan", str(cfg), "--set", "run_name=p", "--set", "train.packing=false", "--json"]).stdout
+    )
     assert unpacked["steps"] == math.ceil(200 * 3 / (2 * 4))
-    capped = json.loads(runner.invoke(app, ["plan", str(cfg), "--set", "run_name=p", "--set", "train.max_steps=7",
-                                            "--json"]).stdout)
+    capped = json.loads(
+        runner.invoke(app, ["plan", str(cfg), "--set", "run_name=p", "--set", "train.max_steps=7", "--json"]).stdout
+    )
     assert capped["steps"] == 7 and capped["train_tokens"] == 7 * 2 * 4 * 256 and capped["epochs"] == 1
     text = runner.invoke(app, ["plan", str(cfg), "--set", "run_name=p"])
     assert text.exit_code == 0, text.output

@@ -90,7 +90,9 @@ def test_example_without_an_answer_fails(tokenizer):
 def test_mask_covering_everything_fails(tokenizer):
     template = "{%- generation -%}" + tokenizer.chat_template + "{%- endgeneration -%}"
     template = template.replace("{%- generation -%}{{- message", "{{- message", 1)
-    template = template.replace("{{- '<end_of_turn>\n' -}}{%- endgeneration -%}{%- else", "{{- '<end_of_turn>\n' -}}{%- else", 1)
+    template = template.replace(
+        "{{- '<end_of_turn>\n' -}}{%- endgeneration -%}{%- else", "{{- '<end_of_turn>\n' -}}{%- else", 1
+    )
     with pytest.raises(SlmError, match="covers every token"):
         preflight(tokenizer, template)
 
@@ -139,7 +141,11 @@ def test_missing_end_of_turn_token_names_the_registry(tokenizer):
 CONVERSATIONS = [
     conversation(*PAIRS[0]),
     conversation(*PAIRS[1], system=False),
-    conversation(*PAIRS[0]) + [{"role": "user", "content": " 그럼 채무가 더 크면요? "}, {"role": "assistant", "content": "과세가액은 0원입니다.\n"}],
+    conversation(*PAIRS[0])
+    + [
+        {"role": "user", "content": " 그럼 채무가 더 크면요? "},
+        {"role": "assistant", "content": "과세가액은 0원입니다.\n"},
+    ],
 ]
 
 
@@ -218,8 +224,8 @@ def test_our_gemma_template_masks_exactly_like_trls_gemma3_training_template(tok
 
 
 def test_end_of_turn_token_per_model(tokenizer):
-    from fine_tuning.train.chat_templates import choose_training_template
     from fine_tuning.plan.registry import get_model_spec
+    from fine_tuning.train.chat_templates import choose_training_template
     from fine_tuning.train.stage import end_of_turn_token
 
     tiny_phi, gemma = get_model_spec("tiny-random-phi"), get_model_spec("gemma-3-12b-it")

@@ -21,7 +21,9 @@ def _hang(number: int) -> str:
 
 def _statute(text: str, **fields) -> Document:
     base = {"law_name": "소득세법", "article_no": 12, "article_title": "비과세소득", "effective_date": "2024-01-01"}
-    return Document(id="law-1", kind="statute_article", title="소득세법 제12조", text=text, source="t", **{**base, **fields})
+    return Document(
+        id="law-1", kind="statute_article", title="소득세법 제12조", text=text, source="t", **{**base, **fields}
+    )
 
 
 def test_article_with_many_paragraphs_splits_at_hang_lines_with_the_heading_on_every_chunk():
@@ -39,7 +41,10 @@ def test_article_with_many_paragraphs_splits_at_hang_lines_with_the_heading_on_e
 
 def test_long_hang_splits_at_ho_lines_repeating_its_opening_line():
     lead = "③ 다음 각 호의 소득에 대해서는 소득세를 과세하지 아니한다. <개정 2020.12.29>"
-    items = [f"{n}. 「공익신탁법」에 따른 공익신탁의 이익으로서 대통령령으로 정하는 요건을 갖춘 제{n}종 소득" for n in range(1, 16)]
+    items = [
+        f"{n}. 「공익신탁법」에 따른 공익신탁의 이익으로서 대통령령으로 정하는 요건을 갖춘 제{n}종 소득"
+        for n in range(1, 16)
+    ]
     doc = _statute("\n".join(["제12조(비과세소득)", _hang(1), lead, *items, _hang(4)]))
     texts = split_text(doc, 300)
     assert all(len(text) <= 300 for text in texts)
@@ -138,7 +143,9 @@ def test_deleted_articles_are_recognised():
     assert is_deleted(_statute("제7조 삭제 <2010.12.27>"))
     assert is_deleted(_statute("제7조\n삭제"))
     assert is_deleted(_statute("제7조(과세기간)\n① 과세기간은 1월 1일부터 12월 31일까지로 한다.", deleted=True))
-    assert not is_deleted(_statute("제7조(과세기간)\n① 과세기간은 1월 1일부터 12월 31일까지로 한다.\n② 삭제 <2013.1.1>"))
+    assert not is_deleted(
+        _statute("제7조(과세기간)\n① 과세기간은 1월 1일부터 12월 31일까지로 한다.\n② 삭제 <2013.1.1>")
+    )
     assert not is_deleted(Document(id="r", kind="ruling", title="t", text="삭제", source="t"))
 
 

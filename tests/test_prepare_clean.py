@@ -25,7 +25,9 @@ def test_line_structure_is_kept_and_edges_trimmed():
 
 
 def test_markup_becomes_breaks_and_entities_text_but_amendment_tags_stay():
-    text = "① 과세한다.<br/>1. 이자소득<BR>2. 배당소득 &amp; 사업소득 <b>중요</b> &lt;개정 2020.12.29&gt; <개정 2021.1.1>"
+    text = (
+        "① 과세한다.<br/>1. 이자소득<BR>2. 배당소득 &amp; 사업소득 <b>중요</b> &lt;개정 2020.12.29&gt; <개정 2021.1.1>"
+    )
     assert clean_text(text) == "① 과세한다.\n1. 이자소득\n2. 배당소득 & 사업소득 중요 <개정 2020.12.29> <개정 2021.1.1>"
 
 
@@ -51,6 +53,11 @@ def test_clean_document_cleans_every_field_chunks_use():
         related_laws=["소득세법\u3000제12조", "  "],
     )
     cleaned = clean_document(doc)
-    assert (cleaned.title, cleaned.text, cleaned.question, cleaned.answer) == ("쟁점 제목", "본문\n둘째 줄", "질의 요지", "답변&요지")
+    assert (cleaned.title, cleaned.text, cleaned.question, cleaned.answer) == (
+        "쟁점 제목",
+        "본문\n둘째 줄",
+        "질의 요지",
+        "답변&요지",
+    )
     assert cleaned.related_laws == ["소득세법 제12조"]
     assert doc.text == "본문<br/>둘째 줄"  # the input record is not modified

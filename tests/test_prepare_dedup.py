@@ -68,7 +68,9 @@ def test_signature_is_bit_identical_to_datasketch_update_batch():
 
 
 def test_comparison_text_ignores_spacing_punctuation_and_case():
-    assert comparison_text("납세 의무자는,\n「소득세법」 제12조 ABC") == comparison_text("납세의무자는 소득세법제12조 abc")
+    assert comparison_text("납세 의무자는,\n「소득세법」 제12조 ABC") == comparison_text(
+        "납세의무자는 소득세법제12조 abc"
+    )
     assert comparison_text("제12조") != comparison_text("제13조")
 
 

@@ -39,7 +39,8 @@ def test_prepare_after_the_real_collect_stage():
     assert not list(PREPARE.glob(".*"))  # no spool or temporary file left behind
     statutes = [c for c in chunks if c.kind == "statute_article"]
     assert statutes and all(
-        c.text.startswith(f"제{c.article_no}조" + (f"의{c.article_branch}" if c.article_branch else "")) for c in statutes
+        c.text.startswith(f"제{c.article_no}조" + (f"의{c.article_branch}" if c.article_branch else ""))
+        for c in statutes
     )
     assert all(c.n_chars <= cfg.prepare.max_chunk_chars for c in chunks)
     assert all(c.question and c.answer for c in chunks if c.kind == "interpretation")
@@ -86,10 +87,26 @@ def _docs() -> list[Document]:
         Document(id="law-2020", text=article, effective_date="2020-01-01", **statute),
         Document(id="ruling-1", kind="ruling", title="1세대 1주택", text=RULING, source="t", doc_no="서면-2023-1"),
         Document(id="ruling-copy", kind="ruling", title="1세대 1주택", text=RULING.replace(" ", "  "), source="t"),
-        Document(id="ruling-near", kind="ruling", title="1세대 1주택", text=RULING.replace("질의한다", "질의하다"), source="t"),
-        Document(id="law-2024", text=article.replace("공제한다.", "공제할 수 있다.", 1), effective_date="2024-01-01", **statute),
         Document(
-            id="law-deleted", kind="statute_article", source="t", law_name="소득세법", article_no=90, title="제90조",
+            id="ruling-near",
+            kind="ruling",
+            title="1세대 1주택",
+            text=RULING.replace("질의한다", "질의하다"),
+            source="t",
+        ),
+        Document(
+            id="law-2024",
+            text=article.replace("공제한다.", "공제할 수 있다.", 1),
+            effective_date="2024-01-01",
+            **statute,
+        ),
+        Document(
+            id="law-deleted",
+            kind="statute_article",
+            source="t",
+            law_name="소득세법",
+            article_no=90,
+            title="제90조",
             text="제90조 삭제 <2010.12.27>",
         ),
     ]
@@ -111,7 +128,9 @@ def test_prepare_on_a_hand_made_collect_dedups_scrubs_and_reports(workers):
     assert all(c.n_chars <= 200 for c in chunks)
     ruling_text = "\n".join(c.text for c in chunks if c.kind == "ruling")
     assert "홍길동" not in ruling_text and "010-2345-6789" not in ruling_text and "110-123-456789" not in ruling_text
-    assert "1,500,000,000원" in ruling_text and "2023. 5. 1." in ruling_text and "서면-2023-법규재산-1234" in ruling_text
+    assert (
+        "1,500,000,000원" in ruling_text and "2023. 5. 1." in ruling_text and "서면-2023-법규재산-1234" in ruling_text
+    )
     assert counts["pii_masked"] == 3
 
     duplicates = list(read_jsonl(PREPARE / "duplicates.jsonl"))
@@ -157,8 +176,16 @@ def _hand_made_collect_manifest_only() -> None:
     outputs = describe_files([collect / "documents.jsonl"], Path("runs") / "t")
     write_manifest(
         collect,
-        Manifest(stage="collect", run_name="t", fingerprint="edited", config={}, outputs=outputs, started_at=now,
-                 finished_at=now, seconds=0.0),
+        Manifest(
+            stage="collect",
+            run_name="t",
+            fingerprint="edited",
+            config={},
+            outputs=outputs,
+            started_at=now,
+            finished_at=now,
+            seconds=0.0,
+        ),
     )
 
 
@@ -167,13 +194,24 @@ def _sourced_docs() -> list[Document]:
     statute = dict(kind="statute_article", law_name="소득세법", article_no=89, title="소득세법 제89조")
     other = RULING.replace("1세대 1주택", "공동사업자").replace("보유기간", "출자지분")
     return [
-        Document(id="b1", kind="interpretation", title="t", text=RULING, source="bundled:rulings/nts_casebook_2025.json"),
+        Document(
+            id="b1", kind="interpretation", title="t", text=RULING, source="bundled:rulings/nts_casebook_2025.json"
+        ),
         Document(id="a1", kind="ruling", title="t", text=RULING, source="dump:/data/a/laws/f1.json"),
         Document(id="a2", kind="ruling", title="t", text=other, source="dump:/data/a/f2.json"),
-        Document(id="x1", kind="ruling", title="t", text=other.replace("질의한다", "질의하다"), source="dump:/data/b.json"),
-        Document(id="l1", text=article, effective_date="2020-01-01", source="lawgo:eflaw?MST=1&efYd=20200101", **statute),
-        Document(id="x2", text=article.replace("공제한다.", "공제할 수 있다.", 1), effective_date="2024-01-01",
-                 source="dump:/data/b.json", **statute),
+        Document(
+            id="x1", kind="ruling", title="t", text=other.replace("질의한다", "질의하다"), source="dump:/data/b.json"
+        ),
+        Document(
+            id="l1", text=article, effective_date="2020-01-01", source="lawgo:eflaw?MST=1&efYd=20200101", **statute
+        ),
+        Document(
+            id="x2",
+            text=article.replace("공제한다.", "공제할 수 있다.", 1),
+            effective_date="2024-01-01",
+            source="dump:/data/b.json",
+            **statute,
+        ),
         Document(id="l2", kind="precedent", title="t", text=other, source="lawgo:prec?ID=7"),
     ]
 
@@ -187,8 +225,14 @@ def test_duplicates_are_counted_per_source(tmp_path):
     report = json.loads((tmp_path / "out" / "dedup_report.json").read_text(encoding="utf-8"))["by_source"]
     assert list(report) == ["bundled", "dump:/data/a", "dump:/data/b.json", "lawgo:eflaw", "lawgo:prec"]
     assert report["bundled"] | {"duplicate_of": None} == {
-        "documents_in": 1, "deleted_skipped": 0, "exact_duplicates": 0, "near_duplicates": 0, "replaced_by_newer": 0,
-        "documents_kept": 1, "duplicate_of": None}
+        "documents_in": 1,
+        "deleted_skipped": 0,
+        "exact_duplicates": 0,
+        "near_duplicates": 0,
+        "replaced_by_newer": 0,
+        "documents_kept": 1,
+        "duplicate_of": None,
+    }
     assert (report["dump:/data/a"]["documents_in"], report["dump:/data/a"]["documents_kept"]) == (2, 1)
     assert report["dump:/data/a"]["exact_duplicates"] == 1 and report["dump:/data/a"]["duplicate_of"] == {"bundled": 1}
     assert report["dump:/data/b.json"]["near_duplicates"] == 1 and report["dump:/data/b.json"]["documents_kept"] == 1
@@ -207,11 +251,22 @@ def test_duplicates_are_counted_per_source(tmp_path):
 
 
 def test_the_stage_labels_dump_sources_by_their_configured_path(tmp_path):
-    _hand_made_collect([d.model_copy(update={"source": d.source.replace("/data/", f"{tmp_path.as_posix()}/")})
-                        for d in _sourced_docs()])
+    _hand_made_collect(
+        [
+            d.model_copy(update={"source": d.source.replace("/data/", f"{tmp_path.as_posix()}/")})
+            for d in _sourced_docs()
+        ]
+    )
     config = tmp_path / "run.yaml"
-    config.write_text(json.dumps({"run_name": "t", "collect": {"sources": [
-        {"kind": "dump", "path": f"{tmp_path.as_posix()}/a"}, {"kind": "bundled"}]}}), encoding="utf-8")
+    config.write_text(
+        json.dumps(
+            {
+                "run_name": "t",
+                "collect": {"sources": [{"kind": "dump", "path": f"{tmp_path.as_posix()}/a"}, {"kind": "bundled"}]},
+            }
+        ),
+        encoding="utf-8",
+    )
     report = run_stage(load_config(config), "prepare")
     assert report.manifest.stats["by_source"][f"dump:{tmp_path.as_posix()}/a"]["duplicate_of"] == {"bundled": 1}
     assert f"dump:{tmp_path.as_posix()}" in report.manifest.stats["by_source"]  # b.json: not under a configured path
@@ -232,8 +287,13 @@ def test_the_stage_chunks_to_a_token_budget():
 def test_stale_temporary_files_of_a_killed_run_are_swept():
     _hand_made_collect(_docs())
     PREPARE.mkdir(parents=True)
-    stale = [".duplicates.jsonl.k3x_9a1b.tmp", ".chunks.jsonl.abcdefgh.tmp", ".dedup_report.json.0a1b2c3d.tmp",
-             ".manifest.json.zz99yy88.tmp", ".chunks.q1w2e3r4.spool"]
+    stale = [
+        ".duplicates.jsonl.k3x_9a1b.tmp",
+        ".chunks.jsonl.abcdefgh.tmp",
+        ".dedup_report.json.0a1b2c3d.tmp",
+        ".manifest.json.zz99yy88.tmp",
+        ".chunks.q1w2e3r4.spool",
+    ]
     kept = ["notes.tmp", ".duplicates.jsonl.tmp", ".hidden", "duplicates.jsonl.abcdefgh.tmp", ".x.abc.tmp"]
     for name in stale + kept:
         (PREPARE / name).write_text("x", encoding="utf-8")

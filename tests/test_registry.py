@@ -41,8 +41,11 @@ EXACT = {  # transformers 5.23, meta device
     "tiny-random-gemma3": 139_904,
     "tiny-random-gemma3-mm": 157_280,
 }
-VISION_EXACT = {"gemma-3-4b-it": 416_866_032 + 2_950_272, "gemma-3-12b-it": 416_866_032 + 4_424_832,
-                "tiny-random-gemma3-mm": 17_376}
+VISION_EXACT = {
+    "gemma-3-4b-it": 416_866_032 + 2_950_272,
+    "gemma-3-12b-it": 416_866_032 + 4_424_832,
+    "tiny-random-gemma3-mm": 17_376,
+}
 
 
 @pytest.mark.parametrize("name", sorted(EXACT))
@@ -76,12 +79,26 @@ def test_params_against_published_counts(name, published, text_only, tol):
 def test_sparse_gemma3_4b_config_takes_transformers_defaults():
     # google/gemma-3-4b-it's config.json names only a few text keys; heads/kv/head_dim/vocab come from defaults
     cfg = {
-        "architectures": ["Gemma3ForConditionalGeneration"], "model_type": "gemma3", "mm_tokens_per_image": 256,
-        "text_config": {"hidden_size": 2560, "intermediate_size": 10240, "model_type": "gemma3_text",
-                        "num_hidden_layers": 34, "sliding_window": 1024},
-        "vision_config": {"hidden_size": 1152, "image_size": 896, "intermediate_size": 4304,
-                          "model_type": "siglip_vision_model", "num_attention_heads": 16, "num_hidden_layers": 27,
-                          "patch_size": 14, "vision_use_head": False},
+        "architectures": ["Gemma3ForConditionalGeneration"],
+        "model_type": "gemma3",
+        "mm_tokens_per_image": 256,
+        "text_config": {
+            "hidden_size": 2560,
+            "intermediate_size": 10240,
+            "model_type": "gemma3_text",
+            "num_hidden_layers": 34,
+            "sliding_window": 1024,
+        },
+        "vision_config": {
+            "hidden_size": 1152,
+            "image_size": 896,
+            "intermediate_size": 4304,
+            "model_type": "siglip_vision_model",
+            "num_attention_heads": 16,
+            "num_hidden_layers": 27,
+            "patch_size": 14,
+            "vision_use_head": False,
+        },
     }
     arch = architecture_from_config(cfg)
     assert (arch.num_heads, arch.num_kv_heads, arch.head_dim, arch.vocab_size) == (8, 4, 256, 262208)
@@ -92,14 +109,23 @@ def test_sparse_gemma3_4b_config_takes_transformers_defaults():
 def test_phi_and_generic_configs():
     phi = architecture_from_config(TINY_CONFIGS["tiny-random-phi"])
     assert phi.mlp_kind == "plain" and phi.family == "phi" and not phi.tie_embeddings and phi.head_dim == 16
-    qwen = architecture_from_config({
-        "model_type": "qwen2", "hidden_size": 896, "intermediate_size": 4864, "num_hidden_layers": 24,
-        "num_attention_heads": 14, "num_key_value_heads": 2, "vocab_size": 151936, "tie_word_embeddings": True,
-    })
+    qwen = architecture_from_config(
+        {
+            "model_type": "qwen2",
+            "hidden_size": 896,
+            "intermediate_size": 4864,
+            "num_hidden_layers": 24,
+            "num_attention_heads": 14,
+            "num_key_value_heads": 2,
+            "vocab_size": 151936,
+            "tie_word_embeddings": True,
+        }
+    )
     assert qwen.family == "llama" and qwen.kv_dim == 128
     assert abs(qwen.params() - 494_032_768) / 494_032_768 < 0.01  # Qwen2.5-0.5B: 0.49B
-    gpt2 = architecture_from_config({"model_type": "gpt2", "n_embd": 768, "n_layer": 12, "n_head": 12,
-                                     "vocab_size": 50257})
+    gpt2 = architecture_from_config(
+        {"model_type": "gpt2", "n_embd": 768, "n_layer": 12, "n_head": 12, "vocab_size": 50257}
+    )
     assert (gpt2.hidden_size, gpt2.intermediate_size, gpt2.mlp_kind) == (768, 3072, "plain")
     with pytest.raises(ValueError, match="model_type"):
         architecture_from_config({"hidden_size": 8})
@@ -159,8 +185,15 @@ def test_spec_facts():
     assert not g1.multimodal and g1.hf_id == "google/gemma-3-1b-it" and g1.arch.vision_params == 0
     assert get_model_spec("tiny-random-gemma3-mm").multimodal
     assert get_model_spec("tiny-random-phi").hf_id is None
-    assert set(known_models()) >= {"phi-2", "gemma-3-1b-it", "gemma-3-4b-it", "gemma-3-12b-it", "tiny-random-phi",
-                                   "tiny-random-gemma3", "tiny-random-gemma3-mm"}
+    assert set(known_models()) >= {
+        "phi-2",
+        "gemma-3-1b-it",
+        "gemma-3-4b-it",
+        "gemma-3-12b-it",
+        "tiny-random-phi",
+        "tiny-random-gemma3",
+        "tiny-random-gemma3-mm",
+    }
 
 
 def test_specs_are_copies():
@@ -172,8 +205,12 @@ def test_specs_are_copies():
 def test_local_directory(tmp_path):
     d = tmp_path / "my-tiny-gemma"
     d.mkdir()
-    (d / "config.json").write_text(json.dumps(TINY_CONFIGS["tiny-random-gemma3-mm"] | {"text_config": {
-        **TINY_CONFIGS["tiny-random-gemma3-mm"]["text_config"], "vocab_size": 900}}))
+    (d / "config.json").write_text(
+        json.dumps(
+            TINY_CONFIGS["tiny-random-gemma3-mm"]
+            | {"text_config": {**TINY_CONFIGS["tiny-random-gemma3-mm"]["text_config"], "vocab_size": 900}}
+        )
+    )
     spec = get_model_spec(str(d))
     assert spec.name == "my-tiny-gemma" and spec.hf_id is None and spec.multimodal
     assert spec.arch.vocab_size == 900 and spec.lora_target_modules == GEMMA3_LORA_TARGET_REGEX
@@ -181,9 +218,19 @@ def test_local_directory(tmp_path):
 
     other = tmp_path / "qwen"
     other.mkdir()
-    (other / "config.json").write_text(json.dumps({
-        "model_type": "qwen2", "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
-        "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 1000}))
+    (other / "config.json").write_text(
+        json.dumps(
+            {
+                "model_type": "qwen2",
+                "hidden_size": 64,
+                "intermediate_size": 128,
+                "num_hidden_layers": 2,
+                "num_attention_heads": 4,
+                "num_key_value_heads": 2,
+                "vocab_size": 1000,
+            }
+        )
+    )
     q = get_model_spec(other)
     assert q.lora_target_modules == "all-linear" and q.allows_fp16 and q.end_of_turn_token is None
 
@@ -204,17 +251,36 @@ def test_unknown_model_names_known_keys(monkeypatch, tmp_path):
 def test_hf_cache_lookup(monkeypatch, tmp_path):
     snap = tmp_path / "models--Qwen--Qwen2.5-0.5B" / "snapshots" / "abc123"
     snap.mkdir(parents=True)
-    (snap / "config.json").write_text(json.dumps({
-        "model_type": "qwen2", "hidden_size": 896, "intermediate_size": 4864, "num_hidden_layers": 24,
-        "num_attention_heads": 14, "num_key_value_heads": 2, "vocab_size": 151936, "tie_word_embeddings": True}))
+    (snap / "config.json").write_text(
+        json.dumps(
+            {
+                "model_type": "qwen2",
+                "hidden_size": 896,
+                "intermediate_size": 4864,
+                "num_hidden_layers": 24,
+                "num_attention_heads": 14,
+                "num_key_value_heads": 2,
+                "vocab_size": 151936,
+                "tie_word_embeddings": True,
+            }
+        )
+    )
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
     spec = get_model_spec("Qwen/Qwen2.5-0.5B")
     assert spec.hf_id == "Qwen/Qwen2.5-0.5B" and spec.arch.num_layers == 24
 
 
 def _qwen_config(layers: int = 24) -> dict:
-    return {"model_type": "qwen2", "hidden_size": 896, "intermediate_size": 4864, "num_hidden_layers": layers,
-            "num_attention_heads": 14, "num_key_value_heads": 2, "vocab_size": 151936, "tie_word_embeddings": True}
+    return {
+        "model_type": "qwen2",
+        "hidden_size": 896,
+        "intermediate_size": 4864,
+        "num_hidden_layers": layers,
+        "num_attention_heads": 14,
+        "num_key_value_heads": 2,
+        "vocab_size": 151936,
+        "tie_word_embeddings": True,
+    }
 
 
 def test_offline_hub_id_not_in_the_cache_says_how_to_fix(monkeypatch, tmp_path):
@@ -269,8 +335,10 @@ def test_uncached_hub_id_online_downloads_only_its_config(monkeypatch, tmp_path)
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
     spec = get_model_spec("Qwen/Qwen2.5-0.5B-Instruct")
     assert spec.arch.num_layers == 24 and spec.lora_target_modules == "all-linear"
-    assert [c[:3] for c in calls] == [("Qwen/Qwen2.5-0.5B-Instruct", "config.json", True),
-                                      ("Qwen/Qwen2.5-0.5B-Instruct", "config.json", False)]
+    assert [c[:3] for c in calls] == [
+        ("Qwen/Qwen2.5-0.5B-Instruct", "config.json", True),
+        ("Qwen/Qwen2.5-0.5B-Instruct", "config.json", False),
+    ]
     assert calls[1][3] == str(tmp_path / "hf" / "hub")  # HF_HOME as set now, not when huggingface_hub was imported
 
 
@@ -305,8 +373,10 @@ def test_choose_dtype_rules():
 
 def test_import_is_fast_and_torch_free():
     # Measured in a fresh interpreter; best of up to 3 tries so a busy CI box does not flake the 0.2 s budget.
-    code = ("import sys, time; t = time.perf_counter(); import fine_tuning.plan.registry, fine_tuning.plan.memory; "
-            "print(time.perf_counter() - t, 'torch' in sys.modules, 'transformers' in sys.modules)")
+    code = (
+        "import sys, time; t = time.perf_counter(); import fine_tuning.plan.registry, fine_tuning.plan.memory; "
+        "print(time.perf_counter() - t, 'torch' in sys.modules, 'transformers' in sys.modules)"
+    )
     best = float("inf")
     for _ in range(3):
         out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)

@@ -126,15 +126,24 @@ def test_several_gpus_launch_one_process_per_gpu_with_the_ddp_config():
 
     fsdp = dry_run(
         "configs/gemma-3-12b-qlora.yaml",
-        env={"GPUS": "2", "ACCELERATE_CONFIG": "fine_tuning/train/accelerate_configs/fsdp_qlora.yaml", "HF_TOKEN": SECRET},
+        env={
+            "GPUS": "2",
+            "ACCELERATE_CONFIG": "fine_tuning/train/accelerate_configs/fsdp_qlora.yaml",
+            "HF_TOKEN": SECRET,
+        },
     )
     assert "--config_file fine_tuning/train/accelerate_configs/fsdp_qlora.yaml --num_processes 2" in fsdp.stdout
 
 
 def test_overrides_and_config_paths_from_another_directory(tmp_path):
     result = dry_run(
-        str(REPO_ROOT / "configs" / "phi-2-lora.yaml"), "--set", "train.max_steps=30", "--set=train.lora.r=8",
-        "--set", "run_name=phi-quick", cwd=tmp_path,
+        str(REPO_ROOT / "configs" / "phi-2-lora.yaml"),
+        "--set",
+        "train.max_steps=30",
+        "--set=train.lora.r=8",
+        "--set",
+        "run_name=phi-quick",
+        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr
     train = commands(result.stdout)[index_of(commands(result.stdout), r"^nohup ")]

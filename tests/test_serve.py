@@ -86,8 +86,9 @@ def test_streaming_through_the_openai_sdk(client, loaded):
 
 def test_raw_sse_framing_ends_with_done(server):
     body = {"model": "tiny-tax", "messages": [{"role": "user", "content": QUESTION}], "max_tokens": 5, "stream": True}
-    with httpx.stream("POST", f"{server.url}/v1/chat/completions", json=body,
-                      headers={"Authorization": f"Bearer {KEY}"}, timeout=60) as response:
+    with httpx.stream(
+        "POST", f"{server.url}/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {KEY}"}, timeout=60
+    ) as response:
         assert response.headers["content-type"].startswith("text/event-stream")
         raw = response.read().decode()
     events = [e for e in raw.split("\n\n") if e]
@@ -128,7 +129,9 @@ def test_any_model_name_is_served_by_the_loaded_model(client, server, loaded):
     assert {c.model for c in chunks} == {"tiny-tax"}
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices).strip() == expected.text
     body = {"messages": [{"role": "user", "content": QUESTION}], "max_tokens": 5}  # no model at all
-    raw = httpx.post(f"{server.url}/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {KEY}"}, timeout=60)
+    raw = httpx.post(
+        f"{server.url}/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {KEY}"}, timeout=60
+    )
     assert raw.status_code == 200 and raw.json()["model"] == "tiny-tax"
     assert [m.id for m in client.models.list().data] == ["tiny-tax"]
     assert client.models.retrieve("gpt-4o").id == "tiny-tax"
@@ -143,7 +146,9 @@ def test_errors_use_openai_shapes(server, client):
     with pytest.raises(openai.BadRequestError, match="last message"):
         client.chat.completions.create(model="tiny-tax", messages=[{"role": "assistant", "content": "hi"}])
     with pytest.raises(openai.BadRequestError, match="max_tokens"):
-        client.chat.completions.create(model="tiny-tax", messages=[{"role": "user", "content": QUESTION}], max_tokens=10**6)
+        client.chat.completions.create(
+            model="tiny-tax", messages=[{"role": "user", "content": QUESTION}], max_tokens=10**6
+        )
     assert httpx.get(f"{server.url}/health").json() == {"status": "ok"}  # no key needed for the health check
 
 
@@ -151,11 +156,15 @@ def test_busy_server_answers_429_after_the_queue_timeout(server, client):
     assert server.slots.acquire(timeout=5)  # occupy the only generation slot
     try:
         with pytest.raises(openai.RateLimitError) as info:
-            client.chat.completions.create(model="tiny-tax", messages=[{"role": "user", "content": QUESTION}], max_tokens=4)
+            client.chat.completions.create(
+                model="tiny-tax", messages=[{"role": "user", "content": QUESTION}], max_tokens=4
+            )
         assert info.value.response.headers["Retry-After"] == "1"
     finally:
         server.slots.release()
-    ok = client.chat.completions.create(model="tiny-tax", messages=[{"role": "user", "content": QUESTION}], max_tokens=4)
+    ok = client.chat.completions.create(
+        model="tiny-tax", messages=[{"role": "user", "content": QUESTION}], max_tokens=4
+    )
     assert ok.choices[0].finish_reason in ("stop", "length")
 
 
@@ -163,8 +172,10 @@ def test_concurrent_requests_share_the_model(loaded):
     """Two generation slots, four simultaneous clients: every answer equals the one computed alone."""
     from concurrent.futures import ThreadPoolExecutor
 
-    server = make_server(TransformersEngine(loaded), ServeSettings(port=0, model_name="tiny-tax", max_concurrent=2,
-                                                                   queue_timeout=60, log_requests=False))
+    server = make_server(
+        TransformersEngine(loaded),
+        ServeSettings(port=0, model_name="tiny-tax", max_concurrent=2, queue_timeout=60, log_requests=False),
+    )
     run_in_thread(server)
     try:
         client = openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0, timeout=60)

@@ -41,11 +41,16 @@ def test_smoke_run_then_skip_then_force():
     assert _manifest("distill")["counts"]["pairs"] > 200
     build = _manifest("build")["counts"]
     assert build["train"] > 0 and build["val"] > 0 and build["test"] > 0
-    docs = {split: {json.loads(line)["meta"]["doc_id"] for line in open(f"runs/smoke/build/{split}.jsonl")}
-            for split in ("train", "val", "test")}
+    docs = {
+        split: {json.loads(line)["meta"]["doc_id"] for line in open(f"runs/smoke/build/{split}.jsonl")}
+        for split in ("train", "val", "test")
+    }
     assert not (docs["train"] & docs["val"]) and not (docs["train"] & docs["test"]) and not (docs["val"] & docs["test"])
     assert sorted(p.name for p in Path("runs/smoke/train/adapter").iterdir()) == [
-        "README.md", "adapter_config.json", "adapter_model.safetensors"]
+        "README.md",
+        "adapter_config.json",
+        "adapter_model.safetensors",
+    ]
     metrics = json.loads(Path("runs/smoke/evaluate/metrics.json").read_text(encoding="utf-8"))
     assert metrics["loss"]["test"]["tuned"]["all"]["loss"] < metrics["loss"]["test"]["base"]["all"]["loss"]
     assert (Path("runs/smoke/export/merged") / "model.safetensors").exists()

@@ -134,7 +134,10 @@ def test_pretraining_teaches_the_tiny_base_the_corpus(tmp_path):
 
     from fine_tuning.train.tiny import build_tiny_model
 
-    texts = ["부가가치세는 과세기간 종료 후 25일 이내에 신고·납부합니다.", "소득세법 제12조는 비과세소득을 정합니다."] * 40
+    texts = [
+        "부가가치세는 과세기간 종료 후 25일 이내에 신고·납부합니다.",
+        "소득세법 제12조는 비과세소득을 정합니다.",
+    ] * 40
     losses = {}
     for steps in (0, 150):
         out = build_tiny_model("tiny-random-phi", tmp_path / str(steps), texts, 7, {"pretrain_steps": steps})

@@ -59,22 +59,34 @@ def test_token_counter_measures_padding():
 
     counter = TokenCounter()
     # a padded batch: 2 rows of 4 positions, 5 real tokens, 3 of them trained
-    counter.observe({
-        "input_ids": torch.tensor([[5, 6, 7, 0], [8, 9, 0, 0]]),
-        "attention_mask": torch.tensor([[1, 1, 1, 0], [1, 1, 0, 0]]),
-        "labels": torch.tensor([[-100, 6, 7, -100], [-100, 9, -100, -100]]),
-    })
+    counter.observe(
+        {
+            "input_ids": torch.tensor([[5, 6, 7, 0], [8, 9, 0, 0]]),
+            "attention_mask": torch.tensor([[1, 1, 1, 0], [1, 1, 0, 0]]),
+            "labels": torch.tensor([[-100, 6, 7, -100], [-100, 9, -100, -100]]),
+        }
+    )
     assert counter.stats()["real_token_share"] == 0.625 and counter.stats()["trained_token_share"] == 0.6
     # a padding-free batch (bfd packing): one flattened row, no attention mask, every position real
-    counter.observe({"input_ids": torch.tensor([[5, 6, 7, 8, 9, 10]]), "labels": torch.tensor([[-100, 6, 7, -100, 9, 10]])})
+    counter.observe(
+        {"input_ids": torch.tensor([[5, 6, 7, 8, 9, 10]]), "labels": torch.tensor([[-100, 6, 7, -100, 9, 10]])}
+    )
     stats = counter.stats()
-    assert stats["batches"] == 2 and stats["positions"] == 14 and stats["real_tokens"] == 11 and stats["trained_tokens"] == 7
+    assert (
+        stats["batches"] == 2
+        and stats["positions"] == 14
+        and stats["real_tokens"] == 11
+        and stats["trained_tokens"] == 7
+    )
 
 
 def test_loss_plot_and_history_files(tmp_path):
     from fine_tuning.train.callbacks import loss_series, plot_loss, write_log_history
 
-    history = [{"step": s, "loss": 3.0 - 0.1 * s} for s in range(1, 11)] + [{"step": 5, "eval_loss": 2.7}, {"step": 10, "eval_loss": 2.4}]
+    history = [{"step": s, "loss": 3.0 - 0.1 * s} for s in range(1, 11)] + [
+        {"step": 5, "eval_loss": 2.7},
+        {"step": 10, "eval_loss": 2.4},
+    ]
     assert loss_series(history)["eval_loss"] == [(5, 2.7), (10, 2.4)]
     plot_loss(history, tmp_path / "loss.png", title="t")
     assert (tmp_path / "loss.png").read_bytes()[:4] == b"\x89PNG"

@@ -14,9 +14,15 @@ QA = [
     ("증여세 과세가액은 어떻게 계산하나요?", "증여일 현재의 재산가액에서 증여재산에 담보된 채무를 뺀 금액입니다."),
     ("부가가치세 확정신고 기한은 언제인가요?", "과세기간이 끝난 후 25일 이내에 신고하고 납부해야 합니다."),
     ("법인세 중간예납은 누가 하나요?", "사업연도가 6개월을 초과하는 내국법인이 중간예납 의무를 집니다."),
-    ("양도소득세 장기보유특별공제는 무엇인가요?", "3년 이상 보유한 토지와 건물의 양도차익에서 보유기간별 공제율만큼 빼 줍니다."),
+    (
+        "양도소득세 장기보유특별공제는 무엇인가요?",
+        "3년 이상 보유한 토지와 건물의 양도차익에서 보유기간별 공제율만큼 빼 줍니다.",
+    ),
 ]
-CONVS = [(f"ex-{i}", [{"role": "user", "content": q}, {"role": "assistant", "content": a}]) for i, (q, a) in enumerate(QA * 4)]
+CONVS = [
+    (f"ex-{i}", [{"role": "user", "content": q}, {"role": "assistant", "content": a}])
+    for i, (q, a) in enumerate(QA * 4)
+]
 TEXTS = [t for pair in QA for t in pair] * 10
 
 
@@ -47,8 +53,17 @@ def short_run(model, tokenizer, out_dir, steps=4, method="lora"):
     from fine_tuning.train.stage import make_trainer, sft_config
 
     cfg = load_config(
-        None, [f"train.max_steps={steps}", "train.learning_rate=0.01", "train.max_length=128", "train.micro_batch_size=4",
-               f"train.method={method}", "train.save_steps=1000", "train.report_to=[]", "train.lora.dropout=0"]
+        None,
+        [
+            f"train.max_steps={steps}",
+            "train.learning_rate=0.01",
+            "train.max_length=128",
+            "train.micro_batch_size=4",
+            f"train.method={method}",
+            "train.save_steps=1000",
+            "train.report_to=[]",
+            "train.lora.dropout=0",
+        ],
     ).train
     args = sft_config(cfg, 0, out_dir, "cpu", "fp32", has_eval=False, report=[])
     trainer = make_trainer(model, tokenizer, args, CONVS, [], callbacks=[])
@@ -64,8 +79,8 @@ def snapshot(model):
 def test_lora_training_moves_every_adapter_tensor_and_no_base_tensor(tiny_dirs, tmp_path):
     from transformers import AutoTokenizer
 
-    from fine_tuning.train.loading import apply_lora, load_model_for_training, prepare_tokenizer
     from fine_tuning.plan.registry import get_model_spec
+    from fine_tuning.train.loading import apply_lora, load_model_for_training, prepare_tokenizer
 
     spec = get_model_spec("tiny-random-gemma3")
     model = load_model_for_training(spec, tiny_dirs["tiny-random-gemma3"], "lora", "fp32", "cpu")
@@ -96,8 +111,8 @@ def test_qlora_on_cpu_quantizes_the_language_model_only_and_trains(tiny_dirs, tm
     from peft.tuners.lora import LoraLayer
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from fine_tuning.train.loading import apply_lora, load_model_for_training, load_pretrained, prepare_tokenizer
     from fine_tuning.plan.registry import get_model_spec
+    from fine_tuning.train.loading import apply_lora, load_model_for_training, load_pretrained, prepare_tokenizer
 
     spec = get_model_spec(kind)
     path = tiny_dirs[kind]
@@ -122,7 +137,11 @@ def test_qlora_on_cpu_quantizes_the_language_model_only_and_trains(tiny_dirs, tm
 
     adapter = tmp_path / "adapter"
     trainer.model.save_pretrained(str(adapter))
-    assert sorted(p.name for p in adapter.iterdir()) == ["README.md", "adapter_config.json", "adapter_model.safetensors"]
+    assert sorted(p.name for p in adapter.iterdir()) == [
+        "README.md",
+        "adapter_config.json",
+        "adapter_model.safetensors",
+    ]
     # the adapter loads back on the class it was trained on, over a full-precision base, and changes its output
     base = load_pretrained(type(trainer.model.get_base_model()), path)
     assert type(base).__name__ == type(AutoModelForCausalLM.from_pretrained(path)).__name__
@@ -165,8 +184,8 @@ def test_naive_text_only_load_of_a_multimodal_checkpoint_is_refused(tiny_dirs):
 
 
 def test_all_linear_lora_on_multimodal_gemma_is_refused(tiny_dirs):
-    from fine_tuning.train.loading import apply_lora, load_model_for_training
     from fine_tuning.plan.registry import get_model_spec
+    from fine_tuning.train.loading import apply_lora, load_model_for_training
 
     spec = get_model_spec("tiny-random-gemma3-mm")
     model = load_model_for_training(spec, tiny_dirs["tiny-random-gemma3-mm"], "lora", "fp32", "cpu")
@@ -191,8 +210,8 @@ def test_pad_equal_to_eos_gets_a_distinct_pad_within_the_embedding(tiny_dirs):
 
 
 def test_dtype_rules_gemma3_never_fp16_and_fp32_on_cpu(tiny_dirs):
-    from fine_tuning.train.loading import load_model_for_training
     from fine_tuning.plan.registry import get_model_spec
+    from fine_tuning.train.loading import load_model_for_training
     from fine_tuning.train.stage import resolve_dtype
 
     gemma, phi = get_model_spec("tiny-random-gemma3"), get_model_spec("tiny-random-phi")
@@ -231,8 +250,8 @@ def test_bf16_lora_on_cuda(tiny_dirs, tmp_path):
         pytest.skip("needs a CUDA GPU")
     from transformers import AutoTokenizer
 
-    from fine_tuning.train.loading import apply_lora, load_model_for_training, prepare_tokenizer
     from fine_tuning.plan.registry import choose_dtype, get_model_spec
+    from fine_tuning.train.loading import apply_lora, load_model_for_training, prepare_tokenizer
     from fine_tuning.train.stage import make_trainer, sft_config
 
     spec = get_model_spec("tiny-random-gemma3")
@@ -257,8 +276,8 @@ def test_qlora_on_cuda_computes_in_bf16(tiny_dirs):
 
     if not torch.cuda.is_available():
         pytest.skip("needs a CUDA GPU")
-    from fine_tuning.train.loading import quantization_config
     from fine_tuning.plan.registry import get_model_spec
+    from fine_tuning.train.loading import quantization_config
 
     config = quantization_config(get_model_spec("tiny-random-gemma3-mm"), "cuda")
     assert config.bnb_4bit_compute_dtype == torch.bfloat16 and config.bnb_4bit_quant_type == "nf4"
@@ -341,8 +360,8 @@ def test_train_stage_batches_carry_no_token_type_ids_and_zeros_are_dropped(tiny_
     import torch
     from transformers import AutoTokenizer
 
-    from fine_tuning.train.loading import apply_lora, load_model_for_training, prepare_tokenizer
     from fine_tuning.plan.registry import get_model_spec
+    from fine_tuning.train.loading import apply_lora, load_model_for_training, prepare_tokenizer
     from fine_tuning.train.stage import make_trainer, sft_config, text_only_inputs
 
     spec = get_model_spec("tiny-random-gemma3-mm")

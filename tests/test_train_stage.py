@@ -53,8 +53,14 @@ def write_build(runs_dir: Path, run_name: str, n_train: int = 48, n_val: int = 8
     write_manifest(
         build,
         Manifest(
-            stage="build", run_name=run_name, fingerprint="test-build", config={}, outputs=describe_files(files, run_dir),
-            counts={"train": n_train, "val": n_val}, started_at="2026-01-01T00:00:00", finished_at="2026-01-01T00:00:01",
+            stage="build",
+            run_name=run_name,
+            fingerprint="test-build",
+            config={},
+            outputs=describe_files(files, run_dir),
+            counts={"train": n_train, "val": n_val},
+            started_at="2026-01-01T00:00:00",
+            finished_at="2026-01-01T00:00:01",
             seconds=1.0,
         ),
     )
@@ -63,8 +69,15 @@ def write_build(runs_dir: Path, run_name: str, n_train: int = 48, n_val: int = 8
 def config(runs_dir: Path, run_name: str, *overrides: str):
     return load_config(
         None,
-        [f"runs_dir={runs_dir}", f"run_name={run_name}", "train.max_length=128", "train.learning_rate=0.005",
-         "train.logging_steps=1", "train.micro_batch_size=4", *overrides],
+        [
+            f"runs_dir={runs_dir}",
+            f"run_name={run_name}",
+            "train.max_length=128",
+            "train.learning_rate=0.005",
+            "train.logging_steps=1",
+            "train.micro_batch_size=4",
+            *overrides,
+        ],
     )
 
 
@@ -77,8 +90,14 @@ def runs_dir(tmp_path_factory) -> Path:
 def trained(runs_dir):
     """One tiny Phi LoRA run through `run_stage`, shared by the assertions below."""
     write_build(runs_dir, "phi")
-    cfg = config(runs_dir, "phi", "train.max_steps=10", "train.eval_steps=5", "train.save_steps=5",
-                 "train.report_to=[tensorboard]")
+    cfg = config(
+        runs_dir,
+        "phi",
+        "train.max_steps=10",
+        "train.eval_steps=5",
+        "train.save_steps=5",
+        "train.report_to=[tensorboard]",
+    )
     report = run_stage(cfg, "train")
     return cfg, report, runs_dir / "phi" / "train"
 
@@ -88,10 +107,21 @@ def test_stage_writes_the_adapter_and_nothing_else_in_it(trained):
     cfg, report, stage = trained
     assert report.complete and not report.skipped and report.counts["steps"] == 10
     assert sorted(p.name for p in (stage / "adapter").iterdir()) == [
-        "README.md", "adapter_config.json", "adapter_model.safetensors"
+        "README.md",
+        "adapter_config.json",
+        "adapter_model.safetensors",
     ]
-    assert {"adapter", "tokenizer", "base_model", "checkpoints", "tb", "trainer_log.jsonl", "loss.png",
-            "train_summary.json", "manifest.json"} <= {p.name for p in stage.iterdir()}
+    assert {
+        "adapter",
+        "tokenizer",
+        "base_model",
+        "checkpoints",
+        "tb",
+        "trainer_log.jsonl",
+        "loss.png",
+        "train_summary.json",
+        "manifest.json",
+    } <= {p.name for p in stage.iterdir()}
     manifest = read_manifest(stage)
     listed = {entry.path for entry in manifest.outputs}
     assert "train/adapter/adapter_model.safetensors" in listed and "train/train_summary.json" in listed
@@ -106,10 +136,19 @@ def test_summary_logs_and_plot(trained):
     summary = json.loads((stage / "train_summary.json").read_text(encoding="utf-8"))
     assert summary["method"] == "lora" and summary["dtype"] == "fp32" and summary["device"] == "cpu"
     assert summary["global_step"] == 10 and summary["model_class"] == "PhiForCausalLM"
-    assert set(summary["preflight"]["checks"]) == {"generation_markers", "assistant_mask", "end_of_turn", "max_length", "pad_token"}
+    assert set(summary["preflight"]["checks"]) == {
+        "generation_markers",
+        "assistant_mask",
+        "end_of_turn",
+        "max_length",
+        "pad_token",
+    }
     assert summary["tokens"]["real_token_share"] == 1.0  # bfd packing, padding-free
     assert 0.2 < summary["tokens"]["trained_token_share"] < 0.9
-    assert summary["timing"]["median_step_seconds"] > 0 and summary["best_checkpoint"] in ("checkpoint-5", "checkpoint-10")
+    assert summary["timing"]["median_step_seconds"] > 0 and summary["best_checkpoint"] in (
+        "checkpoint-5",
+        "checkpoint-10",
+    )
     log = [json.loads(line) for line in (stage / "trainer_log.jsonl").read_text(encoding="utf-8").splitlines()]
     train_steps = [row["step"] for row in log if "loss" in row]
     assert train_steps == list(range(1, 11))
@@ -174,8 +213,17 @@ def test_rising_eval_loss_stops_early_and_keeps_the_best_adapter(runs_dir):
 
     write_build(runs_dir, "diverge", n_train=32, n_val=8)
     # a learning rate this high makes the eval loss rise after the first evaluation
-    cfg = config(runs_dir, "diverge", "train.learning_rate=0.5", "train.max_steps=30", "train.eval_steps=2",
-                 "train.save_steps=2", "train.early_stopping_patience=1", "train.save_total_limit=1", "train.report_to=[]")
+    cfg = config(
+        runs_dir,
+        "diverge",
+        "train.learning_rate=0.5",
+        "train.max_steps=30",
+        "train.eval_steps=2",
+        "train.save_steps=2",
+        "train.early_stopping_patience=1",
+        "train.save_total_limit=1",
+        "train.report_to=[]",
+    )
     run_stage(cfg, "train")
     stage = runs_dir / "diverge" / "train"
     summary = json.loads((stage / "train_summary.json").read_text(encoding="utf-8"))
@@ -194,8 +242,12 @@ def test_base_without_chat_template_trains_in_phi2_instruct_output_format(runs_d
     from fine_tuning.train.loading import load_trained
     from fine_tuning.train.tiny import build_tiny_model
 
-    base = build_tiny_model("tiny-random-phi", tmp_path_factory.mktemp("phi_like") / "base",
-                            [m["content"] for i in range(8) for m in example(i)["messages"]], seed=5)
+    base = build_tiny_model(
+        "tiny-random-phi",
+        tmp_path_factory.mktemp("phi_like") / "base",
+        [m["content"] for i in range(8) for m in example(i)["messages"]],
+        seed=5,
+    )
     (base / "chat_template.jinja").unlink()
     write_build(runs_dir, "phi2", n_train=16, n_val=4)
     run_stage(config(runs_dir, "phi2", f"train.base_model={base}", "train.max_steps=3", "train.report_to=[]"), "train")
@@ -254,7 +306,9 @@ def test_checkpoints_of_another_config_survive_a_rerun_that_fails_its_checks(run
     plain = tmp_path / "plain.jinja"
     plain.write_text("{% for m in messages %}{{ m['content'] }}{% endfor %}", encoding="utf-8")
     with pytest.raises(SlmError, match="generation"):
-        run_stage(config(runs_dir, "keep", f"train.chat_template={plain}", "train.max_steps=2", "train.report_to=[]"), "train")
+        run_stage(
+            config(runs_dir, "keep", f"train.chat_template={plain}", "train.max_steps=2", "train.report_to=[]"), "train"
+        )
     assert all(folder.is_dir() for folder in old)
     # 3. a run that passes its checks replaces them
     run_stage(config(runs_dir, "keep", "train.max_steps=2", "train.save_steps=2", "train.report_to=[]"), "train")
@@ -290,8 +344,11 @@ def test_resumed_run_keeps_the_early_stopping_counter(runs_dir, monkeypatch):
         class Probe(TrainerCallback):  # the callbacks as the first resumed step starts, before any new evaluation
             def on_step_begin(self, args, state, control, **kwargs):
                 if not seen:
-                    seen.extend((cb.early_stopping_patience_counter, cb.early_stopping_patience)
-                                for cb in trainer.callback_handler.callbacks if hasattr(cb, "early_stopping_patience_counter"))
+                    seen.extend(
+                        (cb.early_stopping_patience_counter, cb.early_stopping_patience)
+                        for cb in trainer.callback_handler.callbacks
+                        if hasattr(cb, "early_stopping_patience_counter")
+                    )
 
         trainer.add_callback(Probe())
         return trainer
@@ -332,15 +389,29 @@ def test_killed_run_resumes_with_optimizer_state_to_the_same_final_step(runs_dir
     import torch
 
     write_build(runs_dir, "resume", n_train=32, n_val=8)
-    args = [f"runs_dir={runs_dir}", "run_name=resume", "train.max_length=128", "train.learning_rate=0.005",
-            "train.logging_steps=1", "train.max_steps=12", "train.save_steps=4", "train.eval_steps=4",
-            "train.report_to=[]", "train.early_stopping_patience=null"]
+    args = [
+        f"runs_dir={runs_dir}",
+        "run_name=resume",
+        "train.max_length=128",
+        "train.learning_rate=0.005",
+        "train.logging_steps=1",
+        "train.max_steps=12",
+        "train.save_steps=4",
+        "train.eval_steps=4",
+        "train.report_to=[]",
+        "train.early_stopping_patience=null",
+    ]
     script = tmp_path / "kill_me.py"
     script.write_text(KILL_SCRIPT, encoding="utf-8")
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
+    }
     checkpoints = runs_dir / "resume" / "train" / "checkpoints"
-    proc = subprocess.Popen([sys.executable, str(script), *args], env=env, cwd=tmp_path,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, str(script), *args], env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     try:
         deadline = time.time() + 120
         while not (checkpoints / "checkpoint-4" / "trainer_state.json").exists():
@@ -476,14 +547,18 @@ def test_config_errors_name_the_key(monkeypatch):
 
     wandb_cfg = load_config(None, ["train.report_to=[wandb]"]).train
     real_find_spec = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "wandb" else real_find_spec(name, *a))
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "wandb" else real_find_spec(name, *a)
+    )
     monkeypatch.setenv("WANDB_API_KEY", "test-key")
     with pytest.raises(SlmError) as missing:  # checked before any model is loaded, not when WandbCallback starts
         report_targets(wandb_cfg)
     assert "train.report_to" in missing.value.message and "not installed" in missing.value.message
     assert "pip install wandb" in missing.value.hint
 
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object() if name == "wandb" else real_find_spec(name, *a))
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: object() if name == "wandb" else real_find_spec(name, *a)
+    )
     monkeypatch.delenv("WANDB_API_KEY")
     with pytest.raises(SlmError, match="WANDB_API_KEY"):
         report_targets(wandb_cfg)
@@ -496,7 +571,9 @@ def test_config_errors_name_the_key(monkeypatch):
 def test_sft_config_follows_the_train_section(tmp_path):
     from fine_tuning.train.stage import sft_config
 
-    cfg = load_config(None, ["train.activation_checkpointing=true", "train.warmup_ratio=0.1", "train.max_steps=40"]).train
+    cfg = load_config(
+        None, ["train.activation_checkpointing=true", "train.warmup_ratio=0.1", "train.max_steps=40"]
+    ).train
     args = sft_config(cfg, 7, tmp_path, "cpu", "fp32", has_eval=True, report=["tensorboard"])
     assert args.activation_checkpointing and args.gradient_checkpointing  # TRL 1.16 name, old alias mirrors it
     assert args.activation_checkpointing_kwargs == {"use_reentrant": False}
@@ -506,12 +583,14 @@ def test_sft_config_follows_the_train_section(tmp_path):
     assert "tensorboard" not in args.report_to  # it gets its own callback writing to <run>/train/tb
     assert args.seed == 7 and args.max_steps == 40 and args.warmup_steps == 0.1
     assert args.optim == "adamw_torch" and args.restore_callback_states_from_checkpoint
-    paged = sft_config(load_config(None, ["train.optim=paged_adamw_8bit"]).train, 7, tmp_path, "cpu", "fp32",
-                       has_eval=False, report=[])
+    paged = sft_config(
+        load_config(None, ["train.optim=paged_adamw_8bit"]).train, 7, tmp_path, "cpu", "fp32", has_eval=False, report=[]
+    )
     assert paged.optim == "paged_adamw_8bit"
     with pytest.raises(SlmError, match="train.optim: unknown optimizer 'adamw_typo'"):
-        sft_config(load_config(None, ["train.optim=adamw_typo"]).train, 7, tmp_path, "cpu", "fp32", has_eval=False,
-                   report=[])
+        sft_config(
+            load_config(None, ["train.optim=adamw_typo"]).train, 7, tmp_path, "cpu", "fp32", has_eval=False, report=[]
+        )
 
     # TRL's own default turns checkpointing on; the config's false must win
     off = sft_config(load_config(None).train, 7, tmp_path, "cpu", "fp32", has_eval=False, report=["wandb"])

@@ -72,7 +72,9 @@ def read_benchmark(path: Path) -> list[MCQuestion]:
     """Rows of a KMMLU-format CSV; a bad header or row is an error naming the file and line."""
     path = Path(path)
     if not path.is_file():
-        raise SlmError(f"evaluate.benchmarks: {path} not found", "list KMMLU-format CSV files (question,answer,A,B,C,D)")
+        raise SlmError(
+            f"evaluate.benchmarks: {path} not found", "list KMMLU-format CSV files (question,answer,A,B,C,D)"
+        )
     with open(path, encoding="utf-8-sig", newline="") as handle:
         reader = csv.DictReader(handle)
         header = reader.fieldnames or []
@@ -91,7 +93,9 @@ def read_benchmark(path: Path) -> list[MCQuestion]:
             except ValueError:
                 answer = -1
             if not 1 <= answer <= len(LETTERS):
-                raise SlmError(f"{path}:{line}: answer {raw!r} is not 1-4", "KMMLU answers number the options A-D as 1-4")
+                raise SlmError(
+                    f"{path}:{line}: answer {raw!r} is not 1-4", "KMMLU answers number the options A-D as 1-4"
+                )
             options = tuple((row.get(letter) or "").strip() for letter in LETTERS)
             question = (row.get("question") or "").strip()
             if not question or not all(options):

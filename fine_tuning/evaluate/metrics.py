@@ -107,7 +107,9 @@ class CorpusIndex:
         found: set[ArticleKey] = set()
         for row in read_jsonl(path):
             if row.get("kind") == "statute_article" and row.get("law_name") and row.get("article_no") is not None:
-                found.add((normalize_law_name(row["law_name"]), int(row["article_no"]), int(row.get("article_branch") or 0)))
+                found.add(
+                    (normalize_law_name(row["law_name"]), int(row["article_no"]), int(row.get("article_branch") or 0))
+                )
         return cls(frozenset(found))
 
     def __contains__(self, key: object) -> bool:
@@ -122,10 +124,17 @@ class CitationCheck:
     reference: int  # how many articles the reference cites
 
     def as_dict(self) -> dict[str, Any]:
-        return {"cited": list(self.cited), "in_corpus": self.in_corpus, "matched": self.matched, "reference": self.reference}
+        return {
+            "cited": list(self.cited),
+            "in_corpus": self.in_corpus,
+            "matched": self.matched,
+            "reference": self.reference,
+        }
 
 
-def check_citations(answer: str, reference_answer: str, reference_citations: Iterable[str], corpus: CorpusIndex) -> CitationCheck:
+def check_citations(
+    answer: str, reference_answer: str, reference_citations: Iterable[str], corpus: CorpusIndex
+) -> CitationCheck:
     cited = article_keys(answer)
     reference: set[ArticleKey] = set(article_keys(reference_answer))
     for text in reference_citations:
@@ -193,7 +202,11 @@ class ScoreSums:
 
         precision = ratio(self.matched, self.cited)
         recall = ratio(self.matched, self.reference_citations)
-        f1 = round(2 * precision * recall / (precision + recall), 4) if precision and recall else (0.0 if self.cited else None)
+        f1 = (
+            round(2 * precision * recall / (precision + recall), 4)
+            if precision and recall
+            else (0.0 if self.cited else None)
+        )
         chrf = chrf_corpus(self.chrf_hyps, self.chrf_refs)
         return {
             "n": self.n,

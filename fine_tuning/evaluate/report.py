@@ -78,7 +78,9 @@ def _save(fig: Any, path: Path) -> Path:
     return path
 
 
-def _bars(labels: list[str], base: list[float], tuned: list[float], title: str, ylabel: str, path: Path, font: str | None) -> Path:
+def _bars(
+    labels: list[str], base: list[float], tuned: list[float], title: str, ylabel: str, path: Path, font: str | None
+) -> Path:
     plt = _pyplot()
     width = 0.38
     fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(labels) + 2), 4.2))
@@ -172,8 +174,16 @@ def _section_loss_groups(metrics: dict[str, Any]) -> list[str]:
         for group, base in by_model["base"].items():
             tuned = by_model["tuned"].get(group, {})
             rows.append(
-                [split, group, base["examples"], base["tokens"], fmt(base["loss"]), fmt(tuned.get("loss")),
-                 fmt(base["perplexity"]), fmt(tuned.get("perplexity"))]
+                [
+                    split,
+                    group,
+                    base["examples"],
+                    base["tokens"],
+                    fmt(base["loss"]),
+                    fmt(tuned.get("loss")),
+                    fmt(base["perplexity"]),
+                    fmt(tuned.get("perplexity")),
+                ]
             )
     header = ["split", "group", "examples", "answer tokens", "loss base", "loss tuned", "ppl base", "ppl tuned"]
     return ["", SECTIONS[2], "", table(header, rows)]
@@ -185,12 +195,33 @@ def _section_generation(metrics: dict[str, Any], chart: Path | None) -> list[str
     for group, tuned in gen.get("tuned", {}).items():
         base = gen["base"][group]
         rows.append(
-            [group, tuned["n"], fmt(base["chrf"]), fmt(tuned["chrf"]), fmt(base["rouge_l"]), fmt(tuned["rouge_l"]),
-             fmt(base["citation_precision"]), fmt(tuned["citation_precision"]), fmt(base["citation_in_corpus"]),
-             fmt(tuned["citation_in_corpus"]), f"{fmt(base['numeric_accuracy'])} / {fmt(tuned['numeric_accuracy'])} (n={tuned['numeric_n']})"]
+            [
+                group,
+                tuned["n"],
+                fmt(base["chrf"]),
+                fmt(tuned["chrf"]),
+                fmt(base["rouge_l"]),
+                fmt(tuned["rouge_l"]),
+                fmt(base["citation_precision"]),
+                fmt(tuned["citation_precision"]),
+                fmt(base["citation_in_corpus"]),
+                fmt(tuned["citation_in_corpus"]),
+                f"{fmt(base['numeric_accuracy'])} / {fmt(tuned['numeric_accuracy'])} (n={tuned['numeric_n']})",
+            ]
         )
-    header = ["group", "n", "chrF base", "chrF tuned", "ROUGE-L base", "ROUGE-L tuned", "cite prec. base",
-              "cite prec. tuned", "in corpus base", "in corpus tuned", "amount correct base / tuned"]
+    header = [
+        "group",
+        "n",
+        "chrF base",
+        "chrF tuned",
+        "ROUGE-L base",
+        "ROUGE-L tuned",
+        "cite prec. base",
+        "cite prec. tuned",
+        "in corpus base",
+        "in corpus tuned",
+        "amount correct base / tuned",
+    ]
     lines = ["", SECTIONS[3], "", table(header, rows)]
     if chart is not None:
         lines += ["", f"![chrF by group]({chart.name})"]
@@ -210,11 +241,29 @@ def _section_benchmarks(metrics: dict[str, Any]) -> list[str]:
         for k, scores in benchmark_settings(b):
             base, tuned = scores["base"], scores["tuned"]
             rows.append(
-                [b["name"], b["questions"], f"{k}-shot", b["shots_from"] if k else "–", fmt(base["accuracy"]),
-                 fmt(tuned["accuracy"]), fmt_delta(_diff(base["accuracy"], tuned["accuracy"]), True),
-                 fmt(base["accuracy_norm"]), fmt(tuned["accuracy_norm"])]
+                [
+                    b["name"],
+                    b["questions"],
+                    f"{k}-shot",
+                    b["shots_from"] if k else "–",
+                    fmt(base["accuracy"]),
+                    fmt(tuned["accuracy"]),
+                    fmt_delta(_diff(base["accuracy"], tuned["accuracy"]), True),
+                    fmt(base["accuracy_norm"]),
+                    fmt(tuned["accuracy_norm"]),
+                ]
             )
-    header = ["benchmark", "questions", "setting", "shots from", "acc base", "acc tuned", "Δ acc", "acc_norm base", "acc_norm tuned"]
+    header = [
+        "benchmark",
+        "questions",
+        "setting",
+        "shots from",
+        "acc base",
+        "acc tuned",
+        "Δ acc",
+        "acc_norm base",
+        "acc_norm tuned",
+    ]
     lines.append(table(header, rows))
     lines += [
         "",
@@ -233,8 +282,10 @@ def _section_judge(metrics: dict[str, Any]) -> list[str]:
     lines = ["", SECTIONS[5], ""]
     judge = metrics.get("judge")
     if not judge:
-        lines.append("Off (`evaluate.judge` is not set). It sends every base and tuned answer to a teacher model with a "
-                     "rubric (correctness, legal basis, clarity, 1–5 each) and costs money.")
+        lines.append(
+            "Off (`evaluate.judge` is not set). It sends every base and tuned answer to a teacher model with a "
+            "rubric (correctness, legal basis, clarity, 1–5 each) and costs money."
+        )
         return lines
     gen = metrics["generation"]
     lines.append(

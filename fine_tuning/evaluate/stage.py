@@ -65,7 +65,10 @@ def messages_of(example: SFTExample) -> list[dict[str, str]]:
 def split_prompt_answer(example: SFTExample, path: str = "") -> tuple[list[dict[str, str]], str]:
     messages = messages_of(example)
     if not messages or messages[-1]["role"] != "assistant":
-        raise SlmError(f"{path or 'test.jsonl'}: example {example.id} does not end with an assistant answer", "rerun `slm build --force`")
+        raise SlmError(
+            f"{path or 'test.jsonl'}: example {example.id} does not end with an assistant answer",
+            "rerun `slm build --force`",
+        )
     return messages[:-1], messages[-1]["content"]
 
 
@@ -102,7 +105,9 @@ def assistant_tokens(tokenizer: Any, example: SFTExample) -> tuple[list[int], li
     return full_ids[:shared], full_ids[shared:]
 
 
-def answer_nll(model: Any, tokenizer: Any, examples: list[SFTExample], batch_size: int, bar: Any) -> list[tuple[float, int]]:
+def answer_nll(
+    model: Any, tokenizer: Any, examples: list[SFTExample], batch_size: int, bar: Any
+) -> list[tuple[float, int]]:
     """(sum of negative log-likelihood, token count) of each example's answer."""
     from fine_tuning.evaluate.mcq import continuation_logprobs
 
@@ -112,7 +117,11 @@ def answer_nll(model: Any, tokenizer: Any, examples: list[SFTExample], batch_siz
     for start in range(0, len(pairs), batch_size):
         chunk = [(p, a) for p, a in pairs[start : start + batch_size]]
         scorable = [(p, a) for p, a in chunk if a]
-        logprobs = iter(continuation_logprobs(model, [p for p, _ in scorable], [a for _, a in scorable], pad)) if scorable else iter(())
+        logprobs = (
+            iter(continuation_logprobs(model, [p for p, _ in scorable], [a for _, a in scorable], pad))
+            if scorable
+            else iter(())
+        )
         for _, answer in chunk:
             if not answer:
                 out.append((0.0, 0))
@@ -166,7 +175,9 @@ def generate_answers(
             with as_model(model, which):
                 for start in range(0, len(order), cfg.batch_size):
                     batch = order[start : start + cfg.batch_size]
-                    for index, completion in zip(batch, generate_batch(model, tokenizer, [prompts[i] for i in batch], settings, stop_ids)):
+                    for index, completion in zip(
+                        batch, generate_batch(model, tokenizer, [prompts[i] for i in batch], settings, stop_ids)
+                    ):
                         results[index] = completion
                     bar.advance(len(batch))
             out[which] = results
@@ -205,14 +216,24 @@ def aggregate(rows: list[dict[str, Any]], examples: list[SFTExample]) -> dict[st
 
 
 # --------------------------------------------------------------------------------------------------- benchmarks
-def run_benchmarks(model: Any, tokenizer: Any, paths: list[str], few_shot: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[Path]]:
+def run_benchmarks(
+    model: Any, tokenizer: Any, paths: list[str], few_shot: int
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[Path]]:
     """(per-benchmark summaries, per-question rows, files read).
 
     Each summary holds `zero_shot: {base, tuned}` and, when `few_shot` > 0, `few_shot: {base, tuned}` (each
     {n, accuracy, accuracy_norm}), both over the same questions; `shots` is the few-shot count (0 without).
     Each row is one question in one setting (`shots` 0 or k) with both models' picks.
     """
-    from fine_tuning.evaluate.mcq import BenchmarkScore, build_prompt, dev_file_for, option_logliks, read_benchmark, shot_counts, split_shots
+    from fine_tuning.evaluate.mcq import (
+        BenchmarkScore,
+        build_prompt,
+        dev_file_for,
+        option_logliks,
+        read_benchmark,
+        shot_counts,
+        split_shots,
+    )
 
     summaries: list[dict[str, Any]] = []
     rows: list[dict[str, Any]] = []
@@ -244,8 +265,15 @@ def run_benchmarks(model: Any, tokenizer: Any, paths: list[str], few_shot: int) 
                             bar.advance()
         for k in settings:
             for question in scored:
-                rows.append({"benchmark": path.name, "shots": k, "row": question.row, "answer": question.answer + 1,
-                             **picks[(k, question.row)]})
+                rows.append(
+                    {
+                        "benchmark": path.name,
+                        "shots": k,
+                        "row": question.row,
+                        "answer": question.answer + 1,
+                        **picks[(k, question.row)],
+                    }
+                )
         summary: dict[str, Any] = {
             "name": path.stem,
             "path": str(path),
@@ -320,7 +348,9 @@ def run_judge(judge_cfg: Any, rows: list[dict[str, Any]]) -> dict[str, Any]:
         index, which = job
         row = rows[index]
         try:
-            reply = teacher.complete(judge_messages(row["question"], row["reference"], row[which]["answer"]), JUDGE_SCHEMA)
+            reply = teacher.complete(
+                judge_messages(row["question"], row["reference"], row[which]["answer"]), JUDGE_SCHEMA
+            )
         except RuntimeError as exc:
             spend.fail(str(exc))
             row[which]["scores"]["judge"] = {"error": str(exc)[:200]}
@@ -386,14 +416,18 @@ def headline(metrics: dict[str, Any]) -> list[Headline]:
             label = f"{k}-shot"
             b, t = scores["base"], scores["tuned"]
             rows.append(Headline(f"{bench['name']} accuracy ({label})", b["accuracy"], t["accuracy"]))
-            rows.append(Headline(f"{bench['name']} accuracy, length-normalised ({label})", b["accuracy_norm"], t["accuracy_norm"]))
+            rows.append(
+                Headline(
+                    f"{bench['name']} accuracy, length-normalised ({label})", b["accuracy_norm"], t["accuracy_norm"]
+                )
+            )
     return rows
 
 
 def run_evaluate(ctx: StageContext) -> StageResult:
-    from fine_tuning.train.loading import load_trained
     from fine_tuning.evaluate.metrics import CorpusIndex, delta
     from fine_tuning.evaluate.report import write_report
+    from fine_tuning.train.loading import load_trained
 
     cfg = ctx.cfg.evaluate
     build_dir, train_dir, stage_dir = ctx.upstream_dir("build"), ctx.upstream_dir("train"), ctx.stage_dir
@@ -412,7 +446,9 @@ def run_evaluate(ctx: StageContext) -> StageResult:
     hf_logging.disable_progress_bar()
     model, tokenizer = load_trained(train_dir)
     if not hasattr(model, "disable_adapter"):
-        raise SlmError(f"{train_dir}: the trained model has no adapter to switch off", "rerun `slm train CONFIG --force`")
+        raise SlmError(
+            f"{train_dir}: the trained model has no adapter to switch off", "rerun `slm train CONFIG --force`"
+        )
 
     metrics: dict[str, Any] = {
         "run_name": ctx.cfg.run_name,
@@ -458,7 +494,13 @@ def run_evaluate(ctx: StageContext) -> StageResult:
     bench_summaries, bench_rows, bench_files = run_benchmarks(model, tokenizer, list(cfg.benchmarks), cfg.few_shot)
     metrics["benchmarks"] = bench_summaries
     metrics["headline"] = [
-        {"metric": h.name, "base": h.base, "tuned": h.tuned, "delta": delta(h.base, h.tuned), "higher_is_better": h.higher_is_better}
+        {
+            "metric": h.name,
+            "base": h.base,
+            "tuned": h.tuned,
+            "delta": delta(h.base, h.tuned),
+            "higher_is_better": h.higher_is_better,
+        }
         for h in headline(metrics)
     ]
 
@@ -480,7 +522,8 @@ def run_evaluate(ctx: StageContext) -> StageResult:
 
     for bench in bench_summaries:
         summary += f"; {bench['name']} " + ", ".join(
-            f"{k}-shot {scores['base']['accuracy']} → {scores['tuned']['accuracy']}" for k, scores in benchmark_settings(bench)
+            f"{k}-shot {scores['base']['accuracy']} → {scores['tuned']['accuracy']}"
+            for k, scores in benchmark_settings(bench)
         )
     console.print(f"evaluate: report at {stage_dir / 'report.md'}")
     return StageResult(

@@ -120,7 +120,9 @@ def render_modelfile(source: str, family: TemplateFamily, system_prompt: str | N
     return "\n".join(lines) + "\n"
 
 
-def write_modelfile(path: Path, source: str, family: TemplateFamily, system_prompt: str | None, *, note: str = "") -> Path:
+def write_modelfile(
+    path: Path, source: str, family: TemplateFamily, system_prompt: str | None, *, note: str = ""
+) -> Path:
     with atomic_writer(path) as out:
         out.write(render_modelfile(source, family, system_prompt, note=note))
     return path

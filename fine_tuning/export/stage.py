@@ -148,7 +148,11 @@ def dataset_lineage(run_dir: Path) -> dict[str, Any]:
     out: dict[str, Any] = {}
     build_manifest = _read_json(run_dir / "build" / "manifest.json")
     if build_manifest:
-        splits = {Path(e["path"]).name: e for e in build_manifest.get("outputs", []) if Path(e["path"]).name in ("train.jsonl", "val.jsonl", "test.jsonl")}
+        splits = {
+            Path(e["path"]).name: e
+            for e in build_manifest.get("outputs", [])
+            if Path(e["path"]).name in ("train.jsonl", "val.jsonl", "test.jsonl")
+        }
         out["splits"] = {name: {"rows": e.get("rows"), "sha256": e["sha256"]} for name, e in sorted(splits.items())}
         joined = "".join(splits[name]["sha256"] for name in sorted(splits))
         out["fingerprint"] = hashlib.sha256(joined.encode()).hexdigest() if joined else None
@@ -158,7 +162,9 @@ def dataset_lineage(run_dir: Path) -> dict[str, Any]:
         out["upstream_fingerprints"] = info.get("fingerprints", {})
     distill = _read_json(run_dir / "distill" / "manifest.json")
     if distill:
-        out["teachers_configured"] = [f"{t.get('provider')}:{t.get('model')}" for t in distill.get("config", {}).get("teachers", [])]
+        out["teachers_configured"] = [
+            f"{t.get('provider')}:{t.get('model')}" for t in distill.get("config", {}).get("teachers", [])
+        ]
     train_split = run_dir / "build" / "train.jsonl"
     if train_split.is_file():
         teachers: Counter[str] = Counter()
@@ -191,8 +197,15 @@ def _yaml_block(data: dict[str, Any]) -> str:
     return yaml.safe_dump(data, allow_unicode=True, sort_keys=False).rstrip()
 
 
-def render_card(run_name: str, summary: dict[str, Any], train_config: dict[str, Any], lineage: dict[str, Any],
-                metrics: dict[str, Any] | None, merge_facts: dict[str, Any], family: str | None) -> str:
+def render_card(
+    run_name: str,
+    summary: dict[str, Any],
+    train_config: dict[str, Any],
+    lineage: dict[str, Any],
+    metrics: dict[str, Any] | None,
+    merge_facts: dict[str, Any],
+    family: str | None,
+) -> str:
     base = summary.get("base_model")
     base_path = summary.get("base_model_path")
     is_local_base = bool(summary.get("base_model_dir"))
@@ -219,11 +232,11 @@ def render_card(run_name: str, summary: dict[str, Any], train_config: dict[str, 
         'tok = AutoTokenizer.from_pretrained("PATH_OR_REPO")',
         'model = AutoModelForCausalLM.from_pretrained("PATH_OR_REPO")',
         'messages = [{"role": "user", "content": "부가가치세 신고는 언제 해야 하나요?"}]',
-        "ids = tok.apply_chat_template(messages, add_generation_prompt=True, return_tensors=\"pt\", return_dict=True)",
+        'ids = tok.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)',
         "print(tok.decode(model.generate(**ids, max_new_tokens=256)[0], skip_special_tokens=True))",
         "```",
         "",
-        "Or `slm ask --model PATH \"질문\"`, `slm serve --model PATH` (OpenAI-compatible), "
+        'Or `slm ask --model PATH "질문"`, `slm serve --model PATH` (OpenAI-compatible), '
         + ("`ollama create -f ../Modelfile`." if family else "(no Ollama template for this chat format)."),
         "",
         "## Lineage",
@@ -248,19 +261,48 @@ def render_card(run_name: str, summary: dict[str, Any], train_config: dict[str, 
                 lines.append(f"  - {key.replace('_range', '').replace('_', ' ')}s: {corpus[key][0]} … {corpus[key][1]}")
     if not lineage:
         lines.append("- (the run directory holds no build/collect files: lineage unknown)")
-    lines += ["", "## Training", "", "```yaml", _yaml_block(train_config) if train_config else "# train config not found", "```", ""]
-    facts = {k: summary.get(k) for k in ("method", "dtype", "device", "global_step", "train_loss", "eval_loss", "best_eval_loss", "lora", "chat_template", "end_of_turn_token") if summary.get(k) is not None}
+    lines += [
+        "",
+        "## Training",
+        "",
+        "```yaml",
+        _yaml_block(train_config) if train_config else "# train config not found",
+        "```",
+        "",
+    ]
+    facts = {
+        k: summary.get(k)
+        for k in (
+            "method",
+            "dtype",
+            "device",
+            "global_step",
+            "train_loss",
+            "eval_loss",
+            "best_eval_loss",
+            "lora",
+            "chat_template",
+            "end_of_turn_token",
+        )
+        if summary.get(k) is not None
+    }
     lines += ["```yaml", _yaml_block(facts), "```", ""]
     lines += ["## Evaluation", ""]
     if metrics and metrics.get("headline"):
         lines += ["| metric | base | tuned | Δ |", "|---|---|---|---|"]
         for row in metrics["headline"]:
             lines.append(f"| {row['metric']} | {_num(row['base'])} | {_num(row['tuned'])} | {_num(row['delta'])} |")
-        lines += ["", f"From `evaluate/metrics.json` ({metrics['examples']['generated']} test answers); see evaluate/report.md."]
+        lines += [
+            "",
+            f"From `evaluate/metrics.json` ({metrics['examples']['generated']} test answers); see evaluate/report.md.",
+        ]
     else:
         lines.append("Not evaluated yet: run `slm evaluate CONFIG` before `slm export CONFIG` to put the numbers here.")
-    lines += ["", f"Merge check: max |logit difference| between base + adapter and the merged model on a probe prompt: "
-              f"{merge_facts.get('probe_max_abs_logit_diff', 0):.2e}."]
+    lines += [
+        "",
+        f"Merge check: max |logit difference| between base + adapter and the merged model on a probe prompt: "
+        f"{merge_facts.get('probe_max_abs_logit_diff', 0):.2e}.",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -306,7 +348,9 @@ def convert_to_gguf(command: list[str], merged_dir: Path, out_file: Path, outtyp
         last = (proc.stderr or proc.stdout or "").strip().splitlines()[-1:] or ["no output"]
         raise SlmError(
             f"GGUF conversion failed (exit {proc.returncode}): {last[0][:300]}",
-            "run the same command by hand to see the full log: " + " ".join(args[:2]) + f" {merged_dir} --outtype {outtype}",
+            "run the same command by hand to see the full log: "
+            + " ".join(args[:2])
+            + f" {merged_dir} --outtype {outtype}",
         )
     os.replace(tmp, out_file)
     return out_file
@@ -332,9 +376,9 @@ def push_to_hub(folder: Path, repo_id: str) -> str:
 def run_export(ctx: StageContext) -> StageResult:
     from transformers.utils import logging as hf_logging
 
+    from fine_tuning.export.modelfile import template_family, write_modelfile
     from fine_tuning.serve.generate import END_OF_TURN_TOKENS, chat_template_of
     from fine_tuning.train.loading import read_train_summary
-    from fine_tuning.export.modelfile import template_family, write_modelfile
 
     cfg = ctx.cfg.export
     train_dir, stage_dir, run_dir = ctx.upstream_dir("train"), ctx.stage_dir, ctx.run_dir
@@ -376,12 +420,26 @@ def run_export(ctx: StageContext) -> StageResult:
     }
     save_merged(merged, tokenizer, merged_dir, metadata)
     if getattr(merged.config, "vision_config", None) is not None:
-        base_source = str(train_dir / summary["base_model_dir"]) if summary.get("base_model_dir") else str(summary.get("base_model_path"))
+        base_source = (
+            str(train_dir / summary["base_model_dir"])
+            if summary.get("base_model_dir")
+            else str(summary.get("base_model_path"))
+        )
         copied = copy_image_processor(base_source, merged_dir)
         stats["image_processor_files"] = copied
         if not copied:
-            notes.append(f"multimodal model without image processor files ({', '.join(PROCESSOR_FILES)}): text use only")
-    card = render_card(ctx.cfg.run_name, summary, train_manifest.get("config", {}), lineage, metrics, facts, family.name if family else None)
+            notes.append(
+                f"multimodal model without image processor files ({', '.join(PROCESSOR_FILES)}): text use only"
+            )
+    card = render_card(
+        ctx.cfg.run_name,
+        summary,
+        train_manifest.get("config", {}),
+        lineage,
+        metrics,
+        facts,
+        family.name if family else None,
+    )
     with atomic_writer(merged_dir / CARD) as out:
         out.write(card)
     outputs.append(merged_dir)
@@ -406,12 +464,18 @@ def run_export(ctx: StageContext) -> StageResult:
 
     if cfg.ollama_modelfile:
         if family is None:
-            notes.append("no Modelfile: the chat template is none of gemma / phi2 / chatml, so no Ollama template is known for it")
+            notes.append(
+                "no Modelfile: the chat template is none of gemma / phi2 / chatml, so no Ollama template is known for it"
+            )
         else:
             source = f"./{gguf_file.name}" if gguf_file else f"./{MERGED}"
-            note = "" if gguf_file else (
-                "FROM a safetensors directory: `ollama create` converts Gemma/Llama/Mistral/Phi-3 and similar; for other\n"
-                "architectures (e.g. Phi-2) convert to GGUF first (export.gguf: true) and point FROM at the .gguf file."
+            note = (
+                ""
+                if gguf_file
+                else (
+                    "FROM a safetensors directory: `ollama create` converts Gemma/Llama/Mistral/Phi-3 and similar; for other\n"
+                    "architectures (e.g. Phi-2) convert to GGUF first (export.gguf: true) and point FROM at the .gguf file."
+                )
             )
             outputs.append(write_modelfile(stage_dir / "Modelfile", source, family, system_prompt, note=note))
             stats["modelfile"] = {"family": family.name, "stop": list(family.stop), "from": source}

@@ -12,7 +12,7 @@ import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -107,7 +107,10 @@ def plan_for_config(
     try:
         table = gpus_from_config(cfg.plan.gpus)
     except (ValueError, TypeError) as exc:
-        raise SlmError(f"plan.gpus: {exc}", "each GPU entry needs name, memory_gb, usd_per_hour, bf16, tflops_16bit, mem_bandwidth_gbs") from None
+        raise SlmError(
+            f"plan.gpus: {exc}",
+            "each GPU entry needs name, memory_gb, usd_per_hour, bf16, tflops_16bit, mem_bandwidth_gbs",
+        ) from None
     if gpu:
         chosen = [g for g in table if g.name.lower() == gpu.lower()]
         if not chosen:
@@ -123,14 +126,18 @@ def plan_for_config(
         per_sequence = cfg.train.max_length if cfg.train.packing or mean is None else min(cfg.train.max_length, mean)
         train_tokens = sequences * per_sequence
         epochs = 1.0
-    return spec, size, plan_run(
+    return (
         spec,
-        train_tokens=int(train_tokens),
-        mean_example_tokens=mean,
-        epochs=epochs,
-        gpus=table,
-        mfu=cfg.plan.mfu,
-        **_memory_kwargs(cfg),
+        size,
+        plan_run(
+            spec,
+            train_tokens=int(train_tokens),
+            mean_example_tokens=mean,
+            epochs=epochs,
+            gpus=table,
+            mfu=cfg.plan.mfu,
+            **_memory_kwargs(cfg),
+        ),
     )
 
 
@@ -181,13 +188,13 @@ def check_memory_before_training(cfg: RunConfig) -> str | None:
 def plan(
     config: Annotated[Path, typer.Argument(help="the run's YAML config", show_default=False)],
     set_: Annotated[
-        Optional[list[str]], typer.Option("--set", help="override a config key (repeatable)", show_default=False)
+        list[str] | None, typer.Option("--set", help="override a config key (repeatable)", show_default=False)
     ] = None,
-    gpu: Annotated[Optional[str], typer.Option(help="plan for one GPU of the table, e.g. 'RTX 4090'")] = None,
+    gpu: Annotated[str | None, typer.Option(help="plan for one GPU of the table, e.g. 'RTX 4090'")] = None,
     model_config: Annotated[
-        Optional[Path], typer.Option(help="a local config.json, for models outside the registry (offline)")
+        Path | None, typer.Option(help="a local config.json, for models outside the registry (offline)")
     ] = None,
-    tokens: Annotated[Optional[int], typer.Option(help="training tokens per epoch, instead of the built dataset")] = None,
+    tokens: Annotated[int | None, typer.Option(help="training tokens per epoch, instead of the built dataset")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object instead of tables")] = False,
 ) -> None:
     """Estimate peak GPU memory, time and dollars per GPU; list what would make a run fit."""
@@ -221,8 +228,9 @@ def _print_plan(cfg: RunConfig, spec: Any, data: dict[str, Any]) -> None:
         f"{data['train_tokens']:,} train tokens × {data['epochs']:g} epoch(s) ({data['dataset']['source']})"
     )
     steps_rule = (
-        "train.max_steps" if cfg.train.max_steps > 0 else
-        f"micro-batch {cfg.train.micro_batch_size} × accumulation {cfg.train.gradient_accumulation_steps}"
+        "train.max_steps"
+        if cfg.train.max_steps > 0
+        else f"micro-batch {cfg.train.micro_batch_size} × accumulation {cfg.train.gradient_accumulation_steps}"
         + (f" × {cfg.train.max_length} packed tokens" if cfg.train.packing else " examples")
     )
     console.print(f"optimizer steps: {data['steps']:,} ({steps_rule}) · optimizer {settings['optimizer']}")
@@ -251,8 +259,12 @@ def _print_plan(cfg: RunConfig, spec: Any, data: dict[str, Any]) -> None:
         console.print("[bold]to fit a smaller card:[/bold]")
         for suggestion in data["suggestions"]:
             mark = "fits" if suggestion["fits"] else "not enough alone"
-            sets = " ".join(f"--set {k}={json.dumps(v) if isinstance(v, bool) else v}"
-                            for k, v in suggestion.get("config", {}).items())
-            console.print(f"  - {suggestion['description']}: ≈{suggestion['peak_memory_gb']:.1f} GiB ({mark})"
-                          + (f" [dim]{sets}[/dim]" if sets else ""))
+            sets = " ".join(
+                f"--set {k}={json.dumps(v) if isinstance(v, bool) else v}"
+                for k, v in suggestion.get("config", {}).items()
+            )
+            console.print(
+                f"  - {suggestion['description']}: ≈{suggestion['peak_memory_gb']:.1f} GiB ({mark})"
+                + (f" [dim]{sets}[/dim]" if sets else "")
+            )
     console.print("[dim]estimates: memory within ~15% of published runs; hours and dollars are rough (±50%)[/dim]")

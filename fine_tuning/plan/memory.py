@@ -21,8 +21,9 @@ How the memory model was built (see tests/test_plan.py for the validation table 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from fine_tuning.plan.registry import Architecture, ModelSpec, default_lora_targets, get_model_spec
 
@@ -63,7 +64,7 @@ class GPU:
     note: str = ""
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "GPU":
+    def from_dict(cls, d: dict[str, Any]) -> GPU:
         return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
 
 
@@ -106,8 +107,11 @@ def gpus_from_config(entries: Iterable[dict[str, Any]] | None) -> tuple[GPU, ...
     for e in entries:
         base = defaults.get(str(e.get("name", "")).lower())
         merged = {**(asdict(base) if base else {}), **e}
-        missing = [k for k in ("name", "memory_gb", "usd_per_hour", "bf16", "tflops_16bit", "mem_bandwidth_gbs")
-                   if k not in merged]
+        missing = [
+            k
+            for k in ("name", "memory_gb", "usd_per_hour", "bf16", "tflops_16bit", "mem_bandwidth_gbs")
+            if k not in merged
+        ]
         if missing:
             raise ValueError(f"GPU entry {e!r} lacks {', '.join(missing)}")
         table.append(GPU.from_dict(merged))
@@ -130,24 +134,62 @@ NO_CKPT_TRANSIENT_FACTOR = 0.5  # measured: backward temporaries of the last lay
 
 _OPTIMIZERS: dict[str, tuple[float | None, bool]] = {
     # name: (state bytes per trainable param; None = 2 x param bytes (torch keeps states in the param dtype), paged)
-    "adamw": (None, False), "adamw_torch": (None, False), "adamw_torch_fused": (None, False), "adamw_hf": (None, False),
-    "adamw_8bit": (2.0, False), "adamw_bnb_8bit": (2.0, False), "paged_adamw_8bit": (2.0, True),
-    "paged_adamw_32bit": (8.0, True), "paged_adamw": (8.0, True),
-    "lion_8bit": (1.0, False), "paged_lion_8bit": (1.0, True), "lion_32bit": (4.0, False),
-    "adafactor": (0.4, False), "sgd": (0.0, False),
+    "adamw": (None, False),
+    "adamw_torch": (None, False),
+    "adamw_torch_fused": (None, False),
+    "adamw_hf": (None, False),
+    "adamw_8bit": (2.0, False),
+    "adamw_bnb_8bit": (2.0, False),
+    "paged_adamw_8bit": (2.0, True),
+    "paged_adamw_32bit": (8.0, True),
+    "paged_adamw": (8.0, True),
+    "lion_8bit": (1.0, False),
+    "paged_lion_8bit": (1.0, True),
+    "lion_32bit": (4.0, False),
+    "adafactor": (0.4, False),
+    "sgd": (0.0, False),
 }
 
 # Optimizer names the memory model knows (transformers' TrainingArguments.optim names, plus "adamw").
 PLANNED_OPTIMIZERS = frozenset(_OPTIMIZERS)
 
 _PROJ_ALIASES = {
-    "q_proj": "q", "query": "q", "q": "q", "k_proj": "k", "key": "k", "k": "k", "v_proj": "v", "value": "v", "v": "v",
-    "o_proj": "o", "dense": "o", "out_proj": "o", "o": "o", "gate_proj": "gate", "w1": "gate", "gate": "gate",
-    "up_proj": "up", "fc1": "up", "w3": "up", "up": "up", "down_proj": "down", "fc2": "down", "w2": "down",
+    "q_proj": "q",
+    "query": "q",
+    "q": "q",
+    "k_proj": "k",
+    "key": "k",
+    "k": "k",
+    "v_proj": "v",
+    "value": "v",
+    "v": "v",
+    "o_proj": "o",
+    "dense": "o",
+    "out_proj": "o",
+    "o": "o",
+    "gate_proj": "gate",
+    "w1": "gate",
+    "gate": "gate",
+    "up_proj": "up",
+    "fc1": "up",
+    "w3": "up",
+    "up": "up",
+    "down_proj": "down",
+    "fc2": "down",
+    "w2": "down",
     "down": "down",
 }
-_QUANT = {"none": "none", "no": "none", "bf16": "none", "16bit": "none", "4bit": "4bit", "nf4": "4bit",
-          "qlora": "4bit", "8bit": "8bit", "int8": "8bit"}
+_QUANT = {
+    "none": "none",
+    "no": "none",
+    "bf16": "none",
+    "16bit": "none",
+    "4bit": "4bit",
+    "nf4": "4bit",
+    "qlora": "4bit",
+    "8bit": "8bit",
+    "int8": "8bit",
+}
 _DTYPE_BYTES = {"bf16": 2, "fp16": 2, "fp32": 4, "bfloat16": 2, "float16": 2, "float32": 4}
 
 
@@ -215,11 +257,24 @@ def _as_arch(spec_or_arch: ModelSpec | Architecture | str) -> tuple[Architecture
 
 def _canonical_module_names(arch: Architecture, proj: str) -> list[str]:
     if arch.family == "phi":
-        leaf = {"q": "self_attn.q_proj", "k": "self_attn.k_proj", "v": "self_attn.v_proj", "o": "self_attn.dense",
-                "up": "mlp.fc1", "down": "mlp.fc2"}[proj]
+        leaf = {
+            "q": "self_attn.q_proj",
+            "k": "self_attn.k_proj",
+            "v": "self_attn.v_proj",
+            "o": "self_attn.dense",
+            "up": "mlp.fc1",
+            "down": "mlp.fc2",
+        }[proj]
     else:
-        leaf = {"q": "self_attn.q_proj", "k": "self_attn.k_proj", "v": "self_attn.v_proj", "o": "self_attn.o_proj",
-                "gate": "mlp.gate_proj", "up": "mlp.up_proj", "down": "mlp.down_proj"}[proj]
+        leaf = {
+            "q": "self_attn.q_proj",
+            "k": "self_attn.k_proj",
+            "v": "self_attn.v_proj",
+            "o": "self_attn.o_proj",
+            "gate": "mlp.gate_proj",
+            "up": "mlp.up_proj",
+            "down": "mlp.down_proj",
+        }[proj]
     prefixes = ["model.", "model.language_model.", "language_model.model."]
     return [f"{p}layers.0.{leaf}" for p in prefixes]
 
@@ -258,8 +313,17 @@ def resolve_lora_targets(arch: Architecture, targets: list[str] | tuple[str, ...
     return tuple(found)
 
 
-def _layer_bytes_per_token(arch: Architecture, targets: Sequence[str], *, lora_dropout: float, upcast: bool,
-                           old_bnb: bool, compute_bytes: int, attn_impl: str, seq_len: int) -> float:
+def _layer_bytes_per_token(
+    arch: Architecture,
+    targets: Sequence[str],
+    *,
+    lora_dropout: float,
+    upcast: bool,
+    old_bnb: bool,
+    compute_bytes: int,
+    attn_impl: str,
+    seq_len: int,
+) -> float:
     """Activations saved for backward by one decoder layer, per token (bytes).
 
     Base terms (bf16 autocast, frozen weights: frozen linears save no inputs), measured on transformers 5.23:
@@ -375,31 +439,49 @@ def estimate_memory(
         ob = 4 if upcast else wb
         w = lang_linear * qb + (other + vision) * ob
         rest = f"{_n(other)} embeddings/norms" + (f" + {_n(vision)} vision tower" if vision else "")
-        expl = (f"{_n(lang_linear)} decoder linears x {qb:.3f} B ({quant}"
-                f"{' double-quant' if quant == '4bit' and double_quant else ''}) + ({rest}) x {ob} B"
-                + (" (fp32: prepare_model_for_kbit_training)" if upcast else ""))
+        expl = (
+            f"{_n(lang_linear)} decoder linears x {qb:.3f} B ({quant}"
+            f"{' double-quant' if quant == '4bit' and double_quant else ''}) + ({rest}) x {ob} B"
+            + (" (fp32: prepare_model_for_kbit_training)" if upcast else "")
+        )
     lines.append(MemoryLine("weights", w / GIB, expl))
 
     # -- LoRA parameters, gradients, optimizer states
     n_lora = L * sum(lora_r * (projs[p][0] + projs[p][1]) for p in targets)
-    lines.append(MemoryLine("lora_params", n_lora * ab / GIB,
-                            f"{_n(n_lora)} adapter params (r={lora_r} on {'/'.join(targets)}) x {ab} B"))
-    lines.append(MemoryLine("gradients", n_lora * ab / GIB,
-                            f"adapter gradients only (base frozen), {ab} B each"))
+    lines.append(
+        MemoryLine(
+            "lora_params",
+            n_lora * ab / GIB,
+            f"{_n(n_lora)} adapter params (r={lora_r} on {'/'.join(targets)}) x {ab} B",
+        )
+    )
+    lines.append(MemoryLine("gradients", n_lora * ab / GIB, f"adapter gradients only (base frozen), {ab} B each"))
     state_b, paged = _OPTIMIZERS[opt]
     state_b = 2 * ab if state_b is None else state_b
     states = n_lora * state_b
     if paged:
-        lines.append(MemoryLine("optimizer_states", 0.0,
-                                f"{opt}: {states / GIB:.2f} GB of states paged to CPU RAM under memory pressure "
-                                "(QLoRA paged optimizer), so not resident at the peak"))
+        lines.append(
+            MemoryLine(
+                "optimizer_states",
+                0.0,
+                f"{opt}: {states / GIB:.2f} GB of states paged to CPU RAM under memory pressure "
+                "(QLoRA paged optimizer), so not resident at the peak",
+            )
+        )
     else:
         lines.append(MemoryLine("optimizer_states", states / GIB, f"{opt}: {state_b:g} B per adapter param"))
 
     # -- activations
-    S = _layer_bytes_per_token(arch, targets, lora_dropout=lora_dropout, upcast=upcast,
-                               old_bnb=quantized and bnb_saves_inputs, compute_bytes=cb, attn_impl=attn_impl,
-                               seq_len=seq_len)
+    S = _layer_bytes_per_token(
+        arch,
+        targets,
+        lora_dropout=lora_dropout,
+        upcast=upcast,
+        old_bnb=quantized and bnb_saves_inputs,
+        compute_bytes=cb,
+        attn_impl=attn_impl,
+        seq_len=seq_len,
+    )
     outside = (8 if upcast else 6) * h * cb / 2  # embedding output + final-norm input, per token
     # SDPA with a mask (Gemma's sliding layers beyond the window; padded unpacked batches) runs the memory-efficient
     # kernel, which converts the bool mask to a float bias per call and keeps it for backward.
@@ -414,14 +496,17 @@ def estimate_memory(
         per_layer_saved = (2.25 * h * (2 if upcast else 1)) * cb / 2  # the checkpointed layer input
         saved = L * per_layer_saved * T + outside * T
         transient = CKPT_RECOMPUTE_FACTOR * S * T + (mask_bytes if mask_layers else 0)
-        act_expl = (f"checkpointed layer inputs: {L} layers x {per_layer_saved / h:.2f}h B x {T} tokens "
-                    "(+ embeddings/final norm)")
+        act_expl = (
+            f"checkpointed layer inputs: {L} layers x {per_layer_saved / h:.2f}h B x {T} tokens "
+            "(+ embeddings/final norm)"
+        )
         trans_name = "recomputing one layer"
     else:
         saved = L * S * T + outside * T + mask_layers * mask_bytes
         transient = NO_CKPT_TRANSIENT_FACTOR * S * T
-        act_expl = (f"all layers keep activations: {L} x {S / 1e3:.0f} kB/token x {T} tokens"
-                    + (f" + {mask_layers} float attention masks" if mask_layers else ""))
+        act_expl = f"all layers keep activations: {L} x {S / 1e3:.0f} kB/token x {T} tokens" + (
+            f" + {mask_layers} float attention masks" if mask_layers else ""
+        )
         trans_name = "backward temporaries of the last layer"
     lines.append(MemoryLine("activations", saved / GIB, act_expl))
 
@@ -434,8 +519,13 @@ def estimate_memory(
     if head > transient:
         lines.append(MemoryLine("backward_peak", head / GIB, f"{head_name}; larger than {trans_name}"))
     else:
-        lines.append(MemoryLine("backward_peak", transient / GIB,
-                                f"{trans_name} ({S / 1e3:.0f} kB/token/layer); larger than the {head_name} term"))
+        lines.append(
+            MemoryLine(
+                "backward_peak",
+                transient / GIB,
+                f"{trans_name} ({S / 1e3:.0f} kB/token/layer); larger than the {head_name} term",
+            )
+        )
 
     # -- workspaces
     ws = 0.0
@@ -453,15 +543,33 @@ def estimate_memory(
 
     allocated = sum(ln.gb for ln in lines)
     overhead = CUDA_CONTEXT_GB + ALLOCATOR_OVERHEAD * allocated
-    lines.append(MemoryLine("cuda_overhead", overhead,
-                            f"CUDA context {CUDA_CONTEXT_GB} GB + {ALLOCATOR_OVERHEAD:.0%} allocator fragmentation"))
+    lines.append(
+        MemoryLine(
+            "cuda_overhead",
+            overhead,
+            f"CUDA context {CUDA_CONTEXT_GB} GB + {ALLOCATOR_OVERHEAD:.0%} allocator fragmentation",
+        )
+    )
 
     settings = dict(
-        model=spec.name if spec else arch.model_type, quantization=quant, dtype=str(dtype).lower(), lora_r=lora_r,
-        lora_targets=list(targets), seq_len=seq_len, micro_batch=micro_batch,
-        gradient_checkpointing=gradient_checkpointing, optimizer=opt, packing=packing, lora_dropout=lora_dropout,
-        adapter_dtype=str(adapter_dtype).lower(), upcast_frozen_fp32=upcast, double_quant=double_quant,
-        load_vision_tower=bool(vision), attn_impl=attn_impl, loss_impl=loss_impl, bnb_saves_inputs=bnb_saves_inputs,
+        model=spec.name if spec else arch.model_type,
+        quantization=quant,
+        dtype=str(dtype).lower(),
+        lora_r=lora_r,
+        lora_targets=list(targets),
+        seq_len=seq_len,
+        micro_batch=micro_batch,
+        gradient_checkpointing=gradient_checkpointing,
+        optimizer=opt,
+        packing=packing,
+        lora_dropout=lora_dropout,
+        adapter_dtype=str(adapter_dtype).lower(),
+        upcast_frozen_fp32=upcast,
+        double_quant=double_quant,
+        load_vision_tower=bool(vision),
+        attn_impl=attn_impl,
+        loss_impl=loss_impl,
+        bnb_saves_inputs=bnb_saves_inputs,
         trainable_params=n_lora,
     )
     return MemoryEstimate(tuple(lines), settings)
@@ -472,8 +580,9 @@ def estimate_memory(
 # --------------------------------------------------------------------------------------------------------------------
 
 
-def flops_per_token(arch: Architecture, *, seq_len: int, gradient_checkpointing: bool, lora_params: int = 0,
-                    loss_impl: str = "fused") -> float:
+def flops_per_token(
+    arch: Architecture, *, seq_len: int, gradient_checkpointing: bool, lora_params: int = 0, loss_impl: str = "fused"
+) -> float:
     """Training FLOPs per token for LoRA on a frozen base.
 
     Full fine-tuning costs ~6N per token (2N forward, 2N activation grads, 2N weight grads). With a frozen base the
@@ -560,8 +669,17 @@ class RunPlan:
         return min(fitting, key=lambda g: (g.usd, g.hours)) if fitting else None
 
 
-def _tokens_per_s(gpu: GPU, *, flops: float, tokens_per_step: float, quant_params: float, quant: str,
-                  dequant_passes: int, mfu: float, compute_bytes: int) -> float:
+def _tokens_per_s(
+    gpu: GPU,
+    *,
+    flops: float,
+    tokens_per_step: float,
+    quant_params: float,
+    quant: str,
+    dequant_passes: int,
+    mfu: float,
+    compute_bytes: int,
+) -> float:
     peak = gpu.tflops_16bit * 1e12 * (0.5 if compute_bytes == 4 else 1.0)  # fp32 runs on TF32 at ~half rate
     mfu_eff = mfu * tokens_per_step / (tokens_per_step + MFU_HALF_TOKENS)
     seconds = flops / (peak * mfu_eff)
@@ -612,22 +730,36 @@ def plan_run(
         step_tokens = float(seq_len * micro_batch)
     else:
         step_tokens = float(micro_batch * min(seq_len, mean_example_tokens) * pad)
-    flops = flops_per_token(arch, seq_len=seq_len, gradient_checkpointing=ckpt, lora_params=st["trainable_params"],
-                            loss_impl=st["loss_impl"])
+    flops = flops_per_token(
+        arch,
+        seq_len=seq_len,
+        gradient_checkpointing=ckpt,
+        lora_params=st["trainable_params"],
+        loss_impl=st["loss_impl"],
+    )
     quant_params = arch.num_layers * arch.linear_params_per_layer()
     needs_bf16 = spec is not None and not spec.allows_fp16 and st["dtype"] != "fp32"
     rows = []
     for g in table:
         margin = g.memory_gb - mem.peak_gb
         fits = margin >= 0
-        tps = _tokens_per_s(g, flops=flops, tokens_per_step=step_tokens, quant_params=quant_params, quant=quant,
-                            dequant_passes=3 if ckpt else 2, mfu=mfu, compute_bytes=compute_bytes)
+        tps = _tokens_per_s(
+            g,
+            flops=flops,
+            tokens_per_step=step_tokens,
+            quant_params=quant_params,
+            quant=quant,
+            dequant_passes=3 if ckpt else 2,
+            mfu=mfu,
+            compute_bytes=compute_bytes,
+        )
         hours = processed / tps / 3600 + setup_hours
         note = g.note
         if needs_bf16 and not g.bf16:
             fits, note = False, "unusable: no bf16 and this model cannot train in fp16"
-        rows.append(GpuPlan(g, fits, margin, fits and margin < 0.1 * g.memory_gb, tps, hours, hours * g.usd_per_hour,
-                            note))
+        rows.append(
+            GpuPlan(g, fits, margin, fits and margin < 0.1 * g.memory_gb, tps, hours, hours * g.usd_per_hour, note)
+        )
     not_fitting = [r.gpu for r in rows if not r.fits]
     suggestions: tuple[Suggestion, ...] = ()
     if not_fitting:
@@ -635,13 +767,27 @@ def plan_run(
         target = min(g.memory_gb for g in not_fitting) if fitting_any else max(g.memory_gb for g in table)
         suggestions = tuple(suggest_changes(spec if spec is not None else arch, target_gb=target, **memory_kwargs))
     assumptions = dict(
-        mfu=mfu, mfu_half_tokens=MFU_HALF_TOKENS, setup_hours=setup_hours, padding_factor=pad,
-        tokens_per_micro_batch=step_tokens, cuda_context_gb=CUDA_CONTEXT_GB, allocator_overhead=ALLOCATOR_OVERHEAD,
+        mfu=mfu,
+        mfu_half_tokens=MFU_HALF_TOKENS,
+        setup_hours=setup_hours,
+        padding_factor=pad,
+        tokens_per_micro_batch=step_tokens,
+        cuda_context_gb=CUDA_CONTEXT_GB,
+        allocator_overhead=ALLOCATOR_OVERHEAD,
         flops_formula="frozen-base LoRA: 4N per token (+2N_layers with gradient checkpointing) + attention",
         prices="RunPod community cloud list prices (edit plan.gpus in the run config)",
     )
-    return RunPlan(spec.name if spec else arch.model_type, mem, int(train_tokens), float(epochs), processed, flops,
-                   tuple(rows), suggestions, assumptions)
+    return RunPlan(
+        spec.name if spec else arch.model_type,
+        mem,
+        int(train_tokens),
+        float(epochs),
+        processed,
+        flops,
+        tuple(rows),
+        suggestions,
+        assumptions,
+    )
 
 
 def suggest_changes(
@@ -663,22 +809,35 @@ def suggest_changes(
     st = base.settings
     candidates: list[tuple[str, dict[str, Any]]] = []
     if not st["gradient_checkpointing"]:
-        candidates.append(("turn on activation checkpointing (train.activation_checkpointing=true)",
-                           {"gradient_checkpointing": True}))
+        candidates.append(
+            ("turn on activation checkpointing (train.activation_checkpointing=true)", {"gradient_checkpointing": True})
+        )
     if st["micro_batch"] > 1:
-        candidates.append(("micro-batch 1 (train.micro_batch_size=1; raise train.gradient_accumulation_steps to keep "
-                           "the effective batch)", {"micro_batch": 1}))
+        candidates.append(
+            (
+                "micro-batch 1 (train.micro_batch_size=1; raise train.gradient_accumulation_steps to keep "
+                "the effective batch)",
+                {"micro_batch": 1},
+            )
+        )
     if st["quantization"] != "4bit":
-        candidates.append(("load the base in 4-bit (train.method=qlora: QLoRA, nf4 + double quant)",
-                           {"quantization": "4bit"}))
+        candidates.append(
+            ("load the base in 4-bit (train.method=qlora: QLoRA, nf4 + double quant)", {"quantization": "4bit"})
+        )
     if not st["optimizer"].endswith("8bit"):
         candidates.append(("8-bit paged AdamW (train.optim=paged_adamw_8bit)", {"optimizer": "paged_adamw_8bit"}))
     if st["loss_impl"] == "full":
-        candidates.append(("use TRL SFTTrainer's fused LM-head loss (no full logits; what `slm train` does)",
-                           {"loss_impl": "fused"}))
+        candidates.append(
+            ("use TRL SFTTrainer's fused LM-head loss (no full logits; what `slm train` does)", {"loss_impl": "fused"})
+        )
     if st["upcast_frozen_fp32"]:
-        candidates.append(("keep non-quantized weights in bf16 (skip prepare_model_for_kbit_training's fp32 cast; "
-                           "a code change, no config key)", {"upcast_frozen_fp32": False}))
+        candidates.append(
+            (
+                "keep non-quantized weights in bf16 (skip prepare_model_for_kbit_training's fp32 cast; "
+                "a code change, no config key)",
+                {"upcast_frozen_fp32": False},
+            )
+        )
 
     def est(changes: dict[str, Any]) -> MemoryEstimate:
         return estimate_memory(spec_or_arch, **{**memory_kwargs, **changes})
@@ -700,8 +859,16 @@ def suggest_changes(
     seq = longest_seq({})
     if seq is not None:
         e = est({"seq_len": seq})
-        out.append(Suggestion(f"shorten the sequence length (train.max_length={seq}; longer examples must be "
-                              "shortened or left out)", {"seq_len": seq}, e, target, True, config_changes({"seq_len": seq})))
+        out.append(
+            Suggestion(
+                f"shorten the sequence length (train.max_length={seq}; longer examples must be shortened or left out)",
+                {"seq_len": seq},
+                e,
+                target,
+                True,
+                config_changes({"seq_len": seq}),
+            )
+        )
     if candidates and not any(s.fits for s in out):
         combined: dict[str, Any] = {}
         descs = []
@@ -717,8 +884,11 @@ def suggest_changes(
                 combined["seq_len"] = seq
                 descs.append(f"train.max_length={seq}")
                 e = est(combined)
-        out.append(Suggestion("combine: " + "; ".join(descs), dict(combined), e, target, e.peak_gb <= target,
-                              config_changes(combined)))
+        out.append(
+            Suggestion(
+                "combine: " + "; ".join(descs), dict(combined), e, target, e.peak_gb <= target, config_changes(combined)
+            )
+        )
     out.sort(key=lambda s: (not s.fits, s.estimate.peak_gb if not s.fits else 0.0))
     return out
 
@@ -750,8 +920,14 @@ def plan_to_dict(plan: RunPlan) -> dict[str, Any]:
         "cheapest_fit": cheapest.gpu.name if cheapest else None,
         "fastest_fit": fastest.gpu.name if fastest else None,
         "suggestions": [
-            {"description": s.description, "changes": s.changes, "config": dict(s.config),
-             "peak_memory_gb": round(s.estimate.peak_gb, 2), "target_gb": s.target_gb, "fits": s.fits}
+            {
+                "description": s.description,
+                "changes": s.changes,
+                "config": dict(s.config),
+                "peak_memory_gb": round(s.estimate.peak_gb, 2),
+                "target_gb": s.target_gb,
+                "fits": s.fits,
+            }
             for s in plan.suggestions
         ],
         "assumptions": dict(plan.assumptions),

@@ -81,7 +81,7 @@ class Architecture:
 
     @property
     def family(self) -> str:
-        """"gemma", "phi" or "llama" (the generic decoder); selects per-family formulas in the planner."""
+        """ "gemma", "phi" or "llama" (the generic decoder); selects per-family formulas in the planner."""
         if self.model_type in _GEMMA_TYPES:
             return "gemma"
         if self.model_type == "phi" or self.mlp_kind == "plain":
@@ -156,16 +156,43 @@ def _siglip_vision_params(vc: dict[str, Any]) -> int:
 
 # transformers' defaults for keys a config.json may omit (Google's gemma-3-4b-it config lists only a few text keys).
 _TEXT_DEFAULTS: dict[str, dict[str, Any]] = {
-    "gemma3_text": dict(vocab_size=262208, hidden_size=2304, intermediate_size=9216, num_hidden_layers=26,
-                        num_attention_heads=8, num_key_value_heads=4, head_dim=256, tie_word_embeddings=True,
-                        sliding_window=4096),
-    "phi": dict(vocab_size=51200, hidden_size=2048, intermediate_size=8192, num_hidden_layers=24,
-                num_attention_heads=32, tie_word_embeddings=False),
-    "llama": dict(vocab_size=32000, hidden_size=4096, intermediate_size=11008, num_hidden_layers=32,
-                  num_attention_heads=32, tie_word_embeddings=False),
+    "gemma3_text": dict(
+        vocab_size=262208,
+        hidden_size=2304,
+        intermediate_size=9216,
+        num_hidden_layers=26,
+        num_attention_heads=8,
+        num_key_value_heads=4,
+        head_dim=256,
+        tie_word_embeddings=True,
+        sliding_window=4096,
+    ),
+    "phi": dict(
+        vocab_size=51200,
+        hidden_size=2048,
+        intermediate_size=8192,
+        num_hidden_layers=24,
+        num_attention_heads=32,
+        tie_word_embeddings=False,
+    ),
+    "llama": dict(
+        vocab_size=32000,
+        hidden_size=4096,
+        intermediate_size=11008,
+        num_hidden_layers=32,
+        num_attention_heads=32,
+        tie_word_embeddings=False,
+    ),
 }
-_SIGLIP_DEFAULTS = dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12,
-                        image_size=224, patch_size=16, num_channels=3)
+_SIGLIP_DEFAULTS = dict(
+    hidden_size=768,
+    intermediate_size=3072,
+    num_hidden_layers=12,
+    num_attention_heads=12,
+    image_size=224,
+    patch_size=16,
+    num_channels=3,
+)
 # Default of tie_word_embeddings per family when a config omits it (transformers' own class defaults).
 _UNTIED_BY_DEFAULT = frozenset({"llama", "mistral", "mixtral", "qwen2", "qwen3", "phi", "phi3", "olmo", "olmo2"})
 
@@ -211,15 +238,21 @@ def architecture_from_config(config: dict[str, Any]) -> Architecture:
     else:
         text_type = model_type
 
-    family_defaults = _TEXT_DEFAULTS.get(
-        text_type, _TEXT_DEFAULTS["gemma3_text"] if text_type in _GEMMA_TYPES else {}
-    )
+    family_defaults = _TEXT_DEFAULTS.get(text_type, _TEXT_DEFAULTS["gemma3_text"] if text_type in _GEMMA_TYPES else {})
     hidden = _get(text, "hidden_size", family_defaults)
     layers = _get(text, "num_hidden_layers", family_defaults)
     heads = _get(text, "num_attention_heads", family_defaults)
     vocab = _get(text, "vocab_size", family_defaults)
-    missing = [k for k, v in (("hidden_size", hidden), ("num_hidden_layers", layers),
-                               ("num_attention_heads", heads), ("vocab_size", vocab)) if v is None]
+    missing = [
+        k
+        for k, v in (
+            ("hidden_size", hidden),
+            ("num_hidden_layers", layers),
+            ("num_attention_heads", heads),
+            ("vocab_size", vocab),
+        )
+        if v is None
+    ]
     if missing:
         raise ValueError(f"config.json (model_type={model_type!r}) lacks {', '.join(missing)}")
     hidden, layers, heads, vocab = int(hidden), int(layers), int(heads), int(vocab)
@@ -240,9 +273,18 @@ def architecture_from_config(config: dict[str, Any]) -> Architecture:
         window = None  # only Gemma interleaves sliding-window layers by default
     vision_params += _projector_params(config, text_type, hidden) if vision_params else 0
     return Architecture(
-        model_type=model_type, hidden_size=hidden, num_layers=layers, num_heads=heads, num_kv_heads=kv,
-        head_dim=int(head_dim), intermediate_size=inter, vocab_size=vocab, tie_embeddings=tie,
-        vision_params=vision_params, mlp_kind=mlp_kind, sliding_window=int(window) if window else None,
+        model_type=model_type,
+        hidden_size=hidden,
+        num_layers=layers,
+        num_heads=heads,
+        num_kv_heads=kv,
+        head_dim=int(head_dim),
+        intermediate_size=inter,
+        vocab_size=vocab,
+        tie_embeddings=tie,
+        vision_params=vision_params,
+        mlp_kind=mlp_kind,
+        sliding_window=int(window) if window else None,
     )
 
 
@@ -304,49 +346,113 @@ def default_lora_targets(arch: Architecture) -> list[str] | str:
 # on the built directory then reads the real numbers from its config.json.
 TINY_VOCAB_SIZE = 1024
 _TINY_GEMMA_TEXT: dict[str, Any] = {
-    "model_type": "gemma3_text", "vocab_size": TINY_VOCAB_SIZE, "hidden_size": 64, "intermediate_size": 128,
-    "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 16,
-    "sliding_window": 32, "layer_types": ["sliding_attention", "full_attention"], "max_position_embeddings": 4096,
+    "model_type": "gemma3_text",
+    "vocab_size": TINY_VOCAB_SIZE,
+    "hidden_size": 64,
+    "intermediate_size": 128,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "head_dim": 16,
+    "sliding_window": 32,
+    "layer_types": ["sliding_attention", "full_attention"],
+    "max_position_embeddings": 4096,
     "tie_word_embeddings": True,
 }
 TINY_CONFIGS: dict[str, dict[str, Any]] = {
     # PhiConfig(...) → 198,912 parameters with vocab 1024 (transformers 5.23)
     "tiny-random-phi": {
-        "model_type": "phi", "architectures": ["PhiForCausalLM"], "vocab_size": TINY_VOCAB_SIZE,
-        "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
-        "num_key_value_heads": 4, "max_position_embeddings": 4096, "tie_word_embeddings": False,
+        "model_type": "phi",
+        "architectures": ["PhiForCausalLM"],
+        "vocab_size": TINY_VOCAB_SIZE,
+        "hidden_size": 64,
+        "intermediate_size": 128,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 4,
+        "max_position_embeddings": 4096,
+        "tie_word_embeddings": False,
     },
     # Gemma3TextConfig(...) → 139,904 parameters with vocab 1024
     "tiny-random-gemma3": {**_TINY_GEMMA_TEXT, "architectures": ["Gemma3ForCausalLM"]},
     # Gemma3Config with a 1-layer SigLIP tower → 157,280 parameters (17,376 vision + projector); same module layout
     # as the real 4B/12B checkpoints (model.language_model.*, model.vision_tower.*, model.multi_modal_projector.*)
     "tiny-random-gemma3-mm": {
-        "model_type": "gemma3", "architectures": ["Gemma3ForConditionalGeneration"],
+        "model_type": "gemma3",
+        "architectures": ["Gemma3ForConditionalGeneration"],
         "text_config": dict(_TINY_GEMMA_TEXT),
-        "vision_config": {"model_type": "siglip_vision_model", "hidden_size": 32, "intermediate_size": 64,
-                          "num_hidden_layers": 1, "num_attention_heads": 2, "image_size": 32, "patch_size": 8,
-                          "vision_use_head": False},
+        "vision_config": {
+            "model_type": "siglip_vision_model",
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "image_size": 32,
+            "patch_size": 8,
+            "vision_use_head": False,
+        },
         "mm_tokens_per_image": 4,
     },
 }
 
 # Real checkpoints (values from their config.json; see module docstring).
-_PHI2_CONFIG = {"model_type": "phi", "vocab_size": 51200, "hidden_size": 2560, "intermediate_size": 10240,
-                "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 32,
-                "tie_word_embeddings": False}
-_GEMMA3_1B_CONFIG = {"model_type": "gemma3_text", "vocab_size": 262144, "hidden_size": 1152,
-                     "intermediate_size": 6912, "num_hidden_layers": 26, "num_attention_heads": 4,
-                     "num_key_value_heads": 1, "head_dim": 256, "sliding_window": 512}
-_GEMMA3_VISION = {"model_type": "siglip_vision_model", "hidden_size": 1152, "image_size": 896,
-                  "intermediate_size": 4304, "num_attention_heads": 16, "num_hidden_layers": 27, "patch_size": 14,
-                  "vision_use_head": False}
-_GEMMA3_4B_CONFIG = {"model_type": "gemma3", "mm_tokens_per_image": 256, "vision_config": _GEMMA3_VISION,
-                     "text_config": {"model_type": "gemma3_text", "hidden_size": 2560, "intermediate_size": 10240,
-                                     "num_hidden_layers": 34, "sliding_window": 1024}}
-_GEMMA3_12B_CONFIG = {"model_type": "gemma3", "mm_tokens_per_image": 256, "vision_config": _GEMMA3_VISION,
-                      "text_config": {"model_type": "gemma3_text", "hidden_size": 3840, "intermediate_size": 15360,
-                                      "num_hidden_layers": 48, "num_attention_heads": 16, "num_key_value_heads": 8,
-                                      "sliding_window": 1024}}
+_PHI2_CONFIG = {
+    "model_type": "phi",
+    "vocab_size": 51200,
+    "hidden_size": 2560,
+    "intermediate_size": 10240,
+    "num_hidden_layers": 32,
+    "num_attention_heads": 32,
+    "num_key_value_heads": 32,
+    "tie_word_embeddings": False,
+}
+_GEMMA3_1B_CONFIG = {
+    "model_type": "gemma3_text",
+    "vocab_size": 262144,
+    "hidden_size": 1152,
+    "intermediate_size": 6912,
+    "num_hidden_layers": 26,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 1,
+    "head_dim": 256,
+    "sliding_window": 512,
+}
+_GEMMA3_VISION = {
+    "model_type": "siglip_vision_model",
+    "hidden_size": 1152,
+    "image_size": 896,
+    "intermediate_size": 4304,
+    "num_attention_heads": 16,
+    "num_hidden_layers": 27,
+    "patch_size": 14,
+    "vision_use_head": False,
+}
+_GEMMA3_4B_CONFIG = {
+    "model_type": "gemma3",
+    "mm_tokens_per_image": 256,
+    "vision_config": _GEMMA3_VISION,
+    "text_config": {
+        "model_type": "gemma3_text",
+        "hidden_size": 2560,
+        "intermediate_size": 10240,
+        "num_hidden_layers": 34,
+        "sliding_window": 1024,
+    },
+}
+_GEMMA3_12B_CONFIG = {
+    "model_type": "gemma3",
+    "mm_tokens_per_image": 256,
+    "vision_config": _GEMMA3_VISION,
+    "text_config": {
+        "model_type": "gemma3_text",
+        "hidden_size": 3840,
+        "intermediate_size": 15360,
+        "num_hidden_layers": 48,
+        "num_attention_heads": 16,
+        "num_key_value_heads": 8,
+        "sliding_window": 1024,
+    },
+}
 
 
 def _spec_for(name: str, hf_id: str | None, arch: Architecture, notes: str = "") -> ModelSpec:
@@ -357,27 +463,52 @@ def _spec_for(name: str, hf_id: str | None, arch: Architecture, notes: str = "")
     else:
         skip = ["lm_head"]
     return ModelSpec(
-        name=name, hf_id=hf_id, arch=arch, lora_target_modules=default_lora_targets(arch), multimodal=multimodal,
-        end_of_turn_token="<end_of_turn>" if gemma else None, allows_fp16=not gemma,
-        skip_quantization_modules=skip, notes=notes,
+        name=name,
+        hf_id=hf_id,
+        arch=arch,
+        lora_target_modules=default_lora_targets(arch),
+        multimodal=multimodal,
+        end_of_turn_token="<end_of_turn>" if gemma else None,
+        allows_fp16=not gemma,
+        skip_quantization_modules=skip,
+        notes=notes,
     )
 
 
 _REGISTRY: dict[str, ModelSpec] = {
-    "phi-2": _spec_for("phi-2", "microsoft/phi-2", architecture_from_config(_PHI2_CONFIG),
-                       "2.78B; no chat template (train on prompt/completion text); fp16 is fine for Phi-2"),
-    "gemma-3-1b-it": _spec_for("gemma-3-1b-it", "google/gemma-3-1b-it", architecture_from_config(_GEMMA3_1B_CONFIG),
-                               "text-only Gemma3ForCausalLM; bf16 only"),
-    "gemma-3-4b-it": _spec_for("gemma-3-4b-it", "google/gemma-3-4b-it", architecture_from_config(_GEMMA3_4B_CONFIG),
-                               "multimodal Gemma3ForConditionalGeneration (SigLIP 0.42B); bf16 only"),
-    "gemma-3-12b-it": _spec_for("gemma-3-12b-it", "google/gemma-3-12b-it",
-                                architecture_from_config(_GEMMA3_12B_CONFIG),
-                                "multimodal Gemma3ForConditionalGeneration (SigLIP 0.42B); bf16 only"),
+    "phi-2": _spec_for(
+        "phi-2",
+        "microsoft/phi-2",
+        architecture_from_config(_PHI2_CONFIG),
+        "2.78B; no chat template (train on prompt/completion text); fp16 is fine for Phi-2",
+    ),
+    "gemma-3-1b-it": _spec_for(
+        "gemma-3-1b-it",
+        "google/gemma-3-1b-it",
+        architecture_from_config(_GEMMA3_1B_CONFIG),
+        "text-only Gemma3ForCausalLM; bf16 only",
+    ),
+    "gemma-3-4b-it": _spec_for(
+        "gemma-3-4b-it",
+        "google/gemma-3-4b-it",
+        architecture_from_config(_GEMMA3_4B_CONFIG),
+        "multimodal Gemma3ForConditionalGeneration (SigLIP 0.42B); bf16 only",
+    ),
+    "gemma-3-12b-it": _spec_for(
+        "gemma-3-12b-it",
+        "google/gemma-3-12b-it",
+        architecture_from_config(_GEMMA3_12B_CONFIG),
+        "multimodal Gemma3ForConditionalGeneration (SigLIP 0.42B); bf16 only",
+    ),
 }
 for _name, _cfg in TINY_CONFIGS.items():
-    _REGISTRY[_name] = _spec_for(_name, None, architecture_from_config(_cfg),
-                                 f"tiny random model for CPU tests; vocab_size {TINY_VOCAB_SIZE} is a placeholder "
-                                 "until the tokenizer is trained")
+    _REGISTRY[_name] = _spec_for(
+        _name,
+        None,
+        architecture_from_config(_cfg),
+        f"tiny random model for CPU tests; vocab_size {TINY_VOCAB_SIZE} is a placeholder "
+        "until the tokenizer is trained",
+    )
 
 
 def known_models() -> list[str]:
@@ -387,8 +518,12 @@ def known_models() -> list[str]:
 
 def _copy(spec: ModelSpec, **changes: Any) -> ModelSpec:
     targets = spec.lora_target_modules
-    return replace(spec, lora_target_modules=list(targets) if isinstance(targets, list) else targets,
-                   skip_quantization_modules=list(spec.skip_quantization_modules), **changes)
+    return replace(
+        spec,
+        lora_target_modules=list(targets) if isinstance(targets, list) else targets,
+        skip_quantization_modules=list(spec.skip_quantization_modules),
+        **changes,
+    )
 
 
 def _hub_cache_dir() -> str:
@@ -456,9 +591,7 @@ def _hub_config(repo_id: str) -> Path:
             "HF_TOKEN to a token of that account"
         ) from None
     except RepositoryNotFoundError:
-        raise ValueError(
-            f"{repo_id!r} was not found on the Hugging Face Hub (a private repo needs HF_TOKEN)"
-        ) from None
+        raise ValueError(f"{repo_id!r} was not found on the Hugging Face Hub (a private repo needs HF_TOKEN)") from None
     except (HfHubHTTPError, LocalEntryNotFoundError, OSError) as exc:  # no network, hub down, no config.json
         raise ValueError(
             f"cannot fetch config.json of {repo_id!r} from the Hugging Face Hub ({type(exc).__name__}: "
@@ -522,8 +655,15 @@ def get_model_spec(name_or_path: str | os.PathLike[str]) -> ModelSpec:
 # --------------------------------------------------------------------------------------------------------------------
 
 _DTYPE_ALIASES = {
-    "auto": "auto", "bf16": "bf16", "bfloat16": "bf16", "fp16": "fp16", "float16": "fp16", "half": "fp16",
-    "fp32": "fp32", "float32": "fp32", "float": "fp32",
+    "auto": "auto",
+    "bf16": "bf16",
+    "bfloat16": "bf16",
+    "fp16": "fp16",
+    "float16": "fp16",
+    "half": "fp16",
+    "fp32": "fp32",
+    "float32": "fp32",
+    "float": "fp32",
 }
 
 
@@ -555,8 +695,10 @@ def choose_dtype(
     dev = str(device).strip().lower()
     if not dev.startswith("cuda"):
         if req in ("bf16", "fp16"):
-            raise ValueError(f"dtype {req} was requested on device {device!r}; use dtype 'auto' or 'fp32' off-GPU "
-                             "(TRL cannot train in bf16/fp16 on CPU)")
+            raise ValueError(
+                f"dtype {req} was requested on device {device!r}; use dtype 'auto' or 'fp32' off-GPU "
+                "(TRL cannot train in bf16/fp16 on CPU)"
+            )
         return "fp32"
     if req == "fp32":
         return "fp32"
@@ -569,8 +711,7 @@ def choose_dtype(
         return "fp16"
     if allow_fp32_fallback:
         return "fp32"
-    hint = ("pass dtype 'fp16' or 'auto'" if spec.allows_fp16 else
-            "Gemma 3 cannot use fp16 (activations overflow)")
+    hint = "pass dtype 'fp16' or 'auto'" if spec.allows_fp16 else "Gemma 3 cannot use fp16 (activations overflow)"
     raise ValueError(
         f"this GPU has no bf16 support (pre-Ampere) and {name} was asked to train in {req}: {hint}; "
         "use an Ampere-or-newer GPU, or allow the fp32 fallback (allow_fp32_fallback=True; ~2x memory, slower)."

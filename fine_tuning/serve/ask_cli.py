@@ -19,7 +19,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -27,22 +27,33 @@ from slm_forest.errors import SlmError
 from slm_forest.progress import console
 
 ModelOpt = Annotated[
-    Optional[str],
-    typer.Option("--model", help="merged model directory, or the base model (directory or hub id) with --adapter", show_default=False),
+    str | None,
+    typer.Option(
+        "--model",
+        help="merged model directory, or the base model (directory or hub id) with --adapter",
+        show_default=False,
+    ),
 ]
 AdapterOpt = Annotated[
-    Optional[str], typer.Option("--adapter", help="LoRA adapter directory, e.g. runs/smoke/train/adapter", show_default=False)
+    str | None,
+    typer.Option("--adapter", help="LoRA adapter directory, e.g. runs/smoke/train/adapter", show_default=False),
 ]
 RunOpt = Annotated[
-    Optional[str],
-    typer.Option("--run", help="run name: its export/merged if present, else its train stage's base + adapter", show_default=False),
+    str | None,
+    typer.Option(
+        "--run",
+        help="run name: its export/merged if present, else its train stage's base + adapter",
+        show_default=False,
+    ),
 ]
 RunsDirOpt = Annotated[str, typer.Option("--runs-dir", help="directory holding the runs")]
 MaxNewOpt = Annotated[int, typer.Option("--max-new-tokens", min=1, help="longest answer, in tokens")]
 TemperatureOpt = Annotated[float, typer.Option("--temperature", min=0.0, max=2.0, help="0 = greedy (deterministic)")]
 SystemOpt = Annotated[
-    Optional[str],
-    typer.Option("--system", help="system prompt; default: the one the model was trained with; \"\" for none", show_default=False),
+    str | None,
+    typer.Option(
+        "--system", help='system prompt; default: the one the model was trained with; "" for none', show_default=False
+    ),
 ]
 
 
@@ -74,7 +85,13 @@ def _stream_answer(loaded: Any, messages: list[dict[str, str]], settings: Any) -
     """Print the answer to stdout as it is generated; returns the Completion."""
     from fine_tuning.serve.generate import stream_generate
 
-    stream = stream_generate(loaded.model, loaded.tokenizer, _conversation(loaded, messages, settings.max_new_tokens), settings, loaded.stop_ids)
+    stream = stream_generate(
+        loaded.model,
+        loaded.tokenizer,
+        _conversation(loaded, messages, settings.max_new_tokens),
+        settings,
+        loaded.stop_ids,
+    )
     try:
         for piece in stream:
             sys.stdout.write(piece)
@@ -93,7 +110,7 @@ def _stream_answer(loaded: Any, messages: list[dict[str, str]], settings: Any) -
 def read_questions(path: Path) -> list[dict[str, Any]]:
     """Questions from a .jsonl file ({"question": …} or {"messages": […]}, optional "id") or a text file (one per line)."""
     if not path.is_file():
-        raise SlmError(f"--file {path}: not found", "pass a .jsonl file ({\"question\": …} per line) or a text file")
+        raise SlmError(f"--file {path}: not found", 'pass a .jsonl file ({"question": …} per line) or a text file')
     rows: list[dict[str, Any]] = []
     if path.suffix == ".jsonl":
         from slm_forest.files import read_jsonl
@@ -104,9 +121,13 @@ def read_questions(path: Path) -> list[dict[str, Any]]:
             elif isinstance(row, dict) and isinstance(row.get("messages"), list) and row["messages"]:
                 messages = [{"role": m.get("role"), "content": m.get("content")} for m in row["messages"]]
                 if messages[-1]["role"] != "user":
-                    raise SlmError(f"{path}:{line_no}: the last message must come from the user", "drop the trailing answer")
+                    raise SlmError(
+                        f"{path}:{line_no}: the last message must come from the user", "drop the trailing answer"
+                    )
             else:
-                raise SlmError(f"{path}:{line_no}: no \"question\" (string) or \"messages\" (list)", 'write {"question": "…"} per line')
+                raise SlmError(
+                    f'{path}:{line_no}: no "question" (string) or "messages" (list)', 'write {"question": "…"} per line'
+                )
             rows.append({"id": row.get("id", line_no), "messages": messages})
     else:
         for line_no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
@@ -126,7 +147,9 @@ def answer_batch(loaded: Any, rows: list[dict[str, Any]], settings: Any, batch_s
         for start in range(0, len(rows), batch_size):
             chunk = rows[start : start + batch_size]
             convos = [_conversation(loaded, r["messages"], settings.max_new_tokens) for r in chunk]
-            for row, completion in zip(chunk, generate_batch(loaded.model, loaded.tokenizer, convos, settings, loaded.stop_ids)):
+            for row, completion in zip(
+                chunk, generate_batch(loaded.model, loaded.tokenizer, convos, settings, loaded.stop_ids)
+            ):
                 answers.append(
                     {
                         "id": row["id"],
@@ -142,15 +165,21 @@ def answer_batch(loaded: Any, rows: list[dict[str, Any]], settings: Any, batch_s
 
 
 def ask(
-    question: Annotated[Optional[str], typer.Argument(help="the question (or use --file)", show_default=False)] = None,
+    question: Annotated[str | None, typer.Argument(help="the question (or use --file)", show_default=False)] = None,
     model: ModelOpt = None,
     adapter: AdapterOpt = None,
     run: RunOpt = None,
     runs_dir: RunsDirOpt = "runs",
     file: Annotated[
-        Optional[Path], typer.Option("--file", help="batch: .jsonl ({\"question\"} or {\"messages\"} per line) or .txt", show_default=False)
+        Path | None,
+        typer.Option(
+            "--file", help='batch: .jsonl ({"question"} or {"messages"} per line) or .txt', show_default=False
+        ),
     ] = None,
-    out: Annotated[Optional[Path], typer.Option("--out", help="batch: write the JSONL answers here instead of stdout", show_default=False)] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="batch: write the JSONL answers here instead of stdout", show_default=False),
+    ] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="batch: questions per generate call")] = 8,
     max_new_tokens: MaxNewOpt = 256,
     temperature: TemperatureOpt = 0.0,
@@ -159,7 +188,9 @@ def ask(
 ) -> None:
     """Answer one question (streamed to stdout) or a file of questions (JSONL to stdout or --out)."""
     if (question is None) == (file is None):
-        raise SlmError("give either a question or --file", 'e.g. slm ask "부가가치세 신고는 언제 해야 하나요?" --run smoke')
+        raise SlmError(
+            "give either a question or --file", 'e.g. slm ask "부가가치세 신고는 언제 해야 하나요?" --run smoke'
+        )
     rows = read_questions(file) if file is not None else None
     loaded = _load(model, adapter, run, runs_dir, system)
     settings = _settings(max_new_tokens, temperature)
@@ -170,7 +201,9 @@ def ask(
             return
         from fine_tuning.serve.generate import generate_batch
 
-        completion = generate_batch(loaded.model, loaded.tokenizer, [_conversation(loaded, messages, max_new_tokens)], settings, loaded.stop_ids)[0]
+        completion = generate_batch(
+            loaded.model, loaded.tokenizer, [_conversation(loaded, messages, max_new_tokens)], settings, loaded.stop_ids
+        )[0]
         sys.stdout.write(completion.text + "\n")
         return
     answers = answer_batch(loaded, rows, settings, batch_size)
@@ -239,25 +272,39 @@ def serve(
     adapter: AdapterOpt = None,
     run: RunOpt = None,
     runs_dir: RunsDirOpt = "runs",
-    host: Annotated[str, typer.Option("--host", help="interface to bind; 0.0.0.0 exposes the server to the network")] = "127.0.0.1",
+    host: Annotated[
+        str, typer.Option("--host", help="interface to bind; 0.0.0.0 exposes the server to the network")
+    ] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=0, max=65535)] = 8000,
     model_name: Annotated[
-        Optional[str], typer.Option("--model-name", help="the model id clients send; default: the run or directory name", show_default=False)
+        str | None,
+        typer.Option(
+            "--model-name", help="the model id clients send; default: the run or directory name", show_default=False
+        ),
     ] = None,
     api_key_env: Annotated[
-        Optional[str],
-        typer.Option("--api-key-env", help="require `Authorization: Bearer $VAR` (e.g. SLM_SERVE_KEY); 401 otherwise", show_default=False),
+        str | None,
+        typer.Option(
+            "--api-key-env",
+            help="require `Authorization: Bearer $VAR` (e.g. SLM_SERVE_KEY); 401 otherwise",
+            show_default=False,
+        ),
     ] = None,
     max_concurrent: Annotated[int, typer.Option("--max-concurrent", min=1, help="generations running at once")] = 1,
     queue_timeout: Annotated[
         float, typer.Option("--queue-timeout", min=0.0, help="seconds a request waits for a free slot before 429")
     ] = 30.0,
-    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", min=1, help="default max_tokens of a request")] = 512,
-    backend: Annotated[str, typer.Option("--backend", help="auto (vLLM when importable with a GPU), transformers or vllm")] = "auto",
+    max_new_tokens: Annotated[
+        int, typer.Option("--max-new-tokens", min=1, help="default max_tokens of a request")
+    ] = 512,
+    backend: Annotated[
+        str, typer.Option("--backend", help="auto (vLLM when importable with a GPU), transformers or vllm")
+    ] = "auto",
     system: SystemOpt = None,
 ) -> None:
     """Serve the model over an OpenAI-compatible HTTP API (/v1/chat/completions, /v1/models)."""
-    from fine_tuning.serve.http import ServeSettings, TransformersEngine, serve as serve_forever, vllm_available, vllm_engine
+    from fine_tuning.serve.http import ServeSettings, TransformersEngine, vllm_available, vllm_engine
+    from fine_tuning.serve.http import serve as serve_forever
 
     if backend not in ("auto", "transformers", "vllm"):
         raise SlmError(f"--backend {backend}: unknown backend", "use auto, transformers or vllm")
@@ -265,13 +312,19 @@ def serve(
     if api_key_env:
         api_key = os.environ.get(api_key_env, "").strip()
         if not api_key:
-            raise SlmError(f"--api-key-env {api_key_env}: that environment variable is not set", f"export {api_key_env}=<a long random string>")
+            raise SlmError(
+                f"--api-key-env {api_key_env}: that environment variable is not set",
+                f"export {api_key_env}=<a long random string>",
+            )
     from fine_tuning.serve.generate import default_system_prompt, resolve_source
 
     source = resolve_source(model=model, adapter=adapter, run=run, runs_dir=runs_dir)
     use_vllm = backend == "vllm" or (backend == "auto" and vllm_available() and _has_cuda())
     if backend == "vllm" and not vllm_available():
-        raise SlmError("--backend vllm: vLLM is not installed", "pip install vllm (needs a CUDA GPU), or use --backend transformers")
+        raise SlmError(
+            "--backend vllm: vLLM is not installed",
+            "pip install vllm (needs a CUDA GPU), or use --backend transformers",
+        )
     if use_vllm:
         prompt = default_system_prompt(source) if system is None else (system or None)
         engine: Any = vllm_engine(source, prompt)

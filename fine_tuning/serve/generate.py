@@ -98,7 +98,9 @@ def resolve_source(
 ) -> ModelSource:
     """Turn the --model/--adapter/--run options into a ModelSource, or an SlmError saying what to pass."""
     if run and (model or adapter):
-        raise SlmError("--run cannot be combined with --model/--adapter", "pass either --run NAME or --model [--adapter]")
+        raise SlmError(
+            "--run cannot be combined with --model/--adapter", "pass either --run NAME or --model [--adapter]"
+        )
     if run:
         run_dir = Path(runs_dir) / run
         merged = run_dir / "export" / "merged"
@@ -108,7 +110,9 @@ def resolve_source(
         if (train / "train_summary.json").is_file() and (train / "adapter").is_dir():
             return ModelSource("train", str(train), label=run, run_dir=run_dir)
         if not run_dir.is_dir():
-            raise SlmError(f"--run {run}: {run_dir} does not exist", f"check --runs-dir (now {runs_dir}) and the run name")
+            raise SlmError(
+                f"--run {run}: {run_dir} does not exist", f"check --runs-dir (now {runs_dir}) and the run name"
+            )
         raise SlmError(
             f"--run {run}: neither {merged} nor a finished train stage in {train}",
             "run `slm train CONFIG` (and `slm export CONFIG` for a merged model) first",
@@ -116,7 +120,9 @@ def resolve_source(
     if adapter:
         adapter_dir = Path(adapter)
         if not (adapter_dir / "adapter_config.json").is_file():
-            raise SlmError(f"--adapter {adapter}: no adapter_config.json there", "point --adapter at a PEFT adapter directory")
+            raise SlmError(
+                f"--adapter {adapter}: no adapter_config.json there", "point --adapter at a PEFT adapter directory"
+            )
         train_dir = adapter_dir.parent
         if model is None and (train_dir / "train_summary.json").is_file() and adapter_dir.name == "adapter":
             return ModelSource("train", str(train_dir), label=train_dir.parent.name, run_dir=train_dir.parent)
@@ -124,17 +130,23 @@ def resolve_source(
             "base_model_name_or_path"
         )
         if not base:
-            raise SlmError(f"--adapter {adapter}: the adapter does not name its base model", "pass --model BASE as well")
+            raise SlmError(
+                f"--adapter {adapter}: the adapter does not name its base model", "pass --model BASE as well"
+            )
         tokenizer = next(
             (str(p) for p in (adapter_dir, adapter_dir.parent / "tokenizer") if _has_tokenizer(p)),
             str(base),
         )
         run_dir = train_dir.parent if (train_dir / "train_summary.json").is_file() else None
-        return ModelSource("adapter", str(base), adapter=str(adapter_dir), tokenizer=tokenizer, label=adapter_dir.name, run_dir=run_dir)
+        return ModelSource(
+            "adapter", str(base), adapter=str(adapter_dir), tokenizer=tokenizer, label=adapter_dir.name, run_dir=run_dir
+        )
     if model:
         path = Path(model)
         if path.exists() and not _is_model_dir(path):
-            raise SlmError(f"--model {model}: no config.json in that directory", "point --model at a model directory or hub id")
+            raise SlmError(
+                f"--model {model}: no config.json in that directory", "point --model at a model directory or hub id"
+            )
         label = path.name if path.exists() else model
         return ModelSource("merged", model, tokenizer=model, label=label)
     raise SlmError("no model given", "pass --run RUN_NAME, --model MERGED_DIR, or --model BASE --adapter ADAPTER_DIR")
@@ -271,7 +283,10 @@ def prompt_text(tokenizer: Any, messages: list[dict[str, str]]) -> str:
     try:
         return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     except Exception as exc:  # noqa: BLE001 - template errors (e.g. roles not alternating) are the caller's input
-        raise SlmError(f"the chat template cannot render this conversation ({exc})", "roles must be system?, user, assistant, user, …") from None
+        raise SlmError(
+            f"the chat template cannot render this conversation ({exc})",
+            "roles must be system?, user, assistant, user, …",
+        ) from None
 
 
 def fit_history(tokenizer: Any, messages: list[dict[str, str]], budget: int | None) -> list[dict[str, str]]:
@@ -365,7 +380,9 @@ def generate_batch(
     device = next(model.parameters()).device
     with torch.no_grad():
         output = model.generate(
-            input_ids=ids.to(device), attention_mask=mask.to(device), **_generation_kwargs(tokenizer, settings, stop_ids)
+            input_ids=ids.to(device),
+            attention_mask=mask.to(device),
+            **_generation_kwargs(tokenizer, settings, stop_ids),
         )
     width = ids.shape[1]
     return [_finish(tokenizer, output[i, width:].tolist(), stop_ids, settings, len(rows[i])) for i in range(len(rows))]

@@ -131,7 +131,9 @@ def vllm_engine(source: Any, system_prompt: str | None) -> Engine:  # pragma: no
             )
             out = llm.chat(with_system(messages, system_prompt), params, lora_request=lora, use_tqdm=False)[0]
             choice = out.outputs[0]
-            return Completion(choice.text.strip(), len(out.prompt_token_ids), len(choice.token_ids), choice.finish_reason or "stop")
+            return Completion(
+                choice.text.strip(), len(out.prompt_token_ids), len(choice.token_ids), choice.finish_reason or "stop"
+            )
 
         def stream(self, messages: list[dict[str, str]], settings: Any) -> Any:
             completion = self.complete(messages, settings)
@@ -153,8 +155,14 @@ def vllm_engine(source: Any, system_prompt: str | None) -> Engine:  # pragma: no
 
 # ---------------------------------------------------------------------------------------------------- requests
 class RequestError(Exception):
-    def __init__(self, status: int, message: str, code: str | None = None, param: str | None = None,
-                 kind: str = "invalid_request_error") -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        code: str | None = None,
+        param: str | None = None,
+        kind: str = "invalid_request_error",
+    ) -> None:
         super().__init__(message)
         self.status, self.message, self.code, self.param, self.kind = status, message, code, param, kind
 
@@ -199,7 +207,9 @@ def parse_chat_request(body: dict[str, Any], settings: ServeSettings) -> tuple[l
         raise RequestError(400, "only n=1 is supported", param="n")
     max_tokens = body.get("max_completion_tokens") or body.get("max_tokens") or settings.default_max_tokens
     if not isinstance(max_tokens, int) or max_tokens < 1 or max_tokens > settings.max_tokens_limit:
-        raise RequestError(400, f"max_tokens must be an integer from 1 to {settings.max_tokens_limit}", param="max_tokens")
+        raise RequestError(
+            400, f"max_tokens must be an integer from 1 to {settings.max_tokens_limit}", param="max_tokens"
+        )
     temperature = body.get("temperature", 0.0)
     top_p = body.get("top_p", 1.0)
     if temperature is None:
@@ -327,9 +337,16 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(200, {"status": "ok"})
             return
         if not self._authorised():
-            self._send_error(RequestError(401, "missing or wrong API key (Authorization: Bearer …)", code="invalid_api_key"))
+            self._send_error(
+                RequestError(401, "missing or wrong API key (Authorization: Bearer …)", code="invalid_api_key")
+            )
             return
-        model = {"id": self.server.settings.model_name, "object": "model", "created": self.server.created, "owned_by": "slm-forest"}
+        model = {
+            "id": self.server.settings.model_name,
+            "object": "model",
+            "created": self.server.created,
+            "owned_by": "slm-forest",
+        }
         if path == "/v1/models":
             self._send_json(200, {"object": "list", "data": [model]})
             return
@@ -354,8 +371,12 @@ class _Handler(BaseHTTPRequestHandler):
         if not self.server.slots.acquire(timeout=settings.queue_timeout):
             wait = max(1, int(settings.queue_timeout) or 1)
             self._send_error(
-                RequestError(429, f"all {settings.max_concurrent} generation slot(s) busy; retry later",
-                             code="rate_limit_exceeded", kind="rate_limit_error"),
+                RequestError(
+                    429,
+                    f"all {settings.max_concurrent} generation slot(s) busy; retry later",
+                    code="rate_limit_exceeded",
+                    kind="rate_limit_error",
+                ),
                 {"Retry-After": str(wait)},
             )
             return
@@ -409,8 +430,16 @@ class _Handler(BaseHTTPRequestHandler):
         completion = stream.completion
         send(chunk_body(request_id, created, model, {}, completion.finish_reason if completion else "stop"))
         if include_usage and completion is not None:
-            send({"id": request_id, "object": "chat.completion.chunk", "created": created, "model": model,
-                  "choices": [], "usage": usage_body(completion)})
+            send(
+                {
+                    "id": request_id,
+                    "object": "chat.completion.chunk",
+                    "created": created,
+                    "model": model,
+                    "choices": [],
+                    "usage": usage_body(completion),
+                }
+            )
         send("[DONE]")
 
 

@@ -52,9 +52,7 @@ def _turns_header(system_separator: str) -> str:
 
 # Gemma 3 conversation format. Roles must alternate user/assistant after an optional system message.
 GEMMA_TRAINING_TEMPLATE = (
-    "{{ bos_token }}"
-    + _turns_header("\n\n")
-    + "{%- if message['role'] == 'assistant' -%}"
+    "{{ bos_token }}" + _turns_header("\n\n") + "{%- if message['role'] == 'assistant' -%}"
     "{{- '<start_of_turn>model\n' -}}"
     "{%- generation -%}"
     "{{- message['content'] | trim -}}"
@@ -72,8 +70,7 @@ GEMMA_TRAINING_TEMPLATE = (
 
 # Phi-2's documented QA format ("Instruct: <prompt>\nOutput:"), one exchange per turn; eos closes each answer.
 PHI2_TRAINING_TEMPLATE = (
-    _turns_header("\n")
-    + "{%- if message['role'] == 'assistant' -%}"
+    _turns_header("\n") + "{%- if message['role'] == 'assistant' -%}"
     "{{- 'Output:' -}}"
     "{%- generation -%}"
     "{{- ' ' + (message['content'] | trim) + eos_token -}}"

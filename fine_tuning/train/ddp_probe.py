@@ -50,9 +50,10 @@ def trainable_digest(model: Any) -> str:
 
 
 def _install() -> None:
+    from transformers import TrainerCallback
+
     import fine_tuning.train.stage as train
     import slm_forest.pipeline as pipeline
-    from transformers import TrainerCallback
 
     class Recorder(TrainerCallback):
         def __init__(self, trainer: Any) -> None:

@@ -19,8 +19,8 @@
 
 from __future__ import annotations
 
-import json
 import importlib.util
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -93,7 +93,6 @@ def load_pretrained(model_cls: type, path_or_id: str | Path, **kwargs: Any) -> A
 def load_language_model_only(path: str | Path, dtype: str = "fp32") -> Any:
     """The text model inside a multimodal Gemma 3 checkpoint, as Gemma3ForCausalLM with the trained weights."""
     from transformers import AutoConfig, Gemma3ForCausalLM
-
     from transformers.utils import logging as hf_logging
 
     config = AutoConfig.from_pretrained(str(path))

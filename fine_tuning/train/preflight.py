@@ -19,9 +19,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from slm_forest.errors import SlmError
-
 from fine_tuning.train.chat_templates import has_generation_markers
+from slm_forest.errors import SlmError
 
 
 @dataclass

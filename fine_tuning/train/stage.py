@@ -66,8 +66,16 @@ ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 
 # Keys that may change between a killed run and its resumption without invalidating the checkpoints.
 _RESUME_FREE_KEYS = {
-    "max_steps", "epochs", "eval_steps", "save_steps", "save_total_limit", "early_stopping_patience",
-    "logging_steps", "report_to", "wandb_project", "output_dir",
+    "max_steps",
+    "epochs",
+    "eval_steps",
+    "save_steps",
+    "save_total_limit",
+    "early_stopping_patience",
+    "logging_steps",
+    "report_to",
+    "wandb_project",
+    "output_dir",
 }
 # Keys added after checkpoints already existed: left out of the resume key while they hold the value the earlier
 # code used implicitly, so those checkpoints still resume.
@@ -87,7 +95,9 @@ def read_examples(path: Path, *, required: bool) -> list[SFTExample]:
             examples.append(SFTExample.model_validate(row))
         except ValueError as exc:
             first = str(exc).splitlines()[1:2] or [str(exc)]
-            raise SlmError(f"{path}:{line_no}: not an SFTExample ({first[0].strip()})", "rerun `slm build --force`") from None
+            raise SlmError(
+                f"{path}:{line_no}: not an SFTExample ({first[0].strip()})", "rerun `slm build --force`"
+            ) from None
     if required and not examples:
         raise SlmError(f"{path}: no training examples", "check the build stage's counts (rejected.jsonl)")
     return examples
@@ -126,7 +136,9 @@ def resolve_dtype(spec: Any, device: str, bf16_supported: bool, cfg: Any) -> str
     from fine_tuning.plan.registry import choose_dtype
 
     try:
-        dtype = choose_dtype(spec, device, bf16_supported, requested=cfg.dtype, allow_fp32_fallback=cfg.allow_fp32_fallback)
+        dtype = choose_dtype(
+            spec, device, bf16_supported, requested=cfg.dtype, allow_fp32_fallback=cfg.allow_fp32_fallback
+        )
     except ValueError as exc:
         raise SlmError(
             f"train.dtype={cfg.dtype}: {exc}",
@@ -148,7 +160,9 @@ def end_of_turn_token(spec: Any, choice: Any, tokenizer: Any) -> str:
     if choice.source != "slm:phi2" and "<end_of_turn>" in choice.template and "<end_of_turn>" in tokenizer.get_vocab():
         return "<end_of_turn>"
     if tokenizer.eos_token is None:
-        raise SlmError("the tokenizer has no eos token to end answers with", "set train.chat_template and use a tokenizer with eos")
+        raise SlmError(
+            "the tokenizer has no eos token to end answers with", "set train.chat_template and use a tokenizer with eos"
+        )
     return tokenizer.eos_token
 
 
@@ -213,7 +227,9 @@ def decide_resume(
         return ResumeDecision(output_dir, key, None, [], main_process)
     if requested:
         if checkpoint is None:
-            raise SlmError(f"--resume: no complete checkpoint in {output_dir}", "run `slm train CONFIG` without --resume")
+            raise SlmError(
+                f"--resume: no complete checkpoint in {output_dir}", "run `slm train CONFIG` without --resume"
+            )
         raise SlmError(
             f"--resume: the checkpoints in {output_dir} were made with another train config or other training data",
             "rerun without --resume to start over (those checkpoints are then replaced), or restore the old config",
@@ -355,7 +371,9 @@ def check_optimizer(name: str) -> str:
     return name
 
 
-def sft_config(cfg: Any, seed: int, output_dir: Path, device: str, dtype: str, has_eval: bool, report: list[str]) -> Any:
+def sft_config(
+    cfg: Any, seed: int, output_dir: Path, device: str, dtype: str, has_eval: bool, report: list[str]
+) -> Any:
     from trl import SFTConfig
 
     optim = check_optimizer(cfg.optim)
@@ -522,10 +540,10 @@ def run_train(ctx: StageContext) -> StageResult:
     from transformers import AutoTokenizer, PrinterCallback, set_seed
     from transformers.integrations import TensorBoardCallback
 
+    from fine_tuning.plan.cli import check_memory_before_training
     from fine_tuning.train.callbacks import make_callbacks, plot_loss, write_log_history
     from fine_tuning.train.chat_templates import check_same_rendering, choose_training_template
     from fine_tuning.train.loading import apply_lora, load_model_for_training, prepare_tokenizer
-    from fine_tuning.plan.cli import check_memory_before_training
     from fine_tuning.train.preflight import run_preflight
 
     cfg = ctx.cfg.train
@@ -560,12 +578,20 @@ def run_train(ctx: StageContext) -> StageResult:
     with args.main_process_first(local=False, desc="checkpoint decision and base model"):
         # Only decided here: stale checkpoints are removed after the checks below passed (commit_fresh_start).
         decision = decide_resume(
-            output_dir, key, bool(ctx.option("resume", False)), main_process=main_process,
+            output_dir,
+            key,
+            bool(ctx.option("resume", False)),
+            main_process=main_process,
             fresh=bool(ctx.option("force", False)),
         )
         checkpoint = decision.checkpoint
         base_path, built_locally = prepare_base(
-            spec, cfg, stage_dir, corpus_texts(train_examples), seed, reuse=checkpoint is not None or not main_process,
+            spec,
+            cfg,
+            stage_dir,
+            corpus_texts(train_examples),
+            seed,
+            reuse=checkpoint is not None or not main_process,
             key=key,
         )
     model = load_model_for_training(
@@ -661,11 +687,13 @@ def run_train(ctx: StageContext) -> StageResult:
         "val_examples": len(val_convs),
         "trainable_parameters": int(trainable),
         "total_parameters": int(total),
-        "lora": cfg.lora.model_dump(mode="json") | {"target_modules": _jsonable(model.peft_config["default"].target_modules)},
+        "lora": cfg.lora.model_dump(mode="json")
+        | {"target_modules": _jsonable(model.peft_config["default"].target_modules)},
         "packing": cfg.packing,
         "max_length": cfg.max_length,
         "tokens": counter.stats() | {"counted_from_step": checkpoint_step(checkpoint) if checkpoint else 0},
-        "timing": log_cb.timing() | {"train_runtime_seconds": round(float(result.metrics.get("train_runtime", 0.0)), 3)},
+        "timing": log_cb.timing()
+        | {"train_runtime_seconds": round(float(result.metrics.get("train_runtime", 0.0)), 3)},
         "chat_template": choice.source,
         "end_of_turn_token": end_of_turn,
         "tokenizer_changes": pad_changes,
@@ -686,7 +714,10 @@ def run_train(ctx: StageContext) -> StageResult:
     return StageResult(
         outputs=outputs,
         counts={"train_examples": len(train_convs), "val_examples": len(val_convs), "steps": state.global_step},
-        stats={k: summary[k] for k in ("method", "dtype", "device", "train_loss", "eval_loss", "best_eval_loss", "tokens", "timing")},
+        stats={
+            k: summary[k]
+            for k in ("method", "dtype", "device", "train_loss", "eval_loss", "best_eval_loss", "tokens", "timing")
+        },
         summary=(
             f"{spec.name} {cfg.method} {dtype}: {state.global_step} steps{train_text}{eval_text}, "
             f"real-token share {share if share is not None else 'n/a'}"

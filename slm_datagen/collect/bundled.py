@@ -11,11 +11,11 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
-from slm_forest.errors import SlmError
-from slm_forest.records import Document
 from slm_datagen.collect.casebook import parse_casebook
 from slm_datagen.collect.lawgo_parse import parse_law
 from slm_datagen.collect.problems import InputProblem
+from slm_forest.errors import SlmError
+from slm_forest.records import Document
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 _PARTS = {
@@ -43,7 +43,9 @@ def read_bundled_file(path: Path) -> list[Document]:
             return list(parse_casebook(data, source=label))
         return parse_law(data, source=label)
     except (InputProblem, json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise SlmError(f"{path}: bundled file does not parse ({exc})", "reinstall slm-forest or rerun make_bundled.py") from None
+        raise SlmError(
+            f"{path}: bundled file does not parse ({exc})", "reinstall slm-forest or rerun make_bundled.py"
+        ) from None
 
 
 def iter_bundled(include: list[str]) -> Iterator[tuple[Path, list[Document]]]:

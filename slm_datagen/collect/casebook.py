@@ -15,10 +15,10 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from slm_forest.records import Document
 from slm_datagen.collect.lawgo_parse import interpretation_document
 from slm_datagen.collect.lawtext import clean_field, clean_inline
 from slm_datagen.collect.problems import InputProblem
+from slm_forest.records import Document
 
 CASEBOOK_KEYS = ("쟁점", "답변요지")
 SEED_KEYS = ("content", "response")
@@ -26,7 +26,9 @@ SEED_KEYS = ("content", "response")
 # A section header on its own line: "사실관계", "1. 질의요지", "□ 관련법령", "【사실관계】", "[질의요지]", "질의요지 :".
 _SECTION_NAMES = ("사실관계", "질의요지", "질의내용", "관련법령", "회신", "답변내용", "회신내용")
 _SECTION = re.compile(
-    r"^[ \t]*(?:[0-9]+[.)]\s*|[□■○●◎▣\-·]\s*)?[\[【(]?\s*(" + "|".join(_SECTION_NAMES) + r")\s*[\]】)]?\s*[:：]?[ \t]*$",
+    r"^[ \t]*(?:[0-9]+[.)]\s*|[□■○●◎▣\-·]\s*)?[\[【(]?\s*("
+    + "|".join(_SECTION_NAMES)
+    + r")\s*[\]】)]?\s*[:：]?[ \t]*$",
     re.MULTILINE,
 )
 _CHROME = {"PDF로 보기", "상세내용", "목록", "인쇄"}
@@ -96,7 +98,7 @@ def split_sections(content: str) -> tuple[str, dict[str, str]]:
     sections: dict[str, str] = {}
     for match, following in zip(matches, [*matches[1:], None]):
         end = following.start() if following else len(text)
-        body = text[match.end(): end].strip()
+        body = text[match.end() : end].strip()
         name = match.group(1)
         sections[name] = f"{sections[name]}\n{body}".strip() if name in sections else body
     return text[: matches[0].start()].strip(), sections

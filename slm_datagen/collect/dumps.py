@@ -19,9 +19,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from slm_forest.errors import SlmError
-from slm_forest.records import Document
-from slm_forest.config import DumpSource
 from slm_datagen.collect.encodings import (
     CHUNK_BYTES,
     check_text,
@@ -32,6 +29,9 @@ from slm_datagen.collect.encodings import (
 from slm_datagen.collect.jsonstream import iter_json_array
 from slm_datagen.collect.problems import InputProblem
 from slm_datagen.collect.shapes import ARRAY_FORMATS, documents_from_items, documents_from_text
+from slm_forest.config import DumpSource
+from slm_forest.errors import SlmError
+from slm_forest.records import Document
 
 _PEEK_BYTES = 64 * 1024
 _WHITESPACE = " \t\r\n\ufeff"
@@ -53,7 +53,8 @@ def dump_files(source: DumpSource, where: str) -> list[Path]:
     if root.is_file():
         return [root]
     files = [
-        p for p in root.glob(source.glob)
+        p
+        for p in root.glob(source.glob)
         if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)
     ]
     return sorted(files, key=lambda p: p.relative_to(root).as_posix())
@@ -67,8 +68,9 @@ def _nul_checked(chunks: Iterator[str]) -> Iterator[str]:
         if nul >= 0:
             newlines = chunk.count("\n", 0, nul)
             at_column = column + nul if not newlines else nul - chunk.rfind("\n", 0, nul)
-            raise InputProblem("contains NUL bytes (binary or zero-filled file)",
-                               f"line {line + newlines}, column {at_column}")
+            raise InputProblem(
+                "contains NUL bytes (binary or zero-filled file)", f"line {line + newlines}, column {at_column}"
+            )
         newlines = chunk.count("\n")
         line += newlines
         column = len(chunk) - chunk.rfind("\n") if newlines else column + len(chunk)

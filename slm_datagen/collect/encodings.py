@@ -123,8 +123,9 @@ def detect_encoding(chunks: Chunks, declared: str = "auto") -> tuple[str, int]:
         if head.startswith(bom):
             scan = _scan(chunks(), codec)
             if scan.error_at is not None:
-                raise InputProblem(f"starts with a {codec} byte-order mark but is not valid {codec}",
-                                   _line_col(chunks, scan.error_at))
+                raise InputProblem(
+                    f"starts with a {codec} byte-order mark but is not valid {codec}", _line_col(chunks, scan.error_at)
+                )
             return codec, scan.usable
     utf8 = _scan(chunks(), "utf-8")
     if utf8.error_at is None:

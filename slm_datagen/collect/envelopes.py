@@ -38,7 +38,7 @@ def html_error(text: str) -> tuple[str, str]:
     for phrase in _HTML_PHRASES:
         index = plain.find(phrase)
         if index >= 0:
-            snippet = plain[max(0, index - 20): index + 80].strip()
+            snippet = plain[max(0, index - 20) : index + 80].strip()
             kind = NOT_APPROVED if phrase.startswith("미신청") else AUTH if "검증" in phrase else NOT_FOUND
             return kind, f"HTML page: {snippet}"
     if "location.assign" in text or "location.replace" in text:

@@ -38,13 +38,13 @@ import certifi
 import httpx
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
-from slm_forest.config import LawgoSource
-from slm_forest.errors import SlmError
-from slm_forest.files import atomic_writer
 from slm_datagen.collect import envelopes
 from slm_datagen.collect.encodings import decode_bytes
 from slm_datagen.collect.lawgo_xml import xml_to_dict
 from slm_datagen.collect.problems import InputProblem
+from slm_forest.config import LawgoSource
+from slm_forest.errors import SlmError
+from slm_forest.files import atomic_writer
 
 REFERER = "https://www.law.go.kr/"
 USER_AGENT = (
@@ -349,7 +349,9 @@ class LawgoClient:
             retry_after = _retry_after_seconds(response.headers.get("Retry-After"))
             if retry_after is not None and retry_after > self._max_retry_after_s:
                 raise LawgoError(
-                    "unavailable", f"HTTP {status} with Retry-After {retry_after:.0f}s (over max_retry_after_s)", request
+                    "unavailable",
+                    f"HTTP {status} with Retry-After {retry_after:.0f}s (over max_retry_after_s)",
+                    request,
                 )
             raise _Retryable("http", f"HTTP {status}", retry_after)
         if status != 200:

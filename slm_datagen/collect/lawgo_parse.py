@@ -21,11 +21,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from slm_forest.records import Document, content_id
 from slm_datagen.collect.dates import iso_date
 from slm_datagen.collect.lawtext import TABLE_PLACEHOLDER, CleanText, clean_field, clean_inline, is_deleted_article
 from slm_datagen.collect.problems import InputProblem
 from slm_datagen.collect.references import parse_references, split_related_laws
+from slm_forest.records import Document, content_id
 
 _HEADING_LEVEL = re.compile(r"^제\s*\d+\s*(?:의\s*\d+\s*)?(편|장|절|관)")
 _LEVELS = {"편": 0, "장": 1, "절": 2, "관": 3}
@@ -152,9 +152,7 @@ def _int_field(unit: dict[str, Any], key: str, where: str, *, optional: bool = F
     return int(raw)
 
 
-def parse_law(
-    response: dict[str, Any], *, source: str, mst: str | None = None, where: str = ""
-) -> list[Document]:
+def parse_law(response: dict[str, Any], *, source: str, mst: str | None = None, where: str = "") -> list[Document]:
     """A `{"법령": …}` detail response (full law or JO= single article) -> one Document per article."""
     law = response.get("법령")
     if not isinstance(law, dict):

@@ -26,14 +26,14 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
-from slm_forest.config import LawgoSource
-from slm_forest.errors import SlmError
-from slm_forest.records import Document
 from slm_datagen.collect.catalogue import name_key, resolve_laws, suggest
 from slm_datagen.collect.dates import iso_date
 from slm_datagen.collect.lawgo_client import LawgoClient, LawgoError
 from slm_datagen.collect.lawgo_parse import as_list, parse_expc, parse_law, parse_prec
 from slm_datagen.collect.problems import InputProblem
+from slm_forest.config import LawgoSource
+from slm_forest.errors import SlmError
+from slm_forest.records import Document
 
 DISPLAY = 100
 # The row key of each target's list response (API_NOTES §2): law and eflaw rows are both "law".
@@ -111,7 +111,9 @@ def _closest_names_hint(name: str, rows: list[dict[str, Any]]) -> str:
         parts.append("closest names on law.go.kr: " + ", ".join(repr(n) for n in found))
     if known:
         parts.append("in the tax catalogue: " + ", ".join(repr(n) for n in known))
-    return "; ".join(parts) if parts else "check the name on www.law.go.kr (법령명 as listed there), or use law_ids/msts"
+    return (
+        "; ".join(parts) if parts else "check the name on www.law.go.kr (법령명 as listed there), or use law_ids/msts"
+    )
 
 
 def _laws(client: LawgoClient, source: LawgoSource, where: str, counts: Counter[str]) -> Iterator[Item]:
@@ -177,7 +179,12 @@ def _cases(client: LawgoClient, source: LawgoSource, where: str, counts: Counter
     target = source.target
     ids = list(source.ids)
     if target == "prec":
-        params = {"query": source.query, "curt": source.court, "prncYd": _date_range(source, where), "nb": source.case_no}
+        params = {
+            "query": source.query,
+            "curt": source.court,
+            "prncYd": _date_range(source, where),
+            "nb": source.case_no,
+        }
         id_keys = ("판례일련번호", "판례정보일련번호")
     else:
         params = {"query": source.query, "explYd": _date_range(source, where)}

@@ -94,8 +94,9 @@ def clean_field(raw: object) -> CleanText:
     text = _HTML_TAG.sub("", text)
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     # Table rows keep their inner spacing (it is the alignment); everything else is squashed.
-    lines = [line.strip() if line.lstrip()[:1] in _BOX_CHARS and line.strip() else _squash(line)
-             for line in text.split("\n")]
+    lines = [
+        line.strip() if line.lstrip()[:1] in _BOX_CHARS and line.strip() else _squash(line) for line in text.split("\n")
+    ]
     return CleanText([line for line in lines if line], _unique(amendments), tables)
 
 

@@ -20,9 +20,9 @@ import re
 
 import yaml
 
-from slm_forest.records import Document
 from slm_datagen.collect.lawgo_parse import precedent_document
 from slm_datagen.collect.problems import InputProblem
+from slm_forest.records import Document
 
 _SECTION = re.compile(r"^##\s+(.+?)\s*$", re.MULTILINE)
 _TITLE = re.compile(r"^#\s+(.+?)\s*$", re.MULTILINE)
@@ -40,16 +40,18 @@ def parse_precedent_markdown(text: str, *, source: str, where: str = "") -> Docu
         front = yaml.safe_load("\n".join(lines[1:end])) or {}
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        raise InputProblem(f"front matter is not valid YAML ({getattr(exc, 'problem', exc)})",
-                           f"line {mark.line + 2}" if mark else "line 1") from None
+        raise InputProblem(
+            f"front matter is not valid YAML ({getattr(exc, 'problem', exc)})",
+            f"line {mark.line + 2}" if mark else "line 1",
+        ) from None
     if not isinstance(front, dict):
         raise InputProblem("front matter is not a mapping", "line 2")
-    body = "\n".join(lines[end + 1:])
+    body = "\n".join(lines[end + 1 :])
     fields = {str(k): v for k, v in front.items()}
     title = _TITLE.search(body)
     if title and not fields.get("사건명"):
         fields["사건명"] = title.group(1)
     matches = list(_SECTION.finditer(body))
     for match, following in zip(matches, [*matches[1:], None]):
-        fields[match.group(1)] = body[match.end(): following.start() if following else len(body)].strip()
+        fields[match.group(1)] = body[match.end() : following.start() if following else len(body)].strip()
     return precedent_document(fields, source=source, where=where)

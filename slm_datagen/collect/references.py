@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import re
 
-from slm_forest.records import ArticleRef
 from slm_datagen.taxlaw.citations import find_citations
+from slm_forest.records import ArticleRef
 
 _SECTION_TITLE = re.compile(r"【[^】]*】")
 _ISSUE_MARK = re.compile(r"\[\d+\]")
@@ -49,7 +49,7 @@ def split_related_laws(text: str | None) -> list[str]:
     if "【" in text:
         # Casebook style: each entry ends with its 【title】.
         entries = re.findall(r"[^【】]+?【[^】]*】", text)
-        rest = _SECTION_TITLE.sub("", text[sum(len(e) for e in entries):])
+        rest = _SECTION_TITLE.sub("", text[sum(len(e) for e in entries) :])
         parts = [_SECTION_TITLE.sub("", e) for e in entries] + ([rest] if rest.strip() else [])
     else:
         parts = re.split(r"\s/\s|\n|(?=\[\d+\])", text)

@@ -13,7 +13,6 @@ import json
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from slm_forest.records import Document
 from slm_datagen.collect.casebook import CASEBOOK_KEYS, SEED_KEYS, casebook_document, seed_judgment_document
 from slm_datagen.collect.envelopes import envelope_error, html_error, is_html
 from slm_datagen.collect.lawgo_parse import parse_expc, parse_law, parse_prec
@@ -22,6 +21,7 @@ from slm_datagen.collect.precedent_md import parse_precedent_markdown
 from slm_datagen.collect.problems import InputProblem
 from slm_datagen.collect.statute_units import REQUIRED as UNIT_KEYS
 from slm_datagen.collect.statute_units import grouped_responses
+from slm_forest.records import Document
 
 _LIST_ROOTS = {"LawSearch", "PrecSearch", "Expc", "ExpcSearch", "DetcSearch", "Decc", "AdmRulSearch", "OrdinSearch"}
 _DETAIL_ROOTS = {"법령": "lawgo_law", "PrecService": "lawgo_prec", "ExpcService": "lawgo_expc"}
@@ -96,8 +96,7 @@ def documents_from_text(text: str, *, fmt: str = "auto", source: str) -> Iterato
     elif head[:1] in "{[":
         parsed = _load_json(head)
     else:
-        raise InputProblem("unrecognised content (not JSON, XML, JSON lines or Markdown with front matter)",
-                           "line 1")
+        raise InputProblem("unrecognised content (not JSON, XML, JSON lines or Markdown with front matter)", "line 1")
     error = envelope_error(parsed)
     if error is not None:
         raise InputProblem(f"a law.go.kr error response, not data: {error[1]}")

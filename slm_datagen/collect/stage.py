@@ -19,15 +19,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from slm_datagen.collect.bundled import bundled_files, read_bundled_file
+from slm_datagen.collect.dumps import DumpFile, dump_files
+from slm_datagen.collect.problems import InputProblem
 from slm_forest.config import BundledSource, DumpSource, LawgoSource, RunConfig
 from slm_forest.errors import SlmError
 from slm_forest.files import atomic_writer, dumps_line, write_jsonl
 from slm_forest.pipeline import StageContext, StageResult
 from slm_forest.progress import progress_bar
 from slm_forest.records import Document
-from slm_datagen.collect.bundled import bundled_files, read_bundled_file
-from slm_datagen.collect.dumps import DumpFile, dump_files
-from slm_datagen.collect.problems import InputProblem
 
 DOCUMENTS = "documents.jsonl"
 SKIPPED = "skipped.jsonl"
@@ -135,7 +135,10 @@ def _lawgo_items(ctx: StageContext, source: LawgoSource, where: str, stats: Coun
 
     cache_dir = Path(ctx.cfg.collect.cache_dir) if ctx.cfg.collect.cache_dir else ctx.stage_dir / "cache"
     # The number of details is only known once the searches ran, so the bar counts without a total.
-    with LawgoClient.from_source(source, cache_dir) as client, progress_bar(f"collect: law.go.kr {source.target}", None) as bar:
+    with (
+        LawgoClient.from_source(source, cache_dir) as client,
+        progress_bar(f"collect: law.go.kr {source.target}", None) as bar,
+    ):
         try:
             for label, documents, problem in collect_lawgo(client, source, where, stats):
                 yield _Item(label, documents, problem)
@@ -198,9 +201,12 @@ def run_collect(ctx: StageContext) -> StageResult:
             + (f" ({counts['skipped']} skipped; see {skipped_path})" if counts["skipped"] else ""),
             "check collect.sources (paths, law names, query) and the skipped list",
         )
-    kinds = ", ".join(f"{counts[k]} {k}" for k in ("statute_article", "precedent", "interpretation", "ruling")
-                      if counts.get(k))
-    summary = f"{counts['documents']} documents ({kinds}); {counts['skipped']} skipped, {counts['duplicates']} duplicates"
+    kinds = ", ".join(
+        f"{counts[k]} {k}" for k in ("statute_article", "precedent", "interpretation", "ruling") if counts.get(k)
+    )
+    summary = (
+        f"{counts['documents']} documents ({kinds}); {counts['skipped']} skipped, {counts['duplicates']} duplicates"
+    )
     if api_stats:
         summary += f"; law.go.kr: {counts['lawgo_requests']} requests, {counts['lawgo_cache_hits']} from cache"
     stats: dict[str, Any] = {"encodings": dict(writer.encodings)}

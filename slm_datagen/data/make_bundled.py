@@ -41,6 +41,7 @@ COPIES = [
 # Units whose source is a raw response already shipped under lawgo/ (same articles, same 시행일자).
 SHIPPED_RAW_SOURCES = ("tests/fixtures/ita_12.json", "tests/fixtures/vat_46.json")
 
+
 def convert_units(units_path: Path, out_dir: Path) -> list[Path]:
     groups: dict[tuple[str, str], list[dict]] = {}
     for line in units_path.read_text(encoding="utf-8").splitlines():

@@ -17,10 +17,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from slm_forest.records import QAPair
-
-from slm_datagen.taxlaw.amounts import AmountMention, find_amounts, format_won
 from slm_datagen.dataset.rules import Finding
+from slm_datagen.taxlaw.amounts import AmountMention, find_amounts, format_won
 from slm_datagen.taxlaw.taxcalc import (
     DonorRelation,
     TaxComputation,
@@ -31,16 +29,33 @@ from slm_datagen.taxlaw.taxcalc import (
     inheritance_tax,
     labelled_amounts,
 )
+from slm_forest.records import QAPair
 
 # Labels (as taxcalc.labelled_amounts returns them, spaces removed) that state a tax, as opposed to a base or value.
 TAX_LABELS = frozenset(
-    {"증여세", "상속세", "산출세액", "세액", "세금", "결정세액", "납부세액", "납부할", "납부할세액", "납부할세금",
-     "납부할증여세", "납부할상속세", "최종세액"}
+    {
+        "증여세",
+        "상속세",
+        "산출세액",
+        "세액",
+        "세금",
+        "결정세액",
+        "납부세액",
+        "납부할",
+        "납부할세액",
+        "납부할세금",
+        "납부할증여세",
+        "납부할상속세",
+        "최종세액",
+    }
 )
 
 # Who gave the gift, read from the donee's side. Grandparents are left out on purpose: 세대생략 할증 is not modelled.
 _RELATION_PATTERNS: tuple[tuple[DonorRelation, re.Pattern[str]], ...] = (
-    (DonorRelation.LINEAL_ASCENDANT, re.compile(r"아버지|어머니|부모|부친|모친|아빠|엄마|직계존속|(?:자녀|아들|딸)에게")),
+    (
+        DonorRelation.LINEAL_ASCENDANT,
+        re.compile(r"아버지|어머니|부모|부친|모친|아빠|엄마|직계존속|(?:자녀|아들|딸)에게"),
+    ),
     (DonorRelation.SPOUSE, re.compile(r"배우자|남편|아내")),
     (DonorRelation.LINEAL_DESCENDANT, re.compile(r"(?:자녀|아들|딸)(?:로부터|으로부터|에게서)|직계비속")),
     (DonorRelation.OTHER_RELATIVE, re.compile(r"형제|자매|삼촌|이모|고모|외삼촌|친척|친족")),
@@ -145,8 +160,13 @@ def gift_readings(facts: GiftFacts) -> list[TaxComputation]:
                 continue
             try:
                 readings.append(
-                    gift_tax(facts.amount_won, facts.relation, donee_is_minor=minor, year=facts.year,
-                             marriage_birth_deduction_won=marriage)
+                    gift_tax(
+                        facts.amount_won,
+                        facts.relation,
+                        donee_is_minor=minor,
+                        year=facts.year,
+                        marriage_birth_deduction_won=marriage,
+                    )
                 )
             except (UnsupportedCase, ValueError):
                 continue

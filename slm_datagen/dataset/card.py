@@ -11,11 +11,10 @@ from typing import Any
 
 import yaml
 
-from slm_forest.files import atomic_writer
-
 from slm_datagen.dataset.charts import LAWS_PNG, LENGTHS_PNG, chart_label, write_charts
 from slm_datagen.dataset.rules import RULES
 from slm_datagen.dataset.stats import cost_breakdown, dataset_stats
+from slm_forest.files import atomic_writer
 
 CARD_NAME = "README.md"
 
@@ -127,7 +126,9 @@ def render_card(stats: dict[str, Any], chart_font: str | None) -> str:
         [f"`{rule}`", description, stats["rejections"].get(rule, 0), stats["flags"].get(rule, 0)]
         for rule, description in RULES.items()
     ]
-    check_rows += [[f"`{rule}`", "(unknown rule)", n, 0] for rule, n in stats["rejections"].items() if rule not in RULES]
+    check_rows += [
+        [f"`{rule}`", "(unknown rule)", n, 0] for rule, n in stats["rejections"].items() if rule not in RULES
+    ]
     parts.append(_table(["rule", "what it catches", "rejected", "flagged"], check_rows) + "\n")
     knobs = info.get("checks") or {}
     if knobs:
@@ -141,19 +142,31 @@ def render_card(stats: dict[str, Any], chart_font: str | None) -> str:
             f"(character {bench.get('ngram')}-grams, overlap share ≥ {bench.get('min_share')}, action "
             f"`{bench.get('action')}`): {bench.get('matches', 0)} pairs overlapped.\n"
         )
-        parts.append(_table(["benchmark file", "sha256"], [[f["name"], f"`{f['sha256']}`"] for f in bench["files"]]) + "\n")
+        parts.append(
+            _table(["benchmark file", "sha256"], [[f["name"], f"`{f['sha256']}`"] for f in bench["files"]]) + "\n"
+        )
     else:
         parts.append("No benchmark files were given (`build.contamination_files`), so no contamination check ran.\n")
 
     parts.append("## Teachers\n")
     teacher_rows = [
-        [key, int(r["accepted"]), int(r["rejected"]), int(r["review"]), int(r.get("failed", 0)), int(r["input_tokens"]),
-         int(r["output_tokens"]), f"${r['cost_usd']:.4f}"]
+        [
+            key,
+            int(r["accepted"]),
+            int(r["rejected"]),
+            int(r["review"]),
+            int(r.get("failed", 0)),
+            int(r["input_tokens"]),
+            int(r["output_tokens"]),
+            f"${r['cost_usd']:.4f}",
+        ]
         for key, r in stats["teachers"].items()
     ]
     parts.append(
-        _table(["teacher/model", "accepted", "rejected", "review", "failed", "input tokens", "output tokens", "cost"],
-               teacher_rows)
+        _table(
+            ["teacher/model", "accepted", "rejected", "review", "failed", "input tokens", "output tokens", "cost"],
+            teacher_rows,
+        )
         + "\n"
     )
     versions = ", ".join(f"`{v}` ({n})" for v, n in stats["prompt_versions"].items()) or "none recorded"
@@ -179,7 +192,9 @@ def render_card(stats: dict[str, Any], chart_font: str | None) -> str:
     parts.append("## Corpus fingerprints\n")
     fingerprints = info.get("fingerprints") or {}
     if fingerprints:
-        parts.append(_table(["file", "sha256"], [[f"`{name}`", f"`{digest}`"] for name, digest in fingerprints.items()]) + "\n")
+        parts.append(
+            _table(["file", "sha256"], [[f"`{name}`", f"`{digest}`"] for name, digest in fingerprints.items()]) + "\n"
+        )
     else:
         parts.append("Not recorded (no build_info.json beside the data).\n")
 
@@ -188,7 +203,7 @@ def render_card(stats: dict[str, Any], chart_font: str | None) -> str:
     file_lines = ["- `train.jsonl`, `val.jsonl`, `test.jsonl`: chat `messages` (system, user, assistant) and `meta`"]
     described = {
         "alpaca": "- `alpaca/`: instruction / input / output JSONL",
-        "seed_text": "- `seed_text/`: `{\"text\": \"### 질문: … ### 답변: …\"}` JSONL (the seed project's format)",
+        "seed_text": '- `seed_text/`: `{"text": "### 질문: … ### 답변: …"}` JSONL (the seed project\'s format)',
         "openai": "- `openai/`: OpenAI fine-tuning JSONL (`messages` only)",
         "hf": "- `hf/`: a `datasets.DatasetDict` (train / validation / test) for `load_from_disk`",
     }

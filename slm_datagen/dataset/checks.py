@@ -15,17 +15,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from slm_datagen.dataset.arithmetic import check_arithmetic
+from slm_datagen.dataset.contamination import contamination_finding, find_contamination, load_benchmark_questions
+from slm_datagen.dataset.content import check_content
+from slm_datagen.dataset.duplicates import find_duplicates
+from slm_datagen.dataset.grounding import build_statute_index, check_grounding
+from slm_datagen.dataset.rules import Finding
 from slm_forest.config import BuildConfig
 from slm_forest.files import sha256_file
 from slm_forest.progress import progress_bar
 from slm_forest.records import Chunk, Document, QAPair
-
-from slm_datagen.dataset.arithmetic import check_arithmetic
-from slm_datagen.dataset.content import check_content
-from slm_datagen.dataset.contamination import contamination_finding, find_contamination, load_benchmark_questions
-from slm_datagen.dataset.duplicates import find_duplicates
-from slm_datagen.dataset.grounding import build_statute_index, check_grounding
-from slm_datagen.dataset.rules import Finding
 
 
 @dataclass
@@ -66,7 +65,9 @@ def check_contamination(pairs: list[QAPair], outcome: CheckOutcome, cfg: BuildCo
         return
     benchmark = load_benchmark_questions(cfg.contamination_files, cfg.contamination_ngram)
     standing = outcome.standing()
-    hits = find_contamination([pairs[i] for i in standing], benchmark, cfg.contamination_ngram, cfg.contamination_min_share)
+    hits = find_contamination(
+        [pairs[i] for i in standing], benchmark, cfg.contamination_ngram, cfg.contamination_min_share
+    )
     for local, (share, item) in hits.items():
         outcome.findings[standing[local]].append(
             contamination_finding(share, item, cfg.contamination_ngram, cfg.contamination_action)

@@ -14,11 +14,10 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from slm_forest.errors import SlmError
-from slm_forest.records import QAPair
-
 from slm_datagen.dataset.korean import char_ngrams, match_key
 from slm_datagen.dataset.rules import Finding
+from slm_forest.errors import SlmError
+from slm_forest.records import QAPair
 
 
 @dataclass(frozen=True)
@@ -50,7 +49,9 @@ def load_benchmark_questions(paths: list[str], n: int) -> list[BenchmarkQuestion
                     question = (row.get("question") or "").strip()
                     key = match_key(question)
                     if len(key) >= n:
-                        items.append(BenchmarkQuestion(f"{path.name}:{line_no}", question, frozenset(char_ngrams(key, n))))
+                        items.append(
+                            BenchmarkQuestion(f"{path.name}:{line_no}", question, frozenset(char_ngrams(key, n)))
+                        )
         except UnicodeDecodeError:
             raise SlmError(f"{path}: not UTF-8", "convert the benchmark CSV to UTF-8") from None
         except csv.Error as exc:

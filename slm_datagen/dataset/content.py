@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import re
 
+from slm_datagen.dataset.korean import char_ngrams, final_syllable_has_mieum, match_key
+from slm_datagen.dataset.rules import Finding
+from slm_datagen.hangul import hangul_share, is_hangul
 from slm_forest.config import BuildConfig
 from slm_forest.records import QAPair
-
-from slm_datagen.dataset.korean import char_ngrams, final_syllable_has_mieum, match_key
-from slm_datagen.hangul import hangul_share, is_hangul
-from slm_datagen.dataset.rules import Finding
 
 # Phrases that mean the teacher declined or hedged instead of answering. Latin ones match case-insensitively.
 REFUSAL_PHRASES: tuple[str, ...] = (
@@ -49,12 +48,47 @@ _REFUSAL_RE = re.compile("|".join(re.escape(p).replace(r"\ ", r"\s*") for p in R
 _FINAL_SYLLABLES = set("다요까죠오것")
 # 개조식 answers (the NTS casebook's style) also end in a predicate noun: "…적용 가능", "…과세대상에 해당", "…에서 제외".
 _NOMINAL_PREDICATES = (
-    "가능", "불가", "해당", "제외", "계산", "적용", "포함", "대상", "과세", "공제", "부과", "인정", "필요", "산입",
-    "합산", "차감", "가산", "면제", "환급", "없음",
+    "가능",
+    "불가",
+    "해당",
+    "제외",
+    "계산",
+    "적용",
+    "포함",
+    "대상",
+    "과세",
+    "공제",
+    "부과",
+    "인정",
+    "필요",
+    "산입",
+    "합산",
+    "차감",
+    "가산",
+    "면제",
+    "환급",
+    "없음",
 )
 _TERMINAL_PUNCT = set(".!?。…)]」』》〉】\"'”’")
 # Characters and words after which a text cannot have ended.
-_DANGLING_ENDINGS = (",", "·", "ㆍ", "(", "[", "「", "『", ":", ";", "-", "및", "또는", "그리고", "하며", "하고", "이며")
+_DANGLING_ENDINGS = (
+    ",",
+    "·",
+    "ㆍ",
+    "(",
+    "[",
+    "「",
+    "『",
+    ":",
+    ";",
+    "-",
+    "및",
+    "또는",
+    "그리고",
+    "하며",
+    "하고",
+    "이며",
+)
 _BRACKETS = (("(", ")"), ("[", "]"), ("「", "」"), ("『", "』"), ("“", "”"), ("《", "》"), ("【", "】"))
 # A last line of these shapes need not be a sentence: list items, table rows, headings ...
 _STRUCTURED_LINE_RE = re.compile(r"^\s*(?:[-*•▪◦·]|\d+[.)]|[①-⑳]|[가나다라마바사아자차카타파하][.)]|\||#)")
@@ -69,9 +103,17 @@ def check_lengths(pair: QAPair, cfg: BuildConfig) -> list[Finding]:
         which = "question" if not question else "answer"
         return [Finding("empty", f"the {which} is empty")]
     if len(answer) < cfg.min_answer_chars:
-        return [Finding("too_short", f"answer has {len(answer)} characters, build.min_answer_chars is {cfg.min_answer_chars}")]
+        return [
+            Finding(
+                "too_short", f"answer has {len(answer)} characters, build.min_answer_chars is {cfg.min_answer_chars}"
+            )
+        ]
     if len(answer) > cfg.max_answer_chars:
-        return [Finding("too_long", f"answer has {len(answer)} characters, build.max_answer_chars is {cfg.max_answer_chars}")]
+        return [
+            Finding(
+                "too_long", f"answer has {len(answer)} characters, build.max_answer_chars is {cfg.max_answer_chars}"
+            )
+        ]
     return []
 
 
@@ -81,7 +123,9 @@ def check_korean(pair: QAPair, cfg: BuildConfig) -> list[Finding]:
         share = hangul_share(text)
         if share < cfg.min_hangul_share:
             findings.append(
-                Finding("not_korean", f"{field} Hangul share {share:.2f} < build.min_hangul_share {cfg.min_hangul_share}")
+                Finding(
+                    "not_korean", f"{field} Hangul share {share:.2f} < build.min_hangul_share {cfg.min_hangul_share}"
+                )
             )
     return findings[:1]
 
@@ -141,7 +185,9 @@ def check_repeats_question(pair: QAPair, min_novel_share: float = 0.15) -> list[
     a_grams = char_ngrams(a_key, 3)
     novel = len(a_grams - char_ngrams(q_key, 3)) / len(a_grams)
     if novel < min_novel_share:
-        return [Finding("repeats_question", f"only {novel:.0%} of the answer's character 3-grams are not in the question")]
+        return [
+            Finding("repeats_question", f"only {novel:.0%} of the answer's character 3-grams are not in the question")
+        ]
     return []
 
 

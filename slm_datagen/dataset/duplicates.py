@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import re
 
-from slm_forest.records import QAPair
-
-from slm_datagen.taxlaw.citations import find_citations
 from slm_datagen.dataset.korean import char_ngrams, jaccard, match_key
 from slm_datagen.dataset.rules import Finding
+from slm_datagen.taxlaw.citations import find_citations
+from slm_forest.records import QAPair
 
 NGRAM = 3
 NUM_PERM = 64

@@ -20,13 +20,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from slm_datagen.dataset.rules import Finding
+from slm_datagen.dataset.splits import SPLITS
+from slm_datagen.taxlaw.citations import find_citations, normalize_law_name
 from slm_forest.errors import SlmError
 from slm_forest.files import write_jsonl
 from slm_forest.records import ChatMessage, QAPair, SFTExample, content_id
-
-from slm_datagen.taxlaw.citations import find_citations, normalize_law_name
-from slm_datagen.dataset.rules import Finding
-from slm_datagen.dataset.splits import SPLITS
 
 FORMAT_DIRS = ("alpaca", "seed_text", "openai", "hf")
 HF_SPLIT_NAMES = {"train": "train", "val": "validation", "test": "test"}
@@ -228,7 +227,10 @@ def push_to_hub(stage_dir: Path, repo_id: str) -> str:
     api = HfApi(token=token)
     api.create_repo(repo_id, repo_type="dataset", private=True, exist_ok=True)
     api.upload_folder(
-        folder_path=str(stage_dir), repo_id=repo_id, repo_type="dataset", allow_patterns=HUB_FILES,
+        folder_path=str(stage_dir),
+        repo_id=repo_id,
+        repo_type="dataset",
+        allow_patterns=HUB_FILES,
         commit_message="slm build: dataset, card and charts",
     )
     return f"https://huggingface.co/datasets/{repo_id}"

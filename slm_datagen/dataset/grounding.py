@@ -24,10 +24,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from slm_forest.records import Chunk, Document, QAPair
-
-from slm_datagen.taxlaw.citations import Citation, find_citations, format_citation, normalize_law_name
 from slm_datagen.dataset.rules import Finding
+from slm_datagen.taxlaw.citations import Citation, find_citations, format_citation, normalize_law_name
+from slm_forest.records import Chunk, Document, QAPair
 
 ArticleKey = tuple[str, int, int]  # (normalised law, article, branch or 0)
 
@@ -199,7 +198,9 @@ def check_citation(
     if version is None:
         created = next((v.created for v in versions if v.created), None)
         if on is not None and created is not None and created > on:
-            return Finding("citation_wrong_version", f"{label}: the article was added on {created} (본조신설), after {on}")
+            return Finding(
+                "citation_wrong_version", f"{label}: the article was added on {created} (본조신설), after {on}"
+            )
         version = versions[0]  # the corpus has no version that old: check against the oldest one it has
     if version.deleted:
         when = f" in the version in force on {on}" if on else ""

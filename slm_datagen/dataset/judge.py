@@ -23,15 +23,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from slm_forest.config import BuildConfig, TeacherConfig
-from slm_forest.errors import SlmError
-from slm_forest.progress import progress_bar
-from slm_forest.records import Chunk, QAPair
-
 from slm_datagen.dataset.arithmetic import TAX_LABELS
-from slm_datagen.taxlaw.citations import find_citations, normalize_law_name
 from slm_datagen.dataset.rules import Finding
-from slm_datagen.taxlaw.taxcalc import labelled_amounts
 from slm_datagen.distill.pricing import find_price
 from slm_datagen.distill.teachers import (
     DEFAULT_KEY_ENV,
@@ -42,6 +35,12 @@ from slm_datagen.distill.teachers import (
     openai_reply,
     redact,
 )
+from slm_datagen.taxlaw.citations import find_citations, normalize_law_name
+from slm_datagen.taxlaw.taxcalc import labelled_amounts
+from slm_forest.config import BuildConfig, TeacherConfig
+from slm_forest.errors import SlmError
+from slm_forest.progress import progress_bar
+from slm_forest.records import Chunk, QAPair
 
 JUDGE_TOOL = "record_judgement"
 JUDGE_SCHEMA: dict[str, Any] = {
@@ -116,6 +115,7 @@ def compare_answers(first: str, second: str) -> str | None:
         problems.append(f"final tax {tax_a:,} won vs {tax_b:,} won")
     arts_a, arts_b = _articles(first), _articles(second)
     if arts_a and arts_b and not arts_a & arts_b:
+
         def fmt(arts: set[tuple[str, int, int]]) -> str:
             return ", ".join(sorted(f"{law} 제{a}조" + (f"의{b}" if b else "") for law, a, b in arts))
 

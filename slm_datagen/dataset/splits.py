@@ -14,9 +14,8 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from slm_forest.records import Chunk, Document, QAPair
-
 from slm_datagen.taxlaw.citations import normalize_law_name
+from slm_forest.records import Chunk, Document, QAPair
 
 SPLITS = ("train", "val", "test")
 
@@ -51,7 +50,7 @@ class SplitPlan:
 
 
 def _rank(seed: int, key: str) -> str:
-    return hashlib.sha256(f"{seed}\x1f{key}".encode("utf-8")).hexdigest()
+    return hashlib.sha256(f"{seed}\x1f{key}".encode()).hexdigest()
 
 
 def plan_splits(keys: set[str], val_share: float, test_share: float, seed: int) -> SplitPlan:
@@ -78,7 +77,12 @@ def plan_splits(keys: set[str], val_share: float, test_share: float, seed: int) 
 
 
 def split_pairs(
-    pairs: list[QAPair], documents: dict[str, Document], chunks: dict[str, Chunk], val_share: float, test_share: float, seed: int
+    pairs: list[QAPair],
+    documents: dict[str, Document],
+    chunks: dict[str, Chunk],
+    val_share: float,
+    test_share: float,
+    seed: int,
 ) -> tuple[dict[str, list[QAPair]], SplitPlan]:
     """Pairs per split (input order kept inside each split) and the plan that produced them."""
     keys = [group_key(pair, documents, chunks) for pair in pairs]

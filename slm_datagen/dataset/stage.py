@@ -12,17 +12,16 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from slm_forest.errors import SlmError
-from slm_forest.files import write_json, write_jsonl
-from slm_forest.pipeline import StageContext, StageResult
-from slm_forest.records import Chunk, Document, QAPair, RejectedPair, SFTExample
-
 from slm_datagen.dataset.card import write_card
 from slm_datagen.dataset.checks import CheckOutcome, check_dataset
 from slm_datagen.dataset.formats import push_to_hub, to_example, write_formats
 from slm_datagen.dataset.inputs import load_records
 from slm_datagen.dataset.rules import Finding
 from slm_datagen.dataset.splits import SPLITS, split_pairs
+from slm_forest.errors import SlmError
+from slm_forest.files import write_json, write_jsonl
+from slm_forest.pipeline import StageContext, StageResult
+from slm_forest.records import Chunk, Document, QAPair, RejectedPair, SFTExample
 
 # The upstream files whose sha256 the card records, by stage.
 FINGERPRINTED = {"collect": "documents.jsonl", "prepare": "chunks.jsonl", "distill": "qa_pairs.jsonl"}

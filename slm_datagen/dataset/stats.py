@@ -43,7 +43,15 @@ def _turn(row: dict[str, Any], role: str) -> str:
 def length_summary(lengths: list[int], bins: int = HISTOGRAM_BINS) -> dict[str, Any]:
     """min/median/mean/p90/max and a histogram with equal-width bins (edges has bins + 1 values)."""
     if not lengths:
-        return {"count": 0, "min": 0, "median": 0, "mean": 0.0, "p90": 0, "max": 0, "histogram": {"edges": [], "counts": []}}
+        return {
+            "count": 0,
+            "min": 0,
+            "median": 0,
+            "mean": 0.0,
+            "p90": 0,
+            "max": 0,
+            "histogram": {"edges": [], "counts": []},
+        }
     ordered = sorted(lengths)
     low, high = ordered[0], ordered[-1]
     bins = max(1, min(bins, high - low + 1))
@@ -104,8 +112,16 @@ def dataset_stats(path: Path) -> dict[str, Any]:
         model = provenance.get("model") or UNKNOWN
         key = f"{teacher}/{model}"
         row = teachers.setdefault(
-            key, {"accepted": 0, "rejected": 0, "review": 0, "failed": 0, "input_tokens": 0, "output_tokens": 0,
-                  "cost_usd": 0.0}
+            key,
+            {
+                "accepted": 0,
+                "rejected": 0,
+                "review": 0,
+                "failed": 0,
+                "input_tokens": 0,
+                "output_tokens": 0,
+                "cost_usd": 0.0,
+            },
         )
         row[outcome] += 1
         usage = provenance.get("usage") or {}

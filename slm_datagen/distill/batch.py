@@ -67,8 +67,14 @@ class Entry:
 
 
 class BatchRunner:
-    def __init__(self, runtimes: list[TeacherRuntime], ledger: Ledger, budget: Budget, cfg: DistillConfig,
-                 progress: ProgressTask | None = None) -> None:
+    def __init__(
+        self,
+        runtimes: list[TeacherRuntime],
+        ledger: Ledger,
+        budget: Budget,
+        cfg: DistillConfig,
+        progress: ProgressTask | None = None,
+    ) -> None:
         self.runtimes = {rt.index: rt for rt in runtimes}
         self.ledger = ledger
         self.budget = budget
@@ -81,19 +87,37 @@ class BatchRunner:
         client = rt.teacher.client
         try:
             if rt.cfg.provider == "anthropic":
-                requests = [{"custom_id": custom_id(e.job.planned.key, e.repair),
-                             "params": anthropic_params(rt.cfg, e.messages)} for e in entries]
+                requests = [
+                    {
+                        "custom_id": custom_id(e.job.planned.key, e.repair),
+                        "params": anthropic_params(rt.cfg, e.messages),
+                    }
+                    for e in entries
+                ]
                 batch = await client.messages.batches.create(requests=requests)
                 return batch.id
             lines = "".join(
-                json.dumps({"custom_id": custom_id(e.job.planned.key, e.repair), "method": "POST",
-                            "url": "/v1/chat/completions", "body": openai_body(rt.cfg, e.messages)},
-                           ensure_ascii=False) + "\n"
+                json.dumps(
+                    {
+                        "custom_id": custom_id(e.job.planned.key, e.repair),
+                        "method": "POST",
+                        "url": "/v1/chat/completions",
+                        "body": openai_body(rt.cfg, e.messages),
+                    },
+                    ensure_ascii=False,
+                )
+                + "\n"
                 for e in entries
             )
-            uploaded = await client.files.create(file=("slm-distill-batch.jsonl", lines.encode("utf-8")), purpose="batch")
-            batch = await client.batches.create(input_file_id=uploaded.id, endpoint="/v1/chat/completions",
-                                                completion_window="24h", metadata={"slm_submit": token})
+            uploaded = await client.files.create(
+                file=("slm-distill-batch.jsonl", lines.encode("utf-8")), purpose="batch"
+            )
+            batch = await client.batches.create(
+                input_file_id=uploaded.id,
+                endpoint="/v1/chat/completions",
+                completion_window="24h",
+                metadata={"slm_submit": token},
+            )
             return batch.id
         except rt.teacher._sdk_errors as exc:
             raise self._fatal_or_retry(rt, _error_from_sdk(exc, rt.teacher.secrets)) from None
@@ -123,8 +147,10 @@ class BatchRunner:
                     raise self.engine._fatal(rt, error) from None
                 failures += 1
                 if failures > rt.cfg.max_retries:
-                    raise SlmError(f"distill batch {batch_id}: status polls keep failing ({error})",
-                                   "rerun later: the batch id is in the ledger and will be picked up again") from None
+                    raise SlmError(
+                        f"distill batch {batch_id}: status polls keep failing ({error})",
+                        "rerun later: the batch id is in the ledger and will be picked up again",
+                    ) from None
             await asyncio.sleep(self.cfg.batch_poll_s)
 
     async def _results(self, rt: TeacherRuntime, batch: Any) -> dict[str, TeacherReply | str]:
@@ -139,7 +165,9 @@ class BatchRunner:
                     out[item.custom_id] = anthropic_reply(result.message)
                 else:
                     error = getattr(result, "error", None)
-                    out[item.custom_id] = f"batch result {result.type}: {getattr(getattr(error, 'error', error), 'message', '')}"
+                    out[item.custom_id] = (
+                        f"batch result {result.type}: {getattr(getattr(error, 'error', error), 'message', '')}"
+                    )
             return out
         if batch.status != "completed":
             return out  # failed / expired / cancelled: every request stays unanswered
@@ -160,8 +188,9 @@ class BatchRunner:
         return out
 
     # -------------------------------------------------------------------------------------------------- results
-    def _collect(self, rt: TeacherRuntime, entries: list[Entry], results: dict[str, TeacherReply | str],
-                 reserved: float) -> list[Entry]:
+    def _collect(
+        self, rt: TeacherRuntime, entries: list[Entry], results: dict[str, TeacherReply | str], reserved: float
+    ) -> list[Entry]:
         """Write one ledger line per entry; return the repair entries for the next round."""
         repairs: list[Entry] = []
         spent = 0.0
@@ -173,8 +202,9 @@ class BatchRunner:
             result = results.get(custom_id(key, entry.repair))
             if not isinstance(result, TeacherReply):
                 detail = result or "no result for this request in the batch"
-                self.ledger.append(self.engine._row(rt, job, type="error", reason="batch_error", detail=detail[:1000],
-                                                    batch=True))
+                self.ledger.append(
+                    self.engine._row(rt, job, type="error", reason="batch_error", detail=detail[:1000], batch=True)
+                )
                 self.stats.errors += 1
                 self.stats.reasons["batch_error"] += 1
                 self.engine._advance()
@@ -183,7 +213,11 @@ class BatchRunner:
             spent += cost
             self.stats.add_usage(rt.label, result.input_tokens, result.output_tokens, cost)
             in_tokens, out_tokens, paid = entry.first_usage
-            in_tokens, out_tokens, paid = in_tokens + result.input_tokens, out_tokens + result.output_tokens, paid + cost
+            in_tokens, out_tokens, paid = (
+                in_tokens + result.input_tokens,
+                out_tokens + result.output_tokens,
+                paid + cost,
+            )
             verdict = self.engine._verdict(job, result)
             if not isinstance(verdict, ReplyProblem):
                 if entry.repair:
@@ -191,19 +225,48 @@ class BatchRunner:
                 self.engine._done_ok(rt, job, verdict, in_tokens, out_tokens, paid, attempts=2 if entry.repair else 1)
                 continue
             if entry.repair:
-                detail = f"{verdict.detail} (after one repair; first reply: {entry.problem.reason}: {entry.problem.detail})"
-                self.ledger.append(self.engine._row(rt, job, type="done", status="failed", reason=verdict.reason,
-                                                    detail=detail[:1000], usage=_usage(in_tokens, out_tokens, paid),
-                                                    attempts=2, batch=True))
+                detail = (
+                    f"{verdict.detail} (after one repair; first reply: {entry.problem.reason}: {entry.problem.detail})"
+                )
+                self.ledger.append(
+                    self.engine._row(
+                        rt,
+                        job,
+                        type="done",
+                        status="failed",
+                        reason=verdict.reason,
+                        detail=detail[:1000],
+                        usage=_usage(in_tokens, out_tokens, paid),
+                        attempts=2,
+                        batch=True,
+                    )
+                )
                 self.stats.failed += 1
                 self.stats.reasons[verdict.reason] += 1
                 self.engine._advance()
                 continue
             bad_text = (result.text or "")[:4000]
-            self.ledger.append(self.engine._row(rt, job, type="attempt", reason=verdict.reason, detail=verdict.detail,
-                                                reply=bad_text, usage=_usage(in_tokens, out_tokens, paid), batch=True))
-            repairs.append(Entry(job, True, repair_messages(job.prompt, verdict.reason, bad_text, verdict.detail),
-                                 verdict, (in_tokens, out_tokens, paid)))
+            self.ledger.append(
+                self.engine._row(
+                    rt,
+                    job,
+                    type="attempt",
+                    reason=verdict.reason,
+                    detail=verdict.detail,
+                    reply=bad_text,
+                    usage=_usage(in_tokens, out_tokens, paid),
+                    batch=True,
+                )
+            )
+            repairs.append(
+                Entry(
+                    job,
+                    True,
+                    repair_messages(job.prompt, verdict.reason, bad_text, verdict.detail),
+                    verdict,
+                    (in_tokens, out_tokens, paid),
+                )
+            )
         self.budget.settle(reserved, spent)
         return repairs
 
@@ -211,30 +274,61 @@ class BatchRunner:
         token = uuid.uuid4().hex
         keys = [e.job.planned.key for e in entries]
         repair = entries[0].repair
-        self.ledger.append({"type": "batch", "phase": "submitting", "token": token, "teacher": rt.cfg.provider,
-                            "model": rt.cfg.model, "keys": keys, "repair": repair})
+        self.ledger.append(
+            {
+                "type": "batch",
+                "phase": "submitting",
+                "token": token,
+                "teacher": rt.cfg.provider,
+                "model": rt.cfg.model,
+                "keys": keys,
+                "repair": repair,
+            }
+        )
         batch_id = await self._submit(rt, entries, token)
         for _ in entries:
             self.stats.count_request(rt.label)
-        self.ledger.append({"type": "batch", "phase": "submitted", "batch_id": batch_id, "token": token,
-                            "teacher": rt.cfg.provider, "model": rt.cfg.model, "keys": keys, "repair": repair})
+        self.ledger.append(
+            {
+                "type": "batch",
+                "phase": "submitted",
+                "batch_id": batch_id,
+                "token": token,
+                "teacher": rt.cfg.provider,
+                "model": rt.cfg.model,
+                "keys": keys,
+                "repair": repair,
+            }
+        )
         return await self._finish(rt, batch_id, entries, reserved, token)
 
-    async def _finish(self, rt: TeacherRuntime, batch_id: str, entries: list[Entry], reserved: float,
-                      token: str | None) -> list[Entry]:
+    async def _finish(
+        self, rt: TeacherRuntime, batch_id: str, entries: list[Entry], reserved: float, token: str | None
+    ) -> list[Entry]:
         batch = await self._wait(rt, batch_id)
         results = await self._results(rt, batch)
         repairs = self._collect(rt, entries, results, reserved)
         # The token marks this submission as settled: without it, every later run took the `submitting` line for
         # an orphan, found the batch again at the provider and downloaded its results once more.
-        self.ledger.append({"type": "batch", "phase": "collected", "batch_id": batch_id, "token": token,
-                            "teacher": rt.cfg.provider, "model": rt.cfg.model})
+        self.ledger.append(
+            {
+                "type": "batch",
+                "phase": "collected",
+                "batch_id": batch_id,
+                "token": token,
+                "teacher": rt.cfg.provider,
+                "model": rt.cfg.model,
+            }
+        )
         return repairs
 
     # ------------------------------------------------------------------------------------------------- resuming
     def _open_batches(self, rt: TeacherRuntime) -> list[dict[str, Any]]:
-        rows = [row for row in self.ledger.index.batches.values()
-                if row.get("teacher") == rt.cfg.provider and row.get("model") == rt.cfg.model]
+        rows = [
+            row
+            for row in self.ledger.index.batches.values()
+            if row.get("teacher") == rt.cfg.provider and row.get("model") == rt.cfg.model
+        ]
         return [row for row in rows if row.get("phase") == "submitted"]
 
     def _orphans(self, rt: TeacherRuntime) -> list[dict[str, Any]]:
@@ -244,8 +338,13 @@ class BatchRunner:
         ledger: `index.batches` keeps only the latest line per batch id, so it cannot answer this on its own.
         """
         settled = self.ledger.index.batch_tokens
-        return [row for row in self._submitting_rows() if row.get("token") not in settled
-                and row.get("teacher") == rt.cfg.provider and row.get("model") == rt.cfg.model]
+        return [
+            row
+            for row in self._submitting_rows()
+            if row.get("token") not in settled
+            and row.get("teacher") == rt.cfg.provider
+            and row.get("model") == rt.cfg.model
+        ]
 
     def _submitting_rows(self) -> list[dict[str, Any]]:
         rows = []
@@ -297,8 +396,9 @@ class BatchRunner:
                 batch_id = await self._find_orphan(rt, row)
                 settled = {k: v for k, v in row.items() if k not in ("ts", "keys")}
                 if batch_id:
-                    self.ledger.append({**settled, "keys": row.get("keys", []), "phase": "submitted",
-                                        "batch_id": batch_id})
+                    self.ledger.append(
+                        {**settled, "keys": row.get("keys", []), "phase": "submitted", "batch_id": batch_id}
+                    )
                 elif batch_id == "":  # the provider never got it: its requests are sent again below
                     self.ledger.append({**settled, "phase": "abandoned"})
             for row in self._open_batches(rt):
@@ -322,8 +422,9 @@ class BatchRunner:
             if not self.budget.try_reserve(expected):
                 self.stats.skipped_budget += 1
                 continue
-            first_by_teacher[rt.index].append((self._entry(job, repair=job.planned.key in self.ledger.index.attempts),
-                                               expected))
+            first_by_teacher[rt.index].append(
+                (self._entry(job, repair=job.planned.key in self.ledger.index.attempts), expected)
+            )
         for index, rt in self.runtimes.items():
             first = [entry for entry, _ in first_by_teacher[index]]
             reserved = sum(expected for _, expected in first_by_teacher[index])
@@ -359,7 +460,11 @@ class BatchRunner:
         previous = self.ledger.index.attempts.get(job.planned.key) or {}
         problem = ReplyProblem(previous.get("reason", "schema"), previous.get("detail", ""))
         usage = previous.get("usage") or {}
-        first = (int(usage.get("input_tokens", 0)), int(usage.get("output_tokens", 0)), float(usage.get("cost_usd", 0.0)))
+        first = (
+            int(usage.get("input_tokens", 0)),
+            int(usage.get("output_tokens", 0)),
+            float(usage.get("cost_usd", 0.0)),
+        )
         messages = repair_messages(job.prompt, problem.reason, previous.get("reply", ""), problem.detail)
         return Entry(job, True, messages, problem, first)
 

@@ -53,7 +53,10 @@ INPUT_NOTES: dict[str, dict[str, tuple[str, Any]]] = {
         "relationship": ("수증자에게 증여자가 누구인지", None),
         "donee_is_minor": ("수증자가 미성년자인지", False),
         "prior_gifts_won": ("10년 이내에 같은 증여자(직계존속이면 그 배우자 포함)에게서 받은 증여재산가액 합계", 0),
-        "marriage_birth_deduction_won": ("혼인·출산 증여재산공제(제53조의2, 2024년 이후 직계존속 증여)로 공제받는 금액", 0),
+        "marriage_birth_deduction_won": (
+            "혼인·출산 증여재산공제(제53조의2, 2024년 이후 직계존속 증여)로 공제받는 금액",
+            0,
+        ),
         "filed_on_time": ("법정신고기한 안에 신고했는지(신고세액공제)", True),
     },
     "inheritance_tax": {
@@ -85,7 +88,9 @@ RESULT_LABELS: dict[str, str] = {
     "prepaid_tax_credit": "기납부세액공제액",
 }
 # What the calculator does not model (taxcalc's "Not covered"): a problem that needs any of these cannot be checked.
-NOT_MODELLED = "세대생략 할증(조부모→손자녀), 부담부증여, 상속공제 계산, 장기보유특별공제·다주택 중과·비사업용토지 세율, 세액감면"
+NOT_MODELLED = (
+    "세대생략 할증(조부모→손자녀), 부담부증여, 상속공제 계산, 장기보유특별공제·다주택 중과·비사업용토지 세율, 세액감면"
+)
 
 
 def _type_text(kind: str, name: str) -> str:
@@ -165,8 +170,7 @@ def payload_problem(payload: dict[str, Any]) -> str | None:
     accepted = INPUT_TYPES[kind]
     unknown = sorted(set(inputs) - set(accepted))
     if unknown:
-        return (f"calculation.inputs: {', '.join(unknown)} not accepted for {kind}; "
-                f"use only {', '.join(accepted)}")
+        return f"calculation.inputs: {', '.join(unknown)} not accepted for {kind}; use only {', '.join(accepted)}"
     missing = [name for name in REQUIRED_INPUTS[kind] if inputs.get(name) is None]
     if missing:
         return f"calculation.inputs: {kind} needs {', '.join(missing)}"

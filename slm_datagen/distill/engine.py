@@ -125,7 +125,9 @@ class EngineStats:
     per_teacher: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def add_usage(self, label: str, input_tokens: int, output_tokens: int, cost: float) -> None:
-        entry = self.per_teacher.setdefault(label, {"requests": 0, "input_tokens": 0, "output_tokens": 0, "cost_usd": 0.0})
+        entry = self.per_teacher.setdefault(
+            label, {"requests": 0, "input_tokens": 0, "output_tokens": 0, "cost_usd": 0.0}
+        )
         entry["input_tokens"] += input_tokens
         entry["output_tokens"] += output_tokens
         entry["cost_usd"] += cost
@@ -142,8 +144,9 @@ class _GiveUp(Exception):
         self.detail = detail
 
 
-def backoff_delay(attempt: int, retry_after: float | None, *, base: float = 0.5, cap: float = 60.0,
-                  rng: random.Random | None = None) -> float:
+def backoff_delay(
+    attempt: int, retry_after: float | None, *, base: float = 0.5, cap: float = 60.0, rng: random.Random | None = None
+) -> float:
     """Full-jitter exponential backoff, never shorter than the server's Retry-After."""
     rng = rng or random
     ceiling = min(cap, base * (2**attempt))
@@ -154,8 +157,15 @@ def backoff_delay(attempt: int, retry_after: float | None, *, base: float = 0.5,
 
 
 class Engine:
-    def __init__(self, runtimes: list[TeacherRuntime], ledger: Ledger, budget: Budget,
-                 progress: ProgressTask | None = None, *, backoff_base: float = 0.5) -> None:
+    def __init__(
+        self,
+        runtimes: list[TeacherRuntime],
+        ledger: Ledger,
+        budget: Budget,
+        progress: ProgressTask | None = None,
+        *,
+        backoff_base: float = 0.5,
+    ) -> None:
         self.runtimes = {rt.index: rt for rt in runtimes}
         self.ledger = ledger
         self.budget = budget
@@ -165,7 +175,9 @@ class Engine:
         self.rng = random.Random()
 
     # ------------------------------------------------------------------------------------------------- one call
-    async def _call(self, rt: TeacherRuntime, job: Job, messages: list[dict[str, str]], *, repair: bool = False) -> TeacherReply:
+    async def _call(
+        self, rt: TeacherRuntime, job: Job, messages: list[dict[str, str]], *, repair: bool = False
+    ) -> TeacherReply:
         est_in = job.planned.input_tokens_est
         reserve_out = rt.cfg.max_tokens
         last = "no attempt made"
@@ -220,12 +232,26 @@ class Engine:
 
     def _row(self, rt: TeacherRuntime, job: Job, **extra: Any) -> dict[str, Any]:
         p = job.planned
-        return {"key": p.key, "teacher": rt.cfg.provider, "model": rt.cfg.model, "prompt_version": p.prompt_version,
-                "chunk_id": p.chunk_id, "audience": p.audience, "style": p.style, **extra}
+        return {
+            "key": p.key,
+            "teacher": rt.cfg.provider,
+            "model": rt.cfg.model,
+            "prompt_version": p.prompt_version,
+            "chunk_id": p.chunk_id,
+            "audience": p.audience,
+            "style": p.style,
+            **extra,
+        }
 
     def _verdict(self, job: Job, reply: TeacherReply):
-        return parse_reply(reply.text, audience=job.planned.audience, style=job.planned.style,
-                           truncated=reply.truncated, refusal=reply.refusal, allowed_kinds=job.prompt.kinds)
+        return parse_reply(
+            reply.text,
+            audience=job.planned.audience,
+            style=job.planned.style,
+            truncated=reply.truncated,
+            refusal=reply.refusal,
+            allowed_kinds=job.prompt.kinds,
+        )
 
     async def process(self, rt: TeacherRuntime, job: Job) -> None:
         key = job.planned.key
@@ -271,8 +297,17 @@ class Engine:
                 self._done_ok(rt, job, verdict, usage_in, usage_out, cost, attempts=1)
                 return
             problem, bad_text = verdict, (reply.text or "")[:MAX_REPLY_IN_LEDGER]
-            self.ledger.append(self._row(rt, job, type="attempt", reason=problem.reason, detail=problem.detail,
-                                         reply=bad_text, usage=_usage(usage_in, usage_out, cost)))
+            self.ledger.append(
+                self._row(
+                    rt,
+                    job,
+                    type="attempt",
+                    reason=problem.reason,
+                    detail=problem.detail,
+                    reply=bad_text,
+                    usage=_usage(usage_in, usage_out, cost),
+                )
+            )
             # The repair is a new request: it needs budget like any other (a resumed run picks it up).
             if not await self.budget.reserve(expected):
                 self.stats.skipped_budget += 1
@@ -294,9 +329,19 @@ class Engine:
         verdict = self._verdict(job, reply)
         if isinstance(verdict, ReplyProblem):
             detail = f"{verdict.detail} (after one repair; first reply: {problem.reason}: {problem.detail})"
-            self.ledger.append(self._row(rt, job, type="done", status="failed", reason=verdict.reason,
-                                         detail=detail[:1000], reply=(reply.text or "")[:MAX_REPLY_IN_LEDGER],
-                                         usage=_usage(usage_in, usage_out, cost), attempts=2))
+            self.ledger.append(
+                self._row(
+                    rt,
+                    job,
+                    type="done",
+                    status="failed",
+                    reason=verdict.reason,
+                    detail=detail[:1000],
+                    reply=(reply.text or "")[:MAX_REPLY_IN_LEDGER],
+                    usage=_usage(usage_in, usage_out, cost),
+                    attempts=2,
+                )
+            )
             self.stats.failed += 1
             self.stats.reasons[verdict.reason] += 1
             self._advance()
@@ -305,15 +350,34 @@ class Engine:
         self._done_ok(rt, job, verdict, usage_in, usage_out, cost, attempts=2)
 
     def _done_ok(self, rt, job, draft, usage_in, usage_out, cost, *, attempts: int) -> None:
-        self.ledger.append(self._row(rt, job, type="done", status="ok", pair=draft.model_dump(mode="json"),
-                                     usage=_usage(usage_in, usage_out, cost), attempts=attempts))
+        self.ledger.append(
+            self._row(
+                rt,
+                job,
+                type="done",
+                status="ok",
+                pair=draft.model_dump(mode="json"),
+                usage=_usage(usage_in, usage_out, cost),
+                attempts=attempts,
+            )
+        )
         self.stats.ok += 1
         self._advance()
 
     def _give_up(self, rt, job, exc: _GiveUp, usage_in: int, usage_out: int, cost: float) -> None:
         if exc.reason == "bad_request":  # the provider refused this exact request: final, never resent
-            self.ledger.append(self._row(rt, job, type="done", status="failed", reason="bad_request",
-                                         detail=exc.detail[:1000], usage=_usage(usage_in, usage_out, cost), attempts=1))
+            self.ledger.append(
+                self._row(
+                    rt,
+                    job,
+                    type="done",
+                    status="failed",
+                    reason="bad_request",
+                    detail=exc.detail[:1000],
+                    usage=_usage(usage_in, usage_out, cost),
+                    attempts=1,
+                )
+            )
             self.stats.failed += 1
         else:  # out of retries: not completed, the next run tries again
             self.ledger.append(self._row(rt, job, type="error", reason=exc.reason, detail=exc.detail[:1000]))

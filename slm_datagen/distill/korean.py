@@ -258,7 +258,11 @@ def question_from_issue(issue: str) -> str:
                 return obj(noun) + " " + ending
             if takes == "subject_topic":
                 return topic(noun) + " " + ending
-        return f"{subject(clause)} 인정되나요?" if clause.endswith(("특례", "감면", "비과세")) else f"{clause}에 해당하나요?"
+        return (
+            f"{subject(clause)} 인정되나요?"
+            if clause.endswith(("특례", "감면", "비과세"))
+            else f"{clause}에 해당하나요?"
+        )
     as_clause = _yes_no_from_clause(text)
     if as_clause:
         return as_clause
@@ -271,7 +275,11 @@ def question_from_issue(issue: str) -> str:
     if any(last_word.endswith(n) for n in _HOW_NOUNS):
         return f"{topic(text)} 어떻게 되나요?"
     if any(last_word.endswith(n) for n in _WHAT_NOUNS):
-        if " " in text and last_word in ("의미", "범위", "정의") and not text[: -len(last_word)].rstrip().endswith("의"):
+        if (
+            " " in text
+            and last_word in ("의미", "범위", "정의")
+            and not text[: -len(last_word)].rstrip().endswith("의")
+        ):
             head = text[: -len(last_word)].rstrip()
             text = f"{head}의 {last_word}"
         return f"{topic(text)} 무엇인가요?"

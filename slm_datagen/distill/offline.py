@@ -30,12 +30,16 @@ OFFLINE_MODEL = "offline-v1"
 OFFLINE_VERSION = "offline@1"
 
 _CIRCLED = "①②③④⑤⑥⑦⑧⑨⑩⑪⑫⑬⑭⑮⑯⑰⑱⑲⑳"
-_HEADER_RE = re.compile(r"^\s*(?:(?P<law>[가-힣·ㆍ ]+?법(?:\s*시행령|\s*시행규칙)?)\s+)?제(?P<no>\d+)조(?:의(?P<branch>\d+))?\s*(?:\((?P<title>[^)]*)\))?\s*")
+_HEADER_RE = re.compile(
+    r"^\s*(?:(?P<law>[가-힣·ㆍ ]+?법(?:\s*시행령|\s*시행규칙)?)\s+)?제(?P<no>\d+)조(?:의(?P<branch>\d+))?\s*(?:\((?P<title>[^)]*)\))?\s*"
+)
 _PARAGRAPH_RE = re.compile(rf"^\s*(?P<mark>[{_CIRCLED}])\s*")
 _ITEM_RE = re.compile(r"^\s*(?P<no>\d+(?:의\d+)?)\.\s*")
 _SUBITEM_RE = re.compile(r"^\s*(?P<no>[가-힣])\.\s*")
 _DELETED_RE = re.compile(r"^\s*삭제\s*(?:<[^>]*>)?\s*$")
-_AMENDMENT_RE = re.compile(r"\s*(?:<(?:개정|신설|전문개정|본조신설|제목개정|종전)[^>]*>|\[(?:전문개정|본조신설|제목개정|종전|시행일)[^\]]*\])")
+_AMENDMENT_RE = re.compile(
+    r"\s*(?:<(?:개정|신설|전문개정|본조신설|제목개정|종전)[^>]*>|\[(?:전문개정|본조신설|제목개정|종전|시행일)[^\]]*\])"
+)
 _LAW_REF_RE = re.compile(
     r"(?P<law>[가-힣][가-힣·ㆍ･・ ]*?(?:법|법률|조약)(?:\s*시행령|\s*시행규칙)?)\s*제\s*(?P<no>\d+)\s*조(?:\s*의\s*(?P<branch>\d+))?"
 )
@@ -189,10 +193,21 @@ def _citation_draft(label: str) -> CitationDraft | None:
 
 # The casebook's shorthand: 법인법§45④, 소득령§155②, 상증법§45의5 …
 _SHORT_LAWS = {
-    "국기법": "국세기본법", "국기령": "국세기본법 시행령", "국징법": "국세징수법", "소득법": "소득세법",
-    "소득령": "소득세법 시행령", "법인법": "법인세법", "법인령": "법인세법 시행령", "부가법": "부가가치세법",
-    "부가령": "부가가치세법 시행령", "상증법": "상속세 및 증여세법", "상증령": "상속세 및 증여세법 시행령",
-    "조특법": "조세특례제한법", "조특령": "조세특례제한법 시행령", "종부법": "종합부동산세법", "종부령": "종합부동산세법 시행령",
+    "국기법": "국세기본법",
+    "국기령": "국세기본법 시행령",
+    "국징법": "국세징수법",
+    "소득법": "소득세법",
+    "소득령": "소득세법 시행령",
+    "법인법": "법인세법",
+    "법인령": "법인세법 시행령",
+    "부가법": "부가가치세법",
+    "부가령": "부가가치세법 시행령",
+    "상증법": "상속세 및 증여세법",
+    "상증령": "상속세 및 증여세법 시행령",
+    "조특법": "조세특례제한법",
+    "조특령": "조세특례제한법 시행령",
+    "종부법": "종합부동산세법",
+    "종부령": "종합부동산세법 시행령",
 }
 _SHORT_REF_RE = re.compile(r"(?P<law>" + "|".join(_SHORT_LAWS) + r")\s*§\s*(?P<no>\d+)(?:의(?P<branch>\d+))?")
 
@@ -204,10 +219,18 @@ def related_law_citations(related: list[str]) -> list[CitationDraft]:
     """
     found: list[CitationDraft] = []
     for entry in related:
-        entry = re.sub(r"【[^】]*】|\[[^\]]*\]", " ", entry).replace("｢", "").replace("｣", "").replace("「", "").replace("」", "")
+        entry = (
+            re.sub(r"【[^】]*】|\[[^\]]*\]", " ", entry)
+            .replace("｢", "")
+            .replace("｣", "")
+            .replace("「", "")
+            .replace("」", "")
+        )
         # The casebook writes the half-width ･ (PDF extraction) where Korean text uses the middle dot ·.
-        matches = [(m.start(), re.sub(r"\s+", " ", m.group("law")).strip().replace("･", "·").replace("・", "·"), m)
-                   for m in _LAW_REF_RE.finditer(entry)]
+        matches = [
+            (m.start(), re.sub(r"\s+", " ", m.group("law")).strip().replace("･", "·").replace("・", "·"), m)
+            for m in _LAW_REF_RE.finditer(entry)
+        ]
         matches += [(m.start(), _SHORT_LAWS[m.group("law")], m) for m in _SHORT_REF_RE.finditer(entry)]
         for _, law, match in sorted(matches, key=lambda item: item[0]):
             article = f"제{match.group('no')}조" + (f"의{match.group('branch')}" if match.group("branch") else "")
@@ -268,7 +291,9 @@ def _statute_expert(chunk: Chunk) -> PairDraft | None:
                 lines.append(f"    {sub_no}. {_sentences_polite(sub_text)}")
     if "대통령령" in chunk.text:
         lines.append("세부 기준 중 '대통령령으로 정하는' 부분은 같은 법 시행령에서 구체적으로 정합니다.")
-    cite = CitationDraft(law=chunk.law_name or citation, article=citation.replace(chunk.law_name or "", "").strip() or citation)
+    cite = CitationDraft(
+        law=chunk.law_name or citation, article=citation.replace(chunk.law_name or "", "").strip() or citation
+    )
     answer = "\n".join(lines) + f"\n\n(근거: {citation})"
     return PairDraft(question=question, answer=answer, audience="expert", citations=[cite])
 
@@ -282,8 +307,12 @@ def _statute_layperson(chunk: Chunk) -> PairDraft | None:
     law = chunk.law_name or citation
     name = f"'{title}'" if title and title != citation else citation
     span = _span_label(outline.paragraphs) if _is_part(chunk) else ""
-    question = f"{law}의 {name} 규정({citation}{span})은 쉽게 말해 어떤 내용인가요? 제게 어떤 의미가 있는지 알려 주세요."
-    lines = [f"쉽게 말해, {citation}{particle(citation, '은', '는')} {title or '이 조문'}에 관한 규정으로, 핵심은 다음과 같습니다."]
+    question = (
+        f"{law}의 {name} 규정({citation}{span})은 쉽게 말해 어떤 내용인가요? 제게 어떤 의미가 있는지 알려 주세요."
+    )
+    lines = [
+        f"쉽게 말해, {citation}{particle(citation, '은', '는')} {title or '이 조문'}에 관한 규정으로, 핵심은 다음과 같습니다."
+    ]
     example: str | None = None
     for paragraph in outline.paragraphs:
         if paragraph.text:
@@ -303,14 +332,19 @@ def _statute_layperson(chunk: Chunk) -> PairDraft | None:
         example = re.sub(r"[:：].*$", "", example).strip().rstrip(".")
         if example and len(example) <= 160:
             lines.append(f"예를 들어 '{example}'{particle(example, '이', '가')} 이 규정의 항목에 해당합니다.")
-    lines.append("실제 적용 여부는 개별 사실관계에 따라 달라질 수 있으니, 구체적인 사안은 관할 세무서나 세무 전문가에게 확인하세요.")
+    lines.append(
+        "실제 적용 여부는 개별 사실관계에 따라 달라질 수 있으니, 구체적인 사안은 관할 세무서나 세무 전문가에게 확인하세요."
+    )
     cite = CitationDraft(law=law, article=citation.replace(law, "").strip() or citation)
     answer = "\n".join(lines) + f"\n\n(근거: {citation})"
     return PairDraft(question=question, answer=answer, audience="layperson", citations=[cite])
 
 
 # ----------------------------------------------------------------------------------------- rulings / precedents
-_SECTION_RE = re.compile(r"^\s*(?:#+\s*)?(?:\[|【)?\s*(쟁점|질의요지|질의|판시사항|답변요지|회답|회신|판결요지|관련법령|참조조문)\s*(?:\]|】)?\s*[:：]?\s*", re.M)
+_SECTION_RE = re.compile(
+    r"^\s*(?:#+\s*)?(?:\[|【)?\s*(쟁점|질의요지|질의|판시사항|답변요지|회답|회신|판결요지|관련법령|참조조문)\s*(?:\]|】)?\s*[:：]?\s*",
+    re.M,
+)
 
 
 def _sections(text: str) -> dict[str, str]:
@@ -325,8 +359,20 @@ def _sections(text: str) -> dict[str, str]:
 
 def _issue_and_answer(chunk: Chunk) -> tuple[str, str] | None:
     sections = _sections(chunk.text)
-    issue = chunk.question or sections.get("쟁점") or sections.get("질의요지") or sections.get("질의") or sections.get("판시사항")
-    answer = chunk.answer or sections.get("답변요지") or sections.get("회답") or sections.get("회신") or sections.get("판결요지")
+    issue = (
+        chunk.question
+        or sections.get("쟁점")
+        or sections.get("질의요지")
+        or sections.get("질의")
+        or sections.get("판시사항")
+    )
+    answer = (
+        chunk.answer
+        or sections.get("답변요지")
+        or sections.get("회답")
+        or sections.get("회신")
+        or sections.get("판결요지")
+    )
     if not issue or not answer:
         return None
     return re.sub(r"\s+", " ", issue).strip(), answer.strip()
@@ -347,7 +393,9 @@ _NEGATIVE_RE = re.compile(r"(않습니다|없습니다|아닙니다|아니합니
 
 
 def _yes_no(question: str, polite_answer: str) -> str:
-    if not question.endswith(("나요?", "가요?", "까요?")) or question.endswith(("언제인가요?", "무엇인가요?", "누구인가요?")):
+    if not question.endswith(("나요?", "가요?", "까요?")) or question.endswith(
+        ("언제인가요?", "무엇인가요?", "누구인가요?")
+    ):
         return ""
     if "어떻게" in question:
         return ""
@@ -393,7 +441,9 @@ def _ruling(chunk: Chunk, audience: str) -> PairDraft | None:
         if note:
             body.append(f"※ 참고: {note}")
         body.append(origin + (f" 관련 법령은 {laws}입니다." if laws else ""))
-        return PairDraft(question=question, answer="\n\n".join(body) + f"\n\n{basis}", audience="expert", citations=citations)
+        return PairDraft(
+            question=question, answer="\n\n".join(body) + f"\n\n{basis}", audience="expert", citations=citations
+        )
     plain = plain_language(polite)
     lay_question = f"세금 문제로 궁금한 점이 있습니다. {question}"
     verdict_word = lead.strip(" .")
@@ -405,7 +455,9 @@ def _ruling(chunk: Chunk, audience: str) -> PairDraft | None:
         f"이 내용은 {kind}({source})에 따른 것{('이며, 관련 규정은 ' + laws + '입니다') if laws else '입니다'}. "
         "다만 구체적인 사실관계가 다르면 결론이 달라질 수 있으니, 실제 신고 전에는 관할 세무서나 세무 전문가와 상담하세요."
     )
-    return PairDraft(question=lay_question, answer="\n\n".join(body) + f"\n\n{basis}", audience="layperson", citations=citations)
+    return PairDraft(
+        question=lay_question, answer="\n\n".join(body) + f"\n\n{basis}", audience="layperson", citations=citations
+    )
 
 
 def _precedent_fallback(chunk: Chunk, audience: str) -> PairDraft | None:
@@ -423,7 +475,9 @@ def _precedent_fallback(chunk: Chunk, audience: str) -> PairDraft | None:
     else:
         question = f"{source} 판결의 이 부분을 쉽게 설명해 주세요."
         answer = f"쉽게 말해, 법원은 이렇게 보았습니다. {plain_language(held)}"
-    return PairDraft(question=question, answer=f"{answer}\n\n{_basis(citations, source)}", audience=audience, citations=citations)  # type: ignore[arg-type]
+    return PairDraft(
+        question=question, answer=f"{answer}\n\n{_basis(citations, source)}", audience=audience, citations=citations
+    )  # type: ignore[arg-type]
 
 
 # ------------------------------------------------------------------------------------------------------- entry

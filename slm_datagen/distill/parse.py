@@ -19,9 +19,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from slm_datagen.hangul import hangul_share
 from slm_datagen.distill.calcspec import payload_problem
 from slm_datagen.distill.schema import PairDraft
+from slm_datagen.hangul import hangul_share
 
 MIN_HANGUL_SHARE = 0.5
 
@@ -104,7 +104,9 @@ def _normalise(data: dict[str, Any], audience: str, style: str) -> dict[str, Any
         for item in citations:
             if isinstance(item, str):
                 match = re.match(r"^\s*(.+?)\s+(제\s*\d+\s*조.*)$", item)
-                fixed.append({"law": match.group(1), "article": match.group(2)} if match else {"law": item, "article": ""})
+                fixed.append(
+                    {"law": match.group(1), "article": match.group(2)} if match else {"law": item, "article": ""}
+                )
             else:
                 fixed.append(item)
         out["citations"] = [c for c in fixed if isinstance(c, dict) and str(c.get("law", "")).strip()]
@@ -159,7 +161,9 @@ def parse_reply(
         if draft.calculation is None:
             return ReplyProblem("schema", "calculation: required for a calculation question")
         if allowed_kinds and draft.calculation.kind not in allowed_kinds:
-            return ReplyProblem("schema", f"calculation.kind: {draft.calculation.kind} is not one of {', '.join(allowed_kinds)}")
+            return ReplyProblem(
+                "schema", f"calculation.kind: {draft.calculation.kind} is not one of {', '.join(allowed_kinds)}"
+            )
         # A payload the checker cannot read would only be flagged (or dropped) at build time: ask for a repair now,
         # naming the accepted inputs. Wrong arithmetic is not judged here; `slm build` rejects it with the details.
         problem = payload_problem(draft.calculation.to_record().model_dump(mode="json"))

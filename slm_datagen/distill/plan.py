@@ -33,7 +33,9 @@ def reply_format(teacher: TeacherConfig) -> str:
     chosen = getattr(teacher, "response_format", "auto")
     if chosen != "auto":
         return chosen
-    return {"openai": "json_schema", "anthropic": "tool", "openai_compatible": "json_object"}.get(teacher.provider, "none")
+    return {"openai": "json_schema", "anthropic": "tool", "openai_compatible": "json_object"}.get(
+        teacher.provider, "none"
+    )
 
 
 def inline_schema(teacher: TeacherConfig) -> bool:
@@ -45,7 +47,9 @@ def request_params(teacher: TeacherConfig) -> dict[str, object]:
     return {"temperature": teacher.temperature, "max_tokens": teacher.max_tokens, "format": reply_format(teacher)}
 
 
-def request_key(teacher: TeacherConfig, prompt_version: str, messages: list[dict[str, str]] | tuple, params: dict) -> str:
+def request_key(
+    teacher: TeacherConfig, prompt_version: str, messages: list[dict[str, str]] | tuple, params: dict
+) -> str:
     payload = {
         "provider": teacher.provider,
         "model": teacher.model,
@@ -59,8 +63,20 @@ def request_key(teacher: TeacherConfig, prompt_version: str, messages: list[dict
 
 def offline_key(chunk: Chunk, audience: str, style: str, model: str) -> str:
     blob = json.dumps(
-        ["offline", model, OFFLINE_VERSION, chunk.kind, chunk.citation, chunk.title, chunk.text, chunk.question,
-         chunk.answer, chunk.related_laws, audience, style],
+        [
+            "offline",
+            model,
+            OFFLINE_VERSION,
+            chunk.kind,
+            chunk.citation,
+            chunk.title,
+            chunk.text,
+            chunk.question,
+            chunk.answer,
+            chunk.related_laws,
+            audience,
+            style,
+        ],
         ensure_ascii=False,
     )
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
@@ -97,12 +113,16 @@ def plan_chunk(chunk: Chunk, chunk_index: int, cfg: DistillConfig) -> list[Plann
                     continue  # nothing to compute from this chunk / the offline teacher does no arithmetic
                 if teacher.provider == "offline":
                     key = offline_key(chunk, audience, style, teacher.model)
-                    out.append(PlannedRequest(key, chunk_index, chunk.id, teacher_index, audience, style, OFFLINE_VERSION, 0))
+                    out.append(
+                        PlannedRequest(key, chunk_index, chunk.id, teacher_index, audience, style, OFFLINE_VERSION, 0)
+                    )
                     continue
                 prompt = prompt_for(chunk, teacher, audience, style)
                 key = request_key(teacher, prompt.version, prompt.messages, request_params(teacher))
                 tokens = estimate_prompt_tokens(prompt.messages)
-                out.append(PlannedRequest(key, chunk_index, chunk.id, teacher_index, audience, style, prompt.version, tokens))
+                out.append(
+                    PlannedRequest(key, chunk_index, chunk.id, teacher_index, audience, style, prompt.version, tokens)
+                )
     return out
 
 

@@ -153,7 +153,11 @@ def read_limits(headers: Mapping[str, str] | None) -> dict[str, dict[str, float 
         limit = _int(lower.get(f"x-ratelimit-limit-{name}"))
         remaining = _int(lower.get(f"x-ratelimit-remaining-{name}"))
         if limit is not None or remaining is not None:
-            out[name] = {"limit": limit, "remaining": remaining, "reset": parse_reset(lower.get(f"x-ratelimit-reset-{name}"))}
+            out[name] = {
+                "limit": limit,
+                "remaining": remaining,
+                "reset": parse_reset(lower.get(f"x-ratelimit-reset-{name}")),
+            }
     for name in ("requests", "tokens", "input-tokens", "output-tokens"):
         limit = _int(lower.get(f"anthropic-ratelimit-{name}-limit"))
         remaining = _int(lower.get(f"anthropic-ratelimit-{name}-remaining"))
@@ -219,14 +223,20 @@ class RateLimiter:
             self.input_tokens.give_back(spare_in)
             self.output_tokens.give_back(spare_out)
 
-    def observe(self, headers: Mapping[str, str] | None, *, rate_limited: bool = False, retry_after: float | None = None) -> None:
+    def observe(
+        self, headers: Mapping[str, str] | None, *, rate_limited: bool = False, retry_after: float | None = None
+    ) -> None:
         """Tighten from a reply's headers; after a 429, maybe pause the whole teacher."""
         now = self.clock()
         self._recent.append((now, rate_limited))
         while self._recent and self._recent[0][0] < now - 5.0:
             self._recent.popleft()
-        buckets = {"requests": self.requests, "tokens": self.tokens, "input_tokens": self.input_tokens,
-                   "output_tokens": self.output_tokens}
+        buckets = {
+            "requests": self.requests,
+            "tokens": self.tokens,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+        }
         for name, info in read_limits(headers).items():
             bucket = buckets[name]
             limit = info.get("limit")

@@ -53,7 +53,10 @@ class CalculationDraft(_Draft):
 
     def to_record(self) -> Calculation:
         return Calculation(
-            kind=self.kind, year=self.year, inputs=self.inputs_dict(), result_won=self.result_won,
+            kind=self.kind,
+            year=self.year,
+            inputs=self.inputs_dict(),
+            result_won=self.result_won,
             result_field=self.result_field.strip(),
         )
 

@@ -70,8 +70,9 @@ def estimate(plan: list[PlannedRequest], pending: set[str], cfg: DistillConfig) 
     for request in plan:
         teacher = cfg.teachers[request.teacher_index]
         label = teacher_label(teacher)
-        entry = out.setdefault(label, {"requests": 0, "cached": 0, "input_tokens": 0, "output_tokens": 0,
-                                       "cost_usd": 0.0, "price": None})
+        entry = out.setdefault(
+            label, {"requests": 0, "cached": 0, "input_tokens": 0, "output_tokens": 0, "cost_usd": 0.0, "price": None}
+        )
         if request.key not in pending:
             entry["cached"] += 1
             continue
@@ -100,8 +101,17 @@ def _print_estimate(est: dict[str, dict[str, Any]], cfg: DistillConfig, n_chunks
         cost = e["cost_usd"]
         unknown |= cost is None
         total += cost or 0.0
-        rows.append((label, str(e["requests"]), str(e["cached"]), f"{e['input_tokens']:,}", f"{e['output_tokens']:,}",
-                     "unknown (set distill.prices)" if cost is None else f"${cost:,.4f}", e["price"] or "-"))
+        rows.append(
+            (
+                label,
+                str(e["requests"]),
+                str(e["cached"]),
+                f"{e['input_tokens']:,}",
+                f"{e['output_tokens']:,}",
+                "unknown (set distill.prices)" if cost is None else f"${cost:,.4f}",
+                e["price"] or "-",
+            )
+        )
     if console.is_terminal:
         table = Table(title=title)
         for column in header:
@@ -115,10 +125,12 @@ def _print_estimate(est: dict[str, dict[str, Any]], cfg: DistillConfig, n_chunks
         print(title, file=console.file)
         for row in (header, *rows):
             print("\t".join(row), file=console.file)
-    summary = (f"dry run: {sum(e['requests'] for e in est.values())} requests, "
-               f"~{sum(e['input_tokens'] + e['output_tokens'] for e in est.values()):,} tokens (estimated), "
-               f"~${total:,.2f}{' + unknown' if unknown else ''}; each bad reply adds one repair request; "
-               "nothing was sent")
+    summary = (
+        f"dry run: {sum(e['requests'] for e in est.values())} requests, "
+        f"~{sum(e['input_tokens'] + e['output_tokens'] for e in est.values()):,} tokens (estimated), "
+        f"~${total:,.2f}{' + unknown' if unknown else ''}; each bad reply adds one repair request; "
+        "nothing was sent"
+    )
     if cfg.max_cost_usd is not None:
         summary += f"; ${spent_usd:,.4f} of the distill.max_cost_usd ${cfg.max_cost_usd:g} already spent"
     return summary
@@ -154,8 +166,9 @@ def _runtimes(cfg: DistillConfig, needed: set[int]) -> list[TeacherRuntime]:
     return runtimes
 
 
-async def _send(runtimes: list[TeacherRuntime], ledger: Ledger, budget: Budget, jobs: Iterator[Job], cfg: DistillConfig,
-                total: int):
+async def _send(
+    runtimes: list[TeacherRuntime], ledger: Ledger, budget: Budget, jobs: Iterator[Job], cfg: DistillConfig, total: int
+):
     with progress_bar("distill", total, show_cost=True) as task:
         try:
             if cfg.mode == "batch":
@@ -169,8 +182,14 @@ async def _send(runtimes: list[TeacherRuntime], ledger: Ledger, budget: Budget, 
 
 
 # --------------------------------------------------------------------------------------------------- assembly
-def to_qa_pair(draft: PairDraft, chunk: Chunk, request: PlannedRequest, teacher: str, model: str,
-               usage: dict[str, Any] | None = None) -> QAPair:
+def to_qa_pair(
+    draft: PairDraft,
+    chunk: Chunk,
+    request: PlannedRequest,
+    teacher: str,
+    model: str,
+    usage: dict[str, Any] | None = None,
+) -> QAPair:
     return QAPair(
         id=content_id("qa", request.key),
         chunk_id=chunk.id,
@@ -192,14 +211,26 @@ def to_qa_pair(draft: PairDraft, chunk: Chunk, request: PlannedRequest, teacher:
     )
 
 
-def assemble(stage_dir: Path, path: Path, limit: int | None, cfg: DistillConfig, plan: list[PlannedRequest],
-             ledger: Ledger | None) -> dict[str, Any]:
+def assemble(
+    stage_dir: Path,
+    path: Path,
+    limit: int | None,
+    cfg: DistillConfig,
+    plan: list[PlannedRequest],
+    ledger: Ledger | None,
+) -> dict[str, Any]:
     """Write qa_pairs.jsonl and failures.jsonl (atomically, plan order) from the ledger and the offline teacher."""
     by_chunk: dict[int, list[PlannedRequest]] = defaultdict(list)
     for request in plan:
         by_chunk[request.chunk_index].append(request)
-    result: dict[str, Any] = {"pairs": 0, "failures": 0, "pending": 0, "reasons": Counter(),
-                              "cost_by_teacher": defaultdict(float), "tokens": Counter()}
+    result: dict[str, Any] = {
+        "pairs": 0,
+        "failures": 0,
+        "pending": 0,
+        "reasons": Counter(),
+        "cost_by_teacher": defaultdict(float),
+        "tokens": Counter(),
+    }
     with atomic_writer(stage_dir / QA_NAME) as qa_out, atomic_writer(stage_dir / FAILURES_NAME) as fail_out:
         for index, chunk in enumerate(iter_chunks(path, limit)):
             for request in by_chunk.get(index, ()):
@@ -209,9 +240,14 @@ def assemble(stage_dir: Path, path: Path, limit: int | None, cfg: DistillConfig,
                     result["cost_by_teacher"][label] += 0.0
                     draft = offline_pair(chunk, request.audience, request.style)
                     if draft is None:
-                        row: Any = DistillFailure(request_key=request.key, chunk_id=chunk.id, teacher="offline",
-                                                  model=teacher.model, reason="offline_unsupported",
-                                                  detail=f"{chunk.kind} chunk without text the offline teacher can use")
+                        row: Any = DistillFailure(
+                            request_key=request.key,
+                            chunk_id=chunk.id,
+                            teacher="offline",
+                            model=teacher.model,
+                            reason="offline_unsupported",
+                            detail=f"{chunk.kind} chunk without text the offline teacher can use",
+                        )
                     else:
                         row = to_qa_pair(draft, chunk, request, "offline", teacher.model)
                 else:
@@ -222,9 +258,14 @@ def assemble(stage_dir: Path, path: Path, limit: int | None, cfg: DistillConfig,
                         if error is None:
                             result["pending"] += 1  # budget stop: not sent yet
                             continue
-                        row = DistillFailure(request_key=request.key, chunk_id=chunk.id, teacher=teacher.provider,
-                                             model=teacher.model, reason=error.get("reason", "http_error"),
-                                             detail=error.get("detail", "") + " (not completed: rerun with --force to retry)")
+                        row = DistillFailure(
+                            request_key=request.key,
+                            chunk_id=chunk.id,
+                            teacher=teacher.provider,
+                            model=teacher.model,
+                            reason=error.get("reason", "http_error"),
+                            detail=error.get("detail", "") + " (not completed: rerun with --force to retry)",
+                        )
                     else:
                         usage = record.get("usage") or {}
                         result["cost_by_teacher"][label] += float(usage.get("cost_usd", 0.0))
@@ -234,9 +275,15 @@ def assemble(stage_dir: Path, path: Path, limit: int | None, cfg: DistillConfig,
                             draft = PairDraft.model_validate(record["pair"])
                             row = to_qa_pair(draft, chunk, request, teacher.provider, teacher.model, usage)
                         else:
-                            row = DistillFailure(request_key=request.key, chunk_id=chunk.id, teacher=teacher.provider,
-                                                 model=teacher.model, reason=record.get("reason", "schema"),
-                                                 detail=record.get("detail", ""), usage=Usage(**usage))
+                            row = DistillFailure(
+                                request_key=request.key,
+                                chunk_id=chunk.id,
+                                teacher=teacher.provider,
+                                model=teacher.model,
+                                reason=record.get("reason", "schema"),
+                                detail=record.get("detail", ""),
+                                usage=Usage(**usage),
+                            )
                 if isinstance(row, QAPair):
                     qa_out.write(dumps_line(row))
                     result["pairs"] += 1
@@ -256,13 +303,16 @@ def run_distill(ctx: StageContext) -> StageResult:
         raise SlmError(f"--limit {limit}: must be at least 1", "for a trial run use e.g. --limit 20")
     dry_run = bool(ctx.options.get("dry_run"))
     if not cfg.teachers:
-        raise SlmError("distill.teachers is empty", "add a teacher, e.g. {provider: offline} or {provider: openai, model: gpt-4o}")
+        raise SlmError(
+            "distill.teachers is empty", "add a teacher, e.g. {provider: offline} or {provider: openai, model: gpt-4o}"
+        )
 
     plan, n_chunks = make_plan(chunks_path, cfg, limit)
     uses_api = any(t.provider != "offline" for t in cfg.teachers)
     # A dry run only reads the ledger: it must not create one (it reports that nothing was written).
     ledger = Ledger(ctx.stage_dir / LEDGER_NAME, readonly=dry_run) if uses_api else None
     try:
+
         def is_api(r: PlannedRequest) -> bool:
             return cfg.teachers[r.teacher_index].provider != "offline"
 
@@ -273,8 +323,13 @@ def run_distill(ctx: StageContext) -> StageResult:
         if dry_run:
             est = estimate(plan, {r.key for r in pending} | {r.key for r in plan if not is_api(r)}, cfg)
             summary = _print_estimate(est, cfg, n_chunks, ledger.index.spent_usd if ledger is not None else 0.0)
-            return StageResult(outputs=[], counts={**counts, "to_send": len(pending)}, stats={"estimate": est},
-                               complete=False, summary=summary)
+            return StageResult(
+                outputs=[],
+                counts={**counts, "to_send": len(pending)},
+                stats={"estimate": est},
+                complete=False,
+                summary=summary,
+            )
 
         # The cap is on the dataset's total spend: start from what the ledger already records as paid.
         budget = Budget(cfg.max_cost_usd, spent_before_usd=ledger.index.spent_usd if ledger is not None else 0.0)
@@ -298,8 +353,10 @@ def run_distill(ctx: StageContext) -> StageResult:
         counts["not_sent"] = not_sent
     run_cost: dict[str, Any] = {}
     if engine_stats is not None:
-        run_cost = {label: {k: round(v, 6) if isinstance(v, float) else v for k, v in e.items()}
-                    for label, e in engine_stats.per_teacher.items()}
+        run_cost = {
+            label: {k: round(v, 6) if isinstance(v, float) else v for k, v in e.items()}
+            for label, e in engine_stats.per_teacher.items()
+        }
     stats = {
         "cost_usd_this_run": round(budget.spent_usd, 6),
         "cost_usd_total": round(budget.total_usd, 6),  # everything the ledger records as paid, all runs
@@ -312,8 +369,11 @@ def run_distill(ctx: StageContext) -> StageResult:
         "mode": cfg.mode,
     }
     if engine_stats is not None:
-        stats.update(repaired=engine_stats.repaired, http_retries=engine_stats.http_retries,
-                     rate_limited=engine_stats.rate_limited)
+        stats.update(
+            repaired=engine_stats.repaired,
+            http_retries=engine_stats.http_retries,
+            rate_limited=engine_stats.rate_limited,
+        )
 
     outputs = [ctx.stage_dir / QA_NAME, ctx.stage_dir / FAILURES_NAME]
     finished = pairs + failures
@@ -329,6 +389,8 @@ def run_distill(ctx: StageContext) -> StageResult:
     if not complete and cfg.max_cost_usd is None:
         summary += f"; {not_sent} requests not sent (rerun to resume)"
     elif not complete:
-        summary += (f"; budget reached: ${budget.total_usd:.4f} of ${cfg.max_cost_usd:g}; raise distill.max_cost_usd "
-                    f"and rerun ({not_sent} requests not sent)")
+        summary += (
+            f"; budget reached: ${budget.total_usd:.4f} of ${cfg.max_cost_usd:g}; raise distill.max_cost_usd "
+            f"and rerun ({not_sent} requests not sent)"
+        )
     return StageResult(outputs=outputs, counts=counts, stats=stats, complete=complete, summary=summary)

@@ -46,8 +46,15 @@ class TeacherReply:
 
 
 class TeacherError(Exception):
-    def __init__(self, kind: str, message: str, *, status: int | None = None, retry_after: float | None = None,
-                 headers: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        kind: str,
+        message: str,
+        *,
+        status: int | None = None,
+        retry_after: float | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.kind = kind  # transient / rejected / fatal
         self.status = status
@@ -212,8 +219,13 @@ def _error_from_sdk(exc: Exception, secrets: list[str]) -> TeacherError:
     message = redact(f"{type(exc).__name__}: {getattr(exc, 'message', None) or exc}", secrets)[:500]
     if status is None:  # timeouts and connection errors
         return TeacherError("transient", message)
-    return TeacherError(classify_status(int(status)), message, status=int(status),
-                        retry_after=parse_retry_after(headers), headers=headers)
+    return TeacherError(
+        classify_status(int(status)),
+        message,
+        status=int(status),
+        retry_after=parse_retry_after(headers),
+        headers=headers,
+    )
 
 
 async def _parsed(raw: Any) -> Any:

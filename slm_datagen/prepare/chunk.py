@@ -42,7 +42,9 @@ _ARTICLE_HEADING = re.compile(r"제\d+조(?:의\d+)?(?:\s*\([^)\n]*\))?")
 _DELETED_BODY = re.compile(r"삭제\s*(?:<[^>\n]*>|\[[^\]\n]*\])?\s*$")
 _INTRODUCES_LIST = re.compile(r"(?:다음|아래)\s?각\s?[호목]|(?:다음|아래)(?:의|과 같)|[:：]\s*$")
 # Amendment tags are dropped from repeated context lines: they are history, not the rule the piece depends on.
-_AMENDMENT_TAG = re.compile(r"\s*(?:<(?:개정|신설|전문개정|타법개정|본조신설)[^>\n]*>|\[(?:본조신설|전문개정|제목개정|종전)[^\]\n]*\])")
+_AMENDMENT_TAG = re.compile(
+    r"\s*(?:<(?:개정|신설|전문개정|타법개정|본조신설)[^>\n]*>|\[(?:본조신설|전문개정|제목개정|종전)[^\]\n]*\])"
+)
 # A sentence ends at . ? ! after a non-digit (so "2016. 7. 14." and "1." stay whole) followed by whitespace.
 _SENTENCE_BREAK = re.compile(r"(?<=[^\d\s][.?!])\s+")
 

@@ -43,7 +43,6 @@ from datasketch import LeanMinHash, MinHash, MinHashLSH
 from slm_forest.config import DedupConfig
 from slm_forest.records import Document
 
-
 # LSH weights (false positive, false negative). The candidates are verified against the stored signature, so a
 # false positive costs one comparison while a false negative is a duplicate let through: with (0.1, 0.9) a pair
 # exactly at threshold 0.9 is a candidate 81% of the time and a pair at 0.95 99% of the time, against 31% and 80%

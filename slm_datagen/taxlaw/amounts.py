@@ -196,4 +196,3 @@ def format_won(won: int) -> str:
     if rest:
         parts.append(f"{rest:,}")
     return sign + " ".join(parts) + "원"
-

@@ -136,8 +136,7 @@ LAW_ABBREVIATIONS: dict[str, str] = {
 }
 
 OFFICIAL_LAW_NAMES: frozenset[str] = frozenset(
-    [*TAX_LAWS, *RELATED_LAWS]
-    + [f"{law} {suffix}" for law in (*TAX_LAWS, *RELATED_LAWS) for suffix in DECREE_SUFFIXES]
+    [*TAX_LAWS, *RELATED_LAWS] + [f"{law} {suffix}" for law in (*TAX_LAWS, *RELATED_LAWS) for suffix in DECREE_SUFFIXES]
 )
 
 # Middle-dot variants seen in statute text and in PDF extractions (U+318D is the official one).
@@ -150,7 +149,9 @@ _OPEN_BRACKETS = "「｢『"
 _CLOSE_BRACKETS = "」｣』"
 _SUBITEM_LETTERS = "가나다라마바사아자차카타파하"
 # Words ending in 법 that are not law names ("방법 제3조" never cites a law).
-_NOT_LAW_WORDS = frozenset({"방법", "위법", "적법", "불법", "편법", "세법", "입법", "사법", "해당법", "관계법", "관련법", "개별법", "본법"})
+_NOT_LAW_WORDS = frozenset(
+    {"방법", "위법", "적법", "불법", "편법", "세법", "입법", "사법", "해당법", "관계법", "관련법", "개별법", "본법"}
+)
 
 
 def _squash(name: str) -> str:
@@ -164,7 +165,7 @@ _ABBREVIATION_BY_KEY: dict[str, str] = {_squash(k): v for k, v in LAW_ABBREVIATI
 
 
 def split_decree(name: str) -> tuple[str, str | None]:
-    """"소득세법 시행령" -> ("소득세법", "시행령"); "소득세법" -> ("소득세법", None)."""
+    """ "소득세법 시행령" -> ("소득세법", "시행령"); "소득세법" -> ("소득세법", None)."""
     text = name.strip()
     for suffix in DECREE_SUFFIXES:
         if text.endswith(suffix):
@@ -224,7 +225,7 @@ class Citation(BaseModel):
 
 
 def format_citation(c: Citation) -> str:
-    """"소득세법 제12조 제3호", "국세기본법 제26조의2 제1항", "법인세법 시행령 제19조 제1항 제2호 가목"."""
+    """ "소득세법 제12조 제3호", "국세기본법 제26조의2 제1항", "법인세법 시행령 제19조 제1항 제2호 가목"."""
     out = f"{c.law} 제{c.article}조"
     if c.branch:
         out += f"의{c.branch}"

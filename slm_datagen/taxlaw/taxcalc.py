@@ -138,7 +138,13 @@ INCOME_TAX_RATES = Versioned(
                     Bracket(None, 42),
                 ),
                 published_progressive_deductions=(
-                    0, 1_080_000, 5_220_000, 14_900_000, 19_400_000, 25_400_000, 35_400_000,
+                    0,
+                    1_080_000,
+                    5_220_000,
+                    14_900_000,
+                    19_400_000,
+                    25_400_000,
+                    35_400_000,
                 ),
                 basis="소득세법 제55조① (2017.12.19 개정, 2018.1.1 이후 발생 소득분): 3억~5억 40%, 5억 초과 42% 신설",
             ),
@@ -159,7 +165,14 @@ INCOME_TAX_RATES = Versioned(
                     Bracket(None, 45),
                 ),
                 published_progressive_deductions=(
-                    0, 1_080_000, 5_220_000, 14_900_000, 19_400_000, 25_400_000, 35_400_000, 65_400_000,
+                    0,
+                    1_080_000,
+                    5_220_000,
+                    14_900_000,
+                    19_400_000,
+                    25_400_000,
+                    35_400_000,
+                    65_400_000,
                 ),
                 basis="소득세법 제55조① (2020.12.29 개정, 2021.1.1 이후 발생 소득분): 10억 초과 45% 신설",
             ),
@@ -180,7 +193,14 @@ INCOME_TAX_RATES = Versioned(
                     Bracket(None, 45),
                 ),
                 published_progressive_deductions=(
-                    0, 1_260_000, 5_760_000, 15_440_000, 19_940_000, 25_940_000, 35_940_000, 65_940_000,
+                    0,
+                    1_260_000,
+                    5_760_000,
+                    15_440_000,
+                    19_940_000,
+                    25_940_000,
+                    35_940_000,
+                    65_940_000,
                 ),
                 basis="소득세법 제55조① (2022.12.31 개정, 2023.1.1 이후 발생 소득분): 6%·15% 구간 1,400만·5,000만원으로 상향",
             ),
@@ -670,7 +690,9 @@ def gift_tax(
     else:
         sentences = [f"{head}에 대해 증여재산공제가 없으므로({relation_label}) 과세표준은 {format_won(base)}입니다."]
     if lines:
-        sentences.append(f"제56조에 따라 제26조 세율을 적용한 산출세액은 {format_won(computed)}({_lines_text(lines)})입니다.")
+        sentences.append(
+            f"제56조에 따라 제26조 세율을 적용한 산출세액은 {format_won(computed)}({_lines_text(lines)})입니다."
+        )
     else:
         sentences.append("과세표준이 50만원 미만이므로 증여세를 부과하지 않습니다(제55조②).")
     sentences.append(_credits_sentence(computed, prepaid, filing_pct, filing_credit, filed_on_time, payable))
@@ -810,7 +832,9 @@ def capital_gains_tax(
     if flat_pct is not None:
         flat_tax = taxable_base_won * flat_pct // 100
         flat_line = BracketLine(lower=0, upper=None, rate_pct=flat_pct, amount_taxed=taxable_base_won, tax=flat_tax)
-        candidates.append((flat_tax, [flat_line] if taxable_base_won else [], f"단일세율 {flat_pct}%({flat_rates.basis})"))
+        candidates.append(
+            (flat_tax, [flat_line] if taxable_base_won else [], f"단일세율 {flat_pct}%({flat_rates.basis})")
+        )
     computed, lines, label = max(candidates, key=lambda c: c[0])
 
     kind_label = {
@@ -1011,7 +1035,9 @@ def check_calculation(
         return _verdict("bad_input", "계산 정보가 객체가 아님 / calculation payload is not an object")
     kind = calc.get("kind")
     if kind not in _INPUT_TYPES:
-        return _verdict("unsupported", f"지원하지 않는 계산 종류 {kind!r} / unsupported calculation kind {kind!r}", kind=kind)
+        return _verdict(
+            "unsupported", f"지원하지 않는 계산 종류 {kind!r} / unsupported calculation kind {kind!r}", kind=kind
+        )
     field = calc.get("result_field")
     if field not in _RESULT_FIELDS:
         return _verdict(
@@ -1027,7 +1053,9 @@ def check_calculation(
         return _verdict("bad_input", reason, kind=kind, result_field=field)
     raw_inputs = calc.get("inputs")
     if not isinstance(raw_inputs, dict):
-        return _verdict("bad_input", "inputs가 없음 / inputs missing", kind=kind, result_field=field, claimed_won=claimed)
+        return _verdict(
+            "bad_input", "inputs가 없음 / inputs missing", kind=kind, result_field=field, claimed_won=claimed
+        )
     year = calc.get("year")
     if kind in ("income_tax", "capital_gains_tax") and year is None and not raw_inputs.get("transfer_date"):
         return _verdict("bad_input", "year가 없음 / year missing", kind=kind, result_field=field, claimed_won=claimed)
@@ -1037,7 +1065,9 @@ def check_calculation(
         reason = f"계산 범위 밖 / not modelled: {exc}"
         return _verdict("unsupported", reason, kind=kind, result_field=field, claimed_won=claimed)
     except (ValueError, TypeError) as exc:
-        return _verdict("bad_input", f"입력 오류 / bad input: {exc}", kind=kind, result_field=field, claimed_won=claimed)
+        return _verdict(
+            "bad_input", f"입력 오류 / bad input: {exc}", kind=kind, result_field=field, claimed_won=claimed
+        )
 
     expected = computation.amount(field)
     tolerance = tolerance_for(expected, tolerance_won, tolerance_ratio)
