@@ -347,7 +347,7 @@ def test_check_reports_unsupported_and_bad_input() -> None:
     assert check_calculation(_gift_payload(1, generation_skipping=True)).status == "unsupported"
     assert check_calculation({**_gift_payload(1), "year": 2005}).status == "unsupported"
     assert check_calculation(_gift_payload("많음")).status == "bad_input"
-    assert check_calculation(_gift_payload(1, amount_won="이십억")).status == "bad_input"
+    assert check_calculation(_gift_payload(1, amount_won="20억 5억")).status == "bad_input"
     assert check_calculation(_gift_payload(1, relationship="이웃집")).status == "bad_input"
     assert check_calculation(_gift_payload(1, donee_is_minor="no")).status == "bad_input"
     no_year = {"kind": "income_tax", "inputs": {"taxable_income_won": 1}, "result_won": 0}
