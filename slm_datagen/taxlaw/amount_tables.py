@@ -1,4 +1,4 @@
-"""Tables whose figures are in a stated unit: "(단위: 천원)", "[단위 : 백만원]", a line "단위: 원".
+"""Tables whose figures are in a stated unit: "(단위: 천원)", "[단위 : 백만원]", a line ending "단위: 원".
 
 Financial statements and NTS tables print bare numbers under such a header: "| 매출액 | 1,500 |" under "(단위: 천원)"
 is 1,500,000 won. A header governs the text after it up to the end of its table: leading blank lines are skipped,
@@ -15,7 +15,7 @@ from slm_datagen.taxlaw.korean_numbers import read_number
 
 _UNIT_HEADER_RE = re.compile(
     r"[(\[（［]\s*단위\s*[:：]?\s*(?P<paren>[^()\[\]（）［］\n]{1,10}?)\s*[)\]）］]"
-    r"|^[ \t]*단위\s*[:：]\s*(?P<line>[^\s,.]{1,8}(?:[ \t]원)?)[ \t]*$",
+    r"|(?:^|(?<=[ \t]))단위\s*[:：]\s*(?P<line>[^\s,.]{1,8}(?:[ \t]원)?)[ \t]*$",
     re.MULTILINE,
 )
 _UNIT_WORDS = {"원": 1, "억원": 10**8, "조원": 10**12}  # a bare 억 or 조 is no amount by itself; as a unit it is one

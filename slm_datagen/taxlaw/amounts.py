@@ -93,7 +93,7 @@ def _to_int_won(value: Decimal, text: str) -> int:
 
 def _sign_start(text: str, start: int) -> int | None:
     """Where the minus in front of text[start:] begins, or None when the amount is not negative."""
-    word = _MINUS_WORD_RE.search(text, 0, start)
+    word = _MINUS_WORD_RE.search(text, max(0, start - 8), start)
     if word:
         return word.start()
     if start and text[start - 1] in "-−":
@@ -126,7 +126,9 @@ def _readings(text: str) -> list[NumberReading]:
         if reading is None:
             pos = start + 1
             continue
-        if reading.group_units[:1] == (GROUP_UNITS["조"],) and _ARTICLE_PREFIX_RE.search(text, 0, start):
+        if reading.group_units[:1] == (GROUP_UNITS["조"],) and _ARTICLE_PREFIX_RE.search(
+            text, max(0, start - 2), start
+        ):
             pos = text.index("조", start) + 1  # skip the article number only: "제1조 2억원" still holds 2억원
             continue
         out.append(reading)
@@ -147,7 +149,7 @@ def _counter_after(text: str, end: int) -> bool:
 
 def _is_money(text: str, reading: NumberReading) -> bool:
     """Without a table: 원/₩, an 억 group, or a 만/조 figure after a money word and before no counter ("명")."""
-    if reading.has_won or _WON_SIGN_RE.search(text, 0, reading.start):
+    if reading.has_won or _WON_SIGN_RE.search(text, max(0, reading.start - 4), reading.start):
         return True
     if GROUP_UNITS["억"] in reading.group_units:
         return True
@@ -177,7 +179,7 @@ def _mention(text: str, reading: NumberReading, value: Decimal, table_unit: int 
     except ValueError:
         return None  # "0.123원": not a real amount of money
     end = reading.end
-    approximate = reading.about or _APPROX_BEFORE_RE.search(text, 0, start) is not None
+    approximate = reading.about or _APPROX_BEFORE_RE.search(text, max(0, start - 6), start) is not None
     after = _APPROX_AFTER_RE.match(text, end)
     if after:
         approximate = True

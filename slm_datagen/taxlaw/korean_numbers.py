@@ -160,13 +160,13 @@ def read_number(text: str, pos: int) -> NumberReading | None:
             tail = _Chunk(tail.value * last_unit // 10**4, tail.end, tail.has_small, tail.plain)
     if tail is not None:
         value, end = value + tail.value, tail.end
-    if end == pos:
-        return None
+    hangul = text[pos] in HANGUL_STARTS
+    if end == pos or (hangul and not units and not tail.has_small):
+        return None  # a Hangul digit needs a unit: "사원" is an employee and "구원" salvation, not 4 or 9 won
     if not about and end < len(text) and text[end] == "여" and (units or tail is not None and tail.has_small):
         about, end = True, end + 1  # "3억여 원", "5천여 원"
     won = _WON_RE.match(text, end)
     plain = not units and tail is not None and tail.plain
-    hangul = text[pos] in HANGUL_STARTS
     return NumberReading(
         start=pos,
         end=won.end() if won else end,
