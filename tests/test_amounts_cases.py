@@ -267,3 +267,18 @@ def test_header_text_itself_is_not_an_amount_and_next_header_takes_over() -> Non
         "(단위: 천원)\n| 항목 | 금액 |\n|---|---|\n| 가 | 5 |\n(단위: 백만원)\n| 항목 | 금액 |\n|---|---|\n| 나 | 5 |"
     )
     assert [m.won for m in find_amounts(text)] == [5_000, 5_000_000]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "증여받은 자녀가 만 19세 미만이면",
+        "증여세를 만약 내지 않으면",
+        "상속재산이 백만장자 수준",
+        "세금 문제는 천만다행으로 해결",
+        "소득이 500만 명에게",
+        "매출 300만 개",
+    ],
+)
+def test_money_words_do_not_turn_ages_words_or_counts_into_money(text: str) -> None:
+    assert find_amounts(text) == []

@@ -64,6 +64,7 @@ _MONEY_WORDS = re.compile(
     "보험료|분양가|잔금|계약금|채무|손실|이익|차액|과태료|가산세"
 )
 _COUNTERS = ("명", "개", "건", "대", "가구", "회", "호", "마리", "권", "장", "표", "평", "톤", "세대", "배", "주", "인")
+_PARTICLE_STARTS = frozenset("이가을를은는에의으로과와도씩쯤정인만")
 _YEAR_RE = re.compile(r"(?:19|20)\d\d")
 
 
@@ -148,14 +149,17 @@ def _counter_after(text: str, end: int) -> bool:
 
 
 def _is_money(text: str, reading: NumberReading) -> bool:
-    """Without a table: 원/₩, an 억 group, or a 만/조 figure after a money word and before no counter ("명")."""
+    """Without a table: 원/₩, an 억 group, or a 만/조 figure after a money word, ending at a particle or a space."""
     if reading.has_won or _WON_SIGN_RE.search(text, max(0, reading.start - 4), reading.start):
         return True
     if GROUP_UNITS["억"] in reading.group_units:
         return True
-    return (
-        bool(reading.group_units) and _money_word_before(text, reading.start) and not _counter_after(text, reading.end)
-    )
+    if not reading.group_units or text[reading.start] == "만":
+        return False  # a bare 만 is "만 19세" (full age) or 만약 (if) far more often than 10,000 won
+    after = text[reading.end : reading.end + 1]
+    if "가" <= after <= "힣" and after not in _PARTICLE_STARTS:
+        return False  # "백만장자", "천만다행": the numeral is part of a word
+    return _money_word_before(text, reading.start) and not _counter_after(text, reading.end)
 
 
 def _bare_table_figure(text: str, reading: NumberReading, scope: TableScope) -> bool:
