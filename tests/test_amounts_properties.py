@@ -225,3 +225,17 @@ def test_neighbouring_amounts_stay_apart(cases: list[tuple[int, str, str]]) -> N
     """Several amounts in one answer, separated the way answers separate them, come back one by one."""
     sentence = "".join(f"{label} {text}, 세율 10%, " for label, (_, _, text) in zip(["가", "나", "다", "라"], cases))
     assert [m.won for m in find_amounts(sentence)] == [won for won, _, _ in cases]
+
+
+_NOISE = st.lists(
+    st.sampled_from(list("0123456789,.원억만천백십조일이삼사오구△-−()|%년제명약여 \n") + ["(단위: 천원)", "정도"]),
+    max_size=40,
+).map("".join)
+
+
+@AMOUNTS
+@given(_NOISE)
+def test_any_text_scans_without_error_and_spans_match(text: str) -> None:
+    for mention in find_amounts(text):
+        assert text[mention.start : mention.end] == mention.text
+        assert mention.start < mention.end

@@ -38,8 +38,16 @@ from slm_datagen.taxlaw.korean_numbers import (
     read_number,
 )
 
-__all__ = ["GROUP_UNITS", "QUALIFIERS", "SMALL_UNITS", "AmountMention", "find_amounts", "format_won", "parse_amount"]
-__all__ += ["parse_won"]
+__all__ = [
+    "GROUP_UNITS",
+    "QUALIFIERS",
+    "SMALL_UNITS",
+    "AmountMention",
+    "find_amounts",
+    "format_won",
+    "parse_amount",
+    "parse_won",
+]
 
 # Words that bound an amount ("1,400만원 이하" = up to 14,000,000 won). Kept on the mention, not in the value.
 QUALIFIERS = ("이하", "이상", "초과", "미만")
