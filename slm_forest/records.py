@@ -45,6 +45,7 @@ class ArticleRef(Record):
     paragraph: int | None = None  # 항
     item: int | None = None  # 호
     subitem: str | None = None  # 목 (가, 나, ...)
+    former: bool = False  # 구법: cites the text before an amendment ("구 소득세법(…) 제3조", "구법 제41조")
 
     def label(self) -> str:
         out = f"{self.law} 제{self.article}조" + (f"의{self.branch}" if self.branch else "")

@@ -11,12 +11,21 @@ It listens on 127.0.0.1 on a random port, in a background thread, and the tests 
 
 A route matches when every given parameter equals the request's. Its replies are served in order; the last one
 repeats. A request no route matches gets HTTP 404 "no route", so a test that asks for the wrong thing fails.
+
+Fault injection (`server.inject(FaultMix(seed=…))`): an attempt at a request may be answered by a fault instead of
+its route's reply — a body cut short (with an honest Content-Length, as a proxy sends it, or with the full length and
+the connection dropped), law.go.kr's maintenance page, a hang past the client's timeout, 429 (with Retry-After 0 or
+without), 500, 502, 503. The draw depends only on the seed, the request (OC aside) and the attempt number, so a mix
+is the same whatever order requests come in and however often the client is killed and rerun. Each request fails
+at most `max_failures` times and is then answered for real (a client with more retries collects everything), except
+the requests listed in `broken`, which always fail.
 Recorded bodies come from ../shared/corpus/lawgo (real responses) and tests/fixtures/collect/lawgo.
 """
 
 from __future__ import annotations
 
 import json
+import random
 import threading
 import time
 from dataclasses import dataclass, field
@@ -33,6 +42,7 @@ class Reply:
     content_type: str = "application/json;charset=UTF-8"
     headers: dict[str, str] = field(default_factory=dict)
     delay_s: float = 0.0  # sleep before answering: longer than the client's timeout = a hang
+    send_bytes: int | None = None  # announce the whole body, send only this much, drop the connection
 
     @classmethod
     def json(cls, obj: Any, **kw: Any) -> Reply:
@@ -66,6 +76,51 @@ class Received:
     endpoint: str
     params: dict[str, str]
     headers: dict[str, str]
+    fault: str | None = None  # the injected fault that answered it, if any
+
+    @property
+    def key(self) -> str:
+        """The request without the OC: what the client's cache is keyed by."""
+        return request_key(self.endpoint, self.params)
+
+
+def request_key(endpoint: str, params: dict[str, str]) -> str:
+    return endpoint + "?" + "&".join(f"{k}={v}" for k, v in sorted(params.items()) if k != "OC")
+
+
+FAULT_KINDS = ("cut", "cut_connection", "html", "hang", "429", "429_retry_after", "500", "502", "503")
+_MAINTENANCE = Path(__file__).parent / "fixtures" / "collect" / "lawgo" / "errors" / "maintenance.html"
+
+
+@dataclass
+class FaultMix:
+    seed: int
+    rate: float = 0.5  # chance that an attempt fails (until the request failed max_failures times)
+    max_failures: int = 2
+    kinds: tuple[str, ...] = FAULT_KINDS
+    hang_s: float = 1.0  # longer than the client's timeout
+    broken: frozenset[str] = frozenset()  # request keys (request_key) that always fail
+
+    def fault(self, key: str, attempt: int, failures: int) -> str | None:
+        rng = random.Random(f"{self.seed}|{key}|{attempt}")
+        if key in self.broken or (failures < self.max_failures and rng.random() < self.rate):
+            return rng.choice(self.kinds)
+        return None
+
+    def reply(self, kind: str, real: Reply, key: str, attempt: int) -> Reply:
+        rng = random.Random(f"{self.seed}|{key}|{attempt}|reply")
+        cut = rng.randint(1, max(1, len(real.body) - 1))
+        if kind == "cut":
+            return Reply(body=real.body[:cut], content_type=real.content_type)
+        if kind == "cut_connection":
+            return Reply(body=real.body, content_type=real.content_type, send_bytes=cut)
+        if kind == "html":
+            return Reply.file(_MAINTENANCE)
+        if kind == "hang":
+            return Reply(body=real.body, content_type=real.content_type, delay_s=self.hang_s)
+        if kind == "429_retry_after":
+            return Reply.error(429, retry_after="0")
+        return Reply.error(int(kind))
 
 
 @dataclass
@@ -85,6 +140,9 @@ class ReplayServer:
     def __init__(self) -> None:
         self.routes: list[_Route] = []
         self.requests: list[Received] = []
+        self.mix: FaultMix | None = None
+        self._attempts: dict[str, int] = {}
+        self._failures: dict[str, int] = {}
         self._lock = threading.Lock()
         server = self
 
@@ -103,7 +161,9 @@ class ReplayServer:
                     for key, value in reply.headers.items():
                         self.send_header(key, value)
                     self.end_headers()
-                    self.wfile.write(reply.body)
+                    self.wfile.write(reply.body[: reply.send_bytes])
+                    if reply.send_bytes is not None:
+                        self.close_connection = True
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up (a timeout test): nothing to answer
 
@@ -124,6 +184,12 @@ class ReplayServer:
         self.routes.append(_Route(endpoint, {k: str(v) for k, v in match.items()}, list(replies)))
         return self
 
+    def inject(self, mix: FaultMix | None) -> ReplayServer:
+        """Answer attempts with faults from `mix` from now on (None: stop injecting)."""
+        with self._lock:
+            self.mix = mix
+        return self
+
     def requests_to(self, endpoint: str, **match: str) -> list[Received]:
         return [
             r for r in self.requests if r.endpoint == endpoint and all(r.params.get(k) == v for k, v in match.items())
@@ -131,11 +197,27 @@ class ReplayServer:
 
     def _dispatch(self, endpoint: str, params: dict[str, str], headers: dict[str, str]) -> Reply:
         with self._lock:
-            self.requests.append(Received(endpoint, params, headers))
-            for route in self.routes:
-                if route.endpoint == endpoint and all(params.get(k) == v for k, v in route.match.items()):
-                    return route.next_reply()
-        return Reply(status=404, body=b"no route", content_type="text/plain")
+            received = Received(endpoint, params, headers)
+            self.requests.append(received)
+            route = next(
+                (
+                    r
+                    for r in self.routes
+                    if r.endpoint == endpoint and all(params.get(k) == v for k, v in r.match.items())
+                ),
+                None,
+            )
+            if route is None:
+                return Reply(status=404, body=b"no route", content_type="text/plain")
+            if self.mix is None:
+                return route.next_reply()
+            key = received.key
+            attempt = self._attempts[key] = self._attempts.get(key, 0) + 1
+            received.fault = self.mix.fault(key, attempt, self._failures.get(key, 0))
+            if received.fault is None:
+                return route.next_reply()
+            self._failures[key] = self._failures.get(key, 0) + 1
+            return self.mix.reply(received.fault, route.replies[-1], key, attempt)
 
     def __enter__(self) -> ReplayServer:
         self._thread.start()

@@ -145,6 +145,29 @@ def test_law_ids_and_msts(server, tmp_path):
     assert items[1][1][0].mst == "77" and items[1][1][0].law_name == "인지세법"
 
 
+def test_a_law_whose_search_keeps_failing_is_skipped_and_the_others_are_collected(server, tmp_path):
+    server.route("lawSearch.do", {"query": "소득세법"}, Reply.error(503))
+    server.route("lawService.do", {"target": "law", "MST": "77"}, Reply.file(FIXTURES / "law_single_dict.json"))
+    with client_for(server, tmp_path, max_retries=1) as client:
+        items = run(client, LawgoSource(target="law", laws=["소득세법"], msts=["77"]))
+    assert [(label, len(docs)) for label, docs, _ in items] == [("law 소득세법", 0), ("law MST=77", 1)]
+    assert str(items[0][2]).startswith("search failed: law.go.kr: HTTP 503 (gave up after 2 attempts)")
+
+
+def test_a_body_cut_short_is_asked_again(server, tmp_path):
+    body = (FIXTURES / "law_pair.json").read_bytes()
+    server.route(
+        "lawService.do", {"MST": "1"}, Reply(body=body[:200]), Reply(body=body, send_bytes=100), Reply(body=body)
+    )
+    with client_for(server, tmp_path) as client:
+        assert "법령" in client.detail("eflaw", MST=1)
+        assert client.stats.retries == 2
+    server.route("lawService.do", {"MST": "2"}, Reply(body=body[:200]))
+    with client_for(server, tmp_path, max_retries=1) as client, pytest.raises(LawgoError) as info:
+        client.detail("eflaw", MST=2)
+    assert info.value.kind == "malformed" and "(gave up after 2 attempts)" in info.value.message
+
+
 # ------------------------------------------------------------------------------------------- prec and expc
 def test_precedent_search_filters_and_detail_failures(server, tmp_path):
     rows = [

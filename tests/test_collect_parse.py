@@ -231,3 +231,55 @@ def test_related_laws_and_references_from_a_casebook_entry():
     assert split_related_laws(text) == ["국세기본법 제26조의2", "국세기본법 시행령 제12조의3"]
     assert [r.label() for r in parse_references(text)] == ["국세기본법 제26조의2", "국세기본법 시행령 제12조의3"]
     assert split_related_laws("형법 제35조 / [2] 소득세법 제94조") == ["형법 제35조", "소득세법 제94조"]
+
+
+def _refs(text: str, default_law: str | None = None) -> list[tuple[str, bool]]:
+    return [(r.label(), r.former) for r in parse_references(text, default_law)]
+
+
+def test_a_note_in_parentheses_does_not_capture_the_provisions_after_it():
+    assert _refs("소득세법 제2조 제1항(현행 제4조 제1항 참조), 제3항") == [
+        ("소득세법 제2조 제1항", False),
+        ("소득세법 제4조 제1항", False),  # the note's bare article belongs to the law just cited
+        ("소득세법 제2조 제3항", False),  # continues 제2조, not the 제4조 inside the note
+    ]
+    assert _refs("제2조 제1항(현행 제4조 제1항 참조), 제3항", default_law="소득세법")[2] == (
+        "소득세법 제2조 제3항",
+        False,
+    )
+    # NTS shorthand keeps its (n) = 제n호; a title in parentheses cites nothing.
+    assert _refs("법인령§81③(2)나, 소득세법 제3조(정의) 제2항") == [
+        ("법인세법 시행령 제81조 제3항 제2호 나목", False),
+        ("소득세법 제3조 제2항", False),
+    ]
+
+
+def test_former_texts_are_kept_and_marked():
+    assert _refs("소득세법 제1조, 구법 제41조 제2항") == [("소득세법 제1조", False), ("소득세법 제41조 제2항", True)]
+    assert _refs("구법 제41조 제2항", default_law="법인세법") == [("법인세법 제41조 제2항", True)]
+    assert _refs("구법 제41조 제2항") == [("구법 제41조 제2항", True)]  # no law in context: kept as written
+    text = (
+        "[1] 구 소득세법(2009. 12. 31. 법률 제9897호로 개정되기 전의 것) 제94조 제1항 제1호(현행 제94조 제1항 제1호 참조),"
+        " 제3항 / [2] 소득세법 제1조, 같은 법 제2조"
+    )
+    assert _refs(text) == [
+        ("소득세법 제94조 제1항 제1호", True),
+        ("소득세법 제94조 제1항 제1호", False),  # 현행: the current text of the same provision
+        ("소득세법 제94조 제3항", True),
+        ("소득세법 제1조", False),
+        ("소득세법 제2조", False),
+    ]
+    assert _refs("소득세법 제3조(2016. 12. 20. 개정되기 전의 것), 제4조") == [
+        ("소득세법 제3조", True),
+        ("소득세법 제4조", True),
+    ]
+    assert _refs("「구 소득세법」 제3조, 동법 제4조, 법인세법 제5조") == [
+        ("소득세법 제3조", True),
+        ("소득세법 제4조", True),
+        ("법인세법 제5조", False),
+    ]
+
+
+def test_precedent_references_mark_the_former_law():
+    doc = parse_prec(load("prec_detail.json"), source="t")
+    assert all(r.former for r in doc.references)  # "구 상속세 및 증여세법(…) 제3조, 제3조의2 제1항, 제13조"

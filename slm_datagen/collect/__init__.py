@@ -4,6 +4,8 @@ Modules, one concern each:
 - `stage.py`        run_collect: read every configured source, de-duplicate, write documents.jsonl atomically
 - `bundled.py`      the demo corpus shipped in `slm_datagen/data/`
 - `dumps.py`        files people already have (law.go.kr responses, precedent Markdown, casebooks, seed layouts)
+- `listing.py`      the paths of a dump source: links followed once, unreadable paths kept with their reason
+- `temporaries.py`  temporary files a killed collect left, removed at the start of the next
 - `shapes.py`       which parser a file's content calls for
 - `casebook.py`     국세청 interpretations: the 2025 casebook and the seed's tax-law-judgment/data_main.json
 - `precedent_md.py` precedents saved as Markdown with front matter
@@ -15,7 +17,7 @@ Modules, one concern each:
 - `lawgo_parse.py`  law.go.kr detail responses (법령, PrecService, ExpcService) -> Document records
 - `lawtext.py`      cleaning of law.go.kr text: <br/>, amendment tags, full-width spaces, <img> tables
 - `dates.py`        the date spellings seen in the data -> ISO
-- `references.py`   참조조문 / 관련법령 -> ArticleRef
+- `references.py`   참조조문 / 관련법령 -> ArticleRef (notes in parentheses, 구법 marked former)
 - `envelopes.py`    HTTP-200 error bodies of law.go.kr
 - `lawgo_client.py` the HTTP client: rate limit, retries, Retry-After, on-disk response cache, masked OC
 - `lawgo_source.py` what to fetch for a `lawgo` source (search, exact-name match, paging, details)

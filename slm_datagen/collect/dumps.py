@@ -27,10 +27,10 @@ from slm_datagen.collect.encodings import (
     file_chunks,
 )
 from slm_datagen.collect.jsonstream import iter_json_array
+from slm_datagen.collect.listing import list_dump
 from slm_datagen.collect.problems import InputProblem
 from slm_datagen.collect.shapes import ARRAY_FORMATS, documents_from_items, documents_from_text
 from slm_forest.config import DumpSource
-from slm_forest.errors import SlmError
 from slm_forest.records import Document
 
 _PEEK_BYTES = 64 * 1024
@@ -46,18 +46,8 @@ class FileResult:
 
 
 def dump_files(source: DumpSource, where: str) -> list[Path]:
-    """The files a dump source names: the file itself, or the files under the directory matching `glob`."""
-    root = Path(source.path).expanduser()
-    if not root.exists():
-        raise SlmError(f"{where}.path: {root} does not exist", "point `path` at a file or a directory of dumps")
-    if root.is_file():
-        return [root]
-    files = [
-        p
-        for p in root.glob(source.glob)
-        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)
-    ]
-    return sorted(files, key=lambda p: p.relative_to(root).as_posix())
+    """The readable files a dump source names (listing.py walks the directory and keeps what cannot be read)."""
+    return list_dump(source, where).files
 
 
 def _nul_checked(chunks: Iterator[str]) -> Iterator[str]:
@@ -97,7 +87,7 @@ class DumpFile:
         try:
             yield from self._documents()
         except OSError as exc:
-            raise InputProblem(f"cannot read ({exc.strerror or exc})") from None
+            raise InputProblem(f"cannot read ({exc.strerror or exc})", unreadable=True) from None
 
     def _documents(self) -> Iterator[Document]:
         path, size = self.path, self._chunk_bytes

@@ -42,9 +42,9 @@ from slm_datagen.collect import envelopes
 from slm_datagen.collect.encodings import decode_bytes
 from slm_datagen.collect.lawgo_xml import xml_to_dict
 from slm_datagen.collect.problems import InputProblem
+from slm_datagen.collect.temporaries import temporary_beside
 from slm_forest.config import LawgoSource
 from slm_forest.errors import SlmError
-from slm_forest.files import atomic_writer
 
 REFERER = "https://www.law.go.kr/"
 USER_AGENT = (
@@ -67,7 +67,7 @@ _HINTS = {
     envelopes.HTML: "law.go.kr served a web page instead of data; try again later (from cloud IPs it may block)",
     "unavailable": "law.go.kr did not answer; try again later or lower requests_per_second",
     "http": "check base_url and the request parameters",
-    "malformed": "law.go.kr sent a body that does not parse; try again later",
+    "malformed": "law.go.kr kept sending a body that does not parse (cut short?); try again later",
     "no_oc": "export it (e.g. `export LAWGO_OC=<your id>`); the OC is only ever read from the environment",
 }
 
@@ -296,9 +296,21 @@ class LawgoClient:
 
     def _cache_write(self, endpoint: str, params: dict[str, str], text: str) -> None:
         path = self._cache_path(endpoint, params)
-        if path is not None:
-            with atomic_writer(path) as handle:
+        if path is None:
+            return
+        # Written beside the entry under a name carrying this process's id, then renamed: a kill leaves at most a
+        # temporary file, which the next collect removes once its process is gone (temporaries.py).
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = temporary_beside(path)
+        try:
+            with open(tmp, "w", encoding="utf-8") as handle:
                 handle.write(text)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
 
     # ------------------------------------------------------------------------------------------------ network
     def _throttle(self) -> None:
@@ -330,7 +342,7 @@ class LawgoClient:
                 with attempt:
                     return self._fetch_once(endpoint, params, request)
         except _Retryable as exc:
-            kind = exc.kind if exc.kind == envelopes.HTML else "unavailable"
+            kind = exc.kind if exc.kind in (envelopes.HTML, "malformed") else "unavailable"
             raise LawgoError(kind, f"{exc.message} (gave up after {self._max_retries + 1} attempts)", request) from None
         raise AssertionError("unreachable: tenacity either returns or raises")
 
@@ -371,7 +383,8 @@ class LawgoClient:
         try:
             parsed = parse_body(text)
         except InputProblem as problem:
-            raise LawgoError("malformed", f"{problem.message} at {problem.where}", request) from None
+            # A body cut short with HTTP 200 (a proxy, a dropped connection) looks like this: asking again helps.
+            raise _Retryable("malformed", f"{problem.message} at {problem.where}") from None
         error = envelopes.envelope_error(parsed)
         if error is not None:
             raise LawgoError(error[0], error[1], request, body=text)

@@ -16,7 +16,9 @@
 Paging: display=100 (the maximum), stop when a page has fewer rows than that, when page × 100 reaches totalCnt,
 or at `max_pages` (then the result is marked truncated in the counts).
 Each detail is one item for the stage: its documents, or the problem that stops or skips it (per on_error).
-Search failures and authentication/approval failures stop the run: nothing useful can follow them.
+Authentication/approval failures stop the run: nothing useful can follow them. So does a failed precedent or
+interpretation search (what it would have listed is unknown); a law whose name search still fails after the retries
+is one skipped item, with its reason, and the other laws are collected.
 """
 
 from __future__ import annotations
@@ -54,12 +56,18 @@ def search_rows(
     client: LawgoClient, target: str, params: dict[str, Any], max_pages: int, counts: Counter[str], where: str
 ) -> list[dict[str, Any]]:
     """Every list row for a query, paged; a failure here stops the run (nothing can be fetched without it)."""
+    try:
+        return _search_rows(client, target, params, max_pages, counts)
+    except LawgoError as exc:
+        raise exc.to_slm_error(where) from None
+
+
+def _search_rows(
+    client: LawgoClient, target: str, params: dict[str, Any], max_pages: int, counts: Counter[str]
+) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for page in range(1, max_pages + 1):
-        try:
-            data = client.search(target, **params, display=DISPLAY, page=page)
-        except LawgoError as exc:
-            raise exc.to_slm_error(where) from None
+        data = client.search(target, **params, display=DISPLAY, page=page)
         root = next((v for v in data.values() if isinstance(v, dict)), {})
         page_rows = [r for r in as_list(root.get(_ROW_KEY[target])) if isinstance(r, dict)]
         rows += page_rows
@@ -121,7 +129,14 @@ def _laws(client: LawgoClient, source: LawgoSource, where: str, counts: Counter[
     ef_yd = _yyyymmdd(source.ef_yd, f"{where}.ef_yd")
     names = resolve_laws(source.laws, f"{where}.laws") if source.laws else []
     for name in names:
-        rows = search_rows(client, target, {"query": name}, source.max_pages, counts, f"{where}.laws")
+        try:
+            rows = _search_rows(client, target, {"query": name}, source.max_pages, counts)
+        except LawgoError as exc:
+            if exc.fatal:
+                raise exc.to_slm_error(f"{where}.laws") from None
+            # law.go.kr still failing after the retries: this law is listed as skipped, the others are collected.
+            yield f"{target} {name}", [], InputProblem(f"search failed: {exc}")
+            continue
         exact = [r for r in rows if name_key(r.get("법령명한글")) == name_key(name)]
         if not exact:
             raise SlmError(

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 
 class InputProblem(Exception):
-    def __init__(self, message: str, where: str = "") -> None:
+    def __init__(self, message: str, where: str = "", *, unreadable: bool = False) -> None:
         super().__init__(message)
         self.message = message
         self.where = where
+        self.unreadable = unreadable  # the file could not be opened or read at all (not a content problem)
 
     def __str__(self) -> str:
         return f"{self.where}: {self.message}" if self.where else self.message

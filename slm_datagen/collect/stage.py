@@ -13,25 +13,33 @@ or stops the run with its file and position when `on_error: fail`. Documents alr
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rich.markup import escape
+
 from slm_datagen.collect.bundled import bundled_files, read_bundled_file
-from slm_datagen.collect.dumps import DumpFile, dump_files
+from slm_datagen.collect.dumps import DumpFile
+from slm_datagen.collect.listing import list_dump
 from slm_datagen.collect.problems import InputProblem
+from slm_datagen.collect.temporaries import sweep_temporaries
 from slm_forest.config import BundledSource, DumpSource, LawgoSource, RunConfig
 from slm_forest.errors import SlmError
 from slm_forest.files import atomic_writer, dumps_line, write_jsonl
 from slm_forest.pipeline import StageContext, StageResult
-from slm_forest.progress import progress_bar
+from slm_forest.progress import console, progress_bar
 from slm_forest.records import Document
 
 DOCUMENTS = "documents.jsonl"
 SKIPPED = "skipped.jsonl"
 _MAX_SKIPPED_IN_STATS = 20
+_SKIPPED_SHOWN = 10  # printed at the end of collect; skipped.jsonl has them all
 
 
 @dataclass
@@ -46,6 +54,7 @@ class _Item:
     documents: Iterable[Document]
     problem: InputProblem | None = None
     encoding: str | Callable[[], str | None] | None = None
+    input_file: Path | None = None  # a local file: hashed into the manifest once it was read
 
 
 class _Writer:
@@ -63,6 +72,7 @@ class _Writer:
         self.counts: Counter[str] = Counter()
         self.skipped: list[dict[str, str]] = []
         self.encodings: Counter[str] = Counter()
+        self.inputs: list[Path] = []  # local files read, hashed into the manifest (not those that cannot be read)
 
     def take(self, item: _Item, source_kind: str) -> None:
         self.counts["items_read"] += 1
@@ -78,10 +88,14 @@ class _Writer:
                 )
             self.counts["skipped"] += 1
             self.skipped.append({"input": item.label, "where": problem.where, "reason": problem.message})
+            if item.input_file is not None and not problem.unreadable:
+                self.inputs.append(item.input_file)  # a malformed file counts: editing it must rerun collect
             return
         encoding = item.encoding() if callable(item.encoding) else item.encoding
         if encoding:
             self.encodings[encoding] += 1
+        if item.input_file is not None:
+            self.inputs.append(item.input_file)
 
     def _write(self, item: _Item, source_kind: str) -> InputProblem | None:
         """Write the item's new documents; on an InputProblem undo them and return it."""
@@ -108,24 +122,78 @@ class _Writer:
         return None
 
 
-def _bundled_items(source: BundledSource, read: list[Path]) -> Iterator[_Item]:
+def _bundled_items(source: BundledSource) -> Iterator[_Item]:
     files = bundled_files(list(source.include))
     with progress_bar("collect: bundled corpus", len(files)) as bar:
         for path in files:
-            read.append(path)
-            yield _Item(f"bundled:{path.name}", read_bundled_file(path))
+            yield _Item(f"bundled:{path.name}", read_bundled_file(path), input_file=path)
             bar.advance()
 
 
-def _dump_items(source: DumpSource, where: str, read: list[Path]) -> Iterator[_Item]:
-    files = dump_files(source, where)
-    with progress_bar(f"collect: {source.path}", len(files)) as bar:
-        for path in files:
-            dump = DumpFile(path, source)
-            read.append(path)
+def _dump_items(source: DumpSource, where: str, warnings: list[str]) -> Iterator[_Item]:
+    listing = list_dump(source, where)
+    if not listing.entries:
+        matching = f" matching {source.glob!r}" if source.glob != "**/*" else ""
+        _warn(warnings, f"{where}: {listing.root} is an empty directory (no files{matching}); nothing read from it")
+    if listing.duplicates:
+        path, first = listing.duplicates[0]
+        more = f" (and {len(listing.duplicates) - 1} more)" if len(listing.duplicates) > 1 else ""
+        _warn(warnings, f"{where}: {path} is the same as {first} (a symbolic link): read once{more}")
+    with progress_bar(f"collect: {source.path}", len(listing.entries)) as bar:
+        for entry in listing.entries:
+            if entry.problem is not None:
+                yield _Item(str(entry.path), [], InputProblem(entry.problem))
+                bar.advance()
+                continue
+            dump = DumpFile(entry.path, source)
             # Streamed: the writer reads the documents (and rolls back a file that breaks half-way).
-            yield _Item(str(path), dump.documents(), encoding=lambda dump=dump: dump.encoding)
+            encoding = lambda dump=dump: dump.encoding  # noqa: E731 (known only once the file was read)
+            yield _Item(str(entry.path), dump.documents(), encoding=encoding, input_file=entry.path)
             bar.advance()
+
+
+def _warn(warnings: list[str], message: str) -> None:
+    warnings.append(message)
+    console.print(f"[yellow]warning:[/yellow] {escape(message)}", highlight=False, soft_wrap=True)
+
+
+def _print_skipped(skipped: list[dict[str, str]], path: Path) -> None:
+    """The first skipped inputs with their reasons, then where the whole list is."""
+    if not skipped:
+        return
+    console.print(f"[yellow]collect: {len(skipped)} input(s) skipped:[/yellow]", highlight=False)
+    for row in skipped[:_SKIPPED_SHOWN]:
+        where = f"{row['input']}:{row['where']}" if row["where"] else row["input"]
+        console.print(f"  {escape(where)}: {escape(row['reason'])}", highlight=False, soft_wrap=True)
+    if len(skipped) > _SKIPPED_SHOWN:
+        console.print(f"  … and {len(skipped) - _SKIPPED_SHOWN} more", highlight=False)
+    console.print(f"  all of them, with reasons: {escape(str(path))}", highlight=False, soft_wrap=True)
+
+
+@contextlib.contextmanager
+def _sigterm_stops_collect() -> Iterator[None]:
+    """SIGTERM (a pod being stopped, `kill`) ends collect like an error: the temporary output is removed, the
+    previous documents.jsonl and every cached response stay, and the rerun fetches only what is not cached."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: object) -> None:
+        raise SlmError(
+            "collect: stopped by SIGTERM; nothing was written (the previous output, if any, is unchanged)",
+            "rerun the same command: law.go.kr responses already received are read from the cache",
+        )
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _cache_dir(ctx: StageContext) -> Path:
+    return Path(ctx.cfg.collect.cache_dir) if ctx.cfg.collect.cache_dir else ctx.stage_dir / "cache"
 
 
 def _lawgo_items(ctx: StageContext, source: LawgoSource, where: str, stats: Counter[str]) -> Iterator[_Item]:
@@ -133,7 +201,7 @@ def _lawgo_items(ctx: StageContext, source: LawgoSource, where: str, stats: Coun
     from slm_datagen.collect.lawgo_client import LawgoClient
     from slm_datagen.collect.lawgo_source import collect_lawgo
 
-    cache_dir = Path(ctx.cfg.collect.cache_dir) if ctx.cfg.collect.cache_dir else ctx.stage_dir / "cache"
+    cache_dir = _cache_dir(ctx)
     # The number of details is only known once the searches ran, so the bar counts without a total.
     with (
         LawgoClient.from_source(source, cache_dir) as client,
@@ -158,14 +226,17 @@ def input_signature(cfg: RunConfig) -> list[list[object]]:
     listing: list[list[object]] = []
     for index, source in enumerate(cfg.collect.sources):
         if isinstance(source, BundledSource):
-            files = bundled_files(list(source.include))
+            entries = [(path, None) for path in bundled_files(list(source.include))]
         elif isinstance(source, DumpSource):
-            files = dump_files(source, f"collect.sources.{index}")
+            entries = [(e.path, e.problem) for e in list_dump(source, f"collect.sources.{index}").entries]
         else:
             continue
-        for path in files:
-            stat = path.stat()
-            listing.append([str(path), stat.st_size, stat.st_mtime_ns])
+        for path, problem in entries:
+            if problem is not None:  # listed with its reason: once it is fixed, collect reruns
+                listing.append([str(path), problem])
+            else:
+                stat = path.stat()
+                listing.append([str(path), stat.st_size, stat.st_mtime_ns])
     return listing
 
 
@@ -174,22 +245,24 @@ def run_collect(ctx: StageContext) -> StageResult:
     if not cfg.sources:
         raise SlmError("collect.sources is empty", "add a source, e.g. `- kind: bundled` (see configs/smoke.yaml)")
     out_path = ctx.stage_dir / DOCUMENTS
-    inputs: list[Path] = []  # files read from outside the run dir, hashed into the manifest
     api_stats: Counter[str] = Counter()
-    with atomic_writer(out_path) as handle:
+    warnings: list[str] = []
+    swept = sweep_temporaries(ctx.stage_dir, _cache_dir(ctx))
+    with _sigterm_stops_collect(), atomic_writer(out_path) as handle:
         writer = _Writer(handle, cfg.on_error)
         for index, source in enumerate(cfg.sources):
             where = f"collect.sources.{index}"
             if isinstance(source, BundledSource):
-                items, kind = _bundled_items(source, inputs), "bundled"
+                items, kind = _bundled_items(source), "bundled"
             elif isinstance(source, DumpSource):
-                items, kind = _dump_items(source, where, inputs), "dump"
+                items, kind = _dump_items(source, where, warnings), "dump"
             else:
                 items, kind = _lawgo_items(ctx, source, where, api_stats), "lawgo"
             for item in items:
                 writer.take(item, kind)
     skipped_path = ctx.stage_dir / SKIPPED
     write_jsonl(skipped_path, writer.skipped)
+    _print_skipped(writer.skipped, skipped_path)
 
     counts = dict(writer.counts)
     counts.update(api_stats)
@@ -210,12 +283,16 @@ def run_collect(ctx: StageContext) -> StageResult:
     if api_stats:
         summary += f"; law.go.kr: {counts['lawgo_requests']} requests, {counts['lawgo_cache_hits']} from cache"
     stats: dict[str, Any] = {"encodings": dict(writer.encodings)}
+    if warnings:
+        stats["warnings"] = warnings
+    if swept:
+        stats["temporaries_removed"] = [str(path) for path in swept]  # left by a killed run
     if writer.skipped:
         stats["skipped_examples"] = writer.skipped[:_MAX_SKIPPED_IN_STATS]
     return StageResult(
         outputs=[out_path, skipped_path],
         counts=counts,
         stats=stats,
-        extra_inputs=inputs,
+        extra_inputs=writer.inputs,
         summary=summary,
     )
