@@ -13,15 +13,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rich.markup import escape
+
 from slm_datagen.dataset.card import write_card
 from slm_datagen.dataset.checks import CheckOutcome, check_dataset
-from slm_datagen.dataset.formats import push_to_hub, to_example, write_formats
+from slm_datagen.dataset.formats import to_example, write_formats
+from slm_datagen.dataset.hub import hub_token, push_after_build
 from slm_datagen.dataset.inputs import load_records
 from slm_datagen.dataset.rules import Finding
 from slm_datagen.dataset.splits import SPLITS, split_pairs
 from slm_forest.errors import SlmError
 from slm_forest.files import write_json, write_jsonl
 from slm_forest.pipeline import StageContext, StageResult
+from slm_forest.progress import console
 from slm_forest.records import Chunk, Document, QAPair, RejectedPair, SFTExample
 
 # The upstream files whose sha256 the card records, by stage.
@@ -112,9 +116,23 @@ def _counts(
     }
 
 
+def _push(stage_dir: Path, repo_id: str, token: str) -> dict[str, Any]:
+    """Upload after every file is written; a failed upload is a warning with the retry command, not a failed stage
+    (the runner then records the files just written, so the stage stays consistent)."""
+    hub = push_after_build(stage_dir, repo_id, token)
+    if not hub["pushed"]:
+        message = (
+            f"build: the dataset is built, but the push to {repo_id} failed: {hub['error']}. Retry: {hub['retry']}"
+        )
+        console.print(f"[yellow]{escape(message)}[/yellow]", highlight=False, soft_wrap=True)
+    return hub
+
+
 def run_build(ctx: StageContext) -> StageResult:
     cfg = ctx.cfg.build
     stage_dir = ctx.stage_dir
+    # A push that cannot happen fails now, before anything is rewritten; the upload itself is the last step.
+    token = hub_token(cfg.push_to_hub) if cfg.push_to_hub else None
     documents = load_records(ctx.upstream_dir("collect") / "documents.jsonl", Document, "collect")
     chunks = load_records(ctx.upstream_dir("prepare") / "chunks.jsonl", Chunk, "prepare")
     pairs_path = ctx.upstream_dir("distill") / "qa_pairs.jsonl"
@@ -149,13 +167,13 @@ def run_build(ctx: StageContext) -> StageResult:
     write_json(info_path, _build_info(ctx, outcome, len(pairs), plan.groups))
     outputs.append(info_path)
     outputs += write_card(stage_dir)
-    summary_extra = ""
-    if cfg.push_to_hub:
-        summary_extra = f"; pushed to {push_to_hub(stage_dir, cfg.push_to_hub)}"
+    hub = _push(stage_dir, cfg.push_to_hub, token) if cfg.push_to_hub and token else None
 
     flag_counts = Counter(f.rule for pair_flags in sorted_pairs.flags_by_pair for f in pair_flags)
     top = ", ".join(f"{rule} {n}" for rule, n in rejections.most_common(4))
-    summary = f"{len(accepted)}/{len(pairs)} pairs accepted" + (f"; rejected: {top}" if top else "") + summary_extra
+    summary = f"{len(accepted)}/{len(pairs)} pairs accepted" + (f"; rejected: {top}" if top else "")
+    if hub is not None:
+        summary += f"; pushed to {hub['url']}" if hub["pushed"] else f"; push to {hub['repo']} failed (see above)"
     return StageResult(
         outputs=outputs,
         counts=_counts(pairs, sorted_pairs, examples, outcome),
@@ -164,7 +182,8 @@ def run_build(ctx: StageContext) -> StageResult:
             "flags": dict(flag_counts.most_common()),
             "split_groups": plan.groups,
             "judge": outcome.judge,
-        },
+        }
+        | ({"hub": hub} if hub is not None else {}),
         extra_inputs=[Path(p) for p in cfg.contamination_files],
         summary=summary,
     )
