@@ -17,7 +17,8 @@ import typer
 import yaml
 from typer.testing import CliRunner
 
-from slm_datagen.dataset.formats import push_to_hub, to_example, write_formats
+from slm_datagen.dataset.formats import to_example, write_formats
+from slm_datagen.dataset.hub import push_to_hub
 from slm_datagen.dataset.rules import RULES
 from slm_datagen.dataset.splits import group_key, plan_splits, split_pairs
 from slm_datagen.dataset.stats import dataset_stats, print_dataset_stats

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from fine_tuning.evaluate.answers import aggregate
+from fine_tuning.evaluate.examples import MODELS
+from fine_tuning.evaluate.judge import run_judge
 from fine_tuning.evaluate.report import write_report
-from fine_tuning.evaluate.stage import MODELS, aggregate, run_judge
 from slm_forest.config import TeacherConfig
 from slm_forest.errors import SlmError
 from tests.fake_teacher_server import FakeTeacherServer, last_user_text

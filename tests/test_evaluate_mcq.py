@@ -186,8 +186,8 @@ def test_padded_scoring_equals_plain_forward_on_tiny_models(kind, shared_dir, tm
 
 
 def test_benchmark_run_on_kmmlu_taxation_dev_for_base_and_tuned(shared_dir, tmp_path_factory):
+    from fine_tuning.evaluate.benchmarks import run_benchmarks
     from fine_tuning.evaluate.mcq import benchmark_settings
-    from fine_tuning.evaluate.stage import run_benchmarks
     from fine_tuning.train.loading import load_trained
     from tests.test_evaluate_tiny import tiny_run
 

@@ -6,6 +6,7 @@ import random
 
 import pytest
 
+from fine_tuning.evaluate.judge import parse_judge_reply
 from fine_tuning.evaluate.metrics import (
     CorpusIndex,
     LossSums,
@@ -17,7 +18,6 @@ from fine_tuning.evaluate.metrics import (
     lcs_length,
     rouge_l,
 )
-from fine_tuning.evaluate.stage import parse_judge_reply
 from slm_forest.files import write_jsonl
 
 

@@ -60,35 +60,38 @@ def _split_rows(by: dict[str, dict[str, int]]) -> list[list[Any]]:
     return [[value, c["train"], c["val"], c["test"], c["total"]] for value, c in by.items()]
 
 
-def render_card(stats: dict[str, Any], chart_font: str | None) -> str:
+def _intro(stats: dict[str, Any]) -> list[str]:
     info = stats["build_info"]
-    splits = stats["splits"]
-    groups = info.get("split_groups") or {}
-    parts: list[str] = [front_matter(stats)]
-    parts.append(f"# Korean tax-law Q&A — run `{info.get('run_name', '?')}`\n")
-    parts.append(
+    return [
+        f"# Korean tax-law Q&A — run `{info.get('run_name', '?')}`\n",
         f"{stats['examples']} question/answer examples about Korean tax law, distilled from teacher models over "
         f"statutes, court decisions and 국세청 interpretations, and checked by `slm build` (SLM Forest). "
         f"Of {info.get('pairs_in', stats['examples'] + stats['rejected'] + stats['review'])} distilled pairs, "
         f"{stats['rejected']} rejected by the quality rules below and {stats['review']} held for human review "
-        f"(accept rate {stats['accept_rate']:.1%}).\n"
-    )
+        f"(accept rate {stats['accept_rate']:.1%}).\n",
+    ]
 
-    parts.append("## Splits\n")
-    parts.append(
+
+def _splits_section(stats: dict[str, Any]) -> list[str]:
+    info = stats["build_info"]
+    splits = stats["splits"]
+    groups = info.get("split_groups") or {}
+    return [
+        "## Splits\n",
         "Split by source document: every pair generated from one statute article (all its versions) or one decision "
         f"is in the same split (seed {info.get('seed', '?')}, val share {info.get('val_share', '?')}, "
-        f"test share {info.get('test_share', '?')}).\n"
-    )
-    parts.append(
+        f"test share {info.get('test_share', '?')}).\n",
         _table(
             ["split", "file", "examples", "source groups"],
             [[name, f"`{name}.jsonl`", splits[name], groups.get(name, "?")] for name in ("train", "val", "test")],
         )
-        + "\n"
-    )
+        + "\n",
+    ]
 
-    parts.append("## Source kinds\n")
+
+def _composition_sections(stats: dict[str, Any], chart_font: str | None) -> list[str]:
+    """Source kinds, laws (with the chart), audience and style, lengths (with the chart)."""
+    parts = ["## Source kinds\n"]
     parts.append(_table(["kind", "train", "val", "test", "total"], _split_rows(stats["by_kind"])) + "\n")
 
     parts.append("## Laws\n")
@@ -116,8 +119,11 @@ def render_card(stats: dict[str, Any], chart_font: str | None) -> str:
         length_rows.append([label, s["min"], s["median"], s["mean"], s["p90"], s["max"]])
     parts.append(_table(["characters", "min", "median", "mean", "p90", "max"], length_rows) + "\n")
     parts.append(f"![question and answer lengths]({LENGTHS_PNG})\n")
+    return parts
 
-    parts.append("## Quality checks\n")
+
+def _quality_section(stats: dict[str, Any]) -> list[str]:
+    parts = ["## Quality checks\n"]
     parts.append(
         "Teacher output is not ground truth. Every pair went through the named rules below; rejected pairs are kept "
         "in `rejected.jsonl` with their rule and details, flagged pairs stay in the data with `meta.flags`.\n"
@@ -130,25 +136,29 @@ def render_card(stats: dict[str, Any], chart_font: str | None) -> str:
         [f"`{rule}`", "(unknown rule)", n, 0] for rule, n in stats["rejections"].items() if rule not in RULES
     ]
     parts.append(_table(["rule", "what it catches", "rejected", "flagged"], check_rows) + "\n")
-    knobs = info.get("checks") or {}
+    knobs = stats["build_info"].get("checks") or {}
     if knobs:
         parts.append("Settings: " + ", ".join(f"`{k}={v}`" for k, v in knobs.items()) + ".\n")
+    return parts
 
-    parts.append("## Benchmark contamination\n")
-    bench = info.get("contamination") or {}
-    if bench.get("files"):
-        parts.append(
-            f"Questions and answers were compared with {bench.get('questions', 0)} benchmark questions "
-            f"(character {bench.get('ngram')}-grams, overlap share ≥ {bench.get('min_share')}, action "
-            f"`{bench.get('action')}`): {bench.get('matches', 0)} pairs overlapped.\n"
-        )
-        parts.append(
-            _table(["benchmark file", "sha256"], [[f["name"], f"`{f['sha256']}`"] for f in bench["files"]]) + "\n"
-        )
-    else:
+
+def _contamination_section(stats: dict[str, Any]) -> list[str]:
+    parts = ["## Benchmark contamination\n"]
+    bench = stats["build_info"].get("contamination") or {}
+    if not bench.get("files"):
         parts.append("No benchmark files were given (`build.contamination_files`), so no contamination check ran.\n")
+        return parts
+    parts.append(
+        f"Questions and answers were compared with {bench.get('questions', 0)} benchmark questions "
+        f"(character {bench.get('ngram')}-grams, overlap share ≥ {bench.get('min_share')}, action "
+        f"`{bench.get('action')}`): {bench.get('matches', 0)} pairs overlapped.\n"
+    )
+    parts.append(_table(["benchmark file", "sha256"], [[f["name"], f"`{f['sha256']}`"] for f in bench["files"]]) + "\n")
+    return parts
 
-    parts.append("## Teachers\n")
+
+def _teachers_section(stats: dict[str, Any]) -> list[str]:
+    parts = ["## Teachers\n"]
     teacher_rows = [
         [
             key,
@@ -173,51 +183,71 @@ def render_card(stats: dict[str, Any], chart_font: str | None) -> str:
     # The total is what the dataset cost, not only its surviving pairs: failed (paid) distill requests and the
     # judge / second-teacher calls are part of it, each named so the sum can be checked.
     parts.append(f"Prompt versions: {versions}.\n\nTotal teacher cost: {cost_breakdown(stats)}.\n")
-    checks_by_teacher = info.get("judge") or {}
+    checks_by_teacher = stats["build_info"].get("judge") or {}
     for key, title in (("judge", "LLM judge"), ("second_teacher", "Second teacher")):
         spend = checks_by_teacher.get(key)
-        if not spend:
-            continue
-        line = (
-            f"{title}: {spend['provider']}/{spend['model']}, {spend['requests']} requests, {spend['errors']} errors, "
-            f"{spend['input_tokens']} input + {spend['output_tokens']} output tokens, ${spend['cost_usd']:.4f}"
-        )
-        if "min_score" in spend:
-            scores = ", ".join(f"{k}: {v}" for k, v in (spend.get("scores") or {}).items()) or "none"
-            line += f"; scores ({scores}), pairs below {spend['min_score']} rejected"
-        if spend.get("cost_note"):
-            line += f" ({spend['cost_note']})"
-        parts.append(line + ".\n")
+        if spend:
+            parts.append(_check_spend_line(title, spend))
+    return parts
 
-    parts.append("## Corpus fingerprints\n")
-    fingerprints = info.get("fingerprints") or {}
-    if fingerprints:
-        parts.append(
-            _table(["file", "sha256"], [[f"`{name}`", f"`{digest}`"] for name, digest in fingerprints.items()]) + "\n"
-        )
-    else:
-        parts.append("Not recorded (no build_info.json beside the data).\n")
 
-    parts.append("## Files\n")
-    formats = info.get("formats") or []
+def _check_spend_line(title: str, spend: dict[str, Any]) -> str:
+    line = (
+        f"{title}: {spend['provider']}/{spend['model']}, {spend['requests']} requests, {spend['errors']} errors, "
+        f"{spend['input_tokens']} input + {spend['output_tokens']} output tokens, ${spend['cost_usd']:.4f}"
+    )
+    if "min_score" in spend:
+        scores = ", ".join(f"{k}: {v}" for k, v in (spend.get("scores") or {}).items()) or "none"
+        line += f"; scores ({scores}), pairs below {spend['min_score']} rejected"
+    if spend.get("cost_note"):
+        line += f" ({spend['cost_note']})"
+    return line + ".\n"
+
+
+def _fingerprints_section(stats: dict[str, Any]) -> list[str]:
+    fingerprints = stats["build_info"].get("fingerprints") or {}
+    if not fingerprints:
+        return ["## Corpus fingerprints\n", "Not recorded (no build_info.json beside the data).\n"]
+    rows = [[f"`{name}`", f"`{digest}`"] for name, digest in fingerprints.items()]
+    return ["## Corpus fingerprints\n", _table(["file", "sha256"], rows) + "\n"]
+
+
+FORMAT_FILES = {
+    "alpaca": "- `alpaca/`: instruction / input / output JSONL",
+    "seed_text": '- `seed_text/`: `{"text": "### 질문: … ### 답변: …"}` JSONL (the seed project\'s format)',
+    "openai": "- `openai/`: OpenAI fine-tuning JSONL (`messages` only)",
+    "hf": "- `hf/`: a `datasets.DatasetDict` (train / validation / test) for `load_from_disk`",
+}
+
+LIMITATIONS = (
+    "Answers are machine-generated. The checks catch empty, truncated, refused, duplicated and non-Korean answers, "
+    "citations of articles that are not in the collected corpus, and 증여세/상속세/소득세 arithmetic that does not "
+    "recompute; they cannot prove an answer's legal reasoning right. Laws change: each pair follows the version of "
+    "the law it was generated from. Not legal advice. Korean statutes and court decisions are unprotected works "
+    "(저작권법 제7조). Benchmarks used for the contamination check are never part of this dataset.\n"
+)
+
+
+def _files_section(stats: dict[str, Any]) -> list[str]:
+    formats = stats["build_info"].get("formats") or []
     file_lines = ["- `train.jsonl`, `val.jsonl`, `test.jsonl`: chat `messages` (system, user, assistant) and `meta`"]
-    described = {
-        "alpaca": "- `alpaca/`: instruction / input / output JSONL",
-        "seed_text": '- `seed_text/`: `{"text": "### 질문: … ### 답변: …"}` JSONL (the seed project\'s format)',
-        "openai": "- `openai/`: OpenAI fine-tuning JSONL (`messages` only)",
-        "hf": "- `hf/`: a `datasets.DatasetDict` (train / validation / test) for `load_from_disk`",
-    }
-    file_lines += [described[f] for f in formats if f in described]
+    file_lines += [FORMAT_FILES[f] for f in formats if f in FORMAT_FILES]
     file_lines.append("- `rejected.jsonl`: rejected pairs with the rule and details; `review.jsonl`: held for review")
-    parts.append("\n".join(file_lines) + "\n")
+    return ["## Files\n", "\n".join(file_lines) + "\n"]
 
-    parts.append("## Limitations\n")
-    parts.append(
-        "Answers are machine-generated. The checks catch empty, truncated, refused, duplicated and non-Korean answers, "
-        "citations of articles that are not in the collected corpus, and 증여세/상속세/소득세 arithmetic that does not "
-        "recompute; they cannot prove an answer's legal reasoning right. Laws change: each pair follows the version of "
-        "the law it was generated from. Not legal advice. Korean statutes and court decisions are unprotected works "
-        "(저작권법 제7조). Benchmarks used for the contamination check are never part of this dataset.\n"
+
+def render_card(stats: dict[str, Any], chart_font: str | None) -> str:
+    parts = (
+        [front_matter(stats)]
+        + _intro(stats)
+        + _splits_section(stats)
+        + _composition_sections(stats, chart_font)
+        + _quality_section(stats)
+        + _contamination_section(stats)
+        + _teachers_section(stats)
+        + _fingerprints_section(stats)
+        + _files_section(stats)
+        + ["## Limitations\n", LIMITATIONS]
     )
     return "\n".join(parts)
 

@@ -7,7 +7,7 @@ Optional, each in its own directory with one file per split:
   seed_text/  {"text": "### 질문: …\n\n### 답변: …"}, the seed project's prompt format
   openai/     {"messages": [...]}, OpenAI fine-tuning JSONL (no extra keys: the API rejects them)
   hf/         a `datasets.DatasetDict` (train / validation / test) saved with save_to_disk
-`push_to_hub` uploads the chat JSONL, README.md and the charts (the card's `configs` point at the JSONL files).
+`build.push_to_hub` uploads the chat JSONL, README.md and the charts once the build is written (hub.py).
 Directories of formats no longer asked for are removed, so a stage directory never mixes two builds.
 """
 
@@ -23,7 +23,6 @@ from typing import Any
 from slm_datagen.dataset.rules import Finding
 from slm_datagen.dataset.splits import SPLITS
 from slm_datagen.taxlaw.citations import find_citations, normalize_law_name
-from slm_forest.errors import SlmError
 from slm_forest.files import write_jsonl
 from slm_forest.records import ChatMessage, QAPair, SFTExample, content_id
 
@@ -201,36 +200,3 @@ def write_formats(stage_dir: Path, formats: list[str], splits: dict[str, list[SF
         elif fmt == "hf":
             outputs.append(write_hf(stage_dir, splits))
     return outputs
-
-
-HUB_FILES = ["train.jsonl", "val.jsonl", "test.jsonl", "README.md", "*.png"]
-
-
-def push_to_hub(stage_dir: Path, repo_id: str) -> str:
-    """Upload the chat JSONL splits with the card and its charts, so the card's `configs` resolve on the Hub.
-
-    The token comes from HF_TOKEN only. A repository that does not exist yet is created private: publishing is a
-    decision to make on the Hub, not a side effect of a build.
-    """
-    token = os.environ.get("HF_TOKEN")
-    if not token:
-        raise SlmError(
-            f"build.push_to_hub is {repo_id!r} but HF_TOKEN is not set",
-            "export HF_TOKEN=<a write token from huggingface.co/settings/tokens>, or set build.push_to_hub: null",
-        )
-    if os.environ.get("HF_HUB_OFFLINE") not in (None, "", "0"):
-        raise SlmError(
-            f"build.push_to_hub is {repo_id!r} but HF_HUB_OFFLINE is set", "unset HF_HUB_OFFLINE to upload the dataset"
-        )
-    from huggingface_hub import HfApi  # noqa: PLC0415
-
-    api = HfApi(token=token)
-    api.create_repo(repo_id, repo_type="dataset", private=True, exist_ok=True)
-    api.upload_folder(
-        folder_path=str(stage_dir),
-        repo_id=repo_id,
-        repo_type="dataset",
-        allow_patterns=HUB_FILES,
-        commit_message="slm build: dataset, card and charts",
-    )
-    return f"https://huggingface.co/datasets/{repo_id}"

@@ -9,18 +9,23 @@ review.jsonl (RejectedPair: the pair, its rule, the details), the formats in bui
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rich.markup import escape
+
 from slm_datagen.dataset.card import write_card
 from slm_datagen.dataset.checks import CheckOutcome, check_dataset
-from slm_datagen.dataset.formats import push_to_hub, to_example, write_formats
+from slm_datagen.dataset.formats import to_example, write_formats
+from slm_datagen.dataset.hub import hub_token, push_after_build
 from slm_datagen.dataset.inputs import load_records
 from slm_datagen.dataset.rules import Finding
 from slm_datagen.dataset.splits import SPLITS, split_pairs
 from slm_forest.errors import SlmError
 from slm_forest.files import write_json, write_jsonl
 from slm_forest.pipeline import StageContext, StageResult
+from slm_forest.progress import console
 from slm_forest.records import Chunk, Document, QAPair, RejectedPair, SFTExample
 
 # The upstream files whose sha256 the card records, by stage.
@@ -68,9 +73,66 @@ def _build_info(ctx: StageContext, outcome: CheckOutcome, pairs_in: int, groups:
     }
 
 
+@dataclass
+class _Sorted:
+    """The pairs by outcome: accepted (with their flags, in input order), rejected, held for review."""
+
+    accepted: list[QAPair] = field(default_factory=list)
+    flags_by_pair: list[list[Finding]] = field(default_factory=list)
+    rejected: list[RejectedPair] = field(default_factory=list)
+    review: list[RejectedPair] = field(default_factory=list)
+
+
+def _sort_pairs(pairs: list[QAPair], outcome: CheckOutcome) -> _Sorted:
+    """A pair with a `reject` finding is rejected, else one with a `review` finding is held, else it is accepted."""
+    out = _Sorted()
+    for pair, findings in zip(pairs, outcome.findings):
+        reject = next((f for f in findings if f.action == "reject"), None)
+        held = next((f for f in findings if f.action == "review"), None)
+        if reject is not None:
+            out.rejected.append(RejectedPair(pair=pair, rule=reject.rule, details=_details(reject, findings)))
+        elif held is not None:
+            out.review.append(RejectedPair(pair=pair, rule=held.rule, details=_details(held, findings)))
+        else:
+            out.accepted.append(pair)
+            out.flags_by_pair.append([f for f in findings if f.action == "flag"])
+    return out
+
+
+def _counts(
+    pairs: list[QAPair], sorted_pairs: _Sorted, examples: dict[str, list[SFTExample]], outcome: CheckOutcome
+) -> dict[str, int]:
+    contaminated = sum(1 for findings in outcome.findings for f in findings if f.rule == "contamination")
+    return {
+        "pairs_in": len(pairs),
+        "accepted": len(sorted_pairs.accepted),
+        "rejected": len(sorted_pairs.rejected),
+        "review": len(sorted_pairs.review),
+        "train": len(examples["train"]),
+        "val": len(examples["val"]),
+        "test": len(examples["test"]),
+        "contaminated": contaminated,
+        "flagged": sum(1 for pair_flags in sorted_pairs.flags_by_pair if pair_flags),
+    }
+
+
+def _push(stage_dir: Path, repo_id: str, token: str) -> dict[str, Any]:
+    """Upload after every file is written; a failed upload is a warning with the retry command, not a failed stage
+    (the runner then records the files just written, so the stage stays consistent)."""
+    hub = push_after_build(stage_dir, repo_id, token)
+    if not hub["pushed"]:
+        message = (
+            f"build: the dataset is built, but the push to {repo_id} failed: {hub['error']}. Retry: {hub['retry']}"
+        )
+        console.print(f"[yellow]{escape(message)}[/yellow]", highlight=False, soft_wrap=True)
+    return hub
+
+
 def run_build(ctx: StageContext) -> StageResult:
     cfg = ctx.cfg.build
     stage_dir = ctx.stage_dir
+    # A push that cannot happen fails now, before anything is rewritten; the upload itself is the last step.
+    token = hub_token(cfg.push_to_hub) if cfg.push_to_hub else None
     documents = load_records(ctx.upstream_dir("collect") / "documents.jsonl", Document, "collect")
     chunks = load_records(ctx.upstream_dir("prepare") / "chunks.jsonl", Chunk, "prepare")
     pairs_path = ctx.upstream_dir("distill") / "qa_pairs.jsonl"
@@ -79,25 +141,11 @@ def run_build(ctx: StageContext) -> StageResult:
         raise SlmError(f"{pairs_path}: no pairs to build from", "run `slm distill CONFIG` (check its failures.jsonl)")
 
     outcome = check_dataset(pairs, documents, chunks, cfg)
-
-    rejected: list[RejectedPair] = []
-    review: list[RejectedPair] = []
-    accepted: list[QAPair] = []
-    flags_by_pair: list[list[Finding]] = []
-    for pair, findings in zip(pairs, outcome.findings):
-        reject = next((f for f in findings if f.action == "reject"), None)
-        held = next((f for f in findings if f.action == "review"), None)
-        if reject is not None:
-            rejected.append(RejectedPair(pair=pair, rule=reject.rule, details=_details(reject, findings)))
-        elif held is not None:
-            review.append(RejectedPair(pair=pair, rule=held.rule, details=_details(held, findings)))
-        else:
-            accepted.append(pair)
-            flags_by_pair.append([f for f in findings if f.action == "flag"])
-
-    write_jsonl(stage_dir / "rejected.jsonl", rejected)
-    write_jsonl(stage_dir / "review.jsonl", review)
-    rejections = Counter(r.rule for r in rejected)
+    sorted_pairs = _sort_pairs(pairs, outcome)
+    accepted = sorted_pairs.accepted
+    write_jsonl(stage_dir / "rejected.jsonl", sorted_pairs.rejected)
+    write_jsonl(stage_dir / "review.jsonl", sorted_pairs.review)
+    rejections = Counter(r.rule for r in sorted_pairs.rejected)
     if not accepted:
         top = ", ".join(f"{rule} {n}" for rule, n in rejections.most_common(3))
         raise SlmError(
@@ -105,7 +153,7 @@ def run_build(ctx: StageContext) -> StageResult:
             "read the details there: fix the teacher prompts or the corpus, or loosen the build.* knobs named there",
         )
 
-    flags_by_id = {id(pair): flags for pair, flags in zip(accepted, flags_by_pair)}
+    flags_by_id = {id(pair): flags for pair, flags in zip(accepted, sorted_pairs.flags_by_pair)}
     docs_by_id = {doc.id: doc for doc in documents}
     chunks_by_id = {chunk.id: chunk for chunk in chunks}
     by_split, plan = split_pairs(accepted, docs_by_id, chunks_by_id, cfg.val_share, cfg.test_share, ctx.cfg.seed)
@@ -118,36 +166,24 @@ def run_build(ctx: StageContext) -> StageResult:
     info_path = stage_dir / "build_info.json"
     write_json(info_path, _build_info(ctx, outcome, len(pairs), plan.groups))
     outputs.append(info_path)
-    card_files = write_card(stage_dir)
-    outputs += card_files
-    summary_extra = ""
-    if cfg.push_to_hub:
-        summary_extra = f"; pushed to {push_to_hub(stage_dir, cfg.push_to_hub)}"
+    outputs += write_card(stage_dir)
+    hub = _push(stage_dir, cfg.push_to_hub, token) if cfg.push_to_hub and token else None
 
-    flag_counts = Counter(f.rule for pair_flags in flags_by_pair for f in pair_flags)
-    contaminated = sum(1 for findings in outcome.findings for f in findings if f.rule == "contamination")
-    counts = {
-        "pairs_in": len(pairs),
-        "accepted": len(accepted),
-        "rejected": len(rejected),
-        "review": len(review),
-        "train": len(examples["train"]),
-        "val": len(examples["val"]),
-        "test": len(examples["test"]),
-        "contaminated": contaminated,
-        "flagged": sum(1 for pair_flags in flags_by_pair if pair_flags),
-    }
+    flag_counts = Counter(f.rule for pair_flags in sorted_pairs.flags_by_pair for f in pair_flags)
     top = ", ".join(f"{rule} {n}" for rule, n in rejections.most_common(4))
-    summary = f"{len(accepted)}/{len(pairs)} pairs accepted" + (f"; rejected: {top}" if top else "") + summary_extra
+    summary = f"{len(accepted)}/{len(pairs)} pairs accepted" + (f"; rejected: {top}" if top else "")
+    if hub is not None:
+        summary += f"; pushed to {hub['url']}" if hub["pushed"] else f"; push to {hub['repo']} failed (see above)"
     return StageResult(
         outputs=outputs,
-        counts=counts,
+        counts=_counts(pairs, sorted_pairs, examples, outcome),
         stats={
             "rejections": dict(rejections.most_common()),
             "flags": dict(flag_counts.most_common()),
             "split_groups": plan.groups,
             "judge": outcome.judge,
-        },
+        }
+        | ({"hub": hub} if hub is not None else {}),
         extra_inputs=[Path(p) for p in cfg.contamination_files],
         summary=summary,
     )

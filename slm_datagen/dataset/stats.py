@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import statistics
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -86,32 +87,24 @@ def _read_rows(path: Path) -> list[dict[str, Any]]:
     return list(read_jsonl(path)) if path.exists() else []
 
 
-def dataset_stats(path: Path) -> dict[str, Any]:
-    """Every number the card and `slm data stats` show, as plain JSON-able data."""
-    path = Path(path)
-    if not path.is_dir():
-        raise SlmError(f"{path}: not a directory", "pass a built dataset directory, e.g. runs/<run>/build")
-    present = [name for name, file in SPLIT_FILES.items() if (path / file).exists()]
-    if not present:
-        raise SlmError(
-            f"{path}: no train.jsonl, val.jsonl or test.jsonl here",
-            "pass the build stage's directory (runs/<run>/build) or run `slm build CONFIG` first",
-        )
-    dims = ("kind", "law_name", "audience", "style")
-    per_dim: dict[str, dict[str, Counter[str]]] = {d: {s: Counter() for s in SPLIT_FILES} for d in dims}
-    splits: dict[str, int] = {name: 0 for name in SPLIT_FILES}
-    question_lengths: list[int] = []
-    answer_lengths: list[int] = []
-    flags: Counter[str] = Counter()
-    teachers: dict[str, dict[str, float]] = {}
-    prompt_versions: Counter[str] = Counter()
-    cost = {"accepted": 0.0, "rejected": 0.0, "review": 0.0, "failed": 0.0}
+DIMENSIONS = ("kind", "law_name", "audience", "style")
 
-    def add_teacher(provenance: dict[str, Any], outcome: str) -> None:
+
+@dataclass
+class _TeacherTally:
+    """Pairs, tokens and cost per teacher/model, by outcome (accepted, rejected, review, failed)."""
+
+    teachers: dict[str, dict[str, float]] = field(default_factory=dict)
+    prompt_versions: Counter[str] = field(default_factory=Counter)
+    cost: dict[str, float] = field(
+        default_factory=lambda: {"accepted": 0.0, "rejected": 0.0, "review": 0.0, "failed": 0.0}
+    )
+
+    def add(self, provenance: dict[str, Any], outcome: str) -> None:
         teacher = provenance.get("teacher") or UNKNOWN
         model = provenance.get("model") or UNKNOWN
         key = f"{teacher}/{model}"
-        row = teachers.setdefault(
+        row = self.teachers.setdefault(
             key,
             {
                 "accepted": 0,
@@ -128,63 +121,97 @@ def dataset_stats(path: Path) -> dict[str, Any]:
         row["input_tokens"] += int(usage.get("input_tokens") or 0)
         row["output_tokens"] += int(usage.get("output_tokens") or 0)
         row["cost_usd"] += float(usage.get("cost_usd") or 0.0)
-        cost[outcome] += float(usage.get("cost_usd") or 0.0)
+        self.cost[outcome] += float(usage.get("cost_usd") or 0.0)
         if outcome != "failed":  # a failure has no pair, so no prompt version of its own
-            prompt_versions[provenance.get("prompt_version") or UNKNOWN] += 1
+            self.prompt_versions[provenance.get("prompt_version") or UNKNOWN] += 1
 
+
+@dataclass
+class _SplitTally:
+    """What the split files hold: examples per split and per dimension, lengths, flags."""
+
+    splits: dict[str, int] = field(default_factory=lambda: {name: 0 for name in SPLIT_FILES})
+    per_dim: dict[str, dict[str, Counter[str]]] = field(
+        default_factory=lambda: {d: {s: Counter() for s in SPLIT_FILES} for d in DIMENSIONS}
+    )
+    question_lengths: list[int] = field(default_factory=list)
+    answer_lengths: list[int] = field(default_factory=list)
+    flags: Counter[str] = field(default_factory=Counter)
+
+    def add(self, split: str, row: dict[str, Any]) -> None:
+        meta = row.get("meta") or {}
+        self.splits[split] += 1
+        for dim in DIMENSIONS:
+            self.per_dim[dim][split][str(meta.get(dim) or UNKNOWN)] += 1
+        self.question_lengths.append(len(_turn(row, "user")))
+        self.answer_lengths.append(len(_turn(row, "assistant")))
+        for flag in meta.get("flags") or []:
+            self.flags[flag.get("rule", UNKNOWN) if isinstance(flag, dict) else str(flag)] += 1
+
+
+def _present_splits(path: Path) -> list[str]:
+    if not path.is_dir():
+        raise SlmError(f"{path}: not a directory", "pass a built dataset directory, e.g. runs/<run>/build")
+    present = [name for name, file in SPLIT_FILES.items() if (path / file).exists()]
+    if not present:
+        raise SlmError(
+            f"{path}: no train.jsonl, val.jsonl or test.jsonl here",
+            "pass the build stage's directory (runs/<run>/build) or run `slm build CONFIG` first",
+        )
+    return present
+
+
+def dataset_stats(path: Path) -> dict[str, Any]:
+    """Every number the card and `slm data stats` show, as plain JSON-able data."""
+    path = Path(path)
+    present = _present_splits(path)
+    data, spend = _SplitTally(), _TeacherTally()
     for split in present:
         for row in read_jsonl(path / SPLIT_FILES[split]):
-            meta = row.get("meta") or {}
-            splits[split] += 1
-            for dim in dims:
-                per_dim[dim][split][str(meta.get(dim) or UNKNOWN)] += 1
-            question_lengths.append(len(_turn(row, "user")))
-            answer_lengths.append(len(_turn(row, "assistant")))
-            for flag in meta.get("flags") or []:
-                flags[flag.get("rule", UNKNOWN) if isinstance(flag, dict) else str(flag)] += 1
-            add_teacher(meta, "accepted")
+            data.add(split, row)
+            spend.add(row.get("meta") or {}, "accepted")
 
     rejected_rows = _read_rows(path / "rejected.jsonl")
     rejections = Counter(str(row.get("rule") or UNKNOWN) for row in rejected_rows)
     for row in rejected_rows:
-        add_teacher(row.get("pair") or {}, "rejected")
+        spend.add(row.get("pair") or {}, "rejected")
     review_rows = _read_rows(path / "review.jsonl")
     for row in review_rows:
-        add_teacher(row.get("pair") or {}, "review")
+        spend.add(row.get("pair") or {}, "review")
 
     # Paid-for distill requests that gave no pair: without them the card would understate what the dataset cost.
     failures_path = (path / DISTILL_FAILURES).resolve()
     failed_rows = _read_rows(failures_path)
     for row in failed_rows:
-        add_teacher(row, "failed")
+        spend.add(row, "failed")
 
     info_path = path / "build_info.json"
     build_info = json.loads(info_path.read_text(encoding="utf-8")) if info_path.exists() else {}
     checks_spend = build_info.get("judge") or {}
     for key in ("judge", "second_teacher"):
-        cost[key] = float((checks_spend.get(key) or {}).get("cost_usd") or 0.0)
-    examples = sum(splits.values())
+        spend.cost[key] = float((checks_spend.get(key) or {}).get("cost_usd") or 0.0)
+    examples = sum(data.splits.values())
     considered = examples + len(rejected_rows) + len(review_rows)
-    for row in teachers.values():
+    for row in spend.teachers.values():
         row["cost_usd"] = round(row["cost_usd"], 6)
     return {
         "path": str(path),
         "examples": examples,
-        "splits": splits,
-        "by_kind": _by_split(per_dim["kind"]),
-        "by_law": _by_split(per_dim["law_name"]),
-        "by_audience": _by_split(per_dim["audience"]),
-        "by_style": _by_split(per_dim["style"]),
-        "question_chars": length_summary(question_lengths),
-        "answer_chars": length_summary(answer_lengths),
+        "splits": data.splits,
+        "by_kind": _by_split(data.per_dim["kind"]),
+        "by_law": _by_split(data.per_dim["law_name"]),
+        "by_audience": _by_split(data.per_dim["audience"]),
+        "by_style": _by_split(data.per_dim["style"]),
+        "question_chars": length_summary(data.question_lengths),
+        "answer_chars": length_summary(data.answer_lengths),
         "rejected": len(rejected_rows),
         "rejections": dict(rejections.most_common()),
-        "flags": dict(flags.most_common()),
+        "flags": dict(data.flags.most_common()),
         "review": len(review_rows),
         "accept_rate": round(examples / considered, 4) if considered else 0.0,
-        "teachers": dict(sorted(teachers.items())),
-        "prompt_versions": dict(prompt_versions.most_common()),
-        "cost_usd": {k: round(v, 6) for k, v in cost.items()} | {"total": round(sum(cost.values()), 6)},
+        "teachers": dict(sorted(spend.teachers.items())),
+        "prompt_versions": dict(spend.prompt_versions.most_common()),
+        "cost_usd": {k: round(v, 6) for k, v in spend.cost.items()} | {"total": round(sum(spend.cost.values()), 6)},
         "failed_requests": len(failed_rows),
         "failures_file": str(failures_path) if failures_path.exists() else None,
         "build_info": build_info,

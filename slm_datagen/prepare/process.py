@@ -1,8 +1,8 @@
 """The streaming driver: documents.jsonl → chunks.jsonl, duplicates.jsonl, dedup_report.json, in bounded memory.
 
-Pass 1 streams the documents. The per-document work — clean → skip 삭제 articles → fingerprint (comparison text,
-digest, MinHash) → mask PII → chunk — needs no shared state, so `Preparer` runs it inline or, for large inputs, in
-a pool of worker processes (`prepare.workers`; at most 4 batches per worker in flight). The main process takes
+Pass 1 streams the documents. The per-document work (workers.py) — clean → skip 삭제 articles → fingerprint (comparison
+text, digest, MinHash) → mask PII → chunk — needs no shared state, so `Preparer` runs it inline or, for large inputs,
+in a pool of worker processes (`prepare.workers`; at most 4 batches per worker in flight). The main process takes
 the results in input order, asks the `Deduplicator` about each one and appends the chunks of kept documents to a
 spool file beside the output, each line tagged with its document's ordinal and kind. The decisions are made in
 input order by one process, so the output does not depend on the number of workers. Memory holds the
@@ -26,39 +26,27 @@ The stage (stage.py) and the benchmark (bench/prepare.py) both call `prepare_doc
 
 from __future__ import annotations
 
-import contextlib
-import multiprocessing
 import os
-import posixpath
 import re
 import tempfile
-from collections import Counter, deque
-from collections.abc import Iterator, Sequence
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from multiprocessing.pool import AsyncResult, Pool
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
-from slm_datagen.prepare.chunk import chunk_document, is_deleted
-from slm_datagen.prepare.clean import clean_document
 from slm_datagen.prepare.dedup import (
     LSH_WEIGHTS,
     Deduplicator,
-    Fingerprint,
     Verdict,
-    fingerprint,
     lsh_params,
-    make_hasher,
 )
-from slm_datagen.prepare.pii import scrub_document
 from slm_datagen.prepare.sample import plan_sample
+from slm_datagen.prepare.workers import Prepared, prepared_documents, resolve_workers, worker_pool
 from slm_forest.config import PrepareConfig
 from slm_forest.errors import SlmError
-from slm_forest.files import atomic_writer, dumps_line, read_jsonl, write_json
+from slm_forest.files import atomic_writer, dumps_line, write_json
 from slm_forest.progress import progress_bar
-from slm_forest.records import Document
 
 CHUNKS_FILE = "chunks.jsonl"
 DUPLICATES_FILE = "duplicates.jsonl"
@@ -99,21 +87,6 @@ class SourceStats:
     duplicate_of: dict[str, int] = field(default_factory=dict)  # source of the copy that was kept -> count
 
 
-def source_label(source: str, dump_roots: Sequence[str] = ()) -> str:
-    """A short label for `Document.source`: bundled, dump:<dump path>, lawgo:<target>, or the source itself."""
-    kind, colon, rest = source.partition(":")
-    if not colon:
-        return source
-    if kind == "bundled":
-        return "bundled"
-    if kind == "lawgo":
-        return "lawgo:" + rest.split("?", 1)[0]
-    if kind == "dump":
-        roots = [r for r in dump_roots if rest == r or rest.startswith(r.rstrip("/") + "/")]
-        return f"dump:{max(roots, key=len) if roots else (posixpath.dirname(rest) or rest)}"
-    return kind
-
-
 @dataclass
 class PrepareOutcome:
     by_kind: dict[str, KindStats] = field(default_factory=dict)
@@ -145,144 +118,7 @@ class PrepareOutcome:
         )
 
 
-def _parse(row: Any, path: Path, line: int) -> Document:
-    try:
-        return Document.model_validate(row)
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        where = ".".join(str(part) for part in error["loc"]) or "<record>"
-        raise SlmError(
-            f"{path}:{line}: not a Document record ({where}: {error['msg']})",
-            "rerun `slm collect CONFIG --force` to rewrite documents.jsonl, or fix that line",
-        ) from None
-
-
-# ------------------------------------------------------------------------------------- per-document work
-@dataclass
-class Prepared:
-    """One document after clean → fingerprint → PII → chunk: everything but the de-duplication decision."""
-
-    ordinal: int
-    kind: str = ""
-    source: str = ""  # source_label of the document
-    deleted: bool = False
-    fingerprint: Fingerprint | None = None
-    chunk_lines: list[str] = field(default_factory=list)  # Chunk records, already JSON
-    too_short: int = 0
-    pii: dict[str, int] = field(default_factory=dict)
-    error: tuple[str, str] | None = None  # an SlmError's (message, hint): exceptions lose the hint when pickled
-
-
-class Preparer:
-    """The per-document work. It needs no shared state, so it runs in worker processes as well as inline."""
-
-    def __init__(self, cfg: PrepareConfig, source: Path, dump_roots: Sequence[str] = ()) -> None:
-        self.cfg = cfg
-        self.source = source
-        self.dump_roots = tuple(dump_roots)
-        self.hasher = make_hasher(cfg.dedup)
-
-    def __call__(self, batch: list[tuple[int, Any]]) -> list[Prepared]:
-        return [self.one(ordinal, row) for ordinal, row in batch]
-
-    def one(self, ordinal: int, row: Any) -> Prepared:
-        try:
-            doc = _parse(row, self.source, ordinal + 1)  # write_jsonl writes no blank lines: record n is line n
-        except SlmError as exc:
-            return Prepared(ordinal, error=(exc.message, exc.hint))
-        cfg = self.cfg
-        label = source_label(doc.source, self.dump_roots)
-        if doc.deleted and not cfg.include_deleted:
-            return Prepared(ordinal, doc.kind, label, deleted=True)
-        doc = clean_document(doc)
-        if not cfg.include_deleted and is_deleted(doc):
-            return Prepared(ordinal, doc.kind, label, deleted=True)
-        fp = fingerprint(doc, self.hasher) if (cfg.dedup.exact or cfg.dedup.near) else None
-        pii: Counter[str] = Counter()
-        if cfg.scrub_pii:
-            doc = scrub_document(doc, pii)
-        chunked = chunk_document(doc, cfg.chunk_budget_chars, cfg.min_chunk_chars, cfg.chars_per_token)
-        lines = [chunk.model_dump_json() for chunk in chunked.chunks]
-        return Prepared(ordinal, doc.kind, label, False, fp, lines, chunked.too_short, dict(pii))
-
-
-_WORKER: Preparer | None = None
-
-
-def _init_worker(cfg: PrepareConfig, source: Path, dump_roots: tuple[str, ...]) -> None:
-    global _WORKER
-    _WORKER = Preparer(cfg, source, dump_roots)
-
-
-def _work(batch: list[tuple[int, Any]]) -> list[Prepared]:
-    assert _WORKER is not None
-    return _WORKER(batch)
-
-
 _PROGRESS_EVERY = 64
-_BATCH = 32  # documents per task: large enough to amortise pickling, small enough to keep the pipe busy
-_PARALLEL_FROM_BYTES = 32 * 1024 * 1024  # below this, starting processes costs more than it saves
-
-
-def resolve_workers(cfg: PrepareConfig, documents: Path) -> int:
-    if cfg.workers:
-        return cfg.workers
-    if documents.stat().st_size < _PARALLEL_FROM_BYTES:
-        return 1
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
-
-
-def _batches(rows: Iterator[Any], size: int) -> Iterator[list[tuple[int, Any]]]:
-    batch: list[tuple[int, Any]] = []
-    for item in enumerate(rows):
-        batch.append(item)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
-@contextlib.contextmanager
-def worker_pool(
-    cfg: PrepareConfig, documents: Path, workers: int, dump_roots: Sequence[str] = ()
-) -> Iterator[Pool | None]:
-    """A pool of `workers` processes running `Preparer`, or None for inline work.
-
-    Opened before any progress bar: fork copies only the calling thread, so forking while rich's refresh thread
-    holds a lock could leave a worker blocked on it.
-    """
-    if workers <= 1:
-        yield None
-        return
-    # fork: the workers inherit the imported modules (numpy, datasketch) instead of importing them again.
-    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-    with multiprocessing.get_context(method).Pool(workers, _init_worker, (cfg, documents, tuple(dump_roots))) as pool:
-        yield pool
-
-
-def prepared_documents(
-    documents: Path, cfg: PrepareConfig, pool: Pool | None, workers: int, dump_roots: Sequence[str] = ()
-) -> Iterator[Prepared]:
-    """Every document of the file, prepared, in input order; in the pool's processes when there is one.
-
-    At most 4 batches per worker are in flight, so memory stays bounded however far the reader could run ahead
-    (Pool.imap would queue the whole file).
-    """
-    batches = _batches(read_jsonl(documents), _BATCH)
-    if pool is None:
-        preparer = Preparer(cfg, documents, dump_roots)
-        for batch in batches:
-            yield from preparer(batch)
-        return
-    in_flight = 4 * workers
-    pending: deque[AsyncResult] = deque()
-    for batch in batches:
-        pending.append(pool.apply_async(_work, (batch,)))
-        if len(pending) >= in_flight:
-            yield from pending.popleft().get()
-    while pending:
-        yield from pending.popleft().get()
 
 
 # ------------------------------------------------------------------------------------------------ the passes
@@ -339,6 +175,25 @@ def prepare_documents(
     return outcome
 
 
+@dataclass
+class _FirstPass:
+    """What pass 1 carries from one document to the next."""
+
+    dedup: Deduplicator
+    outcome: PrepareOutcome
+    replaced: set[int] = field(default_factory=set)  # ordinals of statute versions a newer version replaced
+    statute_chunks: dict[int, int] = field(default_factory=dict)  # ordinal → chunks spooled, for kept statutes
+    tags: dict[str, int] = field(default_factory=dict)  # source label <-> the small int the Deduplicator keeps
+    labels: list[str] = field(default_factory=list)
+
+    def tag(self, source: str) -> int:
+        tag = self.tags.get(source)
+        if tag is None:
+            tag = self.tags[source] = len(self.labels)
+            self.labels.append(source)
+        return tag
+
+
 def _first_pass(
     documents: Path,
     spool: Path,
@@ -349,12 +204,7 @@ def _first_pass(
     dump_roots: tuple[str, ...] = (),
 ) -> set[int]:
     """Decide duplicates in input order and spool the chunks of kept documents; returns replaced ordinals."""
-    dedup = Deduplicator(cfg.dedup)
-    replaced: set[int] = set()
-    statute_chunks: dict[int, int] = {}  # ordinal → chunks spooled, for statutes a newer version may replace
-    by_kind, by_source = outcome.by_kind, outcome.by_source
-    tags: dict[str, int] = {}  # source label <-> the small int the Deduplicator keeps per document
-    labels: list[str] = []
+    state = _FirstPass(Deduplicator(cfg.dedup), outcome)
     workers = resolve_workers(cfg, documents)
     with (
         worker_pool(cfg, documents, workers, dump_roots) as pool,
@@ -369,71 +219,82 @@ def _first_pass(
                 bar.advance(_PROGRESS_EVERY)
             if item.error is not None:
                 raise SlmError(*item.error)
-            stats = by_kind.setdefault(item.kind, KindStats())
-            source = by_source.setdefault(item.source, SourceStats())
-            stats.documents_in += 1
-            source.documents_in += 1
-            if item.deleted:
-                stats.deleted_skipped += 1
-                source.deleted_skipped += 1
-                continue
-            tag = tags.get(item.source)
-            if tag is None:
-                tag = tags[item.source] = len(labels)
-                labels.append(item.source)
-            verdict = dedup.check(item.ordinal, item.fingerprint, tag) if item.fingerprint is not None else _KEEP
-            if not verdict.keep or verdict.replaces is not None:
-                doc_id = item.fingerprint.doc_id  # type: ignore[union-attr]
-                other = labels[verdict.duplicate_tag]
-                if verdict.keep:  # a newer statute version: the kept copy is the one dropped
-                    dropped_id, kept_id = verdict.duplicate_of, doc_id
-                    dropped_source, kept_source = other, item.source
-                else:
-                    dropped_id, kept_id = doc_id, verdict.duplicate_of
-                    dropped_source, kept_source = item.source, other
-                dropped = by_source[dropped_source]
-                dropped.duplicate_of[kept_source] = dropped.duplicate_of.get(kept_source, 0) + 1
-                if verdict.method == "exact":
-                    stats.exact_duplicates += 1
-                    dropped.exact_duplicates += 1
-                else:
-                    stats.near_duplicates += 1
-                    dropped.near_duplicates += 1
-                duplicates_out.write(
-                    dumps_line(
-                        {
-                            "dropped": dropped_id,
-                            "kept": kept_id,
-                            "kind": item.kind,
-                            "dropped_source": dropped_source,
-                            "kept_source": kept_source,
-                            "method": verdict.method,
-                            "similarity": round(verdict.similarity, 4),
-                            "reason": "newer_version" if verdict.replaces is not None else "later_copy",
-                        }
-                    )
-                )
-                if not verdict.keep:
-                    continue
-                # This newer statute version replaces one kept earlier: its spooled chunks are dropped in pass 2.
-                replaced.add(verdict.replaces)  # type: ignore[arg-type]
-                stats.replaced_by_newer += 1
-                stats.documents_kept -= 1
-                dropped.replaced_by_newer += 1
-                dropped.documents_kept -= 1
-                stats.chunks -= statute_chunks.pop(verdict.replaces, 0)  # type: ignore[arg-type]
-            stats.documents_kept += 1
-            source.documents_kept += 1
-            stats.pii_masked += sum(item.pii.values())
-            outcome.pii.update(item.pii)
-            stats.short_chunks_skipped += item.too_short
-            stats.chunks += len(item.chunk_lines)
-            if item.kind == "statute_article":
-                statute_chunks[item.ordinal] = len(item.chunk_lines)
-            prefix = f"{item.ordinal}\t{item.kind}\t"
-            spool_out.writelines(prefix + line + "\n" for line in item.chunk_lines)
+            _take_document(item, state, spool_out, duplicates_out)
         bar.advance(done % _PROGRESS_EVERY)
-    return replaced
+    return state.replaced
+
+
+def _take_document(item: Prepared, state: _FirstPass, spool_out: Any, duplicates_out: Any) -> None:
+    """Count one document, ask the Deduplicator about it, and spool its chunks when it is kept."""
+    stats = state.outcome.by_kind.setdefault(item.kind, KindStats())
+    source = state.outcome.by_source.setdefault(item.source, SourceStats())
+    stats.documents_in += 1
+    source.documents_in += 1
+    if item.deleted:
+        stats.deleted_skipped += 1
+        source.deleted_skipped += 1
+        return
+    tag = state.tag(item.source)
+    verdict = state.dedup.check(item.ordinal, item.fingerprint, tag) if item.fingerprint is not None else _KEEP
+    if not verdict.keep or verdict.replaces is not None:
+        dropped = _record_duplicate(item, verdict, state, stats, duplicates_out)
+        if not verdict.keep:
+            return
+        # This newer statute version replaces one kept earlier: its spooled chunks are dropped in pass 2.
+        state.replaced.add(verdict.replaces)  # type: ignore[arg-type]
+        stats.replaced_by_newer += 1
+        stats.documents_kept -= 1
+        dropped.replaced_by_newer += 1
+        dropped.documents_kept -= 1
+        stats.chunks -= state.statute_chunks.pop(verdict.replaces, 0)  # type: ignore[arg-type]
+    stats.documents_kept += 1
+    source.documents_kept += 1
+    stats.pii_masked += sum(item.pii.values())
+    state.outcome.pii.update(item.pii)
+    stats.short_chunks_skipped += item.too_short
+    stats.chunks += len(item.chunk_lines)
+    if item.kind == "statute_article":
+        state.statute_chunks[item.ordinal] = len(item.chunk_lines)
+    prefix = f"{item.ordinal}\t{item.kind}\t"
+    spool_out.writelines(prefix + line + "\n" for line in item.chunk_lines)
+
+
+def _record_duplicate(
+    item: Prepared, verdict: Verdict, state: _FirstPass, stats: KindStats, duplicates_out: Any
+) -> SourceStats:
+    """Count a duplicate against the source of the copy dropped, write its duplicates.jsonl line; returns that
+    source's stats (a newer statute version drops the copy kept earlier, possibly of another source)."""
+    doc_id = item.fingerprint.doc_id  # type: ignore[union-attr]
+    other = state.labels[verdict.duplicate_tag]
+    if verdict.keep:  # a newer statute version: the kept copy is the one dropped
+        dropped_id, kept_id = verdict.duplicate_of, doc_id
+        dropped_source, kept_source = other, item.source
+    else:
+        dropped_id, kept_id = doc_id, verdict.duplicate_of
+        dropped_source, kept_source = item.source, other
+    dropped = state.outcome.by_source[dropped_source]
+    dropped.duplicate_of[kept_source] = dropped.duplicate_of.get(kept_source, 0) + 1
+    if verdict.method == "exact":
+        stats.exact_duplicates += 1
+        dropped.exact_duplicates += 1
+    else:
+        stats.near_duplicates += 1
+        dropped.near_duplicates += 1
+    duplicates_out.write(
+        dumps_line(
+            {
+                "dropped": dropped_id,
+                "kept": kept_id,
+                "kind": item.kind,
+                "dropped_source": dropped_source,
+                "kept_source": kept_source,
+                "method": verdict.method,
+                "similarity": round(verdict.similarity, 4),
+                "reason": "newer_version" if verdict.replaces is not None else "later_copy",
+            }
+        )
+    )
+    return dropped
 
 
 def _second_pass(

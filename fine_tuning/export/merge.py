@@ -1,0 +1,100 @@
+"""Merging the LoRA adapter into its base in full precision, checked against base + adapter on a probe prompt.
+
+A QLoRA adapter is never merged into 4-bit weights (the rounding would be baked into the model):
+`fine_tuning.train.loading.load_trained` loads the base unquantised, and `merge_adapter` refuses a model that still
+holds 4-bit layers.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from slm_forest.errors import SlmError
+from slm_forest.files import write_json
+
+PROBE_TOLERANCE_FP32 = 1e-3
+
+
+def _four_bit_layers(model: Any) -> list[str]:
+    return [name for name, module in model.named_modules() if "4bit" in type(module).__name__]
+
+
+def probe_ids(tokenizer: Any, system_prompt: str | None) -> Any:
+    import torch
+
+    messages = ([{"role": "system", "content": system_prompt}] if system_prompt else []) + [
+        {"role": "user", "content": "부가가치세 확정신고 기한은 언제인가요?"},
+        {"role": "assistant", "content": "과세기간 종료 후 25일 이내입니다."},
+    ]
+    text = tokenizer.apply_chat_template(messages, tokenize=False)
+    return torch.tensor([tokenizer(text, add_special_tokens=False)["input_ids"]])
+
+
+def logits_of(model: Any, ids: Any) -> Any:
+    import torch
+
+    device = next(model.parameters()).device
+    with torch.no_grad():
+        return model(input_ids=ids.to(device), use_cache=False).logits.float().cpu()
+
+
+def merge_adapter(train_dir: Path, system_prompt: str | None) -> tuple[Any, Any, dict[str, Any]]:
+    """(merged model, tokenizer, facts): base + adapter in full precision, merged, checked against the unmerged."""
+    from fine_tuning.train.loading import load_trained
+
+    model, tokenizer = load_trained(train_dir)
+    quantised = _four_bit_layers(model)
+    if quantised:
+        raise SlmError(
+            f"{train_dir}: the base was loaded with 4-bit layers ({quantised[0]}); merging would bake the quantisation in",
+            "load the base in bf16/fp32 for the merge (fine_tuning.train.loading.load_trained does; check train_summary.json)",
+        )
+    ids = probe_ids(tokenizer, system_prompt)
+    before = logits_of(model, ids)
+    merged = model.merge_and_unload()
+    after = logits_of(merged, ids)
+    diff = float((before - after).abs().max())
+    dtype = str(next(merged.parameters()).dtype).replace("torch.", "")
+    if dtype == "float32" and diff > PROBE_TOLERANCE_FP32:
+        raise SlmError(
+            f"merged logits differ from base + adapter by {diff:.2e} (tolerance {PROBE_TOLERANCE_FP32:g} in fp32)",
+            "the adapter does not merge cleanly into this base; report it with train/adapter/adapter_config.json",
+        )
+    return merged, tokenizer, {"probe_max_abs_logit_diff": diff, "dtype": dtype, "probe_tokens": int(ids.shape[1])}
+
+
+def save_merged(model: Any, tokenizer: Any, directory: Path, metadata: dict[str, Any]) -> Path:
+    """save_pretrained into a temporary directory renamed into place, so a killed export leaves no half model."""
+    tmp = directory.with_name(f".{directory.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    write_json(tmp / "slm_forest.json", metadata)
+    shutil.rmtree(directory, ignore_errors=True)
+    os.replace(tmp, directory)
+    return directory
+
+
+PROCESSOR_FILES = ("preprocessor_config.json", "processor_config.json")
+
+
+def copy_image_processor(base: str, merged_dir: Path) -> list[str]:
+    """Multimodal bases (Gemma 3 4B/12B) need their image processor files beside the weights to load as a pipeline."""
+    copied: list[str] = []
+    for name in PROCESSOR_FILES:
+        local = Path(base) / name
+        source: str | None = str(local) if local.is_file() else None
+        if source is None and not Path(base).exists():
+            try:
+                from huggingface_hub import hf_hub_download
+
+                source = hf_hub_download(base, name)
+            except Exception:  # noqa: BLE001 - optional file: absent in the repo or no network/cache
+                source = None
+        if source is not None:
+            shutil.copyfile(source, merged_dir / name)
+            copied.append(name)
+    return copied

@@ -1,0 +1,100 @@
+"""Model backends for `slm serve`: transformers (tested) and vLLM (not tested here: it needs vLLM and a CUDA GPU)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Protocol
+
+
+class Engine(Protocol):
+    """What the HTTP layer needs from a model backend."""
+
+    def complete(self, messages: list[dict[str, str]], settings: Any) -> Any: ...
+
+    def stream(self, messages: list[dict[str, str]], settings: Any) -> Any: ...
+
+
+class TransformersEngine:
+    """Generation with transformers (`fine_tuning.serve.generate`): CPU or one GPU, streaming via TextIteratorStreamer."""
+
+    def __init__(self, loaded: Any) -> None:
+        self.loaded = loaded
+
+    def _messages(self, messages: list[dict[str, str]], max_new_tokens: int) -> list[dict[str, str]]:
+        from fine_tuning.serve.generate import fit_history, with_system
+
+        full = with_system(messages, self.loaded.system_prompt)
+        limit = self.loaded.max_positions
+        return fit_history(self.loaded.tokenizer, full, limit - max_new_tokens if limit else None)
+
+    def complete(self, messages: list[dict[str, str]], settings: Any) -> Any:
+        from fine_tuning.serve.generate import generate_batch
+
+        convo = self._messages(messages, settings.max_new_tokens)
+        return generate_batch(self.loaded.model, self.loaded.tokenizer, [convo], settings, self.loaded.stop_ids)[0]
+
+    def stream(self, messages: list[dict[str, str]], settings: Any) -> Any:
+        from fine_tuning.serve.generate import stream_generate
+
+        convo = self._messages(messages, settings.max_new_tokens)
+        return stream_generate(self.loaded.model, self.loaded.tokenizer, convo, settings, self.loaded.stop_ids)
+
+
+def vllm_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("vllm") is not None
+
+
+def vllm_engine(source: Any, system_prompt: str | None) -> Engine:  # pragma: no cover - needs vLLM and a CUDA GPU
+    """A vLLM backend (offline `LLM` with a LoRA request). NOT TESTED in this project: no GPU and no vLLM in CI.
+
+    Streaming is emulated (the whole answer arrives as one chunk); use `vllm serve` for token streaming at scale.
+    """
+    from vllm import LLM, SamplingParams
+    from vllm.lora.request import LoRARequest
+
+    from fine_tuning.serve.generate import Completion, with_system
+
+    if source.kind == "train":
+        train_dir = Path(source.model)
+        summary = json.loads((train_dir / "train_summary.json").read_text(encoding="utf-8"))
+        base = summary["base_model_path"]
+        adapter, tokenizer = str(train_dir / "adapter"), str(train_dir / "tokenizer")
+    else:
+        base, adapter, tokenizer = source.model, source.adapter, source.tokenizer or source.model
+    llm = LLM(model=base, tokenizer=tokenizer, enable_lora=adapter is not None, dtype="bfloat16")
+    lora = LoRARequest("slm", 1, adapter) if adapter else None
+
+    class _Vllm:
+        def complete(self, messages: list[dict[str, str]], settings: Any) -> Completion:
+            params = SamplingParams(
+                max_tokens=settings.max_new_tokens,
+                temperature=settings.temperature,
+                top_p=settings.top_p,
+                stop=list(settings.stop) or None,
+            )
+            out = llm.chat(with_system(messages, system_prompt), params, lora_request=lora, use_tqdm=False)[0]
+            choice = out.outputs[0]
+            return Completion(
+                choice.text.strip(), len(out.prompt_token_ids), len(choice.token_ids), choice.finish_reason or "stop"
+            )
+
+        def stream(self, messages: list[dict[str, str]], settings: Any) -> Any:
+            completion = self.complete(messages, settings)
+
+            class _One:
+                def __init__(self) -> None:
+                    self.completion = completion
+
+                def __iter__(self) -> Iterator[str]:
+                    yield completion.text
+
+                def cancel(self) -> None:
+                    return None
+
+            return _One()
+
+    return _Vllm()
