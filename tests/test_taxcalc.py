@@ -11,26 +11,21 @@ from datetime import date
 
 import pytest
 
-from slm_datagen.taxlaw.taxcalc import (
+from slm_datagen.taxlaw.answer_amounts import check_answer_amounts, labelled_amounts
+from slm_datagen.taxlaw.capital_gains import capital_gains_tax
+from slm_datagen.taxlaw.computation import apply_schedule, progressive_deductions
+from slm_datagen.taxlaw.gift import gift_tax
+from slm_datagen.taxlaw.income import income_tax
+from slm_datagen.taxlaw.inheritance import inheritance_tax
+from slm_datagen.taxlaw.inputs import AssetKind, DonorRelation, HoldingPeriod, holding_period_between
+from slm_datagen.taxlaw.tables import (
     FILING_CREDIT_PCT,
     INCOME_TAX_RATES,
     INHERITANCE_GIFT_RATES,
-    AssetKind,
-    DonorRelation,
-    HoldingPeriod,
     RateSchedule,
     UnsupportedCase,
-    apply_schedule,
-    capital_gains_tax,
-    check_answer_amounts,
-    check_calculation,
-    gift_tax,
-    holding_period_between,
-    income_tax,
-    inheritance_tax,
-    labelled_amounts,
-    progressive_deductions,
 )
+from slm_datagen.taxlaw.verdict import check_calculation
 
 억 = 100_000_000
 만 = 10_000

@@ -1,13 +1,13 @@
 """What a calculation pair must carry so that `slm build` can recompute it, derived from the checker itself.
 
-`slm_datagen.taxlaw.taxcalc.check_calculation` recomputes a teacher's payload only when its inputs use the names,
-types and values it models (`taxcalc._INPUT_TYPES` / `_REQUIRED_INPUTS`, the enums, `_RESULT_FIELDS`). A payload
+`slm_datagen.taxlaw.verdict.check_calculation` recomputes a teacher's payload only when its inputs use the names,
+types and values it models (`verdict.INPUT_TYPES` / `REQUIRED_INPUTS`, the enums, `computation.RESULT_FIELDS`). A payload
 with any other name is "unsupported" (kept as an unverified flag), so wrong arithmetic would reach training. The
 calculation prompt is therefore generated from those tables (`calculation_rule`), and a reply is checked against
 them (`payload_problem`) so a malformed payload gets the repair round instead of slipping through.
 
 Only the Korean prose (what each input means) lives here; names, types, required-ness and allowed values come from
-taxcalc, so the prompt cannot ask for something the checker does not accept. `tests/test_distill_pure.py` checks
+the calculator, so the prompt cannot ask for something the checker does not accept. `tests/test_distill_pure.py` checks
 that every name has its prose and that the defaults stated here are the calculator's.
 """
 
@@ -16,14 +16,15 @@ from __future__ import annotations
 from enum import Enum
 from typing import Any
 
-from slm_datagen.taxlaw import taxcalc
-from slm_datagen.taxlaw.taxcalc import AssetKind, DonorRelation, HoldingPeriod
+from slm_datagen.taxlaw import verdict
+from slm_datagen.taxlaw.computation import RESULT_FIELDS as CHECKER_RESULT_FIELDS
+from slm_datagen.taxlaw.inputs import AssetKind, DonorRelation, HoldingPeriod
 
-# The checker's own tables. They are module-private in taxcalc; reading them here (rather than copying them) is what
-# keeps the prompt and the checker from drifting apart.
-INPUT_TYPES: dict[str, dict[str, str]] = taxcalc._INPUT_TYPES
-REQUIRED_INPUTS: dict[str, tuple[str, ...]] = taxcalc._REQUIRED_INPUTS
-RESULT_FIELDS: tuple[str, ...] = taxcalc._RESULT_FIELDS
+# The checker's own tables; reading them here (rather than copying them) is what keeps the prompt and the checker
+# from drifting apart.
+INPUT_TYPES: dict[str, dict[str, str]] = verdict.INPUT_TYPES
+REQUIRED_INPUTS: dict[str, tuple[str, ...]] = verdict.REQUIRED_INPUTS
+RESULT_FIELDS: tuple[str, ...] = CHECKER_RESULT_FIELDS
 KINDS: tuple[str, ...] = tuple(INPUT_TYPES)
 
 # String inputs whose value must be one of an enum's values (what `compute` turns into that enum).
@@ -87,7 +88,7 @@ RESULT_LABELS: dict[str, str] = {
     "filing_credit": "신고세액공제액",
     "prepaid_tax_credit": "기납부세액공제액",
 }
-# What the calculator does not model (taxcalc's "Not covered"): a problem that needs any of these cannot be checked.
+# What the calculator does not model (the "Not modelled" of each slm_datagen/taxlaw module): a problem that needs any of these cannot be checked.
 NOT_MODELLED = (
     "세대생략 할증(조부모→손자녀), 부담부증여, 상속공제 계산, 장기보유특별공제·다주택 중과·비사업용토지 세율, 세액감면"
 )
@@ -158,7 +159,7 @@ def normalise_inputs(kind: str, inputs: dict[str, Any]) -> dict[str, Any]:
 
 
 def payload_problem(payload: dict[str, Any]) -> str | None:
-    """Why `taxcalc.check_calculation` could not recompute this payload, or None when it can.
+    """Why `verdict.check_calculation` could not recompute this payload, or None when it can.
 
     Only the payload's shape is judged here: a wrong amount (mismatch) or a year the tables do not cover is left to
     `slm build`, which rejects or flags it with the details.
@@ -174,7 +175,7 @@ def payload_problem(payload: dict[str, Any]) -> str | None:
     missing = [name for name in REQUIRED_INPUTS[kind] if inputs.get(name) is None]
     if missing:
         return f"calculation.inputs: {kind} needs {', '.join(missing)}"
-    verdict = taxcalc.check_calculation(payload)
-    if verdict.status == "bad_input":
-        return f"calculation: {verdict.reason}"
+    result = verdict.check_calculation(payload)
+    if result.status == "bad_input":
+        return f"calculation: {result.reason}"
     return None
