@@ -266,6 +266,14 @@ def test_calculation_prompt_lists_exactly_the_checker_inputs():
             "relationship": "lineal_ascendant",
             "taxable_base_won": 5e8,
             "taxable_income_won": 5e7,
+            "taxable_estate_won": 2e9,
+            "transfer_price_won": 1e9,
+            "acquisition_price_won": 4e8,
+            "holding_years": 5,
+            "sales_won": 1e8,
+            "purchases_won": 4e7,
+            "supply_with_vat_won": 8e7,
+            "sector": "retail_food",
         }
         base = {n: int(v) if isinstance(v, float) else v for n, v in required.items() if n in names}
         for name, (_, default) in calcspec.INPUT_NOTES[kind].items():

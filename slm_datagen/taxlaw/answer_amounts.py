@@ -8,7 +8,7 @@ import re
 
 from slm_datagen.taxlaw.amounts import AmountMention, find_amounts, format_won
 from slm_datagen.taxlaw.computation import TaxComputation
-from slm_datagen.taxlaw.verdict import DEFAULT_TOLERANCE_RATIO, DEFAULT_TOLERANCE_WON, tolerance_for
+from slm_datagen.taxlaw.verdict import matches
 
 # Words that label the amount after them. Longest first so "신고세액공제" is not read as "세액".
 _LABELS: dict[str, str] = {
@@ -156,11 +156,27 @@ def labelled_amounts(answer_text: str) -> list[tuple[str, AmountMention]]:
     return out
 
 
+_APPROX_BEFORE = re.compile(r"(?:약|대략|어림잡아)\s*$")
+_APPROX_AFTER = re.compile(r"^\s*(?:정도|가량|내외|안팎)")
+_UNIT_STATED = {"천원 단위": 1_000, "천원단위": 1_000, "만원 단위": 10_000, "만원단위": 10_000}
+
+
+def stated_unit(answer_text: str, mention: AmountMention) -> int:
+    """The rounding an answer states for an amount: "천원 단위"/"만원 단위" anywhere in the answer, or "약 X"/"X 정도"
+    (the place of X's last non-zero digit); 1 (exact) when it states none."""
+    unit = max((value for phrase, value in _UNIT_STATED.items() if phrase in answer_text), default=1)
+    before, after = answer_text[: mention.start], answer_text[mention.end :]
+    if _APPROX_BEFORE.search(before) or _APPROX_AFTER.search(after):
+        won, place = mention.won, 1
+        while won and won % (place * 10) == 0:
+            place *= 10
+        unit = max(unit, place)
+    return unit
+
+
 def check_answer_amounts(
     answer_text: str,
     computation: TaxComputation,
-    tolerance_won: int = DEFAULT_TOLERANCE_WON,
-    tolerance_ratio: float = DEFAULT_TOLERANCE_RATIO,
 ) -> list[str]:
     """Problems with the amounts a free-text answer states, judged against `computation`; [] when it agrees.
 
@@ -170,17 +186,18 @@ def check_answer_amounts(
     """
     problems: list[str] = []
     stated = labelled_amounts(answer_text)
-    taxes = [(_LABEL_KIND[label], m.won) for label, m in stated if _LABEL_KIND[label] in ("tax", "computed", "payable")]
+    taxes = [(_LABEL_KIND[label], m) for label, m in stated if _LABEL_KIND[label] in ("tax", "computed", "payable")]
     if not taxes:
         problems.append("답변에 최종 세액이 없음 / no final tax amount stated in the answer")
     else:
-        kind, claimed = taxes[-1]
+        kind, mention = taxes[-1]
+        claimed, unit = mention.won, stated_unit(answer_text, mention)
         targets = {
             "computed": [("산출세액", computation.computed_tax)],
             "payable": [("납부할 세액", computation.payable)],
             "tax": [("산출세액", computation.computed_tax), ("납부할 세액", computation.payable)],
         }[kind]
-        within = [abs(claimed - value) <= tolerance_for(value, tolerance_won, tolerance_ratio) for _, value in targets]
+        within = [matches(claimed, value, "payable", unit) for _, value in targets]
         if not any(within):
             expected_ko = ", ".join(f"{name} {format_won(value)}" for name, value in targets)
             expected_en = " or ".join(f"{value:,}" for _, value in targets)
@@ -188,10 +205,10 @@ def check_answer_amounts(
                 f"최종 세액 {format_won(claimed)}이 계산과 다름({expected_ko}) / "
                 f"final stated tax {claimed:,} won does not match the computation ({expected_en} won)"
             )
-    bases = [m.won for label, m in stated if label == "과세표준"]
+    bases = [m for label, m in stated if label == "과세표준"]
     if bases:
-        claimed_base, expected_base = bases[-1], computation.taxable_base
-        if abs(claimed_base - expected_base) > tolerance_for(expected_base, tolerance_won, tolerance_ratio):
+        claimed_base, expected_base = bases[-1].won, computation.taxable_base
+        if not matches(claimed_base, expected_base, "taxable_base", stated_unit(answer_text, bases[-1])):
             problems.append(
                 f"과세표준 {format_won(claimed_base)}이 계산과 다름(계산 {format_won(expected_base)}) / "
                 f"stated taxable base {claimed_base:,} won differs from the computed {expected_base:,} won"

@@ -13,15 +13,17 @@ from slm_datagen.taxlaw.amounts import format_won
 from slm_datagen.taxlaw.computation import (
     INCOME_LAW,
     BracketLine,
+    Step,
     TaxComputation,
     apply_schedule,
-    as_of_field,
     pick,
     require_won,
-    year_of,
 )
+from slm_datagen.taxlaw.income import finish_income_tax
+from slm_datagen.taxlaw.income_tables import INCOME_TAX_RATES, SHORT_HOLDING_RATES, ShortHoldingRates
 from slm_datagen.taxlaw.inputs import AssetKind, HoldingPeriod
-from slm_datagen.taxlaw.tables import INCOME_TAX_RATES, SHORT_HOLDING_RATES, RateSchedule, ShortHoldingRates
+from slm_datagen.taxlaw.penalties import ON_TIME, Lateness, add_months_end
+from slm_datagen.taxlaw.tables import RateSchedule
 
 
 def capital_gains_tax(
@@ -29,6 +31,14 @@ def capital_gains_tax(
     year: int | date | str,
     asset_kind: str | AssetKind = AssetKind.LAND_BUILDING,
     holding_period: str | HoldingPeriod = HoldingPeriod.TWO_YEARS_OR_MORE,
+    filed_on_time: bool = True,
+    *,
+    lateness: Lateness = ON_TIME,
+    head_steps: list[Step] | None = None,
+    head_text: str = "",
+    gross: int = 0,
+    deduction: int = 0,
+    extra_inputs: dict | None = None,
 ) -> TaxComputation:
     """양도소득 산출세액 for a given 과세표준 (after 장기보유특별공제 and 기본공제).
 
@@ -48,58 +58,73 @@ def capital_gains_tax(
         period = HoldingPeriod(holding_period)
     except ValueError as exc:
         raise ValueError(str(exc)) from exc
-    basic_schedule: RateSchedule = pick(INCOME_TAX_RATES, year)
-    flat_rates: ShortHoldingRates = pick(SHORT_HOLDING_RATES[kind], year)
-    flat_pct = flat_rates.rate(period)
-
-    candidates: list[tuple[int, list[BracketLine], str]] = []
-    if kind is not AssetKind.PRESALE_RIGHT:  # 분양권 is excluded from the basic rate of 제104조①1호 since 2021-06-01
-        basic_tax, basic_lines = apply_schedule(taxable_base_won, basic_schedule)
-        candidates.append((basic_tax, basic_lines, "기본세율(제104조①1호, 제55조①)"))
-    if flat_pct is not None:
-        flat_tax = taxable_base_won * flat_pct // 100
-        flat_line = BracketLine(lower=0, upper=None, rate_pct=flat_pct, amount_taxed=taxable_base_won, tax=flat_tax)
-        candidates.append(
-            (flat_tax, [flat_line] if taxable_base_won else [], f"단일세율 {flat_pct}%({flat_rates.basis})")
-        )
-    computed, lines, label = max(candidates, key=lambda c: c[0])
-
-    kind_label = {
-        AssetKind.LAND_BUILDING: "토지·건물",
-        AssetKind.HOUSING: "주택·조합원입주권",
-        AssetKind.PRESALE_RIGHT: "분양권",
-    }[kind]
-    period_label = {
-        HoldingPeriod.UNDER_1Y: "1년 미만",
-        HoldingPeriod.FROM_1Y_TO_2Y: "1년 이상 2년 미만",
-        HoldingPeriod.TWO_YEARS_OR_MORE: "2년 이상",
-    }[period]
+    computed, lines, label, several = _larger_rate_tax(taxable_base_won, year, kind, period)
+    kind_label, period_label = KIND_LABELS[kind], PERIOD_LABELS[period]
     text = (
         f"{kind_label}(보유기간 {period_label})의 양도소득 과세표준 {format_won(taxable_base_won)}에 {label}을 적용한 "
         f"산출세액은 {format_won(computed)}입니다."
     )
-    if len(candidates) > 1:
+    if several:
         text += " 둘 이상의 세율에 해당하여 큰 산출세액을 적용했습니다(제104조① 후단)."
-    text += " 지방소득세는 별도입니다."
     articles = [f"{INCOME_LAW} 제104조"]
     if label.startswith("기본세율"):
         articles.append(f"{INCOME_LAW} 제55조")
-    return TaxComputation(
-        kind="capital_gains_tax",
-        as_of=as_of_field(year),
+    if not filed_on_time:
+        lateness = Lateness(**{**lateness.__dict__, "filed_on_time": False})
+    base_step = Step(key="taxable_base", label="과세표준", won=taxable_base_won, article=f"{INCOME_LAW} 제92조")
+    return finish_income_tax(
+        "capital_gains_tax",
+        year,
+        computed,
+        lines,
+        lateness,
+        capital_gains_deadline,
+        base=taxable_base_won,
+        head_steps=(head_steps or []) + [base_step],
+        articles=articles,
+        explanation=(head_text + " " if head_text else "") + text,
         inputs={
+            **(extra_inputs or {}),
             "taxable_base_won": taxable_base_won,
-            "year": year_of(year),
             "asset_kind": kind.value,
             "holding_period": period.value,
         },
-        deduction=0,
-        taxable_base=taxable_base_won,
-        computed_tax=computed,
-        prepaid_tax_credit=0,
-        filing_credit=0,
-        payable=computed,
-        brackets=lines,
-        articles=articles,
-        explanation=text,
+        gross=gross,
+        deduction=deduction,
     )
+
+
+def capital_gains_deadline(transfer_day: date) -> date:
+    """양도소득 예정신고기한: 양도일이 속하는 달의 말일부터 2개월 (소득세법 제105조①1호, 토지·건물)."""
+    return add_months_end(transfer_day, 2)
+
+
+KIND_LABELS = {
+    AssetKind.LAND_BUILDING: "토지·건물",
+    AssetKind.HOUSING: "주택·조합원입주권",
+    AssetKind.PRESALE_RIGHT: "분양권",
+}
+PERIOD_LABELS = {
+    HoldingPeriod.UNDER_1Y: "1년 미만",
+    HoldingPeriod.FROM_1Y_TO_2Y: "1년 이상 2년 미만",
+    HoldingPeriod.TWO_YEARS_OR_MORE: "2년 이상",
+}
+
+
+def _larger_rate_tax(
+    base: int, year: int | date | str, kind: AssetKind, period: HoldingPeriod
+) -> tuple[int, list[BracketLine], str, bool]:
+    """(산출세액, lines, which rate, whether two rates applied): the larger of 기본세율 and the flat rate (제104조① 후단)."""
+    basic_schedule: RateSchedule = pick(INCOME_TAX_RATES, year)
+    flat_rates: ShortHoldingRates = pick(SHORT_HOLDING_RATES[kind], year)
+    flat_pct = flat_rates.rate(period)
+    candidates: list[tuple[int, list[BracketLine], str]] = []
+    if kind is not AssetKind.PRESALE_RIGHT:  # 분양권 is excluded from the basic rate of 제104조①1호 since 2021-06-01
+        basic_tax, basic_lines = apply_schedule(base, basic_schedule)
+        candidates.append((basic_tax, basic_lines, "기본세율(제104조①1호, 제55조①)"))
+    if flat_pct is not None:
+        flat_tax = base * flat_pct // 100
+        flat_line = BracketLine(lower=0, upper=None, rate_pct=flat_pct, amount_taxed=base, tax=flat_tax)
+        candidates.append((flat_tax, [flat_line] if base else [], f"단일세율 {flat_pct}%({flat_rates.basis})"))
+    computed, lines, label = max(candidates, key=lambda c: c[0])
+    return computed, lines, label, len(candidates) > 1

@@ -20,9 +20,49 @@ from slm_datagen.taxlaw.tables import RateSchedule, UnsupportedCase, Versioned
 GIFT_LAW = "상속세 및 증여세법"
 INCOME_LAW = "소득세법"
 
-TaxKind = Literal["gift_tax", "inheritance_tax", "income_tax", "capital_gains_tax"]
-ResultField = Literal["computed_tax", "payable", "taxable_base", "deduction", "filing_credit", "prepaid_tax_credit"]
+TaxKind = Literal[
+    "gift_tax",
+    "inheritance_tax",
+    "income_tax",
+    "capital_gains_tax",
+    "corporate_tax",
+    "vat",
+    "simplified_vat",
+]
+ResultField = Literal[
+    "computed_tax",
+    "payable",
+    "taxable_base",
+    "deduction",
+    "filing_credit",
+    "prepaid_tax_credit",
+    "gross_value",
+    "surcharge",
+    "penalty_tax",
+    "local_income_tax",
+    "payable_with_local_tax",
+]
 RESULT_FIELDS: tuple[str, ...] = ResultField.__args__  # type: ignore[attr-defined]
+
+# What a step of a computation is, for the checks that compare an answer's every labelled line: the result fields
+# above plus the parts that make them up (each 공제 item, each 가산세).
+StepKey = Literal[
+    "gross_value",
+    "deduction_item",
+    "deduction",
+    "taxable_base",
+    "computed_tax",
+    "surcharge",
+    "prepaid_tax_credit",
+    "tax_credit",
+    "filing_credit",
+    "nonfiling_penalty",
+    "late_payment_penalty",
+    "penalty_tax",
+    "payable",
+    "local_income_tax",
+    "payable_with_local_tax",
+]
 
 
 class BracketLine(BaseModel):
@@ -37,21 +77,38 @@ class BracketLine(BaseModel):
     tax: int
 
 
+class Step(BaseModel):
+    """One labelled line of a computation, as a return or a 세무사's worksheet prints it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    key: StepKey
+    label: str  # e.g. "과세표준", "증여재산공제", "세대생략 할증", "납부지연가산세"
+    won: int
+    article: str  # e.g. "상속세 및 증여세법 제53조"
+
+
 class TaxComputation(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     kind: TaxKind
     as_of: date | None  # the date whose tables were used (1 January of an int year); None = the latest tables
     inputs: dict[str, Any]
-    deduction: int  # 증여재산공제 + 혼인·출산공제 for gifts; 0 where the base is given
+    deduction: int  # every 공제 between the 과세가액 (or 양도차익) and the 과세표준
     taxable_base: int  # 과세표준
-    computed_tax: int  # 산출세액
-    prepaid_tax_credit: int  # 기납부세액공제 (제58조) for aggregated prior gifts
-    filing_credit: int  # 신고세액공제 (제69조)
-    payable: int  # 산출세액 − 기납부세액공제 − 신고세액공제 (other credits are not modelled)
+    computed_tax: int  # 산출세액 (before the 세대생략 할증)
+    prepaid_tax_credit: int  # 기납부세액공제 (상증법 제58조) for aggregated prior gifts
+    filing_credit: int  # 신고세액공제 (상증법 제69조)
+    payable: int  # 산출세액 + 할증 − 세액공제 + 가산세 (negative = 환급 for 부가가치세)
     brackets: list[BracketLine]
     articles: list[str]
     explanation: str
+    gross_value: int = 0  # 과세가액 (증여·상속), 양도차익 (양도), 매출세액 (부가가치세)
+    surcharge: int = 0  # 세대생략 할증 (상증법 제27조·제57조)
+    penalty_tax: int = 0  # 무신고가산세 + 납부지연가산세 (국세기본법 제47조의2·제47조의4)
+    local_income_tax: int = 0  # 지방소득세 (지방세법 제92조·제103조의3), a separate tax: not in `payable`
+    payable_with_local_tax: int = 0  # payable + local_income_tax
+    steps: list[Step] = []
 
     def amount(self, field: str) -> int:
         if field not in RESULT_FIELDS:

@@ -10,11 +10,16 @@ from enum import Enum
 
 
 class DonorRelation(str, Enum):
-    """Who the donor is *to the donee* (제53조 is written from the donee's side)."""
+    """Who the donor is *to the donee*, i.e. the direction of the gift (제53조 is written from the donee's side).
+
+    "아들이 아버지에게 증여" is LINEAL_DESCENDANT (child → parent), "아버지가 아들에게" LINEAL_ASCENDANT (parent → child).
+    A grandparent is a 직계존속 for the 증여재산공제 but carries the 세대생략 할증 of 제57조, so it is its own value.
+    """
 
     SPOUSE = "spouse"  # 배우자
-    LINEAL_ASCENDANT = "lineal_ascendant"  # 직계존속 (부모·조부모 …)
-    LINEAL_DESCENDANT = "lineal_descendant"  # 직계비속 (자녀·손자녀)
+    LINEAL_ASCENDANT = "lineal_ascendant"  # 부모 → 자녀 (직계존속, incl. a parent's spouse by marriage)
+    GRANDPARENT = "grandparent"  # 조부모·증조부모 → 손자녀·증손자녀: 직계존속, with the 세대생략 할증
+    LINEAL_DESCENDANT = "lineal_descendant"  # 자녀·손자녀 → 부모·조부모 (직계비속)
     OTHER_RELATIVE = "other_relative"  # 그 밖의 친족: 6촌 이내 혈족, 4촌 이내 인척
     UNRELATED = "unrelated"  # 타인: no deduction
 
@@ -28,12 +33,19 @@ _RELATION_ALIASES: dict[str, DonorRelation] = {
     "모": DonorRelation.LINEAL_ASCENDANT,
     "아버지": DonorRelation.LINEAL_ASCENDANT,
     "어머니": DonorRelation.LINEAL_ASCENDANT,
-    "조부모": DonorRelation.LINEAL_ASCENDANT,
+    "parent_to_child": DonorRelation.LINEAL_ASCENDANT,
+    "조부모": DonorRelation.GRANDPARENT,
+    "할아버지": DonorRelation.GRANDPARENT,
+    "할머니": DonorRelation.GRANDPARENT,
+    "외조부모": DonorRelation.GRANDPARENT,
+    "grandparent": DonorRelation.GRANDPARENT,
+    "grandparent_to_grandchild": DonorRelation.GRANDPARENT,
     "parent": DonorRelation.LINEAL_ASCENDANT,
     "lineal_ascendant": DonorRelation.LINEAL_ASCENDANT,
     "직계비속": DonorRelation.LINEAL_DESCENDANT,
     "자녀": DonorRelation.LINEAL_DESCENDANT,
     "child": DonorRelation.LINEAL_DESCENDANT,
+    "child_to_parent": DonorRelation.LINEAL_DESCENDANT,
     "lineal_descendant": DonorRelation.LINEAL_DESCENDANT,
     "기타친족": DonorRelation.OTHER_RELATIVE,
     "그 밖의 친족": DonorRelation.OTHER_RELATIVE,
@@ -86,3 +98,14 @@ def holding_period_between(acquired: date, transferred: date) -> HoldingPeriod:
     if transferred < add_years(acquired, 2):
         return HoldingPeriod.FROM_1Y_TO_2Y
     return HoldingPeriod.TWO_YEARS_OR_MORE
+
+
+class VatSector(str, Enum):
+    """간이과세자 업종 for the 업종별 부가가치율 of 부가가치세법 시행령 제111조② (2021-07-01 이후)."""
+
+    RETAIL_FOOD = "retail_food"  # 소매업, 재생용 재료수집·판매업, 음식점업: 15%
+    MANUFACTURING = "manufacturing"  # 제조업, 농업·임업·어업, 소화물 전문 운송업: 20%
+    LODGING = "lodging"  # 숙박업: 25%
+    CONSTRUCTION_TRANSPORT_ICT = "construction_transport_ict"  # 건설업, 운수·창고업, 정보통신업: 30%
+    FINANCE_PROFESSIONAL_REAL_ESTATE = "finance_professional_real_estate"  # 금융·보험 관련, 전문·과학·기술, 사업시설관리·사업지원·임대, 부동산 관련 서비스업, 부동산임대업: 40%
+    OTHER_SERVICES = "other_services"  # 그 밖의 서비스업: 30%

@@ -10,11 +10,19 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from slm_datagen.taxlaw.inputs import AssetKind, DonorRelation, HoldingPeriod
+from slm_datagen.taxlaw.inputs import DonorRelation
 
 
 class UnsupportedCase(ValueError):
     """The law covers the case but these tables do not (a year before the first table, an unmodelled rate, ...)."""
+
+
+# The tables follow the statutes as amended by the December 2024 tax-law amendments, in force through 2025 (소득세법,
+# 상속세 및 증여세법 — whose 2024 government bill to cut the rates was voted down —, 법인세법, 부가가치세법 and its
+# 시행령 as of 2025, 국세기본법 and its 시행령 as of 2025). An amendment that takes effect later was not checked, so a
+# tax date after this one is "unverified" rather than computed with a table that may be out of date.
+LAW_KNOWN_THROUGH = date(2025, 12, 31)
+LAW_KNOWN_THROUGH_SOURCE = "statutes as amended to December 2024, in force in 2025"
 
 
 @dataclass(frozen=True)
@@ -43,6 +51,11 @@ class Versioned:
     versions: tuple[tuple[date, Any], ...]  # (effective_from, value), ascending
 
     def at(self, when: date) -> Any:
+        if LAW_KNOWN_THROUGH < when < date.max:
+            raise UnsupportedCase(
+                f"unverified: {self.name} for {when.isoformat()} is after {LAW_KNOWN_THROUGH.isoformat()}, the last date "
+                f"these tables are known to be current ({LAW_KNOWN_THROUGH_SOURCE})"
+            )
         found = None
         for start, value in self.versions:
             if start <= when:
@@ -81,95 +94,6 @@ INHERITANCE_GIFT_RATES = Versioned(
     ),
 )
 
-# 소득세법 제55조① 종합소득 기본세율 (also the 양도소득 basic rate through 제104조①1호).
-INCOME_TAX_RATES = Versioned(
-    "소득세법 제55조 기본세율",
-    (
-        (
-            date(2018, 1, 1),
-            RateSchedule(
-                name="종합소득세 기본세율 (2018~2020 귀속)",
-                effective_from=date(2018, 1, 1),
-                brackets=(
-                    Bracket(12_000_000, 6),
-                    Bracket(46_000_000, 15),
-                    Bracket(88_000_000, 24),
-                    Bracket(150_000_000, 35),
-                    Bracket(300_000_000, 38),
-                    Bracket(500_000_000, 40),
-                    Bracket(None, 42),
-                ),
-                published_progressive_deductions=(
-                    0,
-                    1_080_000,
-                    5_220_000,
-                    14_900_000,
-                    19_400_000,
-                    25_400_000,
-                    35_400_000,
-                ),
-                basis="소득세법 제55조① (2017.12.19 개정, 2018.1.1 이후 발생 소득분): 3억~5억 40%, 5억 초과 42% 신설",
-            ),
-        ),
-        (
-            date(2021, 1, 1),
-            RateSchedule(
-                name="종합소득세 기본세율 (2021~2022 귀속)",
-                effective_from=date(2021, 1, 1),
-                brackets=(
-                    Bracket(12_000_000, 6),
-                    Bracket(46_000_000, 15),
-                    Bracket(88_000_000, 24),
-                    Bracket(150_000_000, 35),
-                    Bracket(300_000_000, 38),
-                    Bracket(500_000_000, 40),
-                    Bracket(1_000_000_000, 42),
-                    Bracket(None, 45),
-                ),
-                published_progressive_deductions=(
-                    0,
-                    1_080_000,
-                    5_220_000,
-                    14_900_000,
-                    19_400_000,
-                    25_400_000,
-                    35_400_000,
-                    65_400_000,
-                ),
-                basis="소득세법 제55조① (2020.12.29 개정, 2021.1.1 이후 발생 소득분): 10억 초과 45% 신설",
-            ),
-        ),
-        (
-            date(2023, 1, 1),
-            RateSchedule(
-                name="종합소득세 기본세율 (2023 귀속~)",
-                effective_from=date(2023, 1, 1),
-                brackets=(
-                    Bracket(14_000_000, 6),
-                    Bracket(50_000_000, 15),
-                    Bracket(88_000_000, 24),
-                    Bracket(150_000_000, 35),
-                    Bracket(300_000_000, 38),
-                    Bracket(500_000_000, 40),
-                    Bracket(1_000_000_000, 42),
-                    Bracket(None, 45),
-                ),
-                published_progressive_deductions=(
-                    0,
-                    1_260_000,
-                    5_760_000,
-                    15_440_000,
-                    19_940_000,
-                    25_940_000,
-                    35_940_000,
-                    65_940_000,
-                ),
-                basis="소득세법 제55조① (2022.12.31 개정, 2023.1.1 이후 발생 소득분): 6%·15% 구간 1,400만·5,000만원으로 상향",
-            ),
-        ),
-    ),
-)
-
 
 @dataclass(frozen=True)
 class GiftDeductionTable:
@@ -185,7 +109,7 @@ class GiftDeductionTable:
     def limit(self, relation: DonorRelation, donee_is_minor: bool) -> int:
         if relation is DonorRelation.SPOUSE:
             return self.spouse
-        if relation is DonorRelation.LINEAL_ASCENDANT:
+        if relation in (DonorRelation.LINEAL_ASCENDANT, DonorRelation.GRANDPARENT):
             return self.ascendant_to_minor if donee_is_minor else self.ascendant_to_adult
         if relation is DonorRelation.LINEAL_DESCENDANT:
             return self.descendant
@@ -260,57 +184,90 @@ MINIMUM_TAXABLE_BASE = 500_000
 
 
 @dataclass(frozen=True)
-class ShortHoldingRates:
-    """Flat rates of 제104조①2·3호 (and 1호 for 분양권) in percent; None = only the basic rate applies."""
+class GenerationSkipSurcharge:
+    """세대생략 할증 (제27조 상속, 제57조 증여): percent added to the 산출세액 when the heir or donee is a 직계비속 other
+    than a child of the decedent or donor; a higher percent for a minor receiving more than `minor_threshold`."""
 
-    under_1y: int | None
-    from_1y_to_2y: int | None
-    two_years_or_more: int | None  # only 분양권 has a flat rate here (60%, 제104조①1호 괄호)
+    pct: int
+    minor_pct: int | None
+    minor_threshold: int | None
     basis: str
 
-    def rate(self, period: HoldingPeriod) -> int | None:
-        return {
-            HoldingPeriod.UNDER_1Y: self.under_1y,
-            HoldingPeriod.FROM_1Y_TO_2Y: self.from_1y_to_2y,
-            HoldingPeriod.TWO_YEARS_OR_MORE: self.two_years_or_more,
-        }[period]
+
+GENERATION_SKIP_SURCHARGE = Versioned(
+    "상속세 및 증여세법 제27조·제57조 세대생략 할증",
+    (
+        (date(2008, 1, 1), GenerationSkipSurcharge(30, None, None, "제27조·제57조: 산출세액의 30% 가산")),
+        (
+            date(2016, 1, 1),
+            GenerationSkipSurcharge(
+                30, 40, 2_000_000_000, "제27조·제57조 (2015.12.15 개정, 2016.1.1 시행): 미성년자가 20억원 초과 시 40%"
+            ),
+        ),
+    ),
+)
+
+# 제47조②: gifts from the same donor (a 직계존속's spouse counts as the same donor) within 10 years before this one are
+# added to the 과세가액 when together they come to 1,000만원 or more.
+AGGREGATION_THRESHOLD = 10_000_000
 
 
-# Short-holding rates, tabulated from 2018-01-01 (the first basic-rate table here).
-SHORT_HOLDING_RATES: dict[AssetKind, Versioned] = {
-    AssetKind.LAND_BUILDING: Versioned(
-        "소득세법 제104조① 토지·건물 단기보유 세율",
+@dataclass(frozen=True)
+class InheritanceDeductionTable:
+    """상속공제 amounts, 상속세 및 증여세법 제18조~제22조."""
+
+    basic: int  # 기초공제 (제18조)
+    per_child: int  # 자녀공제 1인당 (제20조①1호)
+    minor_per_year: int  # 미성년자공제: × 19세까지의 연수 (제20조①2호)
+    senior: int  # 연로자공제 65세 이상 1인당 (제20조①3호)
+    disabled_per_year: int  # 장애인공제: × 기대여명의 연수 (제20조①4호)
+    lump_sum: int  # 일괄공제 (제21조)
+    spouse_minimum: int  # 배우자 상속공제 최소 (제19조④)
+    spouse_maximum: int  # 배우자 상속공제 한도 (제19조①)
+    basis: str
+
+
+INHERITANCE_DEDUCTIONS = Versioned(
+    "상속세 및 증여세법 제18조~제21조 상속공제",
+    (
         (
-            (
-                date(2018, 1, 1),
-                # 토지·건물: 1년 미만 50% (3호), 1년 이상 2년 미만 40% (2호), 2년 이상 기본세율 (1호)
-                ShortHoldingRates(50, 40, None, "제104조①2·3호"),
+            date(2016, 1, 1),
+            InheritanceDeductionTable(
+                basic=200_000_000,
+                per_child=50_000_000,
+                minor_per_year=10_000_000,
+                senior=50_000_000,
+                disabled_per_year=10_000_000,
+                lump_sum=500_000_000,
+                spouse_minimum=500_000_000,
+                spouse_maximum=3_000_000_000,
+                basis="제18조~제21조 (2015.12.15 개정, 2016.1.1 이후 상속개시분: 자녀 5,000만·미성년자 1,000만×연수 등)",
             ),
         ),
     ),
-    AssetKind.HOUSING: Versioned(
-        "소득세법 제104조① 주택·조합원입주권 단기보유 세율",
-        (
-            (
-                date(2018, 1, 1),
-                # 주택·조합원입주권: 1년 미만 40% (3호), 1년 이상 기본세율 (2호는 주택을 제외)
-                ShortHoldingRates(40, None, None, "제104조①3호"),
-            ),
-            (
-                date(2021, 6, 1),
-                # 2020.8.18 개정, 2021.6.1 이후 양도분: 주택·조합원입주권 1년 미만 70%, 1년 이상 2년 미만 60%
-                ShortHoldingRates(70, 60, None, "제104조①2·3호, 2021.6.1 이후 양도분"),
-            ),
-        ),
-    ),
-    AssetKind.PRESALE_RIGHT: Versioned(
-        "소득세법 제104조① 분양권 세율",
-        (
-            (
-                date(2021, 6, 1),
-                # 2020.8.18 개정, 2021.6.1 이후 양도분: 분양권 1년 미만 70%, 그 밖 60% (1호 괄호)
-                ShortHoldingRates(70, 60, 60, "제104조①1·3호, 2021.6.1 이후 양도분"),
-            ),
-        ),
-    ),
-}
+)
+
+
+@dataclass(frozen=True)
+class FinancialAssetDeduction:
+    """금융재산 상속공제 (제22조①) on 순금융재산 (금융재산 − 금융채무)."""
+
+    full_up_to: int  # 2,000만원 이하: 전액
+    flat: int  # 2,000만원 초과 1억원 이하: 2,000만원
+    flat_up_to: int
+    pct_above: int  # 1억원 초과: 20%
+    maximum: int  # 한도 2억원
+    basis: str
+
+    def amount(self, net_financial: int) -> int:
+        if net_financial <= self.full_up_to:
+            return net_financial
+        if net_financial <= self.flat_up_to:
+            return self.flat
+        return min(net_financial * self.pct_above // 100, self.maximum)
+
+
+FINANCIAL_ASSET_DEDUCTION = Versioned(
+    "상속세 및 증여세법 제22조 금융재산 상속공제",
+    ((date(2016, 1, 1), FinancialAssetDeduction(20_000_000, 20_000_000, 100_000_000, 20, 200_000_000, "제22조①")),),
+)
