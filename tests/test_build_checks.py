@@ -10,7 +10,7 @@ from slm_datagen.dataset.content import check_content, truncation_reason
 from slm_datagen.dataset.duplicates import find_duplicates
 from slm_datagen.dataset.grounding import build_statute_index, check_grounding, paragraphs_of
 from slm_datagen.dataset.rules import RULES, Finding
-from slm_datagen.taxlaw.taxcalc import DonorRelation
+from slm_datagen.taxlaw.inputs import DonorRelation
 from slm_forest.config import BuildConfig
 from slm_forest.errors import SlmError
 from slm_forest.records import Calculation, Chunk, Document, QAPair

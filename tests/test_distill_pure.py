@@ -248,16 +248,17 @@ def test_a_teacher_calculation_as_prompted_is_recomputed_by_build(claimed, answe
 
 
 def test_calculation_prompt_lists_exactly_the_checker_inputs():
-    """The prompt is generated from taxcalc's own tables: every accepted name, its type and values, nothing else."""
+    """The prompt is generated from the checker's own tables: every accepted name, its type and values, nothing else."""
     from slm_datagen.distill import calcspec
-    from slm_datagen.taxlaw import taxcalc
+    from slm_datagen.taxlaw import verdict
+    from slm_datagen.taxlaw.computation import RESULT_FIELDS
 
-    for kind, names in taxcalc._INPUT_TYPES.items():
+    for kind, names in verdict.INPUT_TYPES.items():
         rule = calcspec.calculation_rule((kind,))
         assert f"- {kind} " in rule and all(f"· {name} (" in rule for name in names)
         assert set(calcspec.INPUT_NOTES[kind]) == set(names)  # every name has its meaning
-        assert all(f"· {name} (필수" in rule for name in taxcalc._REQUIRED_INPUTS[kind])
-        others = {n for k, ns in taxcalc._INPUT_TYPES.items() if k != kind for n in ns} - set(names)
+        assert all(f"· {name} (필수" in rule for name in verdict.REQUIRED_INPUTS[kind])
+        others = {n for k, ns in verdict.INPUT_TYPES.items() if k != kind for n in ns} - set(names)
         assert not any(f"· {name} (" in rule for name in others)
         # the defaults the prompt states are the ones the calculator applies
         required = {
@@ -265,15 +266,23 @@ def test_calculation_prompt_lists_exactly_the_checker_inputs():
             "relationship": "lineal_ascendant",
             "taxable_base_won": 5e8,
             "taxable_income_won": 5e7,
+            "taxable_estate_won": 2e9,
+            "transfer_price_won": 1e9,
+            "acquisition_price_won": 4e8,
+            "holding_years": 5,
+            "sales_won": 1e8,
+            "purchases_won": 4e7,
+            "supply_with_vat_won": 8e7,
+            "sector": "retail_food",
         }
         base = {n: int(v) if isinstance(v, float) else v for n, v in required.items() if n in names}
         for name, (_, default) in calcspec.INPUT_NOTES[kind].items():
-            if default is not None and name not in taxcalc._REQUIRED_INPUTS[kind]:
-                assert taxcalc.compute(kind, 2024, {**base, name: default}) == taxcalc.compute(kind, 2024, base), name
+            if default is not None and name not in verdict.REQUIRED_INPUTS[kind]:
+                assert verdict.compute(kind, 2024, {**base, name: default}) == verdict.compute(kind, 2024, base), name
     for _name, enum in calcspec.ENUM_INPUTS.items():
         assert all(member.value in calcspec.VALUE_LABELS for member in enum)
-    assert set(calcspec.RESULT_LABELS) == set(taxcalc._RESULT_FIELDS)
-    for field in taxcalc._RESULT_FIELDS:
+    assert set(calcspec.RESULT_LABELS) == set(RESULT_FIELDS)
+    for field in RESULT_FIELDS:
         assert f'"{field}"' in calcspec.calculation_rule()
 
 

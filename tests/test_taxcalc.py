@@ -11,26 +11,16 @@ from datetime import date
 
 import pytest
 
-from slm_datagen.taxlaw.taxcalc import (
-    FILING_CREDIT_PCT,
-    INCOME_TAX_RATES,
-    INHERITANCE_GIFT_RATES,
-    AssetKind,
-    DonorRelation,
-    HoldingPeriod,
-    RateSchedule,
-    UnsupportedCase,
-    apply_schedule,
-    capital_gains_tax,
-    check_answer_amounts,
-    check_calculation,
-    gift_tax,
-    holding_period_between,
-    income_tax,
-    inheritance_tax,
-    labelled_amounts,
-    progressive_deductions,
-)
+from slm_datagen.taxlaw.answer_amounts import check_answer_amounts, labelled_amounts
+from slm_datagen.taxlaw.capital_gains import capital_gains_tax
+from slm_datagen.taxlaw.computation import apply_schedule, progressive_deductions
+from slm_datagen.taxlaw.gift import gift_tax
+from slm_datagen.taxlaw.income import income_tax
+from slm_datagen.taxlaw.income_tables import INCOME_TAX_RATES
+from slm_datagen.taxlaw.inheritance import inheritance_tax
+from slm_datagen.taxlaw.inputs import AssetKind, DonorRelation, HoldingPeriod, holding_period_between
+from slm_datagen.taxlaw.tables import FILING_CREDIT_PCT, INHERITANCE_GIFT_RATES, RateSchedule, UnsupportedCase
+from slm_datagen.taxlaw.verdict import check_calculation
 
 억 = 100_000_000
 만 = 10_000
@@ -95,7 +85,9 @@ def test_filing_credit_is_3_percent_in_2024() -> None:
     assert calc.filing_credit == 640_000_000 * 3 // 100
     assert calc.payable == calc.computed_tax - calc.filing_credit
     late = inheritance_tax(20 * 억, year=2024, filed_on_time=False)
-    assert late.filing_credit == 0 and late.payable == late.computed_tax
+    # no 신고세액공제, and 무신고가산세 20% of 6억 4,000만원 = 1억 2,800만원 (국세기본법 제47조의2①)
+    assert late.filing_credit == 0 and late.penalty_tax == 128_000_000
+    assert late.payable == late.computed_tax + 128_000_000
 
 
 @pytest.mark.parametrize(("year", "pct"), [(2010, 10), (2016, 10), (2017, 7), (2018, 5), (2019, 3), (2025, 3)])
@@ -234,7 +226,8 @@ def test_income_tax_2023_bracket_edges(base: int, tax: int) -> None:
     calc = income_tax(base, 2023)
     assert calc.computed_tax == tax
     assert calc.payable == tax
-    assert calc.articles == ["소득세법 제55조"]
+    assert calc.articles[0] == "소득세법 제55조"
+    assert calc.local_income_tax == tax // 10  # 지방세법 제92조: 10% of the 산출세액
     assert income_tax(base, 2025).computed_tax == tax  # unchanged since 2023
 
 
@@ -262,7 +255,7 @@ def test_capital_gains_basic_rate_is_the_income_schedule() -> None:
     for base in (14_000_000, 150_000_000, 2_000_000_000):
         calc = capital_gains_tax(base, 2024)
         assert calc.computed_tax == income_tax(base, 2024).computed_tax
-        assert calc.articles == ["소득세법 제104조", "소득세법 제55조"]
+        assert calc.articles[:2] == ["소득세법 제104조", "소득세법 제55조"]
 
 
 def test_land_short_holding_takes_the_larger_tax() -> None:
@@ -320,18 +313,21 @@ def test_check_accepts_correct_claims_as_int_or_korean() -> None:
     assert check_calculation(_gift_payload("5,000만원", "deduction")).status == "ok"
 
 
-def test_check_tolerance_is_small() -> None:
-    assert check_calculation(_gift_payload(620_000_000 + 600_000)).status == "ok"  # < 0.1%
-    assert check_calculation(_gift_payload(620_000_000 - 700_000)).status == "mismatch"  # > 0.1%
-    # base 600,009원 -> 60,000원 (60,000.9 truncated); tolerance max(10원, 0.1%) = 60원
+def test_check_compares_to_the_won() -> None:
+    """No ratio tolerance: 60만원 off on 6억 2,000만원 is a mismatch (it was "ok" under the old 0.1%)."""
+    assert check_calculation(_gift_payload(620_000_000)).status == "ok"
+    assert check_calculation(_gift_payload(620_000_000 + 600_000)).status == "mismatch"
+    assert check_calculation(_gift_payload(620_000_000 - 1)).status == "mismatch"
+    # base 600,009원 -> 60,000원 (60,000.9 truncated, 원 미만 절사)
     assert check_calculation(_gift_payload(60_000, amount_won=50_600_009)).status == "ok"
-    assert check_calculation(_gift_payload(60_050, amount_won=50_600_009)).status == "ok"
-    assert check_calculation(_gift_payload(59_900, amount_won=50_600_009)).status == "mismatch"
-    # the absolute part: a 4,000원 income tax (base 66,667원 × 6%) still allows 10원
-    small = {"kind": "income_tax", "year": 2024, "inputs": {"taxable_income_won": 66_667}}
-    small["result_field"] = "computed_tax"
-    assert check_calculation({**small, "result_won": 4_008}).status == "ok"
-    assert check_calculation({**small, "result_won": 4_020}).status == "mismatch"
+    assert check_calculation(_gift_payload(60_001, amount_won=50_600_009)).status == "mismatch"
+    # a payment may be cut to 10원 (국고금관리법 제47조): 납부할 세액 601,400,000 has nothing under 10원; use 50,600,009
+    # 원: 산출세액 60,000원, 신고세액공제 1,800원, 납부할 세액 58,200원 — and 58,200 is its own 10원 cut
+    assert check_calculation(_gift_payload(58_200, "payable", amount_won=50_600_009)).status == "ok"
+    # a stated rounding is honoured only when the caller says the claim is rounded to that unit
+    assert check_calculation(_gift_payload(620_000_000 + 5_000), rounding_unit_won=10_000).status == "mismatch"
+    assert check_calculation(_gift_payload(620_010_000), rounding_unit_won=10_000).status == "mismatch"
+    assert check_calculation(_gift_payload("6억 2천만원"), rounding_unit_won=10_000).status == "ok"
 
 
 def test_check_matches_before_or_after_filing_credit_only_as_the_field_says() -> None:

@@ -1,7 +1,7 @@
-"""Tax arithmetic: recompute what a pair claims with slm_datagen.taxlaw.taxcalc.
+"""Tax arithmetic: recompute what a pair claims with the calculator in slm_datagen.taxlaw.
 
 Two cases:
-* a calculation pair (QAPair.calculation): taxcalc.check_calculation recomputes the payload (mismatch beyond
+* a calculation pair (QAPair.calculation): verdict.check_calculation recomputes the payload (mismatch beyond
   rounding -> calc_mismatch, malformed -> calc_bad_payload, unmodelled case -> calc_unverified, a flag), and the tax
   the answer text states must agree with the recomputation (calc_answer_mismatch);
 * a free-text answer that states a 증여세 (or 상속세) figure: the facts are recovered from the question — the gift
@@ -19,19 +19,16 @@ from dataclasses import dataclass
 
 from slm_datagen.dataset.rules import Finding
 from slm_datagen.taxlaw.amounts import AmountMention, find_amounts, format_won
-from slm_datagen.taxlaw.taxcalc import (
-    DonorRelation,
-    TaxComputation,
-    UnsupportedCase,
-    check_answer_amounts,
-    check_calculation,
-    gift_tax,
-    inheritance_tax,
-    labelled_amounts,
-)
+from slm_datagen.taxlaw.answer_amounts import check_answer_amounts, labelled_amounts
+from slm_datagen.taxlaw.computation import TaxComputation
+from slm_datagen.taxlaw.gift import gift_tax
+from slm_datagen.taxlaw.inheritance import inheritance_tax
+from slm_datagen.taxlaw.inputs import DonorRelation
+from slm_datagen.taxlaw.tables import UnsupportedCase
+from slm_datagen.taxlaw.verdict import check_calculation
 from slm_forest.records import QAPair
 
-# Labels (as taxcalc.labelled_amounts returns them, spaces removed) that state a tax, as opposed to a base or value.
+# Labels (as answer_amounts.labelled_amounts returns them, spaces removed) that state a tax, as opposed to a base or value.
 TAX_LABELS = frozenset(
     {
         "증여세",

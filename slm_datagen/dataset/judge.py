@@ -35,8 +35,8 @@ from slm_datagen.distill.teachers import (
     openai_reply,
     redact,
 )
+from slm_datagen.taxlaw.answer_amounts import labelled_amounts
 from slm_datagen.taxlaw.citations import find_citations, normalize_law_name
-from slm_datagen.taxlaw.taxcalc import labelled_amounts
 from slm_forest.config import BuildConfig, TeacherConfig
 from slm_forest.errors import SlmError
 from slm_forest.progress import progress_bar

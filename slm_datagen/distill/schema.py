@@ -48,7 +48,7 @@ class CalculationDraft(_Draft):
     result_field: str = Field(min_length=1)
 
     def inputs_dict(self) -> dict[str, Any]:
-        """The inputs as `taxcalc.check_calculation` reads them (names normalised, 2e9 -> 2000000000)."""
+        """The inputs as `taxlaw.verdict.check_calculation` reads them (names normalised, 2e9 -> 2000000000)."""
         return normalise_inputs(self.kind, {item.name: item.value for item in self.inputs})
 
     def to_record(self) -> Calculation:
