@@ -1,6 +1,7 @@
 """All quality rules over a whole dataset, in order: per-pair rules, then the rules that compare pairs.
 
-1. per pair (progress bar): content (content.py), tax arithmetic (arithmetic.py), citation grounding (grounding.py)
+1. per pair (progress bar): content (content.py), tax arithmetic (arithmetic.py), citation grounding (grounding.py),
+   the conclusion of an interpretation or ruling (conclusion.py)
 2. among the pairs still standing: duplicate and near-duplicate questions (duplicates.py) — so a broken pair never
    "claims" a question that a good pair also asks
 3. benchmark contamination (contamination.py)
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from slm_datagen.dataset.arithmetic import check_arithmetic
+from slm_datagen.dataset.conclusion import check_conclusion
 from slm_datagen.dataset.contamination import contamination_finding, find_contamination, load_benchmark_questions
 from slm_datagen.dataset.content import check_content
 from slm_datagen.dataset.duplicates import find_duplicates
@@ -55,6 +57,7 @@ def check_each_pair(
             if not any(f.rule in ("empty", "too_short", "too_long") for f in found):
                 found += check_arithmetic(pair)
                 found += check_grounding(pair, index, docs_by_id, chunks_by_id, cfg.unresolved_citations)
+                found += check_conclusion(pair, docs_by_id, chunks_by_id)
             findings.append(found)
             bar.advance()
     return findings

@@ -28,6 +28,10 @@ RULES: dict[str, str] = {
     "citation_paragraph_missing": "cites a 항 that the article's text does not have",
     "citation_wrong_version": "cites an article that is deleted or not yet in force in the source's version",
     "citation_unresolvable": "cites a law that was not collected at all, so the citation cannot be checked",
+    "conclusion_contradicts_source": (
+        "the answer states the opposite conclusion (가능/불가, 해당/해당하지 않음, 과세/비과세 …) of the interpretation "
+        "or ruling it was made from"
+    ),
     "source_not_cited": "a pair generated from a statute article does not cite that article",
     "calc_mismatch": "the attached calculation does not recompute to the stated result",
     "calc_bad_payload": "the attached calculation is malformed (missing inputs, unreadable amounts, no result_field)",
