@@ -24,6 +24,10 @@ RULES: dict[str, str] = {
     "repeats_question": "the answer adds (almost) nothing beyond the words of the question",
     "duplicate": "the same question (after Hangul-aware normalisation) appears earlier in the dataset",
     "near_duplicate": "a question whose character n-gram Jaccard similarity to an earlier one is above the threshold",
+    "paraphrase": (
+        "a reworded question (Korean morphemes, prompt boilerplate ignored) that asks what an earlier one asks: "
+        "the earlier pair is kept"
+    ),
     "citation_not_in_corpus": "cites an article that a law collected in full does not have",
     "citation_paragraph_missing": "cites a 항 that the article's text does not have",
     "citation_wrong_version": "cites an article that is deleted or not yet in force in the source's version",
