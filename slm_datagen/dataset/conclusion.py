@@ -75,6 +75,7 @@ _CONDITION_ENDINGS = frozenset(
 _ACCORDING_VERBS = frozenset({"따르", "대하", "관하", "의하"})
 _PARENTHESES_RE = re.compile(r"\([^()]*\)|（[^（）]*）")
 
+_ANSWER_HEAD_CHARS = 600  # the conclusion comes first; analysing the whole answer would only cost time
 _LEAD_RE = re.compile(
     r"^\s*(?:결론(?:부터|적으로)\s*(?:말씀드리면|말하면)?\s*[,:]?\s*)?"
     r"(?P<lead>네|예|맞습니다|그렇습니다|아니요|아니오|아닙니다|그렇지 않습니다)\s*(?=[.,!]|\s|$)"
@@ -243,7 +244,7 @@ def answer_conclusion(question: str, answer: str, source: Claim) -> Claim | None
             sign = 1 if lead.group("lead") in _POSITIVE_LEADS else -1
             return Claim(asked.axis, asked.polarity * sign)
         answer = answer[lead.end() :].lstrip(" .,!")
-    for sentence in _sentences(morphemes(_plain(answer)))[:3]:
+    for sentence in _sentences(morphemes(_plain(answer)[:_ANSWER_HEAD_CHARS]))[:3]:
         claim = sentence_claim(sentence)
         if claim is not None and comparable(claim, source):
             return claim
