@@ -11,6 +11,8 @@ import contextlib
 import hashlib
 import json
 import os
+import re
+import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -112,3 +114,33 @@ def sha256_file(path: Path, chunk_size: int = 1 << 20) -> str:
 
 def sha256_text(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+# What this project's writers name their temporaries: atomic_path's `.<name>.<8 random>.tmp`, the `.<name>.tmp`
+# directories train and export fill before a rename, prepare's spool `.<name>.<8 random>.spool`, build's staging
+# directory `.hf.<8 random>`. A finished run leaves none of them; a killed one (SIGKILL, power loss) may.
+_STALE_TEMP = re.compile(r"\..+\.(?:[a-z0-9_]{8}\.)?(?:tmp|spool)|\.hf\.[a-z0-9_]{8}")
+
+
+def sweep_stale_temps(directory: Path) -> list[Path]:
+    """Remove the temporaries a killed run left anywhere under `directory`; returns what was removed.
+
+    Call it only while holding the stage's lock (pipeline.run_stage does): a temp file of a run in progress looks
+    the same as a stale one. Symbolic links are neither followed nor removed.
+    """
+    removed: list[Path] = []
+    if not Path(directory).is_dir():
+        return removed
+    for root, dirs, names in os.walk(directory):
+        for name in list(dirs):
+            path = Path(root) / name
+            if _STALE_TEMP.fullmatch(name) and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(path)
+                dirs.remove(name)
+        for name in names:
+            path = Path(root) / name
+            if _STALE_TEMP.fullmatch(name) and not path.is_symlink():
+                path.unlink(missing_ok=True)
+                removed.append(path)
+    return removed
