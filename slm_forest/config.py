@@ -19,6 +19,7 @@ import yaml
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from slm_forest.config_source import apply_overrides, format_validation_error, parse_override, read_yaml_config
+from slm_forest.redact import register_secret_envs
 
 __all__ = ["RunConfig", "apply_overrides", "config_to_yaml", "load_config", "parse_override"]
 
@@ -358,7 +359,16 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
     except ValidationError as exc:
         raise format_validation_error(exc, RunConfig, source, overrides) from None
     cfg.source_path = str(path) if path is not None else None
+    register_secret_envs(secret_env_names(cfg))
     return cfg
+
+
+def secret_env_names(cfg: RunConfig) -> list[str]:
+    """The environment variables this config reads secrets from: every teacher's and judge's api_key_env and every
+    law.go.kr source's oc_env (the providers' default variables are always treated as secrets)."""
+    teachers = [*cfg.distill.teachers, cfg.build.judge, cfg.build.second_teacher, cfg.evaluate.judge]
+    names = [t.api_key_env for t in teachers if t is not None and t.api_key_env]
+    return names + [s.oc_env for s in cfg.collect.sources if isinstance(s, LawgoSource)]
 
 
 def config_to_yaml(cfg: RunConfig) -> str:

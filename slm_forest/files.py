@@ -21,6 +21,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from slm_forest.errors import SlmError
+from slm_forest.redact import ScrubbingWriter, known_secrets
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -46,11 +47,16 @@ def atomic_path(path: Path) -> Iterator[Path]:
 
 @contextlib.contextmanager
 def atomic_writer(path: Path, mode: str = "w") -> Iterator[Any]:
-    """Open a temporary file for writing; it replaces `path` only if the block finishes without error."""
+    """Open a temporary file for writing; it replaces `path` only if the block finishes without error.
+
+    In text mode every write has the known secrets replaced by their variable's name (slm_forest.redact).
+    """
     with atomic_path(path) as tmp:
         encoding = None if "b" in mode else "utf-8"
         with open(tmp, mode, encoding=encoding) as handle:
-            yield handle
+            # Text artifacts (manifests, cards, JSONL) never carry a secret's value, whatever put it in the text.
+            secrets = [] if "b" in mode else known_secrets()
+            yield ScrubbingWriter(handle, secrets) if secrets else handle
             handle.flush()
             os.fsync(handle.fileno())
 
@@ -76,9 +82,9 @@ def write_jsonl(path: Path, rows: Iterable[Any]) -> int:
 
 
 def write_json(path: Path, obj: Any) -> None:
+    text = json.dumps(_to_jsonable(obj), ensure_ascii=False, indent=2) + "\n"  # one write: scrubbed whole
     with atomic_writer(path) as out:
-        json.dump(_to_jsonable(obj), out, ensure_ascii=False, indent=2)
-        out.write("\n")
+        out.write(text)
 
 
 def read_jsonl(path: Path) -> Iterator[dict]:
