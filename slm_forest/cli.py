@@ -150,10 +150,25 @@ def run(
         raise typer.Exit(3)
 
 
-@config_app.command("validate", help="Validate a config: unknown keys and bad values are named with their line.")
+@config_app.command(
+    "validate",
+    help="Validate a config without a GPU or network: unknown keys and bad values with their line, the base model, "
+    "dtype rules, and the key variables the run will need (warnings).",
+)
 def config_validate(config: ConfigArg, set_: SetOpt = None) -> None:
+    from slm_forest.validate import check_config, where  # noqa: PLC0415 - imports the (torch-free) model registry
+
     cfg = load_config(config, set_)
-    out.print(f"[green]{config}: valid[/green] (run '{cfg.run_name}' → {cfg.run_dir()})")
+    findings = check_config(cfg)
+    for finding in findings:
+        style = "bold red" if finding.level == "error" else "yellow"
+        line = f"{where(finding.key, cfg, set_ or [])}: {finding.message} — {finding.hint}"
+        out.print(f"[{style}]{finding.level}:[/{style}] {escape(line)}", highlight=False, soft_wrap=True)
+    errors = sum(f.level == "error" for f in findings)
+    if errors:
+        raise typer.Exit(1)
+    warned = f", {len(findings)} warning(s)" if findings else ""
+    out.print(f"[green]{config}: valid[/green]{warned} (run '{cfg.run_name}' → {cfg.run_dir()})", soft_wrap=True)
 
 
 @config_app.command("show", help="Print the config with every default filled in.")
