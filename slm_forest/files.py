@@ -122,10 +122,12 @@ def sha256_text(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-# What this project's writers name their temporaries: atomic_path's `.<name>.<8 random>.tmp`, the `.<name>.tmp`
-# directories train and export fill before a rename, prepare's spool `.<name>.<8 random>.spool`, build's staging
-# directory `.hf.<8 random>`. A finished run leaves none of them; a killed one (SIGKILL, power loss) may.
-_STALE_TEMP = re.compile(r"\..+\.(?:[a-z0-9_]{8}\.)?(?:tmp|spool)|\.hf\.[a-z0-9_]{8}")
+# What this project's writers name their temporaries. Files: atomic_path's `.<name>.<8 random>.tmp`, prepare's spool
+# `.<name>.<8 random>.spool`, export's `.<model>.gguf.tmp`. Directories: the `.<name>.tmp` that train and export
+# fill before a rename, build's staging `.hf.<8 random>`. A finished run leaves none; a killed one (SIGKILL, power
+# loss) may. Other dotfiles (`.x.tmp` written by hand, `.gitignore`) are not ours and stay.
+_STALE_TEMP_FILE = re.compile(r"\..+\.[a-z0-9_]{8}\.(?:tmp|spool)|\..+\.gguf\.tmp")
+_STALE_TEMP_DIR = re.compile(r"\.[^.].*\.tmp|\.hf\.[a-z0-9_]{8}")
 
 
 def sweep_stale_temps(directory: Path) -> list[Path]:
@@ -140,13 +142,13 @@ def sweep_stale_temps(directory: Path) -> list[Path]:
     for root, dirs, names in os.walk(directory):
         for name in list(dirs):
             path = Path(root) / name
-            if _STALE_TEMP.fullmatch(name) and not path.is_symlink():
+            if _STALE_TEMP_DIR.fullmatch(name) and not path.is_symlink():
                 shutil.rmtree(path, ignore_errors=True)
                 removed.append(path)
                 dirs.remove(name)
         for name in names:
             path = Path(root) / name
-            if _STALE_TEMP.fullmatch(name) and not path.is_symlink():
+            if _STALE_TEMP_FILE.fullmatch(name) and not path.is_symlink():
                 path.unlink(missing_ok=True)
                 removed.append(path)
     return removed

@@ -234,37 +234,29 @@ def _run_locked(ctx: StageContext, spec: StageSpec, fingerprint: str, *, force: 
     return StageReport(name, False, seconds, result.counts, result.complete, summary, manifest)
 
 
-LOCK_NAME = ".slm.lock"
-
-
 @contextlib.contextmanager
 def _stage_lock(stage_dir: Path) -> Iterator[None]:
-    """One run per stage directory at a time (an advisory lock the OS releases when the process dies, even on
-    SIGKILL). Under torchrun/accelerate only rank 0 takes it: the other ranks run the same stage with it."""
+    """One run per stage directory at a time: an advisory lock on the directory itself (no file left behind), which
+    the OS releases when the process dies, even on SIGKILL. Under torchrun/accelerate only rank 0 takes it: the
+    other ranks run the same stage with it."""
     stage_dir.mkdir(parents=True, exist_ok=True)
     if not _is_main_process():
         yield
         return
     import fcntl  # POSIX only, like the rest of the tooling (RunPod, CI, macOS)
 
-    with open(stage_dir / LOCK_NAME, "a+", encoding="utf-8") as handle:
+    fd = os.open(stage_dir, os.O_RDONLY)
+    try:
         try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "another process"
             raise SlmError(
-                f"{stage_dir}: stage '{stage_dir.name}' is already running here ({holder})",
+                f"{stage_dir}: stage '{stage_dir.name}' is already running here (another slm process holds it)",
                 "wait for that run to finish or stop it; two runs of one stage would overwrite each other's files",
             ) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"pid {os.getpid()}")
-        handle.flush()
-        try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def files_signature(paths: list[str]) -> list[list[object]]:

@@ -221,7 +221,9 @@ def test_temporaries_of_a_killed_run_are_swept_at_the_start_of_the_next(fake_sta
         path.write_bytes(b"half a file")
     (stage / ".base_model.tmp").mkdir()
     (stage / ".base_model.tmp" / "config.json").write_text("{}")
-    kept = [stage / ".gitignore", stage / "notes.tmp", stage / "cache" / "page-1.json"]
+    (stage / ".model.gguf.tmp").write_bytes(b"half a GGUF")
+    stale.append(stage / ".model.gguf.tmp")
+    kept = [stage / ".gitignore", stage / "notes.tmp", stage / ".notes.tmp", stage / "cache" / "page-1.json"]
     for path in kept:
         path.write_text("keep")
     assert run_stage(cfg, "collect").skipped  # swept even when the stage has nothing to redo
@@ -234,12 +236,13 @@ def test_a_stage_already_running_in_its_directory_is_refused(fake_stages):
 
     cfg = _cfg()
     run_stage(cfg, "collect")
-    lock = cfg.run_dir() / "collect" / pipeline.LOCK_NAME
-    with open(lock, "a+") as held:
-        fcntl.flock(held.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        held.truncate(0)
-        held.write("pid 4242")
-        held.flush()
-        with pytest.raises(SlmError, match=r"stage 'collect' is already running here \(pid 4242\)"):
+    stage = cfg.run_dir() / "collect"
+    held = os.open(stage, os.O_RDONLY)  # what a second `slm collect` in another terminal would hold
+    try:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(SlmError, match=r"stage 'collect' is already running here"):
             run_stage(cfg, "collect", force=True)
+    finally:
+        os.close(held)
     assert not run_stage(cfg, "collect", force=True).skipped  # released: runs again
+    assert not [p for p in stage.iterdir() if p.name.startswith(".")]  # the lock leaves no file
