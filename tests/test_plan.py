@@ -38,11 +38,12 @@ import math
 
 import pytest
 
+from fine_tuning.plan.architecture import Architecture
 from fine_tuning.plan.cost import flops_per_token, plan_run, plan_to_dict
 from fine_tuning.plan.gpus import DEFAULT_GPUS, GPU, gpus_from_config
 from fine_tuning.plan.lora_targets import resolve_lora_targets
 from fine_tuning.plan.memory import estimate_memory
-from fine_tuning.plan.registry import Architecture, get_model_spec
+from fine_tuning.plan.registry import get_model_spec
 from fine_tuning.plan.suggest import suggest_changes
 
 GIB = 2**30

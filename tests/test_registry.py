@@ -20,15 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from fine_tuning.plan.registry import (
-    GEMMA3_LORA_TARGET_REGEX,
-    TINY_CONFIGS,
-    Architecture,
-    architecture_from_config,
-    choose_dtype,
-    get_model_spec,
-    known_models,
-)
+from fine_tuning.plan.architecture import Architecture, architecture_from_config
+from fine_tuning.plan.model_table import GEMMA3_LORA_TARGET_REGEX, TINY_CONFIGS
+from fine_tuning.plan.registry import choose_dtype, get_model_spec, known_models
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -10,10 +10,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from fine_tuning.plan.architecture import Architecture
 from fine_tuning.plan.gpus import DEFAULT_GPUS, DEFAULT_MFU, DEFAULT_SETUP_HOURS, GPU, MFU_HALF_TOKENS
 from fine_tuning.plan.memory import MemoryEstimate, as_architecture, estimate_memory
 from fine_tuning.plan.memory_terms import ALLOCATOR_OVERHEAD, CUDA_CONTEXT_GB, DTYPE_BYTES, sliding_layers
-from fine_tuning.plan.registry import Architecture, ModelSpec
+from fine_tuning.plan.registry import ModelSpec
 from fine_tuning.plan.suggest import Suggestion, suggest_changes
 
 __all__ = ["GpuPlan", "RunPlan", "UNPACKED_PADDING_FACTOR", "flops_per_token", "plan_run", "plan_to_dict"]

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import re
 
-from fine_tuning.plan.registry import Architecture, default_lora_targets
+from fine_tuning.plan.architecture import Architecture
+from fine_tuning.plan.registry import default_lora_targets
 
 __all__ = ["resolve_lora_targets"]
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from fine_tuning.plan.architecture import Architecture
 from fine_tuning.plan.lora_targets import resolve_lora_targets
 from fine_tuning.plan.memory_terms import (
     DTYPE_BYTES,
@@ -32,7 +33,7 @@ from fine_tuning.plan.memory_terms import (
     weights_term,
     workspace_term,
 )
-from fine_tuning.plan.registry import Architecture, ModelSpec, get_model_spec
+from fine_tuning.plan.registry import ModelSpec, get_model_spec
 
 __all__ = ["MemoryEstimate", "as_architecture", "estimate_memory", "resolve_setup"]
 

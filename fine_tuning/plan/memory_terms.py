@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from fine_tuning.plan.registry import Architecture
+from fine_tuning.plan.architecture import Architecture
 
 GIB = 2**30
 NF4_BYTES = 0.5 + 4 / 64  # 4-bit codes + one fp32 absmax per 64-weight block

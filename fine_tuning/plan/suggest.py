@@ -10,10 +10,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from fine_tuning.plan.architecture import Architecture
 from fine_tuning.plan.gpus import DEFAULT_GPUS, GPU
 from fine_tuning.plan.memory import MemoryEstimate, estimate_memory
 from fine_tuning.plan.memory_terms import QUANTIZATION_NAMES
-from fine_tuning.plan.registry import Architecture, ModelSpec
+from fine_tuning.plan.registry import ModelSpec
 
 __all__ = ["Suggestion", "config_changes", "suggest_changes"]
 
