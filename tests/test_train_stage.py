@@ -275,7 +275,7 @@ def test_preflight_failure_stops_the_stage_before_training(runs_dir):
 
 def _checkpoints_of_another_config(stage: Path) -> list[Path]:
     """Two complete checkpoints and the resume key of some earlier configuration, as a previous run leaves them."""
-    from fine_tuning.train.stage import RESUME_KEY_FILE
+    from fine_tuning.train.checkpoints import RESUME_KEY_FILE
 
     out = stage / "checkpoints"
     folders = []
@@ -292,7 +292,7 @@ def _checkpoints_of_another_config(stage: Path) -> list[Path]:
 @pytest.mark.slow
 def test_checkpoints_of_another_config_survive_a_rerun_that_fails_its_checks(runs_dir, tmp_path):
     """Stale checkpoints are removed only after the template choice, the rendering check and the preflight passed."""
-    from fine_tuning.train.stage import RESUME_KEY_FILE
+    from fine_tuning.train.checkpoints import RESUME_KEY_FILE
 
     write_build(runs_dir, "keep", n_train=8, n_val=0)
     stage = runs_dir / "keep" / "train"
@@ -492,7 +492,7 @@ def write_config(directory: Path, overrides: list[str]) -> Path:
 
 
 def test_resume_rules_without_training(tmp_path):
-    from fine_tuning.train.stage import RESUME_KEY_FILE, last_complete_checkpoint, resolve_resume
+    from fine_tuning.train.checkpoints import RESUME_KEY_FILE, last_complete_checkpoint, resolve_resume
 
     out = tmp_path / "checkpoints"
     with pytest.raises(SlmError, match="--resume: no complete checkpoint"):
@@ -517,7 +517,7 @@ def test_resume_rules_without_training(tmp_path):
 
 
 def test_deciding_about_stale_checkpoints_deletes_nothing(tmp_path):
-    from fine_tuning.train.stage import RESUME_KEY_FILE, commit_fresh_start, decide_resume
+    from fine_tuning.train.checkpoints import RESUME_KEY_FILE, commit_fresh_start, decide_resume
 
     out = tmp_path / "checkpoints"
     old = _checkpoints_of_another_config(tmp_path)
@@ -534,7 +534,7 @@ def test_deciding_about_stale_checkpoints_deletes_nothing(tmp_path):
 
 
 def test_resume_key_ignores_schedule_knobs_but_not_the_model():
-    from fine_tuning.train.stage import resume_key
+    from fine_tuning.train.checkpoints import resume_key
 
     base = load_config(None).train
     same = load_config(None, ["train.max_steps=500", "train.save_steps=100", "train.eval_steps=50"]).train
@@ -548,7 +548,7 @@ def test_resume_key_ignores_schedule_knobs_but_not_the_model():
     legacy = {k: v for k, v in base.model_dump(mode="json").items() if k != "optim"}
     import hashlib
 
-    from fine_tuning.train.stage import _RESUME_FREE_KEYS
+    from fine_tuning.train.checkpoints import _RESUME_FREE_KEYS
 
     section = {k: v for k, v in legacy.items() if k not in _RESUME_FREE_KEYS}
     payload = json.dumps({"train": section, "seed": 42, "data": ["h"]}, sort_keys=True, ensure_ascii=False)
@@ -556,7 +556,7 @@ def test_resume_key_ignores_schedule_knobs_but_not_the_model():
 
 
 def test_config_errors_name_the_key(monkeypatch):
-    from fine_tuning.train.stage import check_schedule, report_targets
+    from fine_tuning.train.checks import check_schedule, report_targets
 
     with pytest.raises(SlmError, match=r"train\.save_steps=30 is not a multiple of train\.eval_steps=20"):
         check_schedule(load_config(None, ["train.save_steps=30", "train.eval_steps=20"]).train, has_eval=True)
@@ -587,7 +587,7 @@ def test_config_errors_name_the_key(monkeypatch):
 
 
 def test_sft_config_follows_the_train_section(tmp_path):
-    from fine_tuning.train.stage import sft_config
+    from fine_tuning.train.trainer import sft_config
 
     cfg = load_config(
         None, ["train.activation_checkpointing=true", "train.warmup_ratio=0.1", "train.max_steps=40"]
