@@ -186,7 +186,8 @@ def _citations_field(value: Any) -> tuple[str, ...]:
 
 
 def _hints(record: dict[str, Any]) -> tuple[str, ...]:
-    return tuple(str(record[k]).strip() for k in ("style", "type", "kind") if isinstance(record.get(k), str))
+    values = (record.get(k) for k in ("style", "type", "kind"))
+    return tuple(v.strip() for v in values if isinstance(v, str) and v.strip())
 
 
 def _extras(record: dict[str, Any], used: tuple[str, ...]) -> dict[str, Any]:
