@@ -86,6 +86,20 @@ def _line_at(text: str, offset: int) -> int:
     return text.count("\n", 0, offset) + 1
 
 
+class _LineCounter:
+    """Line numbers of increasing offsets in one pass (counting from the start each time is quadratic)."""
+
+    def __init__(self, text: str) -> None:
+        self.text, self.offset, self.line = text, 0, 1
+
+    def at(self, offset: int) -> int:
+        if offset < self.offset:
+            return _line_at(self.text, offset)
+        self.line += self.text.count("\n", self.offset, offset)
+        self.offset = offset
+        return self.line
+
+
 def _json_error(label: str, text: str, exc: json.JSONDecodeError, base: int = 0) -> SlmError:
     line = _line_at(text, base + exc.pos)
     return SlmError(f"{label}:{line}: not valid JSON ({exc.msg})", "fix the JSON at that line")
@@ -100,6 +114,7 @@ def _skip_space(text: str, pos: int) -> int:
 def _json_array(text: str, label: str, start: int) -> list[tuple[int, Any]]:
     """The elements of a top-level JSON array, each with the line it starts on (json.load gives no lines)."""
     decoder = json.JSONDecoder()
+    lines = _LineCounter(text)
     out: list[tuple[int, Any]] = []
     pos = _skip_space(text, start + 1)
     if pos < len(text) and text[pos] == "]":
@@ -109,7 +124,7 @@ def _json_array(text: str, label: str, start: int) -> list[tuple[int, Any]]:
             value, end = decoder.raw_decode(text, pos)
         except json.JSONDecodeError as exc:
             raise _json_error(label, text, exc) from None
-        out.append((_line_at(text, pos), value))
+        out.append((lines.at(pos), value))
         pos = _skip_space(text, end)
         if pos < len(text) and text[pos] == ",":
             pos = _skip_space(text, pos + 1)

@@ -26,6 +26,7 @@ Paths are read relative to the working directory, like every path of the CLI; pr
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from dataclasses import dataclass, field
@@ -35,7 +36,7 @@ from typing import Any
 from slm_datagen.dataset.arithmetic import TAX_LABELS
 from slm_datagen.dataset.korean import match_key
 from slm_datagen.distill.import_formats import RawPair, read_pair_file
-from slm_datagen.taxlaw.citations import find_citations, format_citation, normalize_law_name
+from slm_datagen.taxlaw.citations import Citation, find_citations, format_citation, normalize_law_name
 from slm_datagen.taxlaw.taxcalc import labelled_amounts
 from slm_forest.config import DistillConfig, RunConfig
 from slm_forest.errors import SlmError
@@ -84,6 +85,12 @@ class Imported:
 
 
 # ------------------------------------------------------------------------------------------------ the corpus
+@functools.lru_cache(maxsize=1024)
+def _cited(text: str) -> tuple[Citation, ...]:
+    """The citations of a text, parsed once per pair although linking, labels and the law name all need them."""
+    return tuple(find_citations(text))
+
+
 def _article_key(law: str, article: int, branch: int | None) -> ArticleKey:
     return normalize_law_name(law), article, branch or 0
 
@@ -106,7 +113,7 @@ def link_chunk(raw: RawPair, index: ChunkIndex) -> ChunkRef | None:
     if isinstance(source, str) and source.strip() in index.citations:
         return index.citations[source.strip()]
     for text in (*raw.citations, raw.answer, raw.question):
-        for citation in find_citations(text):
+        for citation in _cited(text):
             ref = index.articles.get(_article_key(citation.law, citation.article, citation.branch))
             if ref is not None:
                 return ref
@@ -117,9 +124,9 @@ def link_chunk(raw: RawPair, index: ChunkIndex) -> ChunkRef | None:
 def states_computed_tax(question: str, answer: str) -> bool:
     """An answer that computes a tax: it states a tax figure (the labels the build's arithmetic reads) and the
     question asks for a figure, or the answer shows the arithmetic ("=")."""
-    if not any(label in TAX_LABELS for label, _ in labelled_amounts(answer)):
-        return False
-    return bool(_ASKS_FIGURE.search(question)) or "=" in answer
+    if not (_ASKS_FIGURE.search(question) or "=" in answer):
+        return False  # the cheap test first: reading the amounts costs about a millisecond per answer
+    return any(label in TAX_LABELS for label, _ in labelled_amounts(answer))
 
 
 def style_of(raw: RawPair) -> str:
@@ -149,7 +156,7 @@ def _citation_labels(raw: RawPair) -> list[str]:
     if raw.citations:
         return list(raw.citations)
     seen: dict[str, None] = {}
-    for citation in find_citations(raw.answer):
+    for citation in _cited(raw.answer):
         seen.setdefault(format_citation(citation), None)
     return list(seen)
 
@@ -165,7 +172,7 @@ def to_import_pair(raw: RawPair, fmt: str, label: str, ref: ChunkRef | None) -> 
     if raw.original:
         provenance["fields"] = raw.original
     if ref is None:
-        cited_laws = [c.law for text in citations for c in find_citations(text)]
+        cited_laws = [c.law for text in citations for c in _cited(text)]
         law_name = normalize_law_name(cited_laws[0]) if cited_laws else None
         chunk_id, doc_id, kind, source_citation = "", content_id("import", match_key(raw.question)), _kind_of(raw), ""
     else:
