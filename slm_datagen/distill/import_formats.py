@@ -333,6 +333,8 @@ def detect_format(path: Path, text: str, label: str) -> str:
     try:
         records = json_records(text, label)
     except SlmError as exc:
+        if path.suffix.lower() in (".json", ".jsonl"):
+            raise
         raise SlmError(exc.message, f"{exc.hint}; or set format: csv if it is a CSV file") from None
     if not records:
         raise SlmError(f"{label}: no records", "the file is empty; remove it from distill.imports or fill it")
