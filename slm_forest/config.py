@@ -162,6 +162,17 @@ class TeacherConfig(Section):
     )
 
 
+class ImportConfig(Section):
+    """A file of pairs someone already has; its pairs join the teacher pairs and go through every build rule."""
+
+    path: str = Field(description="the file, relative to the working directory (its sha256 is in the fingerprint)")
+    format: Literal["auto", "seed", "alpaca", "messages", "csv"] = Field(
+        "auto",
+        description="seed: JSON list of {question, answer, type, source}; alpaca: {instruction, input, output}; "
+        "messages: chat JSONL; csv: question/answer columns; auto: from the extension and the first record's keys",
+    )
+
+
 class DistillConfig(Section):
     teachers: list[TeacherConfig] = Field(default_factory=lambda: [TeacherConfig()])
     audiences: list[Literal["expert", "layperson"]] = Field(default_factory=lambda: ["expert", "layperson"])
@@ -179,6 +190,9 @@ class DistillConfig(Section):
     failure_threshold: float = Field(0.5, ge=0, le=1, description="fail the stage if this share of requests failed")
     batch_poll_s: float = Field(30.0, gt=0, description="batch mode: seconds between status polls")
     batch_max_requests: int = Field(5000, ge=1, description="batch mode: requests per submitted batch")
+    imports: list[ImportConfig] = Field(
+        default_factory=list, description="pair files to add to the teacher pairs: [{path: …, format: auto}]"
+    )
 
 
 # ----------------------------------------------------------------------------------------------------------- build

@@ -57,7 +57,13 @@ STAGES: dict[str, StageSpec] = {
             signature="slm_datagen.collect.stage:input_signature",
         ),
         StageSpec("prepare", "slm_datagen.prepare.stage:run_prepare", ("collect",), "clean, de-duplicate, chunk"),
-        StageSpec("distill", "slm_datagen.distill.stage:run_distill", ("prepare",), "Q&A pairs from teacher LLMs"),
+        StageSpec(
+            "distill",
+            "slm_datagen.distill.stage:run_distill",
+            ("prepare",),
+            "Q&A pairs from teacher LLMs",
+            signature="slm_datagen.distill.imports:input_signature",
+        ),
         StageSpec(
             "build",
             "slm_datagen.dataset.stage:run_build",
