@@ -36,8 +36,8 @@ from typing import Any
 from slm_datagen.dataset.arithmetic import TAX_LABELS
 from slm_datagen.dataset.korean import match_key
 from slm_datagen.distill.import_formats import RawPair, read_pair_file
+from slm_datagen.taxlaw.answer_amounts import labelled_amounts
 from slm_datagen.taxlaw.citations import Citation, find_citations, format_citation, normalize_law_name
-from slm_datagen.taxlaw.taxcalc import labelled_amounts
 from slm_forest.config import DistillConfig, RunConfig
 from slm_forest.errors import SlmError
 from slm_forest.files import atomic_writer, dumps_line, read_jsonl, sha256_file
