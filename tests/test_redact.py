@@ -104,13 +104,13 @@ def test_a_hub_401_that_echoes_hf_token_never_prints_it(tmp_path, echo_server, d
         SLM_DEBUG=debug,
     )
     output = result.stdout + result.stderr
-    assert result.returncode != 0
+    # A failed push is the build's last step: the stage is recorded and the failure is a warning with the retry command
+    assert result.returncode == 0, output
     assert "<HF_TOKEN>" in output  # the server did echo it: the test saw the leak and its repair
     assert HF_SECRET not in output
-    assert ("Traceback" in output) == (debug == "1")
-    if debug == "0":
-        last = result.stderr.strip().splitlines()[-1]  # the whole error on one line, the echoed body included
-        assert last.startswith("error: unexpected HfHubHTTPError: ") and "Bearer <HF_TOKEN>" in last
+    assert "python -m slm_datagen.dataset.hub" in output
+    manifest = (tmp_path / "runs" / "smoke" / "build" / "manifest.json").read_text(encoding="utf-8")
+    assert '"pushed": false' in manifest and "<HF_TOKEN>" in manifest
     assert _files_containing(tmp_path / "runs", HF_SECRET) == []
 
 
