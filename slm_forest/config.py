@@ -177,6 +177,15 @@ class DistillConfig(Section):
     failure_threshold: float = Field(0.5, ge=0, le=1, description="fail the stage if this share of requests failed")
     batch_poll_s: float = Field(30.0, gt=0, description="batch mode: seconds between status polls")
     batch_max_requests: int = Field(5000, ge=1, description="batch mode: requests per submitted batch")
+    stall_timeout_s: float = Field(
+        600.0,
+        gt=0,
+        description="online mode: stop with an error when no request has finished for this long (a hung endpoint); "
+        "must exceed the teachers' timeout_s",
+    )
+    stop_grace_s: float = Field(
+        30.0, ge=0, description="on Ctrl-C / SIGTERM: seconds the requests in flight get to come back and be recorded"
+    )
 
 
 # ----------------------------------------------------------------------------------------------------------- build

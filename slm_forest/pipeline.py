@@ -184,6 +184,8 @@ def run_stage(
         and previous.complete
         and previous.fingerprint == fingerprint
         and outputs_intact(previous, run_dir)
+        # a stage may finish with work a plain rerun should retry (distill: transient failures, e.g. 429s, 5xx)
+        and not previous.stats.get("retry_on_rerun")
     ):
         return StageReport(name, True, 0.0, previous.counts, True, "unchanged: skipped", previous)
 
