@@ -45,7 +45,8 @@ Choosing the reply of a generation request, first match wins:
     A reply may be a ``Reply``, a ``str`` (raw text content), a ``dict``/``list`` (JSON content / tool input) or None
     (use the default responder). Scripted variants without content take the responder's content as their base.
 
-Rate limiter: a **sliding 60 s window** (``window_seconds``) of accepted generation requests
+Rate limiter: a **sliding 60 s window** (``window_seconds``; the headers still give the limit per minute, scaled
+from a shortened window) of accepted generation requests
 (``/v1/chat/completions`` and ``/v1/messages`` only; files/batches are not limited). A request that would exceed
 ``requests_per_minute`` is refused with 429, the provider's error body and ``Retry-After`` = seconds until the oldest
 accepted request leaves the window (``rate_limit_headers=False``: no ``Retry-After`` and no rate-limit headers
@@ -53,7 +54,8 @@ on any reply, as some proxies and self-hosted servers do). Token limits (``token
 rate-limit headers; they are not enforced. Token counts are approximate (one token per non-ASCII character, four
 ASCII characters per token).
 
-Every HTTP request is logged (``server.requests``: ``RequestRecord``); batch lines are logged too with
+Every HTTP request is logged (``server.requests``: ``RequestRecord``; ``status`` 0 = never delivered: the client
+had closed the connection, e.g. its timeout fired during a ``hang``, or the server was stopping); batch lines are logged too with
 ``method="BATCH"``. The request key for idempotency checks is taken from the ``Idempotency-Key`` or
 ``X-Request-Key`` header, or ``metadata.request_key`` in the body (a fake-only extension; the real Anthropic API
 accepts only ``metadata.user_id``, so prefer the header there).
@@ -69,6 +71,7 @@ import itertools
 import json
 import math
 import re
+import select
 import socket
 import threading
 import time
@@ -671,6 +674,15 @@ class _Handler(BaseHTTPRequestHandler):
 # ----------------------------------------------------------------------------------------------------------------
 
 
+def _client_gone(conn: socket.socket) -> bool:
+    """The peer closed its side (readable with nothing to read) before we answered."""
+    try:
+        readable, _, _ = select.select([conn], [], [], 0)
+        return bool(readable) and conn.recv(1, socket.MSG_PEEK) == b""
+    except (OSError, ValueError):
+        return True
+
+
 def _new_id(prefix: str, n: int = 24) -> str:
     return prefix + uuid.uuid4().hex[:n]
 
@@ -1018,7 +1030,9 @@ class FakeTeacherServer:
         finally:
             with self._lock:
                 self._in_flight -= 1
-        if response is None or self._stopping.is_set():  # dropped (stopped while hanging)
+        # Dropped: stopped while hanging, or the client gave up meanwhile (its timeout fired and it closed the
+        # connection): nothing is delivered, so a retry of that request is not a second paid answer.
+        if response is None or self._stopping.is_set() or _client_gone(handler.connection):
             record.status = 0
             record.finished = time.time()
             handler.close_connection = True
@@ -1104,8 +1118,11 @@ class FakeTeacherServer:
         with self._lock:
             snap = self._limiter.snapshot(now)
             limit = self._limiter.limit
+            window = self._limiter.window
         req_limit = limit if limit is not None else 1_000_000
         req_remaining = max(0, req_limit - snap["used_requests"])
+        if limit is not None and window != 60.0:  # the headers speak per minute, whatever window a test shortened
+            req_limit = max(1, round(limit * 60.0 / window))
         if provider == OPENAI:
             used = snap["used_input_tokens"] + snap["used_output_tokens"]
             return {
