@@ -181,6 +181,8 @@ def test_sigterm_at_a_random_point_then_rerun_pays_nothing_twice(tmp_path, keys,
                 time.sleep(0.01)
             os.kill(os.getpid(), signal.SIGTERM)  # the stage's own handler takes it (the loop's signal handler)
 
+        late: list[int] = []  # a signal after the run (it never came so late so far) must not end pytest
+        previous = signal.signal(signal.SIGTERM, lambda signum, frame: late.append(signum))
         killer = threading.Thread(target=terminate_later, daemon=True)
         killer.start()
         started = time.monotonic()
@@ -188,6 +190,8 @@ def test_sigterm_at_a_random_point_then_rerun_pays_nothing_twice(tmp_path, keys,
             run_distill(ctx)  # at most half of the requests were finished when the signal came: it stops early
         assert "to resume" in info.value.hint and time.monotonic() - started < RUN_BOUND_S
         killer.join(RUN_BOUND_S)
+        assert late == [] and signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL  # the host's handler is back
+        signal.signal(signal.SIGTERM, previous)
         before = len(server.requests)
         timed_run(ctx)
         check_outputs(ctx.stage_dir, sc.n_requests)

@@ -150,24 +150,26 @@ async def _send(
             try:
                 stats = await engine.run(jobs, control)
             finally:
-                for sig in installed:
+                for sig, previous in installed:
                     asyncio.get_running_loop().remove_signal_handler(sig)
+                    signal.signal(sig, previous)  # whatever the host process had (remove_... would leave SIG_DFL)
             return Sent(stats, control, engine.last_error)
         finally:
             for rt in runtimes:
                 await rt.teacher.close()
 
 
-def _install_stop_handlers(engine: Engine, control: RunControl) -> list[signal.Signals]:
+def _install_stop_handlers(engine: Engine, control: RunControl) -> list[tuple[signal.Signals, Any]]:
     """Ctrl-C / SIGTERM stop the run in order (see `pool.py`); only possible in the main thread."""
     loop = asyncio.get_running_loop()
     installed = []
     for sig in (signal.SIGINT, signal.SIGTERM):
+        previous = signal.getsignal(sig)
         try:
             loop.add_signal_handler(sig, request_stop, engine, control, sig.name)
         except (NotImplementedError, RuntimeError, ValueError):
             continue
-        installed.append(sig)
+        installed.append((sig, previous))
     return installed
 
 
