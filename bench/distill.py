@@ -150,6 +150,7 @@ def run_engine(n_requests: int, workdir: Path) -> dict:
         "duplicated": sum(n - 1 for n in row_keys.values() if n > 1) + len(duplicate_answers),
         "ledger_done": len(ledger.index.done),
         "summary": result.summary,
+        "rate_decreases": result.stats.get("rate_decreases", 0),
     }
 
 
@@ -217,7 +218,8 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"engine: {engine['pairs']} pairs, {engine['failures']} failures in {engine['elapsed']:.1f}s = "
         f"{engine_rate:.0f} answers/min; server accepted {engine['accepted']} ({accepted_per_minute:.0f}/min, "
-        f"{engine['injected']} injected failures), refused {engine['refused']} for the limit"
+        f"{engine['injected']} injected failures), refused {engine['refused']} for the limit; "
+        f"{engine['rate_decreases']} AIMD rate decreases"
     )
     print(
         f"distill: limit_share={limit_share} speedup={speedup:.1f} lost={engine['lost']} "

@@ -284,9 +284,9 @@ class RateLimiter:
         self._consecutive_429 += 1
         refused = sum(1 for _, was in self._recent if was)
         # A stray 429 (an injected one, a burst elsewhere on the account) delays only its own request; when most
-        # recent replies are 429s (or several in a row) the teacher is over the limit: everything waits for the
-        # reset, and the rate comes down.
-        if (len(self._recent) >= 4 and refused / len(self._recent) > 0.3) or self._consecutive_429 >= 3:
+        # recent replies are 429s (or five in a row: 1 in 3 million at a 5 % stray rate) the teacher is over the
+        # limit: everything waits for the reset, and the rate comes down.
+        if (len(self._recent) >= 4 and refused / len(self._recent) > 0.3) or self._consecutive_429 >= 5:
             delay = retry_after if retry_after is not None else 1.0
             if now + delay > self.paused_until:
                 self.paused_until = now + delay

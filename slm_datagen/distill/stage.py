@@ -149,6 +149,7 @@ async def _send(
             installed = _install_stop_handlers(engine, control)
             try:
                 stats = await engine.run(jobs, control)
+                stats.rate_decreases = sum(rt.limiter.decreases for rt in runtimes)
             finally:
                 for sig, previous in installed:
                     asyncio.get_running_loop().remove_signal_handler(sig)
@@ -327,6 +328,7 @@ def _stats(cfg: DistillConfig, budget: Budget, sent: Sent, assembled: dict[str, 
             repaired=engine_stats.repaired,
             http_retries=engine_stats.http_retries,
             rate_limited=engine_stats.rate_limited,
+            rate_decreases=engine_stats.rate_decreases,
         )
     return stats
 
