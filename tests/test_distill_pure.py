@@ -515,14 +515,14 @@ def test_repeated_429s_lower_the_rate_multiplicatively_successes_raise_it_additi
     assert limiter.aimd_rpm is None and limiter.decreases == 0  # one stray 429 (no headers): no slowdown
     for _ in range(4):
         limiter.observe({}, rate_limited=True)  # a storm, with neither Retry-After nor rate-limit headers
-    assert limiter.decreases == 1 and limiter.aimd_rpm == pytest.approx(300, rel=0.05)  # half of what was sent
+    assert limiter.decreases == 1 and limiter.aimd_rpm == pytest.approx(420, rel=0.05)  # 0.7 × what was sent
     assert limiter.requests.per_minute == pytest.approx(limiter.aimd_rpm)
     limiter.observe({}, rate_limited=True)
     assert limiter.decreases == 1  # the same overshoot answers once, not once per refused request
     clock.now += 2.5
     for _ in range(3):
         limiter.observe({}, rate_limited=True)
-    assert limiter.decreases == 2 and limiter.aimd_rpm == pytest.approx(150, rel=0.05)
+    assert limiter.decreases == 2 and limiter.aimd_rpm == pytest.approx(294, rel=0.05)
     low = limiter.aimd_rpm
     for _ in range(10):  # one success a second: +10/min each second (600/min regained in a minute)
         clock.now += 1.0
@@ -540,7 +540,7 @@ def test_a_429_retry_after_is_the_cooldown_and_the_pause():
     _sent(limiter, 60, 6.0, clock)
     for _ in range(4):
         limiter.observe({}, rate_limited=True, retry_after=5.0)
-    assert limiter.paused_until == pytest.approx(clock.now + 5.0) and limiter.aimd_rpm == pytest.approx(300, rel=0.1)
+    assert limiter.paused_until == pytest.approx(clock.now + 5.0) and limiter.aimd_rpm == pytest.approx(420, rel=0.1)
     clock.now += 3.0  # past the 2 s cooldown but not the server's 5 s: still the same overshoot
     limiter.observe({}, rate_limited=True, retry_after=5.0)
     assert limiter.decreases == 1

@@ -73,7 +73,7 @@ class EngineStats:
     repaired: int = 0
     http_retries: int = 0
     rate_limited: int = 0
-    rate_decreases: int = 0  # AIMD: times a 429 storm halved a teacher's sending rate
+    rate_decreases: int = 0  # AIMD: times a 429 storm cut a teacher's sending rate
     reasons: Counter = field(default_factory=Counter)
     per_teacher: dict[str, dict[str, float]] = field(default_factory=dict)
 
