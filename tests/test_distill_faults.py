@@ -171,7 +171,7 @@ main()
 def test_sigterm_waits_for_requests_in_flight_records_them_and_says_how_to_resume(tmp_path, keys):
     with FakeTeacherServer(latency=0.8, latency_jitter=0.4) as server:
         distill = {**distill_cfg(server, max_concurrency=4), "stop_grace_s": 10}
-        config = cli_config(tmp_path, synthetic_chunks(16), distill)
+        config = cli_config(tmp_path, synthetic_chunks(24), distill)
         proc = subprocess.Popen(
             [sys.executable, "-c", SIGTERM_CHILD, str(config)], env=child_env(), stderr=subprocess.PIPE, text=True
         )
