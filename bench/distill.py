@@ -1,7 +1,7 @@
 """Benchmark of the teacher engine against a rate-limited fake OpenAI server, with the seed's loop as the baseline.
 
-    python bench/distill.py                   # 600 requests through the engine, 10 through the seed's loop
-    python bench/distill.py --requests 200    # a quicker look
+    python bench/distill.py                   # 2,700 requests (2+ rate windows) through the engine, 10 through the seed's loop
+    python bench/distill.py --requests 600    # a quicker look (less than one window: limit_share is then n/a)
 
 The fake server (tests/fake_teacher_server.py) answers every request after 1 s, enforces 1,200 requests per minute
 over a sliding 60 s window (429 + Retry-After beyond it) and injects 10% failures on top (5% 429 with Retry-After,
@@ -11,14 +11,18 @@ one request at a time through the synchronous SDK and sleeps 1 s after each, as 
 
 Printed figures:
 - limit_share: generation requests the server accepted (answered, or failed by injection; not refused for the
-  limit) per minute of the engine's wall time, divided by the limit. 1.0 = the limit is saturated.
+  limit) in each full 60 s window from the first request, divided by the limit; the mean over the full windows
+  (at least two with the default size; each window is printed). 1.0 = the limit is saturated in steady state.
+- wall_share: the same over the whole wall time of the stage (ramp-up, the last partial window, the tail of
+  retries and the final write included), so it is the lower, end-to-end figure.
 - speedup: successful answers per minute of the engine over the seed's loop (at most ~40x: 1,200/min vs 30/min).
 - lost / duplicated: planned requests without a row in qa_pairs.jsonl or failures.jsonl, and rows or server
   answers for the same request key more than once.
 Also the cost of the ledger's durable writes (fsync per line vs flush only), measured on this disk.
 
 Targets: limit_share >= 0.90, speedup >= 30, lost = duplicated = 0. The last line is machine-readable:
-`distill: limit_share=<x> speedup=<y> lost=<n> duplicated=<m>`.
+`distill: limit_share=<x> speedup=<y> lost=<n> duplicated=<m> wall_share=<w> windows=<k>` (limit_share is `n/a`
+when the run is shorter than one full window).
 """
 
 from __future__ import annotations
@@ -118,6 +122,7 @@ def run_engine(n_requests: int, workdir: Path) -> dict:
         elapsed = time.monotonic() - started
         stats = server.stats()
         duplicate_answers = server.duplicate_keys()
+        accepted_at = sorted(r.started for r in server.generation_requests() if not r.refused)
     rows = [
         json.loads(line)
         for name in ("qa_pairs.jsonl", "failures.jsonl")
@@ -127,8 +132,15 @@ def run_engine(n_requests: int, workdir: Path) -> dict:
     with Ledger(run / "distill" / "ledger.jsonl") as ledger:
         planned = result.counts["requests"]
         lost = planned - len(row_keys)
+    first = accepted_at[0] if accepted_at else 0.0
+    windows = [0] * int((accepted_at[-1] - first) // 60) if accepted_at else []  # full 60 s windows only
+    for moment in accepted_at:
+        index = int((moment - first) // 60)
+        if index < len(windows):
+            windows[index] += 1
     return {
         "elapsed": elapsed,
+        "windows": windows,
         "accepted": stats["accepted"],
         "refused": stats["refused_rate_limit"],
         "injected": stats["injected_errors"],
@@ -138,6 +150,7 @@ def run_engine(n_requests: int, workdir: Path) -> dict:
         "duplicated": sum(n - 1 for n in row_keys.values() if n > 1) + len(duplicate_answers),
         "ledger_done": len(ledger.index.done),
         "summary": result.summary,
+        "rate_decreases": result.stats.get("rate_decreases", 0),
     }
 
 
@@ -180,7 +193,7 @@ def ledger_write_cost(workdir: Path, lines: int = 300) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--requests", type=int, default=600, help="requests through the engine")
+    parser.add_argument("--requests", type=int, default=2700, help="requests through the engine (2,700: 2+ windows)")
     parser.add_argument("--seed-requests", type=int, default=10, help="requests through the seed's loop")
     args = parser.parse_args(argv)
     os.environ.setdefault("OPENAI_API_KEY", "bench-not-a-real-key")
@@ -193,16 +206,24 @@ def main(argv: list[str] | None = None) -> int:
         print(f"seed loop: {seed['ok']}/{args.seed_requests} answers in {seed['elapsed']:.1f}s = {seed_rate:.1f}/min")
         engine = run_engine(args.requests, workdir)
     accepted_per_minute = engine["accepted"] / engine["elapsed"] * 60
-    limit_share = accepted_per_minute / LIMIT_PER_MINUTE
+    wall_share = accepted_per_minute / LIMIT_PER_MINUTE
+    windows = engine["windows"]
+    limit_share = f"{sum(windows) / len(windows) / LIMIT_PER_MINUTE:.3f}" if windows else "n/a"
+    for index, accepted in enumerate(windows):
+        print(
+            f"window {index + 1} (s {60 * index}-{60 * index + 60}): {accepted} accepted = {accepted / LIMIT_PER_MINUTE:.3f} of the limit"
+        )
     engine_rate = engine["pairs"] / engine["elapsed"] * 60
     speedup = engine_rate / seed_rate if seed_rate else float("inf")
     print(
         f"engine: {engine['pairs']} pairs, {engine['failures']} failures in {engine['elapsed']:.1f}s = "
         f"{engine_rate:.0f} answers/min; server accepted {engine['accepted']} ({accepted_per_minute:.0f}/min, "
-        f"{engine['injected']} injected failures), refused {engine['refused']} for the limit"
+        f"{engine['injected']} injected failures), refused {engine['refused']} for the limit; "
+        f"{engine['rate_decreases']} AIMD rate decreases"
     )
     print(
-        f"distill: limit_share={limit_share:.3f} speedup={speedup:.1f} lost={engine['lost']} duplicated={engine['duplicated']}"
+        f"distill: limit_share={limit_share} speedup={speedup:.1f} lost={engine['lost']} "
+        f"duplicated={engine['duplicated']} wall_share={wall_share:.3f} windows={len(windows)}"
     )
     return 0
 

@@ -92,8 +92,19 @@ def distill(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="print requests, tokens and dollars; call nothing")
     ] = False,
+    retry_failures: Annotated[
+        bool,
+        typer.Option(
+            "--retry-failures",
+            help="ask again the requests whose answers failed the checks (not Korean, off-schema); they are paid "
+            "again. Transient failures (429, 5xx, timeouts) are retried by any rerun",
+        ),
+    ] = False,
 ) -> None:
-    _run_one("distill", config, set_, force, limit=limit, dry_run=dry_run)
+    # Content failures are final in a finished stage: asking again means running it even when it is finished.
+    _run_one(
+        "distill", config, set_, force or retry_failures, limit=limit, dry_run=dry_run, retry_failures=retry_failures
+    )
 
 
 @app.command(help=STAGES["build"].summary)

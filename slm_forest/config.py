@@ -193,6 +193,15 @@ class DistillConfig(Section):
     imports: list[ImportConfig] = Field(
         default_factory=list, description="pair files to add to the teacher pairs: [{path: …, format: auto}]"
     )
+    stall_timeout_s: float = Field(
+        600.0,
+        gt=0,
+        description="online mode: stop with an error when no request has finished for this long (a hung endpoint); "
+        "must exceed the teachers' timeout_s",
+    )
+    stop_grace_s: float = Field(
+        30.0, ge=0, description="on Ctrl-C / SIGTERM: seconds the requests in flight get to come back and be recorded"
+    )
 
 
 # ----------------------------------------------------------------------------------------------------------- build

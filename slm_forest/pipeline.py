@@ -195,7 +195,15 @@ def _run_locked(ctx: StageContext, spec: StageSpec, fingerprint: str, *, force: 
         sweep_stale_temps(stage_dir)  # what a killed run left; the lock guarantees no other run is writing here
     previous = read_manifest(stage_dir)
     redo_reason = ""
-    if not force and not dry_run and previous is not None and previous.complete and previous.fingerprint == fingerprint:
+    if (
+        not force
+        and not dry_run
+        and previous is not None
+        and previous.complete
+        and previous.fingerprint == fingerprint
+        # a stage may finish with work a plain rerun should retry (distill: transient failures, e.g. 429s, 5xx)
+        and not previous.stats.get("retry_on_rerun")
+    ):
         changed = changed_output(previous, run_dir)
         if changed is None:
             return StageReport(name, True, 0.0, previous.counts, True, "unchanged: skipped", previous)

@@ -28,7 +28,11 @@ Endpoints
 Reply variants (``VARIANTS``): ``ok`` (JSON answer), ``english``, ``empty``, ``truncated`` (cut JSON with
 ``finish_reason="length"`` / ``stop_reason="max_tokens"``), ``malformed`` (invalid JSON text; in tool mode a
 ``tool_use`` input that ignores the schema), ``rate_limit`` (429 + ``Retry-After``), ``server_error`` (500),
-``overloaded`` (Anthropic 529 ``overloaded_error``; OpenAI 503), ``hang`` (sleeps ``hang_seconds`` before answering).
+``overloaded`` (Anthropic 529 ``overloaded_error``; OpenAI 503), ``hang`` (sleeps ``hang_seconds`` before answering),
+``cut_body`` (HTTP 200 whose body, correctly framed, stops mid-JSON: what a proxy or a dropped upstream connection
+produces; the SDKs raise ``json.JSONDecodeError``), ``drop`` (HTTP 200 headers announcing the whole body, half of it
+sent, then the connection closed: the SDKs raise a connection error), ``rate_limit_bare`` (429 with no
+``Retry-After`` and no rate-limit headers).
 
 Choosing the reply of a generation request, first match wins:
     1. the FIFO script (``script(...)``), one entry per request, in arrival order;
@@ -41,14 +45,17 @@ Choosing the reply of a generation request, first match wins:
     A reply may be a ``Reply``, a ``str`` (raw text content), a ``dict``/``list`` (JSON content / tool input) or None
     (use the default responder). Scripted variants without content take the responder's content as their base.
 
-Rate limiter: a **sliding 60 s window** (``window_seconds``) of accepted generation requests
+Rate limiter: a **sliding 60 s window** (``window_seconds``; the headers still give the limit per minute, scaled
+from a shortened window) of accepted generation requests
 (``/v1/chat/completions`` and ``/v1/messages`` only; files/batches are not limited). A request that would exceed
 ``requests_per_minute`` is refused with 429, the provider's error body and ``Retry-After`` = seconds until the oldest
-accepted request leaves the window. Token limits (``tokens_per_minute``, ``output_tokens_per_minute``) only feed the
+accepted request leaves the window (``rate_limit_headers=False``: no ``Retry-After`` and no rate-limit headers
+on any reply, as some proxies and self-hosted servers do). Token limits (``tokens_per_minute``, ``output_tokens_per_minute``) only feed the
 rate-limit headers; they are not enforced. Token counts are approximate (one token per non-ASCII character, four
 ASCII characters per token).
 
-Every HTTP request is logged (``server.requests``: ``RequestRecord``); batch lines are logged too with
+Every HTTP request is logged (``server.requests``: ``RequestRecord``; ``status`` 0 = never delivered: the client
+had closed the connection, e.g. its timeout fired during a ``hang``, or the server was stopping); batch lines are logged too with
 ``method="BATCH"``. The request key for idempotency checks is taken from the ``Idempotency-Key`` or
 ``X-Request-Key`` header, or ``metadata.request_key`` in the body (a fake-only extension; the real Anthropic API
 accepts only ``metadata.user_id``, so prefer the header there).
@@ -64,6 +71,7 @@ import itertools
 import json
 import math
 import re
+import select
 import socket
 import threading
 import time
@@ -90,9 +98,13 @@ VARIANTS = (
     "server_error",
     "overloaded",
     "hang",
+    "cut_body",
+    "drop",
+    "rate_limit_bare",
 )
-_CONTENT_VARIANTS = {"ok", "english", "empty", "truncated", "malformed", "hang"}
-_ERROR_STATUS = {"rate_limit": 429, "server_error": 500}
+_CONTENT_VARIANTS = {"ok", "english", "empty", "truncated", "malformed", "hang", "cut_body", "drop"}
+_ERROR_STATUS = {"rate_limit": 429, "rate_limit_bare": 429, "server_error": 500}
+_UNDELIVERED = {"cut_body", "drop"}  # answered 200, but the client never got a usable reply
 
 GENERATION_PATHS = {"/v1/chat/completions": OPENAI, "/v1/messages": ANTHROPIC}
 _ID_SEGMENT = re.compile(r"/(?:file-|batch_|msgbatch_)[0-9a-zA-Z]+")
@@ -565,6 +577,7 @@ class _Response:
         else:
             self.data = json.dumps(body, ensure_ascii=False).encode("utf-8")
         self.content_type = content_type or "application/json"
+        self.cut = ""  # "" | "body" (framed, JSON stops half-way) | "drop" (connection closed mid-body)
 
 
 class _HTTPServer(ThreadingHTTPServer):
@@ -638,14 +651,20 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_response_only(response.status)
             self.send_header("Date", self.date_time_string())
             self.send_header("Content-Type", response.content_type)
-            self.send_header("Content-Length", str(len(response.data)))
+            data = response.data
+            text = data.decode("utf-8", errors="replace")
+            half = text[: max(1, len(text) // 2)].encode("utf-8")  # whole characters: the JSON, not UTF-8, breaks
+            self.send_header("Content-Length", str(len(half if response.cut == "body" else data)))
             for key, value in response.headers.items():
                 self.send_header(key, str(value))
             self._headers_buffer.append(b"\r\n")
-            self._headers_buffer.append(response.data)
+            self._headers_buffer.append(half if response.cut else data)
             self.wfile.write(b"".join(self._headers_buffer))
             self._headers_buffer = []
             self.wfile.flush()
+            if response.cut == "drop":  # the rest never comes: close the socket under the client
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_RDWR)
         except (ConnectionError, OSError):
             self.close_connection = True
 
@@ -653,6 +672,15 @@ class _Handler(BaseHTTPRequestHandler):
 # ----------------------------------------------------------------------------------------------------------------
 # The server
 # ----------------------------------------------------------------------------------------------------------------
+
+
+def _client_gone(conn: socket.socket) -> bool:
+    """The peer closed its side (readable with nothing to read) before we answered."""
+    try:
+        readable, _, _ = select.select([conn], [], [], 0)
+        return bool(readable) and conn.recv(1, socket.MSG_PEEK) == b""
+    except (OSError, ValueError):
+        return True
 
 
 def _new_id(prefix: str, n: int = 24) -> str:
@@ -680,6 +708,8 @@ class FakeTeacherServer:
         batch_shuffle: return batch results in a (seeded) shuffled order, as the real APIs may.
         enforce_max_tokens: a reply longer than the request's ``max_tokens`` is cut (``length`` / ``max_tokens``).
         require_api_key: 401 without ``Authorization: Bearer`` (OpenAI) / ``x-api-key`` (Anthropic).
+        rate_limit_headers: False = no ``Retry-After`` and no ``x-ratelimit-*`` / ``anthropic-ratelimit-*`` headers
+            on any reply (a 429 then says nothing about when to come back). Settable later.
         port: 0 = a random free port.
     """
 
@@ -703,6 +733,7 @@ class FakeTeacherServer:
         batch_shuffle: bool = False,
         enforce_max_tokens: bool = True,
         require_api_key: bool = True,
+        rate_limit_headers: bool = True,
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
@@ -721,6 +752,7 @@ class FakeTeacherServer:
         self.batch_shuffle = batch_shuffle
         self.enforce_max_tokens = enforce_max_tokens
         self.require_api_key = require_api_key
+        self.rate_limit_headers = rate_limit_headers
         self._host = "127.0.0.1" if host == "localhost" else host
         self._port = port
 
@@ -891,10 +923,15 @@ class FakeTeacherServer:
     def duplicate_keys(self, status: int | None = 200) -> dict[str, int]:
         """Request keys that appear more than once among logged requests with ``status`` (None = any status).
 
-        With the default (200) a retry after a 429/500 is not a duplicate, a second successful answer is.
+        With the default (200) a retry after a 429/500 is not a duplicate, a second successful answer is; a
+        ``cut_body`` / ``drop`` reply never reached the client as an answer, so it is not counted.
         """
         counts = collections.Counter(
-            r.request_key for r in self.requests if r.request_key is not None and (status is None or r.status == status)
+            r.request_key
+            for r in self.requests
+            if r.request_key is not None
+            and (status is None or r.status == status)
+            and (status != 200 or r.variant not in _UNDELIVERED)
         )
         return {k: n for k, n in counts.items() if n > 1}
 
@@ -993,7 +1030,9 @@ class FakeTeacherServer:
         finally:
             with self._lock:
                 self._in_flight -= 1
-        if response is None or self._stopping.is_set():  # dropped (stopped while hanging)
+        # Dropped: stopped while hanging, or the client gave up meanwhile (its timeout fired and it closed the
+        # connection): nothing is delivered, so a retry of that request is not a second paid answer.
+        if response is None or self._stopping.is_set() or _client_gone(handler.connection):
             record.status = 0
             record.finished = time.time()
             handler.close_connection = True
@@ -1074,11 +1113,16 @@ class FakeTeacherServer:
         return _Response(status, body, headers)
 
     def _rate_headers(self, provider: str, now: float, request_id: str) -> dict:
+        if not self.rate_limit_headers:
+            return {"request-id" if provider == ANTHROPIC else "x-request-id": request_id}
         with self._lock:
             snap = self._limiter.snapshot(now)
             limit = self._limiter.limit
+            window = self._limiter.window
         req_limit = limit if limit is not None else 1_000_000
         req_remaining = max(0, req_limit - snap["used_requests"])
+        if limit is not None and window != 60.0:  # the headers speak per minute, whatever window a test shortened
+            req_limit = max(1, round(limit * 60.0 / window))
         if provider == OPENAI:
             used = snap["used_input_tokens"] + snap["used_output_tokens"]
             return {
@@ -1112,9 +1156,14 @@ class FakeTeacherServer:
         }
 
     def _rate_limited(
-        self, provider: str, model: str, retry_after: float, now: float, message: str | None
+        self, provider: str, model: str, retry_after: float, now: float, message: str | None, bare: bool = False
     ) -> _Response:
         request_id = _new_id("req_")
+        if bare or not self.rate_limit_headers:
+            headers = {"request-id" if provider == ANTHROPIC else "x-request-id": request_id}
+            msg = message or "Rate limit exceeded. Please slow down."
+            err_type = "rate_limit_error" if provider == ANTHROPIC else "requests"
+            return self._error(provider, 429, err_type, msg, code="rate_limit_exceeded", headers=headers)
         headers = self._rate_headers(provider, now, request_id)
         headers["retry-after"] = _retry_after_text(retry_after)
         if provider == OPENAI:
@@ -1216,11 +1265,12 @@ class FakeTeacherServer:
         record.variant = reply.kind
         with self._lock:
             self._by_variant[reply.kind] += 1
-        if reply.kind == "rate_limit":
+        if reply.kind in ("rate_limit", "rate_limit_bare"):
             with self._lock:
                 self._counters["injected_errors"] += 1
             retry_after = self.retry_after if reply.retry_after is None else reply.retry_after
-            return self._rate_limited(provider, req.get("model", ""), retry_after, time.time(), reply.message)
+            bare = reply.kind == "rate_limit_bare"
+            return self._rate_limited(provider, req.get("model", ""), retry_after, time.time(), reply.message, bare)
         if not self._sleep(self._latency_for(reply, record.prompt_hash, req, provider)):
             return None
         if reply.kind == "hang":
@@ -1240,7 +1290,9 @@ class FakeTeacherServer:
             self._counters["input_tokens"] += n_in
             self._counters["output_tokens"] += n_out
             self._limiter.add_tokens(time.time(), n_in, n_out)
-        return _Response(200, payload, self._rate_headers(provider, time.time(), request_id))
+        response = _Response(200, payload, self._rate_headers(provider, time.time(), request_id))
+        response.cut = {"cut_body": "body", "drop": "drop"}.get(reply.kind, "")
+        return response
 
     @staticmethod
     def _validate_generation(req: Any, provider: str) -> str | None:
@@ -1392,7 +1444,7 @@ class FakeTeacherServer:
         else:
             reply, normal = self._choose(req, provider, phash)
             record.variant = reply.kind
-            if reply.kind == "rate_limit":
+            if reply.kind in ("rate_limit", "rate_limit_bare"):
                 status, body = 429, {"type": "rate_limit_error", "message": reply.message or "Rate limit exceeded"}
             else:
                 status, body = self._build(provider, req, reply, normal)

@@ -12,7 +12,7 @@ import time
 from slm_datagen.distill.ledger import Ledger
 from slm_datagen.distill.stage import run_distill
 from tests.fake_teacher_server import FakeTeacherServer
-from tests.test_distill_common import make_ctx, read_rows, ruling_chunks, statute_chunks
+from tests.test_distill_common import child_env, make_ctx, read_rows, ruling_chunks, statute_chunks
 
 ENTRY = """
 import json, sys
@@ -48,7 +48,7 @@ def test_sigkill_then_rerun_repeats_nothing_completed(tmp_path, shared_dir, monk
         ledger_path = ctx.stage_dir / "ledger.jsonl"
         proc = subprocess.Popen(
             [sys.executable, "-c", ENTRY, str(ctx.run_dir), json.dumps(distill)],
-            env=dict(os.environ),
+            env=child_env(),
             stderr=subprocess.PIPE,
         )
         deadline = time.monotonic() + 120  # only bounds a hung child: a loaded machine may take long to import

@@ -198,7 +198,15 @@ def test_offline_stage_writes_pairs_without_network_or_ledger(tmp_path, shared_d
     chunks = statute_chunks(shared_dir / "corpus")[:5] + ruling_chunks(shared_dir / "corpus")[:5]
     ctx = make_ctx(tmp_path, chunks)
     result = run_distill(ctx)
-    assert result.complete and result.counts == {"chunks": 10, "requests": 20, "cached": 0, "pairs": 20, "failures": 0}
+    assert result.complete and result.counts == {
+        "chunks": 10,
+        "requests": 20,
+        "cached": 0,
+        "pairs": 20,
+        "failures": 0,
+        "failures_transient": 0,
+        "failures_content": 0,
+    }
     pairs = [QAPair.model_validate(r) for r in read_rows(ctx.stage_dir / "qa_pairs.jsonl")]
     assert len({p.id for p in pairs}) == 20 and all(p.usage.cost_usd == 0 and p.teacher == "offline" for p in pairs)
     assert [p.chunk_id for p in pairs[:2]] == [chunks[0].id, chunks[0].id]

@@ -506,6 +506,55 @@ def test_many_429s_pause_the_teacher_one_does_not():
     assert limiter.paused_until == pytest.approx(clock.now + 3.0)
 
 
+def _sent(limiter: RateLimiter, n: int, over_s: float, clock: FakeClock) -> None:
+    """Record n sends spread over `over_s` seconds (what `acquire` notes), without an event loop."""
+    for _ in range(n):
+        limiter._sent.append(clock.now)
+        limiter._first_sent = limiter._first_sent or clock.now
+        clock.now += over_s / n
+
+
+def test_repeated_429s_lower_the_rate_multiplicatively_successes_raise_it_additively():
+    clock = FakeClock()
+    limiter = RateLimiter(requests_per_minute=3000, clock=clock)
+    _sent(limiter, 100, 10.0, clock)  # 600/min actually sent (latency-bound), well below the configured 3,000
+    for _ in range(9):
+        limiter.observe({})
+    limiter.observe({}, rate_limited=True)
+    assert limiter.aimd_rpm is None and limiter.decreases == 0  # one stray 429 (no headers): no slowdown
+    for _ in range(4):
+        limiter.observe({}, rate_limited=True)  # a storm, with neither Retry-After nor rate-limit headers
+    assert limiter.decreases == 1 and limiter.aimd_rpm == pytest.approx(420, rel=0.05)  # 0.7 × what was sent
+    assert limiter.requests.per_minute == pytest.approx(limiter.aimd_rpm)
+    limiter.observe({}, rate_limited=True)
+    assert limiter.decreases == 1  # the same overshoot answers once, not once per refused request
+    clock.now += 2.5
+    for _ in range(3):
+        limiter.observe({}, rate_limited=True)
+    assert limiter.decreases == 2 and limiter.aimd_rpm == pytest.approx(294, rel=0.05)
+    low = limiter.aimd_rpm
+    for _ in range(10):  # one success a second: +10/min each second (600/min regained in a minute)
+        clock.now += 1.0
+        limiter.observe({})
+    assert limiter.aimd_rpm == pytest.approx(low + 100, rel=0.05)
+    for _ in range(400):
+        clock.now += 1.0
+        limiter.observe({})
+    assert limiter.aimd_rpm is None and limiter.requests.per_minute == 3000  # back at the configured limit
+
+
+def test_a_429_retry_after_is_the_cooldown_and_the_pause():
+    clock = FakeClock()
+    limiter = RateLimiter(clock=clock)  # nothing configured: the rate is learned from what was sent
+    _sent(limiter, 60, 6.0, clock)
+    for _ in range(4):
+        limiter.observe({}, rate_limited=True, retry_after=5.0)
+    assert limiter.paused_until == pytest.approx(clock.now + 5.0) and limiter.aimd_rpm == pytest.approx(420, rel=0.1)
+    clock.now += 3.0  # past the 2 s cooldown but not the server's 5 s: still the same overshoot
+    limiter.observe({}, rate_limited=True, retry_after=5.0)
+    assert limiter.decreases == 1
+
+
 def test_backoff_honours_retry_after_and_grows():
     rng = random.Random(1)
     assert all(backoff_delay(0, 2.0, rng=rng) >= 2.0 for _ in range(50))

@@ -309,6 +309,39 @@ def test_hang_times_out_without_blocking_other_requests(server):
     assert time.monotonic() - started < 3 and server.stats()["in_flight"] == 0
 
 
+def test_cut_body_raises_json_decode_error_in_both_sdks_and_drop_a_connection_error(server, oa, an):
+    # A proxy or a dropped upstream connection: HTTP 200, correctly framed, the JSON stops half-way. The SDKs do
+    # not wrap this in APIError (ML_STACK_NOTES), which is what the engine must survive.
+    server.script("cut_body", "cut_body", "drop", "drop")
+    with pytest.raises(json.JSONDecodeError):
+        oa.chat.completions.create(model=MODEL_OA, messages=_user())
+    with pytest.raises(json.JSONDecodeError):
+        an.messages.create(model=MODEL_AN, max_tokens=100, messages=_user())
+    with pytest.raises(openai.APIConnectionError):
+        oa.chat.completions.create(model=MODEL_OA, messages=_user())
+    with pytest.raises(anthropic.APIConnectionError):
+        an.messages.create(model=MODEL_AN, max_tokens=100, messages=_user())
+    assert [r.variant for r in server.generation_requests()] == ["cut_body", "cut_body", "drop", "drop"]
+    assert server.duplicate_keys() == {}  # an undelivered answer is not a paid duplicate
+    assert oa.chat.completions.create(model=MODEL_OA, messages=_user()).choices[0].finish_reason == "stop"
+
+
+def test_429_without_headers(server, oa, an):
+    server.script("rate_limit_bare")
+    with pytest.raises(openai.RateLimitError) as bare:
+        oa.chat.completions.create(model=MODEL_OA, messages=_user())
+    assert "retry-after" not in bare.value.response.headers
+    assert not any(k.startswith("x-ratelimit") for k in bare.value.response.headers)
+    server.rate_limit_headers = False
+    server.requests_per_minute = 2  # the bare 429 above was accepted by the limiter: one more fits
+    ok = an.messages.with_raw_response.create(model=MODEL_AN, max_tokens=100, messages=_user())
+    assert not any(k.startswith("anthropic-ratelimit") for k in ok.headers)
+    with pytest.raises(anthropic.RateLimitError) as refused:
+        an.messages.create(model=MODEL_AN, max_tokens=100, messages=_user())
+    assert "retry-after" not in refused.value.response.headers
+    assert not any(k.startswith("anthropic-ratelimit") for k in refused.value.response.headers)
+
+
 # -- scripting --------------------------------------------------------------------------------------------------
 
 
@@ -604,4 +637,7 @@ def test_default_responder_is_stable_and_variants_are_listed():
         "server_error",
         "overloaded",
         "hang",
+        "cut_body",
+        "drop",
+        "rate_limit_bare",
     }

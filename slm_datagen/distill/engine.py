@@ -2,103 +2,55 @@
 
 For each job (one planned request):
 1. wait for the teacher's rate limiter (requests/min, tokens/min), send with a per-request timeout;
-2. transient errors (429, 5xx, timeouts) retry with exponential backoff and full jitter, waiting at least the
-   server's Retry-After; a teacher drowning in 429s pauses as a whole (see `ratelimit.py`);
+2. transient errors (5xx, timeouts, connection errors, a reply body cut off mid-JSON, any unexpected exception from
+   the SDK) retry with exponential backoff and full jitter, up to `max_retries`, waiting at least the server's
+   Retry-After. A 429 does not spend that budget: it lowers the teacher's sending rate (AIMD, `ratelimit.py`) and
+   the request waits its turn again (up to `RATE_LIMITED_ATTEMPTS` times);
 3. check the reply (`parse.parse_reply`); a bad reply is written to the ledger as an `attempt` (it was paid for)
    and retried ONCE with a repair instruction; the second verdict is final;
 4. write ONE `done` line (pair or failure reason, usage, dollars) and move the progress bar.
 
-The budget (`distill.max_cost_usd`) caps the dataset's total teacher spend: it starts from what the ledger already
-records as paid (earlier runs, all teachers) and is checked before every new request, counting what the requests in
-flight are expected to cost. A request that does not fit only because of requests in flight waits for them to
-settle (they usually cost less than reserved); it is left unsent only when the money already spent leaves less than
-its expected cost. Each request is judged on its own, so one teacher's expensive requests do not stop another
-teacher's cheaper ones. A reply that runs longer than expected may still push the total slightly over the cap.
-Unsent work stays unsent; rerunning (with a higher cap) resumes.
-A fatal error (bad key, unknown model) cancels everything and surfaces as one SlmError.
+The budget (`budget.py`, `distill.max_cost_usd`) is checked before every new request. Each request is judged on
+its own, so one teacher's expensive requests do not stop another teacher's cheaper ones. A reply that runs longer
+than expected may still push the total slightly over the cap. Unsent work stays unsent; rerunning resumes.
+
+The pool of workers, the watchdog and the orderly stop on SIGINT/SIGTERM are in `pool.py`. An exception in one job
+never kills its worker: it becomes an `error` line (retried by the next run). A fatal error (bad key, unknown model)
+stops everything and surfaces as one SlmError.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from slm_datagen.distill.budget import Budget
 from slm_datagen.distill.ledger import Ledger
 from slm_datagen.distill.parse import ReplyProblem, parse_reply
 from slm_datagen.distill.plan import PlannedRequest
 from slm_datagen.distill.pricing import Price, estimate_output_tokens
 from slm_datagen.distill.prompts import Prompt, repair_messages
 from slm_datagen.distill.ratelimit import RateLimiter
-from slm_datagen.distill.teachers import Teacher, TeacherError, TeacherReply, key_env_name
+from slm_datagen.distill.teachers import Teacher, TeacherError, TeacherReply, key_env_name, redact
 from slm_forest.config import TeacherConfig
 from slm_forest.errors import SlmError
 from slm_forest.progress import ProgressTask
 
 MAX_REPLY_IN_LEDGER = 4000  # characters of a bad reply kept for the repair call and for reading failures
+# A 429 is "not now", not a failure: the limiter slows down and the request queues again. This only bounds a server
+# that refuses one request forever while answering others (a stuck account limit ends in the watchdog instead).
+RATE_LIMITED_ATTEMPTS = 50
 
 
 @dataclass
 class Job:
     planned: PlannedRequest
     prompt: Prompt
-
-
-@dataclass
-class Budget:
-    """Dollars: a cap on the dataset's total spend, what earlier runs and this run paid, what is in flight."""
-
-    max_usd: float | None
-    spent_before_usd: float = 0.0  # paid before this run, as the ledger records it
-    spent_usd: float = 0.0  # paid in this run
-    reserved_usd: float = 0.0  # expected cost of the requests in flight
-    stopped: bool = False  # some request was left unsent because the budget could not cover it
-    _waiters: list[asyncio.Future] = field(default_factory=list, repr=False)
-
-    # Reservations are sums of floats: below this, nothing is in flight (a waiter must never wait on rounding dust).
-    _EPSILON = 1e-9
-
-    @property
-    def total_usd(self) -> float:
-        return self.spent_before_usd + self.spent_usd
-
-    def _fits(self, expected_usd: float) -> bool:
-        assert self.max_usd is not None
-        return self.total_usd + self.reserved_usd + expected_usd <= self.max_usd + self._EPSILON
-
-    def try_reserve(self, expected_usd: float) -> bool:
-        """Reserve now or refuse (batch mode, where everything reserved is in flight together)."""
-        if self.max_usd is None or self._fits(expected_usd):
-            self.reserved_usd += expected_usd
-            return True
-        self.stopped = True
-        return False
-
-    async def reserve(self, expected_usd: float) -> bool:
-        """Reserve, waiting while requests in flight hold the room; False when the spent money leaves too little."""
-        while True:
-            if self.max_usd is None or self._fits(expected_usd):
-                self.reserved_usd += expected_usd
-                return True
-            if self.reserved_usd <= self._EPSILON or self.total_usd + expected_usd > self.max_usd + self._EPSILON:
-                self.stopped = True
-                return False
-            waiter = asyncio.get_running_loop().create_future()
-            self._waiters.append(waiter)
-            await waiter
-
-    def settle(self, expected_usd: float, actual_usd: float) -> None:
-        self.reserved_usd = max(0.0, self.reserved_usd - expected_usd)
-        if self.reserved_usd <= self._EPSILON:
-            self.reserved_usd = 0.0
-        self.spent_usd += actual_usd
-        waiters, self._waiters = self._waiters, []
-        for waiter in waiters:
-            if not waiter.done():
-                waiter.set_result(None)
 
 
 @dataclass
@@ -116,11 +68,12 @@ class TeacherRuntime:
 class EngineStats:
     ok: int = 0
     failed: int = 0
-    errors: int = 0  # not completed (retries exhausted); retried by the next run
+    errors: int = 0  # not completed (retries exhausted, or an unexpected exception); retried by the next run
     skipped_budget: int = 0
     repaired: int = 0
     http_retries: int = 0
     rate_limited: int = 0
+    rate_decreases: int = 0  # AIMD: times a 429 storm cut a teacher's sending rate
     reasons: Counter = field(default_factory=Counter)
     per_teacher: dict[str, dict[str, float]] = field(default_factory=dict)
 
@@ -135,6 +88,10 @@ class EngineStats:
     def count_request(self, label: str) -> None:
         self.per_teacher.setdefault(label, {"requests": 0, "input_tokens": 0, "output_tokens": 0, "cost_usd": 0.0})
         self.per_teacher[label]["requests"] += 1
+
+
+class Stopped(Exception):
+    """Raised inside a job when the run is stopping (signal, watchdog, fatal error): nothing more is sent."""
 
 
 class _GiveUp(Exception):
@@ -173,21 +130,52 @@ class Engine:
         self.backoff_base = backoff_base
         self.stats = EngineStats()
         self.rng = random.Random()
+        self.resend: set[str] = set()  # done-but-failed keys to ask again (`--retry-failures`)
+        self.stopping = False  # no new request is sent once set (signal, watchdog, fatal error)
+        self.stop_event = asyncio.Event()
+        self.sending: set[asyncio.Task | None] = set()  # workers with a request in flight right now
+        self.last_progress = time.monotonic()  # any ledger line written (the watchdog's clock)
+        self.last_error = ""  # the latest failed attempt, for the watchdog's message
 
     # ------------------------------------------------------------------------------------------------- one call
+    def check_stop(self) -> None:
+        if self.stopping:
+            raise Stopped()
+
+    async def _wait(self, seconds: float) -> None:
+        """Sleep (a backoff), but wake up when the run stops: nothing was sent, so nothing is lost."""
+        self.check_stop()
+        if seconds > 0:
+            try:
+                await asyncio.wait_for(self.stop_event.wait(), timeout=seconds)
+            except asyncio.TimeoutError:
+                pass
+        self.check_stop()
+
+    async def _send(self, rt: TeacherRuntime, messages: list[dict[str, str]], key: str) -> TeacherReply:
+        """The one await during which a request is in flight (paid if answered): the pool waits for these on stop."""
+        task = asyncio.current_task()
+        self.sending.add(task)
+        try:
+            return await asyncio.wait_for(rt.teacher.complete(messages, key), timeout=rt.cfg.timeout_s + 5.0)
+        finally:
+            self.sending.discard(task)
+
     async def _call(
         self, rt: TeacherRuntime, job: Job, messages: list[dict[str, str]], *, repair: bool = False
     ) -> TeacherReply:
         est_in = job.planned.input_tokens_est
         reserve_out = rt.cfg.max_tokens
+        failures = rate_limited = 0
         last = "no attempt made"
-        for attempt in range(rt.cfg.max_retries + 1):
+        while True:
+            self.check_stop()
             await rt.limiter.acquire(est_in, reserve_out)
+            self.check_stop()  # the limiter may have waited long: a stop meanwhile sends nothing more
+            retry_after: float | None = None
+            was_rate_limited = False
             try:
-                reply = await asyncio.wait_for(
-                    rt.teacher.complete(messages, job.planned.key + (":repair" if repair else "")),
-                    timeout=rt.cfg.timeout_s + 5.0,
-                )
+                reply = await self._send(rt, messages, job.planned.key + (":repair" if repair else ""))
             except TeacherError as exc:
                 rt.limiter.settle(est_in, reserve_out, 0, 0)
                 rt.limiter.observe(exc.headers, rate_limited=exc.rate_limited, retry_after=exc.retry_after)
@@ -195,23 +183,39 @@ class Engine:
                     raise self._fatal(rt, exc) from None
                 if exc.kind == "rejected":
                     raise _GiveUp("bad_request", str(exc)) from None
-                last = str(exc)
-                self.stats.http_retries += 1
-                self.stats.rate_limited += int(exc.rate_limited)
-                await asyncio.sleep(backoff_delay(attempt, exc.retry_after, base=self.backoff_base, rng=self.rng))
-                continue
+                last, retry_after, was_rate_limited = str(exc), exc.retry_after, exc.rate_limited
             except asyncio.TimeoutError:
                 rt.limiter.settle(est_in, reserve_out, 0, 0)
                 last = f"no reply within {rt.cfg.timeout_s:.0f}s"
-                self.stats.http_retries += 1
-                await asyncio.sleep(backoff_delay(attempt, None, base=self.backoff_base, rng=self.rng))
+            except Exception as exc:  # noqa: BLE001 - e.g. JSONDecodeError from a cut body: a retry, never a crash
+                rt.limiter.settle(est_in, reserve_out, 0, 0)
+                last = redact(f"{type(exc).__name__}: {exc}", rt.teacher.secrets)[:500]
+            else:
+                rt.limiter.settle(est_in, reserve_out, reply.input_tokens, reply.output_tokens)
+                rt.limiter.observe(reply.headers)
+                return reply
+            self.last_error = last
+            if was_rate_limited:
+                rate_limited += 1
+                self.stats.rate_limited += 1
+                if rate_limited >= RATE_LIMITED_ATTEMPTS:
+                    raise _GiveUp("http_error", f"gave up after {rate_limited} rate-limited attempts: {last}")
+                # The limiter now sends slower; this request only waits what the server asked (or a short, growing
+                # backoff when it said nothing), without spending the retry budget.
+                await self._wait(backoff_delay(min(rate_limited, 5), retry_after, base=0.25, rng=self.rng))
                 continue
-            rt.limiter.settle(est_in, reserve_out, reply.input_tokens, reply.output_tokens)
-            rt.limiter.observe(reply.headers)
-            return reply
-        raise _GiveUp("http_error", f"gave up after {rt.cfg.max_retries + 1} attempts: {last}")
+            failures += 1
+            if failures > rt.cfg.max_retries:
+                raise _GiveUp("http_error", f"gave up after {failures} attempts: {last}")
+            self.stats.http_retries += 1
+            await self._wait(backoff_delay(failures - 1, retry_after, base=self.backoff_base, rng=self.rng))
 
     def _fatal(self, rt: TeacherRuntime, exc: TeacherError) -> SlmError:
+        if exc.code == "insufficient_quota":
+            return SlmError(
+                f"distill teacher {rt.label}: the account's quota is used up (429 insufficient_quota)",
+                "add credit or raise the account's limit, then rerun: completed requests are not paid again",
+            )
         if exc.status in (401, 403):
             return SlmError(
                 f"distill teacher {rt.label}: the API key was rejected ({exc.status})",
@@ -255,7 +259,7 @@ class Engine:
 
     async def process(self, rt: TeacherRuntime, job: Job) -> None:
         key = job.planned.key
-        if self.ledger.is_done(key):
+        if self.ledger.is_done(key) and key not in self.resend:
             return
         expected = self.expected_cost(rt, job)
         if not await self.budget.reserve(expected):
@@ -297,6 +301,7 @@ class Engine:
                 self._done_ok(rt, job, verdict, usage_in, usage_out, cost, attempts=1)
                 return
             problem, bad_text = verdict, (reply.text or "")[:MAX_REPLY_IN_LEDGER]
+            self.last_progress = time.monotonic()
             self.ledger.append(
                 self._row(
                     rt,
@@ -309,6 +314,7 @@ class Engine:
                 )
             )
             # The repair is a new request: it needs budget like any other (a resumed run picks it up).
+            self.check_stop()
             if not await self.budget.reserve(expected):
                 self.stats.skipped_budget += 1
                 return
@@ -385,55 +391,36 @@ class Engine:
         self.stats.reasons[exc.reason] += 1
         self._advance()
 
+    def record_crash(self, rt: TeacherRuntime, job: Job, exc: BaseException) -> None:
+        """An exception nobody foresaw (a bug, an SDK surprise): this job is an `error` line, the worker lives on."""
+        detail = redact(f"unexpected {type(exc).__name__}: {exc}", rt.teacher.secrets)[:1000]
+        self.ledger.append(self._row(rt, job, type="error", reason="internal_error", detail=detail))
+        self.stats.errors += 1
+        self.stats.reasons["internal_error"] += 1
+        self._advance()
+
     def _advance(self) -> None:
+        self.last_progress = time.monotonic()
         if self.progress is not None:
             self.progress.advance(1, cost_usd=self.budget.spent_usd)
 
-    # ------------------------------------------------------------------------------------------------- the pool
-    async def run(self, jobs: Iterable[Job]) -> EngineStats:
+    async def run(self, jobs: Iterable[Job], control: RunControl | None = None) -> EngineStats:
         """Feed `jobs` (a lazy iterable is fine) to one worker pool per teacher; return when all are settled."""
-        queues: dict[int, asyncio.Queue] = {
-            index: asyncio.Queue(maxsize=2 * rt.cfg.max_concurrency) for index, rt in self.runtimes.items()
-        }
-        failure: list[BaseException] = []
+        from slm_datagen.distill.pool import run_pool
 
-        async def worker(rt: TeacherRuntime, queue: asyncio.Queue) -> None:
-            while True:
-                job = await queue.get()
-                try:
-                    if job is None:
-                        return
-                    if failure:
-                        continue
-                    await self.process(rt, job)
-                except SlmError as exc:
-                    failure.append(exc)
-                finally:
-                    queue.task_done()
+        return await run_pool(self, jobs, control or RunControl())
 
-        workers = [
-            asyncio.create_task(worker(rt, queues[index]))
-            for index, rt in self.runtimes.items()
-            for _ in range(rt.cfg.max_concurrency)
-        ]
-        try:
-            for job in jobs:
-                if failure:
-                    break
-                # No shortcut on `budget.stopped`: a request that did not fit says nothing about the next one, which
-                # may be cheaper or belong to another teacher. Each is judged by `Budget.reserve` in its worker.
-                await queues[job.planned.teacher_index].put(job)
-            for index, rt in self.runtimes.items():
-                for _ in range(rt.cfg.max_concurrency):
-                    await queues[index].put(None)
-            await asyncio.gather(*workers)
-        finally:
-            for task in workers:
-                task.cancel()
-            await asyncio.gather(*workers, return_exceptions=True)
-        if failure:
-            raise failure[0]
-        return self.stats
+
+@dataclass
+class RunControl:
+    """How a run ends when it cannot finish: the watchdog, the stop deadline, and what happened."""
+
+    stall_timeout_s: float = 600.0  # no ledger line for this long: stop with a clear error
+    grace_s: float = 30.0  # on SIGINT/SIGTERM, how long requests in flight may take to come back
+    signal: str | None = None  # SIGINT / SIGTERM once asked to stop
+    stalled: bool = False
+    abandoned: int = 0  # requests still in flight at the deadline: cancelled, so they may be paid again
+    in_flight_at_stop: int = 0
 
 
 def _usage(input_tokens: int, output_tokens: int, cost: float) -> dict[str, Any]:
@@ -451,4 +438,5 @@ def make_runtime(index: int, cfg: TeacherConfig, api_key: str, price: Price, *, 
     return TeacherRuntime(index, cfg, f"{cfg.provider}:{cfg.model}", Teacher(cfg, api_key), limiter, price, batch)
 
 
-__all__ = ["Budget", "Engine", "EngineStats", "Job", "TeacherRuntime", "backoff_delay", "make_runtime"]
+__all__ = ["Budget", "Engine", "EngineStats", "Job", "RunControl", "Stopped", "TeacherRuntime", "backoff_delay"]
+__all__ += ["make_runtime"]

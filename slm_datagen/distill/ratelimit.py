@@ -12,6 +12,13 @@ Headers (read from every reply, 429s included) only ever make the limiter strict
 - remaining counts cap what the bucket may still hand out now;
 - when most recent replies are 429s the whole teacher pauses until the reset (`Retry-After`), instead of every
   request hammering the server on its own; a stray 429 only delays its own request.
+
+Repeated 429s also lower the sending rate itself (AIMD, as TCP does with congestion): a 429 storm cuts the
+requests/min rate by 30 %, starting from what was actually sent over the last minute (at most once per cooldown: one
+overshoot is one decrease, not one per refused request); every later success adds back `peak / 60` requests/min per
+second, up to the configured or advertised limit. So a server whose real limit is below the configured one, and
+that says nothing about it (no rate-limit headers, no Retry-After), is met at its own pace instead of being
+retried into the ground.
 """
 
 from __future__ import annotations
@@ -170,6 +177,15 @@ def read_limits(headers: Mapping[str, str] | None) -> dict[str, dict[str, float 
     return out
 
 
+# Multiplicative decrease on a 429 storm: CUBIC's 0.7 rather than Reno's 0.5, since one storm is often a small
+# overshoot at a window boundary (bench/distill.py: one 0.5 decrease after a few refusals at the limit cost 12 % of
+# the next minute).
+AIMD_DECREASE = 0.7
+AIMD_MIN_RPM = 1.0
+AIMD_COOLDOWN_S = 2.0  # at least this long (or the server's Retry-After) between two decreases
+AIMD_CREDIT_CAP_S = 5.0  # one success credits at most this many seconds of additive increase
+
+
 class RateLimiter:
     """The buckets of one teacher plus a shared pause; `acquire` waits for all of them."""
 
@@ -193,6 +209,16 @@ class RateLimiter:
         self.pauses = 0
         self._lock = asyncio.Lock()
         self._recent: deque[tuple[float, bool]] = deque()  # (time, was_429) of recent replies
+        self._consecutive_429 = 0
+        # AIMD state: the requests/min limit from the config or the headers, and the adaptive rate below it
+        self.limit_rpm: float | None = float(requests_per_minute) if requests_per_minute else None
+        self.aimd_rpm: float | None = None  # None: no 429 storm seen, send at the limit
+        self.decreases = 0
+        self._ai_per_s = 0.0
+        self._last_decrease = float("-inf")
+        self._last_increase = float("-inf")
+        self._sent: deque[float] = deque()  # send times over the last minute (the measured rate)
+        self._first_sent: float | None = None
 
     def _buckets_for(self, input_tokens: int, output_tokens: int) -> list[tuple[TokenBucket, float]]:
         pairs = [(self.requests, 1.0), (self.tokens, float(input_tokens + output_tokens))]
@@ -211,6 +237,9 @@ class RateLimiter:
                 if wait <= 0:
                     for bucket, amount in self._buckets_for(input_tokens, output_tokens):
                         bucket.take(amount)
+                    self._sent.append(now)
+                    if self._first_sent is None:
+                        self._first_sent = now
                     return
                 await asyncio.sleep(min(wait, 5.0))
 
@@ -240,18 +269,70 @@ class RateLimiter:
         for name, info in read_limits(headers).items():
             bucket = buckets[name]
             limit = info.get("limit")
-            if limit:
+            if limit and name == "requests":
+                if self.limit_rpm is None or limit < self.limit_rpm:
+                    fill = self.limit_rpm is None and self.aimd_rpm is None
+                    self.limit_rpm = float(limit)
+                    self._apply_rate(fill=fill)
+            elif limit:
                 if bucket.per_minute is None or limit < bucket.per_minute:
                     bucket.set_rate(float(limit), fill=bucket.per_minute is None)
             remaining = info.get("remaining")
             if remaining is not None and not rate_limited:
                 bucket.cap(float(remaining))
-        if rate_limited:
-            refused = sum(1 for _, was in self._recent if was)
-            # A stray 429 (an injected one, a burst elsewhere on the account) delays only its own request; when
-            # most recent replies are 429s the teacher is over the limit and everything waits for the reset.
-            if len(self._recent) >= 4 and refused / len(self._recent) > 0.3:
-                delay = retry_after if retry_after is not None else 1.0
-                if now + delay > self.paused_until:
-                    self.paused_until = now + delay
-                    self.pauses += 1
+        if not rate_limited:
+            self._consecutive_429 = 0
+            self._increase(now)
+            return
+        self._consecutive_429 += 1
+        refused = sum(1 for _, was in self._recent if was)
+        # A stray 429 (an injected one, a burst elsewhere on the account) delays only its own request; when most
+        # recent replies are 429s (or five in a row: 1 in 3 million at a 5 % stray rate) the teacher is over the
+        # limit: everything waits for the reset, and the rate comes down.
+        if (len(self._recent) >= 4 and refused / len(self._recent) > 0.3) or self._consecutive_429 >= 5:
+            delay = retry_after if retry_after is not None else 1.0
+            if now + delay > self.paused_until:
+                self.paused_until = now + delay
+                self.pauses += 1
+            self._decrease(now, retry_after)
+
+    # ------------------------------------------------------------------------------------------------------- AIMD
+    def measured_rpm(self, now: float) -> float | None:
+        """Requests actually sent per minute, over the last minute (or since the first send, if sooner)."""
+        while self._sent and self._sent[0] < now - 60.0:
+            self._sent.popleft()
+        if not self._sent or self._first_sent is None:
+            return None
+        span = min(60.0, max(1.0, now - self._first_sent))
+        return len(self._sent) / span * 60.0
+
+    def current_rpm(self) -> float | None:
+        rates = [r for r in (self.limit_rpm, self.aimd_rpm) if r is not None]
+        return min(rates) if rates else None
+
+    def _apply_rate(self, *, fill: bool = False) -> None:
+        self.requests.set_rate(self.current_rpm(), fill=fill)
+
+    def _decrease(self, now: float, retry_after: float | None) -> None:
+        if now - self._last_decrease < max(AIMD_COOLDOWN_S, retry_after or 0.0):
+            return  # the same overshoot: already answered
+        candidates = [r for r in (self.current_rpm(), self.measured_rpm(now)) if r is not None]
+        if not candidates:
+            return
+        base = min(candidates)
+        if self.aimd_rpm is None:
+            self._ai_per_s = max(0.5, base / 60.0)  # climbs back to where it was in about a minute
+        self.aimd_rpm = max(AIMD_MIN_RPM, base * AIMD_DECREASE)
+        self.decreases += 1
+        self._last_decrease = now
+        self._apply_rate()
+
+    def _increase(self, now: float) -> None:
+        if self.aimd_rpm is None:
+            return
+        since = now - max(self._last_increase, self._last_decrease)
+        self._last_increase = now
+        self.aimd_rpm += min(max(0.0, since), AIMD_CREDIT_CAP_S) * self._ai_per_s
+        if self.limit_rpm is not None and self.aimd_rpm >= self.limit_rpm:
+            self.aimd_rpm = None  # back at the limit: nothing to adapt any more
+        self._apply_rate()

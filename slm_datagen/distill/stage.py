@@ -3,46 +3,47 @@
     run_distill(ctx) -> StageResult
 
 1. Plan: stream the chunks (the first `--limit N` only) and list one request per (chunk, teacher, audience,
-   style), each with its content-derived key (`plan.py`). Requests whose key is `done` in the ledger are cached.
-2. `--dry-run`: print requests, estimated tokens and dollars per teacher, call nothing, return complete=False.
-3. Send what is not cached: online (`engine.py`) or through the providers' batch APIs (`batch.py`); every result
-   is one durable ledger line. The offline teacher needs no ledger: it is pure and free.
-4. Assemble: walk the plan again in order and write qa_pairs.jsonl / failures.jsonl atomically from the ledger,
-   so a kill at any moment loses nothing completed and a rerun never duplicates a pair (pair id = f(request key)).
+   style), each with its content-derived key (`plan.py`). Requests whose key is `done` in the ledger are cached;
+   with `--retry-failures` the done-but-failed ones (content failures) are asked again.
+2. `--dry-run`: print requests, estimated tokens and dollars per teacher (`estimate.py`), call nothing.
+3. Send what is not cached: online (`engine.py`, `pool.py`) or through the providers' batch APIs (`batch.py`);
+   every result is one durable ledger line. The offline teacher needs no ledger: it is pure and free.
+4. Assemble (`assemble.py`): walk the plan again in order and write qa_pairs.jsonl / failures.jsonl atomically
+   from the ledger, so a kill at any moment loses nothing completed and a rerun never duplicates a pair.
 
-The stage fails only when the share of failed requests is above `distill.failure_threshold` (after writing both
-files, so the reasons can be read); it stops early (complete=False) when `distill.max_cost_usd` is reached. The cap
-is on the dataset's total teacher spend as the ledger records it (every run, every teacher), not on one run, so
-rerunning with the same cap sends nothing more once it is reached.
+Ending: the files are always written first. Then a stop by SIGINT/SIGTERM (after the requests in flight came back,
+up to `distill.stop_grace_s`) or by the watchdog (`distill.stall_timeout_s` without a finished request) is one
+SlmError saying how to resume; a failure share above `distill.failure_threshold` is one too. `distill.max_cost_usd`
+reached ends the stage early (complete=False). Transient failures (429s, 5xx, timeouts, cut bodies) leave the stage
+finished but marked `retry_on_rerun`, so a plain rerun retries them; content failures are kept.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections import Counter, defaultdict
+import signal
+from collections import defaultdict
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rich.table import Table
-
-from slm_datagen.distill.engine import Budget, Engine, Job, TeacherRuntime, make_runtime
+from slm_datagen.distill.assemble import FAILURES_NAME, QA_NAME, assemble
+from slm_datagen.distill.budget import Budget
+from slm_datagen.distill.engine import Engine, EngineStats, Job, RunControl, TeacherRuntime, make_runtime
+from slm_datagen.distill.estimate import estimate, print_estimate
 from slm_datagen.distill.imports import append_imports, read_imports
 from slm_datagen.distill.ledger import LEDGER_NAME, Ledger
-from slm_datagen.distill.offline import offline_pair
-from slm_datagen.distill.plan import PlannedRequest, iter_chunks, plan_chunk, prompt_for, teacher_label
-from slm_datagen.distill.pricing import PRICES_AS_OF, Price, estimate_output_tokens, find_price
-from slm_datagen.distill.schema import PairDraft
+from slm_datagen.distill.plan import PlannedRequest, iter_chunks, plan_chunk, prompt_for
+from slm_datagen.distill.pool import request_stop
+from slm_datagen.distill.pricing import PRICES_AS_OF, Price, find_price
 from slm_datagen.distill.teachers import resolve_api_key
 from slm_forest.config import DistillConfig
 from slm_forest.errors import SlmError
-from slm_forest.files import atomic_writer, dumps_line
 from slm_forest.pipeline import StageContext, StageResult
-from slm_forest.progress import console, progress_bar
-from slm_forest.records import Chunk, DistillFailure, QAPair, Usage, content_id
+from slm_forest.progress import progress_bar
 
-QA_NAME = "qa_pairs.jsonl"
-FAILURES_NAME = "failures.jsonl"
+__all__ = ["FAILURES_NAME", "QA_NAME", "make_plan", "run_distill", "sweep_temp_files"]
 
 
 # ------------------------------------------------------------------------------------------------------- plan
@@ -60,81 +61,41 @@ def make_plan(path: Path, cfg: DistillConfig, limit: int | None) -> tuple[list[P
     return plan, n_chunks
 
 
-def _prices(cfg: DistillConfig) -> dict[int, Price | None]:
-    return {i: find_price(t.model, t.provider, cfg.prices) for i, t in enumerate(cfg.teachers)}
+@dataclass
+class Todo:
+    """What this run must send: planned API requests not done yet, plus the failed ones `--retry-failures` resends."""
+
+    pending: list[PlannedRequest] = field(default_factory=list)
+    resend: set[str] = field(default_factory=set)
+    cached: int = 0
 
 
-def estimate(plan: list[PlannedRequest], pending: set[str], cfg: DistillConfig) -> dict[str, dict[str, Any]]:
-    """Per teacher: requests to send, estimated input/output tokens and dollars (None when the price is unknown)."""
-    prices = _prices(cfg)
-    out: dict[str, dict[str, Any]] = {}
+def pending_requests(
+    plan: list[PlannedRequest], cfg: DistillConfig, ledger: Ledger | None, retry_failures: bool
+) -> Todo:
+    todo = Todo()
+    if ledger is None:
+        return todo
     for request in plan:
-        teacher = cfg.teachers[request.teacher_index]
-        label = teacher_label(teacher)
-        entry = out.setdefault(
-            label, {"requests": 0, "cached": 0, "input_tokens": 0, "output_tokens": 0, "cost_usd": 0.0, "price": None}
-        )
-        if request.key not in pending:
-            entry["cached"] += 1
+        if cfg.teachers[request.teacher_index].provider == "offline":
             continue
-        out_tokens = 0 if teacher.provider == "offline" else estimate_output_tokens(request.style, teacher.max_tokens)
-        entry["requests"] += 1
-        entry["input_tokens"] += request.input_tokens_est
-        entry["output_tokens"] += out_tokens
-        price = prices[request.teacher_index]
-        if price is None:
-            entry["cost_usd"] = None
-        elif entry["cost_usd"] is not None:
-            entry["cost_usd"] += price.cost(request.input_tokens_est, out_tokens, batch=cfg.mode == "batch")
-        entry["price"] = None if price is None else f"${price.input_per_mtok:g} in / ${price.output_per_mtok:g} out"
-        entry["price_source"] = None if price is None else price.source
-    return out
+        if not ledger.is_done(request.key):
+            todo.pending.append(request)
+        elif retry_failures and ledger.index.done_status.get(request.key) == "failed":
+            todo.pending.append(request)
+            todo.resend.add(request.key)
+        else:
+            todo.cached += 1
+    return todo
 
 
-def _print_estimate(est: dict[str, dict[str, Any]], cfg: DistillConfig, n_chunks: int, spent_usd: float = 0.0) -> str:
-    batch = " (batch: half price)" if cfg.mode == "batch" else ""
-    title = f"distill --dry-run: {n_chunks} chunks{batch}; USD per 1M tokens, shipped prices as of {PRICES_AS_OF}"
-    header = ("teacher", "requests", "cached", "in tokens", "out tokens", "dollars", "price/Mtok")
-    rows = []
-    total = 0.0
-    unknown = False
-    for label, e in est.items():
-        cost = e["cost_usd"]
-        unknown |= cost is None
-        total += cost or 0.0
-        rows.append(
-            (
-                label,
-                str(e["requests"]),
-                str(e["cached"]),
-                f"{e['input_tokens']:,}",
-                f"{e['output_tokens']:,}",
-                "unknown (set distill.prices)" if cost is None else f"${cost:,.4f}",
-                e["price"] or "-",
-            )
-        )
-    if console.is_terminal:
-        table = Table(title=title)
-        for column in header:
-            table.add_column(column, overflow="fold")
-        for row in rows:
-            table.add_row(*row)
-        console.print(table)
-    else:
-        # Piped or logged: rich would squeeze the table into 80 columns and cut teacher names; plain
-        # tab-separated lines (written as is: rich would expand the tabs) keep every value whole and easy to grep.
-        print(title, file=console.file)
-        for row in (header, *rows):
-            print("\t".join(row), file=console.file)
-    summary = (
-        f"dry run: {sum(e['requests'] for e in est.values())} requests, "
-        f"~{sum(e['input_tokens'] + e['output_tokens'] for e in est.values()):,} tokens (estimated), "
-        f"~${total:,.2f}{' + unknown' if unknown else ''}; each bad reply adds one repair request; "
-        "nothing was sent"
-    )
-    if cfg.max_cost_usd is not None:
-        summary += f"; ${spent_usd:,.4f} of the distill.max_cost_usd ${cfg.max_cost_usd:g} already spent"
-    return summary
+def sweep_temp_files(stage_dir: Path) -> int:
+    """Remove the temporary files a kill during a final write left behind (`.qa_pairs.jsonl.*.tmp`, …)."""
+    removed = 0
+    for path in stage_dir.glob(".*.tmp") if stage_dir.is_dir() else ():
+        path.unlink(missing_ok=True)
+        removed += 1
+    return removed
 
 
 # ---------------------------------------------------------------------------------------------------- sending
@@ -167,195 +128,185 @@ def _runtimes(cfg: DistillConfig, needed: set[int]) -> list[TeacherRuntime]:
     return runtimes
 
 
+@dataclass
+class Sent:
+    stats: EngineStats | None = None
+    control: RunControl | None = None
+    last_error: str = ""
+
+
 async def _send(
-    runtimes: list[TeacherRuntime], ledger: Ledger, budget: Budget, jobs: Iterator[Job], cfg: DistillConfig, total: int
-):
-    with progress_bar("distill", total, show_cost=True) as task:
+    runtimes: list[TeacherRuntime], ledger: Ledger, budget: Budget, jobs: Iterator[Job], cfg: DistillConfig, todo: Todo
+) -> Sent:
+    control = RunControl(stall_timeout_s=cfg.stall_timeout_s, grace_s=cfg.stop_grace_s)
+    with progress_bar("distill", len(todo.pending), show_cost=True) as task:
         try:
             if cfg.mode == "batch":
                 from slm_datagen.distill.batch import BatchRunner
 
-                return await BatchRunner(runtimes, ledger, budget, cfg, task).run(jobs)
-            return await Engine(runtimes, ledger, budget, task).run(jobs)
+                return Sent(await BatchRunner(runtimes, ledger, budget, cfg, task).run(jobs))
+            engine = Engine(runtimes, ledger, budget, task)
+            engine.resend = todo.resend
+            installed = _install_stop_handlers(engine, control)
+            try:
+                stats = await engine.run(jobs, control)
+                stats.rate_decreases = sum(rt.limiter.decreases for rt in runtimes)
+            finally:
+                for sig, previous in installed:
+                    asyncio.get_running_loop().remove_signal_handler(sig)
+                    signal.signal(sig, previous)  # whatever the host process had (remove_... would leave SIG_DFL)
+            return Sent(stats, control, engine.last_error)
         finally:
             for rt in runtimes:
                 await rt.teacher.close()
 
 
-# --------------------------------------------------------------------------------------------------- assembly
-def to_qa_pair(
-    draft: PairDraft,
-    chunk: Chunk,
-    request: PlannedRequest,
-    teacher: str,
-    model: str,
-    usage: dict[str, Any] | None = None,
-) -> QAPair:
-    return QAPair(
-        id=content_id("qa", request.key),
-        chunk_id=chunk.id,
-        doc_id=chunk.doc_id,
-        kind=chunk.kind,
-        question=draft.question.strip(),
-        answer=draft.answer.strip(),
-        audience=request.audience,  # type: ignore[arg-type]
-        style=request.style,  # type: ignore[arg-type]
-        citations=[c.label() for c in draft.citations],
-        calculation=draft.calculation.to_record() if draft.calculation else None,
-        teacher=teacher,
-        model=model,
-        prompt_version=request.prompt_version,
-        request_key=request.key,
-        usage=Usage(**(usage or {})),
-        source_citation=chunk.citation,
-        law_name=chunk.law_name,
-    )
+def _install_stop_handlers(engine: Engine, control: RunControl) -> list[tuple[signal.Signals, Any]]:
+    """Ctrl-C / SIGTERM stop the run in order (see `pool.py`); only possible in the main thread."""
+    loop = asyncio.get_running_loop()
+    installed = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        previous = signal.getsignal(sig)
+        try:
+            loop.add_signal_handler(sig, request_stop, engine, control, sig.name)
+        except (NotImplementedError, RuntimeError, ValueError):
+            continue
+        installed.append((sig, previous))
+    return installed
 
 
-def assemble(
-    stage_dir: Path,
-    path: Path,
-    limit: int | None,
-    cfg: DistillConfig,
-    plan: list[PlannedRequest],
-    ledger: Ledger | None,
-) -> dict[str, Any]:
-    """Write qa_pairs.jsonl and failures.jsonl (atomically, plan order) from the ledger and the offline teacher."""
+def _send_pending(
+    cfg: DistillConfig, chunks_path: Path, limit: int | None, todo: Todo, ledger: Ledger | None, budget: Budget
+) -> Sent:
+    if not todo.pending or ledger is None:
+        return Sent()
+    runtimes = _runtimes(cfg, {r.teacher_index for r in todo.pending})
     by_chunk: dict[int, list[PlannedRequest]] = defaultdict(list)
-    for request in plan:
+    for request in todo.pending:
         by_chunk[request.chunk_index].append(request)
-    result: dict[str, Any] = {
-        "pairs": 0,
-        "failures": 0,
-        "pending": 0,
-        "reasons": Counter(),
-        "cost_by_teacher": defaultdict(float),
-        "tokens": Counter(),
-    }
-    with atomic_writer(stage_dir / QA_NAME) as qa_out, atomic_writer(stage_dir / FAILURES_NAME) as fail_out:
-        for index, chunk in enumerate(iter_chunks(path, limit)):
-            for request in by_chunk.get(index, ()):
-                teacher = cfg.teachers[request.teacher_index]
-                label = teacher_label(teacher)
-                if teacher.provider == "offline":
-                    result["cost_by_teacher"][label] += 0.0
-                    draft = offline_pair(chunk, request.audience, request.style)
-                    if draft is None:
-                        row: Any = DistillFailure(
-                            request_key=request.key,
-                            chunk_id=chunk.id,
-                            teacher="offline",
-                            model=teacher.model,
-                            reason="offline_unsupported",
-                            detail=f"{chunk.kind} chunk without text the offline teacher can use",
-                        )
-                    else:
-                        row = to_qa_pair(draft, chunk, request, "offline", teacher.model)
-                else:
-                    assert ledger is not None
-                    record = ledger.read_done(request.key)
-                    if record is None:
-                        error = ledger.index.errors.get(request.key)
-                        if error is None:
-                            result["pending"] += 1  # budget stop: not sent yet
-                            continue
-                        row = DistillFailure(
-                            request_key=request.key,
-                            chunk_id=chunk.id,
-                            teacher=teacher.provider,
-                            model=teacher.model,
-                            reason=error.get("reason", "http_error"),
-                            detail=error.get("detail", "") + " (not completed: rerun with --force to retry)",
-                        )
-                    else:
-                        usage = record.get("usage") or {}
-                        result["cost_by_teacher"][label] += float(usage.get("cost_usd", 0.0))
-                        result["tokens"]["input"] += int(usage.get("input_tokens", 0))
-                        result["tokens"]["output"] += int(usage.get("output_tokens", 0))
-                        if record.get("status") == "ok":
-                            draft = PairDraft.model_validate(record["pair"])
-                            row = to_qa_pair(draft, chunk, request, teacher.provider, teacher.model, usage)
-                        else:
-                            row = DistillFailure(
-                                request_key=request.key,
-                                chunk_id=chunk.id,
-                                teacher=teacher.provider,
-                                model=teacher.model,
-                                reason=record.get("reason", "schema"),
-                                detail=record.get("detail", ""),
-                                usage=Usage(**usage),
-                            )
-                if isinstance(row, QAPair):
-                    qa_out.write(dumps_line(row))
-                    result["pairs"] += 1
-                else:
-                    fail_out.write(dumps_line(row))
-                    result["failures"] += 1
-                    result["reasons"][row.reason] += 1
-    return result
+    return asyncio.run(_send(runtimes, ledger, budget, _jobs(chunks_path, limit, cfg, by_chunk), cfg, todo))
 
 
 # -------------------------------------------------------------------------------------------------------- stage
 def run_distill(ctx: StageContext) -> StageResult:
     cfg = ctx.cfg.distill
+    limit, dry_run, retry_failures = _options(ctx)
     chunks_path = ctx.upstream_dir("prepare") / "chunks.jsonl"
-    limit = ctx.options.get("limit")
-    if limit is not None and int(limit) < 1:
-        raise SlmError(f"--limit {limit}: must be at least 1", "for a trial run use e.g. --limit 20")
-    dry_run = bool(ctx.options.get("dry_run"))
-    if not cfg.teachers and not cfg.imports:
-        raise SlmError(
-            "distill.teachers is empty",
-            "add a teacher, e.g. {provider: offline} or {provider: openai, model: gpt-4o}, or pair files under "
-            "distill.imports",
-        )
-
+    if not dry_run:
+        sweep_temp_files(ctx.stage_dir)
     plan, n_chunks = make_plan(chunks_path, cfg, limit)
     imported = read_imports(cfg, chunks_path)  # a malformed import file stops here, before anything is sent
     uses_api = any(t.provider != "offline" for t in cfg.teachers)
     # A dry run only reads the ledger: it must not create one (it reports that nothing was written).
     ledger = Ledger(ctx.stage_dir / LEDGER_NAME, readonly=dry_run) if uses_api else None
     try:
-
-        def is_api(r: PlannedRequest) -> bool:
-            return cfg.teachers[r.teacher_index].provider != "offline"
-
-        cached = sum(1 for r in plan if is_api(r) and ledger is not None and ledger.is_done(r.key))
-        pending = [r for r in plan if is_api(r) and ledger is not None and not ledger.is_done(r.key)]
-        counts = {"chunks": n_chunks, "requests": len(plan), "cached": cached}
-
+        todo = pending_requests(plan, cfg, ledger, retry_failures)
+        counts = {"chunks": n_chunks, "requests": len(plan), "cached": todo.cached}
+        spent_before = ledger.index.spent_usd if ledger is not None else 0.0
         if dry_run:
-            est = estimate(plan, {r.key for r in pending} | {r.key for r in plan if not is_api(r)}, cfg)
-            summary = _print_estimate(est, cfg, n_chunks, ledger.index.spent_usd if ledger is not None else 0.0)
-            return StageResult(
-                outputs=[],
-                counts={**counts, "to_send": len(pending)},
-                stats={"estimate": est},
-                complete=False,
-                summary=summary,
-            )
-
+            est = estimate(plan, {r.key for r in todo.pending} | _offline_keys(plan, cfg), cfg)
+            summary = print_estimate(est, cfg, n_chunks, spent_before)
+            counts["to_send"] = len(todo.pending)
+            return StageResult(outputs=[], counts=counts, stats={"estimate": est}, complete=False, summary=summary)
         # The cap is on the dataset's total spend: start from what the ledger already records as paid.
-        budget = Budget(cfg.max_cost_usd, spent_before_usd=ledger.index.spent_usd if ledger is not None else 0.0)
-        engine_stats = None
-        if pending and ledger is not None:
-            runtimes = _runtimes(cfg, {r.teacher_index for r in pending})
-            todo: dict[int, list[PlannedRequest]] = defaultdict(list)
-            for request in pending:
-                todo[request.chunk_index].append(request)
-            jobs = _jobs(chunks_path, limit, cfg, todo)
-            engine_stats = asyncio.run(_send(runtimes, ledger, budget, jobs, cfg, len(pending)))
-
+        budget = Budget(cfg.max_cost_usd, spent_before_usd=spent_before)
+        sent = _send_pending(cfg, chunks_path, limit, todo, ledger, budget)
         assembled = assemble(ctx.stage_dir, chunks_path, limit, cfg, plan, ledger)
     finally:
         if ledger is not None:
             ledger.close()
-
-    pairs, failures, not_sent = assembled["pairs"], assembled["failures"], assembled["pending"]
-    counts.update(pairs=pairs, failures=failures)
+    _raise_if_stopped(ctx, sent, assembled)
+    _raise_above_threshold(ctx, cfg, assembled)
+    counts.update(_result_counts(assembled))
     counts.update(append_imports(ctx.stage_dir, imported, QA_NAME, FAILURES_NAME))  # after the teacher pairs
-    if not_sent:
-        counts["not_sent"] = not_sent
+    return StageResult(
+        outputs=[ctx.stage_dir / QA_NAME, ctx.stage_dir / FAILURES_NAME],
+        counts=counts,
+        stats=_stats(cfg, budget, sent, assembled),
+        complete=assembled["pending"] == 0,
+        summary=_summary(cfg, budget, assembled, todo.cached),
+    )
+
+
+def _options(ctx: StageContext) -> tuple[int | None, bool, bool]:
+    cfg = ctx.cfg.distill
+    limit = ctx.options.get("limit")
+    if limit is not None and int(limit) < 1:
+        raise SlmError(f"--limit {limit}: must be at least 1", "for a trial run use e.g. --limit 20")
+    if not cfg.teachers and not cfg.imports:
+        raise SlmError(
+            "distill.teachers is empty",
+            "add a teacher, e.g. {provider: offline} or {provider: openai, model: gpt-4o}, or pair files under "
+            "distill.imports",
+        )
+    slowest = max((t.timeout_s for t in cfg.teachers if t.provider != "offline"), default=0.0)
+    if cfg.mode == "online" and cfg.stall_timeout_s <= slowest:
+        raise SlmError(
+            f"distill.stall_timeout_s: {cfg.stall_timeout_s:g} s is not longer than a teacher's timeout_s ({slowest:g} s)",
+            "raise distill.stall_timeout_s (e.g. to 5 × timeout_s) or lower distill.teachers[].timeout_s",
+        )
+    return limit, bool(ctx.options.get("dry_run")), bool(ctx.options.get("retry_failures"))
+
+
+def _offline_keys(plan: list[PlannedRequest], cfg: DistillConfig) -> set[str]:
+    return {r.key for r in plan if cfg.teachers[r.teacher_index].provider == "offline"}
+
+
+def _config_arg(ctx: StageContext) -> str:
+    return ctx.cfg.source_path or "CONFIG"
+
+
+def _raise_if_stopped(ctx: StageContext, sent: Sent, assembled: dict[str, Any]) -> None:
+    """After the files are written: a signal or the watchdog ends the run with one line saying how to resume."""
+    control = sent.control
+    if control is None or not (control.signal or control.stalled):
+        return
+    resume = f"rerun `slm distill {_config_arg(ctx)}` to resume: nothing recorded is sent again"
+    recorded = (
+        f"{assembled['pairs']} pairs and {assembled['failures']} failures written, {assembled['pending']} not sent yet"
+    )
+    if control.stalled:
+        raise SlmError(
+            f"distill: no request finished in {control.stall_timeout_s:g} s ({control.in_flight_at_stop} in flight, "
+            f"last error: {sent.last_error or 'none'}); stopped, {recorded}",
+            f"check that the teacher endpoint answers (base_url, network, provider status), then {resume}; "
+            "raise distill.stall_timeout_s if replies are really that slow",
+        )
+    waited = f"{control.in_flight_at_stop} requests in flight were waited for"
+    if control.abandoned:
+        waited += f", {control.abandoned} abandoned at the deadline (the next run may pay for those again)"
+    raise SlmError(f"distill: stopped by {control.signal}; {waited}; {recorded}", resume)
+
+
+def _raise_above_threshold(ctx: StageContext, cfg: DistillConfig, assembled: dict[str, Any]) -> None:
+    failures = assembled["failures"]
+    finished = assembled["pairs"] + failures
+    if not finished or failures / finished <= cfg.failure_threshold:
+        return
+    reasons = ", ".join(f"{k} {v}" for k, v in assembled["reasons"].most_common())
+    raise SlmError(
+        f"distill: {failures} of {finished} requests failed ({failures / finished:.0%}, above "
+        f"distill.failure_threshold {cfg.failure_threshold:.0%}): {reasons} ({assembled['transient']} transient, "
+        f"{assembled['content']} content); see {ctx.stage_dir / FAILURES_NAME}",
+        "fix the cause (teacher model, max_tokens, prompts, endpoint) and rerun (transient failures are retried, "
+        "content failures with --retry-failures), or raise distill.failure_threshold",
+    )
+
+
+def _result_counts(assembled: dict[str, Any]) -> dict[str, int]:
+    counts = {
+        "pairs": assembled["pairs"],
+        "failures": assembled["failures"],
+        "failures_transient": assembled["transient"],
+        "failures_content": assembled["content"],
+    }
+    if assembled["pending"]:
+        counts["not_sent"] = assembled["pending"]
+    return counts
+
+
+def _stats(cfg: DistillConfig, budget: Budget, sent: Sent, assembled: dict[str, Any]) -> dict[str, Any]:
+    engine_stats = sent.stats
     run_cost: dict[str, Any] = {}
     if engine_stats is not None:
         run_cost = {
@@ -370,6 +321,10 @@ def run_distill(ctx: StageContext) -> StageResult:
         "dataset_cost_by_teacher": {k: round(v, 6) for k, v in assembled["cost_by_teacher"].items()},
         "tokens": dict(assembled["tokens"]),
         "failure_reasons": dict(assembled["reasons"]),
+        "transient_failure_reasons": dict(assembled["transient_reasons"]),
+        "content_failure_reasons": dict(assembled["content_reasons"]),
+        # read by the runner: a finished stage with transient failures is run again by a plain rerun
+        "retry_on_rerun": assembled["transient"],
         "prices_as_of": PRICES_AS_OF,
         "mode": cfg.mode,
     }
@@ -378,24 +333,25 @@ def run_distill(ctx: StageContext) -> StageResult:
             repaired=engine_stats.repaired,
             http_retries=engine_stats.http_retries,
             rate_limited=engine_stats.rate_limited,
+            rate_decreases=engine_stats.rate_decreases,
         )
+    return stats
 
-    outputs = [ctx.stage_dir / QA_NAME, ctx.stage_dir / FAILURES_NAME]
-    finished = pairs + failures
-    if finished and failures / finished > cfg.failure_threshold:
-        reasons = ", ".join(f"{k} {v}" for k, v in assembled["reasons"].most_common())
-        raise SlmError(
-            f"distill: {failures} of {finished} requests failed ({failures / finished:.0%}, above "
-            f"distill.failure_threshold {cfg.failure_threshold:.0%}): {reasons}; see {ctx.stage_dir / FAILURES_NAME}",
-            "fix the cause (teacher model, max_tokens, prompts) and rerun, or raise distill.failure_threshold",
+
+def _summary(cfg: DistillConfig, budget: Budget, assembled: dict[str, Any], cached: int) -> str:
+    pairs, failures, not_sent = assembled["pairs"], assembled["failures"], assembled["pending"]
+    summary = f"{pairs} pairs, {failures} failures"
+    if failures:
+        summary += (
+            f" ({assembled['transient']} transient: a plain rerun retries them; {assembled['content']} content: "
+            "kept, --retry-failures asks again)"
         )
-    complete = not_sent == 0
-    summary = f"{pairs} pairs, {failures} failures, {cached} cached, ${budget.spent_usd:.4f} spent this run"
-    if not complete and cfg.max_cost_usd is None:
+    summary += f", {cached} cached, ${budget.spent_usd:.4f} spent this run"
+    if not_sent and cfg.max_cost_usd is None:
         summary += f"; {not_sent} requests not sent (rerun to resume)"
-    elif not complete:
+    elif not_sent:
         summary += (
             f"; budget reached: ${budget.total_usd:.4f} of ${cfg.max_cost_usd:g}; raise distill.max_cost_usd "
             f"and rerun ({not_sent} requests not sent)"
         )
-    return StageResult(outputs=outputs, counts=counts, stats=stats, complete=complete, summary=summary)
+    return summary

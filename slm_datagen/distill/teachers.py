@@ -9,9 +9,10 @@
 
 The SDKs' own retries are disabled (`max_retries=0`): the engine retries with its own backoff and rate limiter,
 and it needs every response's rate-limit headers, read through the SDKs' `with_raw_response` API. Errors become
-`TeacherError` with a `kind`: transient (429, 408, 409, 5xx, timeouts, connection errors: retried), rejected (a
-400-class answer about this one request: recorded as a failure), fatal (401/403/404: the whole stage stops with
-an SlmError naming the key variable or the model). Keys come from the environment only and are scrubbed from
+`TeacherError` with a `kind`: transient (429, 408, 409, 5xx, timeouts, connection errors, and an HTTP-200 body cut
+off mid-JSON, which the SDKs raise as `json.JSONDecodeError` rather than an APIError: retried), rejected (a
+400-class answer about this one request: recorded as a failure), fatal (401/403/404, and a 429 that says the
+account's quota is used up: the whole stage stops with an SlmError naming the key variable, the model or the quota). Keys come from the environment only and are scrubbed from
 every message that could reach a log, the ledger or an error.
 """
 
@@ -54,16 +55,18 @@ class TeacherError(Exception):
         status: int | None = None,
         retry_after: float | None = None,
         headers: Mapping[str, str] | None = None,
+        code: str | None = None,
     ) -> None:
         super().__init__(message)
         self.kind = kind  # transient / rejected / fatal
+        self.code = code  # the provider's error code, e.g. insufficient_quota
         self.status = status
         self.retry_after = retry_after
         self.headers = dict(headers or {})
 
     @property
     def rate_limited(self) -> bool:
-        return self.status == 429
+        return self.status == 429 and self.kind == "transient"
 
 
 def key_env_name(teacher: TeacherConfig) -> str:
@@ -219,12 +222,17 @@ def _error_from_sdk(exc: Exception, secrets: list[str]) -> TeacherError:
     message = redact(f"{type(exc).__name__}: {getattr(exc, 'message', None) or exc}", secrets)[:500]
     if status is None:  # timeouts and connection errors
         return TeacherError("transient", message)
+    code = getattr(exc, "code", None)
+    kind = classify_status(int(status))
+    if status == 429 and (code == "insufficient_quota" or "insufficient_quota" in message):
+        kind, code = "fatal", "insufficient_quota"  # no amount of waiting helps: the account is out of credit
     return TeacherError(
-        classify_status(int(status)),
+        kind,
         message,
         status=int(status),
         retry_after=parse_retry_after(headers),
         headers=headers,
+        code=code if isinstance(code, str) else None,
     )
 
 
@@ -274,6 +282,9 @@ class Teacher:
             return openai_reply(await _parsed(raw), raw.headers)
         except self._sdk_errors as exc:
             raise _error_from_sdk(exc, self.secrets) from None
+        except ValueError as exc:  # JSONDecodeError / UnicodeDecodeError: a 200 whose body was cut off mid-JSON
+            detail = redact(f"reply body cut off or not JSON ({type(exc).__name__}: {exc})", self.secrets)[:500]
+            raise TeacherError("transient", detail, status=200) from None
 
     async def close(self) -> None:
         await self.client.close()
