@@ -3,6 +3,7 @@ incremental refresh after `git pull`, and the bundled rate-article excerpts."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
 import subprocess
@@ -334,3 +335,20 @@ def test_a_real_law_file(shared_dir):
         law = read_front_matter(path.read_text(encoding="utf-8"))
         docs = parse_law_markdown(path.read_text(encoding="utf-8"), source="shared")
         assert docs and all(d.law_name == law.law_name and d.effective_date == law.effective_date for d in docs)
+
+
+def test_make_bundled_trims_to_exactly_the_shipped_excerpts():
+    """`make_bundled.py --legalize` cuts whole files with `trim_law`; on the shipped excerpts it changes nothing,
+    and on a whole file it keeps only the named articles under their headings."""
+    spec = importlib.util.spec_from_file_location("make_bundled", DATA_DIR / "make_bundled.py")
+    make_bundled = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make_bundled)
+    for relpath, articles in make_bundled.LEGALIZE_EXCERPTS.items():
+        shipped = (DATA_DIR / "legalize" / relpath).read_text(encoding="utf-8")
+        assert make_bundled.trim_law(shipped, articles) == shipped
+    cut = make_bundled.trim_law(FIXTURE.read_text(encoding="utf-8"), ("제13조", "제55조"))
+    docs = parse_law_markdown(cut, source="t")
+    assert [d.citation() for d in docs] == ["소득세법 제13조", "소득세법 제55조"]
+    assert docs[1].text == fixture_docs()["제55조"].text and docs[1].headings == fixture_docs()["제55조"].headings
+    with pytest.raises(SystemExit, match="제99조"):
+        make_bundled.trim_law(FIXTURE.read_text(encoding="utf-8"), ("제99조",))
