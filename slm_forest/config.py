@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -83,7 +84,20 @@ class LawgoSource(Section):
     max_retry_after_s: float = Field(120.0, gt=0, description="longest Retry-After honoured before giving up")
 
 
-SourceConfig = Annotated[BundledSource | DumpSource | LawgoSource, Field(discriminator="kind")]
+class LegalizeSource(Section):
+    """A checkout of legalize-kr/legalize-kr (kr/<법령명>/법률.md, 시행령.md, 시행규칙.md); no API key needed."""
+
+    kind: Literal["legalize"] = "legalize"
+    path: str = Field(description="the clone (its root, or its kr/ folder); a plain copy works too, without history")
+    laws: list[str] | Literal["tax-all"] = Field(
+        "tax-all", description="tax-all (the tax laws and their 시행령), or law names as law.go.kr lists them"
+    )
+    as_of: date | None = Field(
+        None, description="YYYY-MM-DD: read the version in force on that day from git history; default today"
+    )
+
+
+SourceConfig = Annotated[BundledSource | DumpSource | LawgoSource | LegalizeSource, Field(discriminator="kind")]
 
 
 class CollectConfig(Section):

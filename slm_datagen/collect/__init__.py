@@ -3,6 +3,9 @@
 Modules, one concern each:
 - `stage.py`        run_collect: read every configured source, de-duplicate, write documents.jsonl atomically
 - `bundled.py`      the demo corpus shipped in `slm_datagen/data/`
+- `legalize_source.py` a legalize-kr checkout: which law files (`laws`), which version (`as_of`)
+- `legalize.py`     legalize-kr Markdown laws (front matter, 장/절/관, 조/항/호/목) -> Document records
+- `legalize_git.py` the version in force on a date, from the file's git history (git log / git show)
 - `dumps.py`        files people already have (law.go.kr responses, precedent Markdown, casebooks, seed layouts)
 - `listing.py`      the paths of a dump source: links followed once, unreadable paths kept with their reason
 - `temporaries.py`  temporary files a killed collect left, removed at the start of the next

@@ -24,12 +24,14 @@ from typing import Any
 
 from rich.markup import escape
 
-from slm_datagen.collect.bundled import bundled_files, read_bundled_file
+from slm_datagen.collect.bundled import DATA_DIR, bundled_files, read_bundled_file
 from slm_datagen.collect.dumps import DumpFile
+from slm_datagen.collect.legalize_source import legalize_items
+from slm_datagen.collect.legalize_source import signature as legalize_signature
 from slm_datagen.collect.listing import list_dump
 from slm_datagen.collect.problems import InputProblem
 from slm_datagen.collect.temporaries import sweep_temporaries
-from slm_forest.config import BundledSource, DumpSource, LawgoSource, RunConfig
+from slm_forest.config import BundledSource, DumpSource, LawgoSource, LegalizeSource, RunConfig
 from slm_forest.errors import SlmError
 from slm_forest.files import atomic_writer, dumps_line, write_jsonl
 from slm_forest.pipeline import StageContext, StageResult
@@ -126,7 +128,7 @@ def _bundled_items(source: BundledSource) -> Iterator[_Item]:
     files = bundled_files(list(source.include))
     with progress_bar("collect: bundled corpus", len(files)) as bar:
         for path in files:
-            yield _Item(f"bundled:{path.name}", read_bundled_file(path), input_file=path)
+            yield _Item(f"bundled:{path.relative_to(DATA_DIR).as_posix()}", read_bundled_file(path), input_file=path)
             bar.advance()
 
 
@@ -149,6 +151,14 @@ def _dump_items(source: DumpSource, where: str, warnings: list[str]) -> Iterator
             # Streamed: the writer reads the documents (and rolls back a file that breaks half-way).
             encoding = lambda dump=dump: dump.encoding  # noqa: E731 (known only once the file was read)
             yield _Item(str(entry.path), dump.documents(), encoding=encoding, input_file=entry.path)
+            bar.advance()
+
+
+def _legalize_items(source: LegalizeSource, where: str, warnings: list[str]) -> Iterator[_Item]:
+    items = legalize_items(source, where, lambda message: _warn(warnings, message))
+    with progress_bar(f"collect: legalize {source.path}", None) as bar:
+        for item in items:
+            yield _Item(item.label, item.documents, item.problem, input_file=item.input_file)
             bar.advance()
 
 
@@ -229,6 +239,9 @@ def input_signature(cfg: RunConfig) -> list[list[object]]:
             entries = [(path, None) for path in bundled_files(list(source.include))]
         elif isinstance(source, DumpSource):
             entries = [(e.path, e.problem) for e in list_dump(source, f"collect.sources.{index}").entries]
+        elif isinstance(source, LegalizeSource):  # the checkout's HEAD and the as_of day, not file mtimes
+            listing.append(legalize_signature(source, f"collect.sources.{index}"))
+            continue
         else:
             continue
         for path, problem in entries:
@@ -256,6 +269,8 @@ def run_collect(ctx: StageContext) -> StageResult:
                 items, kind = _bundled_items(source), "bundled"
             elif isinstance(source, DumpSource):
                 items, kind = _dump_items(source, where, warnings), "dump"
+            elif isinstance(source, LegalizeSource):
+                items, kind = _legalize_items(source, where, warnings), "legalize"
             else:
                 items, kind = _lawgo_items(ctx, source, where, api_stats), "lawgo"
             for item in items:
