@@ -505,3 +505,29 @@ def test_contamination_file_errors_name_the_key_and_line(tmp_path):
     bad.write_text("text,label\n어떤 문장,1\n", encoding="utf-8")
     with pytest.raises(SlmError, match=r"bad\.csv:1: no 'question' column"):
         load_benchmark_questions([str(bad)], 13)
+
+
+def _article(law: str, number: int, source: str, **meta) -> Document:
+    return Document(
+        id=f"doc-{law}-{number}-{source}",
+        kind="statute_article",
+        title=f"{law} 제{number}조",
+        text="…",
+        source=source,
+        law_name=law,
+        effective_date="2026-10-02",
+        article_no=number,
+        meta=meta,
+    )
+
+
+def test_a_source_that_declares_its_law_complete_or_an_excerpt_decides_over_the_article_numbers():
+    from slm_datagen.dataset.grounding import whole_law_versions
+
+    # a whole legalize-kr file whose deleted 제2조 was not kept: the gap does not make it partial
+    whole = [_article("국세기본법", n, "legalize:kr/국세기본법/법률.md", complete_law=True) for n in (1, 3)]
+    # an excerpt that happens to start at 제1조 and has no gap is still an excerpt
+    excerpt = [_article("소득세법", n, "bundled:legalize/소득세법", complete_law=False) for n in (1, 2)]
+    # no declaration: 제1조 to the last without a gap from one whole-law response counts as whole
+    plain = [_article("법인세법", n, "lawgo:lawService?MST=1") for n in (1, 2)]
+    assert whole_law_versions(whole + excerpt + plain) == {"국세기본법": ["2026-10-02"], "법인세법": ["2026-10-02"]}

@@ -129,15 +129,27 @@ _ARTICLE_REQUEST_RE = re.compile(r"[?&]JO=|_JO_")
 
 
 def whole_law_versions(documents: list[Document]) -> dict[str, list[str]]:
-    """law -> the 시행일자 of each version whose articles came from one whole-law response, 제1조 to the last."""
+    """law -> the 시행일자 of each version held in full.
+
+    A source that says so decides (`meta["complete_law"]`: a legalize-kr law file read whole, or an excerpt of one);
+    otherwise a version is whole when its articles came from one whole-law response, 제1조 to the last without a gap.
+    """
     numbers: dict[tuple[str, str, str], set[int]] = {}
+    declared: dict[tuple[str, str, str], bool] = {}
     for doc in documents:
         if doc.kind == "statute_article" and doc.law_name and doc.article_no is not None:
             version = (normalize_law_name(doc.law_name), doc.effective_date or "", doc.source)
             numbers.setdefault(version, set()).add(doc.article_no)
+            if isinstance(doc.meta.get("complete_law"), bool):
+                declared[version] = declared.get(version, True) and doc.meta["complete_law"]
     whole: dict[str, list[str]] = {}
-    for (law, date, source), found in numbers.items():
-        if date and not _ARTICLE_REQUEST_RE.search(source) and found == set(range(1, max(found) + 1)):
+    for version, found in numbers.items():
+        law, date, source = version
+        if version in declared:
+            is_whole = declared[version]
+        else:
+            is_whole = not _ARTICLE_REQUEST_RE.search(source) and found == set(range(1, max(found) + 1))
+        if date and is_whole:
             whole.setdefault(law, []).append(date)
     return {law: sorted(dates) for law, dates in whole.items()}
 
