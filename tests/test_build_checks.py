@@ -531,3 +531,18 @@ def test_a_source_that_declares_its_law_complete_or_an_excerpt_decides_over_the_
     # no declaration: 제1조 to the last without a gap from one whole-law response counts as whole
     plain = [_article("법인세법", n, "lawgo:lawService?MST=1") for n in (1, 2)]
     assert whole_law_versions(whole + excerpt + plain) == {"국세기본법": ["2026-10-02"], "법인세법": ["2026-10-02"]}
+
+
+def test_a_bare_paragraph_in_an_answer_from_a_statute_article_is_that_articles():
+    from slm_datagen.dataset.grounding import pair_citations
+
+    answer = "제55조제1항에 따른 세율을 적용하고, 제1항부터 제4항까지 및 제7항을 적용할 때 큰 세액으로 합니다."
+    pair = make_pair("둘 이상 양도하면?", answer, law_name="소득세법")
+    found = {(c.article, c.paragraph) for c in pair_citations(pair, "소득세법", ("소득세법", 104, 0))}
+    assert found == {(55, 1), (104, 1), (104, 4), (104, 7)}
+    # without a source article the chain rule still applies ("제55조제1항 및 제2항" is 제55조's)
+    chained = make_pair("세율은?", "제55조제1항 및 제2항에 따릅니다.", law_name="소득세법")
+    assert {(c.article, c.paragraph) for c in pair_citations(chained, "소득세법", ("소득세법", 104, 0))} == {
+        (55, 1),
+        (55, 2),
+    }

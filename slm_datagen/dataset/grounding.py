@@ -189,9 +189,16 @@ def source_article(pair: QAPair, documents: dict[str, Document], chunks: dict[st
     return None
 
 
-def pair_citations(pair: QAPair, default_law: str | None) -> list[Citation]:
-    """Citations in the answer and in the `citations` field, without repeats (first occurrence kept)."""
-    found = list(find_citations(pair.answer, default_law=default_law))
+def pair_citations(pair: QAPair, default_law: str | None, source: ArticleKey | None = None) -> list[Citation]:
+    """Citations in the answer and in the `citations` field, without repeats (first occurrence kept).
+
+    A pair made from a statute article reads a bare "제1항" that continues no citation as that article's 항, as the
+    statute itself does ("제55조제1항에 따른 세율 … 제1항부터 제4항까지" in 제104조 means 제104조's 항).
+    """
+    article = branch = None
+    if source is not None and source[0] == default_law:
+        article, branch = source[1], source[2] or None
+    found = list(find_citations(pair.answer, default_law=default_law, default_article=article, default_branch=branch))
     for entry in pair.citations:
         found += find_citations(entry, default_law=default_law)
     seen: set[tuple] = set()
@@ -313,7 +320,7 @@ def check_grounding(
     """The citation findings of one pair; `tally` (when given) counts each citation's outcome for the card."""
     source = source_article(pair, documents, chunks)
     default_law = source[0] if source else (normalize_law_name(pair.law_name) if pair.law_name else None)
-    citations = pair_citations(pair, default_law)
+    citations = pair_citations(pair, default_law, source)
     on = reference_date(pair, documents, chunks)
     cited_by_source = source_cited_articles(pair, documents, chunks)
     findings: list[Finding] = []
