@@ -21,13 +21,19 @@ from rich.markup import escape
 
 from slm_datagen.dataset.checks import CheckOutcome, check_each_pair
 from slm_datagen.dataset.rules import Finding
-from slm_datagen.review.decisions import Decision, decisions_path, pair_sha256, read_decisions, repair_tear
+from slm_datagen.review.decisions import (
+    APPLIED_FILE,
+    Decision,
+    decisions_path,
+    pair_sha256,
+    read_decisions,
+    repair_tear,
+)
 from slm_forest.config import BuildConfig
 from slm_forest.files import write_json
 from slm_forest.progress import console
 from slm_forest.records import Chunk, Document, QAPair
 
-APPLIED_FILE = "review_applied.json"
 # Findings about the pair among the others: still true of an edit that kept the question.
 QUESTION_RULES = ("duplicate", "near_duplicate", "paraphrase", "contamination")
 # Findings a person overrules by deciding: the teacher checks' opinions and the review holds themselves.

@@ -31,6 +31,7 @@ DecisionKind = Literal["approve", "reject", "edit", "clear"]
 DECISION_KINDS: tuple[str, ...] = ("approve", "reject", "edit", "clear")
 DECISIONS_FILE = "decisions.jsonl"
 TORN_FILE = "decisions.torn.jsonl"
+APPLIED_FILE = "review_applied.json"  # in the build dir: what the last build did with the decisions
 # The fields of a pair whose change makes an earlier decision about it stale.
 CONTENT_FIELDS = ("id", "chunk_id", "doc_id", "question", "answer", "citations", "calculation")
 

@@ -14,8 +14,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from slm_datagen.review.apply import APPLIED_FILE
-from slm_datagen.review.decisions import DECISIONS_FILE, pair_sha256, read_decisions
+from slm_datagen.review.decisions import APPLIED_FILE, DECISIONS_FILE, pair_sha256, read_decisions
 from slm_forest.files import read_jsonl
 
 
@@ -77,3 +76,18 @@ def review_progress(build_dir: Path) -> dict[str, Any]:
         "stale_decisions": len(applied.get("stale", [])),
         "not_applied": len(applied.get("not_applied", [])),
     }
+
+
+def card_lines(stats: dict[str, Any]) -> list[str]:
+    """The dataset card's human-review paragraph (markdown), from the same numbers as the page."""
+    human = stats.get("human_review") or {}
+    if not human or not (human.get("held") or human.get("decisions")):
+        return []
+    applied = human["applied"]
+    return [
+        f"Human review (`slm review`): {human['reviewed']} of the {human['held']} pairs the rules held were reviewed "
+        f"({human['waiting']} waiting). Decisions applied by this build: {applied['approve']} approved, "
+        f"{applied['reject']} rejected (rule `human_rejected`), {applied['edit']} edited and re-checked; "
+        f"{human['stale_decisions']} stale (the pair changed since) and {human['not_applied']} overruled by a rule, "
+        "not applied.\n"
+    ]
