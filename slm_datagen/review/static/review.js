@@ -149,8 +149,8 @@ function render(d) {
       <button id="skip"><kbd>s</kbd> skip</button>
       <button id="clear" ${d.decision ? "" : "disabled"}><kbd>u</kbd> withdraw</button>
       <span id="message" role="status"></span>
-      <div id="panel"></div>
-    </div>`;
+    </div>
+    <div id="panel"></div>`;
   $("#approve").onclick = () => decide({ decision: "approve" });
   $("#reject").onclick = openReject;
   $("#edit").onclick = openEdit;
@@ -204,6 +204,7 @@ function openReject() {
   $("#confirm-reject").onclick = confirmReject;
   $("#reason").addEventListener("keydown", (e) => { if (e.key === "Enter") { e.preventDefault(); confirmReject(); } });
   $("#reason-choice").focus();
+  $("#panel").scrollIntoView({ block: "nearest" });
 }
 
 function confirmReject() {
@@ -219,7 +220,7 @@ function openEdit() {
   const p = state.detail.pair;
   const draft = JSON.parse(localStorage.getItem(draftKey()) || "null"); // survives a closed tab
   $("#panel").innerHTML = `<div id="edit-panel"><label>Question<textarea id="edit-question" rows="2"></textarea></label>
-    <label>Answer<textarea id="edit-answer" rows="8"></textarea></label>
+    <label>Answer<textarea id="edit-answer" rows="5"></textarea></label>
     <button id="check-edit">check</button> <button id="save-edit" class="edit">save edit (Ctrl+Enter)</button>
     <div id="edit-findings"></div></div>`;
   $("#edit-question").value = draft?.question ?? p.question;
@@ -230,6 +231,7 @@ function openEdit() {
   $("#check-edit").onclick = checkEdit;
   $("#save-edit").onclick = saveEdit;
   $("#edit-answer").focus();
+  $("#panel").scrollIntoView({ block: "nearest" });
 }
 
 function editBody() { return { question: $("#edit-question").value, answer: $("#edit-answer").value }; }
