@@ -210,6 +210,9 @@ def test_build_follows_the_decisions_and_reruns_without_force(run, api):
     assert rejected[held[1]]["rule"] == "human_rejected" and "사실과 다름" in rejected[held[1]]["details"]
     assert [row["pair"]["id"] for row in read_jsonl(build / "review.jsonl")] == [held[3]]
     assert run_stage(run, "build").skipped
+    # the open page picks up the new build
+    assert api.get(f"/api/pairs/{held[1]}").json()["status"] == "rejected"
+    assert api.get(f"/api/pairs/{held[0]}").json()["status"] in ("train", "val", "test")
     # the page's progress and `slm data stats` are the same numbers
     page = api.get("/api/summary").json()["progress"]
     stats = dataset_stats(build)["human_review"]

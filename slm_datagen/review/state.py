@@ -94,6 +94,7 @@ class ReviewState:
     articles: dict[tuple[str, int, int], Document] = field(default_factory=dict)  # latest version of each article
     tear: str | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
+    built_at: int = 0  # mtime_ns of build/manifest.json when the outcomes were read
 
     @property
     def run_dir(self) -> Path:
@@ -134,13 +135,24 @@ def load_state(cfg: RunConfig, reviewer: str) -> ReviewState:
             key = (doc.law_name, doc.article_no, doc.article_branch or 0)
             if key not in state.articles or (doc.effective_date or "") > (state.articles[key].effective_date or ""):
                 state.articles[key] = doc
-    outcomes = _build_outcomes(build_dir)
     for pair in pairs:
-        status, rule, findings = outcomes.get(pair.id, ("not built", None, []))
         cited = [c.label for c in pair_citations(pair, pair.law_name)]
-        state.rows[pair.id] = PairRow(pair, pair_sha256(pair), status, rule, findings, pair_law(pair), cited)
+        state.rows[pair.id] = PairRow(pair, pair_sha256(pair), "not built", None, [], pair_law(pair), cited)
         state.order.append(pair.id)
+    refresh_outcomes(state)
     return state
+
+
+def refresh_outcomes(state: ReviewState) -> None:
+    """Re-read what build did to each pair when `slm build` ran again while the page is open."""
+    manifest = state.build_dir / "manifest.json"
+    built_at = manifest.stat().st_mtime_ns if manifest.exists() else 0
+    if built_at == state.built_at and state.built_at:
+        return
+    outcomes = _build_outcomes(state.build_dir)
+    for pair_id, row in state.rows.items():
+        row.status, row.rule, row.findings = outcomes.get(pair_id, ("not built", None, []))
+    state.built_at = built_at
 
 
 def decision_state(row: PairRow, log: DecisionLog) -> tuple[str, Decision | None]:

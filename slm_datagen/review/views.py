@@ -7,7 +7,7 @@ from typing import Any
 
 from slm_datagen.dataset.grounding import pair_citations
 from slm_datagen.review.decisions import DecisionLog
-from slm_datagen.review.state import REJECT_REASONS, PairRow, ReviewState, decision_state
+from slm_datagen.review.state import REJECT_REASONS, PairRow, ReviewState, decision_state, refresh_outcomes
 from slm_datagen.taxlaw.citations import normalize_law_name
 
 FILTERS = ("queue", "rule", "law", "article", "kind", "split", "teacher", "audience", "status", "q")
@@ -33,6 +33,7 @@ def _matches(row: PairRow, state: str, filters: dict[str, str]) -> bool:
 
 def list_pairs(state: ReviewState, filters: dict[str, str]) -> dict[str, Any]:
     """The pairs matching every filter, in run order (at most LIST_LIMIT rows, with the total)."""
+    refresh_outcomes(state)
     log = state.log()
     rows: list[dict[str, Any]] = []
     total = 0
@@ -119,6 +120,7 @@ def _history(log: DecisionLog, pair_id: str) -> list[dict[str, Any]]:
 
 
 def pair_detail(state: ReviewState, pair_id: str) -> dict[str, Any]:
+    refresh_outcomes(state)
     row = state.rows.get(pair_id)
     if row is None:
         raise LookupError(f"no pair {pair_id} in this run")
@@ -143,6 +145,7 @@ def pair_detail(state: ReviewState, pair_id: str) -> dict[str, Any]:
 
 
 def summary(state: ReviewState) -> dict[str, Any]:
+    refresh_outcomes(state)
     return {
         "run": state.cfg.run_name,
         "reviewer": state.reviewer,
