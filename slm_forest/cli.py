@@ -193,12 +193,14 @@ def _register_tool_commands() -> None:
     from fine_tuning.plan.cli import plan
     from fine_tuning.serve import ask_cli
     from slm_datagen.dataset.stats_cli import data_stats
+    from slm_datagen.review.cli import review
 
     data_app.command("stats")(data_stats)
     app.command("plan")(plan)
     app.command("ask")(ask_cli.ask)
     app.command("chat")(ask_cli.chat)
     app.command("serve")(ask_cli.serve)
+    app.command("review")(review)
 
 
 _register_tool_commands()

@@ -69,7 +69,7 @@ STAGES: dict[str, StageSpec] = {
             "slm_datagen.dataset.stage:run_build",
             ("distill", "prepare", "collect"),
             "check, split, write",
-            signature="slm_forest.pipeline:contamination_files_signature",
+            signature="slm_datagen.review.decisions:build_signature",  # contamination CSVs + human decisions
         ),
         StageSpec("train", "fine_tuning.train.stage:run_train", ("build",), "LoRA/QLoRA fine-tuning"),
         StageSpec(

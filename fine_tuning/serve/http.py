@@ -25,18 +25,21 @@ importable and `--backend vllm|auto` asks for it. The vLLM path is NOT tested he
 installed in CI); for heavy traffic, vLLM's own server (`vllm serve BASE --enable-lora --lora-modules tax=ADAPTER`)
 is the better choice and speaks the same protocol.
 
-The server is the standard library's ThreadingHTTPServer (one thread per connection; no extra dependency). It only
-moves bytes: parsing, routes and bodies are in `fine_tuning.serve.openai_protocol`, the backends in
-`fine_tuning.serve.engines`.
+The server is FastAPI on uvicorn (`slm_forest.local_server`, shared with `slm review`): blocking generation runs in
+the thread pool, one generation slot per `--max-concurrent`. It only moves bytes: parsing, routes and bodies are in
+`fine_tuning.serve.openai_protocol`, the backends in `fine_tuning.serve.engines`.
 """
 
 from __future__ import annotations
 
-import json
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import AsyncIterator
 from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.concurrency import run_in_threadpool
 
 from fine_tuning.serve.engines import Engine, TransformersEngine, vllm_available, vllm_engine
 from fine_tuning.serve.openai_protocol import (
@@ -55,6 +58,7 @@ from fine_tuning.serve.openai_protocol import (
     server_error,
 )
 from slm_forest.errors import SlmError
+from slm_forest.local_server import LOCAL_HOSTS, LocalServer
 from slm_forest.progress import console
 
 # Importable from here as before (`slm serve`, tests): the settings and the engines.
@@ -63,6 +67,7 @@ __all__ = [
     "Engine",
     "ServeSettings",
     "TransformersEngine",
+    "make_app",
     "make_server",
     "run_in_thread",
     "serve",
@@ -71,142 +76,110 @@ __all__ = [
 ]
 
 
-class ChatServer(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
+class ChatServer(LocalServer):
+    """The served model behind its generation slots, on uvicorn."""
 
     def __init__(self, engine: Engine, settings: ServeSettings) -> None:
         self.engine = engine
         self.settings = settings
         self.slots = threading.BoundedSemaphore(settings.max_concurrent)
         self.created = int(time.time())
-        super().__init__((settings.host, settings.port), _Handler)
-
-    @property
-    def url(self) -> str:
-        host, port = self.server_address[:2]
-        return f"http://{host}:{port}"
+        super().__init__(make_app(self), settings.host, settings.port, log_requests=settings.log_requests)
 
 
-class _Handler(BaseHTTPRequestHandler):
-    """Reads requests and writes responses; every decision is a function of `openai_protocol`."""
+def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Any:
+    return JSONResponse(body, status_code=status, headers=headers)
 
-    server: ChatServer
-    protocol_version = "HTTP/1.1"
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - signature of the base class
-        if self.server.settings.log_requests:
-            console.print(f"serve: {self.address_string()} {format % args}", highlight=False)
+def _error(error: RequestError, headers: dict[str, str] | None = None) -> Any:
+    return _json(error.status, error.body(), headers)
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server naming
+
+async def _read_body(request: Any) -> dict[str, Any]:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise RequestError(413, f"request body over {MAX_BODY_BYTES} bytes")
+    raw = await request.body()
+    if len(raw) > MAX_BODY_BYTES:
+        raise RequestError(413, f"request body over {MAX_BODY_BYTES} bytes")
+    return parse_json_body(raw)
+
+
+def make_app(server: ChatServer) -> Any:
+    """The FastAPI app: every route is one catch-all that hands the path to `openai_protocol`."""
+    app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
+
+    @app.get("/{path:path}")
+    async def get(path: str, request: Request) -> Any:
         try:
             body = get_response(
-                request_path(self.path), self._authorization(), self.server.settings, self.server.created
+                request_path("/" + path), request.headers.get("authorization", ""), server.settings, server.created
             )
         except RequestError as error:
-            self._send_error(error)
-            return
-        self._send_json(200, body)
+            return _error(error)
+        return _json(200, body)
 
-    def do_POST(self) -> None:  # noqa: N802
-        settings = self.server.settings
+    @app.post("/{path:path}")
+    async def post(path: str, request: Request) -> Any:
+        settings = server.settings
         try:
-            body = self._read_body()  # always drain the body, so keep-alive connections stay in sync
-            request = chat_request(request_path(self.path), self._authorization(), body, settings)
+            body = await _read_body(request)  # always read the body, so keep-alive connections stay in sync
+            chat = chat_request(request_path("/" + path), request.headers.get("authorization", ""), body, settings)
         except RequestError as error:
-            self._send_error(error)
-            return
-        if not self.server.slots.acquire(timeout=settings.queue_timeout):
-            self._send_error(*busy_error(settings))
-            return
+            return _error(error)
+        if not await run_in_threadpool(server.slots.acquire, timeout=settings.queue_timeout):
+            return _error(*busy_error(settings))
+        if chat.stream:
+            return _stream(server, chat)  # the stream releases the slot when it ends
         try:
-            self._answer(request)
-        finally:
-            self.server.slots.release()
-
-    def _answer(self, request: ChatRequest) -> None:
-        try:
-            if request.stream:
-                self._stream(request)
-            else:
-                completion = self.server.engine.complete(request.messages, request.generation)
-                model = self.server.settings.model_name
-                self._send_json(200, completion_body(completion, new_request_id(), int(time.time()), model))
+            completion = await run_in_threadpool(server.engine.complete, chat.messages, chat.generation)
+            return _json(200, completion_body(completion, new_request_id(), int(time.time()), settings.model_name))
         except SlmError as exc:
-            self._send_error(RequestError(400, str(exc)))
-        except (BrokenPipeError, ConnectionResetError):
-            pass
+            return _error(RequestError(400, str(exc)))
         except Exception as exc:  # noqa: BLE001 - one request failing must not stop the server
-            error = server_error(exc)
-            try:
-                self._send_error(error)
-            except OSError:
-                pass
-
-    def _stream(self, request: ChatRequest) -> None:
-        stream = self.server.engine.stream(request.messages, request.generation)
-        self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream; charset=utf-8")
-        self.send_header("Cache-Control", "no-cache")
-        self.send_header("Connection", "close")  # the end of the body is the end of the connection
-        self.end_headers()
-        self.close_connection = True
-        events = chat_events(stream, self.server.settings.model_name, request.include_usage)
-        try:
-            for event in events:
-                self.wfile.write(event)
-                self.wfile.flush()
-        except (BrokenPipeError, ConnectionResetError):
-            stream.cancel()  # the client left: stop generating
-            raise
+            return _error(server_error(exc))
         finally:
-            events.close()
+            server.slots.release()
 
-    # ------------------------------------------------------------------ plumbing
-    def _authorization(self) -> str:
-        return self.headers.get("Authorization", "")
+    return app
 
-    def _read_body(self) -> dict[str, Any]:
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > MAX_BODY_BYTES:
-            raise RequestError(413, f"request body over {MAX_BODY_BYTES} bytes")
-        return parse_json_body(self.rfile.read(length) if length else b"")
 
-    def _send_json(self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
-        data = json.dumps(body, ensure_ascii=False).encode("utf-8")
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json; charset=utf-8")
-        self.send_header("Content-Length", str(len(data)))
-        for key, value in (headers or {}).items():
-            self.send_header(key, value)
-        self.end_headers()
-        self.wfile.write(data)
+def _stream(server: ChatServer, chat: ChatRequest) -> Any:
+    try:
+        stream = server.engine.stream(chat.messages, chat.generation)
+    except Exception as exc:  # noqa: BLE001 - before the headers: an ordinary error response
+        server.slots.release()
+        return _error(RequestError(400, str(exc)) if isinstance(exc, SlmError) else server_error(exc))
+    events = chat_events(stream, server.settings.model_name, chat.include_usage)
 
-    def _send_error(self, error: RequestError, headers: dict[str, str] | None = None) -> None:
-        self._send_json(error.status, error.body(), headers)
+    async def body() -> AsyncIterator[bytes]:
+        finished = False
+        try:
+            while (event := await run_in_threadpool(next, events, None)) is not None:
+                yield event
+            finished = True
+        finally:
+            if not finished:
+                stream.cancel()  # the client left (the response task was cancelled): stop generating
+            server.slots.release()
+
+    headers = {"Cache-Control": "no-cache"}
+    return StreamingResponse(body(), media_type="text/event-stream; charset=utf-8", headers=headers)
 
 
 def make_server(engine: Engine, settings: ServeSettings) -> ChatServer:
     """Bind (port 0 picks a free port); call `serve_forever()` on the result, or `run_in_thread` in tests."""
-    try:
-        return ChatServer(engine, settings)
-    except OSError as exc:
-        raise SlmError(
-            f"cannot listen on {settings.host}:{settings.port} ({exc.strerror or exc})",
-            "pick another --port, or stop the process using it",
-        ) from None
+    return ChatServer(engine, settings)
 
 
 def run_in_thread(server: ChatServer) -> threading.Thread:
-    thread = threading.Thread(target=server.serve_forever, name="slm-serve", daemon=True)
-    thread.start()
-    return thread
+    return server.run_in_thread()
 
 
 def serve(engine: Engine, settings: ServeSettings) -> None:
     """Serve until Ctrl-C."""
     server = make_server(engine, settings)
-    exposed = settings.host not in ("127.0.0.1", "localhost", "::1")
+    exposed = settings.host not in LOCAL_HOSTS
     console.print(
         f"[bold green]slm serve[/bold green]: {server.url}/v1 (model '{settings.model_name}', "
         f"{settings.max_concurrent} concurrent, API key {'required' if settings.api_key else 'not required'})"
@@ -214,7 +187,6 @@ def serve(engine: Engine, settings: ServeSettings) -> None:
     )
     try:
         server.serve_forever()
-    except KeyboardInterrupt:
-        console.print("serve: stopped")
     finally:
         server.server_close()
+        console.print("serve: stopped")

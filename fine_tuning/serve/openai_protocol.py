@@ -1,8 +1,7 @@
 """The OpenAI chat-completions protocol without a transport: request parsing, response and event bodies, routes.
 
 Every function here takes plain values (a path, an Authorization header, a JSON body) and returns bodies or raises
-`RequestError`, so the HTTP layer (`fine_tuning.serve.http`, the standard library's server) only moves bytes, and
-another server (FastAPI, …) could call the same functions.
+`RequestError`, so the HTTP layer (`fine_tuning.serve.http`, FastAPI on uvicorn) only moves bytes.
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ import yaml
 from slm_datagen.dataset.charts import LAWS_PNG, LENGTHS_PNG, chart_label, write_charts
 from slm_datagen.dataset.rules import RULES
 from slm_datagen.dataset.stats import cost_breakdown, dataset_stats
+from slm_datagen.review.progress import card_lines
 from slm_forest.files import atomic_writer
 
 CARD_NAME = "README.md"
@@ -139,6 +140,7 @@ def _quality_section(stats: dict[str, Any]) -> list[str]:
     knobs = stats["build_info"].get("checks") or {}
     if knobs:
         parts.append("Settings: " + ", ".join(f"`{k}={v}`" for k, v in knobs.items()) + ".\n")
+    parts += card_lines(stats)  # human decisions per kind (slm review)
     return parts + _citations_lines(stats["build_info"].get("citations") or {}) + _paraphrase_lines(stats)
 
 

@@ -51,6 +51,7 @@ RULES: dict[str, str] = {
     "contamination": "overlaps a benchmark question (character n-grams), so it could leak the test into training",
     "judge_low_score": "the LLM judge scored faithfulness to the source chunk below build.judge_min_score",
     "teacher_disagreement": "a second teacher's answer disagrees on amounts or cited articles",
+    "human_rejected": "a person rejected the pair on the review page (`slm review`), with the reason given there",
 }
 
 

@@ -28,6 +28,7 @@ from slm_datagen.dataset.paraphrase import (
 )
 from slm_datagen.dataset.rules import Finding
 from slm_datagen.dataset.splits import SPLITS, split_pairs
+from slm_datagen.review.apply import apply_decisions
 from slm_forest.errors import SlmError
 from slm_forest.files import write_json, write_jsonl
 from slm_forest.pipeline import StageContext, StageResult
@@ -154,6 +155,8 @@ def run_build(ctx: StageContext) -> StageResult:
         raise SlmError(f"{pairs_path}: no pairs to build from", "run `slm distill CONFIG` (check its failures.jsonl)")
 
     outcome = check_dataset(pairs, documents, chunks, cfg)
+    # The human decisions (slm review): rejects, lifted holds, edits re-checked; review_applied.json says which.
+    pairs, human_review = apply_decisions(ctx.run_dir, stage_dir, pairs, outcome, documents, chunks, ctx.cfg)
     sorted_pairs = _sort_pairs(pairs, outcome)
     accepted = sorted_pairs.accepted
     write_jsonl(stage_dir / "rejected.jsonl", sorted_pairs.rejected)
@@ -175,7 +178,7 @@ def run_build(ctx: StageContext) -> StageResult:
     }
 
     outputs: list[Path] = write_formats(stage_dir, list(cfg.formats), examples)
-    outputs += [stage_dir / "rejected.jsonl", stage_dir / "review.jsonl"]
+    outputs += [stage_dir / "rejected.jsonl", stage_dir / "review.jsonl", human_review]
     info_path = stage_dir / "build_info.json"
     write_json(info_path, _build_info(ctx, outcome, len(pairs), plan.groups))
     outputs.append(info_path)

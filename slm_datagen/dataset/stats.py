@@ -24,6 +24,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from slm_datagen.review.progress import review_progress
 from slm_forest.errors import SlmError
 from slm_forest.files import read_jsonl
 
@@ -215,6 +216,7 @@ def dataset_stats(path: Path) -> dict[str, Any]:
         "failed_requests": len(failed_rows),
         "failures_file": str(failures_path) if failures_path.exists() else None,
         "build_info": build_info,
+        "human_review": review_progress(path),  # the same numbers the review page shows
     }
 
 
@@ -281,6 +283,12 @@ def print_dataset_stats(path: Path, console: Console | None = None) -> dict[str,
     out.print(teachers)
     out.print(f"prompt versions: {', '.join(f'{k} ({v})' for k, v in stats['prompt_versions'].items()) or 'none'}")
     out.print(f"teacher cost: {cost_breakdown(stats)}")
+    human = stats["human_review"]
+    out.print(
+        f"human review: {human['reviewed']} reviewed / {human['held']} held ({human['waiting']} waiting, "
+        f"{human['stale']} stale, {human['pending_build']} not yet applied); applied: "
+        + ", ".join(f"{kind} {n}" for kind, n in human["applied"].items())
+    )
     fingerprints = stats["build_info"].get("fingerprints") or {}
     for name, digest in fingerprints.items():
         out.print(f"sha256 {name}: {digest}")
