@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from slm_datagen.dataset.arithmetic import check_arithmetic
+from slm_datagen.dataset.arithmetic import CalcCheck, calculation_counts, dataset_as_of, judge_arithmetic
 from slm_datagen.dataset.contamination import contamination_finding, find_contamination, load_benchmark_questions
 from slm_datagen.dataset.content import check_content
 from slm_datagen.dataset.duplicates import find_duplicates
@@ -33,6 +33,7 @@ class CheckOutcome:
     contamination: dict[str, Any] = field(default_factory=dict)  # what was compared, for the card
     judge: dict[str, Any] = field(default_factory=dict)  # judge / second-teacher settings and spend, for the card
     second_answers: dict[int, str] = field(default_factory=dict)  # position -> the second teacher's answer
+    calculations: dict[str, Any] = field(default_factory=dict)  # calculation answers by status and rule, for the card
 
     def rejected(self, position: int) -> bool:
         return any(f.action == "reject" for f in self.findings[position])
@@ -43,9 +44,14 @@ class CheckOutcome:
 
 
 def check_each_pair(
-    pairs: list[QAPair], documents: list[Document], chunks: list[Chunk], cfg: BuildConfig
+    pairs: list[QAPair],
+    documents: list[Document],
+    chunks: list[Chunk],
+    cfg: BuildConfig,
+    calc_checks: list[CalcCheck | None] | None = None,
 ) -> list[list[Finding]]:
     index = build_statute_index(documents)
+    as_of = dataset_as_of(documents)
     docs_by_id = {doc.id: doc for doc in documents}
     chunks_by_id = {chunk.id: chunk for chunk in chunks}
     findings: list[list[Finding]] = []
@@ -53,7 +59,10 @@ def check_each_pair(
         for pair in pairs:
             found = check_content(pair, cfg)
             if not any(f.rule in ("empty", "too_short", "too_long") for f in found):
-                found += check_arithmetic(pair)
+                arithmetic = judge_arithmetic(pair, cfg.unverified_calculations, as_of)
+                found += arithmetic.findings
+                if calc_checks is not None:
+                    calc_checks.append(arithmetic.check)
                 found += check_grounding(pair, index, docs_by_id, chunks_by_id, cfg.unresolved_citations)
             findings.append(found)
             bar.advance()
@@ -85,7 +94,9 @@ def check_contamination(pairs: list[QAPair], outcome: CheckOutcome, cfg: BuildCo
 def check_dataset(
     pairs: list[QAPair], documents: list[Document], chunks: list[Chunk], cfg: BuildConfig
 ) -> CheckOutcome:
-    outcome = CheckOutcome(check_each_pair(pairs, documents, chunks, cfg))
+    calc_checks: list[CalcCheck | None] = []
+    outcome = CheckOutcome(check_each_pair(pairs, documents, chunks, cfg, calc_checks))
+    outcome.calculations = calculation_counts(calc_checks, cfg.unverified_calculations)
     standing = outcome.standing()
     for local, finding in find_duplicates([pairs[i] for i in standing], cfg.near_duplicate_threshold).items():
         outcome.findings[standing[local]].append(finding)

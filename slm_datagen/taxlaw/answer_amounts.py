@@ -33,6 +33,38 @@ _LABELS: dict[str, str] = {
     "증여액": "other",
     "증여한": "other",
     "증여받은": "other",
+    # labels the step checks of answer_steps.py read; here they only keep the nearest-label rule honest
+    "지방소득세": "local",
+    "양도소득금액": "other",
+    "장기보유특별공제": "other",
+    "기본공제": "other",
+    "기초공제": "other",
+    "일괄공제": "other",
+    "인적공제": "other",
+    "상속공제": "other",
+    "매출세액": "other",
+    "매입세액": "other",
+    "공급가액": "other",
+    "공급대가": "other",
+    "필요경비": "other",
+    "세대생략 할증": "other",
+    "할증": "other",
+    "무신고가산세": "other",
+    "납부지연가산세": "other",
+    "가산세": "other",
+    "환급세액": "other",
+    "합계": "total",
+    "합한": "total",
+    "합하면": "total",
+    "포함하면": "total",
+    "포함한": "total",
+    "포함": "total",
+    "총 세액": "total",
+    "총 부담": "total",
+    "총 납부": "total",
+    "법인세": "tax",
+    "부가가치세": "tax",
+    "부가세": "tax",
     # the amount after 신고세액공제
     "납부할 세액": "payable",
     "납부할 증여세": "payable",
@@ -123,7 +155,13 @@ def labelled_amounts(answer_text: str) -> list[tuple[str, AmountMention]]:
     Operands of ×, +, −, ÷, of a subtraction in words ("20억원에서 5,000만원을 뺀 19억 5,000만원": the first two) and
     band limits ("1억원 이하") are not statements and are skipped, as are unlabelled ones.
     """
-    out: list[tuple[str, AmountMention]] = []
+    return [(label, mention) for label, mention in stated_amounts(answer_text) if label is not None]
+
+
+def stated_amounts(answer_text: str) -> list[tuple[str | None, AmountMention]]:
+    """Every stated amount (not an operand, not a band limit) with its label as in `labelled_amounts`, or None when
+    nothing in its clause names it ("9,000만원을 내시면 됩니다")."""
+    out: list[tuple[str | None, AmountMention]] = []
     chain: tuple[int, int, int, int] | None = None  # the worded subtraction in progress, see _statement_label
     for mention in find_amounts(answer_text):
         if mention.qualifier:
@@ -151,8 +189,7 @@ def labelled_amounts(answer_text: str) -> list[tuple[str, AmountMention]]:
         if label is None:
             label = _statement_label(answer_text, clause, mention.start, chain)
         chain = None  # the result closes the subtraction
-        if label is not None:
-            out.append((label, mention))
+        out.append((label, mention))
     return out
 
 
