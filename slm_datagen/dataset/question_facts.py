@@ -28,6 +28,7 @@ _ASKS_AMOUNT = re.compile(
     r"얼마|계산|산출|몇\s*원|금액(?:은|이)|(?:세액|세금|세)(?:은|는|이)?\s*\?|내야|납부해야|나오나요|부담해야|되나요\?"
 )
 _SENTENCE = re.compile(r"[.?!\n]")
+_CLAUSE = re.compile(r"[.?!\n,]|고\s|며\s|는데\s")
 _YEAR_DATE = re.compile(
     r"((?:19|20)\d{2})\s*(?:년|\.|-|/)\s*(?:(\d{1,2})\s*(?:월|\.|-|/)\s*(?:(\d{1,2})\s*일?)?)?(?![\d%])"
 )
@@ -115,8 +116,9 @@ def asks_amount(question: str) -> bool:
 
 
 def sentence_around(text: str, start: int, end: int) -> str:
-    left = max((m.end() for m in _SENTENCE.finditer(text, 0, start)), default=0)
-    right = _SENTENCE.search(text, end)
+    """The clause around text[start:end]: between commas, sentence ends and the connectives 고/며/는데."""
+    left = max((m.end() for m in _CLAUSE.finditer(text, 0, start)), default=0)
+    right = _CLAUSE.search(text, end)
     return text[left : right.start() if right else len(text)]
 
 

@@ -70,6 +70,7 @@ _WORD = "|".join(sorted(_PEOPLE, key=len, reverse=True))
 _DONOR = re.compile(rf"({_WORD})(?:님)?\s*(?:으로부터|로부터|에게서|한테서|께(?=[^.?!]{{0,12}}받))")
 _DONEE = re.compile(rf"({_WORD})(?:님)?\s*(?:에게(?!서)|한테(?!서)|께(?!서)(?![^.?!]{{0,12}}받))")
 _SUBJECT = re.compile(rf"({_WORD})(?:님)?\s*(?:께서|이|가|는|은)(?![가-힣])")
+_DIED = re.compile(r"\s*(?:이미\s*|먼저\s*)?(?:돌아가|사망|별세)")
 _GIVES = re.compile(r"증여(?:하|했|할|한)|주(?:었|셨|셔|려|고|면)|줬|물려주|넘겨주")
 # Donor category -> donee category -> relation (the donee "SELF" is the speaker).
 _RELATIONS: dict[tuple[str, str], DonorRelation] = {
@@ -99,14 +100,14 @@ def gift_parties(text: str) -> tuple[str | None, str | None]:
     """(donor word, donee word); None = the speaker (or not said)."""
     donors = {m.group(1) for m in _DONOR.finditer(text)}
     donees = {m.group(1) for m in _DONEE.finditer(text)}
-    subjects = [m.group(1) for m in _SUBJECT.finditer(text)]
+    subjects = [(m.group(1), m.end()) for m in _SUBJECT.finditer(text)]
     donor = next(iter(donors)) if len(donors) == 1 else None
     donee = next(iter(donees)) if len(donees) == 1 else None
     if len(donors) > 1 or len(donees) > 1:
         return "?", "?"
-    for subject in subjects:
-        if subject in (donor, donee):
-            continue
+    for subject, at in subjects:
+        if subject in (donor, donee) or _DIED.match(text, at):
+            continue  # "아버지가 돌아가신 뒤 할아버지로부터": the subject of another verb
         if donor is None and (donee is not None or _GIVES.search(text)):
             donor = subject
         elif donee is None and donor is not None:

@@ -16,7 +16,9 @@ from typing import Any
 
 from slm_datagen.dataset.question_facts import (
     Lateness,
+    RoledAmount,
     asks_amount,
+    dated_mentions,
     event_date,
     holding_years_in,
     lateness_in,
@@ -66,7 +68,7 @@ _GIFT_UNMODELLED = _word(
 _PRIOR = _word(r"(?:\d+|몇)\s*년\s*전|이전에|전에|과거|앞서|이미|예전|먼저|지난해|작년")
 # Earlier gifts over 10 years before are not added back (제47조②).
 _OUTSIDE_TEN_YEARS = _word(r"(?:1[1-9]|[2-9]\d)\s*년\s*전")
-_EARLIER_GIFTS = _word(r"10\s*년|십\s*년|재차|두\s*번|세\s*번|여러\s*번|매년|나누어|분할|전에도|이전에도|합산")
+_EARLIER_GIFTS = _word(r"10\s*년|십\s*년|재차|다시|두\s*번|세\s*번|여러\s*번|매년|나누어|분할|전에도|이전에도|합산")
 _MINOR = _word(r"미성년")
 _ADULT = _word(r"(?<!미)성년|성인|직장인|대학생|결혼한|기혼")
 _AGE = _word(r"(\d{1,3})\s*(?:세|살)(?![가-힣])")
@@ -118,19 +120,26 @@ def _gift(question: str, answer: str, lateness: Lateness) -> QuestionFacts:
     if relation is None:
         return _unverified(facts, "증여자와 수증자의 관계를 질문에서 읽을 수 없음 / relation not stated")
     amounts = [r for r in roled_amounts(question, _GIFT_ROLES) if r.role == "gift"]
-    prior = {r.mention.won for r in amounts if _PRIOR.search(r.sentence) and not _OUTSIDE_TEN_YEARS.search(r.sentence)}
-    current = {r.mention.won for r in amounts if not _PRIOR.search(r.sentence)}
-    if len(current) != 1 or len(prior) > 1:
+    latest = max((y for r in amounts if (y := _clause_year(r.sentence)) is not None), default=None)
+
+    def is_prior(r: RoledAmount) -> bool:  # said to be earlier, or dated before the latest gift
+        year_of_clause = _clause_year(r.sentence)
+        return bool(_PRIOR.search(r.sentence)) or (year_of_clause is not None and year_of_clause < latest)
+
+    prior = {r.mention.won for r in amounts if is_prior(r) and not _OUTSIDE_TEN_YEARS.search(r.sentence)}
+    current_amounts = [r for r in amounts if not is_prior(r)]
+    if len({r.mention.won for r in current_amounts}) != 1 or len(prior) > 1:
         return _unverified(facts, "증여재산가액을 하나로 읽을 수 없음 / gift amount not stated once")
     if not prior and _EARLIER_GIFTS.search(question):
         return _unverified(facts, "10년 내 이전 증여가 있으나 금액을 읽을 수 없음 / earlier gifts without an amount")
     minors = _minor_options(question, answer)
     if minors is None:
         return _unverified(facts, "수증자의 성년 여부가 모순됨 / contradictory age")
-    year, why = _year(question, "gift")
+    clause_dates = dated_mentions(current_amounts[0].sentence)
+    year, why = (clause_dates[0].value(), None) if len(clause_dates) == 1 else _year(question, "gift")
     if why:
         return _unverified(facts, why)
-    amount = current.pop()
+    amount = current_amounts[0].mention.won
     inputs: dict[str, Any] = {"amount_won": amount, "relationship": relation.value}
     if prior:
         inputs["prior_gifts_won"] = prior.pop()
@@ -152,6 +161,11 @@ def _gift(question: str, answer: str, lateness: Lateness) -> QuestionFacts:
     return _with(facts, readings, stated | _stated_late(lateness), year)
 
 
+def _clause_year(clause: str) -> int | None:
+    dates = dated_mentions(clause)
+    return dates[0].year if dates else None
+
+
 def _said_age(question: str) -> bool:
     return bool(_MINOR.search(question) or _ADULT.search(question) or _AGE.search(question))
 
@@ -161,7 +175,7 @@ _ESTATE_ROLES = (
     (
         "estate",
         _word(r"상속재산|상속세\s*과세가액|과세가액|유산|재산|상속받은\s*재산"),
-        _word(r"^[^.,\n]{0,12}?(?:남기|물려|상속재산|의\s*재산|을\s*상속)"),
+        _word(r"^[^.,\n]{0,12}?(?:남기|물려|상속재산|의\s*재산)"),
     ),
     ("spouse", _word(r"배우자|어머니|아내|남편"), None),
     ("financial", _word(r"금융재산|예금|적금"), None),
@@ -258,7 +272,7 @@ _SALE_ROLES = (
     (
         "acquisition",
         _word(r"취득가액|취득가|매입가|구입가|취득\s*금액|산\s*금액|분양가"),
-        _word(r"^\s*(?:에|으로|을|를)?\s*(?:샀|사서|구입|매입|취득|분양받)"),
+        _word(r"^\s*(?:에|으로|을|를)?\s*(?:샀|사서|산\s|구입|매입|취득|분양받)"),
     ),
     ("expenses", _word(r"필요경비|경비|중개수수료|수수료|취득세"), None),
 )
@@ -346,8 +360,16 @@ _VAT_ROLES = (
     ("output_tax", _word(r"매출세액"), None),
     ("input_tax", _word(r"매입세액"), None),
     ("supply_with_vat", _word(r"공급대가"), None),
-    ("purchases", _word(r"매입|구입|사들"), None),
-    ("sales", _word(r"매출|공급가액|판매|수입금액"), None),
+    (
+        "purchases",
+        _word(r"(?:매입|구입|사들)(?:액|\s*금액)?(?:\s*(?:공급가액|공급대가))?"),
+        _word(r"^\s*(?:의|어치)\s*(?:매입|구입)"),
+    ),
+    (
+        "sales",
+        _word(r"(?:매출|판매)(?:액|\s*금액)?(?:\s*공급가액)?|공급가액|수입금액"),
+        _word(r"^\s*(?:의|어치)\s*(?:매출|판매)"),
+    ),
 )
 _SECTORS: tuple[tuple[VatSector, re.Pattern[str]], ...] = (
     (VatSector.RETAIL_FOOD, _word(r"음식점|식당|소매|카페|편의점|분식")),
@@ -418,7 +440,7 @@ _READERS = {
 
 def read_question(question: str, answer: str = "") -> QuestionFacts | None:
     """The facts of a question that asks for a tax amount and states at least one amount; None for any other."""
-    amounts = frozenset(m.won for m in find_amounts(question))
+    amounts = frozenset(m.won for m in find_amounts(question) if not m.qualifier)
     if not amounts or not asks_amount(question):
         return None
     taxes = taxes_asked(question)

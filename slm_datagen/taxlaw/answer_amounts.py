@@ -56,6 +56,8 @@ _LABELS: dict[str, str] = {
     "합계": "total",
     "합한": "total",
     "합하면": "total",
+    "더한": "total",
+    "더하면": "total",
     "포함하면": "total",
     "포함한": "total",
     "포함": "total",
@@ -147,6 +149,25 @@ def _statement_label(text: str, clause: int, end: int, chain: tuple[int, int, in
     )
 
 
+# A label right after the amount names it when the sentence ends there: "…19억 5,000만원이 과세표준입니다".
+_LABEL_AFTER = re.compile(
+    r"\s*(?:이|가|은|는)\s*("
+    + _LABEL_RE.pattern
+    + r")\s*(?:입니다|이다|이며|이고|이\s*됩니다|가\s*됩니다|이\s*되|가\s*되|에\s*해당)"
+)
+
+
+def _equation_label(
+    text: str, clause: int, mark: int, chain: tuple[int, int, int, int] | None, stated: list
+) -> str | None:
+    """The label of "… = X": the left-hand side's, unless that label already named a figure stated before the
+    equation ("과세표준 20억원은 … 20억원 × 45% − 6,594만원 = 8억 3,406만원": the result is not the 과세표준)."""
+    labels = list(_LABEL_RE.finditer(text, clause, mark))
+    if labels and any(labels[-1].end() <= m.start < mark for _, m in stated):
+        return None
+    return _statement_label(text, clause, mark, chain)
+
+
 def labelled_amounts(answer_text: str) -> list[tuple[str, AmountMention]]:
     """(label, amount) for each stated amount, the label being the nearest known word before it in its clause
     (whitespace removed, e.g. "납부할세액", "과세표준", "증여세").
@@ -173,19 +194,29 @@ def stated_amounts(answer_text: str) -> list[tuple[str | None, AmountMention]]:
         clause = _clause_start(answer_text, mention.start)
         if chain is not None and _SENTENCE_BREAK.search(answer_text, chain[3], mention.start):
             chain = None  # a subtraction does not carry its result into the next clause
-        operand = _MINUEND_RE.match(answer_text, mention.end) or _SUBTRAHEND_RE.match(answer_text, mention.end)
+        minuend = _MINUEND_RE.match(answer_text, mention.end)
+        operand = minuend or _SUBTRAHEND_RE.match(answer_text, mention.end)
         if operand is not None:
             if chain is None:
                 label_start = _operand_label_start(answer_text, clause, mention.start)
-                chain = (clause, label_start, mention.start, operand.end())
+                # A run that opens with what is subtracted ("신고세액공제 1,860만원을 빼면 6억 140만원"): that label
+                # names the subtrahend, never the result, so it must not be the fallback.
+                chain = (clause, label_start, mention.start if minuend else label_start, operand.end())
             else:
                 chain = (*chain[:3], operand.end())
             continue
         label = None
-        if before and before[-1] in _RESULT_MARKS:
+        after_label = _LABEL_AFTER.match(answer_text, mention.end)
+        if after_label is not None:  # "19억 5,000만원이 과세표준입니다"
+            label = "".join(after_label.group(1).split())
+        elif before and before[-1] in _RESULT_MARKS:
             marks = [i for i in (answer_text.find(mark, clause, mention.start) for mark in _RESULT_MARKS) if i >= 0]
             if marks:
-                label = _statement_label(answer_text, clause, min(marks), chain)
+                label = _equation_label(answer_text, clause, min(marks), chain, out)
+                if label is None:
+                    out.append((None, mention))
+                    chain = None
+                    continue
         if label is None:
             label = _statement_label(answer_text, clause, mention.start, chain)
         chain = None  # the result closes the subtraction

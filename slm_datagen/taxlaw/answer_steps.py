@@ -55,9 +55,11 @@ _TARGETS: dict[str, str] = {
     "납부할": "payable",
     "지방소득세": "key:local_income_tax",
     "환급세액": "refund",
-    "합계": "total",
-    "합한": "total",
-    "합하면": "total",
+    "합계": "sum",
+    "합한": "sum",
+    "합하면": "sum",
+    "더한": "sum",
+    "더하면": "sum",
     "포함하면": "total",
     "포함한": "total",
     "포함": "total",
@@ -78,12 +80,29 @@ _TARGETS: dict[str, str] = {
     "세액": "tax",
     "세금": "tax",
 }
-_FINAL_TARGETS = frozenset({"tax", "payable", "total", "refund", "key:computed_tax", None})
+_FINAL_TARGETS = frozenset({"tax", "payable", "total", "sum", "payment", "refund", "key:computed_tax", None})
 # "686만 4천원(지방소득세 포함)": a note right after the amount says it is the total.
 _TOTAL_AFTER = re.compile(r"^\s*\(?\s*(?:지방소득세\s*)?(?:포함|합계)")
 _REFUND_AFTER = re.compile(r"^\s*(?:을|를|이|가)?\s*환급")
+# "1,000만원을 납부해야 합니다", "9,000만원을 내시면 됩니다": whatever the label, the figure is what is paid.
+_PAYMENT_AFTER = re.compile(r"^\s*(?:을|를|이|가|만|씩)?\s*(?:납부|내[시야면게]|내요|낸다|냅니다|부담)")
+# Claims that are payments in their own right: a payment verb after them does not make them the tax paid.
+_OWN_PAYMENTS = frozenset(
+    {
+        "payable",
+        "total",
+        "sum",
+        "refund",
+        "key:local_income_tax",
+        "key:nonfiling_penalty",
+        "key:late_payment_penalty",
+        "key:penalty_tax",
+    }
+)
 # Steps whose value depends on how many days late the tax was paid.
-DAY_DEPENDENT = frozenset({"key:late_payment_penalty", "key:penalty_tax", "payable", "total", "tax", None})
+DAY_DEPENDENT = frozenset(
+    {"key:late_payment_penalty", "key:penalty_tax", "payable", "total", "sum", "payment", "tax", None}
+)
 
 
 @dataclass(frozen=True)
@@ -114,16 +133,17 @@ def answer_statements(answer: str, question_amounts: frozenset[int] = frozenset(
     amount of the question."""
     claims: list[Statement] = []
     for label, mention in stated_amounts(answer):
-        target = _TARGETS.get(label) if label is not None else None
-        if label is not None and target is None:
-            continue  # a restated input or a constant (양도가액, 누진공제 …)
+        target = _TARGETS.get(label, "input") if label is not None else None
         after = answer[mention.end : mention.end + 16]
+        overridable = target not in _OWN_PAYMENTS
         if _TOTAL_AFTER.match(after):
             target = "total"
-        elif _REFUND_AFTER.match(after) and target in ("tax", None):
+        elif overridable and _REFUND_AFTER.match(after):
             target = "refund"
-        if target is None and mention.won in question_amounts:
-            continue
+        elif overridable and _PAYMENT_AFTER.match(after):
+            target = "payment"  # "…1,000만원을 납부해야 합니다": what is paid, whatever the label said
+        if target == "input" or (target is None and mention.won in question_amounts):
+            continue  # a restated input or a constant (양도가액, 누진공제 …)
         claims.append(Statement(label, target, mention))
     final_at = max((i for i, c in enumerate(claims) if c.target in _FINAL_TARGETS), default=None)
     out = []
@@ -139,11 +159,15 @@ def _step_values(computation: TaxComputation, target: str | None) -> tuple[str, 
     c = computation
     steps = c.steps
     tax_due = c.payable - c.penalty_tax
-    if target is None or target == "tax":
+    if c.kind == "vat" and target in (None, "tax", "sum", "payment"):
+        return "납부세액", (c.payable,)  # a 일반과세자's 산출 figure is the 매출세액, never the tax paid
+    if target in (None, "tax", "sum"):
         values = {c.computed_tax, c.computed_tax + c.surcharge, tax_due, c.payable}
-        if target is None:
+        if target != "tax":
             values.add(c.payable_with_local_tax)
         return ("최종 세액" if target is None else "세액"), tuple(sorted(values))
+    if target == "payment":
+        return "납부할 세액", tuple(sorted({c.payable, tax_due, c.payable_with_local_tax}))
     if target == "payable":
         return "납부할 세액", (c.payable,)
     if target == "total":
@@ -174,7 +198,7 @@ def check_statements(
     for claim in statements:
         step, values = _step_values(computation, claim.target)
         unit = stated_unit(answer, claim.mention)
-        field = "payable" if claim.target in ("payable", "total", "tax", None) else "taxable_base"
+        field = "payable" if claim.target in ("payable", "total", "sum", "payment", "tax", None) else "taxable_base"
         if not any(matches(claim.mention.won, value, field, unit) for value in values):
             problems.append(StepProblem(step, claim.mention.won, values, claim.final, claim.target))
     return problems
