@@ -6,7 +6,7 @@
 What it does: generates Korean chat pairs (system + question + answer, 220–380 tokens each with the tiny tokenizer,
 ~300 on average) from a vocabulary of real tax phrases, builds the tiny random Phi of `fine_tuning.train.tiny` with a BPE
 tokenizer trained on them, and trains one epoch over the SAME examples twice through the project's training path
-(`fine_tuning.train.stage.sft_config` + `make_trainer`: TRL SFTTrainer, LoRA, fp32 on CPU, one thread):
+(`fine_tuning.train.trainer.sft_config` + `make_trainer`: TRL SFTTrainer, LoRA, fp32 on CPU, one thread):
 
 - packed, the project's settings: `packing=True` (best-fit bins of up to 2,048 tokens), padding-free batches,
   assistant-only loss, a pad token distinct from eos;
@@ -177,7 +177,7 @@ def train_once(
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer, PrinterCallback
 
-    from fine_tuning.train.stage import make_trainer, sft_config
+    from fine_tuning.train.trainer import make_trainer, sft_config
     from slm_forest.config import TrainConfig
 
     torch.manual_seed(seed)
@@ -238,9 +238,9 @@ def main() -> None:
 
     from transformers import AutoTokenizer
 
-    from fine_tuning.train.stage import _quiet_transformers
+    from fine_tuning.train.trainer import quiet_transformers
 
-    _quiet_transformers()
+    quiet_transformers()
     workdir = Path(tempfile.mkdtemp(prefix="slm-bench-train-"))
     try:
         base = build_model(workdir, opts.seed)

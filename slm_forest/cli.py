@@ -1,14 +1,16 @@
 """`slm`: the command-line interface. Each command loads the config, calls one function, prints a summary.
 
 Heavy libraries (torch, transformers, trl) are imported inside the stage functions, never here, so `slm --help`
-starts fast. One error boundary in `main()` turns SlmError into `error: … / hint: …` and exit code 1;
-SLM_DEBUG=1 shows the traceback instead.
+starts fast. One error boundary in `main()` turns SlmError into `error: … — hint` and exit code 1 (anything else:
+exit 2); SLM_DEBUG=1 shows the traceback instead. Both, and everything else the process prints or logs, are
+scrubbed of secrets (slm_forest.redact).
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import traceback
 from pathlib import Path
 from typing import Annotated
 
@@ -16,10 +18,12 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from slm_forest import redact
 from slm_forest.config import config_to_yaml, load_config
 from slm_forest.errors import SlmError
 from slm_forest.pipeline import STAGE_ORDER, STAGES, StageReport, run_stage, stage_range
 from slm_forest.progress import console
+from slm_forest.redact import scrub
 
 app = typer.Typer(
     name="slm",
@@ -146,10 +150,25 @@ def run(
         raise typer.Exit(3)
 
 
-@config_app.command("validate", help="Validate a config: unknown keys and bad values are named with their line.")
+@config_app.command(
+    "validate",
+    help="Validate a config without a GPU or network: unknown keys and bad values with their line, the base model, "
+    "dtype rules, and the key variables the run will need (warnings).",
+)
 def config_validate(config: ConfigArg, set_: SetOpt = None) -> None:
+    from slm_forest.validate import check_config, where  # noqa: PLC0415 - imports the (torch-free) model registry
+
     cfg = load_config(config, set_)
-    out.print(f"[green]{config}: valid[/green] (run '{cfg.run_name}' → {cfg.run_dir()})")
+    findings = check_config(cfg)
+    for finding in findings:
+        style = "bold red" if finding.level == "error" else "yellow"
+        line = f"{where(finding.key, cfg, set_ or [])}: {finding.message} — {finding.hint}"
+        out.print(f"[{style}]{finding.level}:[/{style}] {escape(line)}", highlight=False, soft_wrap=True)
+    errors = sum(f.level == "error" for f in findings)
+    if errors:
+        raise typer.Exit(1)
+    warned = f", {len(findings)} warning(s)" if findings else ""
+    out.print(f"[green]{config}: valid[/green]{warned} (run '{cfg.run_name}' → {cfg.run_dir()})", soft_wrap=True)
 
 
 @config_app.command("show", help="Print the config with every default filled in.")
@@ -174,26 +193,27 @@ def _register_tool_commands() -> None:
 _register_tool_commands()
 
 
+def _fail(exc: BaseException, line: str, code: int, debug: bool) -> None:
+    """The one place an error leaves the process: one scrubbed line, or (SLM_DEBUG=1) the scrubbed traceback."""
+    if debug:
+        sys.stderr.write(scrub("".join(traceback.format_exception(exc))))
+    else:
+        out.print(f"[bold red]error:[/bold red] {escape(scrub(line))}", highlight=False, soft_wrap=True)
+    sys.exit(code)
+
+
 def main() -> None:
+    # Before anything prints or logs: stdout, stderr and every log record are scrubbed of secrets from here on.
+    redact.install()
     debug = os.environ.get("SLM_DEBUG", "") not in ("", "0")
     try:
         # Standalone mode: Typer/Click print usage errors themselves (exit 2) and exit with the command's code.
         app()
     except SlmError as exc:
-        if debug:
-            raise
-        # One line: what and where, then the fix.
-        out.print(f"[bold red]error:[/bold red] {escape(str(exc))}", highlight=False, soft_wrap=True)
-        sys.exit(1)
+        _fail(exc, str(exc), 1, debug)  # one line: what and where, then the fix
     except Exception as exc:  # noqa: BLE001 - the one boundary that keeps tracebacks away from users
-        if debug:
-            raise
-        out.print(
-            f"[bold red]error:[/bold red] unexpected {type(exc).__name__}: {escape(str(exc))} — rerun with SLM_DEBUG=1 for the traceback",
-            highlight=False,
-            soft_wrap=True,
-        )
-        sys.exit(2)
+        detail = " | ".join(line.strip() for line in str(exc).splitlines() if line.strip())  # one line, always
+        _fail(exc, f"unexpected {type(exc).__name__}: {detail} — rerun with SLM_DEBUG=1 for the traceback", 2, debug)
 
 
 if __name__ == "__main__":

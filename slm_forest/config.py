@@ -10,7 +10,6 @@ but not distillation.
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 from pathlib import Path
@@ -19,7 +18,10 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from slm_forest.errors import SlmError
+from slm_forest.config_source import apply_overrides, format_validation_error, parse_override, read_yaml_config
+from slm_forest.redact import register_secret_envs
+
+__all__ = ["RunConfig", "apply_overrides", "config_to_yaml", "load_config", "parse_override"]
 
 
 class Section(BaseModel):
@@ -160,6 +162,17 @@ class TeacherConfig(Section):
     )
 
 
+class ImportConfig(Section):
+    """A file of pairs someone already has; its pairs join the teacher pairs and go through every build rule."""
+
+    path: str = Field(description="the file, relative to the working directory (its sha256 is in the fingerprint)")
+    format: Literal["auto", "seed", "alpaca", "messages", "csv"] = Field(
+        "auto",
+        description="seed: JSON list of {question, answer, type, source}; alpaca: {instruction, input, output}; "
+        "messages: chat JSONL; csv: question/answer columns; auto: from the extension and the first record's keys",
+    )
+
+
 class DistillConfig(Section):
     teachers: list[TeacherConfig] = Field(default_factory=lambda: [TeacherConfig()])
     audiences: list[Literal["expert", "layperson"]] = Field(default_factory=lambda: ["expert", "layperson"])
@@ -177,6 +190,9 @@ class DistillConfig(Section):
     failure_threshold: float = Field(0.5, ge=0, le=1, description="fail the stage if this share of requests failed")
     batch_poll_s: float = Field(30.0, gt=0, description="batch mode: seconds between status polls")
     batch_max_requests: int = Field(5000, ge=1, description="batch mode: requests per submitted batch")
+    imports: list[ImportConfig] = Field(
+        default_factory=list, description="pair files to add to the teacher pairs: [{path: …, format: auto}]"
+    )
 
 
 # ----------------------------------------------------------------------------------------------------------- build
@@ -350,170 +366,26 @@ class RunConfig(Section):
         ).hexdigest()
 
 
-# The union tags pydantic puts into error locations; dropped so users see "collect.sources.0.path".
-_UNION_TAGS = {"bundled", "dump", "lawgo"}
-
-
-def _yaml_lines(text: str) -> dict[str, int]:
-    """Map each dotted key path in a YAML document to its 1-based line number."""
-    lines: dict[str, int] = {}
-
-    def walk(node: yaml.Node, prefix: str) -> None:
-        if isinstance(node, yaml.MappingNode):
-            for key_node, value_node in node.value:
-                key = f"{prefix}.{key_node.value}" if prefix else str(key_node.value)
-                lines[key] = key_node.start_mark.line + 1
-                walk(value_node, key)
-        elif isinstance(node, yaml.SequenceNode):
-            for index, item in enumerate(node.value):
-                key = f"{prefix}.{index}"
-                lines[key] = item.start_mark.line + 1
-                walk(item, key)
-
-    try:
-        root = yaml.compose(text)
-    except yaml.YAMLError:
-        return lines
-    if root is not None:
-        walk(root, "")
-    return lines
-
-
-def _nested_models(annotation: Any) -> list[type[BaseModel]]:
-    """Every pydantic model reachable through list[...], Annotated[...], unions and Optional."""
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return [annotation]
-    found: list[type[BaseModel]] = []
-    for inner in getattr(annotation, "__args__", ()) or ():
-        found += _nested_models(inner)
-    origin = getattr(annotation, "__origin__", None)
-    if origin is not None and not getattr(annotation, "__args__", None):
-        found += _nested_models(origin)
-    return found
-
-
-def _model_fields_at(raw_loc: list[str]) -> list[str]:
-    """Known field names at an error location (pydantic's loc, union tags included), for 'did you mean' hints."""
-    models: list[type[BaseModel]] = [RunConfig]
-    for part in raw_loc:
-        if part.isdigit():
-            continue
-        tagged = [
-            m for m in models if m.model_fields.get("kind") is not None and m.model_fields["kind"].default == part
-        ]
-        if tagged:
-            models = tagged
-            continue
-        field = next((m.model_fields[part] for m in models if part in m.model_fields), None)
-        if field is None:
-            return []
-        models = _nested_models(field.annotation)
-        if not models:
-            return []
-    return sorted({name for m in models for name in m.model_fields})
-
-
-def _format_validation_error(
-    exc: ValidationError, source: str, yaml_text: str | None, override_keys: tuple[str, ...] = ()
-) -> SlmError:
-    # Unknown keys first: a typo usually also causes a "field required" error for the key that was meant.
-    errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
-    error = errors[0]
-    loc = [str(p) for p in error["loc"] if str(p) not in _UNION_TAGS]
-    dotted = ".".join(loc)
-    line = None
-    from_override = next((k for k in override_keys if dotted == k or dotted.startswith(k + ".")), None)
-    if from_override is None and yaml_text:
-        lines = _yaml_lines(yaml_text)
-        for depth in range(len(loc), 0, -1):  # the key itself, or the nearest parent written in the file
-            line = lines.get(".".join(loc[:depth]))
-            if line:
-                break
-    where = f"--set {from_override}" if from_override else (f"{source}:{line}" if line else source)
-    if error["type"] == "extra_forbidden":
-        known = [k for k in _model_fields_at([str(p) for p in error["loc"]][:-1]) if k != "source_path"]
-        close = difflib.get_close_matches(loc[-1], known, n=1)
-        hint = f"did you mean '{'.'.join(loc[:-1] + close)}'?" if close else f"known keys here: {', '.join(known)}"
-        return SlmError(f"{where}: unknown key '{dotted}'", hint)
-    message = error["msg"]
-    if error["type"] == "union_tag_invalid":
-        return SlmError(f"{where}: '{dotted}' has an unknown kind", message)
-    more = f" (and {len(exc.errors()) - 1} more problem(s))" if len(exc.errors()) > 1 else ""
-    return SlmError(
-        f"{where}: invalid value for '{dotted or '<root>'}': {message}{more}", "fix the value in the config"
-    )
-
-
-def parse_override(assignment: str) -> tuple[list[str], Any]:
-    """`train.lora.r=16` -> (['train','lora','r'], 16). Values are parsed as YAML, so 1e-4, true, [a, b] work."""
-    if "=" not in assignment:
-        raise SlmError(f"--set {assignment!r}: expected KEY=VALUE", "for example --set train.lora.r=16")
-    key, raw = assignment.split("=", 1)
-    parts = [p for p in key.strip().split(".") if p]
-    if not parts:
-        raise SlmError(f"--set {assignment!r}: empty key", "for example --set train.lora.r=16")
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
-        value = raw
-    return parts, value
-
-
-def apply_overrides(data: dict, overrides: list[str]) -> dict:
-    for assignment in overrides:
-        parts, value = parse_override(assignment)
-        target: Any = data
-        for index, part in enumerate(parts[:-1]):
-            if isinstance(target, list):
-                if not part.isdigit() or int(part) >= len(target):
-                    raise SlmError(f"--set {assignment}: '{'.'.join(parts[: index + 1])}' is not a list index", "")
-                target = target[int(part)]
-                continue
-            target = target.setdefault(part, {})
-            if not isinstance(target, (dict, list)):
-                raise SlmError(f"--set {assignment}: '{'.'.join(parts[: index + 1])}' is not a section", "")
-        last = parts[-1]
-        if isinstance(target, list):
-            target[int(last)] = value
-        else:
-            target[last] = value
-    return data
-
-
 def load_config(path: str | Path | None, overrides: list[str] | None = None) -> RunConfig:
-    """Read, override and validate a run config. Every failure is an SlmError naming the file/line/key."""
-    overrides = overrides or []
-    text: str | None = None
-    source = "<defaults>"
-    data: dict = {}
-    if path is not None:
-        path = Path(path)
-        source = str(path)
-        if not path.exists():
-            raise SlmError(f"{path}: config file not found", "pass a YAML file, e.g. configs/smoke.yaml")
-        try:
-            text = path.read_text(encoding="utf-8")
-        except UnicodeDecodeError:
-            raise SlmError(f"{path}: not UTF-8 text", "save the config as UTF-8") from None
-        try:
-            loaded = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f"{path}:{mark.line + 1}" if mark else str(path)
-            raise SlmError(f"{where}: YAML syntax error ({getattr(exc, 'problem', exc)})", "fix the YAML") from None
-        if loaded is None:
-            loaded = {}
-        if not isinstance(loaded, dict):
-            raise SlmError(f"{path}: the top level must be a mapping of sections", "see configs/smoke.yaml")
-        data = loaded
-    data = apply_overrides(data, overrides)
+    """Read, override and validate a run config. Every failure is an SlmError naming the file:line, key or --set."""
+    overrides = list(overrides or [])
+    source = read_yaml_config(Path(path)) if path is not None else None
+    data = apply_overrides(source.data if source else {}, overrides)
     try:
         cfg = RunConfig.model_validate(data)
     except ValidationError as exc:
-        keys = tuple(".".join(parse_override(o)[0]) for o in overrides)
-        raise _format_validation_error(exc, source, text, keys) from None
+        raise format_validation_error(exc, RunConfig, source, overrides) from None
     cfg.source_path = str(path) if path is not None else None
+    register_secret_envs(secret_env_names(cfg))
     return cfg
+
+
+def secret_env_names(cfg: RunConfig) -> list[str]:
+    """The environment variables this config reads secrets from: every teacher's and judge's api_key_env and every
+    law.go.kr source's oc_env (the providers' default variables are always treated as secrets)."""
+    teachers = [*cfg.distill.teachers, cfg.build.judge, cfg.build.second_teacher, cfg.evaluate.judge]
+    names = [t.api_key_env for t in teachers if t is not None and t.api_key_env]
+    return names + [s.oc_env for s in cfg.collect.sources if isinstance(s, LawgoSource)]
 
 
 def config_to_yaml(cfg: RunConfig) -> str:

@@ -11,6 +11,8 @@ import contextlib
 import hashlib
 import json
 import os
+import re
+import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -19,6 +21,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from slm_forest.errors import SlmError
+from slm_forest.redact import ScrubbingWriter, known_secrets
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -44,11 +47,16 @@ def atomic_path(path: Path) -> Iterator[Path]:
 
 @contextlib.contextmanager
 def atomic_writer(path: Path, mode: str = "w") -> Iterator[Any]:
-    """Open a temporary file for writing; it replaces `path` only if the block finishes without error."""
+    """Open a temporary file for writing; it replaces `path` only if the block finishes without error.
+
+    In text mode every write has the known secrets replaced by their variable's name (slm_forest.redact).
+    """
     with atomic_path(path) as tmp:
         encoding = None if "b" in mode else "utf-8"
         with open(tmp, mode, encoding=encoding) as handle:
-            yield handle
+            # Text artifacts (manifests, cards, JSONL) never carry a secret's value, whatever put it in the text.
+            secrets = [] if "b" in mode else known_secrets()
+            yield ScrubbingWriter(handle, secrets) if secrets else handle
             handle.flush()
             os.fsync(handle.fileno())
 
@@ -74,9 +82,9 @@ def write_jsonl(path: Path, rows: Iterable[Any]) -> int:
 
 
 def write_json(path: Path, obj: Any) -> None:
+    text = json.dumps(_to_jsonable(obj), ensure_ascii=False, indent=2) + "\n"  # one write: scrubbed whole
     with atomic_writer(path) as out:
-        json.dump(_to_jsonable(obj), out, ensure_ascii=False, indent=2)
-        out.write("\n")
+        out.write(text)
 
 
 def read_jsonl(path: Path) -> Iterator[dict]:
@@ -112,3 +120,35 @@ def sha256_file(path: Path, chunk_size: int = 1 << 20) -> str:
 
 def sha256_text(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+# What this project's writers name their temporaries. Files: atomic_path's `.<name>.<8 random>.tmp`, prepare's spool
+# `.<name>.<8 random>.spool`, export's `.<model>.gguf.tmp`. Directories: the `.<name>.tmp` that train and export
+# fill before a rename, build's staging `.hf.<8 random>`. A finished run leaves none; a killed one (SIGKILL, power
+# loss) may. Other dotfiles (`.x.tmp` written by hand, `.gitignore`) are not ours and stay.
+_STALE_TEMP_FILE = re.compile(r"\..+\.[a-z0-9_]{8}\.(?:tmp|spool)|\..+\.gguf\.tmp")
+_STALE_TEMP_DIR = re.compile(r"\.[^.].*\.tmp|\.hf\.[a-z0-9_]{8}")
+
+
+def sweep_stale_temps(directory: Path) -> list[Path]:
+    """Remove the temporaries a killed run left anywhere under `directory`; returns what was removed.
+
+    Call it only while holding the stage's lock (pipeline.run_stage does): a temp file of a run in progress looks
+    the same as a stale one. Symbolic links are neither followed nor removed.
+    """
+    removed: list[Path] = []
+    if not Path(directory).is_dir():
+        return removed
+    for root, dirs, names in os.walk(directory):
+        for name in list(dirs):
+            path = Path(root) / name
+            if _STALE_TEMP_DIR.fullmatch(name) and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(path)
+                dirs.remove(name)
+        for name in names:
+            path = Path(root) / name
+            if _STALE_TEMP_FILE.fullmatch(name) and not path.is_symlink():
+                path.unlink(missing_ok=True)
+                removed.append(path)
+    return removed

@@ -112,18 +112,40 @@ def write_manifest(stage_dir: Path, manifest: Manifest) -> Path:
     return path
 
 
-def outputs_intact(manifest: Manifest, run_dir: Path) -> bool:
-    """Cheap check that the outputs a manifest lists are the files it hashed: same size and modification time.
+# Model weights and tensor blobs can be gigabytes and are never edited by hand: they keep the cheap size+mtime check.
+# Every other output (JSONL, JSON, cards, charts, tokenizers, configs) is re-hashed whenever a stage is skipped as
+# finished or its outputs are read downstream, so an edit that keeps the length and restores the mtime is caught.
+SIZE_MTIME_ONLY = frozenset(
+    {".safetensors", ".bin", ".gguf", ".pt", ".pth", ".ckpt", ".arrow", ".parquet", ".npy", ".npz", ".onnx", ".h5"}
+)
 
-    Any rewrite (a later run that died half-way, a hand edit) changes the mtime, so it is caught without re-hashing
-    gigabytes on every `slm run`.
+
+def hashed_on_check(path: Path) -> bool:
+    """Whether `changed_output` re-hashes this file (True) or trusts its size and mtime (a weights file)."""
+    return path.suffix.lower() not in SIZE_MTIME_ONLY
+
+
+def changed_output(manifest: Manifest, run_dir: Path) -> tuple[Path, str] | None:
+    """The first output that is no longer the file the manifest hashed, with what changed; None when all are intact.
+
+    Size and mtime first (any rewrite, even of the same bytes, changes the mtime); then the sha256 of every file
+    that is not a weights file (see SIZE_MTIME_ONLY).
     """
     for entry in manifest.outputs:
         path = Path(entry.path)
         path = path if path.is_absolute() else run_dir / path
-        if not path.exists():
-            return False
+        if not path.is_file():
+            return path, "it is missing"
         stat = path.stat()
-        if stat.st_size != entry.bytes or (entry.mtime_ns is not None and stat.st_mtime_ns != entry.mtime_ns):
-            return False
-    return True
+        if stat.st_size != entry.bytes:
+            return path, f"its size changed ({entry.bytes} → {stat.st_size} bytes)"
+        if entry.mtime_ns is not None and stat.st_mtime_ns != entry.mtime_ns:
+            return path, "it was rewritten (modification time changed)"
+        if hashed_on_check(path) and sha256_file(path) != entry.sha256:
+            return path, "its contents changed (sha256 differs, same size and modification time)"
+    return None
+
+
+def outputs_intact(manifest: Manifest, run_dir: Path) -> bool:
+    """Whether every output a manifest lists is still the file it hashed (see `changed_output`)."""
+    return changed_output(manifest, run_dir) is None

@@ -10,12 +10,13 @@ config section or a changed upstream artifact reruns the stage and everything af
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -23,10 +24,11 @@ from typing import Any
 
 from slm_forest.config import RunConfig
 from slm_forest.errors import SlmError
+from slm_forest.files import sweep_stale_temps
 from slm_forest.manifest import (
     Manifest,
+    changed_output,
     describe_files,
-    outputs_intact,
     package_versions,
     read_manifest,
     write_manifest,
@@ -55,7 +57,13 @@ STAGES: dict[str, StageSpec] = {
             signature="slm_datagen.collect.stage:input_signature",
         ),
         StageSpec("prepare", "slm_datagen.prepare.stage:run_prepare", ("collect",), "clean, de-duplicate, chunk"),
-        StageSpec("distill", "slm_datagen.distill.stage:run_distill", ("prepare",), "Q&A pairs from teacher LLMs"),
+        StageSpec(
+            "distill",
+            "slm_datagen.distill.stage:run_distill",
+            ("prepare",),
+            "Q&A pairs from teacher LLMs",
+            signature="slm_datagen.distill.imports:input_signature",
+        ),
         StageSpec(
             "build",
             "slm_datagen.dataset.stage:run_build",
@@ -149,11 +157,12 @@ def _require_upstream(cfg: RunConfig, spec: StageSpec, run_dir: Path) -> dict[st
                 f"stage '{spec.name}' needs '{name}', whose manifest {state} in {run_dir / name}",
                 f"run `slm {name} {config_arg}` first (or `slm run {config_arg} --to {spec.name}`)",
             )
-        if not outputs_intact(manifest, run_dir):
-            config_arg = cfg.source_path or "CONFIG"
+        changed = changed_output(manifest, run_dir)
+        if changed is not None:
+            path, why = changed
             raise SlmError(
-                f"stage '{spec.name}' needs '{name}', whose outputs changed after its manifest was written",
-                f"rerun `slm {name} {config_arg} --force` (or restore the files)",
+                f"{path}: {why} after stage '{name}' wrote its manifest, so stage '{spec.name}' will not read it",
+                f"rerun `slm {name} {cfg.source_path or 'CONFIG'} --force` to remake it (or restore the file)",
             )
         manifests[name] = manifest
     return manifests
@@ -174,23 +183,26 @@ def run_stage(
     upstream = _require_upstream(cfg, spec, run_dir)
     options = {**(options or {}), "force": force}
     fingerprint = _fingerprint(cfg, spec, upstream, options)
-    dry_run = bool(options.get("dry_run"))
+    ctx = StageContext(cfg, name, run_dir, stage_dir, upstream, options)
+    with _stage_lock(stage_dir):
+        return _run_locked(ctx, spec, fingerprint, force=force)
 
+
+def _run_locked(ctx: StageContext, spec: StageSpec, fingerprint: str, *, force: bool) -> StageReport:
+    cfg, name, run_dir, stage_dir, upstream = ctx.cfg, ctx.name, ctx.run_dir, ctx.stage_dir, ctx.upstream
+    dry_run = bool(ctx.options.get("dry_run"))
+    if _is_main_process():
+        sweep_stale_temps(stage_dir)  # what a killed run left; the lock guarantees no other run is writing here
     previous = read_manifest(stage_dir)
-    if (
-        not force
-        and not dry_run
-        and previous is not None
-        and previous.complete
-        and previous.fingerprint == fingerprint
-        and outputs_intact(previous, run_dir)
-    ):
-        return StageReport(name, True, 0.0, previous.counts, True, "unchanged: skipped", previous)
+    redo_reason = ""
+    if not force and not dry_run and previous is not None and previous.complete and previous.fingerprint == fingerprint:
+        changed = changed_output(previous, run_dir)
+        if changed is None:
+            return StageReport(name, True, 0.0, previous.counts, True, "unchanged: skipped", previous)
+        redo_reason = f"redoing: {changed[0]}: {changed[1]} after the manifest was written"
 
-    stage_dir.mkdir(parents=True, exist_ok=True)
     started = time.time()
     started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    ctx = StageContext(cfg, name, run_dir, stage_dir, upstream, options)
     runner: Callable[[StageContext], StageResult] = _load(spec.runner)
     if dry_run:
         # A dry run only reports what it would do: the previous manifest and outputs stay as they were.
@@ -198,13 +210,14 @@ def run_stage(
         return StageReport(name, False, time.time() - started, result.counts, False, result.summary, None, dry_run=True)
     # The previous manifest stays until this run succeeds: a run that fails on bad input before writing anything
     # leaves the finished stage as it was. A run that dies after rewriting some outputs is caught by
-    # outputs_intact (sizes and mtimes no longer match), so a half-replaced stage is never skipped.
+    # changed_output (sizes, mtimes, hashes no longer match), so a half-replaced stage is never skipped.
     result = runner(ctx)
     seconds = time.time() - started
+    summary = "; ".join(part for part in (redo_reason, result.summary) if part)
 
     if not _is_main_process():
         # Under torchrun/accelerate every rank runs the stage; only rank 0 records it.
-        return StageReport(name, False, seconds, result.counts, result.complete, result.summary, None)
+        return StageReport(name, False, seconds, result.counts, result.complete, summary, None)
     inputs = [entry for m in upstream.values() for entry in m.outputs]
     if result.extra_inputs:
         inputs += describe_files(result.extra_inputs, run_dir)
@@ -224,7 +237,32 @@ def run_stage(
         seconds=round(seconds, 3),
     )
     write_manifest(stage_dir, manifest)
-    return StageReport(name, False, seconds, result.counts, result.complete, result.summary, manifest)
+    return StageReport(name, False, seconds, result.counts, result.complete, summary, manifest)
+
+
+@contextlib.contextmanager
+def _stage_lock(stage_dir: Path) -> Iterator[None]:
+    """One run per stage directory at a time: an advisory lock on the directory itself (no file left behind), which
+    the OS releases when the process dies, even on SIGKILL. Under torchrun/accelerate only rank 0 takes it: the
+    other ranks run the same stage with it."""
+    stage_dir.mkdir(parents=True, exist_ok=True)
+    if not _is_main_process():
+        yield
+        return
+    import fcntl  # POSIX only, like the rest of the tooling (RunPod, CI, macOS)
+
+    fd = os.open(stage_dir, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise SlmError(
+                f"{stage_dir}: stage '{stage_dir.name}' is already running here (another slm process holds it)",
+                "wait for that run to finish or stop it; two runs of one stage would overwrite each other's files",
+            ) from None
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def files_signature(paths: list[str]) -> list[list[object]]:

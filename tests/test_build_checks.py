@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import pytest
 
 from slm_datagen.dataset.arithmetic import check_arithmetic
@@ -186,12 +188,13 @@ def test_near_duplicates_are_caught_but_other_articles_and_numbers_are_not():
 # ------------------------------------------------------------------------------------------------------- grounding
 def statute(law: str, article: int, text: str, date: str, branch: int | None = None, **fields) -> Document:
     doc_id = f"doc-{law}-{article}-{branch}-{date}"
+    source = fields.pop("source", "test")
     return Document(
         id=doc_id,
         kind="statute_article",
         title=f"{law} 제{article}조",
         text=text,
-        source="test",
+        source=source,
         law_name=law,
         article_no=article,
         article_branch=branch,
@@ -245,15 +248,55 @@ def test_a_citation_that_exists_passes():
     assert ground("소득세법 제12조 제1호에 따라 공익신탁의 이익은 비과세입니다.") == []
 
 
-def test_income_tax_act_article_999_is_rejected():
+def test_an_article_missing_from_a_partly_collected_law_is_held_for_review():
     findings = ground("소득세법 제12조와 소득세법 제999조에 따라 비과세입니다.")
-    assert rules_of(findings) == ["citation_not_in_corpus"]
-    assert "소득세법 제999조" in findings[0].details
+    assert [(f.rule, f.action) for f in findings] == [("citation_unverified", "review")]
+    assert "소득세법 제999조" in findings[0].details and "add 소득세법 to collect" in findings[0].details
 
 
 def test_citations_field_is_checked_too():
     findings = ground("소득세법 제12조에 따라 비과세입니다.", citations=["소득세법 제999조"])
-    assert rules_of(findings) == ["citation_not_in_corpus"]
+    assert rules_of(findings) == ["citation_unverified"]
+
+
+def whole_law(law: str, last: int, date: str, source: str = "lawgo:eflaw?MST=1") -> list[Document]:
+    """A law as a whole-law response gives it: 제1조 to the last article, a repealed one as 삭제."""
+    return [
+        statute(
+            law,
+            n,
+            f"제{n}조 삭제 <2020.1.1>" if n == 3 else f"제{n}조(조문 {n})\n① 본문 {n}.",
+            date,
+            source=source,
+            deleted=n == 3,
+        )
+        for n in range(1, last + 1)
+    ] + [statute(law, 2, "제2조의2(가지 조문)\n① 본문.", date, branch=2, source=source)]
+
+
+def test_which_laws_are_held_in_full_comes_from_the_documents():
+    corpus = whole_law("법인세법", 30, "2024-01-01") + CORPUS
+    corpus += whole_law("부가가치세법", 10, "2024-01-01", source="bundled:lawgo/eflaw_JO_부가가치세법_제46조.json")
+    corpus += [d for d in whole_law("종합부동산세법", 12, "2024-01-01") if d.article_no != 7]  # one article missing
+    index = build_statute_index(corpus)
+    assert index.whole_versions == {"법인세법": ["2024-01-01"]}  # JO= requests and gaps are not whole laws
+    assert index.held_in_full("법인세법", "2023-05-01") and index.held_in_full("법인세법", None)
+    assert not index.held_in_full("법인세법", "2025-03-01")  # a later source may cite an article added since
+    assert not index.held_in_full("소득세법", None)
+
+
+def test_an_article_missing_from_a_law_collected_in_full_is_rejected():
+    corpus = whole_law("소득세법", 40, "2024-01-01")
+    index, docs = build_statute_index(corpus), {doc.id: doc for doc in corpus}
+    pair = make_pair("질문?", "소득세법 제12조와 소득세법 제999조 및 같은 법 제2조의2에 따라 비과세입니다.")
+    pair = pair.model_copy(update={"doc_id": corpus[11].id, "kind": "statute_article", "law_name": "소득세법"})
+    tally: Counter[str] = Counter()
+    findings = check_grounding(pair, index, docs, {}, "reject", tally)
+    assert [(f.rule, f.action) for f in findings] == [("citation_not_in_corpus", "reject")]
+    assert "collected in full" in findings[0].details
+    assert tally == Counter({"verified": 2, "not_in_full_law": 1})
+    deleted = pair.model_copy(update={"answer": "소득세법 제12조와 소득세법 제3조에 따릅니다."})
+    assert rules_of(check_grounding(deleted, index, docs, {}, "reject")) == ["citation_wrong_version"]
 
 
 def test_paragraph_must_exist_in_the_article_text():
@@ -264,12 +307,45 @@ def test_paragraph_must_exist_in_the_article_text():
     assert paragraphs_of(ART12.text) == {1}
 
 
-def test_uncollected_laws_are_unresolvable_and_the_policy_decides():
+def test_a_catalogue_law_that_was_not_collected_is_held_for_review():
     answer = "소득세법 제12조와 조세특례제한법 제30조의5에 따라 과세특례가 적용됩니다."
+    findings = ground(answer)
+    assert [(f.rule, f.action) for f in findings] == [("citation_unverified", "review")]
+    assert (
+        "조세특례제한법 was not collected" in findings[0].details
+        and "add 조세특례제한법 to collect" in findings[0].details
+    )
+    assert rules_of(ground("소득세법 제12조와 민법 제1000조에 따릅니다.")) == [
+        "citation_unverified"
+    ]  # tax texts cite 민법
+
+
+def test_a_law_known_nowhere_is_unresolvable_and_the_policy_decides():
+    answer = "소득세법 제12조와 「가상세금특별법」 제30조에 따라 과세특례가 적용됩니다."
     rejected = ground(answer)
     assert [(f.rule, f.action) for f in rejected] == [("citation_unresolvable", "reject")]
     flagged = ground(answer, action="flag")
     assert [(f.rule, f.action) for f in flagged] == [("citation_unresolvable", "flag")]
+
+
+def test_a_law_named_by_a_collected_document_exists():
+    ruling = Document(
+        id="doc-ruling",
+        kind="interpretation",
+        title="t",
+        text="t",
+        source="test",
+        related_laws=["｢가상자산 이용자 보호 등에 관한 법률｣ 제2조"],
+    )
+    index = build_statute_index([*CORPUS, ruling])
+    pair = make_pair(
+        "질문?",
+        "소득세법 제12조와 「가상자산 이용자 보호 등에 관한 법률」 제7조에 따릅니다.",
+        kind="statute_article",
+        doc_id=ART12.id,
+        law_name="소득세법",
+    )
+    assert rules_of(check_grounding(pair, index, DOCS, {}, "reject")) == ["citation_unverified"]
 
 
 def test_a_pair_from_an_article_must_cite_it():
@@ -281,7 +357,7 @@ def test_cross_references_of_the_source_article_are_grounded():
     source = CORPUS[3]  # 국세기본법 제26조의2 mentions 제45조의2, which was not collected
     assert ground("국세기본법 제26조의2와 국세기본법 제45조의2에 따라 경정청구를 할 수 있습니다.", doc=source) == []
     findings = ground("국세기본법 제26조의2와 국세기본법 제46조에 따릅니다.", doc=source)
-    assert rules_of(findings) == ["citation_not_in_corpus"]
+    assert rules_of(findings) == ["citation_unverified"]  # 국세기본법 is collected only in part
 
 
 def test_version_rules_deleted_and_not_yet_created_articles():

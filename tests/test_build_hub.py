@@ -89,7 +89,7 @@ def test_a_failed_push_leaves_the_new_build_recorded_and_says_how_to_retry(tmp_p
     assert "the dataset is built, but the push to someone/dataset failed" in warning
     assert f"Retry: python -m slm_datagen.dataset.hub {stage_dir} someone/dataset" in warning
     assert TOKEN not in err and TOKEN not in (stage_dir / "manifest.json").read_text(encoding="utf-8")
-    assert "Bearer ***" in hub["error"] or "hf_***" in hub["error"]
+    assert "Bearer <HF_TOKEN>" in hub["error"] or "hf_***" in hub["error"]
 
     again = run_stage(pushing, "build")  # consistent: a plain rerun skips the finished stage
     assert again.skipped

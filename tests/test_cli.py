@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -37,6 +38,8 @@ def test_help_does_not_import_torch():
 
 
 def _slm(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    # PYTHONPATH: this checkout's code, not whatever checkout the shared venv's editable install points at.
+    env = {**(os.environ if env is None else env), "PYTHONPATH": str(SMOKE.parent.parent)}
     return subprocess.run([sys.executable, "-m", "slm_forest.cli", *args], capture_output=True, text=True, env=env)
 
 
@@ -62,8 +65,6 @@ def test_unknown_stage_is_a_usage_error():
 
 
 def test_debug_switch_shows_the_traceback(tmp_path):
-    import os
-
     bad = tmp_path / "bad.yaml"
     bad.write_text("trian: {}\n", encoding="utf-8")
     result = _slm("config", "validate", str(bad), env={**os.environ, "SLM_DEBUG": "1"})

@@ -86,4 +86,113 @@ def test_configs_hold_no_secret_values():
 def test_errors_from_overrides_name_the_override_not_a_file_line():
     with pytest.raises(SlmError) as info:
         load_config(CONFIG_DIR / "smoke.yaml", ["train.max_length=lots"])
-    assert str(info.value).startswith("--set train.max_length: invalid value")
+    assert str(info.value).startswith("--set train.max_length=lots: invalid value")
+
+
+def _write(tmp_path, text: str) -> Path:
+    path = tmp_path / "run.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_a_duplicate_key_is_an_error_naming_both_lines(tmp_path):
+    path = _write(tmp_path, "run_name: x\ntrain:\n  lora:\n    r: 8\n  max_steps: 3\n  lora:\n    r: 16\n")
+    with pytest.raises(SlmError) as info:
+        load_config(path)
+    assert info.value.message == f"{path}:6: duplicate key 'train.lora' (also at line 3)"
+    assert "last" in info.value.hint
+
+
+def test_a_duplicate_key_in_a_list_entry_is_found_too(tmp_path):
+    path = _write(tmp_path, "collect:\n  sources:\n    - kind: dump\n      path: a\n      path: b\n")
+    with pytest.raises(SlmError, match=r"run\.yaml:5: duplicate key 'collect\.sources\.0\.path' \(also at line 4\)"):
+        load_config(path)
+
+
+def test_an_unknown_section_created_by_set_names_the_set(tmp_path):
+    path = _write(tmp_path, "run_name: x\ntrain:\n  max_steps: 3\n")
+    with pytest.raises(SlmError) as info:
+        load_config(path, ["trian.x=1"])
+    assert info.value.message == "--set trian.x=1: unknown key 'trian'" and "did you mean 'train'" in info.value.hint
+    with pytest.raises(SlmError, match=r"^--set train\.lora\.rank=4: unknown key 'train\.lora\.rank'"):
+        load_config(path, ["train.lora.rank=4"])
+
+
+def test_a_typo_in_the_yaml_is_still_blamed_on_the_yaml_when_a_set_is_given(tmp_path):
+    path = _write(tmp_path, "run_name: x\ntrian:\n  max_steps: 3\n")
+    with pytest.raises(SlmError, match=r"run\.yaml:2: unknown key 'trian'"):
+        load_config(path, ["trian.max_steps=4"])  # the key was already wrong in the file
+
+
+def test_set_on_a_list_position_that_does_not_exist_says_which_exist(tmp_path):
+    path = _write(tmp_path, "collect:\n  sources:\n    - kind: bundled\n    - kind: dump\n      path: d\n")
+    with pytest.raises(SlmError) as info:
+        load_config(path, ["collect.sources.5.path=x"])
+    assert info.value.message == (
+        "--set collect.sources.5.path=x: 'collect.sources' has 2 entries, so there is no entry 5"
+    )
+    assert "from 0 to 1" in info.value.hint and "YAML" in info.value.hint
+    with pytest.raises(SlmError, match="from 0 to 1"):
+        load_config(path, ["collect.sources.2={kind: bundled}"])  # the last part is a position too
+    with pytest.raises(SlmError, match=r"'collect\.sources' is a list, so 'first' must be a position"):
+        load_config(path, ["collect.sources.first.path=x"])
+    assert load_config(path, ["collect.sources.1.path=e"]).collect.sources[1].path == "e"
+
+
+def test_set_into_a_list_the_yaml_does_not_write_says_so(tmp_path):
+    path = _write(tmp_path, "run_name: x\n")
+    with pytest.raises(SlmError) as info:
+        load_config(path, ["collect.sources.0.path=x"])
+    assert "'collect.sources' is not written in the config" in info.value.message
+    assert "write the list collect.sources" in info.value.hint
+
+
+def test_set_below_a_value_says_it_is_not_a_section(tmp_path):
+    path = _write(tmp_path, "train:\n  base_model: phi-2\n")
+    with pytest.raises(SlmError, match=r"'train\.base_model' is a value \('phi-2'\), not a section"):
+        load_config(path, ["train.base_model.x=1"])
+
+
+def test_a_directory_given_as_the_config_says_so(tmp_path):
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "a.yaml").write_text("run_name: a\n", encoding="utf-8")
+    with pytest.raises(SlmError) as info:
+        load_config(tmp_path / "configs")
+    assert "is a directory, not a config file" in info.value.message and "a.yaml" in info.value.hint
+
+
+def test_an_empty_config_file_is_a_clear_error(tmp_path):
+    for text in ("", "\n\n", "# only a comment\n"):
+        with pytest.raises(SlmError) as info:
+            load_config(_write(tmp_path, text))
+        assert info.value.message.endswith("run.yaml: the config is empty") and "run_name" in info.value.hint
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        ("run_name: x\ntrain\nseed: 1\n", 2),  # a key without ':' (PyYAML notices on line 3)
+        ("run_name: x\ntrain:\n  max_length: [1, 2\nseed: 3\n", 3),  # an unclosed bracket
+        ('run_name: "x\ntrain:\n  r: 1\n', 1),  # an unclosed quote
+        ("train:\n  lora\n  r: 1\n", 2),  # a nested key without ':'
+        ("run_name: x\ntrain:\n  r: 1\n   a: 2\n", 4),  # indented too far
+        ("train:\n    r: 1\n  a: 2\n", 3),  # dedented into nowhere
+        ("run_name: x\ntrain:\n\tr: 1\n", 3),  # a tab
+    ],
+)
+def test_yaml_syntax_errors_point_at_the_line_of_the_mistake(tmp_path, text, line):
+    with pytest.raises(SlmError) as info:
+        load_config(_write(tmp_path, text))
+    assert f"run.yaml:{line}: YAML syntax error" in info.value.message, info.value.message
+    assert info.value.hint
+
+
+def test_set_type_errors_say_fix_the_set_and_yaml_ones_the_file_line(tmp_path):
+    path = _write(tmp_path, "train:\n  max_length: lots\n")
+    with pytest.raises(SlmError) as info:
+        load_config(path)
+    assert info.value.hint == f"fix the value at {path}:2"
+    with pytest.raises(SlmError) as info:
+        load_config(_write(tmp_path, "run_name: x\n"), ["train.lora.r=abc"])
+    assert info.value.message.startswith("--set train.lora.r=abc: invalid value for 'train.lora.r'")
+    assert info.value.hint == "fix the --set train.lora.r=abc" and "config" not in info.value.hint

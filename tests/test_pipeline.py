@@ -121,7 +121,7 @@ def test_half_replaced_outputs_are_not_trusted(fake_stages):
     stat = rows.stat()
     rows.write_text(rows.read_text())  # same bytes, rewritten: as a run that died after replacing this file
     os.utime(rows, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
-    with pytest.raises(SlmError, match="outputs changed after its manifest"):
+    with pytest.raises(SlmError, match=r"rows\.jsonl: it was rewritten .* after stage 'collect' wrote its manifest"):
         run_stage(cfg, "prepare", force=True)
     assert not run_stage(cfg, "collect").skipped  # redone, so prepare can run again
     assert run_stage(cfg, "prepare").skipped  # the redone collect wrote the same content: nothing to redo
@@ -160,3 +160,89 @@ def test_dry_run_keeps_the_previous_manifest(fake_stages):
     report = run_stage(cfg, "prepare", options={"dry_run": True})
     assert report.dry_run and report.manifest is None
     assert (cfg.run_dir() / "prepare" / "manifest.json").read_text() == before
+
+
+def _edit_in_place(path, old: bytes, new: bytes) -> None:
+    """Change bytes without changing the length, then put the modification time back (what `touch -r` does)."""
+    stat = path.stat()
+    data = path.read_bytes()
+    assert old in data and len(old) == len(new)
+    path.write_bytes(data.replace(old, new, 1))
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert path.stat().st_size == stat.st_size and path.stat().st_mtime_ns == stat.st_mtime_ns
+
+
+def test_same_size_edit_with_the_mtime_restored_is_refused_downstream(fake_stages):
+    cfg = _cfg()
+    run_stage(cfg, "collect")
+    rows = cfg.run_dir() / "collect" / "rows.jsonl"
+    _edit_in_place(rows, b'"n":1', b'"n":9')
+    with pytest.raises(SlmError) as info:
+        run_stage(cfg, "prepare")
+    message = str(info.value)
+    assert "\n" not in message and message.startswith(f"{rows}: its contents changed (sha256 differs")
+    assert "rerun `slm collect CONFIG --force`" in message
+    assert not (cfg.run_dir() / "prepare" / "manifest.json").exists()
+
+
+def test_same_size_edit_of_its_own_output_redoes_the_stage(fake_stages):
+    cfg = _cfg()
+    run_stage(cfg, "collect")
+    rows = cfg.run_dir() / "collect" / "rows.jsonl"
+    _edit_in_place(rows, b'"n":1', b'"n":9')
+    report = run_stage(cfg, "collect")
+    assert not report.skipped and "redoing" in report.summary and "sha256" in report.summary
+    assert b'"n":1' in rows.read_bytes()  # remade from its inputs
+    assert run_stage(cfg, "collect").skipped
+
+
+def _weights_stage(ctx):
+    out = ctx.stage_dir / "adapter_model.safetensors"
+    out.write_bytes(b"\x00" * 64)
+    return StageResult(outputs=[out])
+
+
+def test_weights_files_keep_the_size_and_mtime_check(fake_stages, monkeypatch):
+    monkeypatch.setattr(sys.modules["fake_stages_mod"], "weights", _weights_stage, raising=False)
+    fake_stages["collect"] = StageSpec("collect", "fake_stages_mod:weights", (), "weights")
+    cfg = _cfg()
+    run_stage(cfg, "collect")
+    _edit_in_place(cfg.run_dir() / "collect" / "adapter_model.safetensors", b"\x00", b"\x01")
+    assert run_stage(cfg, "collect").skipped  # gigabytes are not re-hashed on every run: size + mtime only
+
+
+def test_temporaries_of_a_killed_run_are_swept_at_the_start_of_the_next(fake_stages):
+    cfg = _cfg()
+    run_stage(cfg, "collect")
+    stage = cfg.run_dir() / "collect"
+    stale = [stage / ".rows.jsonl.k3x_9a0q.tmp", stage / "cache" / ".page-1.json.abcdefgh.tmp"]
+    for path in stale:
+        path.parent.mkdir(exist_ok=True)
+        path.write_bytes(b"half a file")
+    (stage / ".base_model.tmp").mkdir()
+    (stage / ".base_model.tmp" / "config.json").write_text("{}")
+    (stage / ".model.gguf.tmp").write_bytes(b"half a GGUF")
+    stale.append(stage / ".model.gguf.tmp")
+    kept = [stage / ".gitignore", stage / "notes.tmp", stage / ".notes.tmp", stage / "cache" / "page-1.json"]
+    for path in kept:
+        path.write_text("keep")
+    assert run_stage(cfg, "collect").skipped  # swept even when the stage has nothing to redo
+    assert not any(path.exists() for path in stale) and not (stage / ".base_model.tmp").exists()
+    assert all(path.exists() for path in kept)
+
+
+def test_a_stage_already_running_in_its_directory_is_refused(fake_stages):
+    import fcntl
+
+    cfg = _cfg()
+    run_stage(cfg, "collect")
+    stage = cfg.run_dir() / "collect"
+    held = os.open(stage, os.O_RDONLY)  # what a second `slm collect` in another terminal would hold
+    try:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(SlmError, match=r"stage 'collect' is already running here"):
+            run_stage(cfg, "collect", force=True)
+    finally:
+        os.close(held)
+    assert not run_stage(cfg, "collect", force=True).skipped  # released: runs again
+    assert not [p for p in stage.iterdir() if p.name.startswith(".")]  # the lock leaves no file

@@ -1,4 +1,4 @@
-"""GPU memory / time / cost planner (`fine_tuning.plan.memory`). Pure Python, fast.
+"""GPU memory / time / cost planner (`fine_tuning.plan`: memory, cost, suggest, gpus). Pure Python, fast.
 
 Validation against published peak-memory figures
 ------------------------------------------------
@@ -38,18 +38,13 @@ import math
 
 import pytest
 
-from fine_tuning.plan.memory import (
-    DEFAULT_GPUS,
-    GPU,
-    estimate_memory,
-    flops_per_token,
-    gpus_from_config,
-    plan_run,
-    plan_to_dict,
-    resolve_lora_targets,
-    suggest_changes,
-)
-from fine_tuning.plan.registry import Architecture, get_model_spec
+from fine_tuning.plan.architecture import Architecture
+from fine_tuning.plan.cost import flops_per_token, plan_run, plan_to_dict
+from fine_tuning.plan.gpus import DEFAULT_GPUS, GPU, gpus_from_config
+from fine_tuning.plan.lora_targets import resolve_lora_targets
+from fine_tuning.plan.memory import estimate_memory
+from fine_tuning.plan.registry import get_model_spec
+from fine_tuning.plan.suggest import suggest_changes
 
 GIB = 2**30
 LLAMA2_7B = Architecture("llama", 4096, 32, 32, 32, 128, 11008, 32000, False)

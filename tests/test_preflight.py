@@ -226,7 +226,7 @@ def test_our_gemma_template_masks_exactly_like_trls_gemma3_training_template(tok
 def test_end_of_turn_token_per_model(tokenizer):
     from fine_tuning.plan.registry import get_model_spec
     from fine_tuning.train.chat_templates import choose_training_template
-    from fine_tuning.train.stage import end_of_turn_token
+    from fine_tuning.train.checks import end_of_turn_token
 
     tiny_phi, gemma = get_model_spec("tiny-random-phi"), get_model_spec("gemma-3-12b-it")
     ours = choose_training_template(tokenizer, "phi")  # the tiny tokenizer's Gemma-format template

@@ -20,15 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from fine_tuning.plan.registry import (
-    GEMMA3_LORA_TARGET_REGEX,
-    TINY_CONFIGS,
-    Architecture,
-    architecture_from_config,
-    choose_dtype,
-    get_model_spec,
-    known_models,
-)
+from fine_tuning.plan.architecture import Architecture, architecture_from_config
+from fine_tuning.plan.model_table import GEMMA3_LORA_TARGET_REGEX, TINY_CONFIGS
+from fine_tuning.plan.registry import choose_dtype, get_model_spec, known_models
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -374,7 +368,8 @@ def test_choose_dtype_rules():
 def test_import_is_fast_and_torch_free():
     # Measured in a fresh interpreter; best of up to 3 tries so a busy CI box does not flake the 0.2 s budget.
     code = (
-        "import sys, time; t = time.perf_counter(); import fine_tuning.plan.registry, fine_tuning.plan.memory; "
+        "import sys, time; t = time.perf_counter(); "
+        "import fine_tuning.plan.registry, fine_tuning.plan.memory, fine_tuning.plan.cost; "
         "print(time.perf_counter() - t, 'torch' in sys.modules, 'transformers' in sys.modules)"
     )
     best = float("inf")

@@ -99,6 +99,6 @@ def test_loss_plot_and_history_files(tmp_path):
 def test_cpu_threads_rule(parameters, device, expected):
     import torch
 
-    from fine_tuning.train.stage import cpu_threads
+    from fine_tuning.train.trainer import cpu_threads
 
     assert cpu_threads(device, parameters) == (expected or torch.get_num_threads())

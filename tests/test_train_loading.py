@@ -28,7 +28,7 @@ TEXTS = [t for pair in QA for t in pair] * 10
 
 @pytest.fixture(scope="module", autouse=True)
 def one_thread():
-    """Tiny models train fastest on one thread (see fine_tuning.train.stage.cpu_threads); restored afterwards."""
+    """Tiny models train fastest on one thread (see fine_tuning.train.trainer.cpu_threads); restored afterwards."""
     import torch
 
     before = torch.get_num_threads()
@@ -50,7 +50,7 @@ def tiny_dirs(tmp_path_factory):
 
 def short_run(model, tokenizer, out_dir, steps=4, method="lora"):
     """A few real SFTTrainer steps through the train stage's own config and trainer builders."""
-    from fine_tuning.train.stage import make_trainer, sft_config
+    from fine_tuning.train.trainer import make_trainer, sft_config
 
     cfg = load_config(
         None,
@@ -211,8 +211,8 @@ def test_pad_equal_to_eos_gets_a_distinct_pad_within_the_embedding(tiny_dirs):
 
 def test_dtype_rules_gemma3_never_fp16_and_fp32_on_cpu(tiny_dirs):
     from fine_tuning.plan.registry import get_model_spec
+    from fine_tuning.train.checks import resolve_dtype
     from fine_tuning.train.loading import load_model_for_training
-    from fine_tuning.train.stage import resolve_dtype
 
     gemma, phi = get_model_spec("tiny-random-gemma3"), get_model_spec("tiny-random-phi")
 
@@ -236,7 +236,7 @@ def test_dtype_rules_gemma3_never_fp16_and_fp32_on_cpu(tiny_dirs):
 
 
 def test_unknown_base_model_names_the_key():
-    from fine_tuning.train.stage import model_spec
+    from fine_tuning.train.checks import model_spec
 
     with pytest.raises(SlmError, match="train.base_model: unknown model 'gemma-9'"):
         model_spec("gemma-9")
@@ -252,7 +252,7 @@ def test_bf16_lora_on_cuda(tiny_dirs, tmp_path):
 
     from fine_tuning.plan.registry import choose_dtype, get_model_spec
     from fine_tuning.train.loading import apply_lora, load_model_for_training, prepare_tokenizer
-    from fine_tuning.train.stage import make_trainer, sft_config
+    from fine_tuning.train.trainer import make_trainer, sft_config
 
     spec = get_model_spec("tiny-random-gemma3")
     dtype = choose_dtype(spec, "cuda", torch.cuda.is_bf16_supported())
@@ -362,7 +362,7 @@ def test_train_stage_batches_carry_no_token_type_ids_and_zeros_are_dropped(tiny_
 
     from fine_tuning.plan.registry import get_model_spec
     from fine_tuning.train.loading import apply_lora, load_model_for_training, prepare_tokenizer
-    from fine_tuning.train.stage import make_trainer, sft_config, text_only_inputs
+    from fine_tuning.train.trainer import make_trainer, sft_config, text_only_inputs
 
     spec = get_model_spec("tiny-random-gemma3-mm")
     path = tiny_dirs["tiny-random-gemma3-mm"]

@@ -275,7 +275,7 @@ def test_preflight_failure_stops_the_stage_before_training(runs_dir):
 
 def _checkpoints_of_another_config(stage: Path) -> list[Path]:
     """Two complete checkpoints and the resume key of some earlier configuration, as a previous run leaves them."""
-    from fine_tuning.train.stage import RESUME_KEY_FILE
+    from fine_tuning.train.checkpoints import RESUME_KEY_FILE
 
     out = stage / "checkpoints"
     folders = []
@@ -292,7 +292,7 @@ def _checkpoints_of_another_config(stage: Path) -> list[Path]:
 @pytest.mark.slow
 def test_checkpoints_of_another_config_survive_a_rerun_that_fails_its_checks(runs_dir, tmp_path):
     """Stale checkpoints are removed only after the template choice, the rendering check and the preflight passed."""
-    from fine_tuning.train.stage import RESUME_KEY_FILE
+    from fine_tuning.train.checkpoints import RESUME_KEY_FILE
 
     write_build(runs_dir, "keep", n_train=8, n_val=0)
     stage = runs_dir / "keep" / "train"
@@ -325,25 +325,30 @@ def test_resumed_run_keeps_the_early_stopping_counter(runs_dir, monkeypatch):
 
     import fine_tuning.train.stage as train
 
-    write_build(runs_dir, "patience", n_train=32, n_val=8)
-    # lr 0.5 makes the eval loss rise after the first evaluation, so the counter climbs at every evaluation
-    common = ["train.learning_rate=0.5", "train.eval_steps=1", "train.save_steps=2", "train.report_to=[]"]
-    run_stage(config(runs_dir, "patience", "train.max_steps=8", "train.early_stopping_patience=20", *common), "train")
-    stage = runs_dir / "patience" / "train"
-    state = json.loads((stage / "checkpoints" / "checkpoint-8" / "trainer_state.json").read_text(encoding="utf-8"))
-    saved = state["stateful_callbacks"]["EarlyStopping"]
-    counter = saved["attributes"]["early_stopping_patience_counter"]
-    assert saved["args"]["early_stopping_patience"] == 20 and counter >= 1
-
-    seen: list[tuple[int, int]] = []
+    seen: list[tuple[int, int]] = []  # per run: (counter, patience) as its first step starts
     build_trainer = train.make_trainer
 
     def probing_trainer(*args, **kwargs):
         trainer = build_trainer(*args, **kwargs)
+        # The counter climbs only at evaluations that do not improve on the best eval_loss. A real loss curve
+        # cannot promise that: on the tiny model even lr 0.5 lowers the eval loss at 6 of 7 evaluations, and
+        # each new best resets the counter to 0. So the reported eval loss is the step number: every evaluation
+        # after the first is worse than the best, and the counter at step s is exactly s - 1.
+        evaluation_loop = trainer.evaluation_loop
 
-        class Probe(TrainerCallback):  # the callbacks as the first resumed step starts, before any new evaluation
+        def rising_eval_loss(*loop_args, **loop_kwargs):
+            output = evaluation_loop(*loop_args, **loop_kwargs)
+            output.metrics["eval_loss"] = float(trainer.state.global_step)
+            return output
+
+        trainer.evaluation_loop = rising_eval_loss
+
+        class Probe(TrainerCallback):  # the callbacks as the run's first step starts, before any evaluation
+            looked = False
+
             def on_step_begin(self, args, state, control, **kwargs):
-                if not seen:
+                if not self.looked:
+                    self.looked = True
                     seen.extend(
                         (cb.early_stopping_patience_counter, cb.early_stopping_patience)
                         for cb in trainer.callback_handler.callbacks
@@ -354,11 +359,24 @@ def test_resumed_run_keeps_the_early_stopping_counter(runs_dir, monkeypatch):
         return trainer
 
     monkeypatch.setattr(train, "make_trainer", probing_trainer)
+    write_build(runs_dir, "patience", n_train=32, n_val=8)
+    common = ["train.learning_rate=0.5", "train.eval_steps=1", "train.save_steps=2", "train.report_to=[]"]
+    run_stage(config(runs_dir, "patience", "train.max_steps=8", "train.early_stopping_patience=20", *common), "train")
+    assert seen == [(0, 20)]  # a fresh run starts counting from 0
+    stage = runs_dir / "patience" / "train"
+    state = json.loads((stage / "checkpoints" / "checkpoint-8" / "trainer_state.json").read_text(encoding="utf-8"))
+    saved = state["stateful_callbacks"]["EarlyStopping"]
+    assert saved["args"]["early_stopping_patience"] == 20
+    assert saved["attributes"]["early_stopping_patience_counter"] == 7  # evaluations 2..8 were all worse
+
     # max_steps and the patience may change between a stop and the resumption (they are not part of the resume key)
     run_stage(config(runs_dir, "patience", "train.max_steps=10", "train.early_stopping_patience=25", *common), "train")
     summary = json.loads((stage / "train_summary.json").read_text(encoding="utf-8"))
     assert summary["resumed_from"] == "checkpoint-8" and summary["global_step"] == 10
-    assert seen == [(counter, 25)]  # the counter came back from the checkpoint, the patience from the config
+    assert seen[1:] == [(7, 25)]  # the counter came back from the checkpoint, the patience from the config
+    # and it kept counting from there: evaluations 9 and 10 were worse too
+    state = json.loads((stage / "checkpoints" / "checkpoint-10" / "trainer_state.json").read_text(encoding="utf-8"))
+    assert state["stateful_callbacks"]["EarlyStopping"]["attributes"]["early_stopping_patience_counter"] == 9
 
 
 # ------------------------------------------------------------------------------------------------------ resume
@@ -474,7 +492,7 @@ def write_config(directory: Path, overrides: list[str]) -> Path:
 
 
 def test_resume_rules_without_training(tmp_path):
-    from fine_tuning.train.stage import RESUME_KEY_FILE, last_complete_checkpoint, resolve_resume
+    from fine_tuning.train.checkpoints import RESUME_KEY_FILE, last_complete_checkpoint, resolve_resume
 
     out = tmp_path / "checkpoints"
     with pytest.raises(SlmError, match="--resume: no complete checkpoint"):
@@ -499,7 +517,7 @@ def test_resume_rules_without_training(tmp_path):
 
 
 def test_deciding_about_stale_checkpoints_deletes_nothing(tmp_path):
-    from fine_tuning.train.stage import RESUME_KEY_FILE, commit_fresh_start, decide_resume
+    from fine_tuning.train.checkpoints import RESUME_KEY_FILE, commit_fresh_start, decide_resume
 
     out = tmp_path / "checkpoints"
     old = _checkpoints_of_another_config(tmp_path)
@@ -516,7 +534,7 @@ def test_deciding_about_stale_checkpoints_deletes_nothing(tmp_path):
 
 
 def test_resume_key_ignores_schedule_knobs_but_not_the_model():
-    from fine_tuning.train.stage import resume_key
+    from fine_tuning.train.checkpoints import resume_key
 
     base = load_config(None).train
     same = load_config(None, ["train.max_steps=500", "train.save_steps=100", "train.eval_steps=50"]).train
@@ -530,7 +548,7 @@ def test_resume_key_ignores_schedule_knobs_but_not_the_model():
     legacy = {k: v for k, v in base.model_dump(mode="json").items() if k != "optim"}
     import hashlib
 
-    from fine_tuning.train.stage import _RESUME_FREE_KEYS
+    from fine_tuning.train.checkpoints import _RESUME_FREE_KEYS
 
     section = {k: v for k, v in legacy.items() if k not in _RESUME_FREE_KEYS}
     payload = json.dumps({"train": section, "seed": 42, "data": ["h"]}, sort_keys=True, ensure_ascii=False)
@@ -538,7 +556,7 @@ def test_resume_key_ignores_schedule_knobs_but_not_the_model():
 
 
 def test_config_errors_name_the_key(monkeypatch):
-    from fine_tuning.train.stage import check_schedule, report_targets
+    from fine_tuning.train.checks import check_schedule, report_targets
 
     with pytest.raises(SlmError, match=r"train\.save_steps=30 is not a multiple of train\.eval_steps=20"):
         check_schedule(load_config(None, ["train.save_steps=30", "train.eval_steps=20"]).train, has_eval=True)
@@ -569,7 +587,7 @@ def test_config_errors_name_the_key(monkeypatch):
 
 
 def test_sft_config_follows_the_train_section(tmp_path):
-    from fine_tuning.train.stage import sft_config
+    from fine_tuning.train.trainer import sft_config
 
     cfg = load_config(
         None, ["train.activation_checkpointing=true", "train.warmup_ratio=0.1", "train.max_steps=40"]

@@ -1,8 +1,9 @@
 """`slm plan CONFIG`: will this training run fit, how long will it take, what will it cost — before paying.
 
-The numbers come from `fine_tuning.plan.memory` (memory model validated against published runs); this module turns a run
-config and its built dataset into the planner's inputs, prints the answer, and gives `slm train` the same check on
-the GPU it actually has. No torch at import time: `slm --help` stays fast.
+The numbers come from `fine_tuning.plan.memory` (memory model validated against published runs), `.cost` (hours and
+dollars per GPU) and `.suggest` (what would make a run fit); this module turns a run config and its built dataset
+into the planner's inputs, prints the answer, and gives `slm train` the same check on the GPU it actually has. No
+torch at import time: `slm --help` stays fast.
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ def planner_optimizer(name: str) -> tuple[str, str | None]:
 
     AdamW's fp32 states are the largest of the common optimizers, so an unknown one is planned on the safe side.
     """
-    from fine_tuning.plan.memory import PLANNED_OPTIMIZERS
+    from fine_tuning.plan.memory_terms import PLANNED_OPTIMIZERS
 
     if name.lower() in PLANNED_OPTIMIZERS:
         return name.lower(), None
@@ -100,7 +101,8 @@ def plan_for_config(
     cfg: RunConfig, *, model_config: Path | None = None, tokens: int | None = None, gpu: str | None = None
 ):
     """The planner's RunPlan for this config (optionally on one named GPU of the table)."""
-    from fine_tuning.plan.memory import gpus_from_config, plan_run
+    from fine_tuning.plan.cost import plan_run
+    from fine_tuning.plan.gpus import gpus_from_config
 
     spec = _model_spec(cfg, model_config)
     size = dataset_size(cfg, tokens)
@@ -157,7 +159,8 @@ def optimizer_steps(cfg: RunConfig, size: DatasetSize) -> int:
 
 def memory_verdict(cfg: RunConfig, gpu_name: str, total_gb: float) -> str:
     """The decision `slm train` makes on the GPU it finds: a note when the estimate fits, an SlmError when not."""
-    from fine_tuning.plan.memory import estimate_memory, suggest_changes
+    from fine_tuning.plan.memory import estimate_memory
+    from fine_tuning.plan.suggest import suggest_changes
 
     spec = _model_spec(cfg, None)
     kwargs = _memory_kwargs(cfg)
@@ -198,7 +201,7 @@ def plan(
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object instead of tables")] = False,
 ) -> None:
     """Estimate peak GPU memory, time and dollars per GPU; list what would make a run fit."""
-    from fine_tuning.plan.memory import plan_to_dict
+    from fine_tuning.plan.cost import plan_to_dict
 
     cfg = load_config(config, set_)
     spec, size, run_plan = plan_for_config(cfg, model_config=model_config, tokens=tokens, gpu=gpu)

@@ -25,6 +25,7 @@ import typer
 
 from slm_forest.errors import SlmError
 from slm_forest.progress import console
+from slm_forest.redact import register_secret_envs
 
 ModelOpt = Annotated[
     str | None,
@@ -310,6 +311,7 @@ def serve(
         raise SlmError(f"--backend {backend}: unknown backend", "use auto, transformers or vllm")
     api_key = None
     if api_key_env:
+        register_secret_envs([api_key_env])  # never echoed in a log line or an error
         api_key = os.environ.get(api_key_env, "").strip()
         if not api_key:
             raise SlmError(

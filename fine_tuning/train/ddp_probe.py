@@ -14,7 +14,7 @@ It runs the real `slm` command unchanged and only observes. Every process append
 - `train_end`: optimizer steps, micro-batches and real tokens this process trained on, and a sha256 of its
   trainable (LoRA) weights: identical on every rank when gradients were really averaged (DDP), different when the
   processes trained independently;
-- `save`: every directory `fine_tuning.train.stage` saved atomically (adapter/, tokenizer/) by this process;
+- `save`: every directory `fine_tuning.train.outputs` saved atomically (adapter/, tokenizer/) by this process;
 - `manifest`: every stage manifest this process wrote.
 """
 
@@ -52,6 +52,7 @@ def trainable_digest(model: Any) -> str:
 def _install() -> None:
     from transformers import TrainerCallback
 
+    import fine_tuning.train.outputs as outputs
     import fine_tuning.train.stage as train
     import slm_forest.pipeline as pipeline
 
@@ -86,7 +87,7 @@ def _install() -> None:
             )
 
     original_make_trainer = train.make_trainer
-    original_save = train._save_dir_atomically
+    original_save = outputs.save_dir_atomically
     original_write_manifest = pipeline.write_manifest
 
     def make_trainer(*args: Any, **kwargs: Any) -> Any:
@@ -103,7 +104,7 @@ def _install() -> None:
         return original_write_manifest(stage_dir, manifest)
 
     train.make_trainer = make_trainer
-    train._save_dir_atomically = save_dir_atomically
+    outputs.save_dir_atomically = save_dir_atomically
     pipeline.write_manifest = write_manifest
 
 

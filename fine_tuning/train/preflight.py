@@ -79,6 +79,72 @@ def _token_id(tokenizer: Any, token: str) -> int | None:
     return vocab.get(token)
 
 
+def _end_of_turn_id(tokenizer: Any, template: str, end_of_turn_token: str) -> int:
+    """The template can mark answers for assistant-only loss, and the end-of-turn token exists: its id."""
+    if not has_generation_markers(template):
+        raise SlmError(
+            "the chat template has no {% generation %} markers, so assistant-only loss would train on nothing",
+            "set train.chat_template to a .jinja file with {% generation %}…{% endgeneration %} around each answer",
+        )
+    eot_id = _token_id(tokenizer, end_of_turn_token)
+    if eot_id is None:
+        raise SlmError(
+            f"the end-of-turn token {end_of_turn_token!r} is not in the tokenizer's vocabulary",
+            "check the registry entry for train.base_model (end_of_turn_token) or the tokenizer",
+        )
+    return eot_id
+
+
+def _check_example(ex: TokenizedExample, eot_id: int, end_of_turn_token: str, max_length: int) -> list[int]:
+    """One example trains some tokens but not all, its end-of-turn token among them, and keeps part of its answer
+    within max_length; returns its trained token ids."""
+    n_trained = sum(ex.assistant_mask)
+    if n_trained == 0:
+        raise SlmError(
+            f"train example {ex.id}: the assistant mask is empty, nothing of it would be trained",
+            "each example must end with an assistant answer, and train.chat_template must put "
+            "{% generation %} around the answer text",
+        )
+    if n_trained == len(ex.input_ids):
+        raise SlmError(
+            f"train example {ex.id}: the assistant mask covers every token, so the prompt would be trained too",
+            "put {% generation %}…{% endgeneration %} only around the assistant answers in train.chat_template",
+        )
+    trained_ids = [t for t, bit in zip(ex.input_ids, ex.assistant_mask) if bit]
+    if eot_id not in trained_ids:
+        raise SlmError(
+            f"train example {ex.id}: the end-of-turn token {end_of_turn_token!r} is not trained (outside the "
+            "assistant mask), so the model would never learn to stop",
+            "end each answer with the end-of-turn token inside {% generation %}…{% endgeneration %} "
+            "(train.chat_template)",
+        )
+    start = ex.answer_start or 0
+    if start >= max_length:
+        raise SlmError(
+            f"train example {ex.id}: its prompt is {start} tokens, so train.max_length={max_length} cuts the "
+            "whole answer away",
+            f"raise train.max_length to at least {len(ex.input_ids)} (this example's length) or shorten the "
+            "prompts (build.system_prompt, chunk size)",
+        )
+    return trained_ids
+
+
+def _check_pad_token(tokenizer: Any, eos_trained: bool) -> str:
+    """A pad token exists, and pad = eos only when eos is still trained; the check's result."""
+    pad_id, eos_id = tokenizer.pad_token_id, tokenizer.eos_token_id
+    if pad_id is None:
+        raise SlmError(
+            "the tokenizer has no pad token",
+            "give it a pad token distinct from eos (fine_tuning.train.loading.prepare_tokenizer does this for training)",
+        )
+    if pad_id == eos_id and not eos_trained:
+        raise SlmError(
+            f"pad = eos ({tokenizer.eos_token!r}) and eos is never trained: the model would not learn to stop",
+            "give the tokenizer a pad token distinct from eos (fine_tuning.train.loading.prepare_tokenizer)",
+        )
+    return "ok" if pad_id != eos_id else "ok (pad = eos, but eos is trained)"
+
+
 def run_preflight(
     tokenizer: Any,
     examples: list[tuple[str, list[dict[str, str]]]],
@@ -91,75 +157,24 @@ def run_preflight(
     checks: dict[str, str] = {}
     if not examples:
         raise SlmError("train.jsonl has no examples", "run `slm build CONFIG` (or check build.val_share/test_share)")
-    if not has_generation_markers(template):
-        raise SlmError(
-            "the chat template has no {% generation %} markers, so assistant-only loss would train on nothing",
-            "set train.chat_template to a .jinja file with {% generation %}…{% endgeneration %} around each answer",
-        )
+    eot_id = _end_of_turn_id(tokenizer, template, end_of_turn_token)
     checks["generation_markers"] = "ok"
 
-    eot_id = _token_id(tokenizer, end_of_turn_token)
-    if eot_id is None:
-        raise SlmError(
-            f"the end-of-turn token {end_of_turn_token!r} is not in the tokenizer's vocabulary",
-            "check the registry entry for train.base_model (end_of_turn_token) or the tokenizer",
-        )
-
     tokenized = tokenize_examples(tokenizer, examples, template)
-    tokens = trained = 0
-    truncated = 0
+    tokens = trained = truncated = 0
     eos_trained = False
     eos_id = tokenizer.eos_token_id
     for ex in tokenized:
-        n_trained = sum(ex.assistant_mask)
-        if n_trained == 0:
-            raise SlmError(
-                f"train example {ex.id}: the assistant mask is empty, nothing of it would be trained",
-                "each example must end with an assistant answer, and train.chat_template must put "
-                "{% generation %} around the answer text",
-            )
-        if n_trained == len(ex.input_ids):
-            raise SlmError(
-                f"train example {ex.id}: the assistant mask covers every token, so the prompt would be trained too",
-                "put {% generation %}…{% endgeneration %} only around the assistant answers in train.chat_template",
-            )
-        trained_ids = [t for t, bit in zip(ex.input_ids, ex.assistant_mask) if bit]
-        if eot_id not in trained_ids:
-            raise SlmError(
-                f"train example {ex.id}: the end-of-turn token {end_of_turn_token!r} is not trained (outside the "
-                "assistant mask), so the model would never learn to stop",
-                "end each answer with the end-of-turn token inside {% generation %}…{% endgeneration %} "
-                "(train.chat_template)",
-            )
+        trained_ids = _check_example(ex, eot_id, end_of_turn_token, max_length)
         eos_trained = eos_trained or (eos_id is not None and eos_id in trained_ids)
-        start = ex.answer_start or 0
-        if start >= max_length:
-            raise SlmError(
-                f"train example {ex.id}: its prompt is {start} tokens, so train.max_length={max_length} cuts the "
-                "whole answer away",
-                f"raise train.max_length to at least {len(ex.input_ids)} (this example's length) or shorten the "
-                "prompts (build.system_prompt, chunk size)",
-            )
         if len(ex.input_ids) > max_length:
             truncated += 1
         tokens += len(ex.input_ids)
-        trained += n_trained
+        trained += len(trained_ids)
     checks["assistant_mask"] = "ok"
     checks["end_of_turn"] = "ok"
     checks["max_length"] = "ok" if truncated == 0 else f"ok ({truncated} answers cut short at train.max_length)"
-
-    pad_id = tokenizer.pad_token_id
-    if pad_id is None:
-        raise SlmError(
-            "the tokenizer has no pad token",
-            "give it a pad token distinct from eos (fine_tuning.train.loading.prepare_tokenizer does this for training)",
-        )
-    if pad_id == eos_id and not eos_trained:
-        raise SlmError(
-            f"pad = eos ({tokenizer.eos_token!r}) and eos is never trained: the model would not learn to stop",
-            "give the tokenizer a pad token distinct from eos (fine_tuning.train.loading.prepare_tokenizer)",
-        )
-    checks["pad_token"] = "ok" if pad_id != eos_id else "ok (pad = eos, but eos is trained)"
+    checks["pad_token"] = _check_pad_token(tokenizer, eos_trained)
 
     return PreflightReport(
         examples=len(tokenized),

@@ -139,7 +139,37 @@ def _quality_section(stats: dict[str, Any]) -> list[str]:
     knobs = stats["build_info"].get("checks") or {}
     if knobs:
         parts.append("Settings: " + ", ".join(f"`{k}={v}`" for k, v in knobs.items()) + ".\n")
-    return parts
+    return parts + _citations_lines(stats["build_info"].get("citations") or {}) + _paraphrase_lines(stats)
+
+
+def _citations_lines(cited: dict[str, Any]) -> list[str]:
+    """How each citation was checked against the collected corpus, and which laws it holds in full."""
+    if not cited:
+        return []
+    counts = cited.get("outcomes") or {}
+    line = (
+        f"Citations: {counts.get('verified', 0)} verified against the corpus, "
+        f"{counts.get('grounded_in_source', 0)} grounded in the source; held for review: "
+        f"{counts.get('unverified_partial_law', 0)} (law collected in part), "
+        f"{counts.get('unverified_not_collected', 0)} (law not collected); rejected: "
+        f"{counts.get('not_in_full_law', 0)} (no such article in a law held in full), "
+        f"{counts.get('unknown_law', 0)} (unknown law), {counts.get('wrong_version', 0)} (wrong version), "
+        f"{counts.get('paragraph_missing', 0)} (missing 항).\n"
+    )
+    held = [f"Laws held in full: {', '.join(cited.get('laws_in_full') or []) or 'none'}"]
+    if cited.get("laws_in_part"):
+        held.append(f"in part: {', '.join(cited['laws_in_part'])}")
+    return [line, "; ".join(held) + ".\n"]
+
+
+def _paraphrase_lines(stats: dict[str, Any]) -> list[str]:
+    para = stats["build_info"].get("paraphrase") or {}
+    if not para:
+        return []
+    return [
+        f"Paraphrased questions are found on Kiwi morphemes at threshold {para['threshold']}, chosen on "
+        f"`{para['set']}`: precision {para['precision']:.1%}, recall {para['recall']:.1%} on that set.\n"
+    ]
 
 
 def _contamination_section(stats: dict[str, Any]) -> list[str]:

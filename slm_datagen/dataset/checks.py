@@ -1,6 +1,7 @@
 """All quality rules over a whole dataset, in order: per-pair rules, then the rules that compare pairs.
 
-1. per pair (progress bar): content (content.py), tax arithmetic (arithmetic.py), citation grounding (grounding.py)
+1. per pair (progress bar): content (content.py), tax arithmetic (arithmetic.py), citation grounding (grounding.py),
+   the conclusion of an interpretation or ruling (conclusion.py)
 2. among the pairs still standing: duplicate and near-duplicate questions (duplicates.py) — so a broken pair never
    "claims" a question that a good pair also asks
 3. benchmark contamination (contamination.py)
@@ -11,15 +12,17 @@ The result keeps every finding per pair position; the stage decides what is reje
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from slm_datagen.dataset.arithmetic import CalcCheck, calculation_counts, dataset_as_of, judge_arithmetic
+from slm_datagen.dataset.conclusion import check_conclusion
 from slm_datagen.dataset.contamination import contamination_finding, find_contamination, load_benchmark_questions
 from slm_datagen.dataset.content import check_content
 from slm_datagen.dataset.duplicates import find_duplicates
-from slm_datagen.dataset.grounding import build_statute_index, check_grounding
+from slm_datagen.dataset.grounding import StatuteIndex, build_statute_index, check_grounding
 from slm_datagen.dataset.rules import Finding
 from slm_forest.config import BuildConfig
 from slm_forest.files import sha256_file
@@ -33,6 +36,7 @@ class CheckOutcome:
     contamination: dict[str, Any] = field(default_factory=dict)  # what was compared, for the card
     judge: dict[str, Any] = field(default_factory=dict)  # judge / second-teacher settings and spend, for the card
     second_answers: dict[int, str] = field(default_factory=dict)  # position -> the second teacher's answer
+    citations: dict[str, Any] = field(default_factory=dict)  # citation outcomes and the laws held in full, for the card
     calculations: dict[str, Any] = field(default_factory=dict)  # calculation answers by status and rule, for the card
 
     def rejected(self, position: int) -> bool:
@@ -49,11 +53,14 @@ def check_each_pair(
     chunks: list[Chunk],
     cfg: BuildConfig,
     calc_checks: list[CalcCheck | None] | None = None,
-) -> list[list[Finding]]:
+) -> tuple[list[list[Finding]], dict[str, Any]]:
+    """The per-pair findings, and the citation report for the card (see citation_report); each calculation verdict
+    is appended to `calc_checks` when given."""
     index = build_statute_index(documents)
     as_of = dataset_as_of(documents)
     docs_by_id = {doc.id: doc for doc in documents}
     chunks_by_id = {chunk.id: chunk for chunk in chunks}
+    tally: Counter[str] = Counter()
     findings: list[list[Finding]] = []
     with progress_bar("checking pairs", len(pairs)) as bar:
         for pair in pairs:
@@ -63,10 +70,32 @@ def check_each_pair(
                 found += arithmetic.findings
                 if calc_checks is not None:
                     calc_checks.append(arithmetic.check)
-                found += check_grounding(pair, index, docs_by_id, chunks_by_id, cfg.unresolved_citations)
+                found += check_grounding(pair, index, docs_by_id, chunks_by_id, cfg.unresolved_citations, tally)
+                found += check_conclusion(pair, docs_by_id, chunks_by_id)
             findings.append(found)
             bar.advance()
-    return findings
+    return findings, citation_report(index, tally)
+
+
+CITATION_OUTCOMES = (
+    "verified",
+    "grounded_in_source",
+    "unverified_partial_law",
+    "unverified_not_collected",
+    "not_in_full_law",
+    "unknown_law",
+    "wrong_version",
+    "paragraph_missing",
+)
+
+
+def citation_report(index: StatuteIndex, tally: Counter[str]) -> dict[str, Any]:
+    """Citations per outcome (every outcome present, zeros included) and which collected laws are whole."""
+    return {
+        "outcomes": {outcome: tally.get(outcome, 0) for outcome in CITATION_OUTCOMES},
+        "laws_in_full": sorted(index.whole_versions),
+        "laws_in_part": sorted(index.laws - set(index.whole_versions)),
+    }
 
 
 def check_contamination(pairs: list[QAPair], outcome: CheckOutcome, cfg: BuildConfig) -> None:
@@ -95,7 +124,8 @@ def check_dataset(
     pairs: list[QAPair], documents: list[Document], chunks: list[Chunk], cfg: BuildConfig
 ) -> CheckOutcome:
     calc_checks: list[CalcCheck | None] = []
-    outcome = CheckOutcome(check_each_pair(pairs, documents, chunks, cfg, calc_checks))
+    findings, citations = check_each_pair(pairs, documents, chunks, cfg, calc_checks)
+    outcome = CheckOutcome(findings, citations=citations)
     outcome.calculations = calculation_counts(calc_checks, cfg.unverified_calculations)
     standing = outcome.standing()
     for local, finding in find_duplicates([pairs[i] for i in standing], cfg.near_duplicate_threshold).items():

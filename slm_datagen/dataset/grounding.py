@@ -1,19 +1,33 @@
 """Citation grounding: every article a pair cites must exist in the collected corpus, in the right version.
 
 The corpus is the collect stage's documents.jsonl. Its statute articles are indexed by (law, article, branch), with
-every version (시행일자) kept. For each citation in the answer and in the pair's `citations` field:
+every version (시행일자) kept. The index also knows which laws it holds *in full*: a version of a law is whole when its
+articles came from one whole-law response (not a JO= single-article request) and run from 제1조 to the last article
+without a gap (law.go.kr lists a repealed article as "제N조 삭제", so a whole law has every number). The bundled
+corpus is a sample of articles, so none of its laws is whole.
 
-* in the corpus                             -> checked against the version in force (below)
+For each citation in the answer and in the pair's `citations` field (the outcome names are the card's counts):
+
+* in the corpus                              -> checked against the version in force (below)        verified
 * not in the corpus, but the source document itself cites it (a cross-reference in the article text, a ruling's
-  관련법령, a decision's 참조조문)             -> grounded in the source; accepted unchecked
-* law never collected                        -> citation_unresolvable (rejected or flagged: build.unresolved_citations)
-* law collected, article in no version       -> citation_not_in_corpus ("소득세법 제999조")
+  관련법령, a decision's 참조조문)              -> grounded in the source; accepted unchecked           grounded_in_source
+* article missing from a law held in full    -> citation_not_in_corpus, rejected ("소득세법 제999조") not_in_full_law
+* article missing from a law collected only in part, or a law of the tax-law catalogue (or one that tax texts cite,
+  or one a collected document names) that was not collected
+                                             -> citation_unverified, held for review with the hint to collect the
+                                                whole law                     unverified_partial_law / unverified_not_collected
+* a law name known nowhere                   -> citation_unresolvable (rejected or flagged: build.unresolved_citations)
+                                                                                                      unknown_law
 * the article is 삭제 in the version in force on the source's date, or it was created ([본조신설 …]) after that
-  date                                       -> citation_wrong_version
+  date                                       -> citation_wrong_version                                wrong_version
   (an article merely missing from an older snapshot of a partly collected law is not evidence of anything: it is
   then checked against the oldest version the corpus has)
-* a 항 the article's text does not have      -> citation_paragraph_missing
+* a 항 the article's text does not have      -> citation_paragraph_missing                            paragraph_missing
 A pair generated from a statute article must also cite that article (source_not_cited).
+
+A law is held in full *on a date* when a whole version of it starts on or after that date: an article that existed
+then is still listed in the later whole text (if only as 삭제). A source newer than every whole version may cite an
+article added since, so there a missing article is only unverified.
 
 The "source's date" is the 시행일자 of the statute the pair came from, or the decision date of a precedent/ruling;
 without one, the latest version is used and no version finding is made.
@@ -22,10 +36,12 @@ without one, the latest version is used and no version finding is made.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 
+from slm_datagen.collect.catalogue import in_catalogue
 from slm_datagen.dataset.rules import Finding
-from slm_datagen.taxlaw.citations import Citation, find_citations, format_citation, normalize_law_name
+from slm_datagen.taxlaw.citations import Citation, find_citations, format_citation, is_known_law, normalize_law_name
 from slm_forest.records import Chunk, Document, QAPair
 
 ArticleKey = tuple[str, int, int]  # (normalised law, article, branch or 0)
@@ -73,10 +89,20 @@ class StatuteIndex:
 
     articles: dict[ArticleKey, list[ArticleVersion]] = field(default_factory=dict)
     article_counts: dict[str, int] = field(default_factory=dict)  # law -> distinct articles collected
+    whole_versions: dict[str, list[str]] = field(default_factory=dict)  # law -> 시행일자 of its versions held in full
+    named_laws: set[str] = field(default_factory=set)  # laws the collected documents name (관련법령, 참조조문)
 
     @property
     def laws(self) -> set[str]:
         return set(self.article_counts)
+
+    def held_in_full(self, law: str, on: str | None) -> bool:
+        """Whether every article of `law` in force on `on` is in the corpus (see the module docstring)."""
+        dates = self.whole_versions.get(law, [])
+        return bool(dates) and (on is None or any(date >= on for date in dates))
+
+    def known_law(self, law: str) -> bool:
+        return law in self.named_laws or in_catalogue(law) or is_known_law(law)
 
 
 def build_statute_index(documents: list[Document]) -> StatuteIndex:
@@ -94,7 +120,36 @@ def build_statute_index(documents: list[Document]) -> StatuteIndex:
         versions.sort(key=lambda v: v.effective_date or "")
     for law, _, _ in index.articles:
         index.article_counts[law] = index.article_counts.get(law, 0) + 1
+    index.whole_versions = whole_law_versions(documents)
+    index.named_laws = named_laws(documents)
     return index
+
+
+_ARTICLE_REQUEST_RE = re.compile(r"[?&]JO=|_JO_")
+
+
+def whole_law_versions(documents: list[Document]) -> dict[str, list[str]]:
+    """law -> the 시행일자 of each version whose articles came from one whole-law response, 제1조 to the last."""
+    numbers: dict[tuple[str, str, str], set[int]] = {}
+    for doc in documents:
+        if doc.kind == "statute_article" and doc.law_name and doc.article_no is not None:
+            version = (normalize_law_name(doc.law_name), doc.effective_date or "", doc.source)
+            numbers.setdefault(version, set()).add(doc.article_no)
+    whole: dict[str, list[str]] = {}
+    for (law, date, source), found in numbers.items():
+        if date and not _ARTICLE_REQUEST_RE.search(source) and found == set(range(1, max(found) + 1)):
+            whole.setdefault(law, []).append(date)
+    return {law: sorted(dates) for law, dates in whole.items()}
+
+
+def named_laws(documents: list[Document]) -> set[str]:
+    """Laws that collected documents name in their 관련법령 / 참조조문 or parsed references: they exist."""
+    names: set[str] = set()
+    for doc in documents:
+        names |= {normalize_law_name(ref.law) for ref in doc.references}
+        for entry in doc.related_laws:
+            names |= {normalize_law_name(c.law) for c in find_citations(entry, default_law=doc.law_name)}
+    return names
 
 
 def reference_date(pair: QAPair, documents: dict[str, Document], chunks: dict[str, Chunk]) -> str | None:
@@ -170,6 +225,61 @@ def _applicable(versions: list[ArticleVersion], on: str | None) -> ArticleVersio
     return chosen
 
 
+def classify_citation(
+    citation: Citation,
+    index: StatuteIndex,
+    on: str | None,
+    unresolved_action: str,
+    source_cites: set[ArticleKey] | frozenset[ArticleKey] = frozenset(),
+) -> tuple[str, Finding | None]:
+    """(outcome, finding) for one citation; the outcomes are listed in the module docstring."""
+    law = normalize_law_name(citation.law)
+    label = format_citation(citation)
+    key = (law, citation.article, citation.branch or 0)
+    versions = index.articles.get(key)
+    if not versions and key in source_cites:
+        return "grounded_in_source", None  # quoted from the source document's own cross-references, not invented
+    if not versions:
+        return _missing_article(label, law, index, on, unresolved_action)
+    version = _applicable(versions, on)
+    if version is None:
+        created = next((v.created for v in versions if v.created), None)
+        if on is not None and created is not None and created > on:
+            finding = Finding(
+                "citation_wrong_version", f"{label}: the article was added on {created} (본조신설), after {on}"
+            )
+            return "wrong_version", finding
+        version = versions[0]  # the corpus has no version that old: check against the oldest one it has
+    if version.deleted:
+        when = f" in the version in force on {on}" if on else ""
+        finding = Finding("citation_wrong_version", f"{label}: the article is deleted (삭제){when} ({version.doc_id})")
+        return "wrong_version", finding
+    if citation.paragraph is not None and citation.paragraph not in version.paragraphs:
+        have = ", ".join(f"제{n}항" for n in sorted(version.paragraphs))
+        finding = Finding("citation_paragraph_missing", f"{label}: the article has {have} ({version.doc_id})")
+        return "paragraph_missing", finding
+    return "verified", None
+
+
+def _missing_article(
+    label: str, law: str, index: StatuteIndex, on: str | None, unresolved_action: str
+) -> tuple[str, Finding]:
+    hint = f"add {law} to collect (a whole-law source: collect.sources[].laws) so the citation can be checked"
+    if law in index.laws and index.held_in_full(law, on):
+        detail = f"{label}: {law} is collected in full and has no such article"
+        return "not_in_full_law", Finding("citation_not_in_corpus", detail)
+    if law in index.laws:
+        detail = f"{label}: only {index.article_counts[law]} articles of {law} were collected, not this one; {hint}"
+        return "unverified_partial_law", Finding("citation_unverified", detail, "review")
+    if index.known_law(law):
+        return "unverified_not_collected", Finding(
+            "citation_unverified", f"{label}: {law} was not collected; {hint}", "review"
+        )
+    action = "reject" if unresolved_action == "reject" else "flag"
+    detail = f"{label}: no law named {law} is collected, in the tax-law catalogue or named by a collected document"
+    return "unknown_law", Finding("citation_unresolvable", detail, action)  # type: ignore[arg-type]
+
+
 def check_citation(
     citation: Citation,
     index: StatuteIndex,
@@ -177,38 +287,7 @@ def check_citation(
     unresolved_action: str,
     source_cites: set[ArticleKey] | frozenset[ArticleKey] = frozenset(),
 ) -> Finding | None:
-    law = normalize_law_name(citation.law)
-    label = format_citation(citation)
-    key = (law, citation.article, citation.branch or 0)
-    if key not in index.articles and key in source_cites:
-        return None  # quoted from the source document's own cross-references, not invented
-    if law not in index.laws:
-        return Finding(
-            "citation_unresolvable",
-            f"{label}: {law} was not collected, so the citation cannot be checked",
-            "reject" if unresolved_action == "reject" else "flag",
-        )
-    versions = index.articles.get(key)
-    if not versions:
-        return Finding(
-            "citation_not_in_corpus",
-            f"{label}: no such article among the {index.article_counts[law]} collected articles of {law}",
-        )
-    version = _applicable(versions, on)
-    if version is None:
-        created = next((v.created for v in versions if v.created), None)
-        if on is not None and created is not None and created > on:
-            return Finding(
-                "citation_wrong_version", f"{label}: the article was added on {created} (본조신설), after {on}"
-            )
-        version = versions[0]  # the corpus has no version that old: check against the oldest one it has
-    if version.deleted:
-        when = f" in the version in force on {on}" if on else ""
-        return Finding("citation_wrong_version", f"{label}: the article is deleted (삭제){when} ({version.doc_id})")
-    if citation.paragraph is not None and citation.paragraph not in version.paragraphs:
-        have = ", ".join(f"제{n}항" for n in sorted(version.paragraphs))
-        return Finding("citation_paragraph_missing", f"{label}: the article has {have} ({version.doc_id})")
-    return None
+    return classify_citation(citation, index, on, unresolved_action, source_cites)[1]
 
 
 def check_grounding(
@@ -217,15 +296,21 @@ def check_grounding(
     documents: dict[str, Document],
     chunks: dict[str, Chunk],
     unresolved_action: str,
+    tally: Counter[str] | None = None,
 ) -> list[Finding]:
+    """The citation findings of one pair; `tally` (when given) counts each citation's outcome for the card."""
     source = source_article(pair, documents, chunks)
     default_law = source[0] if source else (normalize_law_name(pair.law_name) if pair.law_name else None)
     citations = pair_citations(pair, default_law)
     on = reference_date(pair, documents, chunks)
     cited_by_source = source_cited_articles(pair, documents, chunks)
-    findings = [
-        f for c in citations if (f := check_citation(c, index, on, unresolved_action, cited_by_source)) is not None
-    ]
+    findings: list[Finding] = []
+    for citation in citations:
+        outcome, finding = classify_citation(citation, index, on, unresolved_action, cited_by_source)
+        if tally is not None:
+            tally[outcome] += 1
+        if finding is not None:
+            findings.append(finding)
     if source is not None:
         cited = {(normalize_law_name(c.law), c.article, c.branch or 0) for c in citations}
         if source not in cited:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from slm_forest.errors import SlmError
+from slm_forest.redact import scrub
 
 # The chat JSONL splits with the card and its charts, so the card's `configs` resolve on the Hub.
 HUB_FILES = ["train.jsonl", "val.jsonl", "test.jsonl", "README.md", "*.png"]
@@ -63,9 +64,11 @@ def push_to_hub(stage_dir: Path, repo_id: str, token: str | None = None) -> str:
 
 
 def scrub_token(text: str, token: str | None) -> str:
-    """`text` without the token (and anything shaped like a Hugging Face token), on one line."""
+    """`text` on one line without the token (shown as `<HF_TOKEN>`, like every known secret: slm_forest.redact), nor
+    anything shaped like a Hugging Face token (one passed in that the environment does not name)."""
+    text = scrub(text)
     if token:
-        text = text.replace(token, "***")
+        text = text.replace(token, "<HF_TOKEN>")
     return " ".join(_TOKEN_SHAPE.sub("hf_***", text).split())
 
 

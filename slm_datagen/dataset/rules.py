@@ -24,10 +24,24 @@ RULES: dict[str, str] = {
     "repeats_question": "the answer adds (almost) nothing beyond the words of the question",
     "duplicate": "the same question (after Hangul-aware normalisation) appears earlier in the dataset",
     "near_duplicate": "a question whose character n-gram Jaccard similarity to an earlier one is above the threshold",
-    "citation_not_in_corpus": "cites an article of a collected law that is not in the collected corpus",
+    "paraphrase": (
+        "a reworded question (Korean morphemes, prompt boilerplate ignored) that asks what an earlier one asks: "
+        "the earlier pair is kept"
+    ),
+    "citation_not_in_corpus": "cites an article that a law collected in full does not have",
     "citation_paragraph_missing": "cites a 항 that the article's text does not have",
     "citation_wrong_version": "cites an article that is deleted or not yet in force in the source's version",
-    "citation_unresolvable": "cites a law that was not collected at all, so the citation cannot be checked",
+    "citation_unverified": (
+        "cites an article of a law collected only in part, or a known law that was not collected: held for review "
+        "(collect the whole law to check it)"
+    ),
+    "citation_unresolvable": (
+        "cites a law that is not collected, not in the tax-law catalogue and not named by any collected document"
+    ),
+    "conclusion_contradicts_source": (
+        "the answer states the opposite conclusion (가능/불가, 해당/해당하지 않음, 과세/비과세 …) of the interpretation "
+        "or ruling it was made from"
+    ),
     "source_not_cited": "a pair generated from a statute article does not cite that article",
     "calc_mismatch": "the attached calculation does not recompute to the stated result",
     "calc_bad_payload": "the attached calculation is malformed (missing inputs, unreadable amounts, no result_field)",

@@ -20,6 +20,12 @@ from slm_datagen.dataset.checks import CheckOutcome, check_dataset
 from slm_datagen.dataset.formats import to_example, write_formats
 from slm_datagen.dataset.hub import hub_token, push_after_build
 from slm_datagen.dataset.inputs import load_records
+from slm_datagen.dataset.paraphrase import (
+    PARAPHRASE_PRECISION,
+    PARAPHRASE_RECALL,
+    PARAPHRASE_SET,
+    PARAPHRASE_THRESHOLD,
+)
 from slm_datagen.dataset.rules import Finding
 from slm_datagen.dataset.splits import SPLITS, split_pairs
 from slm_forest.errors import SlmError
@@ -72,6 +78,13 @@ def _build_info(ctx: StageContext, outcome: CheckOutcome, pairs_in: int, groups:
         "calculations": outcome.calculations,
         "contamination": outcome.contamination,
         "judge": outcome.judge,
+        "citations": outcome.citations,
+        "paraphrase": {
+            "set": PARAPHRASE_SET,
+            "threshold": PARAPHRASE_THRESHOLD,
+            "precision": PARAPHRASE_PRECISION,
+            "recall": PARAPHRASE_RECALL,
+        },
     }
 
 

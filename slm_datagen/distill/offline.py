@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from slm_datagen.dataset.conclusion import yes_no_lead
 from slm_datagen.distill.korean import (
     particle,
     polite_from_nominal,
@@ -389,25 +390,6 @@ def _answer_sentences(answer: str) -> tuple[str, str]:
     return polite, note
 
 
-_NEGATIVE_RE = re.compile(r"(않습니다|없습니다|아닙니다|아니합니다|불가합니다|(?:않|없|아니)(?:는|한) 것입니다)\.?$")
-
-
-def _yes_no(question: str, polite_answer: str) -> str:
-    if not question.endswith(("나요?", "가요?", "까요?")) or question.endswith(
-        ("언제인가요?", "무엇인가요?", "누구인가요?")
-    ):
-        return ""
-    if "어떻게" in question:
-        return ""
-    first = polite_answer.split(". ")[0].rstrip()
-    negations = len(re.findall(r"않|아니|없|불가|아닙", first))
-    if negations == 0:
-        return "네. "
-    if negations == 1 and _NEGATIVE_RE.search(first):
-        return "아니요. "
-    return ""  # mixed ('…회수하지 아니한 … 지는 것입니다'): let the official answer speak for itself
-
-
 def _ruling(chunk: Chunk, audience: str) -> PairDraft | None:
     found = _issue_and_answer(chunk)
     if found is None:
@@ -429,7 +411,9 @@ def _ruling(chunk: Chunk, audience: str) -> PairDraft | None:
     if verdict:  # the court's own 소극/적극 mark decides, never a guess from the wording
         lead = "아니요. " if verdict.group(1) == "소극" else "네. "
     else:
-        lead = _yes_no(question, polite) if chunk.kind != "precedent" else ""
+        # The lead is read from the official answer's conclusion, relative to what the question asks: "…과세되나요?"
+        # answered by "…면제되는 것임" is 아니요; an answer that depends on the case or decides nothing gets no lead.
+        lead = yes_no_lead(question, official) if chunk.kind != "precedent" else ""
     if chunk.kind == "precedent":
         origin = f"법원은 {source} 판결에서 이렇게 판단하였습니다."
     else:

@@ -27,6 +27,7 @@ from typing import Any
 from rich.table import Table
 
 from slm_datagen.distill.engine import Budget, Engine, Job, TeacherRuntime, make_runtime
+from slm_datagen.distill.imports import append_imports, read_imports
 from slm_datagen.distill.ledger import LEDGER_NAME, Ledger
 from slm_datagen.distill.offline import offline_pair
 from slm_datagen.distill.plan import PlannedRequest, iter_chunks, plan_chunk, prompt_for, teacher_label
@@ -302,12 +303,15 @@ def run_distill(ctx: StageContext) -> StageResult:
     if limit is not None and int(limit) < 1:
         raise SlmError(f"--limit {limit}: must be at least 1", "for a trial run use e.g. --limit 20")
     dry_run = bool(ctx.options.get("dry_run"))
-    if not cfg.teachers:
+    if not cfg.teachers and not cfg.imports:
         raise SlmError(
-            "distill.teachers is empty", "add a teacher, e.g. {provider: offline} or {provider: openai, model: gpt-4o}"
+            "distill.teachers is empty",
+            "add a teacher, e.g. {provider: offline} or {provider: openai, model: gpt-4o}, or pair files under "
+            "distill.imports",
         )
 
     plan, n_chunks = make_plan(chunks_path, cfg, limit)
+    imported = read_imports(cfg, chunks_path)  # a malformed import file stops here, before anything is sent
     uses_api = any(t.provider != "offline" for t in cfg.teachers)
     # A dry run only reads the ledger: it must not create one (it reports that nothing was written).
     ledger = Ledger(ctx.stage_dir / LEDGER_NAME, readonly=dry_run) if uses_api else None
@@ -349,6 +353,7 @@ def run_distill(ctx: StageContext) -> StageResult:
 
     pairs, failures, not_sent = assembled["pairs"], assembled["failures"], assembled["pending"]
     counts.update(pairs=pairs, failures=failures)
+    counts.update(append_imports(ctx.stage_dir, imported, QA_NAME, FAILURES_NAME))  # after the teacher pairs
     if not_sent:
         counts["not_sent"] = not_sent
     run_cost: dict[str, Any] = {}

@@ -1,0 +1,136 @@
+"""`slm config validate`: what can be known about a run without a GPU or the network.
+
+Beyond the schema (load_config): the base model must be a registry key, a local model directory or shaped like a
+Hugging Face id (owner/name); fp16 is refused for a model whose registry entry forbids it (Gemma 3); and every
+secret the run will need (teacher and judge keys, the law.go.kr OC, HF_TOKEN for a push, WANDB_API_KEY) is looked
+for in the environment — a warning only, since validation may run on another machine than the stages.
+
+The registry lives in fine_tuning/plan/registry.py (torch-free); it is imported inside the check, so importing
+slm_forest never imports fine_tuning.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from slm_forest.config import LawgoSource, RunConfig
+from slm_forest.config_source import YamlSource, parse_override, read_yaml_config
+
+HUB_ID = re.compile(r"[\w.-]+/[\w.-]+")
+
+
+@dataclass(frozen=True)
+class Finding:
+    level: Literal["error", "warning"]
+    key: str  # dotted config key
+    message: str
+    hint: str
+
+
+def check_config(cfg: RunConfig) -> list[Finding]:
+    """Errors first, then warnings; an empty list means nothing is wrong that can be known here."""
+    findings = [*_base_model_findings(cfg), *_secret_findings(cfg)]
+    return sorted(findings, key=lambda f: f.level != "error")
+
+
+def where(key: str, cfg: RunConfig, overrides: list[str]) -> str:
+    """`--set key=…` when an override set it, else `<file>:<line>` of the key (or its nearest parent written)."""
+    for assignment in reversed(overrides):
+        set_key = ".".join(parse_override(assignment)[0])
+        if key == set_key or key.startswith(set_key + "."):
+            return f"--set {assignment}"
+    source: YamlSource | None = read_yaml_config(Path(cfg.source_path)) if cfg.source_path else None
+    if source is None:
+        return key
+    parts = key.split(".")
+    for depth in range(len(parts), 0, -1):
+        line = source.lines.get(".".join(parts[:depth]))
+        if line:
+            return f"{source.path}:{line}: {key}"
+    return f"{source.path}: {key}"
+
+
+# ---------------------------------------------------------------------------------------------------- base model
+def _base_model_findings(cfg: RunConfig) -> list[Finding]:
+    from fine_tuning.plan import registry  # noqa: PLC0415 - lazy: slm_forest never imports fine_tuning at import
+
+    name = cfg.train.base_model.strip()
+    hub_ids = [spec.hf_id.lower() for spec in map(registry.get_model_spec, registry.known_models()) if spec.hf_id]
+    path = Path(name).expanduser()
+    if name.lower() in registry.known_models() or name.lower() in hub_ids:
+        spec = registry.get_model_spec(name)
+    elif path.exists():
+        try:
+            spec = registry.get_model_spec(path)  # a local config.json: no network
+        except ValueError as exc:
+            return [Finding("error", "train.base_model", str(exc), "pass a directory saved with save_pretrained")]
+    elif HUB_ID.fullmatch(name):
+        return []  # a Hugging Face id: its config.json would need the network, so `slm plan` / `slm train` check it
+    else:
+        choices = [*registry.known_models(), *hub_ids]
+        close = difflib.get_close_matches(name.lower(), choices, n=1, cutoff=0.5)
+        hint = f"did you mean '{close[0]}'? " if close else ""
+        return [
+            Finding(
+                "error",
+                "train.base_model",
+                f"unknown model '{name}': not a registry key, not a local path, not a Hugging Face id (owner/name)",
+                f"{hint}registry keys: {', '.join(registry.known_models())}",
+            )
+        ]
+    if cfg.train.dtype == "fp16" and not spec.allows_fp16:
+        return [
+            Finding(
+                "error",
+                "train.dtype",
+                f"fp16 cannot train {spec.name}: its activations overflow fp16 (NaN loss, empty generations)",
+                "use train.dtype: bf16 (or auto); on a GPU without bf16, fp32 with train.allow_fp32_fallback: true",
+            )
+        ]
+    return []
+
+
+# ------------------------------------------------------------------------------------------------------- secrets
+def _teachers(cfg: RunConfig) -> list[tuple[str, object]]:
+    found: list[tuple[str, object]] = [(f"distill.teachers.{i}", t) for i, t in enumerate(cfg.distill.teachers)]
+    for key in ("build.judge", "build.second_teacher", "evaluate.judge"):
+        section, field = key.split(".")
+        teacher = getattr(getattr(cfg, section), field)
+        if teacher is not None:
+            found.append((key, teacher))
+    return found
+
+
+def _secret_findings(cfg: RunConfig) -> list[Finding]:
+    from slm_datagen.distill.teachers import DEFAULT_KEY_ENV  # noqa: PLC0415 - the providers' default variables
+
+    needed: list[tuple[str, str, str]] = []  # (config key, variable, what needs it)
+    for key, teacher in _teachers(cfg):
+        provider, model, env = teacher.provider, teacher.model, teacher.api_key_env  # type: ignore[attr-defined]
+        if provider == "offline" or (provider == "openai_compatible" and env is None):
+            continue  # the offline teacher, or a local server (vLLM, Ollama) that takes any key
+        needed.append((key, env or DEFAULT_KEY_ENV[provider], f"teacher {provider}:{model}"))
+    for index, source in enumerate(cfg.collect.sources):
+        if isinstance(source, LawgoSource):
+            needed.append((f"collect.sources.{index}.oc_env", source.oc_env, "the law.go.kr source (its OC)"))
+    for key in ("build.push_to_hub", "export.push_to_hub"):
+        section, field = key.split(".")
+        if getattr(getattr(cfg, section), field):
+            needed.append((key, "HF_TOKEN", "the upload to the Hugging Face Hub"))
+    if "wandb" in cfg.train.report_to:
+        needed.append(("train.report_to", "WANDB_API_KEY", "reporting to Weights & Biases"))
+    return [
+        Finding(
+            "warning",
+            key,
+            f"{what} reads its key from {env}, which is not set in this environment",
+            f"export {env}=… where the stage runs (fine to ignore if that is another machine)",
+        )
+        for key, env, what in needed
+        if not os.environ.get(env, "").strip()
+    ]
