@@ -179,5 +179,29 @@ def test_a_wrong_step_names_the_step_its_stated_and_its_computed_value(outcomes:
     assert "과세표준" in step.details and "19억 8,000만원" in step.details and "19억 5,000만원" in step.details
 
 
+def _pair(pair_id: str) -> QAPair:
+    return next(pair for _, _, pair in planted_pairs() if pair.id == pair_id)
+
+
+@pytest.mark.parametrize(("policy", "action"), [("review", "review"), ("keep", "flag"), ("reject", "reject")])
+def test_build_unverified_calculations_decides_where_unverified_answers_go(policy: str, action: str) -> None:
+    cfg = BuildConfig(unverified_calculations=policy)
+    outcome = check_dataset([_pair("gift-after-known-law-0")], stand_in_corpus(), [], cfg)
+    assert [(f.rule, f.action) for f in outcome.findings[0]] == [("calc_unverified", action)]
+    assert "2025-12-31" in outcome.findings[0][0].details  # why: after the last date the tables are known for
+
+
+def test_counts_by_status_and_rule_reach_the_card() -> None:
+    from slm_datagen.dataset.card import _calculation_lines
+
+    pairs = [_pair("gift-seed-5"), _pair("income-5000-0"), _pair("gift-after-known-law-0"), _pair("explain-0")]
+    calc = check_dataset(pairs, stand_in_corpus(), [], BuildConfig()).calculations
+    assert calc["calculation_answers"] == 3  # the explanation is not a calculation answer
+    assert calc["by_status"] == {"verified": 1, "rejected": 1, "unverified": 1}
+    assert calc["rejected_by_rule"] == {"calc_answer_mismatch": 1} and calc["unverified_policy"] == "review"
+    line = _calculation_lines(calc)[0]
+    assert "1 verified" in line and "`calc_answer_mismatch` 1" in line and "1 unverified" in line
+
+
 if __name__ == "__main__":
     print(report(run_suite())[0])

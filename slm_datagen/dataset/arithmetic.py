@@ -28,7 +28,8 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, Literal
 
-from slm_datagen.dataset.question_readings import QuestionFacts, Reading, read_question
+from slm_datagen.dataset.question_facts import QuestionFacts, Reading
+from slm_datagen.dataset.question_readings import read_question
 from slm_datagen.dataset.rules import Action, Finding
 from slm_datagen.taxlaw.amounts import format_won
 from slm_datagen.taxlaw.answer_steps import DAY_DEPENDENT, StepProblem, answer_statements, check_statements
@@ -106,10 +107,12 @@ def dataset_as_of(documents: list[Document]) -> date:
     """The newest 시행일 among the collected statutes, at most LAW_KNOWN_THROUGH; LAW_KNOWN_THROUGH without any."""
     dates = []
     for doc in documents:
-        try:
-            dates.append(date.fromisoformat(doc.effective_date)) if doc.effective_date else None
-        except ValueError:
+        if doc.kind != "statute_article" or not doc.effective_date:
             continue
+        try:
+            dates.append(date.fromisoformat(doc.effective_date))
+        except ValueError:
+            continue  # a malformed date is the collect stage's problem; it must not move the as-of date
     return min(max(dates), LAW_KNOWN_THROUGH) if dates else LAW_KNOWN_THROUGH
 
 

@@ -9,8 +9,9 @@ readings (question_readings.py) either try every value the law could take or lea
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
+from typing import Any
 
 from slm_datagen.taxlaw.amounts import AmountMention, find_amounts
 
@@ -202,3 +203,64 @@ def residence_years_in(question: str, holding_years: int | None) -> int | None:
     if holding_years is not None and _RESIDED_THROUGHOUT.search(question):
         return holding_years
     return None
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One way the law applies to what a question says: the calculator's kind, date and inputs."""
+
+    kind: str  # a key of taxlaw.kinds.INPUT_TYPES
+    year: int | str | None  # as the question dates it (year or ISO date); None = not dated
+    inputs: dict[str, Any]
+    assumption: str = ""  # what this reading assumes beyond the question ("미성년 가정")
+
+
+@dataclass(frozen=True)
+class QuestionFacts:
+    """What a calculation question states: its readings, or why it has none, and the facts said in so many words."""
+
+    tax: str  # the tax asked about: gift_tax, inheritance_tax, income_tax, capital_gains_tax, corporate_tax, vat
+    lateness: Lateness
+    readings: tuple[Reading, ...] = ()
+    unverified: str | None = None  # why there is no reading
+    stated: dict[str, Any] = field(default_factory=dict)
+    question_amounts: frozenset[int] = frozenset()
+
+
+def late_inputs(lateness: Lateness) -> list[dict[str, Any]]:
+    """The lateness inputs to try: none when on time; the stated days, else 0 days with and without a 기한후신고."""
+    if not lateness.late:
+        return [{}]
+    base: dict[str, Any] = {"filed_on_time": False, "fraudulent": lateness.fraudulent}
+    if lateness.days is not None:
+        return [base | {"days_late": lateness.days, "late_return_filed": lateness.return_filed}]
+    variants = [base | {"days_late": 0, "late_return_filed": lateness.return_filed}]
+    if lateness.return_filed:
+        variants.append(base | {"days_late": 0, "late_return_filed": False})
+    return variants
+
+
+def tax_date(question: str, role: str) -> tuple[int | str | None, str | None]:
+    """(the date that picks the tables, None) or (None, why) when the question gives several candidates."""
+    dates, _ = event_date(question, role)
+    if len(dates) > 1:
+        return None, f"여러 날짜({', '.join(map(str, dates))}) 중 어느 것이 과세 기준일인지 불분명 / several dates"
+    return (dates[0] if dates else None), None
+
+
+def stated_late(lateness: Lateness) -> dict[str, Any]:
+    if not lateness.late:
+        return {}
+    return {"filed_on_time": False} | ({"days_late": lateness.days} if lateness.days is not None else {})
+
+
+def unverified_facts(facts: QuestionFacts, why: str) -> QuestionFacts:
+    return QuestionFacts(facts.tax, facts.lateness, (), why, {}, facts.question_amounts)
+
+
+def with_readings(
+    facts: QuestionFacts, readings: list[Reading], stated: dict[str, Any], year: int | str | None
+) -> QuestionFacts:
+    if year is not None:
+        stated = stated | {"year": int(str(year)[:4])}
+    return QuestionFacts(facts.tax, facts.lateness, tuple(readings), None, stated, facts.question_amounts)

@@ -1,4 +1,5 @@
-"""From a question's stated facts to the calculator inputs it allows (`read_question`).
+"""From a question's stated facts to the calculator inputs it allows (`read_question`); 증여세, 상속세, 종합소득세 and
+법인세 here, 양도소득세 and 부가가치세 in question_sales.py.
 
 A reading is one way the law applies to what the question says: kind, date and inputs for taxlaw.kinds.compute. A
 fact the question leaves open that changes the result gives several readings (a spouse's actual share unstated → the
@@ -11,46 +12,30 @@ teacher's payload can be compared with the question.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from typing import Any
 
 from slm_datagen.dataset.question_facts import (
     Lateness,
+    QuestionFacts,
+    Reading,
     RoledAmount,
     asks_amount,
     dated_mentions,
-    event_date,
-    holding_years_in,
+    late_inputs,
     lateness_in,
-    residence_years_in,
     roled_amounts,
+    stated_late,
+    tax_date,
     taxes_asked,
+    unverified_facts,
+    with_readings,
 )
 from slm_datagen.dataset.question_gift import donor_relation_in
+from slm_datagen.dataset.question_sales import capital_gains_facts, vat_facts
 from slm_datagen.taxlaw.amounts import find_amounts
-from slm_datagen.taxlaw.inputs import AssetKind, DonorRelation, HoldingPeriod, VatSector
+from slm_datagen.taxlaw.inputs import DonorRelation
 
-
-@dataclass(frozen=True)
-class Reading:
-    kind: str  # a key of taxlaw.kinds.INPUT_TYPES
-    year: int | str | None  # as the question dates it (year or ISO date); None = not dated
-    inputs: dict[str, Any]
-    assumption: str = ""  # what this reading assumes beyond the question ("미성년 가정")
-
-
-@dataclass(frozen=True)
-class QuestionFacts:
-    tax: str  # the tax asked about: gift_tax, inheritance_tax, income_tax, capital_gains_tax, corporate_tax, vat
-    lateness: Lateness
-    readings: tuple[Reading, ...] = ()
-    unverified: str | None = None  # why there is no reading
-    stated: dict[str, Any] = field(default_factory=dict)
-    question_amounts: frozenset[int] = frozenset()
-
-
-def _word(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern)
+_word = re.compile
 
 
 _GIFT_ROLES = (
@@ -79,26 +64,6 @@ _PARENT_DECEASED = _word(
 _LATE_INPUT_NAMES = ("filed_on_time", "days_late", "late_return_filed", "fraudulent")
 
 
-def _late_inputs(lateness: Lateness) -> list[dict[str, Any]]:
-    """The lateness inputs to try: none when on time; the stated days, else 0 days with and without a 기한후신고."""
-    if not lateness.late:
-        return [{}]
-    base: dict[str, Any] = {"filed_on_time": False, "fraudulent": lateness.fraudulent}
-    if lateness.days is not None:
-        return [base | {"days_late": lateness.days, "late_return_filed": lateness.return_filed}]
-    variants = [base | {"days_late": 0, "late_return_filed": lateness.return_filed}]
-    if lateness.return_filed:
-        variants.append(base | {"days_late": 0, "late_return_filed": False})
-    return variants
-
-
-def _year(question: str, role: str) -> tuple[int | str | None, str | None]:
-    dates, _ = event_date(question, role)
-    if len(dates) > 1:
-        return None, f"여러 날짜({', '.join(map(str, dates))}) 중 어느 것이 과세 기준일인지 불분명 / several dates"
-    return (dates[0] if dates else None), None
-
-
 def _minor_options(question: str, answer: str) -> tuple[bool, ...] | None:
     ages = {int(a) for a in _AGE.findall(question)}
     says_minor = _MINOR.search(question) is not None or any(a < 19 for a in ages)
@@ -115,30 +80,32 @@ def _minor_options(question: str, answer: str) -> tuple[bool, ...] | None:
 def _gift(question: str, answer: str, lateness: Lateness) -> QuestionFacts:
     facts = QuestionFacts("gift_tax", lateness)
     if _GIFT_UNMODELLED.search(question):
-        return _unverified(facts, f"계산기가 모델링하지 않는 사실: {_GIFT_UNMODELLED.search(question).group(0)}")
+        return unverified_facts(facts, f"계산기가 모델링하지 않는 사실: {_GIFT_UNMODELLED.search(question).group(0)}")
     relation = donor_relation_in(question)
     if relation is None:
-        return _unverified(facts, "증여자와 수증자의 관계를 질문에서 읽을 수 없음 / relation not stated")
+        return unverified_facts(facts, "증여자와 수증자의 관계를 질문에서 읽을 수 없음 / relation not stated")
     amounts = [r for r in roled_amounts(question, _GIFT_ROLES) if r.role == "gift"]
-    latest = max((y for r in amounts if (y := _clause_year(r.sentence)) is not None), default=None)
+    latest = max((y for r in amounts if (y := _clausetax_date(r.sentence)) is not None), default=None)
 
     def is_prior(r: RoledAmount) -> bool:  # said to be earlier, or dated before the latest gift
-        year_of_clause = _clause_year(r.sentence)
+        year_of_clause = _clausetax_date(r.sentence)
         return bool(_PRIOR.search(r.sentence)) or (year_of_clause is not None and year_of_clause < latest)
 
     prior = {r.mention.won for r in amounts if is_prior(r) and not _OUTSIDE_TEN_YEARS.search(r.sentence)}
     current_amounts = [r for r in amounts if not is_prior(r)]
     if len({r.mention.won for r in current_amounts}) != 1 or len(prior) > 1:
-        return _unverified(facts, "증여재산가액을 하나로 읽을 수 없음 / gift amount not stated once")
+        return unverified_facts(facts, "증여재산가액을 하나로 읽을 수 없음 / gift amount not stated once")
     if not prior and _EARLIER_GIFTS.search(question):
-        return _unverified(facts, "10년 내 이전 증여가 있으나 금액을 읽을 수 없음 / earlier gifts without an amount")
+        return unverified_facts(
+            facts, "10년 내 이전 증여가 있으나 금액을 읽을 수 없음 / earlier gifts without an amount"
+        )
     minors = _minor_options(question, answer)
     if minors is None:
-        return _unverified(facts, "수증자의 성년 여부가 모순됨 / contradictory age")
+        return unverified_facts(facts, "수증자의 성년 여부가 모순됨 / contradictory age")
     clause_dates = dated_mentions(current_amounts[0].sentence)
-    year, why = (clause_dates[0].value(), None) if len(clause_dates) == 1 else _year(question, "gift")
+    year, why = (clause_dates[0].value(), None) if len(clause_dates) == 1 else tax_date(question, "gift")
     if why:
-        return _unverified(facts, why)
+        return unverified_facts(facts, why)
     amount = current_amounts[0].mention.won
     inputs: dict[str, Any] = {"amount_won": amount, "relationship": relation.value}
     if prior:
@@ -153,15 +120,15 @@ def _gift(question: str, answer: str, lateness: Lateness) -> QuestionFacts:
     stated = dict(inputs) | ({"donee_is_minor": minors[0]} if len(minors) == 1 and _said_age(question) else {})
     readings = []
     for minor in minors:
-        for late in _late_inputs(lateness):
+        for late in late_inputs(lateness):
             extra = {"marriage_birth_deduction_won": marriage} if marriage else {}
             readings.append(
                 Reading("gift_tax", year, inputs | {"donee_is_minor": minor} | extra | late, "미성년" if minor else "")
             )
-    return _with(facts, readings, stated | _stated_late(lateness), year)
+    return with_readings(facts, readings, stated | stated_late(lateness), year)
 
 
-def _clause_year(clause: str) -> int | None:
+def _clausetax_date(clause: str) -> int | None:
     dates = dated_mentions(clause)
     return dates[0].year if dates else None
 
@@ -200,22 +167,24 @@ def _children(question: str) -> int | None:
 
 def _inheritance(question: str, answer: str, lateness: Lateness) -> QuestionFacts:
     facts = QuestionFacts("inheritance_tax", lateness)
-    year, why = _year(question, "death")
+    year, why = tax_date(question, "death")
     if why:
-        return _unverified(facts, why)
+        return unverified_facts(facts, why)
     roled = roled_amounts(question, _ESTATE_ROLES)
     bases = {r.mention.won for r in roled if r.role == "base"}
     if len(bases) == 1:
         base = bases.pop()
         readings = [
-            Reading("inheritance_tax", year, {"taxable_base_won": base} | late) for late in _late_inputs(lateness)
+            Reading("inheritance_tax", year, {"taxable_base_won": base} | late) for late in late_inputs(lateness)
         ]
-        return _with(facts, readings, {"taxable_base_won": base} | _stated_late(lateness), year)
+        return with_readings(facts, readings, {"taxable_base_won": base} | stated_late(lateness), year)
     if _ESTATE_UNMODELLED.search(question) and "과세가액" not in question:
-        return _unverified(facts, f"상속세 과세가액 계산에 필요한 사실: {_ESTATE_UNMODELLED.search(question).group(0)}")
+        return unverified_facts(
+            facts, f"상속세 과세가액 계산에 필요한 사실: {_ESTATE_UNMODELLED.search(question).group(0)}"
+        )
     estates = {r.mention.won for r in roled if r.role == "estate"}
     if len(estates) != 1:
-        return _unverified(facts, "상속재산(과세가액)을 하나로 읽을 수 없음 / estate not stated once")
+        return unverified_facts(facts, "상속재산(과세가액)을 하나로 읽을 수 없음 / estate not stated once")
     estate = estates.pop()
     heirs: dict[str, Any] = {}
     children = _children(question)
@@ -228,19 +197,19 @@ def _inheritance(question: str, answer: str, lateness: Lateness) -> QuestionFact
         heirs["spouse_survives"] = True
         shares = {r.mention.won for r in roled if r.role == "spouse"}
         if len(shares) > 1:
-            return _unverified(facts, "배우자 상속분을 하나로 읽을 수 없음")
+            return unverified_facts(facts, "배우자 상속분을 하나로 읽을 수 없음")
         share = shares.pop() if shares else 0
         heirs["spouse_inherited_won"] = share
         if share > 500_000_000:
             if not children:
-                return _unverified(facts, "배우자 법정상속분을 정할 자녀 수가 없음 / children count needed")
+                return unverified_facts(facts, "배우자 법정상속분을 정할 자녀 수가 없음 / children count needed")
             heirs["spouse_legal_share_won"] = estate * 3 // (3 + 2 * children)  # 민법 제1009조: 배우자 1.5
     financial = {r.mention.won for r in roled if r.role == "financial"}
     if len(financial) == 1:
         heirs["net_financial_assets_won"] = financial.pop()
     inputs = {"taxable_estate_won": estate} | heirs
-    readings = [Reading("inheritance_tax_estate", year, inputs | late) for late in _late_inputs(lateness)]
-    return _with(facts, readings, inputs | _stated_late(lateness), year)
+    readings = [Reading("inheritance_tax_estate", year, inputs | late) for late in late_inputs(lateness)]
+    return with_readings(facts, readings, inputs | stated_late(lateness), year)
 
 
 _BASE_ROLES = (("base", _word(r"과세표준"), None), ("income", _word(r"소득금액|연봉|총급여|급여|수입|매출"), None))
@@ -250,189 +219,23 @@ def _from_base(kind: str, question: str, lateness: Lateness, input_name: str, ye
     facts = QuestionFacts(kind, lateness)
     bases = {r.mention.won for r in roled_amounts(question, _BASE_ROLES) if r.role == "base"}
     if len(bases) != 1:
-        return _unverified(facts, "과세표준을 하나로 읽을 수 없음 / taxable base not stated once")
-    year, why = _year(question, year_role)
+        return unverified_facts(facts, "과세표준을 하나로 읽을 수 없음 / taxable base not stated once")
+    year, why = tax_date(question, year_role)
     if why:
-        return _unverified(facts, why)
+        return unverified_facts(facts, why)
     inputs = {input_name: bases.pop()}
-    lates = _late_inputs(lateness) if kind == "income_tax" else [{}]
+    lates = late_inputs(lateness) if kind == "income_tax" else [{}]
     if kind == "corporate_tax" and lateness.late:
-        return _unverified(facts, "법인세 가산세는 모델링하지 않음 / corporate late filing not modelled")
+        return unverified_facts(facts, "법인세 가산세는 모델링하지 않음 / corporate late filing not modelled")
     readings = [Reading(kind, year, inputs | late) for late in lates]
-    return _with(facts, readings, inputs | _stated_late(lateness), year)
-
-
-_SALE_ROLES = (
-    ("base", _word(r"과세표준"), None),
-    (
-        "transfer",
-        _word(r"양도가액|양도가|매도가|양도\s*금액|판\s*금액|매매가"),
-        _word(r"^\s*(?:에|으로|을|를)?\s*(?:팔|매도|양도|처분|매각)"),
-    ),
-    (
-        "acquisition",
-        _word(r"취득가액|취득가|매입가|구입가|취득\s*금액|산\s*금액|분양가"),
-        _word(r"^\s*(?:에|으로|을|를)?\s*(?:샀|사서|산\s|구입|매입|취득|분양받)"),
-    ),
-    ("expenses", _word(r"필요경비|경비|중개수수료|수수료|취득세"), None),
-)
-_SALE_UNMODELLED = _word(
-    r"다주택|[2-9]\s*주택|두\s*채|세\s*채|일시적|미등기|비사업용|조합원\s*입주권|입주권|이월과세|증여받은|상속받은|"
-    r"감면|주식|비상장|상장|해외|겸용"
-)
-_ONE_HOUSE = _word(
-    r"1\s*세대\s*1\s*주택|일세대\s*일주택|1\s*가구\s*1\s*주택|유일한\s*(?:주택|집)|한\s*채뿐|다른\s*주택(?:이|은)?\s*없"
-)
-_HOUSING = _word(r"주택|아파트|빌라|단독주택|다세대|연립|집")
-_LAND = _word(r"토지|땅|건물|상가|임야|농지|오피스텔|대지")
-
-
-def _asset_kind(question: str) -> AssetKind | None:
-    if "분양권" in question:
-        return AssetKind.PRESALE_RIGHT
-    housing, land = _HOUSING.search(question), _LAND.search(question)
-    if housing and not land:
-        return AssetKind.HOUSING
-    if land and not housing:
-        return AssetKind.LAND_BUILDING
-    return None
-
-
-def _capital_gains(question: str, answer: str, lateness: Lateness) -> QuestionFacts:
-    facts = QuestionFacts("capital_gains_tax", lateness)
-    if _SALE_UNMODELLED.search(question):
-        return _unverified(facts, f"계산기가 모델링하지 않는 사실: {_SALE_UNMODELLED.search(question).group(0)}")
-    kind = _asset_kind(question)
-    if kind is None:
-        return _unverified(facts, "양도 자산의 종류(주택/토지·건물/분양권)를 읽을 수 없음 / asset kind")
-    year, why = _year(question, "transfer")
-    if why:
-        return _unverified(facts, why)
-    holding = holding_years_in(question)
-    roled = roled_amounts(question, _SALE_ROLES)
-    by_role = {
-        role: {r.mention.won for r in roled if r.role == role}
-        for role in ("base", "transfer", "acquisition", "expenses")
-    }
-    lates = _late_inputs(lateness)
-    if len(by_role["base"]) == 1 and not by_role["transfer"]:
-        period = _period(holding)
-        if period is None:
-            return _unverified(facts, "보유기간을 읽을 수 없음 / holding period not stated")
-        inputs = {"taxable_base_won": by_role["base"].pop(), "asset_kind": kind.value, "holding_period": period}
-        readings = [Reading("capital_gains_tax", year, inputs | late) for late in lates]
-        return _with(facts, readings, inputs | _stated_late(lateness), year)
-    if len(by_role["transfer"]) != 1 or len(by_role["acquisition"]) != 1 or len(by_role["expenses"]) > 1:
-        return _unverified(facts, "양도가액·취득가액을 하나씩 읽을 수 없음 / sale and purchase price not stated once")
-    if holding is None:
-        return _unverified(facts, "보유기간을 읽을 수 없음 / holding period not stated")
-    inputs: dict[str, Any] = {
-        "transfer_price_won": by_role["transfer"].pop(),
-        "acquisition_price_won": by_role["acquisition"].pop(),
-        "holding_years": holding,
-        "asset_kind": kind.value,
-    }
-    if by_role["expenses"]:
-        inputs["expenses_won"] = by_role["expenses"].pop()
-    one_house = kind is AssetKind.HOUSING and _ONE_HOUSE.search(question) is not None
-    residences: tuple[int, ...] = (0,)
-    if one_house:
-        inputs["one_house_exempt"] = holding >= 2
-        residence = residence_years_in(question, holding)
-        residences = (residence,) if residence is not None else (0, holding)
-    readings = [
-        Reading("capital_gains_sale", year, inputs | {"residence_years": r} | late)
-        for r in residences
-        for late in lates
-    ]
-    return _with(facts, readings, inputs | _stated_late(lateness), year)
-
-
-def _period(holding: int | None) -> str | None:
-    if holding is None:
-        return None
-    if holding < 1:
-        return HoldingPeriod.UNDER_1Y.value
-    return (HoldingPeriod.FROM_1Y_TO_2Y if holding < 2 else HoldingPeriod.TWO_YEARS_OR_MORE).value
-
-
-_VAT_ROLES = (
-    ("output_tax", _word(r"매출세액"), None),
-    ("input_tax", _word(r"매입세액"), None),
-    ("supply_with_vat", _word(r"공급대가"), None),
-    (
-        "purchases",
-        _word(r"(?:매입|구입|사들)(?:액|\s*금액)?(?:\s*(?:공급가액|공급대가))?"),
-        _word(r"^\s*(?:의|어치)\s*(?:매입|구입)"),
-    ),
-    (
-        "sales",
-        _word(r"(?:매출|판매)(?:액|\s*금액)?(?:\s*공급가액)?|공급가액|수입금액"),
-        _word(r"^\s*(?:의|어치)\s*(?:매출|판매)"),
-    ),
-)
-_SECTORS: tuple[tuple[VatSector, re.Pattern[str]], ...] = (
-    (VatSector.RETAIL_FOOD, _word(r"음식점|식당|소매|카페|편의점|분식")),
-    (VatSector.MANUFACTURING, _word(r"제조|농업|임업|어업")),
-    (VatSector.LODGING, _word(r"숙박|펜션|모텔|게스트하우스")),
-    (VatSector.CONSTRUCTION_TRANSPORT_ICT, _word(r"건설|운수|운송|창고|정보통신")),
-    (
-        VatSector.FINANCE_PROFESSIONAL_REAL_ESTATE,
-        _word(r"부동산\s*임대|임대업|금융|보험|전문\s*서비스|과학|기술\s*서비스"),
-    ),
-)
-
-
-def _vat(question: str, answer: str, lateness: Lateness) -> QuestionFacts:
-    facts = QuestionFacts("vat", lateness)
-    if lateness.late or re.search(r"부가세\s*포함|부가가치세\s*포함|VAT\s*포함|신용카드|의제매입|대손", question):
-        return _unverified(facts, "가산세·부가세 포함 금액·발행세액공제 등은 모델링하지 않음 / not modelled")
-    year, why = _year(question, "tax_year")
-    if why:
-        return _unverified(facts, why)
-    roled = roled_amounts(question, _VAT_ROLES)
-    by_role = {role: {r.mention.won for r in roled if r.role == role} for role, _, _ in _VAT_ROLES}
-    if "간이과세" in question:
-        supply = by_role["supply_with_vat"] or by_role["sales"]
-        sector = [s for s, pattern in _SECTORS if pattern.search(question)]
-        if len(supply) != 1 or len(sector) != 1 or len(by_role["purchases"]) > 1:
-            return _unverified(facts, "간이과세자의 공급대가·업종을 하나씩 읽을 수 없음")
-        inputs = {"supply_with_vat_won": supply.pop(), "sector": sector[0].value}
-        if by_role["purchases"]:
-            inputs["purchases_with_vat_won"] = by_role["purchases"].pop()
-        return _with(facts, [Reading("simplified_vat", year, inputs)], inputs, year)
-    if len(by_role["output_tax"]) == 1 and len(by_role["input_tax"]) == 1:
-        inputs = {"sales_won": by_role["output_tax"].pop() * 10, "purchases_won": by_role["input_tax"].pop() * 10}
-    elif len(by_role["sales"]) == 1 and len(by_role["purchases"]) == 1:
-        inputs = {"sales_won": by_role["sales"].pop(), "purchases_won": by_role["purchases"].pop()}
-    else:
-        return _unverified(facts, "매출·매입(공급가액)을 하나씩 읽을 수 없음 / sales and purchases not stated once")
-    return _with(facts, [Reading("vat", year, inputs)], inputs, year)
-
-
-def _stated_late(lateness: Lateness) -> dict[str, Any]:
-    if not lateness.late:
-        return {}
-    return {"filed_on_time": False} | ({"days_late": lateness.days} if lateness.days is not None else {})
-
-
-def _unverified(facts: QuestionFacts, why: str) -> QuestionFacts:
-    return QuestionFacts(facts.tax, facts.lateness, (), why, {}, facts.question_amounts)
-
-
-def _with(
-    facts: QuestionFacts, readings: list[Reading], stated: dict[str, Any], year: int | str | None
-) -> QuestionFacts:
-    if year is not None:
-        stated = stated | {"year": int(str(year)[:4])}
-    return QuestionFacts(facts.tax, facts.lateness, tuple(readings), None, stated, facts.question_amounts)
+    return with_readings(facts, readings, inputs | stated_late(lateness), year)
 
 
 _READERS = {
     "gift_tax": _gift,
     "inheritance_tax": _inheritance,
-    "capital_gains_tax": _capital_gains,
-    "vat": _vat,
+    "capital_gains_tax": capital_gains_facts,
+    "vat": vat_facts,
     "income_tax": lambda q, a, late: _from_base("income_tax", q, late, "taxable_income_won", "tax_year"),
     "corporate_tax": lambda q, a, late: _from_base("corporate_tax", q, late, "taxable_base_won", "tax_year"),
 }
