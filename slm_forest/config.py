@@ -230,6 +230,9 @@ class BuildConfig(Section):
     max_answer_chars: int = Field(4000, ge=1)
     min_hangul_share: float = Field(0.3, ge=0, le=1)
     unresolved_citations: Literal["reject", "flag"] = "reject"
+    unverified_calculations: Literal["review", "keep", "reject"] = Field(
+        "review", description="calculation answers the calculator cannot check: review.jsonl, keep (flagged) or reject"
+    )
     contamination_files: list[str] = Field(
         default_factory=list, description="benchmark CSVs whose questions must not leak"
     )

@@ -6,11 +6,12 @@ from collections import Counter
 
 import pytest
 
-from slm_datagen.dataset.arithmetic import check_arithmetic, recover_gift_facts
+from slm_datagen.dataset.arithmetic import check_arithmetic
 from slm_datagen.dataset.contamination import find_contamination, load_benchmark_questions
 from slm_datagen.dataset.content import check_content, truncation_reason
 from slm_datagen.dataset.duplicates import find_duplicates
 from slm_datagen.dataset.grounding import build_statute_index, check_grounding, paragraphs_of
+from slm_datagen.dataset.question_readings import read_question
 from slm_datagen.dataset.rules import RULES, Finding
 from slm_datagen.taxlaw.inputs import DonorRelation
 from slm_forest.config import BuildConfig
@@ -405,17 +406,18 @@ def test_correct_gift_tax_computation_passes():
 
 
 def test_gift_facts_are_recovered_from_the_question():
-    facts = recover_gift_facts(SEED_QUESTION)
-    assert facts is not None
-    assert (facts.amount_won, facts.relation, facts.minor_options) == (
+    facts = read_question(SEED_QUESTION)
+    assert facts is not None and facts.tax == "gift_tax" and len(facts.readings) == 1
+    inputs = facts.readings[0].inputs
+    assert (inputs["amount_won"], inputs["relationship"], inputs["donee_is_minor"]) == (
         2_000_000_000,
-        DonorRelation.LINEAL_ASCENDANT,
-        (False,),
+        DonorRelation.LINEAL_ASCENDANT.value,
+        False,
     )
-    assert (
-        recover_gift_facts("할아버지로부터 20억원을 증여받았습니다. 증여세는?") is None
-    )  # 세대생략 할증: not modelled
-    assert recover_gift_facts("10년 이내에 아버지로부터 두 번 20억원을 증여받았습니다.") is None
+    grandparent = read_question("할아버지로부터 20억원을 증여받았습니다. 증여세는?")
+    assert grandparent is not None and grandparent.readings[0].inputs["relationship"] == "grandparent"
+    twice = read_question("10년 이내에 아버지로부터 두 번 20억원을 증여받았습니다. 증여세는 얼마인가요?")
+    assert twice is not None and twice.unverified
 
 
 def test_unstated_age_accepts_either_deduction_and_spouse_gifts_use_six_hundred_million():
@@ -453,7 +455,9 @@ def test_calculation_payloads_are_recomputed():
     assert rules_of(check_arithmetic(broken)) == ["calc_bad_payload"]
     old = Calculation(kind="gift_tax", year=2001, inputs=inputs, result_won=620_000_000)
     unverified = check_arithmetic(make_pair(SEED_QUESTION, CORRECT_ANSWER, calculation=old))
-    assert [(f.rule, f.action) for f in unverified] == [("calc_unverified", "flag")]
+    assert [(f.rule, f.action) for f in unverified] == [("calc_unverified", "review")]  # build.unverified_calculations
+    kept = check_arithmetic(make_pair(SEED_QUESTION, CORRECT_ANSWER, calculation=old), policy="keep")
+    assert [(f.rule, f.action) for f in kept] == [("calc_unverified", "flag")]
 
 
 def test_payload_right_but_answer_text_wrong_is_rejected():

@@ -141,7 +141,26 @@ def _quality_section(stats: dict[str, Any]) -> list[str]:
     if knobs:
         parts.append("Settings: " + ", ".join(f"`{k}={v}`" for k, v in knobs.items()) + ".\n")
     parts += card_lines(stats)  # human decisions per kind (slm review)
-    return parts + _citations_lines(stats["build_info"].get("citations") or {}) + _paraphrase_lines(stats)
+    calculations = _calculation_lines(stats["build_info"].get("calculations") or {})
+    return (
+        parts + _citations_lines(stats["build_info"].get("citations") or {}) + _paraphrase_lines(stats) + calculations
+    )
+
+
+def _calculation_lines(calc: dict[str, Any]) -> list[str]:
+    """Calculation answers by verdict (slm_datagen/dataset/arithmetic.py) and the rules that rejected them."""
+    if not calc:
+        return []
+    status = calc.get("by_status") or {}
+    rules = ", ".join(f"`{rule}` {n}" for rule, n in (calc.get("rejected_by_rule") or {}).items()) or "none"
+    why = "; ".join(f"{reason} ({n})" for reason, n in (calc.get("unverified_reasons") or {}).items())
+    return [
+        f"Calculation answers: {calc.get('calculation_answers', 0)} — {status.get('verified', 0)} verified by "
+        f"recomputation, {status.get('rejected', 0)} rejected ({rules}), {status.get('unverified', 0)} unverified "
+        f"(`build.unverified_calculations={calc.get('unverified_policy', 'review')}`)"
+        + (f": {why}" if why else "")
+        + ".\n"
+    ]
 
 
 def _citations_lines(cited: dict[str, Any]) -> list[str]:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from slm_datagen.dataset.arithmetic import check_arithmetic
+from slm_datagen.dataset.arithmetic import CalcCheck, calculation_counts, dataset_as_of, judge_arithmetic
 from slm_datagen.dataset.conclusion import check_conclusion
 from slm_datagen.dataset.contamination import contamination_finding, find_contamination, load_benchmark_questions
 from slm_datagen.dataset.content import check_content
@@ -37,6 +37,7 @@ class CheckOutcome:
     judge: dict[str, Any] = field(default_factory=dict)  # judge / second-teacher settings and spend, for the card
     second_answers: dict[int, str] = field(default_factory=dict)  # position -> the second teacher's answer
     citations: dict[str, Any] = field(default_factory=dict)  # citation outcomes and the laws held in full, for the card
+    calculations: dict[str, Any] = field(default_factory=dict)  # calculation answers by status and rule, for the card
 
     def rejected(self, position: int) -> bool:
         return any(f.action == "reject" for f in self.findings[position])
@@ -47,10 +48,16 @@ class CheckOutcome:
 
 
 def check_each_pair(
-    pairs: list[QAPair], documents: list[Document], chunks: list[Chunk], cfg: BuildConfig
+    pairs: list[QAPair],
+    documents: list[Document],
+    chunks: list[Chunk],
+    cfg: BuildConfig,
+    calc_checks: list[CalcCheck | None] | None = None,
 ) -> tuple[list[list[Finding]], dict[str, Any]]:
-    """The per-pair findings, and the citation report for the card (see citation_report)."""
+    """The per-pair findings, and the citation report for the card (see citation_report); each calculation verdict
+    is appended to `calc_checks` when given."""
     index = build_statute_index(documents)
+    as_of = dataset_as_of(documents)
     docs_by_id = {doc.id: doc for doc in documents}
     chunks_by_id = {chunk.id: chunk for chunk in chunks}
     tally: Counter[str] = Counter()
@@ -59,7 +66,10 @@ def check_each_pair(
         for pair in pairs:
             found = check_content(pair, cfg)
             if not any(f.rule in ("empty", "too_short", "too_long") for f in found):
-                found += check_arithmetic(pair)
+                arithmetic = judge_arithmetic(pair, cfg.unverified_calculations, as_of)
+                found += arithmetic.findings
+                if calc_checks is not None:
+                    calc_checks.append(arithmetic.check)
                 found += check_grounding(pair, index, docs_by_id, chunks_by_id, cfg.unresolved_citations, tally)
                 found += check_conclusion(pair, docs_by_id, chunks_by_id)
             findings.append(found)
@@ -113,8 +123,10 @@ def check_contamination(pairs: list[QAPair], outcome: CheckOutcome, cfg: BuildCo
 def check_dataset(
     pairs: list[QAPair], documents: list[Document], chunks: list[Chunk], cfg: BuildConfig
 ) -> CheckOutcome:
-    findings, citations = check_each_pair(pairs, documents, chunks, cfg)
+    calc_checks: list[CalcCheck | None] = []
+    findings, citations = check_each_pair(pairs, documents, chunks, cfg, calc_checks)
     outcome = CheckOutcome(findings, citations=citations)
+    outcome.calculations = calculation_counts(calc_checks, cfg.unverified_calculations)
     standing = outcome.standing()
     for local, finding in find_duplicates([pairs[i] for i in standing], cfg.near_duplicate_threshold).items():
         outcome.findings[standing[local]].append(finding)

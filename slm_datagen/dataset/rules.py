@@ -45,8 +45,13 @@ RULES: dict[str, str] = {
     "source_not_cited": "a pair generated from a statute article does not cite that article",
     "calc_mismatch": "the attached calculation does not recompute to the stated result",
     "calc_bad_payload": "the attached calculation is malformed (missing inputs, unreadable amounts, no result_field)",
-    "calc_unverified": "the attached calculation uses a case the calculator does not model, so it is kept unverified",
+    "calc_unverified": "a calculation answer that cannot be checked (facts missing or not modelled, an undated question "
+    "whose tables changed); build.unverified_calculations sends it to review (default), keeps it flagged or rejects it",
     "calc_answer_mismatch": "the tax amount stated in the answer disagrees with a recomputation from the stated facts",
+    "calc_step_mismatch": "an intermediate line of the answer (과세표준, 공제, 산출세액, 할증, 가산세 …) is wrong",
+    "calc_late_filing_ignored": "a late-filing question answered with the on-time computation (신고세액공제, no 가산세)",
+    "calc_payload_contradicts_question": "the calculation payload changes a fact the question states (relationship, "
+    "amount, holding period, date, late filing)",
     "deduction_denied": "the answer denies a deduction (증여재산공제) that the stated relationship allows",
     "contamination": "overlaps a benchmark question (character n-grams), so it could leak the test into training",
     "judge_low_score": "the LLM judge scored faithfulness to the source chunk below build.judge_min_score",

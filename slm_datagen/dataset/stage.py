@@ -74,7 +74,9 @@ def _build_info(ctx: StageContext, outcome: CheckOutcome, pairs_in: int, groups:
             "min_hangul_share": cfg.min_hangul_share,
             "near_duplicate_threshold": cfg.near_duplicate_threshold,
             "unresolved_citations": cfg.unresolved_citations,
+            "unverified_calculations": cfg.unverified_calculations,
         },
+        "calculations": outcome.calculations,
         "contamination": outcome.contamination,
         "judge": outcome.judge,
         "citations": outcome.citations,
@@ -198,6 +200,7 @@ def run_build(ctx: StageContext) -> StageResult:
             "flags": dict(flag_counts.most_common()),
             "split_groups": plan.groups,
             "judge": outcome.judge,
+            "calculations": outcome.calculations,
         }
         | ({"hub": hub} if hub is not None else {}),
         extra_inputs=[Path(p) for p in cfg.contamination_files],

@@ -33,6 +33,40 @@ _LABELS: dict[str, str] = {
     "증여액": "other",
     "증여한": "other",
     "증여받은": "other",
+    # labels the step checks of answer_steps.py read; here they only keep the nearest-label rule honest
+    "지방소득세": "local",
+    "양도소득금액": "other",
+    "장기보유특별공제": "other",
+    "기본공제": "other",
+    "기초공제": "other",
+    "일괄공제": "other",
+    "인적공제": "other",
+    "상속공제": "other",
+    "매출세액": "other",
+    "매입세액": "other",
+    "공급가액": "other",
+    "공급대가": "other",
+    "필요경비": "other",
+    "세대생략 할증": "other",
+    "할증": "other",
+    "무신고가산세": "other",
+    "납부지연가산세": "other",
+    "가산세": "other",
+    "환급세액": "other",
+    "합계": "total",
+    "합한": "total",
+    "합하면": "total",
+    "더한": "total",
+    "더하면": "total",
+    "포함하면": "total",
+    "포함한": "total",
+    "포함": "total",
+    "총 세액": "total",
+    "총 부담": "total",
+    "총 납부": "total",
+    "법인세": "tax",
+    "부가가치세": "tax",
+    "부가세": "tax",
     # the amount after 신고세액공제
     "납부할 세액": "payable",
     "납부할 증여세": "payable",
@@ -115,6 +149,25 @@ def _statement_label(text: str, clause: int, end: int, chain: tuple[int, int, in
     )
 
 
+# A label right after the amount names it when the sentence ends there: "…19억 5,000만원이 과세표준입니다".
+_LABEL_AFTER = re.compile(
+    r"\s*(?:이|가|은|는)\s*("
+    + _LABEL_RE.pattern
+    + r")\s*(?:입니다|이다|이며|이고|이\s*됩니다|가\s*됩니다|이\s*되|가\s*되|에\s*해당)"
+)
+
+
+def _equation_label(
+    text: str, clause: int, mark: int, chain: tuple[int, int, int, int] | None, stated: list
+) -> str | None:
+    """The label of "… = X": the left-hand side's, unless that label already named a figure stated before the
+    equation ("과세표준 20억원은 … 20억원 × 45% − 6,594만원 = 8억 3,406만원": the result is not the 과세표준)."""
+    labels = list(_LABEL_RE.finditer(text, clause, mark))
+    if labels and any(labels[-1].end() <= m.start < mark for _, m in stated):
+        return None
+    return _statement_label(text, clause, mark, chain)
+
+
 def labelled_amounts(answer_text: str) -> list[tuple[str, AmountMention]]:
     """(label, amount) for each stated amount, the label being the nearest known word before it in its clause
     (whitespace removed, e.g. "납부할세액", "과세표준", "증여세").
@@ -123,7 +176,13 @@ def labelled_amounts(answer_text: str) -> list[tuple[str, AmountMention]]:
     Operands of ×, +, −, ÷, of a subtraction in words ("20억원에서 5,000만원을 뺀 19억 5,000만원": the first two) and
     band limits ("1억원 이하") are not statements and are skipped, as are unlabelled ones.
     """
-    out: list[tuple[str, AmountMention]] = []
+    return [(label, mention) for label, mention in stated_amounts(answer_text) if label is not None]
+
+
+def stated_amounts(answer_text: str) -> list[tuple[str | None, AmountMention]]:
+    """Every stated amount (not an operand, not a band limit) with its label as in `labelled_amounts`, or None when
+    nothing in its clause names it ("9,000만원을 내시면 됩니다")."""
+    out: list[tuple[str | None, AmountMention]] = []
     chain: tuple[int, int, int, int] | None = None  # the worded subtraction in progress, see _statement_label
     for mention in find_amounts(answer_text):
         if mention.qualifier:
@@ -135,24 +194,33 @@ def labelled_amounts(answer_text: str) -> list[tuple[str, AmountMention]]:
         clause = _clause_start(answer_text, mention.start)
         if chain is not None and _SENTENCE_BREAK.search(answer_text, chain[3], mention.start):
             chain = None  # a subtraction does not carry its result into the next clause
-        operand = _MINUEND_RE.match(answer_text, mention.end) or _SUBTRAHEND_RE.match(answer_text, mention.end)
+        minuend = _MINUEND_RE.match(answer_text, mention.end)
+        operand = minuend or _SUBTRAHEND_RE.match(answer_text, mention.end)
         if operand is not None:
             if chain is None:
                 label_start = _operand_label_start(answer_text, clause, mention.start)
-                chain = (clause, label_start, mention.start, operand.end())
+                # A run that opens with what is subtracted ("신고세액공제 1,860만원을 빼면 6억 140만원"): that label
+                # names the subtrahend, never the result, so it must not be the fallback.
+                chain = (clause, label_start, mention.start if minuend else label_start, operand.end())
             else:
                 chain = (*chain[:3], operand.end())
             continue
         label = None
-        if before and before[-1] in _RESULT_MARKS:
+        after_label = _LABEL_AFTER.match(answer_text, mention.end)
+        if after_label is not None:  # "19억 5,000만원이 과세표준입니다"
+            label = "".join(after_label.group(1).split())
+        elif before and before[-1] in _RESULT_MARKS:
             marks = [i for i in (answer_text.find(mark, clause, mention.start) for mark in _RESULT_MARKS) if i >= 0]
             if marks:
-                label = _statement_label(answer_text, clause, min(marks), chain)
+                label = _equation_label(answer_text, clause, min(marks), chain, out)
+                if label is None:
+                    out.append((None, mention))
+                    chain = None
+                    continue
         if label is None:
             label = _statement_label(answer_text, clause, mention.start, chain)
         chain = None  # the result closes the subtraction
-        if label is not None:
-            out.append((label, mention))
+        out.append((label, mention))
     return out
 
 

@@ -1,0 +1,73 @@
+"""Reading the facts a question states: the tax asked about, the direction of a gift, dates, late filing."""
+
+from __future__ import annotations
+
+import pytest
+
+from slm_datagen.dataset.question_facts import holding_years_in, lateness_in, taxes_asked
+from slm_datagen.dataset.question_gift import donor_relation_in
+from slm_datagen.dataset.question_readings import read_question
+from slm_datagen.taxlaw.inputs import DonorRelation
+
+
+@pytest.mark.parametrize(
+    ("question", "relation"),
+    [
+        ("성인 자녀가 아버지로부터 현금 20억원을 증여받았습니다.", DonorRelation.LINEAL_ASCENDANT),
+        ("아들이 아버지에게 1억원을 증여했습니다.", DonorRelation.LINEAL_DESCENDANT),
+        ("부모님께 받은 1억원", DonorRelation.LINEAL_ASCENDANT),
+        ("손자에게 3억원을 증여하려 합니다.", DonorRelation.GRANDPARENT),
+        ("남편이 아내에게 10억원을 증여하면", DonorRelation.SPOUSE),
+        ("할머니가 미성년 손녀에게 1억원을 증여", DonorRelation.GRANDPARENT),
+        ("삼촌으로부터 5천만원을 받았습니다.", DonorRelation.OTHER_RELATIVE),
+        ("아버지가 돌아가신 뒤 할아버지로부터 3억원을 증여받았습니다.", DonorRelation.GRANDPARENT),
+    ],
+)
+def test_the_direction_of_a_gift_comes_from_the_sentence(question: str, relation: DonorRelation) -> None:
+    assert donor_relation_in(question) is relation
+
+
+def test_local_income_tax_is_not_income_tax() -> None:
+    assert taxes_asked("양도소득세와 지방소득세는 얼마인가요?") == ["capital_gains_tax"]
+    assert taxes_asked("지방소득세만 따로 내나요?") == []
+    assert taxes_asked("종합소득세 과세표준 5,000만원의 소득세는?") == ["income_tax"]
+
+
+def test_late_filing_and_its_days() -> None:
+    late = lateness_in("신고기한을 15일 넘겨 기한 후 신고와 함께 납부했습니다.")
+    assert (late.late, late.return_filed, late.days) == (True, True, 15)
+    never = lateness_in("증여세 신고를 하지 않았습니다.")
+    assert (never.late, never.return_filed, never.days) == (True, False, None)
+    assert not lateness_in("기한 내에 신고했습니다.").late
+
+
+def test_holding_years_from_words_and_months() -> None:
+    assert holding_years_in("5년 보유했습니다") == 5
+    assert holding_years_in("10년 전에 5억원에 취득했고") == 10
+    assert holding_years_in("산 주택을 10개월 만에 팔았습니다") == 0
+
+
+def test_the_gift_date_is_the_one_in_its_clause_and_earlier_gifts_are_added_back() -> None:
+    facts = read_question(
+        "2021년에 아버지로부터 1억원을 증여받았고, 2024년 6월에 다시 아버지로부터 2억원을 증여받았습니다. "
+        "저는 성인입니다. 이번 증여세는 얼마인가요?"
+    )
+    assert facts is not None and len(facts.readings) == 1
+    reading = facts.readings[0]
+    assert reading.year == 2024
+    assert (reading.inputs["amount_won"], reading.inputs["prior_gifts_won"]) == (200_000_000, 100_000_000)
+
+
+def test_questions_that_ask_for_no_amount_or_state_none_are_not_calculations() -> None:
+    assert read_question("배우자로부터 증여받을 때 증여재산공제 한도는 얼마인가요?") is None
+    assert read_question("증여재산 과세표준이 1억원 이하일 때 증여세율은 얼마인가요?") is None  # a bracket limit
+    assert read_question("아버지로부터 1억원을 증여받았습니다. 신고는 어디에 하나요?") is None
+
+
+def test_unmodelled_and_missing_facts_say_why() -> None:
+    burdened = read_question(
+        "아버지로부터 대출 2억원이 있는 10억원짜리 아파트를 부담부증여로 받았습니다. 증여세는 얼마인가요?"
+    )
+    assert burdened is not None and burdened.unverified and "대출" in burdened.unverified
+    no_base = read_question("연봉이 6,000만원인 직장인의 종합소득세는 얼마인가요?")
+    assert no_base is not None and no_base.unverified and "과세표준" in no_base.unverified
