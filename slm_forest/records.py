@@ -134,7 +134,18 @@ class Chunk(Record):
 class Calculation(Record):
     """A worked tax computation attached to a calculation pair; `slm build` recomputes it."""
 
-    kind: Literal["gift_tax", "inheritance_tax", "income_tax", "capital_gains_tax"]
+    # the calculator's input kinds (slm_datagen/taxlaw/kinds.py REQUIRED_INPUTS; a test keeps the two lists equal)
+    kind: Literal[
+        "gift_tax",
+        "inheritance_tax",
+        "inheritance_tax_estate",
+        "income_tax",
+        "capital_gains_tax",
+        "capital_gains_sale",
+        "corporate_tax",
+        "vat",
+        "simplified_vat",
+    ]
     year: int
     inputs: dict[str, Any]
     result_won: int

@@ -379,3 +379,12 @@ def test_new_kinds_through_check_calculation() -> None:
     )
     assert check("simplified_vat", {"supply_with_vat_won": "8,000만원", "sector": "소매업"}, 0) == "bad_input"
     assert check("capital_gains_sale", {**sale, "holding_years": "10년"}, 0) == "bad_input"
+
+
+def test_a_calculation_payload_can_carry_every_kind_the_calculator_computes():
+    from typing import get_args
+
+    from slm_datagen.taxlaw.kinds import REQUIRED_INPUTS
+    from slm_forest.records import Calculation
+
+    assert set(get_args(Calculation.model_fields["kind"].annotation)) == set(REQUIRED_INPUTS)
