@@ -13,6 +13,7 @@ phrasing, gives an example taken from the article's own items and points to the 
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from slm_datagen.dataset.conclusion import yes_no_lead
 from slm_datagen.distill.korean import (
@@ -23,6 +24,7 @@ from slm_datagen.distill.korean import (
     split_sentences,
     topic,
 )
+from slm_datagen.distill.offline_calc import calculation_pair, offline_calculation_kinds
 from slm_datagen.distill.offline_source import (
     ArticleOutline,
     article_citation,
@@ -39,7 +41,7 @@ from slm_datagen.distill.schema import CitationDraft, PairDraft
 from slm_forest.records import Chunk
 
 OFFLINE_MODEL = "offline-v1"
-OFFLINE_VERSION = "offline@1"
+OFFLINE_VERSION = "offline@2"  # @2: calculation pairs, layperson questions that are not the expert one reworded
 
 
 # ------------------------------------------------------------------------------------------------------ statutes
@@ -238,16 +240,29 @@ def _precedent_fallback(chunk: Chunk, audience: str) -> PairDraft | None:
 
 
 # ------------------------------------------------------------------------------------------------------- entry
-def offline_pair(chunk: Chunk, audience: str, style: str = "explain") -> PairDraft | None:
-    """One grounded Q&A pair for `chunk`, or None when the offline teacher has nothing truthful to say."""
+def offline_draft(
+    chunk: Chunk, audience: str, style: str = "explain", seed: int = 0, planted_error_rate: float = 0.0
+) -> tuple[PairDraft, dict[str, Any]] | None:
+    """One grounded Q&A pair for `chunk` and the meta to record with it, or None when the offline teacher has nothing
+    truthful to say. Calculation pairs (offline_calc.py) depend on `seed`; explain pairs only on the chunk."""
+    if style == "calculation":
+        return calculation_pair(chunk, audience, seed, planted_error_rate)
     if style != "explain":
         return None
     if chunk.kind == "statute_article":
-        return _statute_expert(chunk) if audience == "expert" else _statute_layperson(chunk)
-    pair = _ruling(chunk, audience)
-    if pair is None and chunk.kind == "precedent":
-        pair = _precedent_fallback(chunk, audience)
-    return pair
+        pair = _statute_expert(chunk) if audience == "expert" else _statute_layperson(chunk)
+    else:
+        pair = _ruling(chunk, audience)
+        if pair is None and chunk.kind == "precedent":
+            pair = _precedent_fallback(chunk, audience)
+    return (pair, {}) if pair is not None else None
+
+
+def offline_pair(
+    chunk: Chunk, audience: str, style: str = "explain", seed: int = 0, planted_error_rate: float = 0.0
+) -> PairDraft | None:
+    found = offline_draft(chunk, audience, style, seed, planted_error_rate)
+    return found[0] if found is not None else None
 
 
 __all__ = [
@@ -255,6 +270,8 @@ __all__ = [
     "OFFLINE_VERSION",
     "ArticleOutline",
     "article_title",
+    "offline_calculation_kinds",
+    "offline_draft",
     "offline_pair",
     "parse_article",
     "plain_language",

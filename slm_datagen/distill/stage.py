@@ -28,7 +28,7 @@ from rich.table import Table
 
 from slm_datagen.distill.engine import Budget, Engine, Job, TeacherRuntime, make_runtime
 from slm_datagen.distill.ledger import LEDGER_NAME, Ledger
-from slm_datagen.distill.offline import offline_pair
+from slm_datagen.distill.offline import offline_draft
 from slm_datagen.distill.plan import PlannedRequest, iter_chunks, plan_chunk, prompt_for, teacher_label
 from slm_datagen.distill.pricing import PRICES_AS_OF, Price, estimate_output_tokens, find_price
 from slm_datagen.distill.schema import PairDraft
@@ -45,14 +45,14 @@ FAILURES_NAME = "failures.jsonl"
 
 
 # ------------------------------------------------------------------------------------------------------- plan
-def make_plan(path: Path, cfg: DistillConfig, limit: int | None) -> tuple[list[PlannedRequest], int]:
+def make_plan(path: Path, cfg: DistillConfig, limit: int | None, seed: int = 0) -> tuple[list[PlannedRequest], int]:
     """All requests in a fixed order (chunk, teacher, audience, style); a repeated key is planned once."""
     plan: list[PlannedRequest] = []
     seen: set[str] = set()
     n_chunks = 0
     for index, chunk in enumerate(iter_chunks(path, limit)):
         n_chunks += 1
-        for request in plan_chunk(chunk, index, cfg):
+        for request in plan_chunk(chunk, index, cfg, seed):
             if request.key not in seen:
                 seen.add(request.key)
                 plan.append(request)
@@ -218,6 +218,7 @@ def assemble(
     cfg: DistillConfig,
     plan: list[PlannedRequest],
     ledger: Ledger | None,
+    seed: int = 0,
 ) -> dict[str, Any]:
     """Write qa_pairs.jsonl and failures.jsonl (atomically, plan order) from the ledger and the offline teacher."""
     by_chunk: dict[int, list[PlannedRequest]] = defaultdict(list)
@@ -238,8 +239,8 @@ def assemble(
                 label = teacher_label(teacher)
                 if teacher.provider == "offline":
                     result["cost_by_teacher"][label] += 0.0
-                    draft = offline_pair(chunk, request.audience, request.style)
-                    if draft is None:
+                    found = offline_draft(chunk, request.audience, request.style, seed, cfg.offline.planted_error_rate)
+                    if found is None:
                         row: Any = DistillFailure(
                             request_key=request.key,
                             chunk_id=chunk.id,
@@ -249,7 +250,8 @@ def assemble(
                             detail=f"{chunk.kind} chunk without text the offline teacher can use",
                         )
                     else:
-                        row = to_qa_pair(draft, chunk, request, "offline", teacher.model)
+                        row = to_qa_pair(found[0], chunk, request, "offline", teacher.model)
+                        row.meta.update(found[1])  # planted_error: the demo's deliberately wrong pairs
                 else:
                     assert ledger is not None
                     record = ledger.read_done(request.key)
@@ -307,7 +309,7 @@ def run_distill(ctx: StageContext) -> StageResult:
             "distill.teachers is empty", "add a teacher, e.g. {provider: offline} or {provider: openai, model: gpt-4o}"
         )
 
-    plan, n_chunks = make_plan(chunks_path, cfg, limit)
+    plan, n_chunks = make_plan(chunks_path, cfg, limit, ctx.cfg.seed)
     uses_api = any(t.provider != "offline" for t in cfg.teachers)
     # A dry run only reads the ledger: it must not create one (it reports that nothing was written).
     ledger = Ledger(ctx.stage_dir / LEDGER_NAME, readonly=dry_run) if uses_api else None
@@ -342,7 +344,7 @@ def run_distill(ctx: StageContext) -> StageResult:
             jobs = _jobs(chunks_path, limit, cfg, todo)
             engine_stats = asyncio.run(_send(runtimes, ledger, budget, jobs, cfg, len(pending)))
 
-        assembled = assemble(ctx.stage_dir, chunks_path, limit, cfg, plan, ledger)
+        assembled = assemble(ctx.stage_dir, chunks_path, limit, cfg, plan, ledger, ctx.cfg.seed)
     finally:
         if ledger is not None:
             ledger.close()
