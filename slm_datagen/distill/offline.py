@@ -25,6 +25,7 @@ from slm_datagen.distill.korean import (
     topic,
 )
 from slm_datagen.distill.offline_calc import calculation_pair, offline_calculation_kinds
+from slm_datagen.distill.offline_lay import lay_ruling_question, lay_statute_question
 from slm_datagen.distill.offline_source import (
     ArticleOutline,
     article_citation,
@@ -81,11 +82,7 @@ def _statute_layperson(chunk: Chunk) -> PairDraft | None:
     title = outline.title or article_title(chunk)
     citation = article_citation(chunk)
     law = chunk.law_name or citation
-    name = f"'{title}'" if title and title != citation else citation
     span = span_label(outline.paragraphs) if is_part(chunk) else ""
-    question = (
-        f"{law}의 {name} 규정({citation}{span})은 쉽게 말해 어떤 내용인가요? 제게 어떤 의미가 있는지 알려 주세요."
-    )
     lines = [
         f"쉽게 말해, {citation}{particle(citation, '은', '는')} {title or '이 조문'}에 관한 규정으로, 핵심은 다음과 같습니다."
     ]
@@ -108,6 +105,8 @@ def _statute_layperson(chunk: Chunk) -> PairDraft | None:
         example = re.sub(r"[:：].*$", "", example).strip().rstrip(".")
         if example and len(example) <= 160:
             lines.append(f"예를 들어 '{example}'{particle(example, '이', '가')} 이 규정의 항목에 해당합니다.")
+    asked = example if example and len(example) <= 80 else None
+    question = lay_statute_question(citation, title, span, asked)
     lines.append(
         "실제 적용 여부는 개별 사실관계에 따라 달라질 수 있으니, 구체적인 사안은 관할 세무서나 세무 전문가에게 확인하세요."
     )
@@ -204,7 +203,7 @@ def _ruling(chunk: Chunk, audience: str) -> PairDraft | None:
             question=question, answer="\n\n".join(body) + f"\n\n{basis}", audience="expert", citations=citations
         )
     plain = plain_language(polite)
-    lay_question = f"세금 문제로 궁금한 점이 있습니다. {question}"
+    lay_question = lay_ruling_question(chunk, question)
     verdict_word = lead.strip(" .")
     body = [f"결론부터 말씀드리면 {verdict_word}. {plain}" if verdict_word else f"결론부터 말씀드리면, {plain}"]
     if note:
