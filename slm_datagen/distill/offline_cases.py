@@ -120,7 +120,7 @@ def _inheritance(rng: random.Random, chunk: Chunk) -> Case:
 
 def _income(rng: random.Random, chunk: Chunk) -> Case:
     year = rng.choice(YEARS)
-    inputs = {"taxable_income_won": _won(rng, 12_000_000, 400_000_000)}
+    inputs = {"taxable_income_won": _won(rng, 12_000_000, 400_000_000, 10_000)}
     words = {"job": rng.choice(("프리랜서 디자이너", "개인 음식점 사장", "유튜버", "학원 강사", "개인사업자"))}
     return Case("income_tax", year, date(year, 12, 31), inputs, words, True, 0, date(year + 1, 5, 31))
 
@@ -251,11 +251,6 @@ _RELATION_NOTES = {
 }
 
 
-def _short(article: str) -> str:
-    """'상속세 및 증여세법 제53조' -> '제53조' inside a note (the law is named in the 근거 line)."""
-    return article.rsplit(" ", 1)[-1] if " 제" in article else article
-
-
 def bracket_text(computation: TaxComputation) -> str:
     """'1억원 × 10% + 1억 5,000만원 × 20%': each band's part of the base and its rate."""
     return " + ".join(f"{format_won(b.amount_taxed)} × {b.rate_pct}%" for b in computation.brackets if b.amount_taxed)
@@ -263,7 +258,7 @@ def bracket_text(computation: TaxComputation) -> str:
 
 def line_note(case: Case, computation: TaxComputation, step: Step) -> str:
     """The short explanation after a line's amount; amounts appear only as operands (× + −), never as claims."""
-    article = _short(step.article)
+    article = step.article  # in full: a bare 제70조 after a 국세기본법 line would be read as 국세기본법 제70조
     key = step.key
     if key == "gross_value":
         return f"증여받은 현금, {article}"

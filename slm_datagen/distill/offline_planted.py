@@ -133,6 +133,8 @@ def _payload_facts_differ(worked: Worked, rng: random.Random) -> tuple[Worked, d
         return None
     inputs, detail = changed
     other = work(replace(worked.case, inputs=inputs))
+    if other.computation.payable == worked.computation.payable:
+        return None  # e.g. a 기타친족's 1,000만원 공제 is the same for a minor: the misreading would change nothing
     out = replace(other, case=worked.case, answer_case=other.case)
     return out, _meta("payload_facts_differ", "inputs", other.computation.payable, worked.computation.payable, detail)
 
