@@ -3,11 +3,13 @@
 It never invents law. From a statute article it asks what the article provides and answers by restating the
 article's 항/호/목 in the polite style, ending with "(근거: 소득세법 제12조)". From an interpretation or ruling it
 turns the official 쟁점 into a question and the official 답변요지 into the answer, citing the 관련법령. From a
-precedent it asks about the 판시사항 and answers with the 판결요지. The `layperson` variant simplifies the legal
-phrasing, gives an example taken from the article's own items and points to the tax office for a concrete case.
+precedent it asks about the 판시사항 and answers with the 판결요지. The `layperson` variant is asked as the person
+concerned would (offline_lay.py), its answer simplifies the legal phrasing, gives an example from the article's own
+items and points to the tax office for a concrete case. Calculation pairs come from the calculator (offline_calc.py).
 
-`offline_pair(chunk, audience, style)` is a pure function; it returns None when the chunk has nothing to ask about
-(an empty or deleted article, a calculation request: the offline teacher does not do arithmetic).
+`offline_draft(chunk, audience, style, seed, planted_error_rate)` is a pure function returning the pair and its
+meta; it returns None when the chunk has nothing to ask about (an empty or deleted article, a calculation on a
+chunk whose tax the calculator does not cover). `offline_pair` is the same without the meta.
 """
 
 from __future__ import annotations
