@@ -187,10 +187,21 @@ class ImportConfig(Section):
     )
 
 
+class OfflineTeacherSettings(Section):
+    """Knobs of the offline teacher (provider: offline); the other providers ignore them."""
+
+    # The demo plants deliberately wrong calculation pairs (marked in meta.planted_error) so the build card shows the
+    # gate rejecting them by rule name; a real dataset keeps this at 0.
+    planted_error_rate: float = Field(
+        0.0, ge=0, le=1, description="share of offline calculation pairs given one deliberate error (demo only)"
+    )
+
+
 class DistillConfig(Section):
     teachers: list[TeacherConfig] = Field(default_factory=lambda: [TeacherConfig()])
     audiences: list[Literal["expert", "layperson"]] = Field(default_factory=lambda: ["expert", "layperson"])
     styles: list[Literal["explain", "calculation"]] = Field(default_factory=lambda: ["explain"])
+    offline: OfflineTeacherSettings = Field(default_factory=OfflineTeacherSettings)
     mode: Literal["online", "batch"] = "online"
     max_cost_usd: float | None = Field(
         None,

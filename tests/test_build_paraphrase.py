@@ -97,19 +97,22 @@ def test_rewordings_are_rejected_keeping_the_first_and_distinct_questions_stay()
     assert "pair first" in found[1].details and "pair lay-first" in found[5].details
 
 
-def test_the_offline_teachers_layperson_variants_are_paraphrases_of_the_expert_questions():
+def test_the_offline_layperson_questions_are_new_questions_and_the_old_reworded_ones_are_still_caught():
+    # The offline teacher used to ask the layperson variant as the expert question with a fixed sentence in front;
+    # the rule must keep catching that, and the teacher's situation-first layperson questions must not be caught.
     docs = [d for _, ds in iter_bundled(["rulings"]) for d in ds][:30]
-    pairs = []
+    new_pairs, old_pairs = [], []
     for n, doc in enumerate(docs):
         chunk = chunk_document(doc, 1500, 20).chunks[0]
-        for audience in ("expert", "layperson"):
-            draft = offline_pair(chunk, audience)
-            assert draft is not None
-            if audience == "layperson":
-                assert draft.question.startswith(BOILERPLATE_SENTENCES[0])  # the sentence the rule ignores
-            pairs.append(make_pair(draft.question, draft.answer, id=f"{n}-{audience}"))
-    found = find_duplicates(pairs, threshold=0.85)
-    assert {i for i in found} == set(range(1, len(pairs), 2))  # every layperson variant, and nothing else
+        expert, lay = offline_pair(chunk, "expert"), offline_pair(chunk, "layperson")
+        assert expert is not None and lay is not None
+        assert not lay.question.startswith(BOILERPLATE_SENTENCES[0]) and lay.question != expert.question
+        new_pairs += [make_pair(expert.question, expert.answer, id=f"{n}-expert"), make_pair(lay.question, lay.answer)]
+        old = f"{BOILERPLATE_SENTENCES[0]} {expert.question}"
+        old_pairs += [make_pair(expert.question, expert.answer, id=f"{n}-expert"), make_pair(old, lay.answer)]
+    assert find_duplicates(new_pairs, threshold=0.85) == {}
+    found = find_duplicates(old_pairs, threshold=0.85)
+    assert set(found) == set(range(1, len(old_pairs), 2))  # every old-style variant, and nothing else
     assert all(found[i].details.startswith(f"question rewords pair {i // 2}-expert") for i in found)
 
 

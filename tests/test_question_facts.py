@@ -71,3 +71,21 @@ def test_unmodelled_and_missing_facts_say_why() -> None:
     assert burdened is not None and burdened.unverified and "대출" in burdened.unverified
     no_base = read_question("연봉이 6,000만원인 직장인의 종합소득세는 얼마인가요?")
     assert no_base is not None and no_base.unverified and "과세표준" in no_base.unverified
+
+
+@pytest.mark.parametrize(
+    ("question", "expected"),
+    [
+        (
+            "피상속인이 2024년 5월 23일 사망했고 상속세 과세표준은 27억원입니다(세대생략 상속과 증여세액공제 없음). "
+            "상속세는 얼마인가요?",
+            ["inheritance_tax"],
+        ),
+        ("상속세 및 증여세법 제26조에 따라 상속세 과세표준 5억원의 세액은 얼마인가요?", ["inheritance_tax"]),
+        ("상속세 및 증여세법에 따라 아버지에게 2억원을 증여받으면 증여세는 얼마인가요?", ["gift_tax"]),
+    ],
+)
+def test_a_law_name_or_a_credit_naming_the_other_tax_does_not_change_the_tax_asked(question, expected):
+    from slm_datagen.dataset.question_facts import taxes_asked
+
+    assert taxes_asked(question) == expected

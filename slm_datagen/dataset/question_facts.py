@@ -15,8 +15,10 @@ from typing import Any
 
 from slm_datagen.taxlaw.amounts import AmountMention, find_amounts
 
-# "소득세" inside "지방소득세" is a different tax: masked before the tax asked about is read.
-_LOCAL_TAX = re.compile(r"지방\s*소득세")
+# Words that name one tax inside another's question are masked before the tax asked about is read: "소득세" inside
+# "지방소득세" is a different tax; the law's name "상속세 및 증여세법" names both; an inheritance question's
+# "증여세액공제" (상증법 제28조: the gift tax already paid on gifts added back) asks nothing about a gift.
+_LOCAL_TAX = re.compile(r"지방\s*소득세|상속세\s*및\s*증여세법|상증법|증여세액\s*공제")
 _TAX_WORDS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("gift_tax", re.compile(r"증여")),
     ("inheritance_tax", re.compile(r"상속")),

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from slm_datagen.distill.ledger import Ledger
-from slm_datagen.distill.offline import offline_pair
+from slm_datagen.distill.offline import offline_draft
 from slm_datagen.distill.plan import PlannedRequest, iter_chunks, teacher_label
 from slm_datagen.distill.schema import PairDraft
 from slm_forest.config import DistillConfig, TeacherConfig
@@ -56,10 +56,14 @@ def to_qa_pair(
     )
 
 
-def _offline_row(chunk: Chunk, request: PlannedRequest, teacher: TeacherConfig) -> QAPair | DistillFailure:
-    draft = offline_pair(chunk, request.audience, request.style)
-    if draft is not None:
-        return to_qa_pair(draft, chunk, request, "offline", teacher.model)
+def _offline_row(
+    chunk: Chunk, request: PlannedRequest, teacher: TeacherConfig, seed: int, planted_error_rate: float
+) -> QAPair | DistillFailure:
+    found = offline_draft(chunk, request.audience, request.style, seed, planted_error_rate)
+    if found is not None:
+        pair = to_qa_pair(found[0], chunk, request, "offline", teacher.model)
+        pair.meta.update(found[1])  # planted_error: the demo's deliberately wrong pairs
+        return pair
     return DistillFailure(
         request_key=request.key,
         chunk_id=chunk.id,
@@ -114,8 +118,9 @@ def assemble(
     cfg: DistillConfig,
     plan: list[PlannedRequest],
     ledger: Ledger | None,
+    seed: int = 0,
 ) -> dict[str, Any]:
-    """Write both files; return counts (pairs, failures, transient, content, pending) and per-reason tallies."""
+    """Write both files (`seed` draws the offline teacher's calculation cases); return counts (pairs, failures, transient, content, pending) and per-reason tallies."""
     by_chunk: dict[int, list[PlannedRequest]] = defaultdict(list)
     for request in plan:
         by_chunk[request.chunk_index].append(request)
@@ -138,7 +143,9 @@ def assemble(
                 transient = False
                 if teacher.provider == "offline":
                     result["cost_by_teacher"][teacher_label(teacher)] += 0.0
-                    row: QAPair | DistillFailure | None = _offline_row(chunk, request, teacher)
+                    row: QAPair | DistillFailure | None = _offline_row(
+                        chunk, request, teacher, seed, cfg.offline.planted_error_rate
+                    )
                 else:
                     assert ledger is not None
                     row, transient = _ledger_row(chunk, request, teacher, ledger, result)

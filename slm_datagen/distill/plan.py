@@ -16,7 +16,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from slm_datagen.distill.offline import OFFLINE_VERSION
+from slm_datagen.distill.offline import OFFLINE_VERSION, offline_calculation_kinds
 from slm_datagen.distill.prompts import Prompt, build_messages, calculation_kinds
 from slm_forest.config import DistillConfig, TeacherConfig
 from slm_forest.errors import SlmError
@@ -61,7 +61,8 @@ def request_key(
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
-def offline_key(chunk: Chunk, audience: str, style: str, model: str) -> str:
+def offline_key(chunk: Chunk, audience: str, style: str, model: str, case_settings: tuple = ()) -> str:
+    """`case_settings`: what else a calculation pair depends on (the seed, the planted error rate)."""
     blob = json.dumps(
         [
             "offline",
@@ -76,6 +77,7 @@ def offline_key(chunk: Chunk, audience: str, style: str, model: str) -> str:
             chunk.related_laws,
             audience,
             style,
+            *case_settings,
         ],
         ensure_ascii=False,
     )
@@ -100,19 +102,22 @@ def prompt_for(chunk: Chunk, teacher: TeacherConfig, audience: str, style: str) 
     return build_messages(chunk, audience, style, inline_schema=inline_schema(teacher))
 
 
-def plan_chunk(chunk: Chunk, chunk_index: int, cfg: DistillConfig) -> list[PlannedRequest]:
-    """Requests for one chunk, in a fixed order: teacher, audience, style."""
+def plan_chunk(chunk: Chunk, chunk_index: int, cfg: DistillConfig, seed: int = 0) -> list[PlannedRequest]:
+    """Requests for one chunk, in a fixed order: teacher, audience, style. `seed` draws the offline calculation cases."""
     from slm_datagen.distill.pricing import estimate_prompt_tokens
 
     out: list[PlannedRequest] = []
     has_calc = bool(calculation_kinds(chunk))
+    offline_calc = bool(offline_calculation_kinds(chunk))
+    calc_settings = (seed, cfg.offline.planted_error_rate)
     for teacher_index, teacher in enumerate(cfg.teachers):
         for audience in cfg.audiences:
             for style in cfg.styles:
-                if style == "calculation" and (not has_calc or teacher.provider == "offline"):
-                    continue  # nothing to compute from this chunk / the offline teacher does no arithmetic
+                if style == "calculation" and not (offline_calc if teacher.provider == "offline" else has_calc):
+                    continue  # nothing to compute from this chunk (the offline teacher: only what it can compute)
                 if teacher.provider == "offline":
-                    key = offline_key(chunk, audience, style, teacher.model)
+                    settings = calc_settings if style == "calculation" else ()
+                    key = offline_key(chunk, audience, style, teacher.model, settings)
                     out.append(
                         PlannedRequest(key, chunk_index, chunk.id, teacher_index, audience, style, OFFLINE_VERSION, 0)
                     )

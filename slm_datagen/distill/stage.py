@@ -47,14 +47,14 @@ __all__ = ["FAILURES_NAME", "QA_NAME", "make_plan", "run_distill", "sweep_temp_f
 
 
 # ------------------------------------------------------------------------------------------------------- plan
-def make_plan(path: Path, cfg: DistillConfig, limit: int | None) -> tuple[list[PlannedRequest], int]:
+def make_plan(path: Path, cfg: DistillConfig, limit: int | None, seed: int = 0) -> tuple[list[PlannedRequest], int]:
     """All requests in a fixed order (chunk, teacher, audience, style); a repeated key is planned once."""
     plan: list[PlannedRequest] = []
     seen: set[str] = set()
     n_chunks = 0
     for index, chunk in enumerate(iter_chunks(path, limit)):
         n_chunks += 1
-        for request in plan_chunk(chunk, index, cfg):
+        for request in plan_chunk(chunk, index, cfg, seed):
             if request.key not in seen:
                 seen.add(request.key)
                 plan.append(request)
@@ -194,7 +194,7 @@ def run_distill(ctx: StageContext) -> StageResult:
     chunks_path = ctx.upstream_dir("prepare") / "chunks.jsonl"
     if not dry_run:
         sweep_temp_files(ctx.stage_dir)
-    plan, n_chunks = make_plan(chunks_path, cfg, limit)
+    plan, n_chunks = make_plan(chunks_path, cfg, limit, ctx.cfg.seed)
     imported = read_imports(cfg, chunks_path)  # a malformed import file stops here, before anything is sent
     uses_api = any(t.provider != "offline" for t in cfg.teachers)
     # A dry run only reads the ledger: it must not create one (it reports that nothing was written).
@@ -211,7 +211,7 @@ def run_distill(ctx: StageContext) -> StageResult:
         # The cap is on the dataset's total spend: start from what the ledger already records as paid.
         budget = Budget(cfg.max_cost_usd, spent_before_usd=spent_before)
         sent = _send_pending(cfg, chunks_path, limit, todo, ledger, budget)
-        assembled = assemble(ctx.stage_dir, chunks_path, limit, cfg, plan, ledger)
+        assembled = assemble(ctx.stage_dir, chunks_path, limit, cfg, plan, ledger, ctx.cfg.seed)
     finally:
         if ledger is not None:
             ledger.close()
