@@ -32,7 +32,7 @@ from slm_forest.files import atomic_path, atomic_writer, write_json
 from slm_forest.progress import progress_bar
 from slm_forest.records import Chunk
 
-INDEX_FORMAT = 1  # bump when the files above change shape; load_index refuses other formats
+INDEX_FORMAT = 2  # bump when the files above or the terms (terms.py) change: load_index refuses other formats
 _BATCH = 512  # chunks analysed per Kiwi call: enough to keep its threads busy, small enough to stream
 
 

@@ -143,6 +143,7 @@ def load_index(path: Path) -> RetrievalIndex:
             f"{path}: the index files disagree on the number of chunks", "rebuild: `slm index CONFIG --force`"
         )
     analyser = TermAnalyser(meta["settings"]["tags"], limit=QUERY_TABLE_LIMIT)
+    analyser.terms("세법")  # Kiwi's first analysis takes seconds (lazy set-up): pay it here, not in the first query
     articles = {key: g for g, key in enumerate(keys)}
     return RetrievalIndex(path, meta, bm25, analyser, offsets, group, effective, articles, _fd=fd)
 

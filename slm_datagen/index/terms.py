@@ -18,7 +18,7 @@ import threading
 import unicodedata
 from collections.abc import Iterable
 
-from slm_datagen.dataset.morphemes import Morpheme, morphemes_of_many
+from slm_datagen.dataset.morphemes import Morpheme, morphemes, morphemes_of_many
 
 _THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
 _DIGITS = re.compile(r"\d+")
@@ -26,6 +26,8 @@ _DIGITS = re.compile(r"\d+")
 _HAS_LETTER = re.compile(r"[^\W\d_]")
 # Analyses kept between calls (query side); the corpus side keeps its own table for the length of a build.
 QUERY_TABLE_LIMIT = 200_000
+# Morphemes that make up a compound noun inside one word: 비(XPN)과세(NNG)소득(NNG), 납세(NNG)자(XSN).
+_COMPOUND_TAGS = frozenset({"NNG", "NNP", "XPN", "XSN"})
 
 
 class TermAnalyser:
@@ -75,7 +77,10 @@ class TermAnalyser:
                     continue
                 new[shape] = None
         shapes = list(new)
-        for shape, analysis in zip(shapes, morphemes_of_many(shapes)):
+        # A query has a handful of new words: one call per word on this thread answers faster than handing a short
+        # list to Kiwi's worker threads (measured 0.5 ms against 1-13 ms for 13 words on a busy 2-core machine).
+        analyses = [morphemes(shape) for shape in shapes] if len(shapes) <= 32 else morphemes_of_many(shapes)
+        for shape, analysis in zip(shapes, analyses):
             self._by_shape[shape] = self._keep(analysis)
         for words in word_lists:
             for word in words:
@@ -83,7 +88,24 @@ class TermAnalyser:
                     self._by_word[word] = self._by_shape[word]
 
     def _keep(self, analysis: tuple[Morpheme, ...]) -> tuple[str, ...]:
-        return tuple(form.lower() for form, tag in analysis if tag.split("-")[0] in self.tags)
+        kept = [form.lower() for form, tag in analysis if tag.split("-")[0] in self.tags]
+        return (*kept, *_compounds(analysis))
+
+
+def _compounds(analysis: tuple[Morpheme, ...]) -> list[str]:
+    """The word's compound nouns as one more term each: 비/과세/소득 also gives "비과세소득", so a question about
+    비과세소득 prefers the text that has the whole compound over texts with 과세 and 소득 apart (the prefix 비 alone is not a
+    term). Parts stay terms too, so "증여재산공제액" still matches "증여재산공제" through 증여, 재산, 공제."""
+    out: list[str] = []
+    run: list[str] = []
+    for form, tag in (*analysis, ("", "")):
+        if tag in _COMPOUND_TAGS:
+            run.append(form)
+            continue
+        if len(run) >= 2:
+            out.append("".join(run).lower())
+        run = []
+    return out
 
 
 def _words(text: str) -> list[str]:
