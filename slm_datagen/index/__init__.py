@@ -7,7 +7,7 @@ morphemes, one version of each article per date.
     for hit in result.hits: print(hit.rank, hit.citation, hit.effective_date, hit.score)
 
 Modules: `terms` (morphemes → search terms), `versions` (which version is in force), `build` (the index files),
-`search` (the query side), `stage` (`slm index`), `show` (printing hits for `slm index --query`).
+`search` (the query side), `metrics` (recall@k, MRR), `stage` (`slm index`), `show` (`slm index --query`).
 """
 
 from __future__ import annotations
