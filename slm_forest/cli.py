@@ -83,6 +83,26 @@ def prepare(config: ConfigArg, set_: SetOpt = None, force: ForceOpt = False) -> 
     _run_one("prepare", config, set_, force)
 
 
+@app.command(help=STAGES["index"].summary + "; with --query, then search it and print the top k with citations")
+def index(
+    config: ConfigArg,
+    set_: SetOpt = None,
+    force: ForceOpt = False,
+    query: Annotated[str | None, typer.Option("--query", "-q", help="a question to search for")] = None,
+    k: Annotated[int | None, typer.Option("--k", min=1, help="hits to print (default: index.k)")] = None,
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="the law in force on YYYY-MM-DD (default: today)")
+    ] = None,
+    law: Annotated[str | None, typer.Option("--law", help="the law that '법 제55조' in the query means")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the hits as JSON")] = False,
+) -> None:
+    _run_one("index", config, set_, force)
+    if query is not None:
+        from slm_datagen.index.show import search_command  # noqa: PLC0415 - numpy and bm25s only when searching
+
+        search_command(load_config(config, set_), query, k, as_of, law, as_json)
+
+
 @app.command(help=STAGES["distill"].summary)
 def distill(
     config: ConfigArg,

@@ -3,9 +3,9 @@
 Unknown keys are errors that name the dotted key (and the YAML line); `--set a.b=value` overrides any key; secrets
 never live here: teachers and clients name the *environment variable* that holds a key (`api_key_env`).
 
-Each stage owns one section (`collect`, `prepare`, `distill`, `build`, `train`, `evaluate`, `export`); a stage's
-fingerprint hashes its own section plus the upstream stages' outputs, so changing `train.lora.r` reruns training
-but not distillation.
+Each stage owns one section (`collect`, `prepare`, `index`, `distill`, `build`, `train`, `evaluate`, `export`); a
+stage's fingerprint hashes its own section plus the upstream stages' outputs, so changing `train.lora.r` reruns
+training but not distillation.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from slm_forest.config_source import apply_overrides, format_validation_error, parse_override, read_yaml_config
 from slm_forest.redact import register_secret_envs
@@ -154,6 +154,40 @@ class PrepareConfig(Section):
                 f"max_chunk_tokens × chars_per_token is {self.chunk_budget_chars} characters; a chunk needs at least 100"
             )
         return self
+
+
+# ----------------------------------------------------------------------------------------------------------- index
+# Kiwi (Sejong) tags of morphemes that can carry meaning in a search; particles (J*), endings (E*) and punctuation
+# (S* but SL/SH/SN/SW) are left out on purpose. "VV-R" (an irregular verb) counts as "VV".
+KIWI_TERM_TAGS = frozenset("NNG NNP NNB NP NR VV VA VX MM MAG MAJ XPN XSN XSV XSA XR SL SH SN SW".split())
+
+
+class IndexConfig(Section):
+    """`slm index`: BM25 over Korean morphemes plus exact look-up of cited articles, over prepare's chunks."""
+
+    enabled: bool = Field(True, description="build the retrieval index; false: the stage writes nothing")
+    k: int = Field(5, ge=1, le=100, description="hits a search returns when the caller does not say")
+    kinds: list[Literal["statute_article", "precedent", "interpretation", "ruling"]] = Field(
+        default_factory=lambda: ["statute_article", "precedent", "interpretation", "ruling"],
+        min_length=1,
+        description="which chunk kinds are searchable",
+    )
+    tags: list[str] = Field(
+        default_factory=lambda: ["NNG", "NNP", "NR", "SN", "SL", "SH", "XR", "VV", "VA", "MAG"],
+        min_length=1,
+        description="morphemes kept as search terms: nouns, numbers, roots, verb and adjective stems; particles (J*), "
+        "endings (E*) and punctuation are dropped, so '증여재산공제는' matches '증여재산공제'",
+    )
+    k1: float = Field(1.5, ge=0, description="BM25 term-frequency saturation")
+    b: float = Field(0.75, ge=0, le=1, description="BM25 length normalisation (0: none, 1: full)")
+
+    @field_validator("tags")
+    @classmethod
+    def _term_tags(cls, tags: list[str]) -> list[str]:
+        unknown = [tag for tag in tags if tag not in KIWI_TERM_TAGS]
+        if unknown:
+            raise ValueError(f"{', '.join(unknown)}: not a content tag; choose from {' '.join(sorted(KIWI_TERM_TAGS))}")
+        return tags
 
 
 # --------------------------------------------------------------------------------------------------------- distill
@@ -379,6 +413,7 @@ class RunConfig(Section):
     seed: int = 42
     collect: CollectConfig = Field(default_factory=CollectConfig)
     prepare: PrepareConfig = Field(default_factory=PrepareConfig)
+    index: IndexConfig = Field(default_factory=IndexConfig)
     distill: DistillConfig = Field(default_factory=DistillConfig)
     build: BuildConfig = Field(default_factory=BuildConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)

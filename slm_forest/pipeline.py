@@ -57,6 +57,7 @@ STAGES: dict[str, StageSpec] = {
             signature="slm_datagen.collect.stage:input_signature",
         ),
         StageSpec("prepare", "slm_datagen.prepare.stage:run_prepare", ("collect",), "clean, de-duplicate, chunk"),
+        StageSpec("index", "slm_datagen.index.stage:run_index", ("prepare",), "retrieval index over the chunks"),
         StageSpec(
             "distill",
             "slm_datagen.distill.stage:run_distill",

@@ -22,7 +22,8 @@ def _kiwi() -> Any:
         from kiwipiepy import Kiwi  # noqa: PLC0415 - a second of start-up, only when Korean text is compared
     except ImportError:
         raise SlmError(
-            "kiwipiepy is not installed: the paraphrase and conclusion checks need the Korean morpheme analyser",
+            "kiwipiepy is not installed: build's paraphrase and conclusion checks and the retrieval index need the "
+            "Korean morpheme analyser",
             "pip install kiwipiepy (its model comes as the kiwipiepy_model package), or reinstall slm-forest",
         ) from None
     return Kiwi()
@@ -34,3 +35,12 @@ def morphemes(text: str) -> tuple[Morpheme, ...]:
     if not text.strip():
         return ()
     return tuple((token.form, token.tag) for token in _kiwi().tokenize(text))
+
+
+def morphemes_of_many(texts: list[str]) -> list[tuple[Morpheme, ...]]:
+    """The morphemes of each text, in order, analysed in one call: Kiwi spreads a list over its worker threads (one
+    per core). Not cached: callers that see the same texts again keep their own table (slm_datagen.index.terms)."""
+    if not texts:
+        return []
+    analyses = _kiwi().tokenize(texts)
+    return [tuple((token.form, token.tag) for token in tokens) for tokens in analyses]
