@@ -2,8 +2,8 @@
 
 Charts are PNGs drawn with matplotlib's Agg backend: `metrics.png` (the 0–1 metrics side by side), `groups.png`
 (chrF per law and source kind) and `loss.png` (copied from the train stage, so the report directory stands alone).
-matplotlib has no Hangul font by default: labels are romanised unless a Korean font is installed (same rule as the
-dataset card, `slm_datagen.dataset.charts`); the tables give the Korean names.
+Hangul labels use the font `slm_datagen.dataset.charts.hangul_font` finds (NanumGothic from koreanize-matplotlib, a
+dependency); they are romanised only on a machine with no Korean font at all.
 """
 
 from __future__ import annotations
@@ -43,12 +43,15 @@ def fmt(value: Any, digits: int = 4) -> str:
     return str(value)
 
 
-def fmt_delta(value: float | None, higher_is_better: bool) -> str:
+def fmt_delta(value: float | None, higher_is_better: bool, significant: bool | None = None) -> str:
+    """`+0.12 ▲ better` only when the interval excludes 0; otherwise the direction with `(n.s.)`."""
     if value is None:
         return "–"
     if value == 0:
         return "0"
     better = (value > 0) == higher_is_better
+    if significant is False:
+        return f"{value:+.4g} (n.s.)"
     return f"{value:+.4g} {'▲ better' if better else '▼ worse'}"
 
 
@@ -81,20 +84,21 @@ def _save(fig: Any, path: Path) -> Path:
 def _bars(
     labels: list[str], base: list[float], tuned: list[float], title: str, ylabel: str, path: Path, font: str | None
 ) -> Path:
+    """Grouped bars; every text in the Hangul font when there is one (labels may mix Korean and English)."""
     plt = _pyplot()
-    width = 0.38
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(labels) + 2), 4.2))
-    xs = list(range(len(labels)))
-    ax.bar([x - width / 2 for x in xs], base, width, label="base", color="#9aa5b1")
-    ax.bar([x + width / 2 for x in xs], tuned, width, label="tuned", color="#2f7ed8")
-    ax.set_xticks(xs)
-    kwargs = {"fontfamily": font} if font else {}
-    ax.set_xticklabels(labels, rotation=30, ha="right", **kwargs)
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    ax.legend()
-    ax.grid(axis="y", alpha=0.3)
-    return _save(fig, path)
+    with plt.rc_context({"font.family": [font, "DejaVu Sans"]} if font else {}):
+        width = 0.38
+        fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(labels) + 2), 4.2))
+        xs = list(range(len(labels)))
+        ax.bar([x - width / 2 for x in xs], base, width, label="base", color="#9aa5b1")
+        ax.bar([x + width / 2 for x in xs], tuned, width, label="tuned", color="#2f7ed8")
+        ax.set_xticks(xs)
+        ax.set_xticklabels(labels, rotation=30, ha="right")
+        ax.set_ylabel(ylabel)
+        ax.set_title(title)
+        ax.legend()
+        ax.grid(axis="y", alpha=0.3)
+        return _save(fig, path)
 
 
 def metric_chart(metrics: dict[str, Any], path: Path) -> Path | None:
@@ -102,7 +106,7 @@ def metric_chart(metrics: dict[str, Any], path: Path) -> Path | None:
     labels, base, tuned = [], [], []
     for row in metrics.get("headline", []):
         name = row["metric"]
-        if "loss" in name or "perplexity" in name or "judge" in name:
+        if "loss" in name or "perplexity" in name or "judge" in name or "accuracy, micro" in name:
             continue
         scale = 100.0 if name == "chrF" else 1.0
         if row["base"] is None and row["tuned"] is None:
@@ -112,7 +116,11 @@ def metric_chart(metrics: dict[str, Any], path: Path) -> Path | None:
         tuned.append((row["tuned"] or 0.0) / scale)
     if not labels:
         return None
-    return _bars(labels, base, tuned, "base vs tuned (higher is better)", "score (0-1)", path, None)
+    from slm_datagen.dataset.charts import chart_label, hangul_font
+
+    font = hangul_font()
+    labels = [chart_label(label, font) for label in labels]
+    return _bars(labels, base, tuned, "base vs tuned (higher is better)", "score (0-1)", path, font)
 
 
 def group_chart(metrics: dict[str, Any], path: Path) -> Path | None:
@@ -160,7 +168,7 @@ def _section_headline(metrics: dict[str, Any], chart: Path | None) -> list[str]:
             fmt(r["n"]),
             fmt(r["base"]),
             fmt(r["tuned"]),
-            fmt_delta(r["delta"], r["higher_is_better"]),
+            fmt_delta(r["delta"], r["higher_is_better"], r["significant"]),
             fmt_ci(r),
             r["verdict"],
         ]
@@ -269,9 +277,9 @@ def _section_benchmarks(metrics: dict[str, Any]) -> list[str]:
                     p["n"],
                     p["shots_from"],
                     f"{fmt(base['macro'])} / {fmt(tuned['macro'])}",
-                    f"{fmt_delta(p['delta_macro']['delta'], True)} {_ci(p['delta_macro'])}",
+                    f"{fmt_delta(p['delta_macro']['delta'], True, p['delta_macro']['significant'])} {_ci(p['delta_macro'])}",
                     f"{fmt(base['micro'])} {_pair(base['micro_ci95'])} / {fmt(tuned['micro'])} {_pair(tuned['micro_ci95'])}",
-                    f"{fmt_delta(p['delta_micro']['delta'], True)} {_ci(p['delta_micro'])}",
+                    f"{fmt_delta(p['delta_micro']['delta'], True, p['delta_micro']['significant'])} {_ci(p['delta_micro'])}",
                     "⚠ regression" if p["regression"] else "",
                 ]
             )
