@@ -9,16 +9,18 @@ For base and tuned:
    template with `add_generation_prompt=True` is masked; the answer and its end-of-turn token count);
 2. answers to the first `evaluate.max_examples` test questions (chat template, left-padded batches of
    `evaluate.batch_size`, `evaluate.max_new_tokens`, greedy when `evaluate.temperature` is 0), scored with chrF and
-   ROUGE-L on characters, citation checks (articles that exist in the corpus, that match the reference) and, on
-   calculation items, the final amount;
-3. each benchmark's accuracy by option log-likelihood (`fine_tuning.evaluate.mcq`), zero-shot and, when
-   `evaluate.few_shot` > 0, also `few_shot`-shot (on the same questions);
+   ROUGE-L on characters, citation P/R/F1 by 법령+조+항 and hallucinated citations (`citation_scores`) and, on
+   calculation items, the final tax amount to the 원 (`calculator`);
+3. each benchmark file under KMMLU's letter protocol through lm-evaluation-harness (`harness`) and the cloze scorer
+   (`mcq`), micro and macro per Category (`benchmarks`);
 4. optionally (`evaluate.judge`, off by default) an LLM judge's 1–5 scores for correctness, legal basis and
    clarity, with reasons.
-Every number is reported over all examples and per law and per source kind.
+Every delta gets a paired-bootstrap 95 % interval (`stats`), every multiple-choice accuracy a Wilson interval, and
+`metrics["verdict"]` says in one line whether the tuned model is better. Numbers are reported over all examples and
+per law and per source kind.
 
-Modules: examples (splits, base/tuned switch), loss, answers (generation and scores), benchmarks, judge, report;
-this one runs them in order.
+Modules: examples (splits, base/tuned switch), loss, answers (generation and scores), metrics, citation_scores,
+calculator, stats, mcq, harness, benchmarks, judge, report; this one runs them in order.
 
 Writes `predictions.jsonl` (one row per test question: both answers and their scores), `benchmark_predictions.jsonl`,
 `metrics.json`, and `report.md` with `metrics.png`, `groups.png` and a copy of train's `loss.png`.
