@@ -373,8 +373,20 @@ class EvaluateConfig(Section):
     max_new_tokens: int = Field(128, ge=1)
     temperature: float = Field(0.0, ge=0)
     batch_size: int = Field(8, ge=1)
-    benchmarks: list[str] = Field(default_factory=list, description="KMMLU-format CSV files to score")
-    few_shot: int = Field(0, ge=0)
+    benchmarks: list[str] = Field(
+        default_factory=list,
+        description="KMMLU-format CSV files to score (2-10 options A..J; several files: the subject and its neighbours)",
+    )
+    few_shot: int = Field(0, ge=0, description="solved examples in the cloze (option log-likelihood) prompt")
+    harness: bool | Literal["auto"] = Field(
+        "auto",
+        description="KMMLU letter protocol through lm-evaluation-harness (pip install 'slm-forest[harness]'); "
+        "auto: when it is installed",
+    )
+    harness_few_shot: int = Field(5, ge=0, description="shots for the harness protocol (KMMLU: 5, from the dev file)")
+    bootstrap_resamples: int = Field(
+        1000, ge=0, description="paired-bootstrap resamples for every base-vs-tuned interval (seeded by `seed`)"
+    )
     judge: TeacherConfig | None = Field(
         None, description="LLM judge scoring correctness, legal basis and clarity (1-5) with reasons; null = none"
     )

@@ -29,12 +29,13 @@ def _rows() -> list[dict]:
             "style": "explain",
         }
         for which, answer in (("base", BAD), ("tuned", GOOD)):
-            citations = {"cited": [], "in_corpus": 0, "matched": 0, "reference": 1}
+            citations = {"cited": [], "reference": ["부가가치세법 제49조"], "matched_cited": 0, "matched_reference": 0}
+            citations["hallucinated"] = []
             row[which] = {
                 "answer": answer,
                 "finish_reason": "stop",
                 "tokens": 10,
-                "scores": {"chrf": 10.0 + i, "rouge_l": 0.1, "citations": citations, "numeric_correct": None},
+                "scores": {"chrf": 10.0 + i, "rouge_l": 0.1, "citations": citations, "numeric": None},
             }
         rows.append(row)
     return rows
@@ -82,13 +83,14 @@ def test_judge_scores_both_models_with_reasons(monkeypatch, tmp_path):
 
     report_metrics = {
         "run_name": "t",
-        "settings": {"max_new_tokens": 8, "batch_size": 1, "temperature": 0.0},
+        "settings": {"max_new_tokens": 8, "batch_size": 1, "temperature": 0.0, "bootstrap_resamples": 10, "seed": 0},
         "examples": {"test": 2, "val": 0, "generated": 2},
         "loss": {},
         "generation": metrics,
         "benchmarks": [],
         "judge": summary,
         "headline": [],
+        "verdict": "No significant difference between tuned and base (0 better, 0 worse of 0 metrics): ",
     }
     write_report(tmp_path, report_metrics, rows, tmp_path / "no-train")
     text = (tmp_path / "report.md").read_text(encoding="utf-8")

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+import yaml
 
 from fine_tuning.evaluate.mcq import (
     MCQuestion,
@@ -30,13 +32,53 @@ def test_read_benchmark_and_errors_name_file_and_line(tmp_path):
 
     bad_answer = tmp_path / "bad.csv"
     bad_answer.write_text(HEADER + "q1,1,a,b,c,d,T,0\nq2,5,a,b,c,d,T,0\n", encoding="utf-8")
-    with pytest.raises(SlmError, match=r"bad\.csv:3: answer '5' is not 1-4"):
+    with pytest.raises(SlmError, match=r"bad\.csv:3: answer '5' is not one of 4 options"):
         read_benchmark(bad_answer)
 
-    no_column = tmp_path / "cols.csv"
-    no_column.write_text("question,answer,A,B,C\nq,1,a,b,c\n", encoding="utf-8")
-    with pytest.raises(SlmError, match=r"cols\.csv:1: missing column\(s\) D"):
-        read_benchmark(no_column)
+    gap = tmp_path / "cols.csv"
+    gap.write_text("question,answer,A,B,D\nq,1,a,b,c\n", encoding="utf-8")
+    with pytest.raises(SlmError, match=r"cols\.csv:1: option columns A,B,D are not contiguous"):
+        read_benchmark(gap)
+    one = tmp_path / "one.csv"
+    one.write_text("question,answer,A\nq,1,a\n", encoding="utf-8")
+    with pytest.raises(SlmError, match=r"one\.csv:1: 1 option column"):
+        read_benchmark(one)
+    missing = tmp_path / "missing.csv"
+    missing.write_text("question,A,B\nq,a,b\n", encoding="utf-8")
+    with pytest.raises(SlmError, match=r"missing\.csv:1: missing column\(s\) answer"):
+        read_benchmark(missing)
+
+
+FIXTURES = Path(__file__).parent / "fixtures" / "benchmarks"
+
+
+def test_five_option_and_true_false_files_with_numbers_letters_and_circled_answers():
+    five = read_benchmark(FIXTURES / "TaxExam5-test.csv")
+    assert len(five) == 12 and all(len(q.options) == 5 for q in five)
+    # answers written 2, C, 4, ①, 3, b, 5, …, D
+    assert [q.answer for q in five[:7]] == [1, 2, 3, 0, 2, 1, 4] and five[-1].answer == 3
+    assert {q.category for q in five} == {"부가가치세", "소득세", "증여세"}
+    ox = read_benchmark(FIXTURES / "TaxOX-test.csv")
+    assert all(q.options == ("참", "거짓") for q in ox)
+    assert [q.answer for q in ox[:4]] == [0, 1, 0, 1]
+
+
+@pytest.mark.parametrize("answer", ["1,3", "A,C", "AC", "1 3", "2/4", "1및3"])
+def test_multiple_answer_rows_are_rejected_with_file_and_line(tmp_path, answer):
+    path = tmp_path / "multi.csv"
+    path.write_text(f'question,answer,A,B,C,D,E\nq1,2,a,b,c,d,e\nq2,"{answer}",a,b,c,d,e\n', encoding="utf-8")
+    with pytest.raises(SlmError, match=r"multi\.csv:3: answer .* names several options"):
+        read_benchmark(path)
+
+
+def test_rows_must_fill_every_option_column(tmp_path):
+    path = tmp_path / "short.csv"
+    path.write_text("question,answer,A,B,C,D,E\nq1,2,a,b,c,d,\n", encoding="utf-8")
+    with pytest.raises(SlmError, match=r"short\.csv:2: empty option E"):
+        read_benchmark(path)
+    categoryless = tmp_path / "Law-test.csv"
+    categoryless.write_text("question,answer,A,B\nq1,2,a,b\n", encoding="utf-8")
+    assert read_benchmark(categoryless)[0].category == "Law"  # the file's subject when there is no Category
 
 
 def test_shots_come_from_the_dev_file_beside_or_from_the_first_rows(shared_dir, tmp_path):
@@ -185,48 +227,88 @@ def test_padded_scoring_equals_plain_forward_on_tiny_models(kind, shared_dir, tm
     assert all(math.isfinite(v) and v < 0 for v in scores.loglik)
 
 
-def test_benchmark_run_on_kmmlu_taxation_dev_for_base_and_tuned(shared_dir, tmp_path_factory):
+def _bench_cfg(paths, few_shot, harness=False, harness_few_shot=5):
+    return SimpleNamespace(
+        benchmarks=[str(p) for p in paths],
+        few_shot=few_shot,
+        harness=harness,
+        harness_few_shot=harness_few_shot,
+        bootstrap_resamples=200,
+        batch_size=4,
+    )
+
+
+def test_benchmark_run_on_kmmlu_taxation_dev_for_base_and_tuned(shared_dir, tmp_path, tmp_path_factory):
     from fine_tuning.evaluate.benchmarks import run_benchmarks
-    from fine_tuning.evaluate.mcq import benchmark_settings
     from fine_tuning.train.loading import load_trained
     from tests.test_evaluate_tiny import tiny_run
 
     dev = shared_dir / "benchmarks" / "kmmlu" / "Taxation-dev.csv"
     model, tokenizer = load_trained(tiny_run(tmp_path_factory) / "train", device="cpu")
-    summaries, rows, files = run_benchmarks(model, tokenizer, [str(dev)], few_shot=1)
+    summaries, rows, files = run_benchmarks(model, tokenizer, _bench_cfg([dev], 1), tmp_path, 0)
     (summary,) = summaries
-    assert summary["questions"] == 4 and summary["shots"] == 1 and summary["shots_from"].startswith("first 1 rows")
-    assert files == [dev]
+    assert summary["questions"] == 5 and summary["options"] == 4 and files == [dev]
+    keys = [p["key"] for p in summary["protocols"]]
+    assert keys == ["cloze-0", "cloze-0-norm", "cloze-1", "cloze-1-norm"]  # harness off
+    zero, _, one, _ = summary["protocols"]
+    assert zero["shots_from"] == "none" and one["shots_from"].startswith("first 1 rows")
     # both settings, on the same four questions
-    assert [k for k, _ in benchmark_settings(summary)] == [0, 1]
-    assert len(rows) == 8 and {(r["shots"], r["row"]) for r in rows} == {(k, i) for k in (0, 1) for i in (2, 3, 4, 5)}
-    for k, setting in (("zero_shot", 0), ("few_shot", 1)):
-        chosen = [r for r in rows if r["shots"] == setting]
+    assert len(rows) == 8 and {(r["protocol"], r["row"]) for r in rows} == {
+        (f"cloze-{k}", i) for k in (0, 1) for i in (2, 3, 4, 5)
+    }
+    for protocol, setting in ((zero, "cloze-0"), (one, "cloze-1")):
+        chosen = [r for r in rows if r["protocol"] == setting]
         for which in ("base", "tuned"):
             picks = [r[which]["pick"] for r in chosen]
             assert picks == [1 + max(range(4), key=lambda i: r[which]["loglik"][i]) for r in chosen]
-            assert summary[k][which]["n"] == 4
-            assert summary[k][which]["accuracy"] == pytest.approx(
-                sum(p == r["answer"] for p, r in zip(picks, chosen)) / 4
-            )
+            correct = sum(p == r["answer"] for p, r in zip(picks, chosen))
+            assert protocol["n"] == 4 and protocol[which]["correct"] == correct
+            assert protocol[which]["micro"] == pytest.approx(correct / 4)
+            low, high = protocol[which]["micro_ci95"]
+            assert low <= correct / 4 <= high
     # zero-shot really has no solved example in the prompt, few-shot has the first row
     questions = read_benchmark(dev)
-    zero = next(r for r in rows if r["shots"] == 0 and r["row"] == 2)
-    one = next(r for r in rows if r["shots"] == 1 and r["row"] == 2)
+    zero_row = next(r for r in rows if r["protocol"] == "cloze-0" and r["row"] == 2)
+    one_row = next(r for r in rows if r["protocol"] == "cloze-1" and r["row"] == 2)
     with model.disable_adapter():
         plain = option_logliks(model, tokenizer, build_prompt(questions[1], []), list(questions[1].options))
         shot = option_logliks(model, tokenizer, build_prompt(questions[1], questions[:1]), list(questions[1].options))
-    assert zero["base"]["loglik"] == pytest.approx([round(v, 4) for v in plain.loglik], abs=1e-4)
-    assert one["base"]["loglik"] == pytest.approx([round(v, 4) for v in shot.loglik], abs=1e-4)
-    assert zero["base"]["loglik"] != one["base"]["loglik"]
+    assert zero_row["base"]["loglik"] == pytest.approx([round(v, 4) for v in plain.loglik], abs=1e-4)
+    assert one_row["base"]["loglik"] == pytest.approx([round(v, 4) for v in shot.loglik], abs=1e-4)
+    assert zero_row["base"]["loglik"] != one_row["base"]["loglik"]
     # the adapter is switched off for the base: the two models score differently
     assert [r["base"]["loglik"] for r in rows] != [r["tuned"]["loglik"] for r in rows]
 
-    # few_shot 0: zero-shot only, every question scored
-    summaries, rows, _ = run_benchmarks(model, tokenizer, [str(dev)], few_shot=0)
-    (summary,) = summaries
-    assert summary["shots"] == 0 and "few_shot" not in summary and summary["zero_shot"]["tuned"]["n"] == 5
-    assert len(rows) == 5 and {r["shots"] for r in rows} == {0}
+
+def test_harness_letter_protocol_on_five_option_and_true_false_files(tmp_path, tmp_path_factory):
+    pytest.importorskip("lm_eval")
+    from fine_tuning.evaluate.benchmarks import run_benchmarks
+    from fine_tuning.train.loading import load_trained
+    from tests.test_evaluate_tiny import tiny_run
+
+    model, tokenizer = load_trained(tiny_run(tmp_path_factory) / "train", device="cpu")
+    paths = [FIXTURES / "TaxExam5-test.csv", FIXTURES / "TaxOX-test.csv"]
+    cfg = _bench_cfg(paths, 0, harness=True, harness_few_shot=2)
+    summaries, _, _ = run_benchmarks(model, tokenizer, cfg, tmp_path, 0)
+    for summary, options in zip(summaries, (5, 2)):
+        harness = summary["protocols"][0]
+        assert harness["key"] == "harness" and "lm-evaluation-harness" in harness["protocol"]
+        assert "2-shot" in harness["protocol"] and harness["shots_from"].startswith("first 2 rows")
+        assert harness["n"] == 10  # 12 rows, the first two are the shots
+        assert summary["options"] == options and summary["chance"] == pytest.approx(1 / options, abs=1e-4)
+        # the generated task config points at the user's file, with one letter per option
+        task = yaml.safe_load(Path(harness["task_config"]).read_text(encoding="utf-8"))
+        assert task["dataset_path"] == "csv" and task["dataset_kwargs"]["data_files"]["test"] == str(
+            paths[options == 2].resolve()
+        )
+        assert task["doc_to_choice"] == list("ABCDE"[:options])
+        for which in ("base", "tuned"):
+            block = harness[which]
+            cats = block["by_category"]
+            assert sum(c["n"] for c in cats.values()) == 10
+            assert block["micro"] == pytest.approx(block["correct"] / 10)
+            assert block["macro"] == pytest.approx(sum(c["accuracy"] for c in cats.values()) / len(cats), abs=1e-4)
+        assert harness["delta_micro"]["delta"] == pytest.approx(harness["tuned"]["micro"] - harness["base"]["micro"])
 
 
 def test_shot_counts():

@@ -6,15 +6,16 @@ import random
 
 import pytest
 
+from fine_tuning.evaluate.calculator import check_numeric, final_stated_tax
+from fine_tuning.evaluate.citation_scores import CorpusIndex, score_citations
 from fine_tuning.evaluate.judge import parse_judge_reply
 from fine_tuning.evaluate.metrics import (
-    CorpusIndex,
     LossSums,
     ScoreSums,
-    check_citations,
     chrf_corpus,
+    chrf_from_stats,
     chrf_sentence,
-    final_amount,
+    chrf_stats,
     lcs_length,
     rouge_l,
 )
@@ -58,44 +59,104 @@ def test_chrf_orders_answers_by_character_overlap():
     assert chrf_corpus([], []) is None
 
 
-def test_citation_check_against_corpus_and_reference(tmp_path):
+def test_corpus_chrf_from_summed_statistics_equals_sacrebleu():
+    hyps = ["부가가치세법 제49조에 따라 신고", "모르겠습니다", "소득세법 제12조"]
+    refs = [
+        "부가가치세법 제49조에 따라 25일 이내에 확정신고합니다.",
+        "과세기간 종료 후",
+        "소득세법 제12조의 비과세소득",
+    ]
+    sums = [sum(col) for col in zip(*(chrf_stats(h, r) for h, r in zip(hyps, refs)))]
+    assert chrf_from_stats(sums) == pytest.approx(chrf_corpus(hyps, refs), abs=1e-9)
+
+
+def _corpus(tmp_path):
     write_jsonl(
         tmp_path / "documents.jsonl",
         [
-            {"kind": "statute_article", "law_name": "부가가치세법", "article_no": 49},
-            {"kind": "statute_article", "law_name": "국세기본법", "article_no": 45, "article_branch": 2},
-            {"kind": "interpretation", "law_name": None},
+            {
+                "kind": "statute_article",
+                "law_name": "부가가치세법",
+                "article_no": 49,
+                "text": "① 신고한다. ② 납부한다.",
+            },
+            {"kind": "statute_article", "law_name": "국세기본법", "article_no": 45, "article_branch": 2, "text": "…"},
+            {"kind": "interpretation", "law_name": None, "text": "관련법령: 소득세법 제12조제3호"},
         ],
     )
-    corpus = CorpusIndex.from_documents(tmp_path / "documents.jsonl")
-    answer = "부가법 제49조와 국세기본법 제45조의2, 그리고 소득세법 제999조를 보면 됩니다."
-    check = check_citations(answer, "부가가치세법 제49조에 따라 신고합니다.", ["부가가치세법 제49조"], corpus)
-    # the abbreviation resolves to the official name; 제45조의2 is another article than 제45조
-    assert set(check.cited) == {"부가가치세법 제49조", "국세기본법 제45조의2", "소득세법 제999조"}
-    assert check.in_corpus == 2  # 소득세법 제999조 is not in the corpus
-    assert check.matched == 1 and check.reference == 1
+    return CorpusIndex.from_documents(tmp_path / "documents.jsonl")
 
 
-def test_final_amount_is_the_last_money_mention():
-    assert final_amount("84만원 + (5,000만원 - 1,400만원) × 15% = 624만원입니다.") == 6_240_000
-    assert final_amount("제55조에 따라 계산합니다.") is None  # an article number is not money
+def test_citation_precision_recall_by_law_article_and_paragraph(tmp_path):
+    corpus = _corpus(tmp_path)
+    reference = "부가가치세법 제49조제1항에 따라 신고합니다. (근거: 부가가치세법 제49조제1항)"
+    # 제49조제1항 matches; 제49조제2항 is the wrong paragraph; 국세기본법 제45조의2 is not in the reference
+    score = score_citations("부가법 제49조제1항, 같은 조 제2항, 국세기본법 제45조의2", reference, [], corpus)
+    assert set(score.cited) == {"부가가치세법 제49조 제1항", "부가가치세법 제49조 제2항", "국세기본법 제45조의2"}
+    assert score.reference == ("부가가치세법 제49조 제1항",)
+    assert (score.matched_cited, score.matched_reference) == (1, 1)
+    assert score.hallucinated == ()
+    # an article-level citation covers the paragraph the reference names (and the other way round)
+    whole = score_citations("부가가치세법 제49조에 따릅니다.", reference, [], corpus)
+    assert (whole.matched_cited, whole.matched_reference) == (1, 1)
+    by_meta = score_citations("부가가치세법 제49조제2항", "신고합니다.", ["부가가치세법 제49조"], corpus)
+    assert (by_meta.matched_cited, by_meta.matched_reference) == (1, 1)
 
 
-def test_score_sums_aggregate_citations_numbers_and_judge():
+def test_hallucinated_citations_are_articles_or_paragraphs_the_corpus_does_not_know(tmp_path):
+    corpus = _corpus(tmp_path)
+    answer = "소득세법 제12조, 소득세법 제999조, 부가가치세법 제49조제3항, 국세기본법 제45조"
+    score = score_citations(answer, "", [], corpus)
+    # 제12조 is cited by a corpus document; 제999조 exists nowhere; 제49조 has only ① and ②; 제45조 ≠ 제45조의2
+    assert set(score.hallucinated) == {"소득세법 제999조", "부가가치세법 제49조 제3항", "국세기본법 제45조"}
+
+
+def test_citation_f1_micro_over_answers_from_summed_counts():
+    from fine_tuning.evaluate.stats import f1_of_sums
+
     sums = ScoreSums()
-    citing = {"cited": ["부가가치세법 제49조", "소득세법 제1조"], "in_corpus": 1, "matched": 1, "reference": 1}
-    silent = {"cited": [], "in_corpus": 0, "matched": 0, "reference": 2}
-    sums.add("답 A", "참고 A", {"rouge_l": 0.5, "citations": citing, "numeric_correct": True, "judge": {"score": 4.0}})
-    sums.add("", "참고 B", {"rouge_l": 0.0, "citations": silent, "numeric_correct": False})
-    sums.add("답 C", "참고 C", {"rouge_l": 1.0, "citations": silent, "numeric_correct": None})
+    # answer 1: 2 cited, 1 right, reference 1 (found); answer 2: cites nothing, reference 2
+    one = {"cited": ["a", "b"], "reference": ["a"], "matched_cited": 1, "matched_reference": 1, "hallucinated": ["b"]}
+    two = {"cited": [], "reference": ["c", "d"], "matched_cited": 0, "matched_reference": 0, "hallucinated": []}
+    sums.add(
+        "답 A", "참고 A", {"rouge_l": 0.5, "citations": one, "numeric": {"correct": True}, "judge": {"score": 4.0}}
+    )
+    sums.add("", "참고 B", {"rouge_l": 0.0, "citations": two, "numeric": {"correct": False}})
+    sums.add("답 C", "참고 C", {"rouge_l": 1.0, "citations": two, "numeric": None})
     out = sums.summary()
     assert out["n"] == 3 and out["empty_answers"] == 1
     assert out["rouge_l"] == pytest.approx(0.5)
-    assert out["citing_share"] == pytest.approx(1 / 3, abs=1e-4)
-    assert out["citation_precision"] == 0.5 and out["citation_recall"] == pytest.approx(0.2)
-    assert out["citation_in_corpus"] == 0.5
+    assert out["citation_precision"] == 0.5 and out["citation_recall"] == pytest.approx(0.2)  # 1/2, 1/5
+    assert out["citation_f1"] == pytest.approx(2 * 0.5 * 0.2 / 0.7, abs=1e-4)
+    assert out["hallucinated_citation_rate"] == 0.5
     assert out["numeric_n"] == 2 and out["numeric_accuracy"] == 0.5
     assert out["judge_n"] == 1 and out["judge_mean"] == 4.0
+    assert f1_of_sums([0, 0, 0, 0]) is None and f1_of_sums([0, 3, 0, 2]) == 0.0
+
+
+def test_numeric_accuracy_uses_the_calculators_final_tax_to_the_won():
+    reference = "과세표준 19억 5,000만원에 세율을 적용하면 산출세액은 6억 2,000만원입니다."
+    meta = {"style": "calculation"}
+    right = check_numeric("산출세액은 6억 2,000만원입니다.", reference, meta)
+    assert right is not None and right.correct and right.expected == 620_000_000
+    off_by_one = check_numeric("산출세액은 620,000,001원입니다.", reference, meta)
+    assert off_by_one is not None and off_by_one.correct is False
+    # the base and the deduction are not the final tax
+    assert final_stated_tax("과세표준 1억원, 증여재산공제 5,000만원") is None
+    assert final_stated_tax("84만원 + (5,000만원 - 1,400만원) × 15% = 624만원") == 6_240_000
+    assert final_stated_tax("증여세는 1,000만원이고 과세표준은 1억원입니다.") == 10_000_000
+    assert check_numeric("답", reference, {"style": "explain"}) is None
+
+
+def test_numeric_accuracy_recomputes_a_calculation_payload():
+    payload = {"kind": "gift_tax", "year": 2024, "inputs": {"amount_won": 2_000_000_000, "relationship": "직계존속"}}
+    payload |= {"result_won": 1, "result_field": "computed_tax"}  # a wrong teacher claim: the calculator decides
+    meta = {"style": "calculation", "calculation": payload}
+    check = check_numeric("따라서 산출세액은 6억 2,000만원입니다.", "틀린 참고 답변 1원", meta)
+    assert check is not None and check.source == "calculator"
+    assert check.expected == 620_000_000 and check.correct is True
+    wrong = check_numeric("따라서 산출세액은 6억 1,000만원입니다.", "", meta)
+    assert wrong is not None and wrong.correct is False
 
 
 def test_loss_sums_are_token_weighted():

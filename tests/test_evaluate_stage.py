@@ -22,7 +22,9 @@ def _config(run_dir, **evaluate) -> RunConfig:
 def test_evaluate_stage_end_to_end(tmp_path, tmp_path_factory, shared_dir):
     run = copy_run(tiny_run(tmp_path_factory), tmp_path)
     dev = shared_dir / "benchmarks" / "kmmlu" / "Taxation-dev.csv"
-    cfg = _config(run, max_examples=6, max_new_tokens=24, batch_size=4, benchmarks=[str(dev)], few_shot=1)
+    cfg = _config(
+        run, max_examples=6, max_new_tokens=24, batch_size=4, benchmarks=[str(dev)], few_shot=1, harness=False
+    )
 
     report = run_stage(cfg, "evaluate")
 
@@ -38,7 +40,7 @@ def test_evaluate_stage_end_to_end(tmp_path, tmp_path_factory, shared_dir):
         "manifest.json",
     ):
         assert (stage / name).is_file(), name
-    assert report.counts == {"test_examples": 12, "generated": 6, "benchmark_questions": 4}
+    assert report.counts == {"test_examples": 12, "generated": 6, "benchmark_questions": 5}
     manifest = json.loads((stage / "manifest.json").read_text(encoding="utf-8"))
     assert any(entry["path"].endswith("Taxation-dev.csv") for entry in manifest["inputs"])  # benchmarks fingerprinted
 
@@ -50,7 +52,8 @@ def test_evaluate_stage_end_to_end(tmp_path, tmp_path_factory, shared_dir):
             assert answer["finish_reason"] in ("stop", "length") and answer["tokens"] <= 24
             assert 0 <= answer["scores"]["chrf"] <= 100 and 0 <= answer["scores"]["rouge_l"] <= 1
     calculations = [r for r in rows if r["style"] == "calculation"]
-    assert calculations and all(r["tuned"]["scores"]["numeric_correct"] is not None for r in calculations)
+    assert calculations and all(r["tuned"]["scores"]["numeric"]["expected"] for r in calculations)
+    assert all(r["tuned"]["scores"]["numeric"]["correct"] in (True, False) for r in calculations)
 
     metrics = json.loads((stage / "metrics.json").read_text(encoding="utf-8"))
     loss = metrics["loss"]["test"]
@@ -63,23 +66,29 @@ def test_evaluate_stage_end_to_end(tmp_path, tmp_path_factory, shared_dir):
     assert gen["tuned"]["all"]["n"] == 6 and gen["tuned"]["all"]["chrf"] > gen["base"]["all"]["chrf"]
     assert "law:부가가치세법" in gen["tuned"]
     headline = {row["metric"]: row for row in metrics["headline"]}
-    assert headline["test loss"]["delta"] < 0 and headline["test loss"]["higher_is_better"] is False
-    assert "Taxation-dev accuracy (1-shot)" in headline and "Taxation-dev accuracy (0-shot)" in headline
-    assert "Taxation-dev accuracy, length-normalised (0-shot)" in headline
+    test_loss = headline["test loss (answer tokens)"]
+    assert test_loss["delta"] < 0 and test_loss["higher_is_better"] is False
+    # every delta carries its paired-bootstrap interval; the loss gain of a trained adapter is significant
+    low, high = test_loss["ci95"]
+    assert low <= test_loss["delta"] <= high < 0 and test_loss["significant"] and test_loss["verdict"] == "better"
+    assert metrics["loss"]["test"]["delta"]["loss"]["resamples"] == 1000
+    assert "citation F1 (law + 조 + 항)" in headline and "hallucinated citations (share of cited)" in headline
+    assert metrics["verdict"].startswith("Tuned is better than base")
     (bench,) = metrics["benchmarks"]
-    for setting in ("zero_shot", "few_shot"):
-        assert bench[setting]["base"]["n"] == bench[setting]["tuned"]["n"] == 4
-    assert headline["Taxation-dev accuracy (0-shot)"]["tuned"] == bench["zero_shot"]["tuned"]["accuracy"]
-    assert headline["Taxation-dev accuracy (1-shot)"]["tuned"] == bench["few_shot"]["tuned"]["accuracy"]
-    shots = {row["shots"] for row in read_jsonl(stage / "benchmark_predictions.jsonl")}
-    assert shots == {0, 1}
+    assert [p["key"] for p in bench["protocols"]] == ["cloze-0", "cloze-0-norm", "cloze-1", "cloze-1-norm"]
+    for p in bench["protocols"]:
+        assert p["n"] == 4 and p["base"]["micro_ci95"] and p["delta_macro"]["level"] == 0.95
+        name = f"Taxation-dev accuracy, macro ({p['protocol']})"
+        assert headline[name]["tuned"] == p["tuned"]["macro"] and headline[name]["headline_average"]
+    assert {row["protocol"] for row in read_jsonl(stage / "benchmark_predictions.jsonl")} == {"cloze-0", "cloze-1"}
 
     text = (stage / "report.md").read_text(encoding="utf-8")
     for section in SECTIONS:
         assert section in text, section
     assert "![training loss](loss.png)" in text and "![base vs tuned](metrics.png)" in text
-    assert "| test loss |" in text and "▲ better" in text
-    assert "| Taxation-dev | 4 | 0-shot |" in text and "| Taxation-dev | 4 | 1-shot | first 1 rows" in text
+    assert "| test loss (answer tokens) | 6 |" not in text and "| test loss (answer tokens) | 12 |" in text
+    assert "▲ better" in text and f"**{metrics['verdict']}**" in text
+    assert "| Taxation-dev | cloze 0-shot (option log-likelihood" in text and "| 4 | first 1 rows" in text
     assert text.count("### ") == 5  # worst answers
     assert "Off (`evaluate.judge` is not set)" in text
 

@@ -41,21 +41,17 @@ def generate_answers(
 
 
 def score_answer(answer: str, reference: str, example: SFTExample, corpus: Any) -> dict[str, Any]:
-    from fine_tuning.evaluate.metrics import check_citations, chrf_sentence, final_amount, rouge_l
+    from fine_tuning.evaluate.calculator import check_numeric
+    from fine_tuning.evaluate.citation_scores import score_citations
+    from fine_tuning.evaluate.metrics import chrf_sentence, rouge_l
 
-    scores: dict[str, Any] = {
+    numeric = check_numeric(answer, reference, example.meta)
+    return {
         "chrf": round(chrf_sentence(answer, reference), 2),
         "rouge_l": round(rouge_l(answer, reference), 4),
-        "citations": check_citations(answer, reference, example.meta.get("citations") or [], corpus).as_dict(),
-        "numeric_correct": None,
+        "citations": score_citations(answer, reference, example.meta.get("citations") or [], corpus).as_dict(),
+        "numeric": numeric.as_dict() if numeric is not None and numeric.expected is not None else None,
     }
-    if example.meta.get("style") == "calculation":
-        expected = final_amount(reference)
-        if expected is not None:
-            got = final_amount(answer)
-            scores["numeric_correct"] = got == expected
-            scores["numeric"] = {"expected": expected, "got": got}
-    return scores
 
 
 def aggregate(rows: list[dict[str, Any]], examples: list[SFTExample]) -> dict[str, Any]:

@@ -53,8 +53,13 @@ def answer_nll(
     return out
 
 
-def loss_metrics(model: Any, tokenizer: Any, splits: dict[str, list[SFTExample]], batch_size: int) -> dict[str, Any]:
+def loss_metrics(
+    model: Any, tokenizer: Any, splits: dict[str, list[SFTExample]], batch_size: int, resamples: int, seed: int
+) -> dict[str, Any]:
+    """Per split: {base: {group: summary}, tuned: {…}, delta: {loss, perplexity}} with paired-bootstrap intervals
+    over the split's examples (token-weighted, as the point values)."""
     from fine_tuning.evaluate.metrics import LossSums
+    from fine_tuning.evaluate.stats import paired_bootstrap, ratio
 
     total = sum(len(v) for v in splits.values()) * len(MODELS)
     result: dict[str, Any] = {}
@@ -63,13 +68,30 @@ def loss_metrics(model: Any, tokenizer: Any, splits: dict[str, list[SFTExample]]
             if not examples:
                 continue
             result[split] = {}
+            per_example: dict[str, list[tuple[float, int]]] = {}
             for which in MODELS:
                 sums: dict[str, LossSums] = defaultdict(LossSums)
                 with as_model(model, which):
                     values = answer_nll(model, tokenizer, examples, batch_size, bar)
+                per_example[which] = values
                 for example, (nll, tokens) in zip(examples, values):
                     if tokens:
                         for group in groups_of(example):
                             sums[group].add(nll, tokens)
                 result[split][which] = {group: s.summary() for group, s in sorted(sums.items())}
+            base_rows = [[nll, float(tokens)] for nll, tokens in per_example["base"]]
+            tuned_rows = [[nll, float(tokens)] for nll, tokens in per_example["tuned"]]
+            result[split]["delta"] = {
+                "loss": paired_bootstrap(base_rows, tuned_rows, ratio, resamples, seed).as_dict(),
+                "perplexity": paired_bootstrap(base_rows, tuned_rows, _perplexity, resamples, seed).as_dict(),
+            }
     return result
+
+
+def _perplexity(sums: list[float]) -> float | None:
+    import math
+
+    from fine_tuning.evaluate.stats import ratio
+
+    loss = ratio(sums)
+    return None if loss is None else math.exp(min(loss, 700.0))

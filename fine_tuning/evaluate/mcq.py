@@ -1,9 +1,14 @@
 """Multiple-choice benchmarks in the KMMLU CSV format, scored by log-likelihood (no generation, no answer parsing).
 
 File format (KMMLU, HAERAE-HUB): a header `question,answer,A,B,C,D[,Category,Human Accuracy]`, `answer` 1–4 naming the
-correct option. Each row becomes an `MCQuestion`.
+correct option. Also accepted: 2 to 10 option columns `A`…`J` (세무사/공인회계사 five-option items ①–⑤, true/false
+sets with A/B, KMMLU-Pro/Redux style files), answers as numbers (`3`), letters (`C`) or circled numbers (`③`). A row
+naming several answers (`1,3`, `AC`) is an error: one option is scored right. Each row becomes an `MCQuestion`; its
+`Category` (KMMLU's column, else the file's subject) groups the macro average.
 
-Scoring (the "cloze" formulation): the prompt is
+This module is the *cloze* scorer, kept for small base models that cannot follow a letter format; the published
+protocol (the lettered options in the prompt, the letter scored, 5-shot) runs through lm-evaluation-harness
+(`fine_tuning.evaluate.harness`). Cloze scoring: the prompt is
 
     질문: <question>
     답:
@@ -13,8 +18,8 @@ Scoring (the "cloze" formulation): the prompt is
 option with the highest sum (`accuracy`) and, because long options collect more negative log-probability, also the
 one with the highest sum divided by the option's length in characters (`accuracy_norm`, the length normalisation of
 lm-evaluation-harness's acc_norm, with characters instead of bytes so Hangul is not weighted three times). Option text
-is scored rather than the letters A–D because small and base models rarely follow a letter format; the cloze form
-measures what the model knows about each statement.
+is scored rather than the letters because small and base models rarely follow a letter format; the cloze form
+measures what the model knows about each statement. Its numbers are not comparable with published KMMLU scores.
 
 Few-shot examples come from `<Subject>-dev.csv` beside the file when it exists (KMMLU ships 5 dev rows per subject),
 otherwise from the file's first rows, which are then excluded from the scored questions.
@@ -31,6 +36,7 @@ materialise full-vocabulary logits for the whole prompt.
 from __future__ import annotations
 
 import csv
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,8 +44,10 @@ from typing import Any
 from fine_tuning.serve.generate import max_positions
 from slm_forest.errors import SlmError
 
-LETTERS = ("A", "B", "C", "D")
-REQUIRED_COLUMNS = ("question", "answer", *LETTERS)
+LETTERS = tuple("ABCDEFGHIJ")  # up to ten options (KMMLU-Pro style files); at least two (true/false sets)
+MIN_OPTIONS = 2
+_CIRCLED_ANSWERS = "①②③④⑤⑥⑦⑧⑨⑩"
+_MULTI_ANSWER = re.compile(r"[,;/&+|]|\s|및|와|과")
 
 
 @dataclass(frozen=True)
@@ -68,39 +76,75 @@ class OptionScores:
         return max(range(len(self.loglik)), key=lambda i: self.loglik[i] / max(1, self.chars[i]))
 
 
+def option_letters(header: list[str], path: Path) -> tuple[str, ...]:
+    """The option columns of a header: A, B, … contiguous from A, 2 to 10 of them."""
+    present = [letter for letter in LETTERS if letter in header]
+    letters = LETTERS[: len(present)]
+    if tuple(present) != letters:
+        raise SlmError(
+            f"{path}:1: option columns {','.join(present)} are not contiguous from A (header: {','.join(header)})",
+            "name the option columns A, B, C, … without gaps",
+        )
+    if len(letters) < MIN_OPTIONS:
+        raise SlmError(
+            f"{path}:1: {len(letters)} option column(s) (header: {','.join(header)})",
+            "a multiple-choice file needs 2 to 10 option columns A…J (true/false: A and B)",
+        )
+    return letters
+
+
+def parse_answer(raw: str, letters: tuple[str, ...], where: str) -> int:
+    """0-based index of the correct option from `3`, `3.0`, `C`, `c` or `③`; several answers are an error."""
+    value = raw.strip()
+    numbers = [str(i + 1) for i in range(len(letters))]
+    hint = f"answer with one option: 1-{len(letters)} or {letters[0]}-{letters[-1]}"
+    if _MULTI_ANSWER.search(value) or (len(value) > 1 and value.upper().isalpha()):
+        raise SlmError(f"{where}: answer {raw!r} names several options; multiple-answer rows are not supported", hint)
+    if value.upper() in letters:
+        return letters.index(value.upper())
+    if len(value) == 1 and value in _CIRCLED_ANSWERS[: len(letters)]:
+        return _CIRCLED_ANSWERS.index(value)
+    try:
+        number = float(value)
+    except ValueError:
+        number = -1.0
+    if number.is_integer() and str(int(number)) in numbers:
+        return int(number) - 1
+    raise SlmError(f"{where}: answer {raw!r} is not one of {len(letters)} options", hint)
+
+
 def read_benchmark(path: Path) -> list[MCQuestion]:
-    """Rows of a KMMLU-format CSV; a bad header or row is an error naming the file and line."""
+    """Rows of a KMMLU-format CSV (2-10 options); a bad header or row is an error naming the file and line."""
     path = Path(path)
     if not path.is_file():
         raise SlmError(
-            f"evaluate.benchmarks: {path} not found", "list KMMLU-format CSV files (question,answer,A,B,C,D)"
+            f"evaluate.benchmarks: {path} not found", "list KMMLU-format CSV files (question,answer,A,B,C,D,…)"
         )
     with open(path, encoding="utf-8-sig", newline="") as handle:
         reader = csv.DictReader(handle)
-        header = reader.fieldnames or []
-        missing = [c for c in REQUIRED_COLUMNS if c not in header]
+        header = [h.strip() for h in reader.fieldnames or []]
+        reader.fieldnames = header
+        missing = [c for c in ("question", "answer") if c not in header]
         if missing:
             raise SlmError(
                 f"{path}:1: missing column(s) {', '.join(missing)} (header: {','.join(header)})",
-                "use the KMMLU layout: question,answer,A,B,C,D with answer 1-4",
+                "use the KMMLU layout: question,answer,A,B,C,D[,E…] with answer 1-n or A-…",
             )
+        letters = option_letters(header, path)
         questions: list[MCQuestion] = []
         for index, row in enumerate(reader, start=1):
-            line = reader.line_num
-            raw = (row.get("answer") or "").strip()
-            try:
-                answer = int(float(raw))
-            except ValueError:
-                answer = -1
-            if not 1 <= answer <= len(LETTERS):
-                raise SlmError(
-                    f"{path}:{line}: answer {raw!r} is not 1-4", "KMMLU answers number the options A-D as 1-4"
-                )
-            options = tuple((row.get(letter) or "").strip() for letter in LETTERS)
+            where = f"{path}:{reader.line_num}"
+            answer = parse_answer(row.get("answer") or "", letters, where)
+            options = tuple((row.get(letter) or "").strip() for letter in letters)
             question = (row.get("question") or "").strip()
             if not question or not all(options):
-                raise SlmError(f"{path}:{line}: empty question or option", "fix or remove that row")
-            questions.append(MCQuestion(question, options, answer - 1, index, (row.get("Category") or "").strip()))
+                empty = [letter for letter, option in zip(letters, options) if not option]
+                raise SlmError(
+                    f"{where}: empty {'question' if not question else 'option ' + ','.join(empty)}",
+                    f"every row of this file needs {len(letters)} options ({letters[0]}-{letters[-1]}); fix or remove it",
+                )
+            category = (row.get("Category") or "").strip() or path.stem.split("-", 1)[0]
+            questions.append(MCQuestion(question, options, answer, index, category))
     if not questions:
         raise SlmError(f"{path}: no questions", "the file has a header but no rows")
     return questions
@@ -135,14 +179,6 @@ def split_shots(path: Path, questions: list[MCQuestion], k: int) -> tuple[list[M
 def shot_counts(few_shot: int) -> list[int]:
     """The shot settings a benchmark is scored in: zero-shot always, and `few_shot` when it is above 0."""
     return [0] if few_shot <= 0 else [0, int(few_shot)]
-
-
-def benchmark_settings(bench: dict[str, Any]) -> list[tuple[int, dict[str, Any]]]:
-    """[(shots, {base, tuned}), …] of one benchmark summary: zero-shot first, then few-shot when it was scored."""
-    out = [(0, bench["zero_shot"])]
-    if bench.get("few_shot"):
-        out.append((bench["shots"], bench["few_shot"]))
-    return out
 
 
 def format_question(question: MCQuestion) -> str:
@@ -223,22 +259,3 @@ def option_logliks(model: Any, tokenizer: Any, prompt: str, options: list[str]) 
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     logprobs = continuation_logprobs(model, [context] * len(conts), conts, pad)
     return OptionScores(tuple(sum(lp) for lp in logprobs), tuple(len(c) for c in conts), tuple(len(o) for o in options))
-
-
-@dataclass
-class BenchmarkScore:
-    correct: int = 0
-    correct_norm: int = 0
-    n: int = 0
-
-    def add(self, scores: OptionScores, answer: int) -> None:
-        self.n += 1
-        self.correct += int(scores.pick == answer)
-        self.correct_norm += int(scores.pick_norm == answer)
-
-    def summary(self) -> dict[str, Any]:
-        return {
-            "n": self.n,
-            "accuracy": round(self.correct / self.n, 4) if self.n else None,
-            "accuracy_norm": round(self.correct_norm / self.n, 4) if self.n else None,
-        }

@@ -6,24 +6,18 @@
   the common ones split on whitespace or need language-specific tokenizers), so the LCS is computed here with the
   bit-parallel algorithm (Allison–Dix / Hyyrö): one big-integer operation per character of the shorter string, so a
   4,000-character reference against a 1,000-character answer takes milliseconds instead of seconds.
-- Citations: `find_citations` (slm_datagen) on the generated answer; each cited article (law, 조, 의) is checked
-  against the statute articles of the run's corpus (`collect/documents.jsonl`) and against the reference citations
-  (the pair's `meta.citations` and the articles the reference answer cites).
-- Numbers: on calculation items, the final amount of the generated answer (`find_amounts`, last mention) against the
-  final amount of the reference answer.
+- Citations (`citation_scores`): precision/recall/F1 by 법령 + 조 + 항 against the reference, and hallucinated
+  citations; numbers (`calculator`): the final tax amount, right or wrong to the 원.
 
-Aggregation keeps sums (not means) so groups (per law, per source kind) and the whole set use the same code.
+Aggregation keeps per-answer counts and their sums (not means of scores), so groups (per law, per source kind), the
+whole set and the paired bootstrap of every delta (`stats`) use the same code.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
-
-ArticleKey = tuple[str, int, int]  # (normalised law name, 조, 가지번호 or 0)
 
 
 # ------------------------------------------------------------------------------------------------------ overlap
@@ -76,154 +70,105 @@ def chrf_corpus(hypotheses: list[str], references: list[str]) -> float | None:
     return float(_chrf().corpus_score(hypotheses, [references]).score)
 
 
-# ---------------------------------------------------------------------------------------------------- citations
-def article_keys(text: str) -> set[ArticleKey]:
-    """The articles a text cites, as (law, article, branch); citations whose law cannot be resolved are dropped."""
-    from slm_datagen.taxlaw.citations import find_citations, normalize_law_name
-
-    keys: set[ArticleKey] = set()
-    for citation in find_citations(text, default_law=None):
-        if citation.law:
-            keys.add((normalize_law_name(citation.law), citation.article, citation.branch or 0))
-    return keys
+# ------------------------------------------------------------------------------------------- per-answer rows
+def chrf_stats(hypothesis: str, reference: str) -> list[float]:
+    """sacrebleu's chrF sufficient statistics of one answer (hyp/ref/match counts per n-gram order): summed over a
+    set they give the corpus chrF exactly, so the bootstrap can resample answers."""
+    return [float(v) for v in _chrf()._extract_corpus_statistics([hypothesis], [[reference]])[0]]
 
 
-def label(key: ArticleKey) -> str:
-    law, article, branch = key
-    return f"{law} 제{article}조" + (f"의{branch}" if branch else "")
+def chrf_from_stats(sums: list[float]) -> float | None:
+    return float(_chrf()._compute_score_from_stats(list(sums)).score) if any(sums) else None
 
 
-@dataclass(frozen=True)
-class CorpusIndex:
-    """The statute articles present in the run's corpus."""
-
-    articles: frozenset[ArticleKey]
-
-    @classmethod
-    def from_documents(cls, path: Path) -> CorpusIndex:
-        from slm_datagen.taxlaw.citations import normalize_law_name
-        from slm_forest.files import read_jsonl
-
-        found: set[ArticleKey] = set()
-        for row in read_jsonl(path):
-            if row.get("kind") == "statute_article" and row.get("law_name") and row.get("article_no") is not None:
-                found.add(
-                    (normalize_law_name(row["law_name"]), int(row["article_no"]), int(row.get("article_branch") or 0))
-                )
-        return cls(frozenset(found))
-
-    def __contains__(self, key: object) -> bool:
-        return key in self.articles
+# (key, label, higher is better): the answer metrics, in report order. `metric_rows` gives each one's per-answer
+# counts and `METRIC_STATISTICS` the function of their sums, so the point value and its bootstrap use the same code.
+ANSWER_METRICS: tuple[tuple[str, str, bool], ...] = (
+    ("chrf", "chrF", True),
+    ("rouge_l", "ROUGE-L (chars)", True),
+    ("citation_f1", "citation F1 (law + 조 + 항)", True),
+    ("citation_precision", "citation precision", True),
+    ("citation_recall", "citation recall", True),
+    ("hallucinated_citation_rate", "hallucinated citations (share of cited)", False),
+    ("numeric_accuracy", "final tax amount correct (to the 원)", True),
+    ("judge_mean", "judge score (1-5)", True),
+)
 
 
-@dataclass(frozen=True)
-class CitationCheck:
-    cited: tuple[str, ...]  # labels of the articles the answer cites
-    in_corpus: int  # how many of them exist in the corpus
-    matched: int  # how many of them are among the reference citations
-    reference: int  # how many articles the reference cites
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "cited": list(self.cited),
-            "in_corpus": self.in_corpus,
-            "matched": self.matched,
-            "reference": self.reference,
-        }
-
-
-def check_citations(
-    answer: str, reference_answer: str, reference_citations: Iterable[str], corpus: CorpusIndex
-) -> CitationCheck:
-    cited = article_keys(answer)
-    reference: set[ArticleKey] = set(article_keys(reference_answer))
-    for text in reference_citations:
-        reference |= article_keys(text)
-    return CitationCheck(
-        cited=tuple(sorted(label(k) for k in cited)),
-        in_corpus=sum(1 for k in cited if k in corpus),
-        matched=len(cited & reference),
-        reference=len(reference),
-    )
+def metric_rows(answer: str, reference: str, scores: dict[str, Any]) -> dict[str, list[float]]:
+    """Per-answer counts of every answer metric (see ANSWER_METRICS)."""
+    c = scores["citations"]
+    cited, ref = len(c["cited"]), len(c["reference"])
+    numeric = scores.get("numeric") or {}
+    judge = scores.get("judge") or {}
+    judged = judge.get("score") is not None
+    return {
+        "chrf": chrf_stats(answer, reference),
+        "rouge_l": [scores["rouge_l"], 1.0],
+        "citation_f1": [c["matched_cited"], cited, c["matched_reference"], ref],
+        "citation_precision": [c["matched_cited"], cited],
+        "citation_recall": [c["matched_reference"], ref],
+        "hallucinated_citation_rate": [len(c["hallucinated"]), cited],
+        "numeric_accuracy": [float(bool(numeric.get("correct"))), float(numeric.get("correct") is not None)],
+        "judge_mean": [float(judge["score"]) if judged else 0.0, float(judged)],
+    }
 
 
-# ------------------------------------------------------------------------------------------------------ numbers
-def final_amount(text: str) -> int | None:
-    """The last money amount in a text (in won), the usual place of the answer in a worked calculation."""
-    from slm_datagen.taxlaw.amounts import find_amounts
+def _metric_statistics() -> dict[str, Any]:
+    from fine_tuning.evaluate.stats import f1_of_sums, ratio
 
-    mentions = find_amounts(text)
-    return mentions[-1].won if mentions else None
+    return {key: ratio for key, _, _ in ANSWER_METRICS} | {"chrf": chrf_from_stats, "citation_f1": f1_of_sums}
 
 
 # --------------------------------------------------------------------------------------------------- aggregation
 @dataclass
 class ScoreSums:
-    """Sums of per-answer scores for one model over one group of examples."""
+    """Sums of per-answer counts for one model over one group of examples."""
 
     n: int = 0
-    chrf_hyps: list[str] = field(default_factory=list)
-    chrf_refs: list[str] = field(default_factory=list)
-    rouge_l: float = 0.0
+    empty: int = 0
     answers_citing: int = 0
     cited: int = 0
-    in_corpus: int = 0
-    matched: int = 0
-    reference_citations: int = 0
-    numeric_n: int = 0
-    numeric_correct: int = 0
-    empty: int = 0
-    judge_n: int = 0
-    judge_total: float = 0.0
+    sums: dict[str, list[float]] = field(default_factory=dict)
 
     def add(self, answer: str, reference: str, scores: dict[str, Any]) -> None:
         self.n += 1
-        self.chrf_hyps.append(answer)
-        self.chrf_refs.append(reference)
-        self.rouge_l += scores["rouge_l"]
         self.empty += int(not answer.strip())
-        cites = scores["citations"]
-        self.answers_citing += int(bool(cites["cited"]))
-        self.cited += len(cites["cited"])
-        self.in_corpus += cites["in_corpus"]
-        self.matched += cites["matched"]
-        self.reference_citations += cites["reference"]
-        if scores.get("numeric_correct") is not None:
-            self.numeric_n += 1
-            self.numeric_correct += int(scores["numeric_correct"])
-        judge = scores.get("judge")
-        if judge and judge.get("score") is not None:
-            self.judge_n += 1
-            self.judge_total += float(judge["score"])
+        self.answers_citing += int(bool(scores["citations"]["cited"]))
+        self.cited += len(scores["citations"]["cited"])
+        for key, row in metric_rows(answer, reference, scores).items():
+            total = self.sums.setdefault(key, [0.0] * len(row))
+            for i, value in enumerate(row):
+                total[i] += value
 
     def summary(self) -> dict[str, Any]:
-        def ratio(a: float, b: float) -> float | None:
-            return round(a / b, 4) if b else None
+        statistics = _metric_statistics()
+        out: dict[str, Any] = {"n": self.n, "empty_answers": self.empty}
+        for key, _, _ in ANSWER_METRICS:
+            value = statistics[key](self.sums[key]) if key in self.sums else None
+            out[key] = None if value is None else round(value, 2 if key == "chrf" else 4)
+        out["citing_share"] = round(self.answers_citing / self.n, 4) if self.n else None
+        out["citations"] = self.cited
+        out["numeric_n"] = int(self.sums.get("numeric_accuracy", [0, 0])[1])
+        out["judge_n"] = int(self.sums.get("judge_mean", [0, 0])[1])
+        return out
 
-        precision = ratio(self.matched, self.cited)
-        recall = ratio(self.matched, self.reference_citations)
-        f1 = (
-            round(2 * precision * recall / (precision + recall), 4)
-            if precision and recall
-            else (0.0 if self.cited else None)
-        )
-        chrf = chrf_corpus(self.chrf_hyps, self.chrf_refs)
-        return {
-            "n": self.n,
-            "chrf": round(chrf, 2) if chrf is not None else None,
-            "rouge_l": ratio(self.rouge_l, self.n),
-            "empty_answers": self.empty,
-            "citing_share": ratio(self.answers_citing, self.n),
-            "citations": self.cited,
-            "citation_in_corpus": ratio(self.in_corpus, self.cited),
-            "citation_precision": precision,
-            "citation_recall": recall,
-            "citation_f1": f1,
-            "numeric_n": self.numeric_n,
-            "numeric_accuracy": ratio(self.numeric_correct, self.numeric_n),
-            "judge_n": self.judge_n,
-            "judge_mean": ratio(self.judge_total, self.judge_n),
-        }
+
+def answer_deltas(rows: list[dict[str, Any]], resamples: int, seed: int) -> dict[str, Any]:
+    """Paired-bootstrap interval of tuned − base for every answer metric, over the answered test questions."""
+    from fine_tuning.evaluate.stats import paired_bootstrap
+
+    statistics = _metric_statistics()
+    per_model = {
+        which: [metric_rows(r[which]["answer"], r["reference"], r[which]["scores"]) for r in rows]
+        for which in ("base", "tuned")
+    }
+    out: dict[str, Any] = {}
+    for key, _, _ in ANSWER_METRICS:
+        base = [m[key] for m in per_model["base"]]
+        tuned = [m[key] for m in per_model["tuned"]]
+        out[key] = paired_bootstrap(base, tuned, statistics[key], resamples, seed).as_dict()
+    return out
 
 
 @dataclass

@@ -2,8 +2,8 @@
 
 Charts are PNGs drawn with matplotlib's Agg backend: `metrics.png` (the 0–1 metrics side by side), `groups.png`
 (chrF per law and source kind) and `loss.png` (copied from the train stage, so the report directory stands alone).
-matplotlib has no Hangul font by default: labels are romanised unless a Korean font is installed (same rule as the
-dataset card, `slm_datagen.dataset.charts`); the tables give the Korean names.
+Hangul labels use the font `slm_datagen.dataset.charts.hangul_font` finds (NanumGothic from koreanize-matplotlib, a
+dependency); they are romanised only on a machine with no Korean font at all.
 """
 
 from __future__ import annotations
@@ -43,12 +43,15 @@ def fmt(value: Any, digits: int = 4) -> str:
     return str(value)
 
 
-def fmt_delta(value: float | None, higher_is_better: bool) -> str:
+def fmt_delta(value: float | None, higher_is_better: bool, significant: bool | None = None) -> str:
+    """`+0.12 ▲ better` only when the interval excludes 0; otherwise the direction with `(n.s.)`."""
     if value is None:
         return "–"
     if value == 0:
         return "0"
     better = (value > 0) == higher_is_better
+    if significant is False:
+        return f"{value:+.4g} (n.s.)"
     return f"{value:+.4g} {'▲ better' if better else '▼ worse'}"
 
 
@@ -81,20 +84,21 @@ def _save(fig: Any, path: Path) -> Path:
 def _bars(
     labels: list[str], base: list[float], tuned: list[float], title: str, ylabel: str, path: Path, font: str | None
 ) -> Path:
+    """Grouped bars; every text in the Hangul font when there is one (labels may mix Korean and English)."""
     plt = _pyplot()
-    width = 0.38
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(labels) + 2), 4.2))
-    xs = list(range(len(labels)))
-    ax.bar([x - width / 2 for x in xs], base, width, label="base", color="#9aa5b1")
-    ax.bar([x + width / 2 for x in xs], tuned, width, label="tuned", color="#2f7ed8")
-    ax.set_xticks(xs)
-    kwargs = {"fontfamily": font} if font else {}
-    ax.set_xticklabels(labels, rotation=30, ha="right", **kwargs)
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    ax.legend()
-    ax.grid(axis="y", alpha=0.3)
-    return _save(fig, path)
+    with plt.rc_context({"font.family": [font, "DejaVu Sans"]} if font else {}):
+        width = 0.38
+        fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(labels) + 2), 4.2))
+        xs = list(range(len(labels)))
+        ax.bar([x - width / 2 for x in xs], base, width, label="base", color="#9aa5b1")
+        ax.bar([x + width / 2 for x in xs], tuned, width, label="tuned", color="#2f7ed8")
+        ax.set_xticks(xs)
+        ax.set_xticklabels(labels, rotation=30, ha="right")
+        ax.set_ylabel(ylabel)
+        ax.set_title(title)
+        ax.legend()
+        ax.grid(axis="y", alpha=0.3)
+        return _save(fig, path)
 
 
 def metric_chart(metrics: dict[str, Any], path: Path) -> Path | None:
@@ -102,7 +106,7 @@ def metric_chart(metrics: dict[str, Any], path: Path) -> Path | None:
     labels, base, tuned = [], [], []
     for row in metrics.get("headline", []):
         name = row["metric"]
-        if "loss" in name or "perplexity" in name or "judge" in name:
+        if "loss" in name or "perplexity" in name or "judge" in name or "accuracy, micro" in name:
             continue
         scale = 100.0 if name == "chrF" else 1.0
         if row["base"] is None and row["tuned"] is None:
@@ -112,7 +116,11 @@ def metric_chart(metrics: dict[str, Any], path: Path) -> Path | None:
         tuned.append((row["tuned"] or 0.0) / scale)
     if not labels:
         return None
-    return _bars(labels, base, tuned, "base vs tuned (higher is better)", "score (0-1)", path, None)
+    from slm_datagen.dataset.charts import chart_label, hangul_font
+
+    font = hangul_font()
+    labels = [chart_label(label, font) for label in labels]
+    return _bars(labels, base, tuned, "base vs tuned (higher is better)", "score (0-1)", path, font)
 
 
 def group_chart(metrics: dict[str, Any], path: Path) -> Path | None:
@@ -148,12 +156,36 @@ def _section_summary(metrics: dict[str, Any]) -> list[str]:
     return lines
 
 
+def fmt_ci(row: dict[str, Any]) -> str:
+    ci = row.get("ci95")
+    return "–" if not ci else f"[{ci[0]:+.3g}, {ci[1]:+.3g}]"
+
+
 def _section_headline(metrics: dict[str, Any], chart: Path | None) -> list[str]:
     rows = [
-        [r["metric"], fmt(r["base"]), fmt(r["tuned"]), fmt_delta(r["delta"], r["higher_is_better"])]
+        [
+            r["metric"],
+            fmt(r["n"]),
+            fmt(r["base"]),
+            fmt(r["tuned"]),
+            fmt_delta(r["delta"], r["higher_is_better"], r["significant"]),
+            fmt_ci(r),
+            r["verdict"],
+        ]
         for r in metrics.get("headline", [])
+        if r["headline_average"]
     ]
-    lines = ["", SECTIONS[0], "", table(["metric", "base", "tuned", "Δ (tuned − base)"], rows)]
+    header = ["metric", "n", "base", "tuned", "Δ (tuned − base)", "95 % CI of Δ", "verdict"]
+    lines = ["", SECTIONS[0], "", f"**{metrics['verdict']}**", "", table(header, rows)]
+    lines += [
+        "",
+        "Intervals: paired bootstrap over the same examples for base and tuned "
+        f"({metrics['settings']['bootstrap_resamples']} resamples, seed {metrics['settings']['seed']}, percentile "
+        "95 %); *better*/*worse* only when the interval excludes 0. Benchmark rows show the macro average over "
+        "categories (KMMLU's paper); micro is in the benchmark section.",
+    ]
+    if metrics.get("regressions"):
+        lines += ["", f"> ⚠ significant benchmark drop after tuning: {', '.join(metrics['regressions'])}"]
     if chart is not None:
         lines += ["", f"![base vs tuned]({chart.name})"]
     return lines
@@ -202,10 +234,10 @@ def _section_generation(metrics: dict[str, Any], chart: Path | None) -> list[str
                 fmt(tuned["chrf"]),
                 fmt(base["rouge_l"]),
                 fmt(tuned["rouge_l"]),
-                fmt(base["citation_precision"]),
-                fmt(tuned["citation_precision"]),
-                fmt(base["citation_in_corpus"]),
-                fmt(tuned["citation_in_corpus"]),
+                fmt(base["citation_f1"]),
+                fmt(tuned["citation_f1"]),
+                fmt(base["hallucinated_citation_rate"]),
+                fmt(tuned["hallucinated_citation_rate"]),
                 f"{fmt(base['numeric_accuracy'])} / {fmt(tuned['numeric_accuracy'])} (n={tuned['numeric_n']})",
             ]
         )
@@ -216,10 +248,10 @@ def _section_generation(metrics: dict[str, Any], chart: Path | None) -> list[str
         "chrF tuned",
         "ROUGE-L base",
         "ROUGE-L tuned",
-        "cite prec. base",
-        "cite prec. tuned",
-        "in corpus base",
-        "in corpus tuned",
+        "citation F1 base",
+        "citation F1 tuned",
+        "hallucinated base",
+        "hallucinated tuned",
         "amount correct base / tuned",
     ]
     lines = ["", SECTIONS[3], "", table(header, rows)]
@@ -234,48 +266,60 @@ def _section_benchmarks(metrics: dict[str, Any]) -> list[str]:
     if not benches:
         lines.append("No benchmark configured (`evaluate.benchmarks`: KMMLU-format CSV files).")
         return lines
-    from fine_tuning.evaluate.mcq import benchmark_settings
-
     rows = []
     for b in benches:
-        for k, scores in benchmark_settings(b):
-            base, tuned = scores["base"], scores["tuned"]
+        for p in b["protocols"]:
+            base, tuned = p["base"], p["tuned"]
             rows.append(
                 [
                     b["name"],
-                    b["questions"],
-                    f"{k}-shot",
-                    b["shots_from"] if k else "–",
-                    fmt(base["accuracy"]),
-                    fmt(tuned["accuracy"]),
-                    fmt_delta(_diff(base["accuracy"], tuned["accuracy"]), True),
-                    fmt(base["accuracy_norm"]),
-                    fmt(tuned["accuracy_norm"]),
+                    p["protocol"],
+                    p["n"],
+                    p["shots_from"],
+                    f"{fmt(base['macro'])} / {fmt(tuned['macro'])}",
+                    f"{fmt_delta(p['delta_macro']['delta'], True, p['delta_macro']['significant'])} {_ci(p['delta_macro'])}",
+                    f"{fmt(base['micro'])} {_pair(base['micro_ci95'])} / {fmt(tuned['micro'])} {_pair(tuned['micro_ci95'])}",
+                    f"{fmt_delta(p['delta_micro']['delta'], True, p['delta_micro']['significant'])} {_ci(p['delta_micro'])}",
+                    "⚠ regression" if p["regression"] else "",
                 ]
             )
     header = [
         "benchmark",
+        "protocol",
         "questions",
-        "setting",
         "shots from",
-        "acc base",
-        "acc tuned",
-        "Δ acc",
-        "acc_norm base",
-        "acc_norm tuned",
+        "macro base / tuned",
+        "Δ macro [95 % CI]",
+        "micro base [Wilson 95 %] / tuned",
+        "Δ micro [95 % CI]",
+        "",
     ]
     lines.append(table(header, rows))
+    lines += ["", "Per category (accuracy base → tuned, n):", ""]
+    for b in benches:
+        for p in b["protocols"]:
+            cats = ", ".join(
+                f"{c} {fmt(v['accuracy'])} → {fmt(p['tuned']['by_category'][c]['accuracy'])} (n={v['n']})"
+                for c, v in p["base"]["by_category"].items()
+            )
+            lines.append(f"- {b['name']}, {p['key']}: {cats}")
+    chance = ", ".join(f"{b['name']} {b['chance']:.2g} ({b['options']} options)" for b in benches)
     lines += [
         "",
-        "Zero-shot is always scored; with `evaluate.few_shot` > 0 the same questions are scored again with that many "
-        "solved examples in the prompt. Chance is 0.25 (four options). With a few dozen questions one question moves "
-        "accuracy by several points.",
+        "*Macro* is the mean of per-category accuracies (KMMLU's paper, the headline); *micro* the share of all "
+        "questions (what lm-evaluation-harness prints). Only the harness protocol is comparable with published "
+        f"KMMLU numbers. Chance: {chance}.",
     ]
     return lines
 
 
-def _diff(a: float | None, b: float | None) -> float | None:
-    return None if a is None or b is None else round(b - a, 6)
+def _ci(interval: dict[str, Any]) -> str:
+    low, high = interval.get("low"), interval.get("high")
+    return "" if low is None else f"[{low:+.3g}, {high:+.3g}]"
+
+
+def _pair(values: list[float] | None) -> str:
+    return "" if not values else f"[{values[0]:.3g}, {values[1]:.3g}]"
 
 
 def _section_judge(metrics: dict[str, Any]) -> list[str]:
@@ -341,13 +385,22 @@ def _section_method() -> list[str]:
         "end-of-turn token, the prompt masked), token-weighted; perplexity = exp(loss).",
         "- **chrF**: sacrebleu CHRF (character n-grams up to 6, no word n-grams), corpus level, 0–100.",
         "- **ROUGE-L**: F1 of the longest common character subsequence, whitespace removed, averaged over answers.",
-        "- **Citations**: articles found in the answer by `find_citations`; *in corpus* = the article exists in "
-        "`collect/documents.jsonl`; *precision* = share matching the reference (the pair's citations and the "
-        "reference answer's), *recall* = share of reference articles cited.",
-        "- **Final amount**: on calculation items, the last amount in the answer equals the last amount in the reference.",
-        "- **Benchmarks**: option log-likelihood (cloze prompt `질문: …\\n답:`), the option with the highest sum of "
-        "token log-probabilities; *acc_norm* divides by the option's length in characters. Zero-shot and (with "
-        "`evaluate.few_shot`) k-shot, on the same questions.",
+        "- **Citation F1 (law + 조 + 항)**: provisions found by `find_citations` in the answer against the reference "
+        "provisions (the reference answer's and the pair's `citations`); a citation matches when law, 조 and 가지번호 "
+        "agree and the 항 agree or either names none. Micro over answers: precision = matched cited / cited, recall "
+        "= matched reference / reference. *Hallucinated*: cited provisions whose article the corpus does not know "
+        "(no statute text in `collect/documents.jsonl` and cited by none of its documents) or whose 항 is past the "
+        "article's last paragraph; share of all cited provisions.",
+        "- **Final tax amount**: on calculation items, the answer's final stated tax equals the calculator's "
+        "recomputation of the item (`slm_datagen.taxlaw`), or without a payload the reference's final tax, "
+        "to the 원.",
+        "- **Intervals**: every Δ has a paired-bootstrap percentile interval (the same resampled examples for base "
+        "and tuned, metric recomputed from summed counts, so corpus-level chrF and token-weighted loss are "
+        "resampled as computed); multiple-choice accuracy has a Wilson score interval.",
+        "- **Benchmarks**: the KMMLU letter protocol through lm-evaluation-harness (task config in "
+        "`evaluate/harness/`, the user's CSVs as data, 5-shot from the dev file) and the cloze scorer (option "
+        "log-likelihood after `질문: …\\n답:`, zero-shot and `evaluate.few_shot`-shot; *length-normalised* divides "
+        "by the option's characters) for small base models. Only the harness numbers compare with published ones.",
     ]
 
 

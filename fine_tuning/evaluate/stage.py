@@ -9,16 +9,18 @@ For base and tuned:
    template with `add_generation_prompt=True` is masked; the answer and its end-of-turn token count);
 2. answers to the first `evaluate.max_examples` test questions (chat template, left-padded batches of
    `evaluate.batch_size`, `evaluate.max_new_tokens`, greedy when `evaluate.temperature` is 0), scored with chrF and
-   ROUGE-L on characters, citation checks (articles that exist in the corpus, that match the reference) and, on
-   calculation items, the final amount;
-3. each benchmark's accuracy by option log-likelihood (`fine_tuning.evaluate.mcq`), zero-shot and, when
-   `evaluate.few_shot` > 0, also `few_shot`-shot (on the same questions);
+   ROUGE-L on characters, citation P/R/F1 by 법령+조+항 and hallucinated citations (`citation_scores`) and, on
+   calculation items, the final tax amount to the 원 (`calculator`);
+3. each benchmark file under KMMLU's letter protocol through lm-evaluation-harness (`harness`) and the cloze scorer
+   (`mcq`), micro and macro per Category (`benchmarks`);
 4. optionally (`evaluate.judge`, off by default) an LLM judge's 1–5 scores for correctness, legal basis and
    clarity, with reasons.
-Every number is reported over all examples and per law and per source kind.
+Every delta gets a paired-bootstrap 95 % interval (`stats`), every multiple-choice accuracy a Wilson interval, and
+`metrics["verdict"]` says in one line whether the tuned model is better. Numbers are reported over all examples and
+per law and per source kind.
 
-Modules: examples (splits, base/tuned switch), loss, answers (generation and scores), benchmarks, judge, report;
-this one runs them in order.
+Modules: examples (splits, base/tuned switch), loss, answers (generation and scores), metrics, citation_scores,
+calculator, stats, mcq, harness, benchmarks, judge, report; this one runs them in order.
 
 Writes `predictions.jsonl` (one row per test question: both answers and their scores), `benchmark_predictions.jsonl`,
 `metrics.json`, and `report.md` with `metrics.png`, `groups.png` and a copy of train's `loss.png`.
@@ -27,67 +29,93 @@ Writes `predictions.jsonl` (one row per test question: both answers and their sc
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from fine_tuning.evaluate.answers import aggregate, answer_rows
-from fine_tuning.evaluate.benchmarks import run_benchmarks
+from fine_tuning.evaluate.benchmarks import regressions, run_benchmarks
 from fine_tuning.evaluate.examples import ALL, read_split
 from fine_tuning.evaluate.judge import run_judge
 from fine_tuning.evaluate.loss import loss_metrics
+from fine_tuning.evaluate.metrics import answer_deltas
 from slm_forest.errors import SlmError
 from slm_forest.files import write_json, write_jsonl
 from slm_forest.pipeline import StageContext, StageResult
 from slm_forest.progress import console
 
 
-@dataclass
-class Headline:
-    """One row of the report's main table."""
+def headline_rows(metrics: dict[str, Any]) -> list[dict[str, Any]]:
+    """The report's main table: one row per metric with base, tuned, the delta and its 95 % interval."""
+    from fine_tuning.evaluate.metrics import ANSWER_METRICS
 
-    name: str
-    base: float | None
-    tuned: float | None
-    higher_is_better: bool = True
-
-
-def headline(metrics: dict[str, Any]) -> list[Headline]:
-    rows: list[Headline] = []
+    rows: list[dict[str, Any]] = []
     for split in ("test", "val"):
         loss = metrics["loss"].get(split)
         if loss:
-            b, t = loss["base"].get(ALL, {}), loss["tuned"].get(ALL, {})
-            rows.append(Headline(f"{split} loss", b.get("loss"), t.get("loss"), False))
-            rows.append(Headline(f"{split} perplexity", b.get("perplexity"), t.get("perplexity"), False))
+            n = loss["base"].get(ALL, {}).get("examples")
+            rows.append(_row(f"{split} loss (answer tokens)", loss["delta"]["loss"], False, n))
+            rows.append(_row(f"{split} perplexity", loss["delta"]["perplexity"], False, n))
     gen = metrics.get("generation")
     if gen:
-        b, t = gen["base"][ALL], gen["tuned"][ALL]
-        for key, name in (
-            ("chrf", "chrF"),
-            ("rouge_l", "ROUGE-L (chars)"),
-            ("citing_share", "answers citing an article"),
-            ("citation_in_corpus", "cited articles in corpus"),
-            ("citation_precision", "citation precision"),
-            ("citation_recall", "citation recall"),
-            ("numeric_accuracy", "final amount correct"),
-            ("judge_mean", "judge score (1-5)"),
-        ):
-            if b.get(key) is not None or t.get(key) is not None:
-                rows.append(Headline(name, b.get(key), t.get(key)))
-    from fine_tuning.evaluate.mcq import benchmark_settings
-
+        counts = gen["tuned"][ALL]
+        for key, name, higher in ANSWER_METRICS:
+            interval = gen["delta"][key]
+            if interval["base"] is None and interval["tuned"] is None:
+                continue
+            n = counts["numeric_n"] if key == "numeric_accuracy" else counts["judge_n"] if key == "judge_mean" else None
+            rows.append(_row(name, interval, higher, n or counts["n"]))
     for bench in metrics.get("benchmarks", []):
-        for k, scores in benchmark_settings(bench):
-            label = f"{k}-shot"
-            b, t = scores["base"], scores["tuned"]
-            rows.append(Headline(f"{bench['name']} accuracy ({label})", b["accuracy"], t["accuracy"]))
-            rows.append(
-                Headline(
-                    f"{bench['name']} accuracy, length-normalised ({label})", b["accuracy_norm"], t["accuracy_norm"]
-                )
-            )
+        for p in bench["protocols"]:
+            for average in ("macro", "micro"):
+                name = f"{bench['name']} accuracy, {average} ({p['protocol']})"
+                rows.append(_row(name, p[f"delta_{average}"], True, p["n"], headline=average == p["headline_average"]))
     return rows
+
+
+def _row(name: str, interval: dict[str, Any], higher: bool, n: int | None, headline: bool = True) -> dict[str, Any]:
+    delta = interval["delta"]
+    better = None if not interval["significant"] or delta is None else (delta > 0) == higher
+    return {
+        "metric": name,
+        "base": interval["base"],
+        "tuned": interval["tuned"],
+        "delta": delta,
+        "ci95": [interval["low"], interval["high"]] if interval["low"] is not None else None,
+        "significant": interval["significant"],
+        "verdict": "better" if better else "worse" if better is False else "no significant difference",
+        "higher_is_better": higher,
+        "n": n,
+        "headline_average": headline,
+    }
+
+
+def verdict_line(metrics: dict[str, Any]) -> str:
+    """One line: is the tuned model better, on which held-out numbers, with the intervals."""
+    rows = [r for r in metrics["headline"] if r["headline_average"] and r["delta"] is not None]
+    key = [r for r in rows if r["metric"].startswith("test loss") or "citation F1" in r["metric"]]
+    key += [r for r in rows if "final tax amount" in r["metric"] or ("accuracy, macro" in r["metric"])]
+    better = [r for r in rows if r["verdict"] == "better"]
+    worse = [r for r in rows if r["verdict"] == "worse"]
+    if worse and not better:
+        overall = "Tuned is worse than base"
+    elif better and not worse:
+        overall = "Tuned is better than base"
+    elif better:
+        overall = "Tuned is better than base on some metrics and worse on others"
+    else:
+        overall = "No significant difference between tuned and base"
+    level = int(round(100 * metrics["settings"].get("bootstrap_level", 0.95)))
+    parts = [_short(r, level) for r in key]
+    return f"{overall} ({len(better)} better, {len(worse)} worse of {len(rows)} metrics): " + "; ".join(parts)
+
+
+def _short(row: dict[str, Any], level: int) -> str:
+    ci = row["ci95"]
+    interval = f", {level} % CI {ci[0]:+.3g} to {ci[1]:+.3g}" if ci else ""
+    mark = " ✔" if row["verdict"] == "better" else " ✘" if row["verdict"] == "worse" else ""
+    return (
+        f"{row['metric']} {row['base']:.4g} → {row['tuned']:.4g} (Δ {row['delta']:+.3g}{interval}, n={row['n']}){mark}"
+    )
 
 
 def read_metrics(stage_dir: Path) -> dict[str, Any] | None:
@@ -95,30 +123,15 @@ def read_metrics(stage_dir: Path) -> dict[str, Any] | None:
     return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
 
 
-def headline_rows(metrics: dict[str, Any]) -> list[dict[str, Any]]:
-    from fine_tuning.evaluate.metrics import delta
-
-    return [
-        {
-            "metric": h.name,
-            "base": h.base,
-            "tuned": h.tuned,
-            "delta": delta(h.base, h.tuned),
-            "higher_is_better": h.higher_is_better,
-        }
-        for h in headline(metrics)
-    ]
-
-
 def load_corpus(run_dir: Path, notes: list[str]) -> Any:
-    """Which articles exist (collect/documents.jsonl); without it every citation counts as not in the corpus."""
-    from fine_tuning.evaluate.metrics import CorpusIndex
+    """Which articles the corpus knows (collect/documents.jsonl); without it every citation counts as hallucinated."""
+    from fine_tuning.evaluate.citation_scores import CorpusIndex
 
     documents = run_dir / "collect" / "documents.jsonl"
     if documents.exists():
         return CorpusIndex.from_documents(documents)
-    notes.append(f"{documents} not found: 'cited articles in corpus' is 0 for every answer")
-    return CorpusIndex(frozenset())
+    notes.append(f"{documents} not found: every cited article counts as hallucinated")
+    return CorpusIndex.empty()
 
 
 def load_model(train_dir: Path) -> tuple[Any, Any]:
@@ -156,24 +169,12 @@ def write_outputs(
 
 
 def summary_line(metrics: dict[str, Any], generated: int) -> str:
-    from fine_tuning.evaluate.mcq import benchmark_settings
-
-    loss = metrics["loss"]["test"]
-    summary = (
-        f"test loss {loss['base'][ALL]['loss']} → {loss['tuned'][ALL]['loss']}, "
-        f"chrF {metrics['generation']['base'][ALL]['chrf']} → {metrics['generation']['tuned'][ALL]['chrf']} "
-        f"(base → tuned, {generated} answers)"
-    )
-    for bench in metrics["benchmarks"]:
-        summary += f"; {bench['name']} " + ", ".join(
-            f"{k}-shot {scores['base']['accuracy']} → {scores['tuned']['accuracy']}"
-            for k, scores in benchmark_settings(bench)
-        )
-    return summary
+    return f"{metrics['verdict']} ({generated} answers)"
 
 
 def run_evaluate(ctx: StageContext) -> StageResult:
     cfg = ctx.cfg.evaluate
+    seed, resamples = ctx.cfg.seed, cfg.bootstrap_resamples
     build_dir, train_dir, stage_dir = ctx.upstream_dir("build"), ctx.upstream_dir("train"), ctx.stage_dir
     test = read_split(build_dir / "test.jsonl", required=True)
     val = read_split(build_dir / "val.jsonl", required=False)
@@ -184,21 +185,28 @@ def run_evaluate(ctx: StageContext) -> StageResult:
 
     metrics: dict[str, Any] = {
         "run_name": ctx.cfg.run_name,
-        "settings": cfg.model_dump(mode="json") | {"seed": ctx.cfg.seed},
+        "settings": cfg.model_dump(mode="json") | {"seed": seed, "bootstrap_level": 0.95},
         "examples": {"test": len(test), "val": len(val), "generated": len(selected)},
         "notes": notes,
     }
-    metrics["loss"] = loss_metrics(model, tokenizer, {"test": test, "val": val}, cfg.batch_size)
-    rows = answer_rows(model, tokenizer, selected, str(build_dir / "test.jsonl"), cfg, ctx.cfg.seed, corpus)
+    metrics["loss"] = loss_metrics(model, tokenizer, {"test": test, "val": val}, cfg.batch_size, resamples, seed)
+    rows = answer_rows(model, tokenizer, selected, str(build_dir / "test.jsonl"), cfg, seed, corpus)
     judge_cfg = getattr(cfg, "judge", None)
     if judge_cfg is not None:
         metrics["judge"] = run_judge(judge_cfg, rows)
-    metrics["generation"] = aggregate(rows, selected)
-    bench_summaries, bench_rows, bench_files = run_benchmarks(model, tokenizer, list(cfg.benchmarks), cfg.few_shot)
+    metrics["generation"] = aggregate(rows, selected) | {"delta": answer_deltas(rows, resamples, seed)}
+    bench_summaries, bench_rows, bench_files = run_benchmarks(model, tokenizer, cfg, stage_dir, seed)
     metrics["benchmarks"] = bench_summaries
+    metrics["regressions"] = regressions(bench_summaries)
     metrics["headline"] = headline_rows(metrics)
+    metrics["verdict"] = verdict_line(metrics)
+    if not metrics["generation"]["tuned"][ALL]["numeric_n"]:
+        notes.append(
+            "no calculation items among the answered test questions: 'final tax amount correct' is not measured"
+        )
 
     outputs = write_outputs(stage_dir, metrics, rows, bench_rows, train_dir)
+    console.print(f"evaluate: {metrics['verdict']}")
     console.print(f"evaluate: report at {stage_dir / 'report.md'}")
     return StageResult(
         outputs=outputs,
@@ -207,7 +215,7 @@ def run_evaluate(ctx: StageContext) -> StageResult:
             "generated": len(selected),
             "benchmark_questions": sum(b["questions"] for b in bench_summaries),
         },
-        stats={"headline": metrics["headline"]},
+        stats={"headline": metrics["headline"], "verdict": metrics["verdict"]},
         extra_inputs=bench_files,
         summary=summary_line(metrics, len(selected)),
     )

@@ -39,6 +39,7 @@ _DEFAULTS: dict[str, dict[str, int]] = {
         "max_position_embeddings": 4096,
         "vocab_size": 1024,
         "pretrain_steps": 0,
+        "pretrain_documents": 0,
     },
     "tiny-random-gemma3": {
         "hidden_size": 64,
@@ -51,6 +52,7 @@ _DEFAULTS: dict[str, dict[str, int]] = {
         "max_position_embeddings": 4096,
         "vocab_size": 1024,
         "pretrain_steps": 0,
+        "pretrain_documents": 0,
     },
 }
 _DEFAULTS["tiny-random-gemma3-mm"] = {
@@ -218,7 +220,27 @@ def pretrain_on_text(model: Any, tokenizer: Any, texts: list[str], steps: int, s
     finally:
         torch.set_num_threads(threads)
     model.eval()
-    return float(loss)
+    return float(loss.detach())
+
+
+def documents_beside(out_dir: Path) -> list[str]:
+    """The run's collected documents (`<run>/collect/documents.jsonl`; `out_dir` is under `<run>/train/`).
+
+    Why (`train.tiny_model.pretrain_documents: 1`): a base that read the training *answers* already knows what SFT is
+    meant to teach, so base and tuned differ little. A base that read the law itself (statute articles and the
+    NTS interpretations, as plain text) but never a question-and-answer turn is what a real run starts from: SFT then
+    teaches the answer format, the citations and which article a question is about, and held-out loss shows it.
+    """
+    from slm_forest.files import read_jsonl
+
+    path = Path(out_dir).resolve().parent.parent / "collect" / "documents.jsonl"
+    if not path.is_file():
+        raise SlmError(
+            f"train.tiny_model.pretrain_documents: {path} not found",
+            "run `slm collect CONFIG` first, or set train.tiny_model.pretrain_documents: 0 to pretrain on the training text",
+        )
+    texts = [str(row.get("text") or "") for row in read_jsonl(path)]
+    return [t for t in texts if t.strip()]
 
 
 def build_tiny_model(
@@ -239,7 +261,8 @@ def build_tiny_model(
     torch.manual_seed(seed)  # the only randomness in the build: same seed, same weights
     model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     if settings["pretrain_steps"]:
-        pretrain_on_text(model, tokenizer, texts, settings["pretrain_steps"], seed)
+        pretrain_texts = documents_beside(Path(out_dir)) if settings["pretrain_documents"] else texts
+        pretrain_on_text(model, tokenizer, pretrain_texts, settings["pretrain_steps"], seed)
     end_of_turn_id = tokenizer.convert_tokens_to_ids(END_OF_TURN)
     # Generation stops at the end of the answer (<end_of_turn>) as well as at <eos>, as with the real Gemma 3.
     model.generation_config = GenerationConfig(

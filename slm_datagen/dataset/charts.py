@@ -1,9 +1,11 @@
 """The dataset card's PNG charts (matplotlib, Agg backend): length histograms and examples per law.
 
-matplotlib ships no Hangul font and renders Korean as empty boxes. When the machine has a Korean font (Nanum, Noto
-CJK, Malgun, AppleGothic …) the charts use it; otherwise labels are romanised (Revised Romanization, syllable by
-syllable, without sound-change rules: 소득세법 -> "sodeuksebeop") and the card's tables give the Korean next to it.
-Nothing is installed or downloaded.
+matplotlib ships no Hangul font and renders Korean as empty boxes. The charts use NanumGothic from the
+`koreanize-matplotlib` package (a dependency; the font is © NAVER under the SIL Open Font License 1.1), registered
+with matplotlib from the package's directory — the package itself is not imported, as it changes global rcParams and
+imports `distutils`. Failing that, an installed Korean font (Nanum, Noto CJK, Malgun, AppleGothic …); with none at
+all, labels are romanised (Revised Romanization, syllable by syllable, without sound-change rules: 소득세법 ->
+"sodeuksebeop") and the card's tables give the Korean next to it. Nothing is downloaded.
 """
 
 from __future__ import annotations
@@ -100,10 +102,30 @@ def romanize(text: str) -> str:
     return "".join(out)
 
 
+BUNDLED_FONT_PACKAGE, BUNDLED_FONT_FILE = "koreanize_matplotlib", "fonts/NanumGothic.ttf"
+
+
+def bundled_font_path() -> Path | None:
+    """NanumGothic.ttf inside the installed koreanize-matplotlib package, found without importing it."""
+    from importlib.util import find_spec  # noqa: PLC0415
+
+    spec = find_spec(BUNDLED_FONT_PACKAGE)
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        path = Path(location) / BUNDLED_FONT_FILE
+        if path.is_file():
+            return path
+    return None
+
+
 def hangul_font() -> str | None:
-    """The family name of an installed font that can draw Hangul, or None."""
+    """The family name of a font that can draw Hangul (the bundled NanumGothic first), or None."""
     from matplotlib import font_manager  # noqa: PLC0415
 
+    bundled = bundled_font_path()
+    if bundled is not None:
+        if not any(Path(entry.fname) == bundled for entry in font_manager.fontManager.ttflist):
+            font_manager.fontManager.addfont(str(bundled))
+        return font_manager.FontProperties(fname=str(bundled)).get_name()
     for entry in font_manager.fontManager.ttflist:
         if any(hint in entry.name for hint in _KOREAN_FONT_HINTS):
             return entry.name

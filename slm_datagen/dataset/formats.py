@@ -62,6 +62,8 @@ def to_example(pair: QAPair, system_prompt: str, flags: list[Finding] | None = N
         "usage": pair.usage.model_dump(mode="json"),
         "flags": [{"rule": f.rule, "details": f.details} for f in flags or []],
     }
+    if pair.calculation is not None:  # evaluation recomputes the right amount from it (numeric accuracy to the 원)
+        meta["calculation"] = pair.calculation.model_dump(mode="json")
     return SFTExample(id=content_id("sft", pair.id, system_prompt), messages=messages, meta=meta)
 
 
