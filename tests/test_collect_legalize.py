@@ -306,24 +306,40 @@ def test_git_pull_reasks_only_the_changed_articles(tmp_path, history, monkeypatc
 # --------------------------------------------------------------------------------------------- bundled excerpts
 def test_bundled_rate_articles_are_real_excerpts():
     docs = {d.citation(): d for path, found in iter_bundled(["statutes"]) if path.suffix == ".md" for d in found}
-    assert set(docs) == {
-        "소득세법 제55조",
-        "소득세법 제95조",
-        "소득세법 제103조",
-        "소득세법 제104조",
-        "국세기본법 제47조의2",
-        "국세기본법 제47조의4",
-    }
+    spec = importlib.util.spec_from_file_location("make_bundled", DATA_DIR / "make_bundled.py")
+    make_bundled = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make_bundled)
     sources = json.loads((DATA_DIR / "legalize" / "SOURCES.json").read_text(encoding="utf-8"))
+    expected = set()
+    for relpath, excerpt in make_bundled.LEGALIZE_EXCERPTS.items():
+        law = read_front_matter((DATA_DIR / "legalize" / relpath).read_text(encoding="utf-8")).law_name
+        expected |= {f"{law} {article}" for article in excerpt.articles}
+        assert sources[relpath]["articles"] == list(excerpt.articles)
+        assert (sources[relpath]["repository"], sources[relpath]["commit"]) == (excerpt.repository, excerpt.commit)
+    assert set(docs) == expected and len(docs) == 39
     for doc in docs.values():
         assert doc.meta["complete_law"] is False and doc.meta["legalize"]["excerpt"] is True
         path = doc.meta["legalize"]["path"]
         assert doc.meta["legalize"]["commit"] == sources[path]["commit"] and doc.mst == sources[path]["법령MST"]
-        assert doc.effective_date == sources[path]["시행일자"]
+        assert doc.effective_date == sources[path]["시행일자"] <= "2026-12-04"  # every excerpt is a version in force
     assert "3억8,406만원 + (10억원을 초과하는 금액의 45퍼센트)" in docs["소득세법 제55조"].text
     assert "연 250만원을 공제한다" in docs["소득세법 제103조"].text
     assert "제1호 외의 경우: 100분의 20" in docs["국세기본법 제47조의2"].text
+    assert "해당 가산세액의 100분의 50에 상당하는 금액" in docs["국세기본법 제48조"].text
     assert docs["국세기본법 제47조의4"].headings == ["제5장 과세", "제3절 가산세의 부과와 감면"]
+    # the statute's own name, not the folder's (kr/상속세및증여세법/): citations read "상속세 및 증여세법 제26조"
+    assert "10억4천만원 + (30억원을 초과하는 금액의 100분의 50)" in docs["상속세 및 증여세법 제26조"].text
+    assert (
+        "5천만원. 다만, 미성년자가 직계존속으로부터 증여를 받은 경우에는 2천만원"
+        in docs["상속세 및 증여세법 제53조"].text
+    )
+    assert "100분의 30(수증자가 증여자의 자녀가 아닌 직계비속이면서 미성년자" in docs["상속세 및 증여세법 제57조"].text
+    # two chapters each have a "제6절 과세표준과 세율": 제57조 is under the 증여세 chapter's, not under 제5절 증여공제
+    assert docs["상속세 및 증여세법 제57조"].headings == [
+        "제3장 증여세의 과세표준과 세액의 계산",
+        "제6절 과세표준과 세율",
+    ]
+    assert "62만4천원 + (5천만원을 초과하는 금액의 1천분의 24)" in docs["지방세법 제92조"].text
 
 
 def test_a_real_law_file(shared_dir):
@@ -343,12 +359,27 @@ def test_make_bundled_trims_to_exactly_the_shipped_excerpts():
     spec = importlib.util.spec_from_file_location("make_bundled", DATA_DIR / "make_bundled.py")
     make_bundled = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(make_bundled)
-    for relpath, articles in make_bundled.LEGALIZE_EXCERPTS.items():
+    for relpath, excerpt in make_bundled.LEGALIZE_EXCERPTS.items():
         shipped = (DATA_DIR / "legalize" / relpath).read_text(encoding="utf-8")
-        assert make_bundled.trim_law(shipped, articles) == shipped
+        assert make_bundled.trim_law(shipped, excerpt.articles) == shipped
     cut = make_bundled.trim_law(FIXTURE.read_text(encoding="utf-8"), ("제13조", "제55조"))
     docs = parse_law_markdown(cut, source="t")
     assert [d.citation() for d in docs] == ["소득세법 제13조", "소득세법 제55조"]
     assert docs[1].text == fixture_docs()["제55조"].text and docs[1].headings == fixture_docs()["제55조"].headings
     with pytest.raises(SystemExit, match="제99조"):
         make_bundled.trim_law(FIXTURE.read_text(encoding="utf-8"), ("제99조",))
+    # a heading that repeats word for word in another chapter is written again under that chapter
+    twice = "\n".join(
+        ["---", "제목: 상속세 및 증여세법", "시행일자: 2026-01-01", "---", "", "# 상속세 및 증여세법"]
+        + ["", "## 제2장 상속세", "", "### 제6절 과세표준과 세율", "", "##### 제26조 (상속세 세율)", "", "본문 26"]
+        + ["", "## 제3장 증여세", "", "### 제5절 증여공제", "", "##### 제53조 (증여재산 공제)", "", "본문 53"]
+        + ["", "### 제6절 과세표준과 세율", "", "##### 제56조 (증여세 세율)", "", "본문 56", ""]
+    )
+    headings = {
+        d.citation(): d.headings
+        for d in parse_law_markdown(make_bundled.trim_law(twice, ("제26조", "제56조")), source="t")
+    }
+    assert headings == {
+        "상속세 및 증여세법 제26조": ["제2장 상속세", "제6절 과세표준과 세율"],
+        "상속세 및 증여세법 제56조": ["제3장 증여세", "제6절 과세표준과 세율"],
+    }

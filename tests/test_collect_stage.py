@@ -35,9 +35,10 @@ def test_bundled_corpus():
     docs = documents()
     statutes = [d for d in docs if d.kind == "statute_article"]
     rulings = [d for d in docs if d.kind == "interpretation"]
-    # 21 from law.go.kr JSON + 6 rate articles from the legalize-kr excerpts (소득세법 4, 국세기본법 2)
-    assert (len(statutes), len(rulings), len(docs)) == (27, 96, 123)
-    assert report.counts["statute_article"] == 27 and report.counts["interpretation"] == 96
+    # 21 from law.go.kr JSON + 39 rate articles from the legalize-kr excerpts (상속세 및 증여세법 19, 소득세법 7,
+    # 부가가치세법 6, 국세기본법 3, 법인세법 2, 지방세법 2)
+    assert (len(statutes), len(rulings), len(docs)) == (60, 96, 156)
+    assert report.counts["statute_article"] == 60 and report.counts["interpretation"] == 96
     assert report.counts["skipped"] == 0 and report.counts["duplicates"] == 0
     assert all(d.law_name and d.article_no and d.effective_date for d in statutes)
     assert {d.law_name for d in statutes} == {
@@ -48,10 +49,12 @@ def test_bundled_corpus():
         "소득세법",
         "부가가치세법",
         "조세범 처벌법",
+        "상속세 및 증여세법",
+        "지방세법",
     }
     assert all(d.question and d.answer and d.doc_no for d in rulings)
     assert len({d.id for d in docs}) == len(docs)
-    assert "27 statute_article" in report.summary and "96 interpretation" in report.summary
+    assert "60 statute_article" in report.summary and "96 interpretation" in report.summary
     # deterministic: a forced rerun writes the same bytes
     first = (Path("runs/t/collect/documents.jsonl")).read_bytes()
     run_stage(load_config(None, ["run_name=t"]), "collect", force=True)

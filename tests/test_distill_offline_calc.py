@@ -28,7 +28,16 @@ NOT_CAUGHT_YET = {
     ("wrong_intermediate", "deduction_item"),  # a wrong 증여재산공제 line with a right 과세표준 after it
     ("payload_facts_differ", "inputs"),  # the payload is recomputed but never compared with the question
 }
-CALC_RULES = {"calc_mismatch", "calc_answer_mismatch", "calc_bad_payload"}
+# every calculation rule that rejects (calc_unverified only holds for review); with the 상증법 rate articles bundled, a
+# wrong 과세표준 line in a gift pair written from 제53조 is caught by calc_step_mismatch alone
+CALC_RULES = {
+    "calc_mismatch",
+    "calc_answer_mismatch",
+    "calc_bad_payload",
+    "calc_step_mismatch",
+    "calc_late_filing_ignored",
+    "calc_payload_contradicts_question",
+}
 
 
 @lru_cache(maxsize=1)

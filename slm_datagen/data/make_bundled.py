@@ -15,11 +15,12 @@ What it does, and why:
    Units copied from the two raw responses shipped in step 1 (korean-tax-mcp's ita_12.json / vat_46.json) are left
    out: the raw responses are the better copy of the same articles.
 
-3. With `--legalize PATH_TO_CLONE` (a clone of legalize-kr/legalize-kr), writes `legalize/kr/<법령명>/법률.md`: the
-   rate articles the calculator relies on (LEGALIZE_EXCERPTS), cut out of the clone's files by `trim_law` — front
-   matter, title, the 장/절/관 headings above each kept article and the article blocks, all verbatim — plus
-   `legalize/SOURCES.json` (repository, commit, MST, 시행일자 of each file). Without `--legalize` those files are
-   left as they are. `--legalize-commit FILE=COMMIT` reads a file at a given commit of the clone (`git show`).
+3. With `--legalize OWNER/NAME=PATH_TO_CLONE` (repeatable; a clone of a repository LEGALIZE_EXCERPTS names), writes
+   `legalize/kr/<법령명>/법률.md`: the rate articles the calculator relies on, read at the pinned commit
+   (`git show COMMIT:PATH`) and cut by `trim_law` — front matter, title, the 장/절/관 headings above each kept article
+   and the article blocks, all verbatim — plus `legalize/SOURCES.json` (repository, commit, MST, 시행일자, articles
+   of each file). Files of a repository without a clone are left as they are (checked to hold exactly their
+   articles). The MIT notice `LICENSE.legalize-kr.MIT` is kept by hand: neither copy has a LICENSE file.
 
 The output is deterministic (sorted keys where order is not meaningful, rows in source order), so rerunning it on
 the same ../shared gives byte-identical files.
@@ -33,6 +34,7 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
+from typing import NamedTuple
 
 from slm_datagen.collect.statute_units import law_response
 
@@ -68,12 +70,70 @@ def convert_units(units_path: Path, out_dir: Path) -> list[Path]:
     return written
 
 
-# The articles the calculator (slm_datagen/taxlaw/) relies on, where legalize-kr/legalize-kr holds the law's file.
-LEGALIZE_EXCERPTS: dict[str, tuple[str, ...]] = {
-    "kr/소득세법/법률.md": ("제55조", "제95조", "제103조", "제104조"),
-    "kr/국세기본법/법률.md": ("제47조의2", "제47조의4"),
+# The articles the calculator (slm_datagen/taxlaw/) relies on, each law from the newest version in force on
+# 2026-12-04 that a readable legalize-kr copy holds. legalize-kr/legalize-kr's own files of 소득세법 and 지방세법 are
+# the 2027-09-09 version (not yet in force) and it has no 상속세및증여세법 file here, so those come from the mirror
+# xxyy89890-wq/legalize-kr (a full-history copy of legalize-kr; commit = the one that wrote that version of the file).
+UPSTREAM = "legalize-kr/legalize-kr"
+MIRROR = "xxyy89890-wq/legalize-kr"
+
+
+class LegalizeExcerpt(NamedTuple):  # a NamedTuple: the tests load this script by path, outside sys.modules
+    repository: str
+    commit: str
+    articles: tuple[str, ...]
+
+
+LEGALIZE_EXCERPTS: dict[str, LegalizeExcerpt] = {
+    # 시행 2026-10-02, MST 289999
+    "kr/국세기본법/법률.md": LegalizeExcerpt(
+        UPSTREAM, "993371b496c5403d5021f5e7834d26a2c446a003", ("제47조의2", "제47조의4", "제48조")
+    ),
+    # 시행 2026-04-21, MST 285523
+    "kr/소득세법/법률.md": LegalizeExcerpt(
+        MIRROR,
+        "1d3460ad77b5d4b13ce9730f225696ed6fefcd19",
+        ("제14조", "제55조", "제89조", "제92조", "제95조", "제103조", "제104조"),
+    ),
+    # 시행 2026-01-01, MST 282559
+    "kr/지방세법/법률.md": LegalizeExcerpt(
+        MIRROR, "f1b4dbdbc5dd63844b8f1a2a10c64f39841a9430", ("제92조", "제103조의3")
+    ),
+    # 시행 2026-01-01, MST 280353
+    "kr/상속세및증여세법/법률.md": LegalizeExcerpt(
+        MIRROR,
+        "fa4087c5ba0a671fff8abdc1f60b4e703518ed28",
+        (
+            "제13조",
+            "제18조",
+            "제19조",
+            "제20조",
+            "제21조",
+            "제22조",
+            "제24조",
+            "제25조",
+            "제26조",
+            "제27조",
+            "제47조",
+            "제53조",
+            "제53조의2",
+            "제55조",
+            "제56조",
+            "제57조",
+            "제58조",
+            "제69조",
+            "제70조",
+        ),
+    ),
+    # 시행 2026-01-01, MST 280349
+    "kr/법인세법/법률.md": LegalizeExcerpt(MIRROR, "2af8cc8d119eea24ae4285b32fe3435f41b1f024", ("제13조", "제55조")),
+    # 시행 2026-01-01, MST 280351
+    "kr/부가가치세법/법률.md": LegalizeExcerpt(
+        MIRROR,
+        "c34e2b7d40752935f0257426c9c801e79c193496",
+        ("제29조", "제30조", "제37조", "제38조", "제63조", "제69조"),
+    ),
 }
-LEGALIZE_REPOSITORY = "legalize-kr/legalize-kr"
 _HEADING = re.compile(r"^(#{2,4})\s+\S")
 _ARTICLE = re.compile(r"^#####\s+(제\d+조(?:의\d+)?)")
 _ADDENDA = re.compile(r"^##\s+부\s*칙")
@@ -84,11 +144,13 @@ def trim_law(text: str, keep: tuple[str, ...]) -> str:
     lines = text.rstrip("\n").split("\n")
     end = lines.index("---", 1)
     out = lines[: end + 1]
-    stack: list[tuple[int, str]] = []  # (depth, heading line) above the current position
-    written: list[str] = []  # the heading lines already written, in order
+    # (depth, line number, heading line) above the current position; headings are told apart by line number, since
+    # two chapters may each have a "### 제6절 과세표준과 세율 <개정 2010.1.1>"
+    stack: list[tuple[int, int, str]] = []
+    written: set[int] = set()  # line numbers of the headings already written
     block: list[str] | None = None
     blocks: list[list[str]] = []
-    for line in lines[end + 1 :]:
+    for number, line in enumerate(lines[end + 1 :], start=end + 1):
         if _ADDENDA.match(line):
             break
         if line.startswith("# "):
@@ -99,10 +161,10 @@ def trim_law(text: str, keep: tuple[str, ...]) -> str:
             block = None
         if heading:
             depth = len(heading.group(1))
-            stack = [(d, h) for d, h in stack if d < depth] + [(depth, line)]
+            stack = [entry for entry in stack if entry[0] < depth] + [(depth, number, line)]
         elif article and article.group(1) in keep:
-            block = [h for _, h in stack if h not in written] + [line]
-            written += [h for _, h in stack if h not in written]
+            block = [h for _, n, h in stack if n not in written] + [line]
+            written.update(n for _, n, _ in stack)
             blocks.append(block)
         elif block is not None:
             block.append(line)
@@ -128,31 +190,35 @@ def _front(text: str, key: str) -> str:
     return match.group(1) if match else ""
 
 
-def write_legalize_excerpts(clone: Path, commits: dict[str, str]) -> list[Path]:
+def write_legalize_excerpts(clones: dict[str, Path]) -> list[Path]:
+    """Rewrite the excerpts whose repository has a clone in `clones` (owner/name -> path); leave the others as they
+    are (they must already hold exactly their articles). SOURCES.json is rewritten for every file."""
     written, sources = [], {}
-    for relpath, articles in LEGALIZE_EXCERPTS.items():
-        commit = commits.get(relpath)
-        if commit:
-            text = subprocess.run(
-                ["git", "-C", str(clone), "show", f"{commit}:{relpath}"], capture_output=True, check=True
-            ).stdout.decode("utf-8")
-        else:
-            text = (clone / relpath).read_text(encoding="utf-8")
+    for relpath, excerpt in LEGALIZE_EXCERPTS.items():
         target = HERE / "legalize" / relpath
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(trim_law(text, articles), encoding="utf-8")
-        written.append(target)
+        clone = clones.get(excerpt.repository)
+        if clone is None:
+            if not target.is_file():
+                raise SystemExit(f"{relpath}: not shipped yet; pass --legalize {excerpt.repository}=PATH_TO_CLONE")
+            text = target.read_text(encoding="utf-8")
+            if trim_law(text, excerpt.articles) != text:
+                raise SystemExit(
+                    f"{relpath}: the shipped excerpt is not {excerpt.articles}; pass --legalize {excerpt.repository}=PATH"
+                )
+        else:
+            text = subprocess.run(
+                ["git", "-C", str(clone), "show", f"{excerpt.commit}:{relpath}"], capture_output=True, check=True
+            ).stdout.decode("utf-8")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(trim_law(text, excerpt.articles), encoding="utf-8")
+            written.append(target)
         sources[relpath] = {
-            "repository": LEGALIZE_REPOSITORY,
-            "commit": commit or "",
+            "repository": excerpt.repository,
+            "commit": excerpt.commit,
             "법령MST": _front(text, "법령MST"),
             "시행일자": _front(text, "시행일자"),
-            "articles": list(articles),
+            "articles": list(excerpt.articles),
         }
-    for name in ("LICENSE", "LICENSE.md", "LICENSE.txt"):
-        if (clone / name).is_file():
-            shutil.copyfile(clone / name, HERE / "LICENSE.legalize-kr.MIT")
-            break
     (HERE / "legalize" / "SOURCES.json").write_text(
         json.dumps(sources, ensure_ascii=False, indent=1, sort_keys=True) + "\n", encoding="utf-8"
     )
@@ -162,12 +228,22 @@ def write_legalize_excerpts(clone: Path, commits: dict[str, str]) -> list[Path]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--shared", type=Path, default=DEFAULT_SHARED, help="the shared/corpus directory")
-    parser.add_argument("--legalize", type=Path, help="a clone of legalize-kr/legalize-kr: rewrite legalize/")
-    parser.add_argument("--legalize-commit", action="append", default=[], help="kr/<법령명>/법률.md=COMMIT")
+    parser.add_argument(
+        "--legalize",
+        action="append",
+        default=[],
+        metavar="OWNER/NAME=PATH",
+        help="a clone of a legalize-kr repository named in LEGALIZE_EXCERPTS: rewrite its excerpts under legalize/",
+    )
     args = parser.parse_args()
     if args.legalize:
-        commits = dict(item.split("=", 1) for item in args.legalize_commit)
-        excerpts = write_legalize_excerpts(args.legalize, commits)
+        clones = {}
+        for item in args.legalize:
+            repository, sep, path = item.partition("=")
+            if not sep or repository not in {e.repository for e in LEGALIZE_EXCERPTS.values()}:
+                raise SystemExit(f"--legalize {item}: give OWNER/NAME=PATH, OWNER/NAME one of {UPSTREAM}, {MIRROR}")
+            clones[repository] = Path(path)
+        excerpts = write_legalize_excerpts(clones)
         print(f"wrote {len(excerpts)} legalize excerpts into {HERE / 'legalize'}")
     if not args.shared.is_dir():
         raise SystemExit(f"{args.shared}: not a directory; pass --shared PATH_TO/shared/corpus")
