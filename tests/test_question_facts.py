@@ -89,3 +89,26 @@ def test_a_law_name_or_a_credit_naming_the_other_tax_does_not_change_the_tax_ask
     from slm_datagen.dataset.question_facts import taxes_asked
 
     assert taxes_asked(question) == expected
+
+
+def test_facts_the_question_rules_out_are_not_read_as_stated():
+    from slm_datagen.dataset.question_readings import read_question
+
+    sale = (
+        "거주자가 1년 9개월 보유한 주택(분양권 아님)을 2023년 1월 22일에 양도했습니다. 양도소득 과세표준은 "
+        "2억 390만원이고, 비과세·감면과 중과 대상이 아닙니다. 양도소득세 산출세액은 얼마인가요?"
+    )
+    facts = read_question(sale, "")
+    assert facts.unverified is None
+    assert facts.stated["asset_kind"] == "housing" and facts.stated["holding_period"] == "1y_to_2y"
+    gift = (
+        "2023년 12월 14일에 어머니께서 제 통장으로 2억 8,000만원을 보내 주셨어요. 저는 만 21세이고, 지난 10년 동안 "
+        "가족에게서 따로 받은 돈은 없습니다. 제가 내야 할 증여세는 얼마인가요?"
+    )
+    facts = read_question(gift, "")
+    assert facts.unverified is None and facts.stated["donee_is_minor"] is False
+    assert facts.stated["amount_won"] == 280_000_000
+    # a fact that is stated is still one the calculator does not model
+    assert read_question(
+        "감면 대상인 토지의 양도소득 과세표준 3억원, 5년 보유. 양도소득세는 얼마인가요?", ""
+    ).unverified

@@ -114,6 +114,19 @@ def taxes_asked(question: str) -> list[str]:
     return found
 
 
+_DENIED = re.compile(r"아니|아닙|아닌|아님|않|없")
+
+
+def unmodelled_fact(pattern: re.Pattern[str], question: str) -> str | None:
+    """The first fact the calculator does not model that the question really states: "비과세·감면과 중과 대상이
+    아닙니다" or "감면은 없습니다" rule the fact out (a negation later in its sentence) instead of stating it."""
+    for match in pattern.finditer(question):
+        rest = _SENTENCE.split(question[match.end() :], maxsplit=1)[0]
+        if not _DENIED.search(rest):
+            return match.group(0)
+    return None
+
+
 def asks_amount(question: str) -> bool:
     return _ASKS_AMOUNT.search(question) is not None
 

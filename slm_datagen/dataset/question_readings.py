@@ -27,6 +27,7 @@ from slm_datagen.dataset.question_facts import (
     stated_late,
     tax_date,
     taxes_asked,
+    unmodelled_fact,
     unverified_facts,
     with_readings,
 )
@@ -42,7 +43,7 @@ _GIFT_ROLES = (
     (
         "gift",
         _word(r"증여재산|증여받은\s*(?:금액|재산)?|증여액|증여\s*금액|증여할|현금|아파트|주식|토지"),
-        _word(r"^[^.,\n]{0,15}?증여"),
+        _word(r"^[^.,\n]{0,15}?(?:증여|보내\s*주|주셨|이체|송금)"),
     ),
     ("other", _word(r"채무|대출|전세\s*보증금|부채|이하|초과"), None),
 )
@@ -56,7 +57,7 @@ _OUTSIDE_TEN_YEARS = _word(r"(?:1[1-9]|[2-9]\d)\s*년\s*전")
 _EARLIER_GIFTS = _word(r"10\s*년|십\s*년|재차|다시|두\s*번|세\s*번|여러\s*번|매년|나누어|분할|전에도|이전에도|합산")
 _MINOR = _word(r"미성년")
 _ADULT = _word(r"(?<!미)성년|성인|직장인|대학생|결혼한|기혼")
-_AGE = _word(r"(\d{1,3})\s*(?:세|살)(?![가-힣])")
+_AGE = _word(r"(\d{1,3})\s*(?:세|살)(?!금|액|율|법|무|대|입|출)")
 _MARRIAGE = _word(r"혼인|결혼|출산|출생|입양")
 _PARENT_DECEASED = _word(
     r"(?:아버지|어머니|부모|부친|모친|아들|딸)[가-힣]{0,3}\s*(?:이미\s*|먼저\s*)?(?:사망|돌아가|별세)"
@@ -79,8 +80,8 @@ def _minor_options(question: str, answer: str) -> tuple[bool, ...] | None:
 
 def _gift(question: str, answer: str, lateness: Lateness) -> QuestionFacts:
     facts = QuestionFacts("gift_tax", lateness)
-    if _GIFT_UNMODELLED.search(question):
-        return unverified_facts(facts, f"계산기가 모델링하지 않는 사실: {_GIFT_UNMODELLED.search(question).group(0)}")
+    if (fact := unmodelled_fact(_GIFT_UNMODELLED, question)) is not None:
+        return unverified_facts(facts, f"계산기가 모델링하지 않는 사실: {fact}")
     relation = donor_relation_in(question)
     if relation is None:
         return unverified_facts(facts, "증여자와 수증자의 관계를 질문에서 읽을 수 없음 / relation not stated")
@@ -95,7 +96,7 @@ def _gift(question: str, answer: str, lateness: Lateness) -> QuestionFacts:
     current_amounts = [r for r in amounts if not is_prior(r)]
     if len({r.mention.won for r in current_amounts}) != 1 or len(prior) > 1:
         return unverified_facts(facts, "증여재산가액을 하나로 읽을 수 없음 / gift amount not stated once")
-    if not prior and _EARLIER_GIFTS.search(question):
+    if not prior and unmodelled_fact(_EARLIER_GIFTS, question) is not None:  # "…받은 돈은 없습니다" rules it out
         return unverified_facts(
             facts, "10년 내 이전 증여가 있으나 금액을 읽을 수 없음 / earlier gifts without an amount"
         )

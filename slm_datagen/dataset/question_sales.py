@@ -21,6 +21,7 @@ from slm_datagen.dataset.question_facts import (
     roled_amounts,
     stated_late,
     tax_date,
+    unmodelled_fact,
     unverified_facts,
     with_readings,
 )
@@ -54,8 +55,8 @@ _LAND = _word(r"토지|땅|건물|상가|임야|농지|오피스텔|대지")
 
 
 def _asset_kind(question: str) -> AssetKind | None:
-    if "분양권" in question:
-        return AssetKind.PRESALE_RIGHT
+    if "분양권" in question and not re.search(r"분양권\s*(?:이|은|는)?\s*(?:아님|아닌|아니)", question):
+        return AssetKind.PRESALE_RIGHT  # "(분양권 아님)" says what the asset is not
     housing, land = _HOUSING.search(question), _LAND.search(question)
     if housing and not land:
         return AssetKind.HOUSING
@@ -66,8 +67,8 @@ def _asset_kind(question: str) -> AssetKind | None:
 
 def capital_gains_facts(question: str, answer: str, lateness: Lateness) -> QuestionFacts:
     facts = QuestionFacts("capital_gains_tax", lateness)
-    if _SALE_UNMODELLED.search(question):
-        return unverified_facts(facts, f"계산기가 모델링하지 않는 사실: {_SALE_UNMODELLED.search(question).group(0)}")
+    if (fact := unmodelled_fact(_SALE_UNMODELLED, question)) is not None:
+        return unverified_facts(facts, f"계산기가 모델링하지 않는 사실: {fact}")
     kind = _asset_kind(question)
     if kind is None:
         return unverified_facts(facts, "양도 자산의 종류(주택/토지·건물/분양권)를 읽을 수 없음 / asset kind")
