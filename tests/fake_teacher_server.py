@@ -510,6 +510,10 @@ def default_responder(request_json: dict, provider: str, lang: str = "ko") -> An
     schema = response_schema(request_json, provider)
     if schema is not None:
         return fake_from_schema(schema, facts)
+    if facts.ids:  # several pairs asked for without an enforced schema (json_object mode)
+        return {
+            "pairs": [{"id": pid, "question": f"{facts.question} ({pid})", "answer": facts.answer} for pid in facts.ids]
+        }
     return {"question": facts.question, "answer": facts.answer}
 
 

@@ -313,7 +313,7 @@ def _raise_above_threshold(ctx: StageContext, cfg: DistillConfig, assembled: dic
         return
     reasons = ", ".join(f"{k} {v}" for k, v in assembled["reasons"].most_common())
     raise SlmError(
-        f"distill: {failures} of {finished} requests failed ({failures / finished:.0%}, above "
+        f"distill: {failures} of {finished} pairs failed ({failures / finished:.0%}, above "
         f"distill.failure_threshold {cfg.failure_threshold:.0%}): {reasons} ({assembled['transient']} transient, "
         f"{assembled['content']} content); see {ctx.stage_dir / FAILURES_NAME}",
         "fix the cause (teacher model, max_tokens, prompts, endpoint) and rerun (transient failures are retried, "
