@@ -141,7 +141,6 @@ def _pairs_prompt(chunk: Chunk, teacher: TeacherConfig, items: tuple, cfg: Disti
     return build_pairs_messages(
         chunk,
         items,
-        calculation="calculation" in cfg.styles,
         inline_schema=inline_schema(teacher),
         source_breakpoint=teacher.provider == "anthropic" and _groups_per_chunk(items_of(chunk, teacher, cfg), cfg) > 1,
     )
@@ -170,7 +169,7 @@ def _groups_per_chunk(items: list[tuple[str, str]], cfg: DistillConfig) -> int:
 def _request(
     chunk: Chunk, chunk_index: int, teacher_index: int, teacher: TeacherConfig, items: tuple, cfg: DistillConfig
 ) -> PlannedRequest:
-    from slm_datagen.distill.pricing import estimate_prompt_tokens, estimate_tokens
+    from slm_datagen.distill.pricing import estimate_prompt_tokens
 
     if len(items) == 1:
         audience, style = items[0]
@@ -181,8 +180,10 @@ def _request(
     prompt = _pairs_prompt(chunk, teacher, items, cfg)
     params = {**request_params(teacher), "max_tokens": teacher.max_tokens * len(items)}
     key = request_key(teacher, prompt.version, prompt.messages, params)
-    schema_tokens = estimate_tokens(json.dumps(PAIRS_JSON_SCHEMA, ensure_ascii=False))
-    stable = estimate_prompt_tokens(prompt.messages[:1]) + schema_tokens
+    schema_tokens = len(json.dumps(PAIRS_JSON_SCHEMA, ensure_ascii=False)) // 4  # mostly ASCII: ~4 characters a token
+    # the prefix other requests share: schema + system, and the calculation rules of these kinds when asked
+    shared = [m for m in prompt.messages[:2] if m["role"] == "system" or m["content"] != prompt.messages[-2]["content"]]
+    stable = estimate_prompt_tokens(shared) + schema_tokens
     tokens = estimate_prompt_tokens(prompt.messages) + schema_tokens
     audience, style = items[0]
     return PlannedRequest(
