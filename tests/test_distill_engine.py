@@ -67,7 +67,8 @@ def test_round_trip_writes_pairs_with_usage_and_cost(
     if provider != "openai_compatible":  # a self-hosted server is free unless priced in the config
         assert all(p.usage.cost_usd > 0 for p in pairs)
         assert result.stats["cost_by_teacher_this_run"][label]["cost_usd"] == pytest.approx(
-            sum(p.usage.cost_usd for p in pairs), abs=1e-6  # the stats are rounded to 6 decimals
+            sum(p.usage.cost_usd for p in pairs),
+            abs=1e-6,  # the stats are rounded to 6 decimals
         )
     assert len(server.generation_requests()) == n_requests and not server.duplicate_keys()
     assert {(p.chunk_id, p.audience) for p in pairs} == {(c.id, a) for c in chunks(shared_dir) for a in AUDIENCES}
