@@ -237,6 +237,12 @@ class DistillConfig(Section):
     styles: list[Literal["explain", "calculation"]] = Field(default_factory=lambda: ["explain"])
     offline: OfflineTeacherSettings = Field(default_factory=OfflineTeacherSettings)
     mode: Literal["online", "batch"] = "online"
+    # One request asks for this many (audience, style) pairs of a chunk in one structured reply; null = all of them.
+    # 1 = one request per pair (the layout before issue 16; an existing ledger still answers it). Changing it
+    # re-asks only pairs no earlier request answered. A teacher's max_tokens is per pair.
+    pairs_per_request: int | None = Field(
+        None, ge=1, description="pairs asked for in one request (null: all audience x style pairs of a chunk)"
+    )
     max_cost_usd: float | None = Field(
         None,
         gt=0,
@@ -244,7 +250,9 @@ class DistillConfig(Section):
         "requests are free); in-flight requests may exceed it slightly. Raise it and rerun to continue",
     )
     prices: dict[str, dict[str, float]] = Field(
-        default_factory=dict, description="per model: {input_per_mtok, output_per_mtok}; overrides shipped prices"
+        default_factory=dict,
+        description="per model: {input_per_mtok, output_per_mtok, cached_input_per_mtok, cache_write_per_mtok}; "
+        "overrides shipped prices (a missing cached/write price is charged as input)",
     )
     failure_threshold: float = Field(0.5, ge=0, le=1, description="fail the stage if this share of requests failed")
     batch_poll_s: float = Field(30.0, gt=0, description="batch mode: seconds between status polls")

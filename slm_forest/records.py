@@ -153,9 +153,11 @@ class Calculation(Record):
 
 
 class Usage(Record):
-    input_tokens: int = 0
+    input_tokens: int = 0  # every input token, cached ones included
     output_tokens: int = 0
     cost_usd: float = 0.0
+    cached_input_tokens: int = 0  # served from the provider's prompt cache (cheaper)
+    cache_write_tokens: int = 0  # written into it (Anthropic: dearer than plain input)
 
 
 class QAPair(Record):
@@ -191,6 +193,8 @@ class DistillFailure(Record):
     reason: str  # truncated / not_korean / schema / empty / http_error / refused ...
     detail: str = ""
     usage: Usage = Field(default_factory=Usage)
+    audience: str | None = None  # which pair of a several-pairs request failed (None: a one-pair request)
+    style: str | None = None
 
 
 class ChatMessage(Record):

@@ -42,6 +42,8 @@ Choosing the reply of a generation request, first match wins:
        retried request gets a fresh draw;
     4. the responder ``responder(request_json, provider) -> reply`` (default ``default_responder``: a deterministic
        Korean Q&A JSON built from the prompt, or an object filled from the requested JSON schema / tool schema).
+    With a schema, an array of objects that have an ``id`` property gets one item per ``[p1]``, ``[p2]`` … marker in
+    the last user message (several pairs asked in one request), each with that id.
     A reply may be a ``Reply``, a ``str`` (raw text content), a ``dict``/``list`` (JSON content / tool input) or None
     (use the default responder). Scripted variants without content take the responder's content as their base.
 
@@ -84,6 +86,11 @@ from email.parser import BytesParser
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
+
+try:
+    from tests.fake_prompt_cache import PromptCache
+except ImportError:  # run as `fake_teacher_server` with tests/ on sys.path
+    from fake_prompt_cache import PromptCache  # type: ignore[no-redef]
 
 OPENAI = "openai"
 ANTHROPIC = "anthropic"
@@ -355,11 +362,15 @@ _LAW_RE = re.compile(
 _ARTICLE_RE = re.compile(r"제\s*\d+\s*조(?:\s*의\s*\d+)?(?:\s*제\s*\d+\s*항)?")
 
 
+_ITEM_ID_RE = re.compile(r"\[(p\d+)\]")  # "[p1] 대상: …": the pairs a several-pairs request lists
+
+
 class _Facts:
     """Deterministic text pieces for one request."""
 
     def __init__(self, prompt: str, h: str, lang: str, focus: str = "") -> None:
         self.h = h
+        self.ids: list[str] = []  # item ids the prompt lists: an array of objects with `id` gets one item each
         self.lang = lang
         law = _LAW_RE.search(focus) or _LAW_RE.search(prompt)
         article = _ARTICLE_RE.search(focus) or _ARTICLE_RE.search(prompt)
@@ -447,7 +458,10 @@ def fake_from_schema(schema: Any, facts: _Facts, name: str = "", root: dict | No
         if schema.get("maxItems") is not None:
             n = min(n, int(schema["maxItems"]))
         item_name = name[:-1] if name.endswith("s") else name
-        return [fake_from_schema(schema.get("items") or {}, facts, item_name, root, depth + 1) for _ in range(n)]
+        items_schema = schema.get("items") or {}
+        if facts.ids and "id" in (items_schema.get("properties") or {}):
+            return [_item_for_id(items_schema, facts, item_name, root, depth, pid) for pid in facts.ids]
+        return [fake_from_schema(items_schema, facts, item_name, root, depth + 1) for _ in range(n)]
     if kind in ("integer", "number"):
         low = schema.get("minimum", schema.get("exclusiveMinimum", 0))
         value = max(1, low + (1 if "exclusiveMinimum" in schema else 0))
@@ -472,6 +486,16 @@ def fake_from_schema(schema: Any, facts: _Facts, name: str = "", root: dict | No
     return text
 
 
+def _item_for_id(schema: dict, facts: _Facts, name: str, root: dict, depth: int, pid: str) -> Any:
+    """One item of an array of identified objects (several pairs in one reply): its id, and its own question."""
+    item = fake_from_schema(schema, facts, name, root, depth + 1)
+    if isinstance(item, dict):
+        item["id"] = pid
+        if isinstance(item.get("question"), str):
+            item["question"] = f"{item['question']} ({pid})"
+    return item
+
+
 def default_responder(request_json: dict, provider: str, lang: str = "ko") -> Any:
     """Deterministic reply content for a request.
 
@@ -480,12 +504,16 @@ def default_responder(request_json: dict, provider: str, lang: str = "ko") -> An
     answer, reasoning, citation, ...); otherwise ``{"question": ..., "answer": ...}``. The text names the law and
     article found in the prompt and the request hash, so equal requests get equal replies.
     """
-    facts = _Facts(
-        prompt_text(request_json, provider), request_hash(request_json, provider), lang, last_user_text(request_json)
-    )
+    last = last_user_text(request_json)
+    facts = _Facts(prompt_text(request_json, provider), request_hash(request_json, provider), lang, last)
+    facts.ids = list(dict.fromkeys(_ITEM_ID_RE.findall(last)))
     schema = response_schema(request_json, provider)
     if schema is not None:
         return fake_from_schema(schema, facts)
+    if facts.ids:  # several pairs asked for without an enforced schema (json_object mode)
+        return {
+            "pairs": [{"id": pid, "question": f"{facts.question} ({pid})", "answer": facts.answer} for pid in facts.ids]
+        }
     return {"question": facts.question, "answer": facts.answer}
 
 
@@ -710,6 +738,8 @@ class FakeTeacherServer:
         require_api_key: 401 without ``Authorization: Bearer`` (OpenAI) / ``x-api-key`` (Anthropic).
         rate_limit_headers: False = no ``Retry-After`` and no ``x-ratelimit-*`` / ``anthropic-ratelimit-*`` headers
             on any reply (a 429 then says nothing about when to come back). Settable later.
+        prompt_cache: simulate both providers' prompt caches (``fake_prompt_cache.py``) and report cached input
+            as each provider does; ``cache_ttl_s`` is the default entry lifetime. Off: cache fields are always 0.
         port: 0 = a random free port.
     """
 
@@ -734,6 +764,8 @@ class FakeTeacherServer:
         enforce_max_tokens: bool = True,
         require_api_key: bool = True,
         rate_limit_headers: bool = True,
+        prompt_cache: bool = False,
+        cache_ttl_s: float = 300.0,
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
@@ -753,6 +785,7 @@ class FakeTeacherServer:
         self.enforce_max_tokens = enforce_max_tokens
         self.require_api_key = require_api_key
         self.rate_limit_headers = rate_limit_headers
+        self.prompt_cache = PromptCache(cache_ttl_s) if prompt_cache else None
         self._host = "127.0.0.1" if host == "localhost" else host
         self._port = port
 
@@ -1347,6 +1380,11 @@ class FakeTeacherServer:
             text, stop = _cut_to_tokens(text, max_tokens), "length"
         out_tokens = max_tokens if (stop == "length" and max_tokens) else approx_tokens(text)
         in_tokens = _prompt_tokens(req, provider)
+        cached = written = 0
+        if self.prompt_cache is not None and provider == OPENAI:
+            in_tokens, cached = self.prompt_cache.openai(req)
+        elif self.prompt_cache is not None:
+            in_tokens, cached, written = self.prompt_cache.anthropic(req)
 
         if provider == OPENAI:
             n = req.get("n") if isinstance(req.get("n"), int) and req.get("n") > 0 else 1
@@ -1370,7 +1408,7 @@ class FakeTeacherServer:
                     "prompt_tokens": in_tokens,
                     "completion_tokens": out_tokens * n,
                     "total_tokens": in_tokens + out_tokens * n,
-                    "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+                    "prompt_tokens_details": {"cached_tokens": cached, "audio_tokens": 0},
                     "completion_tokens_details": {
                         "reasoning_tokens": 0,
                         "audio_tokens": 0,
@@ -1415,10 +1453,10 @@ class FakeTeacherServer:
             "stop_reason": stop_reason,
             "stop_sequence": None,
             "usage": {
-                "input_tokens": in_tokens,
+                "input_tokens": in_tokens - cached - written,
                 "output_tokens": max(1, out_tokens),
-                "cache_creation_input_tokens": 0,
-                "cache_read_input_tokens": 0,
+                "cache_creation_input_tokens": written,
+                "cache_read_input_tokens": cached,
                 "service_tier": "standard",
             },
         }

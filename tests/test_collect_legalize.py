@@ -299,8 +299,8 @@ def test_git_pull_reasks_only_the_changed_articles(tmp_path, history, monkeypatc
         distill_report = run_stage(cfg, "distill")
         changed = [d for d in documents() if "예외를 둔다" in d.text]
         asked_again = len(server.generation_requests()) - asked_first
-    assert len(changed) == 1 and asked_again == 2  # one article, one chunk, two audiences
-    assert distill_report.counts["cached"] == distill_report.counts["requests"] - 2
+    assert len(changed) == 1 and asked_again == 1  # one article, one chunk: both audiences in one request
+    assert distill_report.counts["cached"] == distill_report.counts["requests"] - 1
 
 
 # --------------------------------------------------------------------------------------------- bundled excerpts

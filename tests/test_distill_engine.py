@@ -15,6 +15,7 @@ from tests.test_distill_common import make_ctx, read_rows, ruling_chunks, statut
 
 OPENAI_KEY = "test-openai-distill-key"
 ANTHROPIC_KEY = "test-anthropic-distill-key"
+AUDIENCES = ("expert", "layperson")
 MODELS = {"openai": "gpt-4o", "anthropic": "claude-haiku-4-5", "openai_compatible": "qwen2.5-7b-instruct"}
 
 
@@ -50,9 +51,13 @@ def sent_keys(server, status: int | None = None) -> list[str]:
     return [r.request_key for r in server.generation_requests() if status is None or r.status == status]
 
 
+@pytest.mark.parametrize("pairs_per_request, n_requests", [(None, 4), (1, 8)])
 @pytest.mark.parametrize("provider", ["openai", "anthropic", "openai_compatible"])
-def test_round_trip_writes_pairs_with_usage_and_cost(tmp_path, shared_dir, server, keys, provider):
-    ctx = make_ctx(tmp_path, chunks(shared_dir), {"teachers": [teacher(server, provider)]})
+def test_round_trip_writes_pairs_with_usage_and_cost(
+    tmp_path, shared_dir, server, keys, provider, pairs_per_request, n_requests
+):
+    distill = {"teachers": [teacher(server, provider)], "pairs_per_request": pairs_per_request}
+    ctx = make_ctx(tmp_path, chunks(shared_dir), distill)
     result = run_distill(ctx)
     assert result.complete and result.counts["pairs"] == 8 and result.counts["failures"] == 0
     pairs = [QAPair.model_validate(r) for r in read_rows(ctx.stage_dir / "qa_pairs.jsonl")]
@@ -62,13 +67,15 @@ def test_round_trip_writes_pairs_with_usage_and_cost(tmp_path, shared_dir, serve
     if provider != "openai_compatible":  # a self-hosted server is free unless priced in the config
         assert all(p.usage.cost_usd > 0 for p in pairs)
         assert result.stats["cost_by_teacher_this_run"][label]["cost_usd"] == pytest.approx(
-            sum(p.usage.cost_usd for p in pairs), rel=1e-6
+            sum(p.usage.cost_usd for p in pairs),
+            abs=1e-6,  # the stats are rounded to 6 decimals
         )
-    assert len(server.generation_requests()) == 8 and not server.duplicate_keys()
+    assert len(server.generation_requests()) == n_requests and not server.duplicate_keys()
+    assert {(p.chunk_id, p.audience) for p in pairs} == {(c.id, a) for c in chunks(shared_dir) for a in AUDIENCES}
     # the second run is served from the ledger: nothing is sent, the file is identical
     before = (ctx.stage_dir / "qa_pairs.jsonl").read_bytes()
     again = run_distill(ctx)
-    assert again.counts["cached"] == 8 and len(server.generation_requests()) == 8
+    assert again.counts["cached"] == n_requests and len(server.generation_requests()) == n_requests
     assert (ctx.stage_dir / "qa_pairs.jsonl").read_bytes() == before
 
 
@@ -161,9 +168,10 @@ def test_exhausted_retries_are_reported_and_retried_next_run(tmp_path, shared_di
 
 
 def test_failure_share_above_threshold_fails_the_stage(tmp_path, shared_dir, server, keys):
-    ctx = make_ctx(tmp_path, chunks(shared_dir, 1, 0), {"teachers": [teacher(server)], "failure_threshold": 0.4})
+    distill = {"teachers": [teacher(server)], "failure_threshold": 0.4, "pairs_per_request": 1}
+    ctx = make_ctx(tmp_path, chunks(shared_dir, 1, 0), distill)
     server.on_prompt("대상: 세무사", "empty")  # the expert request fails twice; layperson is fine: 1 of 2 = 50% > 40%
-    with pytest.raises(SlmError, match=r"1 of 2 requests failed .*empty 1") as info:
+    with pytest.raises(SlmError, match=r"1 of 2 pairs failed .*empty 1") as info:
         run_distill(ctx)
     assert "failure_threshold" in info.value.hint
     assert len(read_rows(ctx.stage_dir / "failures.jsonl")) == 1  # written before failing, for reading
@@ -193,7 +201,10 @@ def test_dry_run_prices_the_plan_and_sends_nothing(tmp_path, shared_dir, server,
     result = run_distill(ctx)
     assert not result.complete and result.outputs == [] and server.stats()["requests"] == 0
     estimate = result.stats["estimate"]
-    assert estimate["openai:gpt-4o"]["requests"] == 8 and estimate["anthropic:claude-haiku-4-5"]["requests"] == 8
+    assert estimate["openai:gpt-4o"]["requests"] == 4 and estimate["anthropic:claude-haiku-4-5"]["requests"] == 4
+    assert estimate["openai:gpt-4o"]["pairs"] == 8
+    low, high = estimate["openai:gpt-4o"]["low_usd"], estimate["openai:gpt-4o"]["high_usd"]
+    assert low < estimate["openai:gpt-4o"]["cost_usd"] < high
     assert estimate["openai:gpt-4o"]["cost_usd"] > estimate["anthropic:claude-haiku-4-5"]["cost_usd"] > 0
     assert "nothing was sent" in result.summary and "$" in result.summary
     assert not (ctx.stage_dir / "qa_pairs.jsonl").exists()
@@ -204,7 +215,7 @@ def test_dry_run_prices_the_plan_and_sends_nothing(tmp_path, shared_dir, server,
 
 
 def test_budget_stops_cleanly_and_resumes(tmp_path, shared_dir, server, keys):
-    distill = {"teachers": [teacher(server, max_concurrency=2)], "max_cost_usd": 0.02}
+    distill = {"teachers": [teacher(server, max_concurrency=2)], "max_cost_usd": 0.02, "pairs_per_request": 1}
     ctx = make_ctx(tmp_path, chunks(shared_dir, 4, 4), distill)
     result = run_distill(ctx)
     assert not result.complete and result.counts["not_sent"] > 0
@@ -228,9 +239,8 @@ def _ledger_spent(ctx) -> float:
 
 def test_budget_caps_the_dataset_total_over_runs(tmp_path, shared_dir, server, keys):
     cap = 0.02
-    ctx = make_ctx(
-        tmp_path, chunks(shared_dir, 4, 4), {"teachers": [teacher(server, max_concurrency=2)], "max_cost_usd": cap}
-    )
+    distill = {"teachers": [teacher(server, max_concurrency=2)], "max_cost_usd": cap, "pairs_per_request": 1}
+    ctx = make_ctx(tmp_path, chunks(shared_dir, 4, 4), distill)
     results = [run_distill(ctx) for _ in range(3)]  # the same cap three times: not three times the money
     assert _ledger_spent(ctx) <= cap and results[0].stats["cost_usd_this_run"] > 0
     assert sum(r.stats["cost_usd_this_run"] for r in results) == pytest.approx(_ledger_spent(ctx), abs=1e-5)
@@ -247,9 +257,8 @@ def test_budget_caps_the_dataset_total_over_runs(tmp_path, shared_dir, server, k
 def test_budget_stops_close_to_the_cap_not_at_half(tmp_path, shared_dir, server, keys):
     """Many requests in flight hold reservations; the run waits for them to settle instead of stopping early."""
     cap = 0.05
-    ctx = make_ctx(
-        tmp_path, chunks(shared_dir, 4, 4), {"teachers": [teacher(server, max_concurrency=8)], "max_cost_usd": cap}
-    )
+    distill = {"teachers": [teacher(server, max_concurrency=8)], "max_cost_usd": cap, "pairs_per_request": 1}
+    ctx = make_ctx(tmp_path, chunks(shared_dir, 4, 4), distill)
     result = run_distill(ctx)
     from slm_datagen.distill.pricing import estimate_output_tokens, find_price
     from slm_datagen.distill.stage import make_plan
@@ -294,7 +303,7 @@ def test_amended_article_resends_only_changed_chunks(tmp_path, shared_dir, serve
     ctx = make_ctx(tmp_path, original, {"teachers": [teacher(server)]})
     run_distill(ctx)
     before = read_rows(ctx.stage_dir / "qa_pairs.jsonl")
-    assert len(prompts) == 10
+    assert len(prompts) == 5  # one request per chunk: both audiences in one reply
     old = original[1]  # 국세기본법 제22조의2 … amended: a changed sentence in 제2항
     # A re-collect after the amendment brings the new version of the whole law: every statute chunk carries the
     # law's new 시행일, the unchanged articles too. Only the article whose text changed may be asked again.
@@ -309,8 +318,8 @@ def test_amended_article_resends_only_changed_chunks(tmp_path, shared_dir, serve
     amended[1] = amended[1].model_copy(update={"id": old.id + "-2025", "text": new_text})
     ctx2 = make_ctx(tmp_path, amended, {"teachers": [teacher(server)]})
     result = run_distill(ctx2)
-    assert len(prompts) == 12 and result.counts["cached"] == 8
-    assert all("대통령령으로 정하는 경우는 제외한다" in prompt for prompt in prompts[10:])
+    assert len(prompts) == 6 and result.counts["cached"] == 4
+    assert all("대통령령으로 정하는 경우는 제외한다" in prompt for prompt in prompts[5:])
     rows = read_rows(ctx2.stage_dir / "qa_pairs.jsonl")
     assert len(rows) == 10 and not any(r["chunk_id"] == old.id for r in rows)
     assert [r for r in rows if r["chunk_id"] != amended[1].id] == [r for r in before if r["chunk_id"] != old.id]

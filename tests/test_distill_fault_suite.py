@@ -53,13 +53,14 @@ class Scenario:
     rate_headers: bool
     kill_after: int  # finished requests before the kill
     latency: float = 0.0
+    pairs: int = 1  # pairs per chunk: 2 = both audiences in one request (the default layout)
     notes: dict = field(default_factory=dict)
 
 
 def draw(seed: int) -> Scenario:
     rng = random.Random(seed)
     n = rng.randint(16, 28)
-    return Scenario(
+    scenario = Scenario(
         seed=seed,
         provider=rng.choice(["openai", "anthropic"]),
         concurrency=rng.choice([1, 4, 16]),
@@ -70,6 +71,8 @@ def draw(seed: int) -> Scenario:
         kill_after=rng.randint(2, n // 2),
         latency=rng.uniform(0.0, 0.05),
     )
+    scenario.pairs = rng.choice([1, 2])  # drawn last: the draws above are the same as before issue 16
+    return scenario
 
 
 def start_server(sc: Scenario) -> FakeTeacherServer:
@@ -101,7 +104,7 @@ def distill_config(sc: Scenario, server: FakeTeacherServer) -> dict:
         teacher["requests_per_minute"] = 6000  # configured far above what the server really allows
     return {
         "teachers": [teacher],
-        "audiences": ["expert"],
+        "audiences": ["expert", "layperson"][: sc.pairs],
         "failure_threshold": 1.0,
         "stall_timeout_s": 20.0,
         "stop_grace_s": 5.0,
@@ -119,13 +122,17 @@ def delivered_keys(records) -> set[str]:
     return {r.request_key for r in records if r.status == 200 and r.variant not in UNDELIVERED and r.request_key}
 
 
-def check_outputs(stage_dir: Path, n_requests: int) -> tuple[list[dict], list[dict]]:
+def check_outputs(stage_dir: Path, n_requests: int, per_request: int = 1) -> tuple[list[dict], list[dict]]:
     pairs, failures = read_rows(stage_dir / "qa_pairs.jsonl"), read_rows(stage_dir / "failures.jsonl")
-    keys = [row["request_key"] for row in pairs + failures]
-    assert len(keys) == n_requests, "in = out + failed"
-    assert len(set(keys)) == len(keys), "a request appears twice"
+    keys = [(row["request_key"], row.get("audience") if per_request > 1 else None) for row in pairs + failures]
+    assert len(keys) == n_requests * per_request, "in = out + failed"
+    assert len(set(keys)) == len(keys), "a pair appears twice"
+    assert len({key for key, _ in keys}) == n_requests, "a request lost or split"
     assert len({p["id"] for p in pairs}) == len(pairs), "duplicate pair ids"
-    assert all(p["id"] == content_id("qa", p["request_key"]) for p in pairs)
+    if per_request == 1:
+        assert all(p["id"] == content_id("qa", p["request_key"]) for p in pairs)
+    else:
+        assert all(p["id"] == content_id("qa", p["request_key"], p["audience"], p["style"]) for p in pairs)
     assert not [f for f in failures if "rate-limited attempts" in f["detail"]], "a failure from 429s alone"
     assert not list(stage_dir.glob(".*.tmp")), "a temporary file was left behind"
     return pairs, failures
@@ -156,18 +163,20 @@ def test_random_fault_mix_runs_to_the_end(tmp_path, keys, seed):
     try:
         ctx = make_ctx(tmp_path, synthetic_chunks(sc.n_requests, seed=seed), distill_config(sc, server))
         timed_run(ctx)
-        check_outputs(ctx.stage_dir, sc.n_requests)
+        check_outputs(ctx.stage_dir, sc.n_requests, sc.pairs)
         assert server.duplicate_keys() == {}, "a request was answered twice within one run"
         before = len(server.requests)
         timed_run(ctx)  # a plain rerun retries transient failures only; nothing answered is asked again
-        check_outputs(ctx.stage_dir, sc.n_requests)
+        check_outputs(ctx.stage_dir, sc.n_requests, sc.pairs)
         assert not delivered_keys(server.requests[:before]) & {r.request_key for r in server.requests[before:]}
     finally:
         server.stop()
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("seed", [201, 203, pytest.param(202, marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+    "seed", [201, 203, 205, pytest.param(202, marks=pytest.mark.slow)]
+)  # 205: two pairs per request
 def test_sigterm_at_a_random_point_then_rerun_pays_nothing_twice(tmp_path, keys, seed):
     sc = draw(seed)
     server = start_server(sc)
@@ -194,7 +203,7 @@ def test_sigterm_at_a_random_point_then_rerun_pays_nothing_twice(tmp_path, keys,
         signal.signal(signal.SIGTERM, previous)
         before = len(server.requests)
         timed_run(ctx)
-        check_outputs(ctx.stage_dir, sc.n_requests)
+        check_outputs(ctx.stage_dir, sc.n_requests, sc.pairs)
         paid_twice = delivered_keys(server.requests[:before]) & {r.request_key for r in server.requests[before:]}
         assert paid_twice == set(), "paid twice after SIGTERM"
         assert server.duplicate_keys() == {}
@@ -216,7 +225,7 @@ run_distill(StageContext(cfg, "distill", run, run / "distill", {}, {}))
 
 @pytest.mark.slow
 @pytest.mark.timeout(180)
-@pytest.mark.parametrize("seed", [301, 302])
+@pytest.mark.parametrize("seed", [301, 302, 306])  # 306: two pairs per request
 def test_sigkill_at_a_random_point_pays_at_most_the_requests_in_flight_twice(tmp_path, keys, seed):
     sc = draw(seed)
     server = start_server(sc)
@@ -240,7 +249,7 @@ def test_sigkill_at_a_random_point_pays_at_most_the_requests_in_flight_twice(tmp
         (ctx.stage_dir / ".qa_pairs.jsonl.k1ll3d.tmp").write_bytes(b'{"id": "half a line')
         before = len(server.requests)
         timed_run(ctx)
-        check_outputs(ctx.stage_dir, sc.n_requests)
+        check_outputs(ctx.stage_dir, sc.n_requests, sc.pairs)
         earlier = [r for r in server.requests[:before] if r.request_key in delivered_keys(server.requests[:before])]
         paid_twice = {r.request_key for r in earlier} & {r.request_key for r in server.requests[before:]}
         assert len(paid_twice) <= sc.concurrency

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from slm_datagen.distill import engine as engine_module
+from slm_datagen.distill import outcome as outcome_module
 from slm_datagen.distill.stage import run_distill
 from slm_forest.config import load_config
 from slm_forest.errors import SlmError
@@ -72,20 +72,20 @@ def test_as_many_cut_bodies_as_workers_does_not_hang(tmp_path, server, keys):
 
 
 def test_an_unexpected_exception_in_a_job_is_an_error_row_and_the_rest_goes_on(tmp_path, server, keys, monkeypatch):
-    real = engine_module.parse_reply
+    real = outcome_module.parse_reply
 
     def parse_with_a_bug(text, **kwargs):  # our own code failing on one reply (no SDK internals touched)
         if "제103조" in (text or ""):
             raise KeyError("a bug")
         return real(text, **kwargs)
 
-    monkeypatch.setattr(engine_module, "parse_reply", parse_with_a_bug)
+    monkeypatch.setattr(outcome_module, "parse_reply", parse_with_a_bug)
     ctx = make_ctx(tmp_path, synthetic_chunks(6), distill_cfg(server, max_concurrency=2))
     result = run_distill(ctx)
     failures = read_rows(ctx.stage_dir / "failures.jsonl")
     assert [f["reason"] for f in failures] == ["internal_error"] and "KeyError" in failures[0]["detail"]
     assert result.counts["pairs"] == 5 and result.counts["failures_transient"] == 1
-    monkeypatch.setattr(engine_module, "parse_reply", real)
+    monkeypatch.setattr(outcome_module, "parse_reply", real)
     assert run_distill(ctx).counts["pairs"] == 6  # an error row is retried by the next run
 
 

@@ -9,6 +9,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from slm_datagen.distill.ledger import Ledger
 from slm_datagen.distill.stage import run_distill
 from tests.fake_teacher_server import FakeTeacherServer
@@ -32,7 +34,10 @@ def _done_lines(path) -> int:
     return sum(1 for line in path.read_bytes().split(b"\n") if b'"type":"done"' in line)
 
 
-def test_sigkill_then_rerun_repeats_nothing_completed(tmp_path, shared_dir, monkeypatch):
+@pytest.mark.parametrize("pairs_per_request, n_requests, kill_after", [(1, 40, 12), (None, 20, 6)])
+def test_sigkill_then_rerun_repeats_nothing_completed(
+    tmp_path, shared_dir, monkeypatch, pairs_per_request, n_requests, kill_after
+):
     monkeypatch.setenv("OPENAI_API_KEY", "test-openai-kill-key")
     chunks = statute_chunks(shared_dir / "corpus")[:10] + ruling_chunks(shared_dir / "corpus")[:10]
     with FakeTeacherServer(
@@ -43,6 +48,7 @@ def test_sigkill_then_rerun_repeats_nothing_completed(tmp_path, shared_dir, monk
                 {"provider": "openai", "model": "gpt-4o", "base_url": server.openai_base_url, "max_concurrency": 4}
             ],
             "failure_threshold": 1.0,
+            "pairs_per_request": pairs_per_request,  # None: both audiences of a chunk in one request
         }
         ctx = make_ctx(tmp_path, chunks, distill)
         ledger_path = ctx.stage_dir / "ledger.jsonl"
@@ -52,7 +58,7 @@ def test_sigkill_then_rerun_repeats_nothing_completed(tmp_path, shared_dir, monk
             stderr=subprocess.PIPE,
         )
         deadline = time.monotonic() + 120  # only bounds a hung child: a loaded machine may take long to import
-        while _done_lines(ledger_path) < 12:
+        while _done_lines(ledger_path) < kill_after:
             assert proc.poll() is None, proc.stderr.read().decode()
             assert time.monotonic() < deadline, "the child made no progress"
             time.sleep(0.02)
@@ -63,7 +69,7 @@ def test_sigkill_then_rerun_repeats_nothing_completed(tmp_path, shared_dir, monk
         with Ledger(ledger_path) as ledger:
             done_before = set(ledger.index.done)
             attempts_before = set(ledger.index.attempts)
-        assert 12 <= len(done_before) < 40
+        assert kill_after <= len(done_before) < n_requests
         sent_before = len(server.requests)
 
         result = run_distill(ctx)  # the rerun, in this process
@@ -79,8 +85,9 @@ def test_sigkill_then_rerun_repeats_nothing_completed(tmp_path, shared_dir, monk
 
         pairs = read_rows(ctx.stage_dir / "qa_pairs.jsonl")
         failures = read_rows(ctx.stage_dir / "failures.jsonl")
-        keys = [row["request_key"] for row in pairs + failures]
-        assert len(keys) == len(set(keys)) == 40  # every request exactly once: none lost, none doubled
+        # every pair exactly once (a request with both audiences gives two rows): none lost, none doubled
+        keys = [(row["request_key"], row.get("audience")) for row in pairs + failures]
+        assert len(keys) == len(set(keys)) == 40
         assert len({row["id"] for row in pairs}) == len(pairs)
-        assert done_before <= set(keys)
+        assert done_before <= {key for key, _ in keys} and len({key for key, _ in keys}) == n_requests
         assert result.complete and result.counts["cached"] == len(done_before)

@@ -62,11 +62,15 @@ def test_calculation_style_only_for_laws_with_a_computation(shared_dir):
     collection = next(c for c in statute_chunks(shared_dir / "corpus") if c.law_name == "국세징수법")
     assert calculation_kinds(collection) == ()
     cfg = DistillConfig(teachers=[TeacherConfig(provider="openai", model="gpt-4o")], styles=["explain", "calculation"])
-    assert [(r.audience, r.style) for r in plan_chunk(collection, 0, cfg)] == [
+    (request,) = plan_chunk(collection, 0, cfg)  # every pair of the chunk in one request
+    assert request.pairs == (("expert", "explain"), ("layperson", "explain"))
+    assert len(plan_chunk(GIFT_CHUNK, 0, cfg)[0].pairs) == 4
+    single = cfg.model_copy(update={"pairs_per_request": 1})
+    assert [(r.audience, r.style) for r in plan_chunk(collection, 0, single)] == [
         ("expert", "explain"),
         ("layperson", "explain"),
     ]
-    assert len(plan_chunk(GIFT_CHUNK, 0, cfg)) == 4
+    assert len(plan_chunk(GIFT_CHUNK, 0, single)) == 4
 
 
 def test_repair_messages_name_the_problem_and_keep_the_conversation(shared_dir):

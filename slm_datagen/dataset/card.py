@@ -220,16 +220,15 @@ def _teachers_section(stats: dict[str, Any]) -> list[str]:
             int(r["input_tokens"]),
             int(r["output_tokens"]),
             f"${r['cost_usd']:.4f}",
+            # everything the teacher was paid (failed and rejected pairs too) per pair that made it in
+            f"${r['cost_usd'] / r['accepted']:.6f}" if r["accepted"] else "-",
+            f"{r.get('cached_input_tokens', 0) / r['input_tokens']:.0%}" if r["input_tokens"] else "-",
         ]
         for key, r in stats["teachers"].items()
     ]
-    parts.append(
-        _table(
-            ["teacher/model", "accepted", "rejected", "review", "failed", "input tokens", "output tokens", "cost"],
-            teacher_rows,
-        )
-        + "\n"
-    )
+    header = ["teacher/model", "accepted", "rejected", "review", "failed", "input tokens", "output tokens", "cost"]
+    header += ["$ per accepted pair", "input from cache"]
+    parts.append(_table(header, teacher_rows) + "\n")
     versions = ", ".join(f"`{v}` ({n})" for v, n in stats["prompt_versions"].items()) or "none recorded"
     # The total is what the dataset cost, not only its surviving pairs: failed (paid) distill requests and the
     # judge / second-teacher calls are part of it, each named so the sum can be checked.

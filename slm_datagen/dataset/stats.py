@@ -113,6 +113,7 @@ class _TeacherTally:
                 "review": 0,
                 "failed": 0,
                 "input_tokens": 0,
+                "cached_input_tokens": 0,
                 "output_tokens": 0,
                 "cost_usd": 0.0,
             },
@@ -120,6 +121,7 @@ class _TeacherTally:
         row[outcome] += 1
         usage = provenance.get("usage") or {}
         row["input_tokens"] += int(usage.get("input_tokens") or 0)
+        row["cached_input_tokens"] += int(usage.get("cached_input_tokens") or 0)  # served from the provider cache
         row["output_tokens"] += int(usage.get("output_tokens") or 0)
         row["cost_usd"] += float(usage.get("cost_usd") or 0.0)
         self.cost[outcome] += float(usage.get("cost_usd") or 0.0)

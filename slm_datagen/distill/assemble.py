@@ -1,7 +1,7 @@
 """Write qa_pairs.jsonl and failures.jsonl (atomically, in plan order) from the ledger and the offline teacher.
 
-Every planned request ends in exactly one of: a pair, a failure row, or `pending` (not sent: budget reached or the
-run was stopped). Failure rows are of two kinds, counted apart:
+Every pair a planned request asks for ends in exactly one of: a pair, a failure row, or `pending` (not sent:
+budget reached or the run was stopped). A several-pairs request's usage is shared evenly by its pairs. Failure rows are of two kinds, counted apart:
 - transient: the request never completed (429s, 5xx, timeouts, cut bodies, an unexpected exception; a ledger
   `error` line). A plain rerun retries them, and the stage asks the runner to rerun it (`retry_on_rerun`).
 - content: the teacher answered and the answer stayed unusable after one repair (not Korean, off-schema, empty,
@@ -16,6 +16,8 @@ from typing import Any
 
 from slm_datagen.distill.ledger import Ledger
 from slm_datagen.distill.offline import offline_draft
+from slm_datagen.distill.outcome import record_verdicts
+from slm_datagen.distill.parse import ReplyProblem
 from slm_datagen.distill.plan import PlannedRequest, iter_chunks, teacher_label
 from slm_datagen.distill.schema import PairDraft
 from slm_forest.config import DistillConfig, TeacherConfig
@@ -25,6 +27,7 @@ from slm_forest.records import Chunk, DistillFailure, QAPair, Usage, content_id
 QA_NAME = "qa_pairs.jsonl"
 FAILURES_NAME = "failures.jsonl"
 TRANSIENT_NOTE = " (not completed: a plain rerun retries it)"
+USAGE_FIELDS = ("input_tokens", "output_tokens", "cost_usd", "cached_input_tokens", "cache_write_tokens")
 
 
 def to_qa_pair(
@@ -34,16 +37,20 @@ def to_qa_pair(
     teacher: str,
     model: str,
     usage: dict[str, Any] | None = None,
+    item: tuple[str, str] | None = None,
 ) -> QAPair:
+    """A pair with its provenance; `item` (audience, style) names which pair of a several-pairs request it is."""
+    audience, style = item or (request.audience, request.style)
+    pair_id = content_id("qa", request.key) if not request.multi else content_id("qa", request.key, audience, style)
     return QAPair(
-        id=content_id("qa", request.key),
+        id=pair_id,
         chunk_id=chunk.id,
         doc_id=chunk.doc_id,
         kind=chunk.kind,
         question=draft.question.strip(),
         answer=draft.answer.strip(),
-        audience=request.audience,  # type: ignore[arg-type]
-        style=request.style,  # type: ignore[arg-type]
+        audience=audience,  # type: ignore[arg-type]
+        style=style,  # type: ignore[arg-type]
         citations=[c.label() for c in draft.citations],
         calculation=draft.calculation.to_record() if draft.calculation else None,
         teacher=teacher,
@@ -74,41 +81,73 @@ def _offline_row(
     )
 
 
-def _ledger_row(
+def split_usage(usage: dict[str, Any], n: int) -> list[dict[str, Any]]:
+    """A request's usage shared by its n pairs: whole tokens (the remainder to the first ones), dollars evenly;
+    the shares add up to the request's usage exactly, so per-pair sums (the dataset card) stay true."""
+    if n == 1:
+        return [{k: usage.get(k, 0) for k in USAGE_FIELDS}]
+    shares: list[dict[str, Any]] = [{} for _ in range(n)]
+    for name in USAGE_FIELDS:
+        total = usage.get(name, 0) or 0
+        for index in range(n):
+            if name == "cost_usd":
+                shares[index][name] = round(float(total) / n, 10)
+            else:
+                shares[index][name] = int(total) // n + (1 if index < int(total) % n else 0)
+    return shares
+
+
+def _ledger_rows(
     chunk: Chunk, request: PlannedRequest, teacher: TeacherConfig, ledger: Ledger, result: dict[str, Any]
-) -> tuple[QAPair | DistillFailure | None, bool]:
-    """(the row, or None when not sent yet; whether it is a transient failure)."""
+) -> tuple[list[QAPair | DistillFailure], bool]:
+    """(one row per pair of the request, or [] when not sent yet; whether they are transient failures)."""
     record = ledger.read_done(request.key)
     if record is None:
         error = ledger.index.errors.get(request.key)
         if error is None:
-            return None, False
-        failure = DistillFailure(
-            request_key=request.key,
-            chunk_id=chunk.id,
-            teacher=teacher.provider,
-            model=teacher.model,
-            reason=error.get("reason", "http_error"),
-            detail=error.get("detail", "") + TRANSIENT_NOTE,
-        )
-        return failure, True
+            return [], False
+        failures = [
+            DistillFailure(
+                request_key=request.key,
+                chunk_id=chunk.id,
+                teacher=teacher.provider,
+                model=teacher.model,
+                reason=error.get("reason", "http_error"),
+                detail=error.get("detail", "") + TRANSIENT_NOTE,
+                **_item_fields(request, audience, style),
+            )
+            for audience, style in request.pairs
+        ]
+        return failures, True  # type: ignore[return-value]
     usage = record.get("usage") or {}
     result["cost_by_teacher"][teacher_label(teacher)] += float(usage.get("cost_usd", 0.0))
-    result["tokens"]["input"] += int(usage.get("input_tokens", 0))
-    result["tokens"]["output"] += int(usage.get("output_tokens", 0))
-    if record.get("status") == "ok":
-        draft = PairDraft.model_validate(record["pair"])
-        return to_qa_pair(draft, chunk, request, teacher.provider, teacher.model, usage), False
-    failure = DistillFailure(
-        request_key=request.key,
-        chunk_id=chunk.id,
-        teacher=teacher.provider,
-        model=teacher.model,
-        reason=record.get("reason", "schema"),
-        detail=record.get("detail", ""),
-        usage=Usage(**usage),
-    )
-    return failure, False
+    for name, counter in (("input_tokens", "input"), ("output_tokens", "output"), ("cached_input_tokens", "cached")):
+        result["tokens"][counter] += int(usage.get(name, 0))
+    verdicts = record_verdicts(record)
+    rows: list[QAPair | DistillFailure] = []
+    for (audience, style, verdict), share in zip(verdicts, split_usage(usage, len(verdicts))):
+        if isinstance(verdict, ReplyProblem):
+            rows.append(
+                DistillFailure(
+                    request_key=request.key,
+                    chunk_id=chunk.id,
+                    teacher=teacher.provider,
+                    model=teacher.model,
+                    reason=verdict.reason,
+                    detail=verdict.detail,
+                    usage=Usage(**share),
+                    **_item_fields(request, audience, style),
+                )
+            )
+        else:
+            item = (audience, style) if request.multi else None
+            rows.append(to_qa_pair(verdict, chunk, request, teacher.provider, teacher.model, share, item))
+    return rows, False
+
+
+def _item_fields(request: PlannedRequest, audience: str, style: str) -> dict[str, str]:
+    """Which pair of a several-pairs request a failure is about (a single-pair failure row stays as it was)."""
+    return {"audience": audience, "style": style} if request.multi else {}
 
 
 def assemble(
@@ -143,22 +182,27 @@ def assemble(
                 transient = False
                 if teacher.provider == "offline":
                     result["cost_by_teacher"][teacher_label(teacher)] += 0.0
-                    row: QAPair | DistillFailure | None = _offline_row(
-                        chunk, request, teacher, seed, cfg.offline.planted_error_rate
-                    )
+                    rows: list[QAPair | DistillFailure] = [
+                        _offline_row(chunk, request, teacher, seed, cfg.offline.planted_error_rate)
+                    ]
                 else:
                     assert ledger is not None
-                    row, transient = _ledger_row(chunk, request, teacher, ledger, result)
-                if row is None:
-                    result["pending"] += 1  # budget reached or stopped: not sent yet
-                elif isinstance(row, QAPair):
-                    qa_out.write(dumps_line(row))
-                    result["pairs"] += 1
-                else:
-                    fail_out.write(dumps_line(row))
-                    kind = "transient" if transient else "content"
-                    result["failures"] += 1
-                    result[kind] += 1
-                    result["reasons"][row.reason] += 1
-                    result[f"{kind}_reasons"][row.reason] += 1
+                    rows, transient = _ledger_rows(chunk, request, teacher, ledger, result)
+                if not rows:
+                    result["pending"] += len(request.pairs)  # budget reached or stopped: not sent yet
+                for row in rows:
+                    _write(row, transient, qa_out, fail_out, result)
     return result
+
+
+def _write(row: QAPair | DistillFailure, transient: bool, qa_out: Any, fail_out: Any, result: dict[str, Any]) -> None:
+    if isinstance(row, QAPair):
+        qa_out.write(dumps_line(row))
+        result["pairs"] += 1
+        return
+    fail_out.write(dumps_line(row))
+    kind = "transient" if transient else "content"
+    result["failures"] += 1
+    result[kind] += 1
+    result["reasons"][row.reason] += 1
+    result[f"{kind}_reasons"][row.reason] += 1

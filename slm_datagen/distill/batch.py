@@ -27,14 +27,22 @@ import inspect
 import json
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from slm_datagen.distill.engine import Budget, Engine, EngineStats, Job, TeacherRuntime, _usage
+from slm_datagen.distill.engine import Budget, Engine, EngineStats, Job, TeacherRuntime
 from slm_datagen.distill.ledger import Ledger
-from slm_datagen.distill.parse import ReplyProblem
-from slm_datagen.distill.prompts import repair_messages
+from slm_datagen.distill.outcome import (
+    Paid,
+    Verdict,
+    attempt_fields,
+    failed_indices,
+    merge,
+    repair_conversation,
+    resumed,
+)
+from slm_datagen.distill.plan import shape_for
 from slm_datagen.distill.teachers import (
     TeacherError,
     TeacherReply,
@@ -62,8 +70,8 @@ class Entry:
     job: Job
     repair: bool
     messages: list[dict[str, str]]
-    problem: ReplyProblem | None = None  # the first reply's problem, for a repair
-    first_usage: tuple[int, int, float] = (0, 0, 0.0)
+    first: list[Verdict] | None = None  # the first reply's verdicts, for a repair
+    first_paid: Paid = field(default_factory=Paid)
 
 
 class BatchRunner:
@@ -88,10 +96,7 @@ class BatchRunner:
         try:
             if rt.cfg.provider == "anthropic":
                 requests = [
-                    {
-                        "custom_id": custom_id(e.job.planned.key, e.repair),
-                        "params": anthropic_params(rt.cfg, e.messages),
-                    }
+                    {"custom_id": custom_id(e.job.planned.key, e.repair), "params": _anthropic_params(rt, e)}
                     for e in entries
                 ]
                 batch = await client.messages.batches.create(requests=requests)
@@ -102,7 +107,7 @@ class BatchRunner:
                         "custom_id": custom_id(e.job.planned.key, e.repair),
                         "method": "POST",
                         "url": "/v1/chat/completions",
-                        "body": openai_body(rt.cfg, e.messages),
+                        "body": _openai_body(rt, e),
                     },
                     ensure_ascii=False,
                 )
@@ -195,80 +200,48 @@ class BatchRunner:
         repairs: list[Entry] = []
         spent = 0.0
         for entry in entries:
-            job = entry.job
-            key = job.planned.key
-            if self.ledger.is_done(key):
+            if self.ledger.is_done(entry.job.planned.key):
                 continue
-            result = results.get(custom_id(key, entry.repair))
+            result = results.get(custom_id(entry.job.planned.key, entry.repair))
             if not isinstance(result, TeacherReply):
-                detail = result or "no result for this request in the batch"
-                self.ledger.append(
-                    self.engine._row(rt, job, type="error", reason="batch_error", detail=detail[:1000], batch=True)
-                )
-                self.stats.errors += 1
-                self.stats.reasons["batch_error"] += 1
-                self.engine._advance()
+                self._batch_error(rt, entry.job, result or "no result for this request in the batch")
                 continue
-            cost = rt.price.cost(result.input_tokens, result.output_tokens, batch=True)
-            spent += cost
-            self.stats.add_usage(rt.label, result.input_tokens, result.output_tokens, cost)
-            in_tokens, out_tokens, paid = entry.first_usage
-            in_tokens, out_tokens, paid = (
-                in_tokens + result.input_tokens,
-                out_tokens + result.output_tokens,
-                paid + cost,
-            )
-            verdict = self.engine._verdict(job, result)
-            if not isinstance(verdict, ReplyProblem):
-                if entry.repair:
-                    self.stats.repaired += 1
-                self.engine._done_ok(rt, job, verdict, in_tokens, out_tokens, paid, attempts=2 if entry.repair else 1)
-                continue
-            if entry.repair:
-                detail = (
-                    f"{verdict.detail} (after one repair; first reply: {entry.problem.reason}: {entry.problem.detail})"
-                )
-                self.ledger.append(
-                    self.engine._row(
-                        rt,
-                        job,
-                        type="done",
-                        status="failed",
-                        reason=verdict.reason,
-                        detail=detail[:1000],
-                        usage=_usage(in_tokens, out_tokens, paid),
-                        attempts=2,
-                        batch=True,
-                    )
-                )
-                self.stats.failed += 1
-                self.stats.reasons[verdict.reason] += 1
-                self.engine._advance()
-                continue
-            bad_text = (result.text or "")[:4000]
-            self.ledger.append(
-                self.engine._row(
-                    rt,
-                    job,
-                    type="attempt",
-                    reason=verdict.reason,
-                    detail=verdict.detail,
-                    reply=bad_text,
-                    usage=_usage(in_tokens, out_tokens, paid),
-                    batch=True,
-                )
-            )
-            repairs.append(
-                Entry(
-                    job,
-                    True,
-                    repair_messages(job.prompt, verdict.reason, bad_text, verdict.detail),
-                    verdict,
-                    (in_tokens, out_tokens, paid),
-                )
-            )
+            paid = self.engine.paid(rt, result)
+            spent += paid.cost_usd
+            repair = self._judge_result(rt, entry, result, paid)
+            if repair is not None:
+                repairs.append(repair)
         self.budget.settle(reserved, spent)
         return repairs
+
+    def _batch_error(self, rt: TeacherRuntime, job: Job, detail: str) -> None:
+        self.ledger.append(
+            self.engine._row(rt, job, type="error", reason="batch_error", detail=detail[:1000], batch=True)
+        )
+        self.stats.errors += 1
+        self.stats.reasons["batch_error"] += 1
+        self.engine._advance(job)
+
+    def _judge_result(self, rt: TeacherRuntime, entry: Entry, result: TeacherReply, paid: Paid) -> Entry | None:
+        """Record one batch result: done (first reply fine, or the repair's final verdicts) or an attempt whose
+        repair goes into the next round (returned)."""
+        job = entry.job
+        total = entry.first_paid + paid
+        if entry.repair:
+            assert entry.first is not None
+            final = merge(entry.first, self.engine.judge(job, result, failed_indices(entry.first)))
+            self.stats.repaired += len(failed_indices(entry.first)) - len(failed_indices(final))
+            self.engine._done(rt, job, final, total, attempts=2, reply=result.text or "", batch=True)
+            return None
+        verdicts = self.engine.judge(job, result)
+        if not failed_indices(verdicts):
+            self.engine._done(rt, job, verdicts, total, attempts=1, reply=result.text or "", batch=True)
+            return None
+        bad_text = (result.text or "")[:4000]
+        fields = attempt_fields(job.planned, verdicts, total, bad_text)
+        self.ledger.append(self.engine._row(rt, job, type="attempt", batch=True, **fields))
+        messages = repair_conversation(job.planned, job.prompt, verdicts, bad_text)
+        return Entry(job, True, messages, verdicts, total)
 
     async def _run_batch(self, rt: TeacherRuntime, entries: list[Entry], reserved: float) -> list[Entry]:
         token = uuid.uuid4().hex
@@ -457,16 +430,27 @@ class BatchRunner:
     def _entry(self, job: Job, *, repair: bool) -> Entry:
         if not repair:
             return Entry(job, False, job.prompt.as_list())
-        previous = self.ledger.index.attempts.get(job.planned.key) or {}
-        problem = ReplyProblem(previous.get("reason", "schema"), previous.get("detail", ""))
-        usage = previous.get("usage") or {}
-        first = (
-            int(usage.get("input_tokens", 0)),
-            int(usage.get("output_tokens", 0)),
-            float(usage.get("cost_usd", 0.0)),
-        )
-        messages = repair_messages(job.prompt, problem.reason, previous.get("reply", ""), problem.detail)
-        return Entry(job, True, messages, problem, first)
+        verdicts, bad_text, paid = resumed(job.planned, self.ledger.index.attempts.get(job.planned.key) or {})
+        return Entry(job, True, repair_conversation(job.planned, job.prompt, verdicts, bad_text), verdicts, paid)
+
+
+def _anthropic_params(rt: TeacherRuntime, entry: Entry) -> dict[str, Any]:
+    shape = shape_for(rt.cfg, entry.job.planned)
+    return anthropic_params(
+        rt.cfg,
+        entry.messages,
+        schema=shape.schema,
+        schema_name=shape.schema_name,
+        max_tokens=shape.max_tokens,
+        cache=True,
+    )
+
+
+def _openai_body(rt: TeacherRuntime, entry: Entry) -> dict[str, Any]:
+    shape = shape_for(rt.cfg, entry.job.planned)
+    return openai_body(
+        rt.cfg, entry.messages, schema=shape.schema, schema_name=shape.schema_name, max_tokens=shape.max_tokens
+    )
 
 
 async def _maybe_await(value: Any) -> Any:

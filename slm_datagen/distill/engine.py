@@ -6,9 +6,11 @@ For each job (one planned request):
    the SDK) retry with exponential backoff and full jitter, up to `max_retries`, waiting at least the server's
    Retry-After. A 429 does not spend that budget: it lowers the teacher's sending rate (AIMD, `ratelimit.py`) and
    the request waits its turn again (up to `RATE_LIMITED_ATTEMPTS` times);
-3. check the reply (`parse.parse_reply`); a bad reply is written to the ledger as an `attempt` (it was paid for)
-   and retried ONCE with a repair instruction; the second verdict is final;
-4. write ONE `done` line (pair or failure reason, usage, dollars) and move the progress bar.
+3. judge the reply pair by pair (`outcome.judge`: one pair, or several with `distill.pairs_per_request`); a reply
+   with unusable pairs is written to the ledger as an `attempt` (it was paid for, its good pairs are kept) and ONE
+   repair request asks for the bad pairs only; the second verdict is final;
+4. write ONE `done` line (each pair or its failure reason, usage with cached input apart, dollars) and move the
+   progress bar, which shows dollars spent and the projected total.
 
 The budget (`budget.py`, `distill.max_cost_usd`) is checked before every new request. Each request is judged on
 its own, so one teacher's expensive requests do not stop another teacher's cheaper ones. A reply that runs longer
@@ -30,18 +32,30 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from slm_datagen.distill.budget import Budget
+from slm_datagen.distill.estimate import Projection
 from slm_datagen.distill.ledger import Ledger
-from slm_datagen.distill.parse import ReplyProblem, parse_reply
-from slm_datagen.distill.plan import PlannedRequest
+from slm_datagen.distill.outcome import (
+    MAX_REPLY_IN_LEDGER,
+    Paid,
+    Verdict,
+    attempt_fields,
+    done_fields,
+    failed_indices,
+    judge,
+    merge,
+    repair_conversation,
+    resumed,
+)
+from slm_datagen.distill.parse import ReplyProblem
+from slm_datagen.distill.plan import PlannedRequest, shape_for
 from slm_datagen.distill.pricing import Price, estimate_output_tokens
-from slm_datagen.distill.prompts import Prompt, repair_messages
+from slm_datagen.distill.prompts import Prompt
 from slm_datagen.distill.ratelimit import RateLimiter
 from slm_datagen.distill.teachers import Teacher, TeacherError, TeacherReply, key_env_name, redact
 from slm_forest.config import TeacherConfig
 from slm_forest.errors import SlmError
 from slm_forest.progress import ProgressTask
 
-MAX_REPLY_IN_LEDGER = 4000  # characters of a bad reply kept for the repair call and for reading failures
 # A 429 is "not now", not a failure: the limiter slows down and the request queues again. This only bounds a server
 # that refuses one request forever while answering others (a stuck account limit ends in the watchdog instead).
 RATE_LIMITED_ATTEMPTS = 50
@@ -77,17 +91,20 @@ class EngineStats:
     reasons: Counter = field(default_factory=Counter)
     per_teacher: dict[str, dict[str, float]] = field(default_factory=dict)
 
-    def add_usage(self, label: str, input_tokens: int, output_tokens: int, cost: float) -> None:
-        entry = self.per_teacher.setdefault(
-            label, {"requests": 0, "input_tokens": 0, "output_tokens": 0, "cost_usd": 0.0}
+    def _entry(self, label: str) -> dict[str, float]:
+        return self.per_teacher.setdefault(
+            label, {"requests": 0, "input_tokens": 0, "cached_input_tokens": 0, "output_tokens": 0, "cost_usd": 0.0}
         )
+
+    def add_usage(self, label: str, input_tokens: int, output_tokens: int, cost: float, cached: int = 0) -> None:
+        entry = self._entry(label)
         entry["input_tokens"] += input_tokens
+        entry["cached_input_tokens"] += cached
         entry["output_tokens"] += output_tokens
         entry["cost_usd"] += cost
 
     def count_request(self, label: str) -> None:
-        self.per_teacher.setdefault(label, {"requests": 0, "input_tokens": 0, "output_tokens": 0, "cost_usd": 0.0})
-        self.per_teacher[label]["requests"] += 1
+        self._entry(label)["requests"] += 1
 
 
 class Stopped(Exception):
@@ -136,6 +153,7 @@ class Engine:
         self.sending: set[asyncio.Task | None] = set()  # workers with a request in flight right now
         self.last_progress = time.monotonic()  # any ledger line written (the watchdog's clock)
         self.last_error = ""  # the latest failed attempt, for the watchdog's message
+        self.projection: Projection | None = None  # the projected total shown in the progress bar
 
     # ------------------------------------------------------------------------------------------------- one call
     def check_stop(self) -> None:
@@ -152,12 +170,13 @@ class Engine:
                 pass
         self.check_stop()
 
-    async def _send(self, rt: TeacherRuntime, messages: list[dict[str, str]], key: str) -> TeacherReply:
+    async def _send(self, rt: TeacherRuntime, messages: list[dict[str, str]], key: str, job: Job) -> TeacherReply:
         """The one await during which a request is in flight (paid if answered): the pool waits for these on stop."""
         task = asyncio.current_task()
         self.sending.add(task)
         try:
-            return await asyncio.wait_for(rt.teacher.complete(messages, key), timeout=rt.cfg.timeout_s + 5.0)
+            shape = shape_for(rt.cfg, job.planned)
+            return await asyncio.wait_for(rt.teacher.complete(messages, key, shape), timeout=rt.cfg.timeout_s + 5.0)
         finally:
             self.sending.discard(task)
 
@@ -165,7 +184,7 @@ class Engine:
         self, rt: TeacherRuntime, job: Job, messages: list[dict[str, str]], *, repair: bool = False
     ) -> TeacherReply:
         est_in = job.planned.input_tokens_est
-        reserve_out = rt.cfg.max_tokens
+        reserve_out = rt.cfg.max_tokens * len(job.planned.pairs)
         failures = rate_limited = 0
         last = "no attempt made"
         while True:
@@ -175,7 +194,7 @@ class Engine:
             retry_after: float | None = None
             was_rate_limited = False
             try:
-                reply = await self._send(rt, messages, job.planned.key + (":repair" if repair else ""))
+                reply = await self._send(rt, messages, job.planned.key + (":repair" if repair else ""), job)
             except TeacherError as exc:
                 rt.limiter.settle(est_in, reserve_out, 0, 0)
                 rt.limiter.observe(exc.headers, rate_limited=exc.rate_limited, retry_after=exc.retry_after)
@@ -227,16 +246,26 @@ class Engine:
         )
 
     # -------------------------------------------------------------------------------------------------- one job
-    def _cost(self, rt: TeacherRuntime, reply: TeacherReply) -> float:
-        return rt.price.cost(reply.input_tokens, reply.output_tokens, batch=rt.batch)
+    def paid(self, rt: TeacherRuntime, reply: TeacherReply) -> Paid:
+        """What one reply cost, from its usage (cached and cache-written input at their own prices)."""
+        cost = rt.price.cost(
+            reply.input_tokens,
+            reply.output_tokens,
+            batch=rt.batch,
+            cached_tokens=reply.cached_tokens,
+            cache_write_tokens=reply.cache_write_tokens,
+        )
+        self.stats.add_usage(rt.label, reply.input_tokens, reply.output_tokens, cost, reply.cached_tokens)
+        return Paid(reply.input_tokens, reply.output_tokens, cost, reply.cached_tokens, reply.cache_write_tokens)
 
     def expected_cost(self, rt: TeacherRuntime, job: Job) -> float:
-        out = estimate_output_tokens(job.planned.style, rt.cfg.max_tokens)
+        """What the budget reserves for a request: no cache discount assumed, the expected reply per pair."""
+        out = sum(estimate_output_tokens(style, rt.cfg.max_tokens) for _, style in job.planned.pairs)
         return rt.price.cost(job.planned.input_tokens_est, out, batch=rt.batch)
 
     def _row(self, rt: TeacherRuntime, job: Job, **extra: Any) -> dict[str, Any]:
         p = job.planned
-        return {
+        row = {
             "key": p.key,
             "teacher": rt.cfg.provider,
             "model": rt.cfg.model,
@@ -244,17 +273,12 @@ class Engine:
             "chunk_id": p.chunk_id,
             "audience": p.audience,
             "style": p.style,
-            **extra,
         }
+        return {**row, **extra}
 
-    def _verdict(self, job: Job, reply: TeacherReply):
-        return parse_reply(
-            reply.text,
-            audience=job.planned.audience,
-            style=job.planned.style,
-            truncated=reply.truncated,
-            refusal=reply.refusal,
-            allowed_kinds=job.prompt.kinds,
+    def judge(self, job: Job, reply: TeacherReply, indices: list[int] | None = None) -> list[Verdict]:
+        return judge(
+            job.planned, job.prompt, reply.text, truncated=reply.truncated, refusal=reply.refusal, indices=indices
         )
 
     async def process(self, rt: TeacherRuntime, job: Job) -> None:
@@ -277,41 +301,26 @@ class Engine:
         held[0] = 0.0
 
     async def _process(self, rt: TeacherRuntime, job: Job, expected: float, held: list[float]) -> None:
-        key = job.planned.key
-        previous = self.ledger.index.attempts.get(key)
-        if previous is not None:  # resumed: the first reply was paid for and failed its checks; go to the repair
-            problem = ReplyProblem(previous.get("reason", "schema"), previous.get("detail", ""))
-            bad_text = previous.get("reply", "")
-            usage_in = int(previous.get("usage", {}).get("input_tokens", 0))
-            usage_out = int(previous.get("usage", {}).get("output_tokens", 0))
-            cost = float(previous.get("usage", {}).get("cost_usd", 0.0))
+        previous = self.ledger.index.attempts.get(job.planned.key)
+        if previous is not None:  # resumed: the first reply was paid for and had bad pairs; go to the repair
+            verdicts, bad_text, paid = resumed(job.planned, previous)
         else:
             self.stats.count_request(rt.label)
             try:
                 reply = await self._call(rt, job, job.prompt.as_list())
             except _GiveUp as exc:
-                self._give_up(rt, job, exc, 0, 0, 0.0)
+                self._give_up(rt, job, exc, Paid(), None)
                 return
-            cost = self._cost(rt, reply)
-            self._spend(held, cost)
-            self.stats.add_usage(rt.label, reply.input_tokens, reply.output_tokens, cost)
-            usage_in, usage_out = reply.input_tokens, reply.output_tokens
-            verdict = self._verdict(job, reply)
-            if not isinstance(verdict, ReplyProblem):
-                self._done_ok(rt, job, verdict, usage_in, usage_out, cost, attempts=1)
+            paid = self.paid(rt, reply)
+            self._spend(held, paid.cost_usd)
+            verdicts = self.judge(job, reply)
+            if not failed_indices(verdicts):
+                self._done(rt, job, verdicts, paid, attempts=1, reply=reply.text or "")
                 return
-            problem, bad_text = verdict, (reply.text or "")[:MAX_REPLY_IN_LEDGER]
+            bad_text = (reply.text or "")[:MAX_REPLY_IN_LEDGER]
             self.last_progress = time.monotonic()
             self.ledger.append(
-                self._row(
-                    rt,
-                    job,
-                    type="attempt",
-                    reason=problem.reason,
-                    detail=problem.detail,
-                    reply=bad_text,
-                    usage=_usage(usage_in, usage_out, cost),
-                )
+                self._row(rt, job, type="attempt", **attempt_fields(job.planned, verdicts, paid, bad_text))
             )
             # The repair is a new request: it needs budget like any other (a resumed run picks it up).
             self.check_stop()
@@ -320,76 +329,41 @@ class Engine:
                 return
             held[0] = expected
         self.stats.count_request(rt.label)
-        messages = repair_messages(job.prompt, problem.reason, bad_text, problem.detail)
+        messages = repair_conversation(job.planned, job.prompt, verdicts, bad_text)
         try:
             reply = await self._call(rt, job, messages, repair=True)
         except _GiveUp as exc:
-            self._give_up(rt, job, exc, usage_in, usage_out, cost)
+            self._give_up(rt, job, exc, paid, verdicts)
             return
-        repair_cost = self._cost(rt, reply)
-        self._spend(held, repair_cost)
-        self.stats.add_usage(rt.label, reply.input_tokens, reply.output_tokens, repair_cost)
-        usage_in += reply.input_tokens
-        usage_out += reply.output_tokens
-        cost += repair_cost
-        verdict = self._verdict(job, reply)
-        if isinstance(verdict, ReplyProblem):
-            detail = f"{verdict.detail} (after one repair; first reply: {problem.reason}: {problem.detail})"
-            self.ledger.append(
-                self._row(
-                    rt,
-                    job,
-                    type="done",
-                    status="failed",
-                    reason=verdict.reason,
-                    detail=detail[:1000],
-                    reply=(reply.text or "")[:MAX_REPLY_IN_LEDGER],
-                    usage=_usage(usage_in, usage_out, cost),
-                    attempts=2,
-                )
-            )
-            self.stats.failed += 1
-            self.stats.reasons[verdict.reason] += 1
-            self._advance()
-            return
-        self.stats.repaired += 1
-        self._done_ok(rt, job, verdict, usage_in, usage_out, cost, attempts=2)
+        repair_paid = self.paid(rt, reply)
+        self._spend(held, repair_paid.cost_usd)
+        final = merge(verdicts, self.judge(job, reply, failed_indices(verdicts)))
+        self.stats.repaired += len(failed_indices(verdicts)) - len(failed_indices(final))
+        self._done(rt, job, final, paid + repair_paid, attempts=2, reply=reply.text or "")
 
-    def _done_ok(self, rt, job, draft, usage_in, usage_out, cost, *, attempts: int) -> None:
-        self.ledger.append(
-            self._row(
-                rt,
-                job,
-                type="done",
-                status="ok",
-                pair=draft.model_dump(mode="json"),
-                usage=_usage(usage_in, usage_out, cost),
-                attempts=attempts,
-            )
-        )
-        self.stats.ok += 1
-        self._advance()
+    def _done(self, rt, job, verdicts: list[Verdict], paid: Paid, *, attempts: int, reply: str, **extra) -> None:
+        fields = done_fields(job.planned, verdicts, paid, attempts, reply)
+        self.ledger.append(self._row(rt, job, type="done", **fields, **extra))
+        for verdict in verdicts:
+            if isinstance(verdict, ReplyProblem):
+                self.stats.failed += 1
+                self.stats.reasons[verdict.reason] += 1
+            else:
+                self.stats.ok += 1
+        self._advance(job, paid)
 
-    def _give_up(self, rt, job, exc: _GiveUp, usage_in: int, usage_out: int, cost: float) -> None:
+    def _give_up(self, rt, job, exc: _GiveUp, paid: Paid, verdicts: list[Verdict] | None) -> None:
         if exc.reason == "bad_request":  # the provider refused this exact request: final, never resent
-            self.ledger.append(
-                self._row(
-                    rt,
-                    job,
-                    type="done",
-                    status="failed",
-                    reason="bad_request",
-                    detail=exc.detail[:1000],
-                    usage=_usage(usage_in, usage_out, cost),
-                    attempts=1,
-                )
-            )
-            self.stats.failed += 1
-        else:  # out of retries: not completed, the next run tries again
-            self.ledger.append(self._row(rt, job, type="error", reason=exc.reason, detail=exc.detail[:1000]))
-            self.stats.errors += 1
+            problem = ReplyProblem("bad_request", exc.detail[:1000])
+            kept = [problem] * len(job.planned.pairs) if verdicts is None else verdicts
+            final = [problem if isinstance(v, ReplyProblem) else v for v in kept]
+            self._done(rt, job, final, paid, attempts=1 if verdicts is None else 2, reply="")
+            return
+        # out of retries: not completed, the next run tries again (from the repair, when a first reply was paid)
+        self.ledger.append(self._row(rt, job, type="error", reason=exc.reason, detail=exc.detail[:1000]))
+        self.stats.errors += 1
         self.stats.reasons[exc.reason] += 1
-        self._advance()
+        self._advance(job, paid)
 
     def record_crash(self, rt: TeacherRuntime, job: Job, exc: BaseException) -> None:
         """An exception nobody foresaw (a bug, an SDK surprise): this job is an `error` line, the worker lives on."""
@@ -397,12 +371,16 @@ class Engine:
         self.ledger.append(self._row(rt, job, type="error", reason="internal_error", detail=detail))
         self.stats.errors += 1
         self.stats.reasons["internal_error"] += 1
-        self._advance()
+        self._advance(job)
 
-    def _advance(self) -> None:
+    def _advance(self, job: Job, paid: Paid | None = None) -> None:
         self.last_progress = time.monotonic()
+        if self.projection is not None:
+            self.projection.finished(job.planned.key, paid.cost_usd if paid is not None else 0.0)
         if self.progress is not None:
             self.progress.advance(1, cost_usd=self.budget.spent_usd)
+            if self.projection is not None:
+                self.progress.update(description=self.projection.label(self.budget.total_usd))
 
     async def run(self, jobs: Iterable[Job], control: RunControl | None = None) -> EngineStats:
         """Feed `jobs` (a lazy iterable is fine) to one worker pool per teacher; return when all are settled."""
@@ -421,10 +399,6 @@ class RunControl:
     stalled: bool = False
     abandoned: int = 0  # requests still in flight at the deadline: cancelled, so they may be paid again
     in_flight_at_stop: int = 0
-
-
-def _usage(input_tokens: int, output_tokens: int, cost: float) -> dict[str, Any]:
-    return {"input_tokens": input_tokens, "output_tokens": output_tokens, "cost_usd": round(cost, 8)}
 
 
 def make_runtime(index: int, cfg: TeacherConfig, api_key: str, price: Price, *, batch: bool = False) -> TeacherRuntime:

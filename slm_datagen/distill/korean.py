@@ -217,52 +217,66 @@ def question_from_issue(issue: str) -> str:
     text = _strip_trailing(text)
     text = re.sub(r"지\s*여부\s*및\s+", "지, 그리고 ", text)
     if text.endswith("여부"):
-        clause = _strip_trailing(text[: -len("여부")])
-        as_clause = _yes_no_from_clause(clause)
-        if as_clause:
-            return as_clause
-        for verb, ending, takes in _YESNO_VERBS:
-            if not clause.endswith(verb):
-                continue
-            head = clause[: -len(verb)]
-            spaced = head.endswith(" ")
-            head = head.rstrip()
-            if not head:
-                return clause + " " + ending if takes is None else ending
-            if not spaced and takes is not None and verb in ("공제", "감면", "환급"):
-                # '매입세액공제 여부' -> '매입세액공제를 받을 수 있나요?'
-                return obj(clause) + " " + ending.replace(verb, "").lstrip()
-            if not spaced and takes is not None:
-                # '과세여부' written without a space: keep the compound and add the particle to the whole.
-                compound_head = head.rsplit(" ", 1)
-                head = compound_head[0] if len(compound_head) == 2 else ""
-                word = (compound_head[-1] + verb) if len(compound_head) == 2 else clause
-                if verb in ("과세", "적용", "포함", "산입", "면제", "부과", "중단", "성립", "인정", "제외", "발생"):
-                    noun = _drop_genitive(compound_head[-1]) if len(compound_head) == 2 else ""
-                    if noun:
-                        prefix = (head + " ") if head else ""
-                        return prefix + subject(noun) + " " + ending
-                return (head + " " if head else "") + subject(word) + " 가능한가요?"
-            if takes is None:
-                joiner = "에 " if verb == "해당" else " "
-                return head + joiner + ending
-            noun = _drop_genitive(head)
-            if verb == "포함" and "의 " in head:
-                # '…부동산의 상속 재산 포함 여부' -> '…부동산이 상속 재산에 포함되나요?'
-                owner, _, container = head.rpartition("의 ")
-                if container and container.count(" ") <= 1:
-                    return f"{subject(owner)} {container}에 {ending}"
-            if takes == "subject":
-                return subject(noun) + " " + ending
-            if takes == "object":
-                return obj(noun) + " " + ending
-            if takes == "subject_topic":
-                return topic(noun) + " " + ending
-        return (
-            f"{subject(clause)} 인정되나요?"
-            if clause.endswith(("특례", "감면", "비과세"))
-            else f"{clause}에 해당하나요?"
-        )
+        return _yes_no_question(_strip_trailing(text[: -len("여부")]))
+    return _clause_or_noun_question(text)
+
+
+def _yes_no_question(clause: str) -> str:
+    """'…여부' with the 여부 removed -> a yes/no question."""
+    as_clause = _yes_no_from_clause(clause)
+    if as_clause:
+        return as_clause
+    for verb, ending, takes in _YESNO_VERBS:
+        if clause.endswith(verb):
+            return _yes_no_with_verb(clause, verb, ending, takes)
+    return (
+        f"{subject(clause)} 인정되나요?" if clause.endswith(("특례", "감면", "비과세")) else f"{clause}에 해당하나요?"
+    )
+
+
+def _yes_no_with_verb(clause: str, verb: str, ending: str, takes: str | None) -> str:
+    """'… 과세', '… 공제', '… 포함' + 여부: the particle depends on the verb and on how the noun is written."""
+    head = clause[: -len(verb)]
+    spaced = head.endswith(" ")
+    head = head.rstrip()
+    if not head:
+        return clause + " " + ending if takes is None else ending
+    if not spaced and takes is not None and verb in ("공제", "감면", "환급"):
+        # '매입세액공제 여부' -> '매입세액공제를 받을 수 있나요?'
+        return obj(clause) + " " + ending.replace(verb, "").lstrip()
+    if not spaced and takes is not None:
+        # '과세여부' written without a space: keep the compound and add the particle to the whole.
+        compound_head = head.rsplit(" ", 1)
+        head = compound_head[0] if len(compound_head) == 2 else ""
+        word = (compound_head[-1] + verb) if len(compound_head) == 2 else clause
+        if verb in ("과세", "적용", "포함", "산입", "면제", "부과", "중단", "성립", "인정", "제외", "발생"):
+            noun = _drop_genitive(compound_head[-1]) if len(compound_head) == 2 else ""
+            if noun:
+                prefix = (head + " ") if head else ""
+                return prefix + subject(noun) + " " + ending
+        return (head + " " if head else "") + subject(word) + " 가능한가요?"
+    if takes is None:
+        joiner = "에 " if verb == "해당" else " "
+        return head + joiner + ending
+    noun = _drop_genitive(head)
+    if verb == "포함" and "의 " in head:
+        # '…부동산의 상속 재산 포함 여부' -> '…부동산이 상속 재산에 포함되나요?'
+        owner, _, container = head.rpartition("의 ")
+        if container and container.count(" ") <= 1:
+            return f"{subject(owner)} {container}에 {ending}"
+    if takes == "subject":
+        return subject(noun) + " " + ending
+    if takes == "object":
+        return obj(noun) + " " + ending
+    if takes == "subject_topic":
+        return topic(noun) + " " + ending
+    return (
+        f"{subject(clause)} 인정되나요?" if clause.endswith(("특례", "감면", "비과세")) else f"{clause}에 해당하나요?"
+    )
+
+
+def _clause_or_noun_question(text: str) -> str:
+    """An issue without 여부: a clause ('…할 수 있는지') or a noun phrase ending in 기산일 / 방법 / 범위 …"""
     as_clause = _yes_no_from_clause(text)
     if as_clause:
         return as_clause

@@ -65,8 +65,10 @@ def _repair_json(candidate: str) -> str:
     return candidate
 
 
-def extract_json(text: str) -> tuple[dict[str, Any] | None, str]:
-    """(object, "") or (None, why). Accepts fenced blocks and surrounding prose."""
+def extract_json(text: str, *, keep_pairs: bool = False) -> tuple[dict[str, Any] | None, str]:
+    """(object, "") or (None, why). Accepts fenced blocks and surrounding prose.
+
+    A single-pair reply wrapped as {"pairs": [pair]} is unwrapped unless `keep_pairs` (several-pairs replies)."""
     stripped = text.strip()
     fenced = re.search(r"```(?:json)?\s*(.*?)```", stripped, re.S)
     if fenced:
@@ -84,7 +86,7 @@ def extract_json(text: str) -> tuple[dict[str, Any] | None, str]:
                 last_error = f"invalid JSON: {exc.msg} at column {exc.colno}"
                 continue
             if isinstance(value, dict):
-                if "pairs" in value and isinstance(value["pairs"], list) and value["pairs"]:
+                if not keep_pairs and isinstance(value.get("pairs"), list) and value["pairs"]:
                     value = value["pairs"][0]  # some models wrap a single pair
                 if isinstance(value, dict):
                     return value, ""
@@ -145,6 +147,13 @@ def parse_reply(
         if "{" not in text and hangul_share(text) < MIN_HANGUL_SHARE and len(text.strip()) > 20:
             return ReplyProblem("not_korean", f"Hangul share {hangul_share(text):.2f}; {why}")
         return ReplyProblem("schema", why)
+    return check_pair(data, audience=audience, style=style, allowed_kinds=allowed_kinds)
+
+
+def check_pair(
+    data: dict[str, Any], *, audience: str, style: str = "explain", allowed_kinds: tuple[str, ...] = ()
+) -> PairDraft | ReplyProblem:
+    """One pair's JSON object -> a PairDraft, or the problem that makes it unusable."""
     try:
         draft = PairDraft.model_validate(_normalise(data, audience, style))
     except ValidationError as exc:
@@ -170,3 +179,83 @@ def parse_reply(
         if problem:
             return ReplyProblem("schema", problem)
     return draft
+
+
+# ------------------------------------------------------------------------------------ several pairs per request
+def _pair_objects(text: str) -> tuple[list[Any] | None, str]:
+    """The items of the reply's `pairs` array; from a reply cut off mid-array, the items that are complete."""
+    data, why = extract_json(text, keep_pairs=True)
+    if isinstance(data, dict) and isinstance(data.get("pairs"), list):
+        return data["pairs"], ""
+    if isinstance(data, dict) and "question" in data:
+        return [data], ""  # one bare pair
+    if data is not None:
+        return None, "no pairs array in the reply"
+    start = text.find("[", text.find('"pairs"') + 1) if '"pairs"' in text else text.find("[")
+    if start == -1:
+        return None, why
+    found: list[Any] = []
+    rest = text[start + 1 :]
+    while True:
+        obj = _balanced_object(rest)
+        if obj is None:
+            break
+        try:
+            found.append(json.loads(_repair_json(obj)))
+        except json.JSONDecodeError:
+            pass
+        rest = rest[rest.find(obj) + len(obj) :]
+    return (found or None), why
+
+
+def parse_pairs(
+    text: str | None,
+    items: list[tuple[str, str, str]],
+    *,
+    truncated: bool = False,
+    refusal: str | None = None,
+    allowed_kinds: tuple[str, ...] = (),
+) -> list[PairDraft | ReplyProblem]:
+    """Check a several-pairs reply: one verdict per asked item (id, audience, style), each judged on its own.
+
+    Items are matched by id, then, for objects without a known id, by position. A reply cut off at the token limit
+    keeps its complete pairs; the missing ones are `truncated`. One bad pair never discards the others.
+    """
+    if refusal:
+        return [ReplyProblem("refused", refusal[:300]) for _ in items]
+    if (text is None or not text.strip()) and truncated:
+        return [ReplyProblem("truncated", "reply cut at the token limit before any pair") for _ in items]
+    if text is None or not text.strip():
+        return [ReplyProblem("empty", "the reply had no text") for _ in items]
+    objects, why = _pair_objects(text)
+    if objects is None:
+        if truncated:
+            return [ReplyProblem("truncated", f"reply cut at the token limit after {len(text)} characters")] * len(
+                items
+            )
+        if "{" not in text and hangul_share(text) < MIN_HANGUL_SHARE and len(text.strip()) > 20:
+            return [ReplyProblem("not_korean", f"Hangul share {hangul_share(text):.2f}; {why}")] * len(items)
+        return [ReplyProblem("schema", why) for _ in items]
+    by_id: dict[str, Any] = {}
+    loose: list[Any] = []
+    wanted = {pid for pid, _, _ in items}
+    for obj in objects:
+        pid = str(obj.get("id", "")).strip() if isinstance(obj, dict) else ""
+        if pid in wanted and pid not in by_id:
+            by_id[pid] = obj
+        else:
+            loose.append(obj)
+    out: list[PairDraft | ReplyProblem] = []
+    for pid, audience, style in items:
+        obj = by_id.get(pid)
+        if obj is None and loose:
+            obj = loose.pop(0)
+        if obj is None:
+            reason = "truncated" if truncated else "schema"
+            out.append(ReplyProblem(reason, f"pair {pid} is missing from the reply"))
+        elif not isinstance(obj, dict):
+            out.append(ReplyProblem("schema", f"pair {pid}: expected a JSON object, got {type(obj).__name__}"))
+        else:
+            data = {k: v for k, v in obj.items() if k != "id"}
+            out.append(check_pair(data, audience=audience, style=style, allowed_kinds=allowed_kinds))
+    return out

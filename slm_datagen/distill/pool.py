@@ -2,6 +2,8 @@
 
     stats = await run_pool(engine, jobs, control)
 
+- Cache warm-up: a teacher's first request whose shared prefix the provider can cache is sent alone (`WarmUp`);
+  the other workers start once it is answered, so they read that prefix from the cache instead of all writing it.
 - Workers never die: a job whose processing raises anything but a fatal SlmError becomes an `error` line
   (`Engine.record_crash`) and the worker takes the next job. A fatal error (bad key, unknown model) stops the run.
 - The watchdog: when no ledger line has been written for `control.stall_timeout_s`, the run stops
@@ -18,8 +20,10 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 
 from slm_datagen.distill.engine import Engine, EngineStats, Job, RunControl, Stopped, TeacherRuntime
+from slm_datagen.distill.pricing import min_cached_tokens
 from slm_forest.errors import SlmError
 from slm_forest.progress import console
 
@@ -48,11 +52,39 @@ def _stop(engine: Engine) -> None:
     engine.stop_event.set()
 
 
-async def _worker(engine: Engine, rt: TeacherRuntime, queue: asyncio.Queue, failure: list[BaseException]) -> None:
+@dataclass
+class WarmUp:
+    """The first request of a teacher goes alone: once it is answered, its prompt prefix is in the provider's cache,
+    so the requests sent concurrently after it read that prefix instead of all paying for it at once."""
+
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+    started: bool = False
+
+    async def enter(self) -> bool:
+        """True for the one request that warms the cache; the others wait until it is answered."""
+        if self.done.is_set():
+            return False
+        if not self.started:
+            self.started = True
+            return True
+        await self.done.wait()
+        return False
+
+
+def _warms_cache(rt: TeacherRuntime, job: Job) -> bool:
+    """Whether this request's shared prefix is long enough for the provider to cache it (else no warm-up)."""
+    minimum = min_cached_tokens(rt.cfg.provider, rt.cfg.model)
+    return minimum is not None and job.planned.cacheable_tokens_est >= minimum
+
+
+async def _worker(
+    engine: Engine, rt: TeacherRuntime, queue: asyncio.Queue, failure: list[BaseException], warm: WarmUp
+) -> None:
     while not engine.stopping:
         job: Job | None = await queue.get()
         if job is None:
             return
+        leading = await warm.enter() if _warms_cache(rt, job) else False
         try:
             await engine.process(rt, job)
         except Stopped:
@@ -63,6 +95,9 @@ async def _worker(engine: Engine, rt: TeacherRuntime, queue: asyncio.Queue, fail
             return
         except Exception as exc:  # noqa: BLE001 - one bad job must not take the worker (and the run) with it
             engine.record_crash(rt, job, exc)
+        finally:
+            if leading:
+                warm.done.set()
 
 
 async def _feed(engine: Engine, jobs: Iterable[Job], queues: dict[int, asyncio.Queue]) -> None:
@@ -96,8 +131,9 @@ async def _drain(engine: Engine, control: RunControl, workers: list[asyncio.Task
 async def run_pool(engine: Engine, jobs: Iterable[Job], control: RunControl) -> EngineStats:
     queues = {index: asyncio.Queue(maxsize=2 * rt.cfg.max_concurrency) for index, rt in engine.runtimes.items()}
     failure: list[BaseException] = []
+    warm = {index: WarmUp() for index in engine.runtimes}
     workers = [
-        asyncio.create_task(_worker(engine, rt, queues[index], failure))
+        asyncio.create_task(_worker(engine, rt, queues[index], failure, warm[index]))
         for index, rt in engine.runtimes.items()
         for _ in range(rt.cfg.max_concurrency)
     ]

@@ -11,6 +11,7 @@ The input names and values the checker accepts are in `calcspec.py`.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -119,3 +120,36 @@ PAIR_JSON_SCHEMA: dict[str, Any] = {
 }
 
 SCHEMA_NAME = "tax_qa_pair"
+
+# Several pairs per request (`distill.pairs_per_request` > 1): one object whose `pairs` array holds one item per pair
+# asked for, each naming the id the prompt gave it ("p1", "p2", …) so a pair is matched to its audience and style
+# even when the teacher reorders or drops some. No minItems/maxItems: the schema stays the same whatever the
+# number of pairs, so it is one cacheable prefix for every request (the count is checked on our side).
+PAIR_ITEM_JSON_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["id", "question", "answer", "citations", "calculation"],
+    "properties": {
+        "id": {"type": "string", "description": "the id of the pair as the request lists it, e.g. p1"},
+        **{k: v for k, v in PAIR_JSON_SCHEMA["properties"].items() if k != "audience"},
+    },
+}
+
+PAIRS_JSON_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["pairs"],
+    "properties": {"pairs": {"type": "array", "items": PAIR_ITEM_JSON_SCHEMA}},
+}
+
+PAIRS_SCHEMA_NAME = "tax_qa_pairs"
+
+
+@dataclass(frozen=True)
+class RequestShape:
+    """What a request asks for besides its messages: the reply schema, the token limit, the cache routing key."""
+
+    schema: dict[str, Any] = field(default_factory=lambda: PAIR_JSON_SCHEMA)
+    schema_name: str = SCHEMA_NAME
+    max_tokens: int | None = None  # None: the teacher's max_tokens
+    cache_key: str | None = None  # OpenAI prompt_cache_key

@@ -2,8 +2,9 @@
 
     run_distill(ctx) -> StageResult
 
-1. Plan: stream the chunks (the first `--limit N` only) and list one request per (chunk, teacher, audience,
-   style), each with its content-derived key (`plan.py`). Requests whose key is `done` in the ledger are cached;
+1. Plan: stream the chunks (the first `--limit N` only) and list the requests per (chunk, teacher), each asking
+   for `distill.pairs_per_request` (default: all) of the chunk's (audience, style) pairs, each with its
+   content-derived key (`plan.py`). Requests whose key is `done` in the ledger are cached;
    with `--retry-failures` the done-but-failed ones (content failures) are asked again.
 2. `--dry-run`: print requests, estimated tokens and dollars per teacher (`estimate.py`), call nothing.
 3. Send what is not cached: online (`engine.py`, `pool.py`) or through the providers' batch APIs (`batch.py`);
@@ -31,10 +32,10 @@ from typing import Any
 from slm_datagen.distill.assemble import FAILURES_NAME, QA_NAME, assemble
 from slm_datagen.distill.budget import Budget
 from slm_datagen.distill.engine import Engine, EngineStats, Job, RunControl, TeacherRuntime, make_runtime
-from slm_datagen.distill.estimate import estimate, print_estimate
+from slm_datagen.distill.estimate import Projection, calibrate, estimate, print_estimate, request_estimates
 from slm_datagen.distill.imports import append_imports, read_imports
 from slm_datagen.distill.ledger import LEDGER_NAME, Ledger
-from slm_datagen.distill.plan import PlannedRequest, iter_chunks, plan_chunk, prompt_for
+from slm_datagen.distill.plan import PlannedRequest, iter_chunks, plan_chunk, request_prompt
 from slm_datagen.distill.pool import request_stop
 from slm_datagen.distill.pricing import PRICES_AS_OF, Price, find_price
 from slm_datagen.distill.teachers import resolve_api_key
@@ -47,14 +48,21 @@ __all__ = ["FAILURES_NAME", "QA_NAME", "make_plan", "run_distill", "sweep_temp_f
 
 
 # ------------------------------------------------------------------------------------------------------- plan
-def make_plan(path: Path, cfg: DistillConfig, limit: int | None, seed: int = 0) -> tuple[list[PlannedRequest], int]:
-    """All requests in a fixed order (chunk, teacher, audience, style); a repeated key is planned once."""
+def make_plan(
+    path: Path, cfg: DistillConfig, limit: int | None, ledger: Ledger | None = None, seed: int = 0
+) -> tuple[list[PlannedRequest], int]:
+    """All requests in a fixed order (chunk, teacher, pairs); a repeated key is planned once. With the ledger, pairs
+    an earlier run answered under another `pairs_per_request` keep those answers (`plan._covered`)."""
     plan: list[PlannedRequest] = []
     seen: set[str] = set()
     n_chunks = 0
+    answered = None
+    if ledger is not None:
+        index_ = ledger.index
+        answered = lambda key: key in index_.done or key in index_.attempts  # noqa: E731
     for index, chunk in enumerate(iter_chunks(path, limit)):
         n_chunks += 1
-        for request in plan_chunk(chunk, index, cfg, seed):
+        for request in plan_chunk(chunk, index, cfg, answered, seed):
             if request.key not in seen:
                 seen.add(request.key)
                 plan.append(request)
@@ -81,7 +89,7 @@ def pending_requests(
             continue
         if not ledger.is_done(request.key):
             todo.pending.append(request)
-        elif retry_failures and ledger.index.done_status.get(request.key) == "failed":
+        elif retry_failures and ledger.index.done_status.get(request.key) in ("failed", "partial"):
             todo.pending.append(request)
             todo.resend.add(request.key)
         else:
@@ -106,7 +114,7 @@ def _jobs(path: Path, limit: int | None, cfg: DistillConfig, todo: dict[int, lis
     last = max(todo)
     for index, chunk in enumerate(iter_chunks(path, limit)):
         for request in todo.get(index, ()):
-            yield Job(request, prompt_for(chunk, cfg.teachers[request.teacher_index], request.audience, request.style))
+            yield Job(request, request_prompt(chunk, cfg.teachers[request.teacher_index], request, cfg))
         if index >= last:
             return
 
@@ -136,17 +144,27 @@ class Sent:
 
 
 async def _send(
-    runtimes: list[TeacherRuntime], ledger: Ledger, budget: Budget, jobs: Iterator[Job], cfg: DistillConfig, todo: Todo
+    runtimes: list[TeacherRuntime],
+    ledger: Ledger,
+    budget: Budget,
+    jobs: Iterator[Job],
+    cfg: DistillConfig,
+    todo: Todo,
+    projection: Projection,
 ) -> Sent:
     control = RunControl(stall_timeout_s=cfg.stall_timeout_s, grace_s=cfg.stop_grace_s)
     with progress_bar("distill", len(todo.pending), show_cost=True) as task:
+        task.update(description=projection.label(budget.total_usd))
         try:
             if cfg.mode == "batch":
                 from slm_datagen.distill.batch import BatchRunner
 
-                return Sent(await BatchRunner(runtimes, ledger, budget, cfg, task).run(jobs))
+                runner = BatchRunner(runtimes, ledger, budget, cfg, task)
+                runner.engine.projection = projection
+                return Sent(await runner.run(jobs))
             engine = Engine(runtimes, ledger, budget, task)
             engine.resend = todo.resend
+            engine.projection = projection
             installed = _install_stop_handlers(engine, control)
             try:
                 stats = await engine.run(jobs, control)
@@ -176,7 +194,13 @@ def _install_stop_handlers(engine: Engine, control: RunControl) -> list[tuple[si
 
 
 def _send_pending(
-    cfg: DistillConfig, chunks_path: Path, limit: int | None, todo: Todo, ledger: Ledger | None, budget: Budget
+    cfg: DistillConfig,
+    chunks_path: Path,
+    limit: int | None,
+    todo: Todo,
+    ledger: Ledger | None,
+    budget: Budget,
+    projection: Projection,
 ) -> Sent:
     if not todo.pending or ledger is None:
         return Sent()
@@ -184,7 +208,8 @@ def _send_pending(
     by_chunk: dict[int, list[PlannedRequest]] = defaultdict(list)
     for request in todo.pending:
         by_chunk[request.chunk_index].append(request)
-    return asyncio.run(_send(runtimes, ledger, budget, _jobs(chunks_path, limit, cfg, by_chunk), cfg, todo))
+    jobs = _jobs(chunks_path, limit, cfg, by_chunk)
+    return asyncio.run(_send(runtimes, ledger, budget, jobs, cfg, todo, projection))
 
 
 # -------------------------------------------------------------------------------------------------------- stage
@@ -194,23 +219,26 @@ def run_distill(ctx: StageContext) -> StageResult:
     chunks_path = ctx.upstream_dir("prepare") / "chunks.jsonl"
     if not dry_run:
         sweep_temp_files(ctx.stage_dir)
-    plan, n_chunks = make_plan(chunks_path, cfg, limit, ctx.cfg.seed)
     imported = read_imports(cfg, chunks_path)  # a malformed import file stops here, before anything is sent
     uses_api = any(t.provider != "offline" for t in cfg.teachers)
     # A dry run only reads the ledger: it must not create one (it reports that nothing was written).
     ledger = Ledger(ctx.stage_dir / LEDGER_NAME, readonly=dry_run) if uses_api else None
     try:
+        plan, n_chunks = make_plan(chunks_path, cfg, limit, ledger, ctx.cfg.seed)
         todo = pending_requests(plan, cfg, ledger, retry_failures)
         counts = {"chunks": n_chunks, "requests": len(plan), "cached": todo.cached}
         spent_before = ledger.index.spent_usd if ledger is not None else 0.0
+        # What the ledger measured (output per pair, cache hits) for these teachers and prompt versions
+        calibration = calibrate(ledger.path if ledger is not None else None, cfg)
         if dry_run:
-            est = estimate(plan, {r.key for r in todo.pending} | _offline_keys(plan, cfg), cfg)
+            est = estimate(plan, {r.key for r in todo.pending} | _offline_keys(plan, cfg), cfg, calibration)
             summary = print_estimate(est, cfg, n_chunks, spent_before)
             counts["to_send"] = len(todo.pending)
             return StageResult(outputs=[], counts=counts, stats={"estimate": est}, complete=False, summary=summary)
         # The cap is on the dataset's total spend: start from what the ledger already records as paid.
         budget = Budget(cfg.max_cost_usd, spent_before_usd=spent_before)
-        sent = _send_pending(cfg, chunks_path, limit, todo, ledger, budget)
+        projection = Projection(request_estimates(plan, {r.key for r in todo.pending}, cfg, calibration))
+        sent = _send_pending(cfg, chunks_path, limit, todo, ledger, budget, projection)
         assembled = assemble(ctx.stage_dir, chunks_path, limit, cfg, plan, ledger, ctx.cfg.seed)
     finally:
         if ledger is not None:
@@ -285,7 +313,7 @@ def _raise_above_threshold(ctx: StageContext, cfg: DistillConfig, assembled: dic
         return
     reasons = ", ".join(f"{k} {v}" for k, v in assembled["reasons"].most_common())
     raise SlmError(
-        f"distill: {failures} of {finished} requests failed ({failures / finished:.0%}, above "
+        f"distill: {failures} of {finished} pairs failed ({failures / finished:.0%}, above "
         f"distill.failure_threshold {cfg.failure_threshold:.0%}): {reasons} ({assembled['transient']} transient, "
         f"{assembled['content']} content); see {ctx.stage_dir / FAILURES_NAME}",
         "fix the cause (teacher model, max_tokens, prompts, endpoint) and rerun (transient failures are retried, "

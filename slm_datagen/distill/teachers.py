@@ -14,6 +14,12 @@ off mid-JSON, which the SDKs raise as `json.JSONDecodeError` rather than an APIE
 400-class answer about this one request: recorded as a failure), fatal (401/403/404, and a 429 that says the
 account's quota is used up: the whole stage stops with an SlmError naming the key variable, the model or the quota). Keys come from the environment only and are scrubbed from
 every message that could reach a log, the ledger or an error.
+
+Prompt caching: Anthropic requests carry `cache_control` breakpoints (the end of the system prompt, and a message
+marked `cache_breakpoint` by the prompt builder); OpenAI caches prompt prefixes of 1,024+ tokens by itself, and
+gets a `prompt_cache_key` (one per chunk) when the installed SDK accepts it. Replies report cached input apart:
+`TeacherReply.cached_tokens` (OpenAI `prompt_tokens_details.cached_tokens`, Anthropic `cache_read_input_tokens`)
+and `cache_write_tokens` (Anthropic `cache_creation_input_tokens`); `input_tokens` is always every input token.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from typing import Any
 
 from slm_datagen.distill.plan import reply_format
 from slm_datagen.distill.ratelimit import parse_retry_after
-from slm_datagen.distill.schema import PAIR_JSON_SCHEMA, SCHEMA_NAME
+from slm_datagen.distill.schema import PAIR_JSON_SCHEMA, SCHEMA_NAME, RequestShape
 from slm_forest.config import TeacherConfig
 from slm_forest.errors import SlmError
 
@@ -41,9 +47,11 @@ class TeacherReply:
     text: str | None
     truncated: bool = False
     refusal: str | None = None
-    input_tokens: int = 0
+    input_tokens: int = 0  # every input token, cached and cache-written ones included
     output_tokens: int = 0
     headers: dict[str, str] = field(default_factory=dict)
+    cached_tokens: int = 0  # input served from the provider's prompt cache
+    cache_write_tokens: int = 0  # input written into the cache (Anthropic bills these at 1.25 x input)
 
 
 class TeacherError(Exception):
@@ -102,15 +110,21 @@ def openai_body(
     schema: dict[str, Any] | None = PAIR_JSON_SCHEMA,
     schema_name: str = SCHEMA_NAME,
     temperature: float | None = None,
+    max_tokens: int | None = None,
+    prompt_cache_key: str | None = None,
 ) -> dict[str, Any]:
     """The Chat Completions body (also used as a Batch API line's `body`). `schema=None` asks for free text;
-    build's judge passes its own schema and temperature 0."""
+    build's judge passes its own schema and temperature 0. Messages are sent as role + content only."""
     temp = teacher.temperature if temperature is None else temperature
-    body: dict[str, Any] = {"model": teacher.model, "messages": messages, "temperature": temp}
+    plain = [{"role": m["role"], "content": m["content"]} for m in messages]
+    body: dict[str, Any] = {"model": teacher.model, "messages": plain, "temperature": temp}
+    limit = teacher.max_tokens if max_tokens is None else max_tokens
     if teacher.provider == "openai":
-        body["max_completion_tokens"] = teacher.max_tokens
+        body["max_completion_tokens"] = limit
     else:
-        body["max_tokens"] = teacher.max_tokens  # what vLLM, Ollama, Groq and Together all accept
+        body["max_tokens"] = limit  # what vLLM, Ollama, Groq and Together all accept
+    if prompt_cache_key and teacher.provider == "openai":
+        body["prompt_cache_key"] = prompt_cache_key
     fmt = reply_format(teacher) if schema is not None else None
     if fmt == "json_schema":
         body["response_format"] = {
@@ -129,20 +143,36 @@ def anthropic_params(
     schema: dict[str, Any] | None = PAIR_JSON_SCHEMA,
     schema_name: str = SCHEMA_NAME,
     tool_description: str = TOOL_DESCRIPTION,
+    max_tokens: int | None = None,
+    cache: bool = False,
 ) -> dict[str, Any]:
     """The Messages params (also a Message Batches request's `params`): system apart, same-role turns merged;
-    with a schema, a forced tool whose input is the reply."""
+    with a schema, a forced tool whose input is the reply.
+
+    `cache=True` marks prompt-cache breakpoints: the end of the system prompt (tools come before it, so they are
+    in the same cached prefix) and every message marked `cache_breakpoint`. Turns are then lists of text blocks."""
     system = "\n\n".join(m["content"] for m in messages if m["role"] == "system")
-    turns: list[dict[str, str]] = []
+    turns: list[dict[str, Any]] = []
     for message in messages:
         if message["role"] == "system":
             continue
-        if turns and turns[-1]["role"] == message["role"]:
+        if cache:
+            block: dict[str, Any] = {"type": "text", "text": message["content"]}
+            if message.get("cache_breakpoint"):
+                block["cache_control"] = {"type": "ephemeral"}
+            if turns and turns[-1]["role"] == message["role"]:
+                turns[-1]["content"].append(block)
+            else:
+                turns.append({"role": message["role"], "content": [block]})
+        elif turns and turns[-1]["role"] == message["role"]:
             turns[-1] = {"role": message["role"], "content": turns[-1]["content"] + "\n\n" + message["content"]}
         else:
             turns.append({"role": message["role"], "content": message["content"]})
-    params: dict[str, Any] = {"model": teacher.model, "max_tokens": teacher.max_tokens, "messages": turns}
-    if system:
+    limit = teacher.max_tokens if max_tokens is None else max_tokens
+    params: dict[str, Any] = {"model": teacher.model, "max_tokens": limit, "messages": turns}
+    if system and cache:
+        params["system"] = [{"type": "text", "text": system, "cache_control": {"type": "ephemeral"}}]
+    elif system:
         params["system"] = system
     if schema is not None and reply_format(teacher) == "tool":
         params["tools"] = [{"name": schema_name, "description": tool_description, "input_schema": schema}]
@@ -161,11 +191,13 @@ def openai_reply(completion: Any, headers: Mapping[str, str] | None = None) -> T
     """A ChatCompletion (SDK object or the JSON dict of a batch line) -> TeacherReply."""
     choices = _get(completion, "choices") or []
     usage = _get(completion, "usage") or {}
+    details = _get(usage, "prompt_tokens_details") or {}
     reply = TeacherReply(
         text=None,
         input_tokens=int(_get(usage, "prompt_tokens", 0) or 0),
         output_tokens=int(_get(usage, "completion_tokens", 0) or 0),
         headers=dict(headers or {}),
+        cached_tokens=int(_get(details, "cached_tokens", 0) or 0),
     )
     if not choices:
         return reply
@@ -193,19 +225,29 @@ def anthropic_reply(message: Any, headers: Mapping[str, str] | None = None) -> T
     else:
         text = "".join(text_parts) or None
     stop = _get(message, "stop_reason")
+    cache_read = int(_get(usage, "cache_read_input_tokens", 0) or 0)
+    cache_write = int(_get(usage, "cache_creation_input_tokens", 0) or 0)
     return TeacherReply(
         text=text,
         truncated=stop == "max_tokens",
         refusal="refused by the model" if stop == "refusal" else None,
-        input_tokens=int(_get(usage, "input_tokens", 0) or 0)
-        + int(_get(usage, "cache_creation_input_tokens", 0) or 0)
-        + int(_get(usage, "cache_read_input_tokens", 0) or 0),
+        input_tokens=int(_get(usage, "input_tokens", 0) or 0) + cache_write + cache_read,
         output_tokens=int(_get(usage, "output_tokens", 0) or 0),
         headers=dict(headers or {}),
+        cached_tokens=cache_read,
+        cache_write_tokens=cache_write,
     )
 
 
 # ------------------------------------------------------------------------------------------------ SDK clients
+def sdk_takes_prompt_cache_key(client: Any) -> bool:
+    """Whether the installed openai SDK's `chat.completions.create` has a `prompt_cache_key` parameter."""
+    try:
+        return "prompt_cache_key" in inspect.signature(client.chat.completions.create).parameters
+    except (TypeError, ValueError, AttributeError):
+        return False
+
+
 def classify_status(status: int) -> str:
     if status in (401, 403, 404):
         return "fatal"
@@ -267,18 +309,35 @@ class Teacher:
                 kwargs["base_url"] = cfg.base_url
             self.client = openai.AsyncOpenAI(**kwargs)
             self._sdk_errors = (openai.APIError,)
+        self.takes_cache_key = cfg.provider == "openai" and sdk_takes_prompt_cache_key(self.client)
 
-    async def complete(self, messages: list[dict[str, str]], request_key: str) -> TeacherReply:
+    async def complete(
+        self, messages: list[dict[str, str]], request_key: str, shape: RequestShape | None = None
+    ) -> TeacherReply:
+        """Send one request. `shape` says which schema, token limit and cache hints it carries (default: one pair)."""
+        shape = shape or RequestShape()
         headers = {REQUEST_KEY_HEADER: request_key}
         try:
             if self.provider == "anthropic":
-                raw = await self.client.messages.with_raw_response.create(
-                    **anthropic_params(self.cfg, messages), extra_headers=headers
+                params = anthropic_params(
+                    self.cfg,
+                    messages,
+                    schema=shape.schema,
+                    schema_name=shape.schema_name,
+                    max_tokens=shape.max_tokens,
+                    cache=True,
                 )
+                raw = await self.client.messages.with_raw_response.create(**params, extra_headers=headers)
                 return anthropic_reply(await _parsed(raw), raw.headers)
-            raw = await self.client.chat.completions.with_raw_response.create(
-                **openai_body(self.cfg, messages), extra_headers=headers
+            body = openai_body(
+                self.cfg,
+                messages,
+                schema=shape.schema,
+                schema_name=shape.schema_name,
+                max_tokens=shape.max_tokens,
+                prompt_cache_key=shape.cache_key if self.takes_cache_key else None,
             )
+            raw = await self.client.chat.completions.with_raw_response.create(**body, extra_headers=headers)
             return openai_reply(await _parsed(raw), raw.headers)
         except self._sdk_errors as exc:
             raise _error_from_sdk(exc, self.secrets) from None
