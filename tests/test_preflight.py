@@ -150,7 +150,9 @@ def test_answers_cut_above_the_share_stop_with_the_max_length_that_fixes_it(toke
 
 
 def test_truncated_drop_reports_the_cut_examples_for_the_stage_to_leave_out(tokenizer):
-    report = preflight(tokenizer, examples=WITH_ONE_LONG, max_length=96, max_truncated_share=0.0, truncated_policy="drop")
+    report = preflight(
+        tokenizer, examples=WITH_ONE_LONG, max_length=96, max_truncated_share=0.0, truncated_policy="drop"
+    )
     assert report.truncated_ids == ["ex-long-answer"] and report.dropped_truncated == 1
     assert "dropped" in report.checks["max_length"]
     with pytest.raises(SlmError, match="every example is longer"):

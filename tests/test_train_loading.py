@@ -145,7 +145,9 @@ def test_qlora_on_cpu_quantizes_the_language_model_only_and_trains(tiny_dirs, tm
     ]
     # the adapter loads back on the class it was trained on, over a full-precision base, and changes its output
     base = load_base(type(trainer.model.get_base_model()), path)
-    expected = "Gemma3ForCausalLM" if kind == "tiny-random-gemma3-mm" else type(AutoModelForCausalLM.from_pretrained(path))
+    expected = (
+        "Gemma3ForCausalLM" if kind == "tiny-random-gemma3-mm" else type(AutoModelForCausalLM.from_pretrained(path))
+    )
     assert type(base).__name__ == getattr(expected, "__name__", expected)
     ids = tokenizer.apply_chat_template(CONVS[0][1], return_tensors="pt", return_dict=True)["input_ids"]
     with torch.no_grad():
