@@ -192,7 +192,7 @@ def freeze_for_adapters(model: Any, activation_checkpointing: bool) -> Any:
     for param in model.parameters():
         param.requires_grad_(False)
     if activation_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
     model.enable_input_require_grads()
     return model
 
