@@ -79,3 +79,28 @@ def choose_attention(
         why = "on CPU" if device != "cuda" else ("flash_attn not installed" if flash_ok else f"{name} has no flash")
         return AttentionChoice("sdpa", f"auto: SDPA ({why}); packed rows get a block-diagonal mask")
     return AttentionChoice("eager", f"auto: {name} supports neither flash-attention nor SDPA")
+
+
+def training_class_for_model_type(model_type: str) -> type | None:
+    """The class `slm train` trains for a config's model_type, without reading any weights (for `slm config
+    validate`): multimodal Gemma 3 ("gemma3") trains as Gemma3ForCausalLM (see `loading.training_model_class`)."""
+    import transformers
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+    if model_type == "gemma3":
+        return transformers.Gemma3ForCausalLM
+    name = MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.get(model_type)
+    return getattr(transformers, name, None) if name else None
+
+
+def flash_attention_problem(model_type: str) -> str | None:
+    """Why `train.attn_implementation: flash_attention_2` cannot work for this model_type, or None."""
+    import transformers
+
+    model_cls = training_class_for_model_type(model_type)
+    if model_cls is None or getattr(model_cls, "_supports_flash_attn", False):
+        return None
+    return (
+        f"{model_cls.__name__} (model_type '{model_type}') declares no flash-attention support in "
+        f"transformers {transformers.__version__}"
+    )
