@@ -58,6 +58,7 @@ class LiveStoragePeak:
         tracker = self
         self.live: dict[int, tuple[object, int]] = {}
         self.base, self.peak = base_bytes, base_bytes
+        self.current = self.added = 0  # bytes of tracked storages (some maybe dead until the next sweep); new ones
 
         class Mode(TorchDispatchMode):
             def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
@@ -68,6 +69,8 @@ class LiveStoragePeak:
         self.mode = Mode()
 
     def observe(self, out: object, weak_ref: type) -> None:
+        """Add the new storages; when the running total (dead ones included) could be a new peak, drop the dead
+        ones first — the peak only needs checking at allocations, and this keeps the per-op cost small."""
         import torch
         from torch.utils._pytree import tree_flatten
 
@@ -77,8 +80,14 @@ class LiveStoragePeak:
                 key = storage._cdata
                 if key not in self.live and storage.nbytes():
                     self.live[key] = (weak_ref(storage), storage.nbytes())
-        self.live = {k: v for k, v in self.live.items() if not v[0].expired()}
-        self.peak = max(self.peak, self.base + sum(n for _, n in self.live.values()))
+                    self.current += storage.nbytes()
+                    self.added += 1
+        if self.base + self.current > self.peak or self.added > 2000:
+            dead = [k for k, (ref, _) in self.live.items() if ref.expired()]
+            for key in dead:
+                self.current -= self.live.pop(key)[1]
+            self.added = 0
+            self.peak = max(self.peak, self.base + self.current)
 
 
 def build_checkpoint(root: Path, name: str, text: dict, vision: dict | None) -> Path:
@@ -117,6 +126,9 @@ def load(path: Path, kind: str, method: str, old_path: bool):
         model = load_model_for_training(
             spec, path, method, "bf16", "cpu", activation_checkpointing=True, attention=attention
         )
+        if method == "lora":  # what Trainer does for train.activation_checkpointing=true (QLoRA: the loader does)
+            model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+            model.enable_input_require_grads()
         return apply_lora(model, spec, lora), spec
     kwargs = {"dtype": torch.bfloat16, "attn_implementation": "sdpa"}
     if method == "qlora":
@@ -166,12 +178,15 @@ def packed_batch(vocab: int, tokens: int):
 def small_cpu_head_tiles() -> None:
     """TRL's tiled head folds each [4096 tokens x 32768 vocab] tile with fused Triton kernels on CUDA, but on CPU
     with torch ops that keep ~7 fp32 copies of the tile alive (measured: 7 x 64 MiB at 512 tokens). That is a
-    CPU-only cost the GPU plan does not have, so the step is measured with 256 x 4096 tiles (same arithmetic)."""
+    CPU-only cost the GPU plan does not have, so the step is measured with 256 x 4096 tiles (same arithmetic), and
+    the plan's LM-head tile term is computed for the same tiles (the 12B figure is computed before, with TRL's)."""
     import trl.kernels.chunked_logprob as kernel
     import trl.trainer.utils as trl_utils
 
-    kernel.TOKEN_CHUNK_SIZE = 256
-    trl_utils._CHUNKED_LOGPROB_CHUNK_SIZE = 4096
+    from fine_tuning.plan import memory_terms
+
+    kernel.TOKEN_CHUNK_SIZE = memory_terms.FUSED_HEAD_TOKEN_TILE = 256
+    trl_utils._CHUNKED_LOGPROB_CHUNK_SIZE = memory_terms.FUSED_HEAD_VOCAB_TILE = 4096  # the plan's tile term too
 
 
 def measure_step(model, vocab: int, tokens: int, fused: bool) -> tuple[float, float]:
@@ -247,6 +262,7 @@ def main() -> None:
     from fine_tuning.plan.memory import estimate_memory
 
     torch.set_num_threads(max(1, os.cpu_count() or 1))
+    plan_12b = estimate_memory("gemma-3-12b-it", quantization="4bit", dtype="bf16", seq_len=2048).peak_gb
     small_cpu_head_tiles()
     results: dict[tuple[str, str, bool], dict] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -274,7 +290,6 @@ def main() -> None:
         f"TRL fused LM head vs full-logit loss (Gemma vocab, {tokens} tokens): {gemma_after['peak']:.3f} vs "
         f"{full_logits['peak']:.3f} GiB measured; fp32 logits alone would be {logits_gib:.2f} GiB"
     )
-    plan_12b = estimate_memory("gemma-3-12b-it", quantization="4bit", dtype="bf16", seq_len=2048).peak_gb
     ratio = gemma_after["peak"] / gemma_after["plan"]
     print(
         f"memory: gemma3_12b_qlora_plan_gib={plan_12b:.2f} measured_vs_plan={ratio:.2f} "
