@@ -154,3 +154,22 @@ def test_planner_goals_for_the_production_configs(config, goal_gib):
     assert "fp32" not in weights
     if "gemma" in config:
         assert "vision tower" in weights and "not loaded" in weights
+
+
+def test_the_text_model_saves_under_its_own_names_and_reloads_with_the_same_weights(tiny_dirs, tmp_path):
+    """transformers 5 reverts a load's key_mapping on save: unchecked, the text model would be saved with
+    `language_model.model.*` keys and reload as random weights without an error."""
+    import torch
+    from safetensors import safe_open
+    from transformers import AutoModelForCausalLM
+
+    from fine_tuning.train.loading import load_language_model_only
+
+    text = load_language_model_only(tiny_dirs["tiny-random-gemma3-mm"]).eval()
+    text.save_pretrained(tmp_path / "text")
+    with safe_open(str(tmp_path / "text" / "model.safetensors"), "pt") as weights:
+        assert all(key.startswith(("model.", "lm_head.")) for key in weights.keys())
+    again = AutoModelForCausalLM.from_pretrained(tmp_path / "text").eval()
+    ids = torch.randint(10, 300, (1, 24))
+    with torch.no_grad():
+        assert torch.equal(again(input_ids=ids).logits, text(input_ids=ids).logits)

@@ -109,7 +109,7 @@ def load_language_model_only(path: str | Path, dtype: Any = "fp32", **kwargs: An
     level = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()
     try:
-        return load_pretrained(
+        model = load_pretrained(
             Gemma3ForCausalLM,
             path,
             config=config.text_config,
@@ -119,6 +119,11 @@ def load_language_model_only(path: str | Path, dtype: Any = "fp32", **kwargs: An
         )
     finally:
         hf_logging.set_verbosity(level)
+    # transformers 5 reverts a load's key_mapping on save_pretrained: a text model saved from here (the merged export)
+    # would get `language_model.model.*` keys, which Gemma3ForCausalLM.from_pretrained then loads as random weights
+    # without an error. It is a text model now: save it under its own names.
+    model._weight_conversions = None
+    return model
 
 
 def quantization_config(spec: Any, device: str, *, text_only: bool = False) -> Any:
