@@ -190,9 +190,10 @@ run "$SLM" plan "$CONFIG" "${SLM_SETS[@]}"
 
 # ---------------------------------------------------------------------------------- 9. train under nohup, resumable
 # Why nohup: training takes hours; it must outlive the SSH session. Its output goes to a log on the volume
-# (follow it with `tail -f`). Why --resume: after a restart the checkpoints in $CHECKPOINTS hold the optimizer,
-# scheduler and data position; `slm train` continues from the newest complete one (it would also do so without the
-# flag; the flag makes it an error if they belong to another config). A finished train stage is skipped.
+# (follow it with `tail -f`). Why no --resume: `slm train` itself continues from the newest complete checkpoint in
+# $CHECKPOINTS (optimizer, scheduler and data position) when it was made with the same train config and data, and
+# otherwise starts over, replacing them. --resume would turn any train-config change under the same run name into an
+# error ("checkpoints … made with another train config"). A finished train stage is skipped.
 # Several GPUs: one process per GPU through `accelerate launch` (DDP by default, FSDP with ACCELERATE_CONFIG).
 step "9. train ($GPUS GPU(s)); log: $TRAIN_LOG"
 if [[ "$GPUS" -gt 1 ]]; then
@@ -202,10 +203,32 @@ else
   TRAIN_CMD=("$SLM" train)
 fi
 TRAIN_CMD+=("$CONFIG" "${SLM_SETS[@]}")
-if compgen -G "$CHECKPOINTS/checkpoint-*/trainer_state.json" >/dev/null; then
-  TRAIN_CMD+=(--resume)
-  echo "checkpoints found in $CHECKPOINTS: resuming"
-fi
+
+# Say what `slm train` will do with the checkpoints on the volume (the same rule as fine_tuning/train/checkpoints.py:
+# complete = trainer_state.json, written last, and the adapter are there).
+resume_plan() {
+  local dir step newest="" newest_step=-1 partial=()
+  for dir in "$CHECKPOINTS"/checkpoint-*; do
+    [[ -d "$dir" ]] || continue
+    step="${dir##*/checkpoint-}"
+    [[ "$step" =~ ^[0-9]+$ ]] || continue
+    if [[ -f "$dir/trainer_state.json" && -f "$dir/adapter_config.json" && -f "$dir/adapter_model.safetensors" ]]; then
+      if (( step > newest_step )); then newest="${dir##*/}"; newest_step="$step"; fi
+    else
+      partial+=("${dir##*/}")
+    fi
+  done
+  for dir in "${partial[@]+"${partial[@]}"}"; do
+    echo "resume: $dir is incomplete (a save was interrupted): slm train ignores it"
+  done
+  if [[ -z "$newest" ]]; then
+    echo "resume: no complete checkpoint in $CHECKPOINTS: training starts at step 0"
+  else
+    echo "resume: slm train continues from $newest if it was made with this train config and data" \
+      "(its slm_resume_key.json); otherwise it starts over and replaces the checkpoints"
+  fi
+}
+resume_plan
 
 train_pid=""
 if [[ -f "$TRAIN_PID" ]] && kill -0 "$(cat "$TRAIN_PID")" 2>/dev/null \

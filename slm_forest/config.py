@@ -329,6 +329,17 @@ class TrainConfig(Section):
     dtype: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
     allow_fp32_fallback: bool = False
     max_length: int = Field(2048, ge=16)
+    # Answers cut at max_length train without their end-of-turn token (the model learns not to stop).
+    max_truncated_share: float = Field(
+        0.01, ge=0, le=1, description="share of training examples max_length may cut before the run stops"
+    )
+    truncated: Literal["stop", "drop"] = Field(
+        "stop", description="stop: fail above max_truncated_share; drop: leave cut examples out (counted)"
+    )
+    attn_implementation: Literal["auto", "sdpa", "eager", "flash_attention_2"] = Field(
+        "auto",
+        description="auto: flash_attention_2 on CUDA when installed and the model class supports it, else sdpa",
+    )
     packing: bool = True
     epochs: float = Field(1.0, gt=0)
     max_steps: int = Field(-1, description="-1: run `epochs` epochs")
@@ -408,6 +419,10 @@ class ExportConfig(Section):
     )
     ollama_modelfile: bool = True
     push_to_hub: str | None = None
+    # Multimodal Gemma 3 trains as its language model alone (text data); true puts the vision tower back.
+    keep_vision: bool = Field(
+        False, description="multimodal bases: export a checkpoint with the base's vision tower (image input)"
+    )
 
 
 # ------------------------------------------------------------------------------------------------------------ plan

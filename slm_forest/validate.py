@@ -1,7 +1,8 @@
 """`slm config validate`: what can be known about a run without a GPU or the network.
 
 Beyond the schema (load_config): the base model must be a registry key, a local model directory or shaped like a
-Hugging Face id (owner/name); fp16 is refused for a model whose registry entry forbids it (Gemma 3); and every
+Hugging Face id (owner/name); fp16 is refused for a model whose registry entry forbids it (Gemma 3),
+flash-attention for a model whose training class does not declare it (read from the installed transformers); and every
 secret the run will need (teacher and judge keys, the law.go.kr OC, HF_TOKEN for a push, WANDB_API_KEY) is looked
 for in the environment — a warning only, since validation may run on another machine than the stages.
 
@@ -83,6 +84,19 @@ def _base_model_findings(cfg: RunConfig) -> list[Finding]:
                 f"{hint}registry keys: {', '.join(registry.known_models())}",
             )
         ]
+    if cfg.train.attn_implementation == "flash_attention_2":
+        from fine_tuning.train.attention import flash_attention_problem  # noqa: PLC0415 - imports transformers
+
+        problem = flash_attention_problem(spec.arch.model_type)
+        if problem:
+            return [
+                Finding(
+                    "error",
+                    "train.attn_implementation",
+                    f"flash_attention_2 cannot train {spec.name}: {problem}",
+                    "use train.attn_implementation: auto (flash-attention where the class supports it, else SDPA)",
+                )
+            ]
     if cfg.train.dtype == "fp16" and not spec.allows_fp16:
         return [
             Finding(

@@ -457,11 +457,13 @@ def test_qlora_multimodal_gemma3_trains_in_4bit_and_exports_a_full_precision_mer
         "train.lora.dropout=0",
     )
     run_stage(cfg, "train")
-    assert seen["four_bit"] and all("language_model" in n for n in seen["four_bit"])
-    assert seen["vision_linears"] and not any(n in seen["four_bit"] for n in seen["vision_linears"])
+    # text data: the language model alone is loaded, its decoder linears in 4-bit, no vision tower at all
+    assert seen["four_bit"] and all(".model.layers." in n for n in seen["four_bit"])
+    assert seen["vision_linears"] == []
     stage = runs / "qlora" / "train"
     summary = json.loads((stage / "train_summary.json").read_text(encoding="utf-8"))
-    assert summary["method"] == "qlora" and summary["model_class"] == "Gemma3ForConditionalGeneration"
+    assert summary["method"] == "qlora" and summary["model_class"] == "Gemma3ForCausalLM"
+    assert "float32" not in summary["frozen_dtypes"] or summary["dtype"] == "fp32"  # fp32 on CPU: the load dtype
 
     report = run_stage(cfg, "export")
     merged_dir = runs / "qlora" / "export" / "merged"
@@ -474,7 +476,7 @@ def test_qlora_multimodal_gemma3_trains_in_4bit_and_exports_a_full_precision_mer
     config_json = json.loads((merged_dir / "config.json").read_text(encoding="utf-8"))
     assert "quantization_config" not in config_json
     merged = AutoModelForCausalLM.from_pretrained(merged_dir).eval()
-    assert type(merged).__name__ == "Gemma3ForConditionalGeneration"
+    assert type(merged).__name__ == "Gemma3ForCausalLM"  # export.keep_vision is false by default
     assert not any(isinstance(m, bnb.nn.Linear4bit) for m in merged.modules())
     peft_model, tokenizer = load_trained(stage, device="cpu")  # base in full precision + the QLoRA adapter
     assert not any(isinstance(m, bnb.nn.Linear4bit) for m in peft_model.modules())
@@ -488,3 +490,13 @@ def test_qlora_multimodal_gemma3_trains_in_4bit_and_exports_a_full_precision_mer
         got = merged(input_ids=ids).logits
     assert torch.allclose(got, expected, atol=1e-4)
     assert (base - expected).abs().max() > 1e-4  # the adapter changed something, so the equality means something
+
+    # export.keep_vision: the same trained language model inside the multimodal checkpoint, vision tower restored
+    vision_cfg = cfg.model_copy(deep=True)
+    vision_cfg.export.keep_vision = True
+    report = run_stage(vision_cfg, "export")
+    assert report.manifest.stats["merge"]["keep_vision"]["vision_tower"] == "restored from the base"
+    with_vision = AutoModelForCausalLM.from_pretrained(merged_dir).eval()
+    assert type(with_vision).__name__ == "Gemma3ForConditionalGeneration"
+    with torch.no_grad():
+        assert torch.allclose(with_vision(input_ids=ids).logits, expected, atol=1e-4)

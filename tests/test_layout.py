@@ -27,6 +27,8 @@ ALLOWED_LAZY_IMPORTS = {
     ("slm_forest/cli.py", "_register_tool_commands", "fine_tuning.serve"),
     # `slm config validate` checks train.base_model and its dtype against the model registry, which is torch-free
     ("slm_forest/validate.py", "_base_model_findings", "fine_tuning.plan"),
+    # ... and, only when train.attn_implementation is flash_attention_2, what the installed transformers declares
+    ("slm_forest/validate.py", "_base_model_findings", "fine_tuning.train.attention"),
 }
 # "module:function" strings the runner imports when that stage runs (slm_forest/pipeline.py, STAGES).
 ALLOWED_STAGE_TABLE = {

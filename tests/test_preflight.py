@@ -39,7 +39,7 @@ def tokenizer():
     return train_tokenizer(texts * 20, vocab_size=600)
 
 
-def preflight(tokenizer, template=None, examples=EXAMPLES, max_length=512, end_of_turn="<end_of_turn>"):
+def preflight(tokenizer, template=None, examples=EXAMPLES, max_length=512, end_of_turn="<end_of_turn>", **policy):
     from fine_tuning.train.preflight import run_preflight
 
     return run_preflight(
@@ -48,6 +48,7 @@ def preflight(tokenizer, template=None, examples=EXAMPLES, max_length=512, end_o
         template=template or tokenizer.chat_template,
         end_of_turn_token=end_of_turn,
         max_length=max_length,
+        **policy,
     )
 
 
@@ -125,11 +126,37 @@ def test_prompt_longer_than_max_length_fails_naming_the_key(tokenizer):
         preflight(tokenizer, examples=examples, max_length=64)
 
 
-def test_answers_cut_short_are_counted_not_fatal(tokenizer):
-    long_answer = "증여재산공제는 배우자 6억원, 직계존속 5천만원입니다. " * 20
-    examples = EXAMPLES + [("ex-long-answer", conversation(PAIRS[0][0], long_answer))]
-    report = preflight(tokenizer, examples=examples, max_length=96)
-    assert report.truncated_examples == 1 and "1 answers cut short" in report.checks["max_length"]
+LONG_ANSWER = "증여재산공제는 배우자 6억원, 직계존속 5천만원입니다. " * 20
+WITH_ONE_LONG = EXAMPLES + [("ex-long-answer", conversation(PAIRS[0][0], LONG_ANSWER))]
+
+
+def test_answers_cut_short_within_the_allowed_share_are_counted(tokenizer):
+    report = preflight(tokenizer, examples=WITH_ONE_LONG, max_length=96, max_truncated_share=0.5)
+    assert report.truncated_examples == 1 and report.truncated_share == round(1 / len(WITH_ONE_LONG), 4)
+    assert "1 answers" in report.checks["max_length"] and "limit 50.0%" in report.checks["max_length"]
+    assert report.truncated_ids == ["ex-long-answer"] and report.dropped_truncated == 0
+
+
+def test_answers_cut_above_the_share_stop_with_the_max_length_that_fixes_it(tokenizer):
+    from fine_tuning.train.preflight import tokenize_examples
+
+    with pytest.raises(SlmError) as info:
+        preflight(tokenizer, examples=WITH_ONE_LONG, max_length=96, max_truncated_share=0.01)
+    longest = max(len(ex.input_ids) for ex in tokenize_examples(tokenizer, WITH_ONE_LONG, tokenizer.chat_template))
+    assert "train.max_truncated_share=1.0%" in str(info.value) and "end-of-turn" in str(info.value)
+    assert f"raise train.max_length to {longest}" in info.value.hint and "train.truncated: drop" in info.value.hint
+    # The suggested max_length is enough: nothing is cut there.
+    assert preflight(tokenizer, examples=WITH_ONE_LONG, max_length=longest).truncated_examples == 0
+
+
+def test_truncated_drop_reports_the_cut_examples_for_the_stage_to_leave_out(tokenizer):
+    report = preflight(
+        tokenizer, examples=WITH_ONE_LONG, max_length=96, max_truncated_share=0.0, truncated_policy="drop"
+    )
+    assert report.truncated_ids == ["ex-long-answer"] and report.dropped_truncated == 1
+    assert "dropped" in report.checks["max_length"]
+    with pytest.raises(SlmError, match="every example is longer"):
+        preflight(tokenizer, examples=WITH_ONE_LONG[-1:], max_length=96, truncated_policy="drop")
 
 
 def test_missing_end_of_turn_token_names_the_registry(tokenizer):

@@ -77,17 +77,56 @@ def test_dry_run_prints_every_step_in_order(tmp_path):
     assert "runpodctl" not in result.stdout
 
 
-def test_rerun_after_a_restart_resumes_from_the_checkpoints_on_the_volume(tmp_path):
-    checkpoint = tmp_path / "slm-forest" / "checkpoints" / "phi-2-lora" / "checkpoint-40"
-    checkpoint.mkdir(parents=True)
-    (checkpoint / "trainer_state.json").write_text("{}", encoding="utf-8")
+def checkpoint(root: Path, name: str, *, complete: bool) -> Path:
+    path = root / "slm-forest" / "checkpoints" / "phi-2-lora" / name
+    path.mkdir(parents=True)
+    (path / "adapter_config.json").write_text("{}", encoding="utf-8")
+    if complete:
+        (path / "adapter_model.safetensors").write_bytes(b"x")
+        (path / "trainer_state.json").write_text("{}", encoding="utf-8")  # written last by Trainer
+    return path
+
+
+def resume_lines(stdout: str) -> list[str]:
+    return [line for line in stdout.splitlines() if line.startswith("resume: ")]
+
+
+def test_rerun_after_a_restart_leaves_the_resume_decision_to_slm_train(tmp_path):
+    """Checkpoints on the volume: the script never adds --resume (a changed train config would then be an error);
+    it says that slm train continues from the newest complete one when config and data match."""
+    checkpoint(tmp_path, "checkpoint-20", complete=True)
+    checkpoint(tmp_path, "checkpoint-40", complete=True)
     result = dry_run("configs/phi-2-lora.yaml", env={"WORKSPACE": str(tmp_path)})
     assert result.returncode == 0, result.stderr
     train = commands(result.stdout)[index_of(commands(result.stdout), r"^nohup .*slm train ")]
-    assert train.split(">>")[0].rstrip().endswith("--resume")
+    assert "--resume" not in train
     assert f"train.output_dir={tmp_path}/slm-forest/checkpoints/phi-2-lora" in train
+    (line,) = resume_lines(result.stdout)
+    assert "continues from checkpoint-40 if it was made with this train config and data" in line
+    assert "otherwise it starts over" in line
     # A dry run creates nothing, not even the directories it would create.
     assert sorted(p.name for p in (tmp_path / "slm-forest").iterdir()) == ["checkpoints"]
+
+
+def test_a_checkpoint_cut_by_a_kill_during_its_save_is_reported_as_ignored(tmp_path):
+    checkpoint(tmp_path, "checkpoint-20", complete=True)
+    checkpoint(tmp_path, "checkpoint-40", complete=False)  # killed while saving: no trainer_state.json
+    result = dry_run("configs/phi-2-lora.yaml", env={"WORKSPACE": str(tmp_path)})
+    assert resume_lines(result.stdout) == [
+        "resume: checkpoint-40 is incomplete (a save was interrupted): slm train ignores it",
+        "resume: slm train continues from checkpoint-20 if it was made with this train config and data "
+        "(its slm_resume_key.json); otherwise it starts over and replaces the checkpoints",
+    ]
+
+
+def test_no_checkpoint_means_a_fresh_start(tmp_path):
+    result = dry_run("configs/phi-2-lora.yaml", env={"WORKSPACE": str(tmp_path)})
+    assert resume_lines(result.stdout) == [
+        f"resume: no complete checkpoint in {tmp_path}/slm-forest/checkpoints/phi-2-lora: training starts at step 0"
+    ]
+    checkpoint(tmp_path, "checkpoint-10", complete=False)
+    only_partial = dry_run("configs/phi-2-lora.yaml", env={"WORKSPACE": str(tmp_path)})
+    assert resume_lines(only_partial.stdout)[-1].startswith("resume: no complete checkpoint")
 
 
 def test_hf_token_never_appears(tmp_path):

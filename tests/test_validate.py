@@ -122,3 +122,19 @@ def test_the_cli_prints_errors_then_warnings_and_fails_only_on_errors(tmp_path):
     result = validate("--set", "train.base_model=phi2")
     assert result.returncode == 1 and "--set train.base_model=phi2: unknown model 'phi2'" in result.stderr
     assert "did you mean 'phi-2'?" in result.stderr
+
+
+def test_flash_attention_for_a_class_that_declares_none_is_an_error(tmp_path):
+    """Read from the installed transformers: BloomForCausalLM declares no flash-attention; Phi and Gemma 3 (the
+    multimodal 12B trains as Gemma3ForCausalLM) do."""
+    model = tmp_path / "bloom"
+    model.mkdir()
+    (model / "config.json").write_text(
+        '{"model_type": "bloom", "hidden_size": 64, "n_layer": 2, "n_head": 4, "vocab_size": 1000}'
+    )
+    findings = _findings(tmp_path, f"train:\n  base_model: {model}\n  attn_implementation: flash_attention_2\n")
+    assert [(f.level, f.key) for f in findings] == [("error", "train.attn_implementation")]
+    assert "BloomForCausalLM" in findings[0].message and "attn_implementation: auto" in findings[0].hint
+    for base in ("phi-2", "google/gemma-3-12b-it", "tiny-random-gemma3-mm"):
+        assert _findings(tmp_path, f"train:\n  base_model: {base}\n  attn_implementation: flash_attention_2\n") == []
+    assert _findings(tmp_path, f"train:\n  base_model: {model}\n  attn_implementation: sdpa\n") == []

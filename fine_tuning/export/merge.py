@@ -98,3 +98,37 @@ def copy_image_processor(base: str, merged_dir: Path) -> list[str]:
             shutil.copyfile(source, merged_dir / name)
             copied.append(name)
     return copied
+
+
+def restore_vision_tower(merged_text_model: Any, base: str, dtype: Any) -> tuple[Any, dict[str, Any]]:
+    """`export.keep_vision`: the multimodal checkpoint of `base` (vision tower and projector as they were) with the
+    merged language model in it, checked to give the text model's logits on text.
+
+    Training loaded only the language model of a multimodal Gemma 3 checkpoint (Gemma3ForCausalLM); this puts the
+    trained weights back into `Gemma3ForConditionalGeneration`, so image input still works."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from fine_tuning.train.loading import load_pretrained
+
+    full = load_pretrained(AutoModelForCausalLM, base, dtype=dtype)
+    language = full.model.language_model
+    state = {k.removeprefix("model."): v for k, v in merged_text_model.state_dict().items() if k.startswith("model.")}
+    missing, unexpected = language.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise SlmError(
+            f"export.keep_vision: the trained language model does not fit {base}'s "
+            f"({(missing or unexpected)[0]} {'missing' if missing else 'unexpected'})",
+            "set export.keep_vision: false to export the text model alone",
+        )
+    with torch.no_grad():
+        full.lm_head.weight.copy_(merged_text_model.lm_head.weight)  # tied to the embedding in Gemma 3; kept in step
+    full.eval()
+    ids = torch.arange(10, 42)[None]
+    diff = float((logits_of(full, ids) - logits_of(merged_text_model, ids)).abs().max())
+    if diff > PROBE_TOLERANCE_FP32 and next(full.parameters()).dtype == torch.float32:
+        raise SlmError(
+            f"export.keep_vision: the restored multimodal model's text logits differ by {diff:.2e}",
+            "set export.keep_vision: false and report it with train/train_summary.json",
+        )
+    return full, {"vision_tower": "restored from the base", "text_logit_diff": diff}

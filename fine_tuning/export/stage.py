@@ -13,6 +13,10 @@ baked into the model): `fine_tuning.train.loading.load_trained` loads the base u
 that still holds 4-bit layers. Before saving, the merged model's logits on a probe prompt are compared with base +
 adapter; the difference is recorded in the manifest stats.
 
+Vision tower (`export.keep_vision`): a multimodal Gemma 3 base trains as its language model alone (text data), so
+merged/ holds a text model (Gemma3ForCausalLM) by default; with keep_vision: true the base's vision tower and projector
+are put back around the merged language model (`merge.restore_vision_tower`, text logits checked unchanged).
+
 GGUF (`export.gguf: true`): runs llama.cpp's `convert_hf_to_gguf.py` on merged/. It is found through the environment
 variable LLAMA_CPP_CONVERT (the script), LLAMA_CPP_DIR (a llama.cpp checkout) or PATH. When it is missing the stage
 fails with the install hint; with `export.gguf: false` it only says whether the converter is there. Not run in this
@@ -33,7 +37,13 @@ from typing import Any
 
 from fine_tuning.export.card import CARD, dataset_lineage, read_json, render_card
 from fine_tuning.export.gguf import GGUF_INSTALL_HINT, convert_to_gguf, find_gguf_converter, gguf_mode
-from fine_tuning.export.merge import PROCESSOR_FILES, copy_image_processor, merge_adapter, save_merged
+from fine_tuning.export.merge import (
+    PROCESSOR_FILES,
+    copy_image_processor,
+    merge_adapter,
+    restore_vision_tower,
+    save_merged,
+)
 from slm_forest.errors import SlmError
 from slm_forest.files import atomic_writer
 from slm_forest.pipeline import StageContext, StageResult
@@ -69,6 +79,13 @@ def _nothing_to_merge(cfg: Any) -> StageResult:
     return StageResult(outputs=[], summary="nothing to do (export.merge is false)")
 
 
+def _base_source(train_dir: Path, summary: dict[str, Any]) -> str:
+    """The base checkpoint the run trained on: the tiny base under train/, or the hub id / path."""
+    if summary.get("base_model_dir"):
+        return str(train_dir / summary["base_model_dir"])
+    return str(summary.get("base_model_path"))
+
+
 def _write_merged(
     ctx: StageContext, summary: dict[str, Any], lineage: dict[str, Any], stats: dict[str, Any], notes: list[str]
 ) -> Any:
@@ -85,6 +102,8 @@ def _write_merged(
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
     merged, tokenizer, facts = merge_adapter(train_dir, lineage.get("system_prompt"))
+    if summary.get("vision_tower") and ctx.cfg.export.keep_vision:  # trained as the language model alone
+        merged, facts["keep_vision"] = restore_vision_tower(merged, _base_source(train_dir, summary), merged.dtype)
     stats["merge"] = facts
     template = chat_template_of(tokenizer)
     family = template_family(template)
@@ -101,12 +120,7 @@ def _write_merged(
     }
     save_merged(merged, tokenizer, merged_dir, metadata)
     if getattr(merged.config, "vision_config", None) is not None:
-        base_source = (
-            str(train_dir / summary["base_model_dir"])
-            if summary.get("base_model_dir")
-            else str(summary.get("base_model_path"))
-        )
-        copied = copy_image_processor(base_source, merged_dir)
+        copied = copy_image_processor(_base_source(train_dir, summary), merged_dir)
         stats["image_processor_files"] = copied
         if not copied:
             notes.append(

@@ -30,10 +30,12 @@ class GPU:
 
 # Prices: RunPod community-cloud on-demand list prices per GPU-hour as published in March 2026 (RTX 4090 0.34, L4
 # 0.44, L40S 0.79, A100 PCIe 1.19, A100 SXM 1.39, H100 PCIe 1.99, H100 SXM 2.69 — deploybase.ai "RunPod GPU pricing");
-# RTX A5000 / A40 / RTX A6000 are typical listings, less certain. Prices move weekly: edit them in the run config
+# RTX A4000 / RTX A5000 / A40 / RTX A6000 are typical listings, less certain (the A4000, 16 GB, is the smallest bf16
+# card RunPod rents: what Gemma 3 12B QLoRA fits on since frozen weights stay bf16). Prices move weekly: edit them in the run config
 # (`plan.gpus`) rather than here. TFLOPS are NVIDIA datasheet dense 16-bit tensor numbers (RTX 4090: 165 with fp32
 # accumulate, which bf16 uses); bandwidth is the datasheet figure.
 DEFAULT_GPUS: tuple[GPU, ...] = (
+    GPU("RTX A4000", 16.0, 0.17, True, 76.7, 448, "Ampere workstation, 16 GB"),
     GPU("RTX 4090", 24.0, 0.34, True, 165.2, 1008, "consumer Ada, 24 GB"),
     GPU("RTX A5000", 24.0, 0.27, True, 111.1, 768, "Ampere workstation"),
     GPU("L4", 22.5, 0.44, True, 121.0, 300, "low bandwidth: slow for 4-bit"),

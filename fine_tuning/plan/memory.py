@@ -140,9 +140,9 @@ def resolve_setup(
         packing=packing,
         lora_dropout=lora_dropout,
         adapter_dtype=str(adapter_dtype).lower(),
-        upcast_frozen_fp32=quantized if upcast_frozen_fp32 is None else bool(upcast_frozen_fp32),
+        upcast_frozen_fp32=bool(upcast_frozen_fp32) and quantized,
         double_quant=double_quant,
-        vision_params=arch.vision_params if (load_vision_tower is None or load_vision_tower) else 0,
+        vision_params=arch.vision_params if load_vision_tower else 0,
         attn_impl=attn_impl,
         loss_impl=loss_impl,
         bnb_saves_inputs=bnb_saves_inputs,
@@ -201,9 +201,11 @@ def estimate_memory(
     lora_targets: None → the model's defaults. optimizer: HF Trainer names (adamw_torch, paged_adamw_8bit, ...).
     Knobs that mirror code choices of the training stack:
       adapter_dtype       PEFT keeps adapters in fp32 by default (autocast_adapter_dtype=True).
-      upcast_frozen_fp32  peft.prepare_model_for_kbit_training casts every non-quantized weight (embeddings, norms,
-                          vision tower) to fp32; default: True when quantized. Pass False if the trainer skips it.
-      load_vision_tower   multimodal Gemma loads its SigLIP tower even for text; default: True if it has one.
+      upcast_frozen_fp32  True: every non-quantized weight (embeddings, norms, vision tower) in fp32, as
+                          peft.prepare_model_for_kbit_training does. Default False: `slm train` no longer calls it
+                          (fine_tuning.train.loading.freeze_for_adapters keeps them in the compute dtype).
+      load_vision_tower   True: a multimodal Gemma's SigLIP tower is in GPU memory. Default False: `slm train` trains
+                          the language model alone on text (Gemma3ForCausalLM; export.keep_vision restores it).
       attn_impl           "sdpa" (default), "flash_attention_2" (no masks), "eager" (materialises attention).
       loss_impl           "fused" = TRL 1.16 SFTTrainer's tiled LM head (default); "full" = transformers' loss on
                           full [tokens, vocab] logits (custom loops, label smoothing, older TRL).

@@ -189,8 +189,16 @@ def weights_term(arch: Architecture, s: MemorySetup) -> MemoryLine:
     if not s.quantized:
         w = (arch.language_params() + vision) * wb
         parts = f"{_n(arch.language_params())} language" + (f" + {_n(vision)} vision tower" if vision else "")
-        expl = f"{parts} params x {wb} B ({s.dtype})"
+        expl = f"{parts} params x {wb} B ({s.dtype})" + (
+            f"; vision tower ({_n(arch.vision_params)}) not loaded: text-only training"
+            if arch.vision_params and not vision
+            else ""
+        )
         return MemoryLine("weights", w / GIB, expl)
+    if arch.vision_params and not vision:
+        dropped = f"; vision tower ({_n(arch.vision_params)}) not loaded: text-only training"
+    else:
+        dropped = ""
     quant = s.quantization
     qb = (NF4_DQ_BYTES if s.double_quant else NF4_BYTES) if quant == "4bit" else 1.0 + 4 / arch.hidden_size
     ob = 4 if s.upcast_frozen_fp32 else wb
@@ -200,6 +208,7 @@ def weights_term(arch: Architecture, s: MemorySetup) -> MemoryLine:
         f"{_n(lang_linear)} decoder linears x {qb:.3f} B ({quant}"
         f"{' double-quant' if quant == '4bit' and s.double_quant else ''}) + ({rest}) x {ob} B"
         + (" (fp32: prepare_model_for_kbit_training)" if s.upcast_frozen_fp32 else "")
+        + dropped
     )
     return MemoryLine("weights", w / GIB, expl)
 

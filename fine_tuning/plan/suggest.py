@@ -76,8 +76,8 @@ def single_changes(settings: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]
     if settings["upcast_frozen_fp32"]:
         candidates.append(
             (
-                "keep non-quantized weights in bf16 (skip prepare_model_for_kbit_training's fp32 cast; "
-                "a code change, no config key)",
+                "keep non-quantized weights in bf16 (no prepare_model_for_kbit_training fp32 cast; "
+                "what `slm train` does)",
                 {"upcast_frozen_fp32": False},
             )
         )

@@ -38,10 +38,11 @@ _RESUME_FREE_KEYS = {
     "report_to",
     "wandb_project",
     "output_dir",
+    "max_truncated_share",  # a check before training; what is trained is decided by `truncated`
 }
 # Keys added after checkpoints already existed: left out of the resume key while they hold the value the earlier
 # code used implicitly, so those checkpoints still resume.
-_RESUME_KEY_OMITTED_DEFAULTS = {"optim": "adamw_torch"}
+_RESUME_KEY_OMITTED_DEFAULTS = {"optim": "adamw_torch", "truncated": "stop", "attn_implementation": "auto"}
 
 
 def resume_key(cfg: Any, seed: int, data_hashes: list[str]) -> str:

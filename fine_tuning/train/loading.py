@@ -2,13 +2,16 @@
 
 - `load_pretrained(cls, path)` wraps `from_pretrained` and refuses a load that leaves weights randomly initialised.
   The case that bites: `Gemma3ForCausalLM.from_pretrained(<multimodal Gemma 3 4B/12B>)` does not raise; it reports
-  every key missing and returns random weights. Multimodal checkpoints are trained as the class they were saved as
-  (`Gemma3ForConditionalGeneration`, what AutoModelForCausalLM picks for model_type "gemma3"), on text;
-  `load_language_model_only` is the explicit text-only load (`key_mapping` from `language_model.model.*`).
+  every key missing and returns random weights. `load_language_model_only` is the correct text-only load
+  (`key_mapping` from `language_model.model.*`), `load_base` picks it when a text class meets a multimodal checkpoint.
+- `training_model_class(path)`: what `slm train` trains. The data is text, so a multimodal Gemma 3 checkpoint trains
+  as `Gemma3ForCausalLM` (its language model; the vision tower never loads, and flash-attention is allowed, which
+  `Gemma3ForConditionalGeneration` refuses); `slm export` with `export.keep_vision: true` puts the tower back.
 - `load_model_for_training(spec, path_or_id, method, dtype, device)`: LoRA loads the base in the chosen dtype;
-  QLoRA loads it in 4-bit nf4 with double quantization (compute bf16 on GPU, fp32 on CPU), skipping
-  `spec.skip_quantization_modules` (for Gemma 3: the vision tower, the projector and lm_head, by full module name),
-  then `prepare_model_for_kbit_training` (non-reentrant checkpointing).
+  QLoRA loads it in 4-bit nf4 with double quantization (compute bf16 on GPU, fp32 on CPU), skipping lm_head (and,
+  for a multimodal class, the vision modules by full name), then `freeze_for_adapters`: frozen, checkpointing and
+  input gradients — not PEFT's `prepare_model_for_kbit_training`, whose fp32 cast of every non-quantized weight
+  cost Gemma 3 12B ~5.7 GiB. The attention kernel comes from `fine_tuning.train.attention`.
 - `apply_lora(model, spec, lora)`: wraps the registry's per-architecture target modules (a regex restricted to the
   language model for multimodal Gemma 3) and checks that nothing outside the language model got an adapter.
 - `prepare_tokenizer(tokenizer, model)`: a pad token distinct from eos, taken from the existing embedding rows (no
@@ -19,7 +22,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 from pathlib import Path
@@ -30,6 +32,8 @@ from slm_forest.errors import SlmError
 DTYPE_NAMES = ("bf16", "fp16", "fp32")
 # Modules that must never carry a LoRA adapter in a multimodal checkpoint.
 VISION_MODULE_MARKERS = ("vision_tower", "multi_modal_projector")
+# Saved multimodal Gemma 3 keys → Gemma3ForCausalLM keys (older and transformers-5 layouts); lm_head is tied.
+LANGUAGE_MODEL_KEY_MAPPING = {r"^language_model\.model\.": "model.", r"^model\.language_model\.": "model."}
 
 
 def torch_dtype(name: str) -> Any:
@@ -90,8 +94,11 @@ def load_pretrained(model_cls: type, path_or_id: str | Path, **kwargs: Any) -> A
     return model
 
 
-def load_language_model_only(path: str | Path, dtype: str = "fp32") -> Any:
-    """The text model inside a multimodal Gemma 3 checkpoint, as Gemma3ForCausalLM with the trained weights."""
+def load_language_model_only(path: str | Path, dtype: Any = "fp32", **kwargs: Any) -> Any:
+    """The text model inside a multimodal Gemma 3 checkpoint, as Gemma3ForCausalLM with the trained weights.
+
+    `dtype` is a name (fp32/bf16/fp16) or a torch dtype; other keyword arguments go to from_pretrained
+    (quantization_config, device_map, attn_implementation)."""
     from transformers import AutoConfig, Gemma3ForCausalLM
     from transformers.utils import logging as hf_logging
 
@@ -102,22 +109,30 @@ def load_language_model_only(path: str | Path, dtype: str = "fp32") -> Any:
     level = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()
     try:
-        return load_pretrained(
+        model = load_pretrained(
             Gemma3ForCausalLM,
             path,
             config=config.text_config,
-            key_mapping={r"^language_model\.model\.": "model.", r"^model\.language_model\.": "model."},
-            dtype=torch_dtype(dtype),
+            key_mapping=LANGUAGE_MODEL_KEY_MAPPING,
+            dtype=torch_dtype(dtype) if isinstance(dtype, str) else dtype,
+            **kwargs,
         )
     finally:
         hf_logging.set_verbosity(level)
+    # transformers 5 reverts a load's key_mapping on save_pretrained: a text model saved from here (the merged export)
+    # would get `language_model.model.*` keys, which Gemma3ForCausalLM.from_pretrained then loads as random weights
+    # without an error. It is a text model now: save it under its own names.
+    model._weight_conversions = None
+    return model
 
 
-def quantization_config(spec: Any, device: str) -> Any:
+def quantization_config(spec: Any, device: str, *, text_only: bool = False) -> Any:
+    """4-bit nf4 with double quantization; `text_only`: the language model of a multimodal checkpoint is loaded
+    alone, so only lm_head is skipped (the vision module names do not exist there)."""
     import torch
     from transformers import BitsAndBytesConfig
 
-    skip = list(dict.fromkeys([*(spec.skip_quantization_modules or []), "lm_head"]))
+    skip = ["lm_head"] if text_only else list(dict.fromkeys([*(spec.skip_quantization_modules or []), "lm_head"]))
     extra: dict[str, Any] = {}
     if device == "cuda":
         # Packed 4-bit weights stored as bf16 let FSDP flatten them with the bf16 parameters (PEFT's FSDP+QLoRA
@@ -142,6 +157,51 @@ def _local_device_index() -> int:
     return int(os.environ.get("LOCAL_RANK", "0"))
 
 
+def training_model_class(path_or_id: str | Path) -> type:
+    """The class `slm train` trains: a multimodal Gemma 3 checkpoint trains as its language model alone
+    (Gemma3ForCausalLM: the data is text, so the 0.4 B-parameter vision tower never enters GPU memory), everything
+    else as the class AutoModelForCausalLM would pick."""
+    from transformers import AutoConfig, Gemma3ForCausalLM
+
+    config = AutoConfig.from_pretrained(str(path_or_id))
+    if _is_multimodal_config(config) and config.model_type == "gemma3":
+        return Gemma3ForCausalLM
+    return model_class_for(path_or_id)
+
+
+def is_text_model_of_multimodal(model_cls: type, path_or_id: str | Path) -> bool:
+    """`model_cls` is a text-only class and the checkpoint is multimodal: load through the language-model mapping."""
+    from transformers import AutoConfig
+
+    return not hasattr(model_cls, "get_image_features") and _is_multimodal_config(
+        AutoConfig.from_pretrained(str(path_or_id))
+    )
+
+
+def load_base(model_cls: type, path_or_id: str | Path, **kwargs: Any) -> Any:
+    """`load_pretrained`, or the language model of a multimodal checkpoint when `model_cls` is its text class."""
+    if is_text_model_of_multimodal(model_cls, path_or_id):
+        return load_language_model_only(path_or_id, **kwargs)
+    return load_pretrained(model_cls, path_or_id, **kwargs)
+
+
+def freeze_for_adapters(model: Any, activation_checkpointing: bool) -> Any:
+    """What `prepare_model_for_kbit_training` does that training needs, without its blanket fp32 cast.
+
+    PEFT's helper casts every non-quantized parameter to fp32: for Gemma 3 12B that is 1.01 B embedding/norm
+    parameters (and, multimodal, the 0.42 B vision tower) at 4 B each. They stay frozen in the load dtype here:
+    the norms compute in fp32 anyway (Gemma's RMSNorm upcasts its input and weight, LayerNorm runs in fp32 under
+    autocast), and the LoRA weights PEFT adds are fp32 (autocast_adapter_dtype). Input gradients are enabled so
+    non-reentrant checkpointing has a graph to recompute through frozen embeddings.
+    """
+    for param in model.parameters():
+        param.requires_grad_(False)
+    if activation_checkpointing:
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    model.enable_input_require_grads()
+    return model
+
+
 def load_model_for_training(
     spec: Any,
     path_or_id: str | Path,
@@ -150,8 +210,14 @@ def load_model_for_training(
     device: str,
     *,
     activation_checkpointing: bool = False,
+    attention: Any = None,
 ) -> Any:
-    """The base model ready for adapters: LoRA in `dtype`, or QLoRA (4-bit nf4 + kbit preparation)."""
+    """The base model ready for adapters: LoRA in `dtype`, or QLoRA (4-bit nf4, frozen rest kept in `dtype`).
+
+    `attention` is a `fine_tuning.train.attention.AttentionChoice` (default: the automatic choice for the class).
+    """
+    from fine_tuning.train.attention import choose_attention
+
     if method not in ("lora", "qlora"):
         raise SlmError(f"train.method: unknown method '{method}'", "use lora or qlora")
     if dtype == "fp16" and not getattr(spec, "allows_fp16", True):
@@ -159,36 +225,22 @@ def load_model_for_training(
             f"train.dtype=fp16: {spec.name} overflows in fp16 (NaN loss, empty output)",
             "use train.dtype=bf16 (or auto); on a GPU without bf16 use fp32 with train.allow_fp32_fallback=true",
         )
-    model_cls = model_class_for(path_or_id)
-    kwargs: dict[str, Any] = {"dtype": torch_dtype(dtype)}
-    sharded = fsdp_enabled()
-    if device == "cuda" and not sharded:
+    model_cls = training_model_class(path_or_id)
+    attention = attention or choose_attention(model_cls, device)
+    kwargs: dict[str, Any] = {"dtype": torch_dtype(dtype), "attn_implementation": attention.implementation}
+    if device == "cuda" and not fsdp_enabled():
         # Straight onto this process's GPU (one whole model per process; DDP ranks use LOCAL_RANK): no CPU copy of
         # a 24 GB bf16 checkpoint first, and bitsandbytes quantizes while loading onto the target device.
         # Under FSDP accelerate places the shards itself, so no device_map.
         kwargs["device_map"] = {"": _local_device_index()}
-    if device == "cuda" and importlib.util.find_spec("flash_attn") is not None:
-        # Packed, padding-free batches need a kernel that keeps the packed sequences apart (position_ids);
-        # flash-attention 2 does, and is faster. Without it transformers' default (sdpa) is used.
-        kwargs["attn_implementation"] = "flash_attention_2"
+    text_only = is_text_model_of_multimodal(model_cls, path_or_id)
     if method == "qlora":
-        kwargs["quantization_config"] = quantization_config(spec, device)
-    model = load_pretrained(model_cls, path_or_id, **kwargs)
-    if method == "qlora" and sharded:
-        # prepare_model_for_kbit_training upcasts every non-quantized weight to fp32, which FSDP cannot flatten with
-        # the bf16 storage above; TRL skips it for sharded QLoRA too. Checkpointing and input grads are what it
-        # would have set up.
-        if activation_checkpointing:
-            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        model.enable_input_require_grads()
-    elif method == "qlora":
-        from peft import prepare_model_for_kbit_training
-
-        model = prepare_model_for_kbit_training(
-            model,
-            use_gradient_checkpointing=activation_checkpointing,
-            gradient_checkpointing_kwargs={"use_reentrant": False},
-        )
+        kwargs["quantization_config"] = quantization_config(spec, device, text_only=text_only)
+    model = load_base(model_cls, path_or_id, **kwargs)
+    if method == "qlora":
+        # Also what FSDP needs: the frozen bf16 weights flatten with the bf16 4-bit storage (TRL skips PEFT's
+        # fp32 cast for sharded QLoRA for the same reason).
+        model = freeze_for_adapters(model, activation_checkpointing)
     return model
 
 
@@ -287,7 +339,7 @@ def load_trained(run_stage_dir: str | Path, device: str | None = None) -> tuple[
     kwargs: dict[str, Any] = {"dtype": torch_dtype(inference_dtype(summary.get("dtype", "fp32"), device))}
     if device.startswith("cuda"):
         kwargs["device_map"] = {"": device}
-    model = load_pretrained(model_cls, base, **kwargs)
+    model = load_base(model_cls, base, **kwargs)
     model = PeftModel.from_pretrained(model, str(adapter_dir))
     model.to(device)
     model.eval()

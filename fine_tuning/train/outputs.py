@@ -22,6 +22,16 @@ def lowest_logged(history: list[dict[str, Any]], key: str) -> float | None:
     return round(float(min(values)), 6) if values else None
 
 
+def frozen_dtypes(model: Any) -> dict[str, int]:
+    """Frozen parameters per storage dtype ("uint8" = 4-bit packed weights): the summary's proof of no fp32 cast."""
+    counts: dict[str, int] = {}
+    for param in model.parameters():
+        if not param.requires_grad:
+            name = str(param.dtype).replace("torch.", "")
+            counts[name] = counts.get(name, 0) + param.numel()
+    return counts
+
+
 def save_dir_atomically(stage_dir: Path, name: str, save: Any) -> Path:
     final = stage_dir / name
     tmp = stage_dir / f".{name}.tmp"

@@ -10,7 +10,9 @@ with the training template), then:
 - pad_token: a pad token exists and differs from eos, or eos is still trained (pad = eos masks eos in many
   collators and the model never learns to stop);
 - max_length: no example loses its whole answer to truncation (the prompt alone fills `train.max_length`);
-  examples whose answer is only cut short are counted (`truncated_examples`).
+  examples whose answer is only cut short train without their end-of-turn token — how a model learns never to
+  stop. Their share is reported; above `train.max_truncated_share` (default 1 %) the run stops with the fix
+  (the `train.max_length` that would bring it under), unless `train.truncated: drop` leaves them out (counted).
 Each failure is one SlmError naming the config key and the fix; the report goes into train_summary.json.
 """
 
@@ -42,14 +44,19 @@ class PreflightReport:
     trained_share: float  # share of tokens in the loss (assistant answers + their end-of-turn tokens)
     max_example_tokens: int
     max_length: int
-    truncated_examples: int  # longer than max_length: the end of their answer is cut (still trained on the rest)
+    truncated_examples: int  # longer than max_length: the end of their answer (and its end-of-turn token) is cut
+    truncated_share: float  # truncated_examples / examples
+    dropped_truncated: int  # left out of training by train.truncated=drop
     end_of_turn_token: str
     pad_token: str | None
     eos_token: str | None
     checks: dict[str, str] = field(default_factory=dict)
+    truncated_ids: list[str] = field(default_factory=list)  # the examples cut at max_length
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        data["truncated_ids"] = data["truncated_ids"][:20]  # a sample in train_summary.json, not thousands
+        return data
 
 
 def tokenize_examples(
@@ -145,6 +152,27 @@ def _check_pad_token(tokenizer: Any, eos_trained: bool) -> str:
     return "ok" if pad_id != eos_id else "ok (pad = eos, but eos is trained)"
 
 
+def truncation_check(lengths: list[int], max_length: int, max_share: float, policy: str) -> str:
+    """The max_length check's result for these example lengths; SlmError when too many answers are cut."""
+    truncated = sum(1 for n in lengths if n > max_length)
+    if truncated == 0:
+        return "ok"
+    share = truncated / len(lengths)
+    if policy == "drop":
+        return f"ok ({truncated} answers cut at train.max_length dropped: train.truncated=drop)"
+    if share > max_share:
+        # The smallest max_length that keeps the cut share within the limit.
+        allowed = int(max_share * len(lengths))
+        needed = sorted(lengths, reverse=True)[allowed] if allowed < len(lengths) else max_length
+        raise SlmError(
+            f"train.max_length={max_length} cuts {truncated} of {len(lengths)} answers ({share:.1%}, above "
+            f"train.max_truncated_share={max_share:.1%}): they would train without their end-of-turn token, and "
+            "the model would learn not to stop",
+            f"raise train.max_length to {needed}, or set train.truncated: drop to leave those examples out",
+        )
+    return f"ok ({truncated} answers, {share:.1%}, cut short at train.max_length; limit {max_share:.1%})"
+
+
 def run_preflight(
     tokenizer: Any,
     examples: list[tuple[str, list[dict[str, str]]]],
@@ -152,8 +180,13 @@ def run_preflight(
     template: str,
     end_of_turn_token: str,
     max_length: int,
+    max_truncated_share: float = 1.0,
+    truncated_policy: str = "stop",
 ) -> PreflightReport:
-    """Tokenize `examples` (id, messages) with `template` and check them; raise SlmError on the first failure."""
+    """Tokenize `examples` (id, messages) with `template` and check them; raise SlmError on the first failure.
+
+    `truncated_policy`: "stop" (fail above `max_truncated_share`) or "drop" (report them in `truncated_ids`, for
+    the caller to leave out)."""
     checks: dict[str, str] = {}
     if not examples:
         raise SlmError("train.jsonl has no examples", "run `slm build CONFIG` (or check build.val_share/test_share)")
@@ -173,7 +206,14 @@ def run_preflight(
         trained += len(trained_ids)
     checks["assistant_mask"] = "ok"
     checks["end_of_turn"] = "ok"
-    checks["max_length"] = "ok" if truncated == 0 else f"ok ({truncated} answers cut short at train.max_length)"
+    lengths = [len(ex.input_ids) for ex in tokenized]
+    checks["max_length"] = truncation_check(lengths, max_length, max_truncated_share, truncated_policy)
+    truncated_ids = [ex.id for ex in tokenized if len(ex.input_ids) > max_length]
+    if truncated_policy == "drop" and len(truncated_ids) == len(tokenized):
+        raise SlmError(
+            f"train.truncated=drop: every example is longer than train.max_length={max_length}",
+            f"raise train.max_length (the longest example has {max(lengths)} tokens)",
+        )
     checks["pad_token"] = _check_pad_token(tokenizer, eos_trained)
 
     return PreflightReport(
@@ -184,8 +224,11 @@ def run_preflight(
         max_example_tokens=max(len(ex.input_ids) for ex in tokenized),
         max_length=max_length,
         truncated_examples=truncated,
+        truncated_share=round(truncated / len(tokenized), 4),
+        dropped_truncated=len(truncated_ids) if truncated_policy == "drop" else 0,
         end_of_turn_token=end_of_turn_token,
         pad_token=tokenizer.pad_token,
         eos_token=tokenizer.eos_token,
         checks=checks,
+        truncated_ids=truncated_ids,
     )

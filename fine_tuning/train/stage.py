@@ -71,7 +71,7 @@ from fine_tuning.train.checks import (
     resolve_dtype,
 )
 from fine_tuning.train.examples import TrainingData, corpus_texts, read_training_data
-from fine_tuning.train.outputs import jsonable, last_logged, lowest_logged, save_artifacts, stage_result
+from fine_tuning.train.outputs import frozen_dtypes, jsonable, last_logged, lowest_logged, save_artifacts, stage_result
 from fine_tuning.train.trainer import cpu_threads, early_stopping, make_trainer, quiet_transformers, sft_config
 from slm_forest.files import write_json
 from slm_forest.pipeline import StageContext, StageResult
@@ -99,7 +99,7 @@ def run_train(ctx: StageContext) -> StageResult:
     if setup.decision.checkpoint is None and setup.main_process:
         log_path.unlink(missing_ok=True)
     callbacks, log_cb = training_callbacks(log_path, stage_dir, setup.spec, cfg, setup.report, data.has_eval)
-    trainer = make_trainer(model, loaded.tokenizer, setup.args, data.train_convs, data.val_convs, callbacks)
+    trainer = make_trainer(model, loaded.tokenizer, setup.args, loaded.train_convs, data.val_convs, callbacks)
     trainer.remove_callback(PrinterCallback)  # added by disable_tqdm; our bar and trainer_log.jsonl replace it
 
     result, threads = train_or_restore(trainer, setup, cfg, parameters[1], data.has_eval)
@@ -200,19 +200,44 @@ class LoadedModel:
     chat_template: Any  # the TemplateChoice
     end_of_turn: str
     preflight: Any  # the PreflightReport
+    attention: Any  # the AttentionChoice
+    train_convs: list[tuple[str, list[dict[str, str]]]]  # what is trained: minus cut examples under truncated=drop
+    text_only_of_multimodal: bool = False  # a multimodal checkpoint's language model, loaded alone
+
+    @property
+    def vision_tower(self) -> str | None:
+        """What happened to a multimodal checkpoint's vision tower (None: there was none)."""
+        if self.text_only_of_multimodal:
+            return "not loaded: text-only training of the language model (export.keep_vision restores it)"
+        return None
 
 
 def load_checked_model(spec: Any, base_path: str, cfg: Any, dtype: str, device: str, data: TrainingData) -> LoadedModel:
-    """Load the base (LoRA or 4-bit QLoRA), give the tokenizer a pad token and the training chat template (choice +
-    rendering check), and run the preflight on the tokenized training data."""
+    """Load the base (LoRA or 4-bit QLoRA) with the attention kernel chosen for its class, give the tokenizer a pad
+    token and the training chat template (choice + rendering check), and run the preflight on the tokenized
+    training data (leaving out answers cut at max_length under train.truncated=drop)."""
     from transformers import AutoTokenizer
 
+    from fine_tuning.train.attention import choose_attention
     from fine_tuning.train.chat_templates import check_same_rendering, choose_training_template
-    from fine_tuning.train.loading import load_model_for_training, prepare_tokenizer
+    from fine_tuning.train.loading import (
+        is_text_model_of_multimodal,
+        load_model_for_training,
+        prepare_tokenizer,
+        training_model_class,
+    )
     from fine_tuning.train.preflight import run_preflight
 
+    model_cls = training_model_class(base_path)
+    attention = choose_attention(model_cls, device, cfg.attn_implementation)
     model = load_model_for_training(
-        spec, base_path, cfg.method, dtype, device, activation_checkpointing=cfg.activation_checkpointing
+        spec,
+        base_path,
+        cfg.method,
+        dtype,
+        device,
+        activation_checkpointing=cfg.activation_checkpointing,
+        attention=attention,
     )
     tokenizer = AutoTokenizer.from_pretrained(base_path)
     pad_changes = prepare_tokenizer(tokenizer, model)
@@ -221,9 +246,29 @@ def load_checked_model(spec: Any, base_path: str, cfg: Any, dtype: str, device: 
     tokenizer.chat_template = choice.template
     end_of_turn = end_of_turn_token(spec, choice, tokenizer)
     preflight = run_preflight(
-        tokenizer, data.train_convs, template=choice.template, end_of_turn_token=end_of_turn, max_length=cfg.max_length
+        tokenizer,
+        data.train_convs,
+        template=choice.template,
+        end_of_turn_token=end_of_turn,
+        max_length=cfg.max_length,
+        max_truncated_share=cfg.max_truncated_share,
+        truncated_policy=cfg.truncated,
     )
-    return LoadedModel(model, type(model).__name__, tokenizer, pad_changes, choice, end_of_turn, preflight)
+    dropped = set(preflight.truncated_ids) if cfg.truncated == "drop" else set()
+    if dropped:
+        console.print(f"train: {len(dropped)} example(s) longer than train.max_length left out (train.truncated=drop)")
+    return LoadedModel(
+        model,
+        type(model).__name__,
+        tokenizer,
+        pad_changes,
+        choice,
+        end_of_turn,
+        preflight,
+        attention,
+        [conv for conv in data.train_convs if conv[0] not in dropped],
+        is_text_model_of_multimodal(model_cls, base_path),
+    )
 
 
 def training_callbacks(
@@ -293,6 +338,10 @@ def train_summary(
         "base_model_path": setup.base_path,
         "base_model_dir": "base_model" if setup.built_locally else None,
         "model_class": loaded.model_class,
+        "attn_implementation": loaded.attention.to_dict()
+        | {"loaded": getattr(model.config, "_attn_implementation", None)},
+        "vision_tower": loaded.vision_tower,
+        "frozen_dtypes": frozen_dtypes(model),
         "method": cfg.method,
         "dtype": setup.dtype,
         "device": setup.device,
@@ -308,7 +357,8 @@ def train_summary(
         "eval_loss": last_logged(history, "eval_loss"),
         "best_eval_loss": lowest_logged(history, "eval_loss"),
         "best_checkpoint": Path(state.best_model_checkpoint).name if state.best_model_checkpoint else None,
-        "train_examples": len(data.train_convs),
+        "train_examples": len(loaded.train_convs),
+        "dropped_truncated_examples": loaded.preflight.dropped_truncated,
         "val_examples": len(data.val_convs),
         "trainable_parameters": int(trainable),
         "total_parameters": int(total),
