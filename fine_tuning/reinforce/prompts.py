@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fine_tuning.reinforce.rewards import RowFacts
 from slm_datagen.dataset.question_readings import read_question
 from slm_datagen.dataset.splits import plan_splits
 from slm_datagen.taxlaw.amounts import find_amounts, format_won
@@ -26,8 +27,6 @@ from slm_datagen.taxlaw.questions import generate_questions
 from slm_forest.errors import SlmError
 from slm_forest.files import read_jsonl, write_jsonl
 from slm_forest.records import QAPair, SFTExample
-
-from fine_tuning.reinforce.rewards import RowFacts
 
 SPLITS = ("train", "val", "test")
 _TAX_NAMES = {
@@ -145,7 +144,9 @@ def dataset_rows(build_dir: Path, distill_dir: Path) -> list[PromptRow]:
             if facts is None or facts.computation is None:
                 continue
             family = f"dataset|{meta.get('doc_id')}"
-            out.append(PromptRow(example.id, "dataset", split, family, meta.get("audience", "expert"), row["question"], facts))
+            out.append(
+                PromptRow(example.id, "dataset", split, family, meta.get("audience", "expert"), row["question"], facts)
+            )
     return out
 
 
@@ -177,7 +178,11 @@ def reference_answer(c: TaxComputation, audience: str = "expert") -> str:
     tiny model of the bench and tests on the calculation phrasing, and as the right answer in the reward tests.
     """
     tax = _TAX_NAMES.get(c.kind, "세액")
-    head = "계산하면 다음과 같습니다." if audience == "expert" else "말씀하신 내용으로 차례대로 계산해 보면 다음과 같습니다."
+    head = (
+        "계산하면 다음과 같습니다."
+        if audience == "expert"
+        else "말씀하신 내용으로 차례대로 계산해 보면 다음과 같습니다."
+    )
     lines = [head]
     for step in c.steps:
         if step.key in ("payable", "payable_with_local_tax", "local_income_tax"):

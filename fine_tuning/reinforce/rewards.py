@@ -198,9 +198,7 @@ def ends_with_final(completion: str, facts: RowFacts) -> bool:
     return len(tail.strip()) <= BASIS_TAIL_CHARS and not find_amounts(tail)
 
 
-def format_score(
-    completion: str, facts: RowFacts, *, truncated: bool = False, max_chars: int = 3000
-) -> float | None:
+def format_score(completion: str, facts: RowFacts, *, truncated: bool = False, max_chars: int = 3000) -> float | None:
     if truncated:
         return None
     korean = is_korean(completion)

@@ -77,7 +77,9 @@ def _gift(case: Case, audience: str) -> str:
         else:
             parts.append("10년 이내에 같은 증여자(직계존속이면 그 배우자 포함)로부터 받은 다른 증여는 없습니다.")
         parts.append(
-            f"혼인 증여재산공제 {_won(marriage)}을 적용받습니다." if marriage else "혼인·출산 증여재산공제는 받지 않습니다."
+            f"혼인 증여재산공제 {_won(marriage)}을 적용받습니다."
+            if marriage
+            else "혼인·출산 증여재산공제는 받지 않습니다."
         )
         parts.append(_filing(case, audience, "증여세"))
         parts.append("증여세 과세표준, 산출세액과 납부할 세액은 각각 얼마인가요?")

@@ -118,7 +118,13 @@ def _gift(rng: random.Random) -> Case:
         inputs["marriage_birth_deduction_won"] = min(100_000_000, inputs["amount_won"])  # 혼인 증여재산공제 (제53조의2)
     inputs.update(_late(rng, event, 3))
     adult_ages = (20, 40) if relation == "grandparent" else (20, 60)
-    age = rng.randrange(58, 85) if relation == "lineal_descendant" else rng.randrange(8, 19) if minor else rng.randrange(*adult_ages)
+    age = (
+        rng.randrange(58, 85)
+        if relation == "lineal_descendant"
+        else rng.randrange(8, 19)
+        if minor
+        else rng.randrange(*adult_ages)
+    )
     return Case("gift_tax", year, event, inputs, {"donor": rng.choice(donors), "age": str(age)})
 
 
@@ -201,7 +207,9 @@ def _sale(rng: random.Random) -> Case:
 def _corporate(rng: random.Random) -> Case:
     year = rng.choice(YEARS)
     inputs = {"taxable_base_won": amount(rng, 50_000_000, 50_000_000_000)}
-    return Case("corporate_tax", year, date(year, 12, 31), inputs, {"firm": rng.choice(("제조", "도소매", "소프트웨어"))})
+    return Case(
+        "corporate_tax", year, date(year, 12, 31), inputs, {"firm": rng.choice(("제조", "도소매", "소프트웨어"))}
+    )
 
 
 def _vat(rng: random.Random) -> Case:
