@@ -21,7 +21,7 @@ from rich.table import Table
 from slm_forest import redact
 from slm_forest.config import config_to_yaml, load_config
 from slm_forest.errors import SlmError
-from slm_forest.pipeline import STAGE_ORDER, STAGES, StageReport, run_stage, stage_range
+from slm_forest.pipeline import STAGE_ORDER, STAGES, StageReport, run_stage, stage_enabled, stage_range
 from slm_forest.progress import console
 from slm_forest.redact import scrub
 
@@ -142,6 +142,16 @@ def train(
     _run_one("train", config, set_, force, resume=resume)
 
 
+@app.command(help=STAGES["reinforce"].summary)
+def reinforce(
+    config: ConfigArg,
+    set_: SetOpt = None,
+    force: ForceOpt = False,
+    resume: Annotated[bool, typer.Option("--resume", help="continue from the last checkpoint")] = False,
+) -> None:
+    _run_one("reinforce", config, set_, force, resume=resume)
+
+
 @app.command(help=STAGES["evaluate"].summary)
 def evaluate(config: ConfigArg, set_: SetOpt = None, force: ForceOpt = False) -> None:
     _run_one("evaluate", config, set_, force)
@@ -161,7 +171,7 @@ def run(
     force: ForceOpt = False,
 ) -> None:
     cfg = load_config(config, set_)
-    stages = stage_range(from_, to)
+    stages = [name for name in stage_range(from_, to) if stage_enabled(cfg, name)]
     out.print(f"[bold]slm run[/bold] {config} → {cfg.run_dir()} ({' → '.join(stages)})")
     reports: list[StageReport] = []
     for name in stages:

@@ -386,6 +386,87 @@ class TrainConfig(Section):
         return self.activation_checkpointing
 
 
+# ------------------------------------------------------------------------------------------------------- reinforce
+class RewardWeightsSection(Section):
+    """How much each reward counts (fine_tuning/reinforce/rewards.py says what each one checks)."""
+
+    final_amount: float = Field(1.0, ge=0, description="final 납부할 세액 exact to the 원")
+    partial_amount: float = Field(
+        0.5, ge=0, description="1 − relative error / partial_credit_scale: keeps a group apart when nobody is exact"
+    )
+    steps: float = Field(
+        0.5, ge=0, description="share of the labelled steps (과세표준, 산출세액, 공제 …) that are right"
+    )
+    citations: float = Field(0.25, ge=0, description="cites the rule the computation applies, invents no article")
+    format: float = Field(0.25, ge=0, description="ends with the final amount line, Korean, no runaway length")
+
+
+class ReinforceConfig(Section):
+    """`slm reinforce`: GRPO (TRL's GRPOTrainer) on calculation questions, continuing from the SFT adapter.
+
+    Model, method (LoRA/QLoRA), dtype rules and chat template are the train stage's (`train.*`); only what RL adds
+    is here.
+    """
+
+    enabled: bool = Field(False, description="run it in `slm run` after train; `slm reinforce CONFIG` always runs it")
+    questions: int = Field(512, ge=8, description="generated calculation questions (all splits), seeded by `seed`")
+    kinds: list[str] = Field(
+        default_factory=list, description="calculation kinds to generate (taxlaw.kinds); empty = every kind"
+    )
+    dataset_pairs: bool = Field(True, description="also train on the built dataset's verified calculation pairs")
+    val_share: float = Field(0.1, ge=0, lt=1, description="share of question families held out for validation")
+    test_share: float = Field(0.1, ge=0, lt=1, description="share held out for scoring (score_adapter, evaluate)")
+    num_generations: int = Field(
+        8, ge=2, description="rollouts per prompt (the GRPO group); fewer than 4 often gives zero-variance groups"
+    )
+    max_completion_length: int = Field(
+        768,
+        ge=16,
+        description="tokens per rollout: a worked Korean computation (5–10 labelled lines + basis) is 300–600 "
+        "tokens on Gemma; the stage refuses a value shorter than the longest reference answer of the prompts",
+    )
+    temperature: float = Field(1.0, gt=0, description="sampling temperature of the rollouts (diversity in a group)")
+    learning_rate: float = Field(
+        2e-5,
+        gt=0,
+        description="for a LoRA adapter: ~10–20× TRL's 1e-6, which is a full fine-tuning value (LoRA moves far fewer "
+        "weights per step); lower it to 5e-6 if the reward rises and then collapses",
+    )
+    beta: float = Field(
+        0.01,
+        ge=0,
+        description="KL penalty towards the SFT adapter (TRL copies it as a frozen 'ref' adapter: no second model, one "
+        "more forward pass per step); 0 drops that pass, at the risk of drifting from the SFT answer style",
+    )
+    micro_batch_size: int = Field(8, ge=1, description="completions per device per step")
+    gradient_accumulation_steps: int = Field(
+        4, ge=1, description="micro-batches per update; micro_batch_size × this must be a multiple of num_generations"
+    )
+    max_steps: int = Field(200, ge=1, description="optimizer steps")
+    warmup_ratio: float = Field(0.05, ge=0, lt=1)
+    logging_steps: int = Field(1, ge=1, description="every step: reward curves are noisy, and each step is costly")
+    save_steps: int = Field(25, ge=1, description="checkpoint interval (resume with --resume)")
+    save_total_limit: int = Field(2, ge=1)
+    weights: RewardWeightsSection = Field(default_factory=RewardWeightsSection)
+    partial_credit_scale: float = Field(0.5, gt=0, description="relative error at which partial credit reaches 0")
+    max_answer_chars: int = Field(3000, ge=100, description="longer answers fail the runaway-length check")
+    use_vllm: bool = Field(False, description="GPU only: generate with vLLM colocated in the training process")
+    vllm_gpu_memory_utilization: float = Field(0.3, gt=0, lt=1, description="GPU share vLLM may take when colocated")
+    output_dir: str | None = Field(None, description="checkpoints; default <run>/reinforce/checkpoints")
+
+    @model_validator(mode="after")
+    def _groups(self) -> ReinforceConfig:
+        if (self.micro_batch_size * self.gradient_accumulation_steps) % self.num_generations:
+            raise ValueError(
+                f"micro_batch_size × gradient_accumulation_steps ({self.micro_batch_size} × "
+                f"{self.gradient_accumulation_steps}) must be a multiple of num_generations ({self.num_generations}): "
+                "a GRPO batch holds whole groups"
+            )
+        if self.val_share + self.test_share >= 1:
+            raise ValueError("val_share + test_share must be below 1")
+        return self
+
+
 # -------------------------------------------------------------------------------------------------------- evaluate
 class EvaluateConfig(Section):
     max_examples: int | None = Field(50, ge=1, description="test examples to generate answers for; null for all")
@@ -452,6 +533,7 @@ class RunConfig(Section):
     distill: DistillConfig = Field(default_factory=DistillConfig)
     build: BuildConfig = Field(default_factory=BuildConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
+    reinforce: ReinforceConfig = Field(default_factory=ReinforceConfig)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
     export: ExportConfig = Field(default_factory=ExportConfig)
     plan: PlanConfig = Field(default_factory=PlanConfig)

@@ -44,6 +44,8 @@ class StageSpec:
     # "module:function" returning a JSON-able description of inputs from outside the run dir (e.g. dump files'
     # sizes and mtimes); it goes into the fingerprint so an edited input reruns the stage without --force.
     signature: str | None = None
+    # Runs in `slm run` only when its config section says `enabled: true` (its own command always runs it).
+    optional: bool = False
 
 
 STAGES: dict[str, StageSpec] = {
@@ -73,6 +75,13 @@ STAGES: dict[str, StageSpec] = {
             signature="slm_datagen.review.decisions:build_signature",  # contamination CSVs + human decisions
         ),
         StageSpec("train", "fine_tuning.train.stage:run_train", ("build",), "LoRA/QLoRA fine-tuning"),
+        StageSpec(
+            "reinforce",
+            "fine_tuning.reinforce.stage:run_reinforce",
+            ("train", "build", "distill", "collect"),
+            "GRPO on calculation questions, rewards from the tax calculator",
+            optional=True,
+        ),
         StageSpec(
             "evaluate",
             "fine_tuning.evaluate.stage:run_evaluate",
@@ -294,6 +303,11 @@ def benchmark_files_signature(cfg: RunConfig) -> list[list[object]]:
 
 def _is_main_process() -> bool:
     return os.environ.get("RANK", "0") in ("", "0")
+
+
+def stage_enabled(cfg: RunConfig, name: str) -> bool:
+    """Whether `slm run` runs this stage: always, unless it is optional and its section is not enabled."""
+    return not STAGES[name].optional or bool(getattr(cfg, name).enabled)
 
 
 def stage_range(start: str | None, end: str | None) -> list[str]:

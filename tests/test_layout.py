@@ -33,6 +33,7 @@ ALLOWED_LAZY_IMPORTS = {
 # "module:function" strings the runner imports when that stage runs (slm_forest/pipeline.py, STAGES).
 ALLOWED_STAGE_TABLE = {
     ("slm_forest/pipeline.py", "STAGES", "fine_tuning.train.stage:run_train"),
+    ("slm_forest/pipeline.py", "STAGES", "fine_tuning.reinforce.stage:run_reinforce"),
     ("slm_forest/pipeline.py", "STAGES", "fine_tuning.evaluate.stage:run_evaluate"),
     ("slm_forest/pipeline.py", "STAGES", "fine_tuning.export.stage:run_export"),
 }

@@ -187,8 +187,9 @@ def stated_amounts(answer_text: str) -> list[tuple[str | None, AmountMention]]:
     for mention in find_amounts(answer_text):
         if mention.qualifier:
             continue
-        before = answer_text[: mention.start].rstrip()
-        after = answer_text[mention.end :].lstrip()
+        # Only spaces on the same line: a "- " bullet on the next line is not a subtraction of this amount.
+        before = answer_text[: mention.start].rstrip(" \t")
+        after = answer_text[mention.end :].lstrip(" \t")
         if (before and before[-1] in _OPERATORS) or (after and after[0] in _OPERATORS):
             continue
         clause = _clause_start(answer_text, mention.start)
