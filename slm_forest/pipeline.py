@@ -146,16 +146,39 @@ def _fingerprint(cfg: RunConfig, spec: StageSpec, upstream: dict[str, Manifest],
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
+def _is_finished(stage_dir: Path) -> bool:
+    manifest = read_manifest(stage_dir)
+    return manifest is not None and manifest.complete
+
+
+def _missing_upstream_hint(config_arg: str, spec: StageSpec, run_dir: Path) -> str:
+    """The one command that works: the first unfinished stage when it is the only one missing, else `slm run`
+    (which starts there and skips finished stages). Suggesting the direct upstream would only move the error."""
+    needed: set[str] = set()
+    todo = list(spec.upstream)
+    while todo:
+        name = todo.pop()
+        if name not in needed:
+            needed.add(name)
+            todo.extend(STAGES[name].upstream)
+    unfinished = [n for n in STAGE_ORDER if n in needed and not _is_finished(run_dir / n)]
+    if len(unfinished) == 1:
+        return f"run `slm {unfinished[0]} {config_arg}` first"
+    return (
+        f"run `slm run {config_arg} --to {spec.name}`: it starts at '{unfinished[0]}', the first stage not finished "
+        f"({', '.join(unfinished)} are missing), and skips the finished ones"
+    )
+
+
 def _require_upstream(cfg: RunConfig, spec: StageSpec, run_dir: Path) -> dict[str, Manifest]:
     manifests: dict[str, Manifest] = {}
     for name in spec.upstream:
         manifest = read_manifest(run_dir / name)
         if manifest is None or not manifest.complete:
-            config_arg = cfg.source_path or "CONFIG"
             state = "is missing" if manifest is None else "is incomplete"
             raise SlmError(
                 f"stage '{spec.name}' needs '{name}', whose manifest {state} in {run_dir / name}",
-                f"run `slm {name} {config_arg}` first (or `slm run {config_arg} --to {spec.name}`)",
+                _missing_upstream_hint(cfg.source_path or "CONFIG", spec, run_dir),
             )
         changed = changed_output(manifest, run_dir)
         if changed is not None:

@@ -218,7 +218,7 @@ def pretrain_on_text(model: Any, tokenizer: Any, texts: list[str], steps: int, s
     finally:
         torch.set_num_threads(threads)
     model.eval()
-    return float(loss)
+    return float(loss.detach())  # the last step's graph is not needed: converting it to a float warned
 
 
 def build_tiny_model(
