@@ -80,3 +80,15 @@ def test_only_one_missing_upstream_is_named_directly(tmp_path):
         write_manifest(runs / stage, manifest)
     hint = _missing_upstream_hint("run.yaml", STAGES["train"], runs)
     assert hint == "run `slm build run.yaml` first"
+
+
+def test_the_model_cards_snippet_prints_only_the_answer(tmp_path, capsys):
+    from fine_tuning.export.card import render_card
+    from fine_tuning.train.tiny import build_tiny_model
+
+    model_dir = build_tiny_model("tiny-random-phi", tmp_path / "m", ["부가가치세 신고 기한은 25일 이내입니다."] * 20, 0)
+    card = render_card("r", {"base_model": "tiny-random-phi"}, {}, {}, None, {"dtype": "float32"}, "gemma")
+    snippet = card.split("```python\n", 1)[1].split("```", 1)[0]
+    exec(snippet.replace("PATH_OR_REPO", str(model_dir)).replace("max_new_tokens=256", "max_new_tokens=8"), {})
+    printed = capsys.readouterr().out
+    assert printed.strip() and "부가가치세 신고는 언제 해야 하나요" not in printed and "user" not in printed
