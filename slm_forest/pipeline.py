@@ -53,33 +53,45 @@ STAGES: dict[str, StageSpec] = {
             "collect",
             "slm_datagen.collect.stage:run_collect",
             (),
-            "read statutes and rulings into documents",
+            "Read statutes and rulings into documents.",
             signature="slm_datagen.collect.stage:input_signature",
         ),
-        StageSpec("prepare", "slm_datagen.prepare.stage:run_prepare", ("collect",), "clean, de-duplicate, chunk"),
+        StageSpec(
+            "prepare",
+            "slm_datagen.prepare.stage:run_prepare",
+            ("collect",),
+            "Clean, de-duplicate and chunk the documents.",
+        ),
         StageSpec(
             "distill",
             "slm_datagen.distill.stage:run_distill",
             ("prepare",),
-            "Q&A pairs from teacher LLMs",
+            "Ask teacher LLMs for question/answer pairs about each chunk.",
             signature="slm_datagen.distill.imports:input_signature",
         ),
         StageSpec(
             "build",
             "slm_datagen.dataset.stage:run_build",
             ("distill", "prepare", "collect"),
-            "check, split, write",
+            "Check the pairs, split them and write the dataset.",
             signature="slm_datagen.review.decisions:build_signature",  # contamination CSVs + human decisions
         ),
-        StageSpec("train", "fine_tuning.train.stage:run_train", ("build",), "LoRA/QLoRA fine-tuning"),
+        StageSpec(
+            "train", "fine_tuning.train.stage:run_train", ("build",), "Fine-tune the base model with LoRA or QLoRA."
+        ),
         StageSpec(
             "evaluate",
             "fine_tuning.evaluate.stage:run_evaluate",
             ("build", "train"),
-            "base vs tuned metrics",
+            "Compare the base and the tuned model on the test split.",
             signature="slm_forest.pipeline:benchmark_files_signature",
         ),
-        StageSpec("export", "fine_tuning.export.stage:run_export", ("train",), "merge adapter, save model"),
+        StageSpec(
+            "export",
+            "fine_tuning.export.stage:run_export",
+            ("train",),
+            "Merge the adapter and package the model (GGUF, Ollama Modelfile).",
+        ),
     )
 }
 STAGE_ORDER: list[str] = list(STAGES)

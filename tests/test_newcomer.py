@@ -8,10 +8,49 @@ import re
 import warnings
 from pathlib import Path
 
+import pytest
 import typer
 from typer.testing import CliRunner
 
 from slm_datagen.dataset.stats_cli import data_stats
+from slm_forest.cli import app
+
+COMMANDS = [
+    ["collect"], ["prepare"], ["distill"], ["build"], ["train"], ["evaluate"], ["export"], ["run"], ["plan"],
+    ["ask"], ["chat"], ["serve"], ["review"], ["config", "validate"], ["config", "show"], ["data", "stats"],
+]  # fmt: skip
+
+
+def _help(*command: str) -> str:
+    result = CliRunner().invoke(app, [*command, "--help"], env={"COLUMNS": "160", "NO_COLOR": "1"})
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
+def test_help_shows_flags_as_flags_and_arguments_as_arguments(command):
+    text = _help(*command)
+    usage = next(line for line in text.splitlines() if "Usage:" in line)
+    assert "{" not in usage and not re.search(r"\b[a-z_]+\b(?<!OPTIONS)\s*$", usage.split("[OPTIONS]")[-1]), usage
+    assert "<bool>" not in text and "<str>" not in text and "<int" not in text and "list[" not in text, text
+    assert "<path>" not in text and "<float" not in text
+
+
+def test_help_examples_read_as_a_user_would_type_them():
+    train = _help("train")
+    assert re.search(r"Usage: .* train \[OPTIONS\] CONFIG\s*$", train, re.M), train
+    assert re.search(r"--force\s+redo the stage", train) and re.search(r"--set\s+KEY=VALUE\s+override", train)
+    assert re.search(r"--port\s+INTEGER", _help("serve"))
+    assert re.search(r"Usage: .* ask \[OPTIONS\] \[QUESTION\]", _help("ask"))
+    assert re.search(r"│ \*\s+CONFIG\s+PATH\s+the run's YAML config", _help("review"))
+
+
+def test_command_descriptions_share_one_style():
+    listed = [line for line in _help().splitlines() if re.match(r"^│ [a-z]+ {2,}\S", line)]
+    assert len(listed) >= 15
+    for line in listed:
+        description = line.strip("│ ").split(None, 1)[1].rstrip(" │")
+        assert description[0].isupper() and description.endswith("."), line
 
 
 def _write_split(path: Path, rows: int) -> None:

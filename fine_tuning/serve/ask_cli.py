@@ -232,7 +232,7 @@ def chat(
     temperature: TemperatureOpt = 0.0,
     system: SystemOpt = None,
 ) -> None:
-    """An interactive conversation in the terminal: answers stream as they are generated, history is kept."""
+    """Talk with the model in the terminal: answers stream as they are generated and the history is kept."""
     loaded = _load(model, adapter, run, runs_dir, system)
     settings = _settings(max_new_tokens, temperature)
     console.print(f"[bold]slm chat[/bold] with {loaded.source.label} — {CHAT_HELP}")
