@@ -19,6 +19,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from slm_forest import redact
+from slm_forest.cli_help import SlmCommand
 from slm_forest.config import config_to_yaml, load_config
 from slm_forest.errors import SlmError
 from slm_forest.pipeline import STAGE_ORDER, STAGES, StageReport, run_stage, stage_enabled, stage_range
@@ -37,10 +38,17 @@ app.add_typer(config_app, name="config")
 data_app = typer.Typer(help="Inspect built datasets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 
-ConfigArg = Annotated[Path, typer.Argument(help="the run's YAML config, e.g. configs/smoke.yaml", show_default=False)]
+ConfigArg = Annotated[
+    Path, typer.Argument(metavar="CONFIG", help="the run's YAML config, e.g. configs/smoke.yaml", show_default=False)
+]
 SetOpt = Annotated[
     list[str] | None,
-    typer.Option("--set", help="override a config key: --set train.lora.r=16 (repeatable)", show_default=False),
+    typer.Option(
+        "--set",
+        metavar="KEY=VALUE",
+        help="override a config key: --set train.lora.r=16 (repeatable)",
+        show_default=False,
+    ),
 ]
 ForceOpt = Annotated[bool, typer.Option("--force", help="redo the stage even if its manifest says it is done")]
 
@@ -73,17 +81,19 @@ def _run_one(name: str, config: Path, overrides: list[str] | None, force: bool, 
         raise typer.Exit(3)
 
 
-@app.command(help=STAGES["collect"].summary)
+@app.command(cls=SlmCommand, help=STAGES["collect"].summary)
 def collect(config: ConfigArg, set_: SetOpt = None, force: ForceOpt = False) -> None:
     _run_one("collect", config, set_, force)
 
 
-@app.command(help=STAGES["prepare"].summary)
+@app.command(cls=SlmCommand, help=STAGES["prepare"].summary)
 def prepare(config: ConfigArg, set_: SetOpt = None, force: ForceOpt = False) -> None:
     _run_one("prepare", config, set_, force)
 
 
-@app.command(help=STAGES["index"].summary + "; with --query, then search it and print the top k with citations")
+@app.command(
+    cls=SlmCommand, help=STAGES["index"].summary[:-1] + "; with --query, search it and print the top k with citations."
+)
 def index(
     config: ConfigArg,
     set_: SetOpt = None,
@@ -103,12 +113,12 @@ def index(
         search_command(load_config(config, set_), query, k, as_of, law, as_json)
 
 
-@app.command(help=STAGES["distill"].summary)
+@app.command(cls=SlmCommand, help=STAGES["distill"].summary)
 def distill(
     config: ConfigArg,
     set_: SetOpt = None,
     force: ForceOpt = False,
-    limit: Annotated[int | None, typer.Option(help="trial run on the first N chunks")] = None,
+    limit: Annotated[int | None, typer.Option(metavar="N", help="trial run on the first N chunks")] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="print requests, tokens and dollars; call nothing")
     ] = False,
@@ -127,12 +137,12 @@ def distill(
     )
 
 
-@app.command(help=STAGES["build"].summary)
+@app.command(cls=SlmCommand, help=STAGES["build"].summary)
 def build(config: ConfigArg, set_: SetOpt = None, force: ForceOpt = False) -> None:
     _run_one("build", config, set_, force)
 
 
-@app.command(help=STAGES["train"].summary)
+@app.command(cls=SlmCommand, help=STAGES["train"].summary)
 def train(
     config: ConfigArg,
     set_: SetOpt = None,
@@ -142,7 +152,7 @@ def train(
     _run_one("train", config, set_, force, resume=resume)
 
 
-@app.command(help=STAGES["reinforce"].summary)
+@app.command(cls=SlmCommand, help=STAGES["reinforce"].summary)
 def reinforce(
     config: ConfigArg,
     set_: SetOpt = None,
@@ -152,22 +162,24 @@ def reinforce(
     _run_one("reinforce", config, set_, force, resume=resume)
 
 
-@app.command(help=STAGES["evaluate"].summary)
+@app.command(cls=SlmCommand, help=STAGES["evaluate"].summary)
 def evaluate(config: ConfigArg, set_: SetOpt = None, force: ForceOpt = False) -> None:
     _run_one("evaluate", config, set_, force)
 
 
-@app.command(help=STAGES["export"].summary)
+@app.command(cls=SlmCommand, help=STAGES["export"].summary)
 def export(config: ConfigArg, set_: SetOpt = None, force: ForceOpt = False) -> None:
     _run_one("export", config, set_, force)
 
 
-@app.command(help="Run several stages in order (all by default); finished stages are skipped.")
+@app.command(cls=SlmCommand, help="Run several stages in order (all by default); finished stages are skipped.")
 def run(
     config: ConfigArg,
     set_: SetOpt = None,
-    from_: Annotated[str | None, typer.Option("--from", help=f"first stage ({', '.join(STAGE_ORDER)})")] = None,
-    to: Annotated[str | None, typer.Option("--to", help="last stage")] = None,
+    from_: Annotated[
+        str | None, typer.Option("--from", metavar="STAGE", help=f"first stage ({', '.join(STAGE_ORDER)})")
+    ] = None,
+    to: Annotated[str | None, typer.Option("--to", metavar="STAGE", help="last stage")] = None,
     force: ForceOpt = False,
 ) -> None:
     cfg = load_config(config, set_)
@@ -193,6 +205,8 @@ def run(
 
 @config_app.command(
     "validate",
+    cls=SlmCommand,
+    short_help="Check a config offline: unknown keys, bad values, the base model, the variables it needs.",
     help="Validate a config without a GPU or network: unknown keys and bad values with their line, the base model, "
     "dtype rules, and the key variables the run will need (warnings).",
 )
@@ -212,7 +226,7 @@ def config_validate(config: ConfigArg, set_: SetOpt = None) -> None:
     out.print(f"[green]{config}: valid[/green]{warned} (run '{cfg.run_name}' → {cfg.run_dir()})", soft_wrap=True)
 
 
-@config_app.command("show", help="Print the config with every default filled in.")
+@config_app.command("show", cls=SlmCommand, help="Print the config with every default filled in.")
 def config_show(config: ConfigArg, set_: SetOpt = None) -> None:
     cfg = load_config(config, set_)
     sys.stdout.write(config_to_yaml(cfg))
@@ -225,12 +239,14 @@ def _register_tool_commands() -> None:
     from slm_datagen.dataset.stats_cli import data_stats
     from slm_datagen.review.cli import review
 
-    data_app.command("stats")(data_stats)
-    app.command("plan")(plan)
-    app.command("ask")(ask_cli.ask)
-    app.command("chat")(ask_cli.chat)
-    app.command("serve")(ask_cli.serve)
-    app.command("review")(review)
+    data_app.command("stats", cls=SlmCommand)(data_stats)
+    app.command("plan", cls=SlmCommand)(plan)
+    app.command("ask", cls=SlmCommand)(ask_cli.ask)
+    app.command("chat", cls=SlmCommand)(ask_cli.chat)
+    app.command("serve", cls=SlmCommand)(ask_cli.serve)
+    app.command(
+        "review", cls=SlmCommand, short_help="Review the pairs build held back (or any pair): approve, reject, edit."
+    )(review)
 
 
 _register_tool_commands()

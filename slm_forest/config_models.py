@@ -166,10 +166,15 @@ class ReinforceConfig(Section):
 
 
 # ---------------------------------------------------------------------------------------------------------- export
+GGUF_TYPES = ("f16", "bf16", "q8_0", "f32")  # what llama.cpp's convert_hf_to_gguf.py writes (--outtype)
+
+
 class ExportConfig(Section):
     merge: bool = True
-    gguf: bool | Literal["auto"] = Field(
-        False, description="GGUF via llama.cpp's converter: true requires it, auto converts when it is installed"
+    gguf: bool | str | list[str] = Field(
+        False,
+        description="GGUF files via llama.cpp's converter: true = 16-bit (bf16 when trained in bf16, else f16); a "
+        "type or a list of types (f16, bf16, q8_0, f32); auto = only when a converter is already here; false = none",
     )
     ollama_modelfile: bool = True
     push_to_hub: str | None = None
@@ -177,6 +182,18 @@ class ExportConfig(Section):
     keep_vision: bool = Field(
         False, description="multimodal bases: export a checkpoint with the base's vision tower (image input)"
     )
+
+    @model_validator(mode="after")
+    def _gguf_types(self) -> ExportConfig:
+        values = [] if isinstance(self.gguf, bool) or self.gguf == "auto" else [self.gguf]
+        values = self.gguf if isinstance(self.gguf, list) else values
+        unknown = [v for v in values if v not in GGUF_TYPES]
+        if unknown or self.gguf == []:
+            raise ValueError(
+                f"gguf: {unknown[0] if unknown else '[]'!r} is not a GGUF type; use true, false, auto, "
+                f"{', '.join(GGUF_TYPES)} or a list of them"
+            )
+        return self
 
 
 # ------------------------------------------------------------------------------------------------------------ plan

@@ -55,41 +55,55 @@ STAGES: dict[str, StageSpec] = {
             "collect",
             "slm_datagen.collect.stage:run_collect",
             (),
-            "read statutes and rulings into documents",
+            "Read statutes and rulings into documents.",
             signature="slm_datagen.collect.stage:input_signature",
         ),
-        StageSpec("prepare", "slm_datagen.prepare.stage:run_prepare", ("collect",), "clean, de-duplicate, chunk"),
-        StageSpec("index", "slm_datagen.index.stage:run_index", ("prepare",), "retrieval index over the chunks"),
+        StageSpec(
+            "prepare",
+            "slm_datagen.prepare.stage:run_prepare",
+            ("collect",),
+            "Clean, de-duplicate and chunk the documents.",
+        ),
+        StageSpec(
+            "index", "slm_datagen.index.stage:run_index", ("prepare",), "Build the retrieval index over the chunks."
+        ),
         StageSpec(
             "distill",
             "slm_datagen.distill.stage:run_distill",
             ("prepare",),
-            "Q&A pairs from teacher LLMs",
+            "Ask teacher LLMs for question/answer pairs about each chunk.",
             signature="slm_datagen.distill.imports:input_signature",
         ),
         StageSpec(
             "build",
             "slm_datagen.dataset.stage:run_build",
             ("distill", "prepare", "collect"),
-            "check, split, write",
+            "Check the pairs, split them and write the dataset.",
             signature="slm_datagen.review.decisions:build_signature",  # contamination CSVs + human decisions
         ),
-        StageSpec("train", "fine_tuning.train.stage:run_train", ("build",), "LoRA/QLoRA fine-tuning"),
+        StageSpec(
+            "train", "fine_tuning.train.stage:run_train", ("build",), "Fine-tune the base model with LoRA or QLoRA."
+        ),
         StageSpec(
             "reinforce",
             "fine_tuning.reinforce.stage:run_reinforce",
             ("train", "build", "distill", "collect"),
-            "GRPO on calculation questions, rewards from the tax calculator",
+            "Reinforce the tuned model with GRPO on calculation questions, rewarded by the tax calculator.",
             optional=True,
         ),
         StageSpec(
             "evaluate",
             "fine_tuning.evaluate.stage:run_evaluate",
             ("build", "train"),
-            "base vs tuned metrics",
+            "Compare the base and the tuned model on the test split.",
             signature="slm_forest.pipeline:benchmark_files_signature",
         ),
-        StageSpec("export", "fine_tuning.export.stage:run_export", ("train",), "merge adapter, save model"),
+        StageSpec(
+            "export",
+            "fine_tuning.export.stage:run_export",
+            ("train",),
+            "Merge the adapter and package the model (GGUF, Ollama Modelfile).",
+        ),
     )
 }
 STAGE_ORDER: list[str] = list(STAGES)
@@ -156,16 +170,39 @@ def _fingerprint(cfg: RunConfig, spec: StageSpec, upstream: dict[str, Manifest],
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
+def _is_finished(stage_dir: Path) -> bool:
+    manifest = read_manifest(stage_dir)
+    return manifest is not None and manifest.complete
+
+
+def _missing_upstream_hint(config_arg: str, spec: StageSpec, run_dir: Path) -> str:
+    """The one command that works: the first unfinished stage when it is the only one missing, else `slm run`
+    (which starts there and skips finished stages). Suggesting the direct upstream would only move the error."""
+    needed: set[str] = set()
+    todo = list(spec.upstream)
+    while todo:
+        name = todo.pop()
+        if name not in needed:
+            needed.add(name)
+            todo.extend(STAGES[name].upstream)
+    unfinished = [n for n in STAGE_ORDER if n in needed and not _is_finished(run_dir / n)]
+    if len(unfinished) == 1:
+        return f"run `slm {unfinished[0]} {config_arg}` first"
+    return (
+        f"run `slm run {config_arg} --to {spec.name}`: it starts at '{unfinished[0]}', the first stage not finished "
+        f"({', '.join(unfinished)} are missing), and skips the finished ones"
+    )
+
+
 def _require_upstream(cfg: RunConfig, spec: StageSpec, run_dir: Path) -> dict[str, Manifest]:
     manifests: dict[str, Manifest] = {}
     for name in spec.upstream:
         manifest = read_manifest(run_dir / name)
         if manifest is None or not manifest.complete:
-            config_arg = cfg.source_path or "CONFIG"
             state = "is missing" if manifest is None else "is incomplete"
             raise SlmError(
                 f"stage '{spec.name}' needs '{name}', whose manifest {state} in {run_dir / name}",
-                f"run `slm {name} {config_arg}` first (or `slm run {config_arg} --to {spec.name}`)",
+                _missing_upstream_hint(cfg.source_path or "CONFIG", spec, run_dir),
             )
         changed = changed_output(manifest, run_dir)
         if changed is not None:

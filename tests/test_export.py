@@ -105,16 +105,26 @@ def test_export_merges_and_packages_the_model(tmp_path, tmp_path_factory, monkey
     assert any("GGUF skipped" in note and "llama.cpp" in note for note in report.manifest.stats["notes"])
 
 
-def test_gguf_requested_without_llama_cpp_is_a_one_line_error(tmp_path, tmp_path_factory, monkeypatch):
+def test_gguf_without_llama_cpp_or_the_package_index_is_a_one_line_error(tmp_path, tmp_path_factory, monkeypatch):
+    """No llama.cpp installed, nothing cached, pip cannot reach an index: one line naming both ways out."""
     for name in ("LLAMA_CPP_CONVERT", "LLAMA_CPP_DIR"):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
+    monkeypatch.setenv("PATH", f"{tmp_path / 'empty-bin'}:/usr/bin:/bin")
+    monkeypatch.setenv("SLM_CACHE_DIR", str(tmp_path / "cache"))
+    for name, value in (("PIP_CONFIG_FILE", "/dev/null"), ("PIP_NO_INDEX", "1"), ("PIP_FIND_LINKS", str(tmp_path))):
+        monkeypatch.setenv(name, value)
     run = copy_run(tiny_run(tmp_path_factory), tmp_path)
     with pytest.raises(SlmError) as info:
         run_stage(_config(run, gguf=True), "export")
-    assert "convert_hf_to_gguf.py was not found" in info.value.message
-    assert "git clone https://github.com/ggml-org/llama.cpp" in info.value.hint and "LLAMA_CPP_DIR" in info.value.hint
+    assert "could not download llama-cpp-python==" in info.value.message
+    assert "PyPI" in info.value.hint and "LLAMA_CPP_DIR" in info.value.hint
     assert "\n" not in str(info.value)
+    from slm_forest.config import load_config
+
+    config = tmp_path / "bad.yaml"
+    config.write_text("export:\n  gguf: q4_k\n", encoding="utf-8")
+    with pytest.raises(SlmError, match="gguf: 'q4_k' is not a GGUF type"):
+        load_config(config)
 
 
 FAKE_CONVERTER = """
@@ -132,19 +142,40 @@ def test_gguf_conversion_runs_the_llama_cpp_converter(tmp_path, tmp_path_factory
     script = tmp_path / "convert_hf_to_gguf.py"
     script.write_text(FAKE_CONVERTER, encoding="utf-8")
     monkeypatch.setenv("LLAMA_CPP_CONVERT", str(script))
-    run = copy_run(tiny_run(tmp_path_factory), tmp_path)
+    run = copy_run(tiny_run(tmp_path_factory, "tiny-random-gemma3"), tmp_path)
     report = run_stage(_config(run, gguf=True), "export")
     gguf = run / "export" / "model-f16.gguf"
     written = json.loads(gguf.read_text(encoding="utf-8"))
     assert written == {"model_dir": str(run / "export" / "merged"), "outtype": "f16"}  # fp32 tiny model -> f16
-    assert report.manifest.stats["gguf"]["file"] == "model-f16.gguf"
+    assert report.manifest.stats["gguf"][0]["file"] == "model-f16.gguf"
     assert "FROM ./model-f16.gguf" in (run / "export" / "Modelfile").read_text(encoding="utf-8")
+
+    report = run_stage(_config(run, gguf=["f16", "q8_0"]), "export")  # one file per type; Ollama gets the 8-bit one
+    assert [g["file"] for g in report.manifest.stats["gguf"]] == ["model-f16.gguf", "model-q8_0.gguf"]
+    assert json.loads((run / "export" / "model-q8_0.gguf").read_text(encoding="utf-8"))["outtype"] == "q8_0"
+    assert "FROM ./model-q8_0.gguf" in (run / "export" / "Modelfile").read_text(encoding="utf-8")
 
     script.write_text(
         "import sys; print('boom: unsupported architecture', file=sys.stderr); sys.exit(3)", encoding="utf-8"
     )
     with pytest.raises(SlmError, match="GGUF conversion failed \\(exit 3\\): boom: unsupported architecture"):
         run_stage(_config(run, gguf=True), "export", force=True)
+
+
+def test_a_phi_llama_cpp_could_not_load_is_refused_before_converting(tmp_path):
+    from fine_tuning.export.gguf import check_convertible
+
+    (tmp_path / "config.json").write_text(
+        json.dumps({"model_type": "phi", "hidden_size": 64, "intermediate_size": 128}), encoding="utf-8"
+    )
+    with pytest.raises(SlmError) as info:
+        check_convertible(tmp_path)
+    assert "not 4 × hidden_size (256)" in info.value.message
+    assert "train.tiny_model.intermediate_size: 256" in info.value.hint
+    (tmp_path / "config.json").write_text(
+        json.dumps({"model_type": "phi", "hidden_size": 64, "intermediate_size": 256}), encoding="utf-8"
+    )
+    check_convertible(tmp_path)
 
 
 def test_push_to_hub_needs_hf_token(tmp_path):

@@ -26,7 +26,9 @@ def loaded(tmp_path_factory):
 def server(loaded):
     server = make_server(
         TransformersEngine(loaded),
-        ServeSettings(port=0, model_name="tiny-tax", api_key=KEY, queue_timeout=0.2, log_requests=False),
+        ServeSettings(
+            port=0, model_name="tiny-tax", aliases=("gpt-4o",), api_key=KEY, queue_timeout=0.2, log_requests=False
+        ),
     )
     run_in_thread(server)
     yield server
@@ -63,7 +65,7 @@ def test_chat_completion_through_the_openai_sdk(client, loaded):
     assert response.model == "tiny-tax" and response.id.startswith("chatcmpl-")
     assert response.usage.completion_tokens == expected.completion_tokens
     assert response.usage.total_tokens == response.usage.prompt_tokens + response.usage.completion_tokens
-    assert [m.id for m in client.models.list().data] == ["tiny-tax"]
+    assert [m.id for m in client.models.list().data] == ["tiny-tax", "gpt-4o"]  # the id, then its aliases
 
 
 def test_streaming_through_the_openai_sdk(client, loaded):
@@ -113,28 +115,39 @@ def test_stop_strings_cut_the_answer(client, loaded):
     assert streamed.strip() == content
 
 
-def test_any_model_name_is_served_by_the_loaded_model(client, server, loaded):
-    """An app written for GPT-4o switches by changing base_url only: its model name still gets the tuned model."""
+def test_served_names_answer_and_unknown_models_are_404_model_not_found(client, server, loaded):
+    """As OpenAI and vLLM: a served name (id or `--served-model-name` alias) answers, any other name is a 404
+    `model_not_found` the SDK raises as NotFoundError; an app written for GPT-4o switches by serving under its name."""
     expected = _expected(loaded)
-    for name in ("gpt-4o", "gpt-4o-mini-2024-07-18"):
+    for name in ("tiny-tax", "gpt-4o"):
         response = client.chat.completions.create(
             model=name, messages=[{"role": "user", "content": QUESTION}], max_tokens=20, temperature=0
         )
         assert response.choices[0].message.content == expected.text
-        assert response.model == "tiny-tax"  # the response names what really answered
+        assert response.model == "tiny-tax"  # the response names what really answered, as OpenAI resolves aliases
     stream = client.chat.completions.create(
         model="gpt-4o", messages=[{"role": "user", "content": QUESTION}], max_tokens=20, stream=True
     )
     chunks = list(stream)
     assert {c.model for c in chunks} == {"tiny-tax"}
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices).strip() == expected.text
-    body = {"messages": [{"role": "user", "content": QUESTION}], "max_tokens": 5}  # no model at all
+    for streaming in (False, True):
+        with pytest.raises(openai.NotFoundError) as info:
+            client.chat.completions.create(
+                model="gpt-5", messages=[{"role": "user", "content": QUESTION}], max_tokens=5, stream=streaming
+            )
+        assert info.value.status_code == 404 and info.value.code == "model_not_found"
+        assert "gpt-5" in info.value.message
+    body = {"messages": [{"role": "user", "content": QUESTION}], "max_tokens": 5}  # no model at all: the served one
     raw = httpx.post(
         f"{server.url}/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {KEY}"}, timeout=60
     )
     assert raw.status_code == 200 and raw.json()["model"] == "tiny-tax"
-    assert [m.id for m in client.models.list().data] == ["tiny-tax"]
-    assert client.models.retrieve("gpt-4o").id == "tiny-tax"
+    assert [m.id for m in client.models.list().data] == ["tiny-tax", "gpt-4o"]
+    assert client.models.retrieve("gpt-4o").id == "gpt-4o"
+    with pytest.raises(openai.NotFoundError) as info:
+        client.models.retrieve("gpt-5")
+    assert info.value.code == "model_not_found"
 
 
 def test_errors_use_openai_shapes(server, client):

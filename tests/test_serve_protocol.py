@@ -145,6 +145,12 @@ def test_bad_bodies_and_routes(serve_with):
     assert too_big.status_code == 413
     assert httpx.post(f"{url}/v1/completions", json=CHAT, timeout=10).json()["error"]["code"] == "not_found"
     assert httpx.get(f"{url}/v2/x?y=1", timeout=10).json()["error"]["message"] == "no route GET /v2/x"
-    assert httpx.get(f"{url}/v1/models/anything/", timeout=10).json()["id"] == "m"
+    unknown = httpx.get(f"{url}/v1/models/anything/", timeout=10)
+    assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "model_not_found"
+    assert httpx.get(f"{url}/v1/models/m/", timeout=10).json()["id"] == "m"
+    wrong_model = httpx.post(f"{url}/v1/chat/completions", json={**CHAT, "model": "gpt-4o"}, timeout=10)
+    assert wrong_model.status_code == 404 and wrong_model.json()["error"]["param"] == "model"
+    not_a_name = httpx.post(f"{url}/v1/chat/completions", json={**CHAT, "model": 3}, timeout=10)
+    assert not_a_name.status_code == 400
     ok = httpx.post(f"{url}/v1/chat/completions?x=1", json=CHAT, timeout=10).json()
     assert ok["object"] == "chat.completion" and ok["choices"][0]["message"]["content"] == "답변"

@@ -110,7 +110,8 @@ def _intro_and_use(
         'model = AutoModelForCausalLM.from_pretrained("PATH_OR_REPO")',
         'messages = [{"role": "user", "content": "부가가치세 신고는 언제 해야 하나요?"}]',
         'ids = tok.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)',
-        "print(tok.decode(model.generate(**ids, max_new_tokens=256)[0], skip_special_tokens=True))",
+        "out = model.generate(**ids, max_new_tokens=256)",
+        'print(tok.decode(out[0, ids["input_ids"].shape[1] :], skip_special_tokens=True))  # the answer only',
         "```",
         "",
         'Or `slm ask --model PATH "질문"`, `slm serve --model PATH` (OpenAI-compatible), '

@@ -5,7 +5,7 @@ Writes into `runs/<run>/export/`:
                      was trained with, generation_config.json (stops at the end-of-turn token), README.md (the model
                      card with the lineage) and slm_forest.json (system prompt and stop tokens, read by `slm ask`)
   Modelfile          for Ollama: the chat template in Go template syntax and its stop tokens (`fine_tuning.export.modelfile`)
-  model-<type>.gguf  only with `export.gguf` and llama.cpp's converter installed (see below)
+  model-<type>.gguf  with `export.gguf` (see below), for llama.cpp, Ollama, LM Studio
 
 Merging (`export.merge`): the base is loaded in full precision — fp32 on CPU, the training dtype (bf16) on a GPU — and
 the adapter is applied and merged there. A QLoRA adapter is never merged into 4-bit weights (the rounding would be
@@ -17,10 +17,10 @@ Vision tower (`export.keep_vision`): a multimodal Gemma 3 base trains as its lan
 merged/ holds a text model (Gemma3ForCausalLM) by default; with keep_vision: true the base's vision tower and projector
 are put back around the merged language model (`merge.restore_vision_tower`, text logits checked unchanged).
 
-GGUF (`export.gguf: true`): runs llama.cpp's `convert_hf_to_gguf.py` on merged/. It is found through the environment
-variable LLAMA_CPP_CONVERT (the script), LLAMA_CPP_DIR (a llama.cpp checkout) or PATH. When it is missing the stage
-fails with the install hint; with `export.gguf: false` it only says whether the converter is there. Not run in this
-project's CI (llama.cpp is not installed there); the call is tested against a stand-in script.
+GGUF (`export.gguf: true | f16 | q8_0 | [f16, q8_0] | auto`): llama.cpp's `convert_hf_to_gguf.py` on merged/, from an
+installed llama.cpp or the pinned llama-cpp-python sdist on PyPI (`fine_tuning.export.gguf`); the Modelfile then
+points at the q8_0 file when there is one, else the 16-bit one. Tested for real on the tiny Gemma 3 and Phi: the
+GGUF, loaded by llama-cpp-python, generates the same tokens as merged/ in transformers (tests/test_gguf.py).
 
 Hub (`export.push_to_hub: user/repo`): uploads merged/ (private repository when it is created) with the token from
 HF_TOKEN. Never run in tests.
@@ -36,7 +36,17 @@ from pathlib import Path
 from typing import Any
 
 from fine_tuning.export.card import CARD, dataset_lineage, read_json, render_card
-from fine_tuning.export.gguf import GGUF_INSTALL_HINT, convert_to_gguf, find_gguf_converter, gguf_mode
+from fine_tuning.export.gguf import (
+    GGUF_INSTALL_HINT,
+    check_convertible,
+    convert_to_gguf,
+    converter_command,
+    copy_sentencepiece_model,
+    find_installed_converter,
+    gguf_mode,
+    gguf_request,
+    outtypes_for,
+)
 from fine_tuning.export.merge import (
     PROCESSOR_FILES,
     copy_image_processor,
@@ -119,6 +129,8 @@ def _write_merged(
         "dataset_fingerprint": lineage.get("fingerprint"),
     }
     save_merged(merged, tokenizer, merged_dir, metadata)
+    if note := copy_sentencepiece_model(train_dir, summary, merged_dir, tokenizer):  # what llama.cpp reads for Gemma
+        notes.append(note)
     if getattr(merged.config, "vision_config", None) is not None:
         copied = copy_image_processor(_base_source(train_dir, summary), merged_dir)
         stats["image_processor_files"] = copied
@@ -131,25 +143,25 @@ def _write_merged(
 
 def _write_gguf(
     cfg: Any, summary: dict[str, Any], merged_dir: Path, stage_dir: Path, stats: dict[str, Any], notes: list[str]
-) -> Path | None:
-    """model-<type>.gguf when export.gguf asks for it and the converter is installed; otherwise a note or an error."""
-    mode = gguf_mode(cfg.gguf)
-    converter = find_gguf_converter()
-    if mode != "off" and converter is not None:
-        outtype = "bf16" if summary.get("dtype") == "bf16" else "f16"
-        gguf_file = convert_to_gguf(converter, merged_dir, stage_dir / f"model-{outtype}.gguf", outtype)
-        stats["gguf"] = {"file": gguf_file.name, "bytes": gguf_file.stat().st_size, "outtype": outtype}
-        return gguf_file
-    if mode == "required":
-        raise SlmError("export.gguf is true but llama.cpp's convert_hf_to_gguf.py was not found", GGUF_INSTALL_HINT)
-    if converter is None:
-        notes.append(
-            "GGUF skipped: export.gguf is false and llama.cpp's convert_hf_to_gguf.py is not installed "
-            "(to convert: a llama.cpp checkout in LLAMA_CPP_DIR and export.gguf: true)"
-        )
+) -> list[Path]:
+    """model-<type>.gguf for each type export.gguf asks for (`fine_tuning.export.gguf`); otherwise a note or an error."""
+    request = gguf_request(cfg.gguf)
+    converter = converter_command(request.mode) if request.mode != "off" else find_installed_converter()
+    if request.mode != "off" and converter is not None:
+        check_convertible(merged_dir)
+        files = [
+            convert_to_gguf(converter, merged_dir, stage_dir / f"model-{outtype}.gguf", outtype)
+            for outtype in outtypes_for(request, summary.get("dtype"))
+        ]
+        stats["gguf"] = [{"file": f.name, "bytes": f.stat().st_size} for f in files]
+        return files
+    if request.mode == "required":
+        raise SlmError("export.gguf is set but llama.cpp's convert_hf_to_gguf.py could not be found", GGUF_INSTALL_HINT)
+    if request.mode == "auto":
+        notes.append("GGUF skipped: export.gguf is auto and no llama.cpp converter is here (true fetches it)")
     else:
-        notes.append("GGUF not written: llama.cpp's converter is installed; set export.gguf: true to convert")
-    return None
+        notes.append("GGUF skipped: export.gguf is false (true, f16 or q8_0 converts with llama.cpp's converter)")
+    return []
 
 
 def _write_ollama_modelfile(
@@ -209,9 +221,10 @@ def run_export(ctx: StageContext) -> StageResult:
     with atomic_writer(merged_dir / CARD) as out:
         out.write(card)
     outputs.append(merged_dir)
-    gguf_file = _write_gguf(cfg, summary, merged_dir, stage_dir, stats, notes)
-    if gguf_file is not None:
-        outputs.append(gguf_file)
+    gguf_files = _write_gguf(cfg, summary, merged_dir, stage_dir, stats, notes)
+    outputs += gguf_files
+    # Ollama gets the 8-bit file when there is one (half the size, the speed a laptop wants), else the 16-bit one.
+    gguf_file = next((f for f in gguf_files if "q8_0" in f.name), gguf_files[0] if gguf_files else None)
     if cfg.ollama_modelfile:
         modelfile = _write_ollama_modelfile(stage_dir, family, gguf_file, lineage.get("system_prompt"), stats, notes)
         if modelfile is not None:
@@ -231,7 +244,7 @@ def run_export(ctx: StageContext) -> StageResult:
         summary=(
             f"merged {summary.get('base_model')} + adapter → {merged_dir} ({facts['dtype']}, probe logit diff "
             f"{facts['probe_max_abs_logit_diff']:.1e})"
-            + (f", {gguf_file.name}" if gguf_file else "")
+            + "".join(f", {f.name}" for f in gguf_files)
             + (", Modelfile" if "modelfile" in stats else "")
         ),
     )

@@ -5,8 +5,9 @@
     slm chat --model runs/smoke/export/merged                        an interactive session (/reset, /exit)
     slm serve --run smoke --port 8000 --api-key-env SLM_SERVE_KEY    an OpenAI-compatible endpoint
 
-Every command takes the model the same way: `--run NAME` (with `--runs-dir`), `--model MERGED_DIR`, or
-`--model BASE --adapter ADAPTER_DIR` (see `fine_tuning.serve.generate.resolve_source`). The system prompt defaults to the one
+Every command takes the model the same way: `--run NAME` (with `--runs-dir`), `--model MERGED_DIR`,
+`--model BASE --adapter ADAPTER_DIR`, or `--model FILE.gguf` (llama-cpp-python; see
+`fine_tuning.serve.generate.resolve_source` and `fine_tuning.serve.gguf_engine`). The system prompt defaults to the one
 the model was trained with (`--system ""` sends none). Answers go to stdout, everything else (loading, progress,
 prompts) to stderr, so `slm ask … > answer.txt` captures only the answer.
 
@@ -31,7 +32,7 @@ ModelOpt = Annotated[
     str | None,
     typer.Option(
         "--model",
-        help="merged model directory, or the base model (directory or hub id) with --adapter",
+        help="merged model directory, a .gguf file (llama.cpp), or the base model (directory or hub id) with --adapter",
         show_default=False,
     ),
 ]
@@ -59,14 +60,16 @@ SystemOpt = Annotated[
 
 
 def _load(model: str | None, adapter: str | None, run: str | None, runs_dir: str, system: str | None) -> Any:
-    from fine_tuning.serve.generate import load_model, resolve_source
+    """The engine (`fine_tuning.serve.engines`) for the model options: transformers, or llama.cpp for a .gguf."""
+    from fine_tuning.serve.engines import load_engine
+    from fine_tuning.serve.generate import resolve_source
 
     source = resolve_source(model=model, adapter=adapter, run=run, runs_dir=runs_dir)
     console.print(f"[dim]loading {source.describe()} …[/dim]")
-    loaded = load_model(source)
+    engine = load_engine(source)
     if system is not None:
-        loaded.system_prompt = system or None
-    return loaded
+        engine.system_prompt = system or None
+    return engine
 
 
 def _settings(max_new_tokens: int, temperature: float) -> Any:
@@ -75,24 +78,9 @@ def _settings(max_new_tokens: int, temperature: float) -> Any:
     return GenerationSettings(max_new_tokens=max_new_tokens, temperature=temperature)
 
 
-def _conversation(loaded: Any, messages: list[dict[str, str]], max_new_tokens: int) -> list[dict[str, str]]:
-    from fine_tuning.serve.generate import fit_history, with_system
-
-    budget = loaded.max_positions - max_new_tokens if loaded.max_positions else None
-    return fit_history(loaded.tokenizer, with_system(messages, loaded.system_prompt), budget)
-
-
-def _stream_answer(loaded: Any, messages: list[dict[str, str]], settings: Any) -> Any:
+def _stream_answer(engine: Any, messages: list[dict[str, str]], settings: Any) -> Any:
     """Print the answer to stdout as it is generated; returns the Completion."""
-    from fine_tuning.serve.generate import stream_generate
-
-    stream = stream_generate(
-        loaded.model,
-        loaded.tokenizer,
-        _conversation(loaded, messages, settings.max_new_tokens),
-        settings,
-        loaded.stop_ids,
-    )
+    stream = engine.stream(messages, settings)
     try:
         for piece in stream:
             sys.stdout.write(piece)
@@ -139,18 +127,14 @@ def read_questions(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def answer_batch(loaded: Any, rows: list[dict[str, Any]], settings: Any, batch_size: int) -> list[dict[str, Any]]:
-    from fine_tuning.serve.generate import generate_batch
+def answer_batch(engine: Any, rows: list[dict[str, Any]], settings: Any, batch_size: int) -> list[dict[str, Any]]:
     from slm_forest.progress import progress_bar
 
     answers: list[dict[str, Any]] = []
     with progress_bar("ask: answering", len(rows)) as bar:
         for start in range(0, len(rows), batch_size):
             chunk = rows[start : start + batch_size]
-            convos = [_conversation(loaded, r["messages"], settings.max_new_tokens) for r in chunk]
-            for row, completion in zip(
-                chunk, generate_batch(loaded.model, loaded.tokenizer, convos, settings, loaded.stop_ids)
-            ):
+            for row, completion in zip(chunk, engine.complete_batch([r["messages"] for r in chunk], settings)):
                 answers.append(
                     {
                         "id": row["id"],
@@ -193,21 +177,16 @@ def ask(
             "give either a question or --file", 'e.g. slm ask "부가가치세 신고는 언제 해야 하나요?" --run smoke'
         )
     rows = read_questions(file) if file is not None else None
-    loaded = _load(model, adapter, run, runs_dir, system)
+    engine = _load(model, adapter, run, runs_dir, system)
     settings = _settings(max_new_tokens, temperature)
     if rows is None:
         messages = [{"role": "user", "content": question or ""}]
         if stream:
-            _stream_answer(loaded, messages, settings)
+            _stream_answer(engine, messages, settings)
             return
-        from fine_tuning.serve.generate import generate_batch
-
-        completion = generate_batch(
-            loaded.model, loaded.tokenizer, [_conversation(loaded, messages, max_new_tokens)], settings, loaded.stop_ids
-        )[0]
-        sys.stdout.write(completion.text + "\n")
+        sys.stdout.write(engine.complete(messages, settings).text + "\n")
         return
-    answers = answer_batch(loaded, rows, settings, batch_size)
+    answers = answer_batch(engine, rows, settings, batch_size)
     if out is not None:
         from slm_forest.files import write_jsonl
 
@@ -232,10 +211,10 @@ def chat(
     temperature: TemperatureOpt = 0.0,
     system: SystemOpt = None,
 ) -> None:
-    """An interactive conversation in the terminal: answers stream as they are generated, history is kept."""
-    loaded = _load(model, adapter, run, runs_dir, system)
+    """Talk with the model in the terminal: answers stream as they are generated and the history is kept."""
+    engine = _load(model, adapter, run, runs_dir, system)
     settings = _settings(max_new_tokens, temperature)
-    console.print(f"[bold]slm chat[/bold] with {loaded.source.label} — {CHAT_HELP}")
+    console.print(f"[bold]slm chat[/bold] with {engine.label} — {CHAT_HELP}")
     history: list[dict[str, str]] = []
     while True:
         console.print("[bold cyan]you>[/bold cyan] ", end="")
@@ -259,7 +238,7 @@ def chat(
             continue
         history.append({"role": "user", "content": text})
         console.print("[bold green]model>[/bold green] ", end="")
-        completion = _stream_answer(loaded, history, settings)
+        completion = _stream_answer(engine, history, settings)
         if completion is None:  # interrupted: forget the unanswered question
             history.pop()
             continue
@@ -268,6 +247,9 @@ def chat(
 
 
 # -------------------------------------------------------------------------------------------------------- serve
+BACKENDS = ("auto", "transformers", "vllm", "llama.cpp")
+
+
 def serve(
     model: ModelOpt = None,
     adapter: AdapterOpt = None,
@@ -277,10 +259,15 @@ def serve(
         str, typer.Option("--host", help="interface to bind; 0.0.0.0 exposes the server to the network")
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=0, max=65535)] = 8000,
-    model_name: Annotated[
-        str | None,
+    served_model_name: Annotated[
+        list[str] | None,
         typer.Option(
-            "--model-name", help="the model id clients send; default: the run or directory name", show_default=False
+            "--served-model-name",
+            "--model-name",
+            metavar="NAME",
+            help="a name clients may send as `model` (repeatable: the first is the id responses carry, the others "
+            "aliases, e.g. gpt-4o); other names get 404 model_not_found; default: the run, directory or file name",
+            show_default=False,
         ),
     ] = None,
     api_key_env: Annotated[
@@ -299,16 +286,21 @@ def serve(
         int, typer.Option("--max-new-tokens", min=1, help="default max_tokens of a request")
     ] = 512,
     backend: Annotated[
-        str, typer.Option("--backend", help="auto (vLLM when importable with a GPU), transformers or vllm")
+        str,
+        typer.Option(
+            "--backend",
+            help="auto (llama.cpp for a .gguf, else vLLM when importable with a GPU, else transformers), "
+            "transformers, vllm or llama.cpp",
+        ),
     ] = "auto",
     system: SystemOpt = None,
 ) -> None:
     """Serve the model over an OpenAI-compatible HTTP API (/v1/chat/completions, /v1/models)."""
-    from fine_tuning.serve.http import ServeSettings, TransformersEngine, vllm_available, vllm_engine
+    from fine_tuning.serve.http import ServeSettings, vllm_available, vllm_engine
     from fine_tuning.serve.http import serve as serve_forever
 
-    if backend not in ("auto", "transformers", "vllm"):
-        raise SlmError(f"--backend {backend}: unknown backend", "use auto, transformers or vllm")
+    if backend not in BACKENDS:
+        raise SlmError(f"--backend {backend}: unknown backend", f"use {', '.join(BACKENDS)}")
     api_key = None
     if api_key_env:
         register_secret_envs([api_key_env])  # never echoed in a log line or an error
@@ -321,7 +313,12 @@ def serve(
     from fine_tuning.serve.generate import default_system_prompt, resolve_source
 
     source = resolve_source(model=model, adapter=adapter, run=run, runs_dir=runs_dir)
-    use_vllm = backend == "vllm" or (backend == "auto" and vllm_available() and _has_cuda())
+    if (source.kind == "gguf") != (backend == "llama.cpp") and backend != "auto":
+        raise SlmError(
+            f"--backend {backend} with {source.describe()}: llama.cpp runs .gguf files, the others model directories",
+            "drop --backend (auto picks the right one)",
+        )
+    use_vllm = backend == "vllm" or (backend == "auto" and source.kind != "gguf" and vllm_available() and _has_cuda())
     if backend == "vllm" and not vllm_available():
         raise SlmError(
             "--backend vllm: vLLM is not installed",
@@ -331,11 +328,13 @@ def serve(
         prompt = default_system_prompt(source) if system is None else (system or None)
         engine: Any = vllm_engine(source, prompt)
     else:
-        engine = TransformersEngine(_load(model, adapter, run, runs_dir, system))
+        engine = _load(model, adapter, run, runs_dir, system)
+    names = [n.strip() for n in served_model_name or [] if n.strip()] or [source.label]
     settings = ServeSettings(
         host=host,
         port=port,
-        model_name=model_name or source.label,
+        model_name=names[0],
+        aliases=tuple(names[1:]),
         api_key=api_key,
         max_concurrent=max_concurrent,
         queue_timeout=queue_timeout,

@@ -1,4 +1,5 @@
-"""Model backends for `slm serve`: transformers (tested) and vLLM (not tested here: it needs vLLM and a CUDA GPU)."""
+"""Model backends for `slm ask/chat/serve`: transformers and llama.cpp for GGUF files (`gguf_engine`), both tested,
+and vLLM (not tested here: it needs vLLM and a CUDA GPU)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ class Engine(Protocol):
 
     def complete(self, messages: list[dict[str, str]], settings: Any) -> Any: ...
 
+    def complete_batch(self, conversations: list[list[dict[str, str]]], settings: Any) -> list[Any]: ...
+
     def stream(self, messages: list[dict[str, str]], settings: Any) -> Any: ...
 
 
@@ -21,6 +24,18 @@ class TransformersEngine:
 
     def __init__(self, loaded: Any) -> None:
         self.loaded = loaded
+
+    @property
+    def label(self) -> str:
+        return self.loaded.source.label
+
+    @property
+    def system_prompt(self) -> str | None:
+        return self.loaded.system_prompt
+
+    @system_prompt.setter
+    def system_prompt(self, value: str | None) -> None:
+        self.loaded.system_prompt = value
 
     def _messages(self, messages: list[dict[str, str]], max_new_tokens: int) -> list[dict[str, str]]:
         from fine_tuning.serve.generate import fit_history, with_system
@@ -35,11 +50,29 @@ class TransformersEngine:
         convo = self._messages(messages, settings.max_new_tokens)
         return generate_batch(self.loaded.model, self.loaded.tokenizer, [convo], settings, self.loaded.stop_ids)[0]
 
+    def complete_batch(self, conversations: list[list[dict[str, str]]], settings: Any) -> list[Any]:
+        """One left-padded generate call for several conversations."""
+        from fine_tuning.serve.generate import generate_batch
+
+        convos = [self._messages(m, settings.max_new_tokens) for m in conversations]
+        return generate_batch(self.loaded.model, self.loaded.tokenizer, convos, settings, self.loaded.stop_ids)
+
     def stream(self, messages: list[dict[str, str]], settings: Any) -> Any:
         from fine_tuning.serve.generate import stream_generate
 
         convo = self._messages(messages, settings.max_new_tokens)
         return stream_generate(self.loaded.model, self.loaded.tokenizer, convo, settings, self.loaded.stop_ids)
+
+
+def load_engine(source: Any) -> Any:
+    """The backend for a ModelSource: llama-cpp-python for a .gguf file, transformers for everything else."""
+    if source.kind == "gguf":
+        from fine_tuning.serve.gguf_engine import load_gguf
+
+        return load_gguf(source.model)
+    from fine_tuning.serve.generate import load_model
+
+    return TransformersEngine(load_model(source))
 
 
 def vllm_available() -> bool:

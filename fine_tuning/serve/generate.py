@@ -8,7 +8,9 @@ Model resolution (`resolve_source`), used by `slm ask`, `slm chat` and `slm serv
   else from the base;
 - `--adapter DIR` alone: the base named in the adapter's `adapter_config.json` (or, for a train stage directory, the
   base it recorded);
-- `--model DIR`: a merged directory (or any causal LM).
+- `--model DIR`: a merged directory (or any causal LM);
+- `--model FILE.gguf`: a GGUF file, run by llama-cpp-python (`fine_tuning.serve.gguf_engine`) with the same prompts,
+  stops and decoding.
 
 Prompts always go through the tokenizer's chat template with `add_generation_prompt=True`, tokenized without adding
 special tokens again (the template already renders `<bos>`). Generation stops at eos and at the end-of-turn token of
@@ -47,7 +49,7 @@ class GenerationSettings:
 class ModelSource:
     """Where a model to answer with comes from (see the module docstring)."""
 
-    kind: str  # "merged" | "adapter" | "train"
+    kind: str  # "merged" | "adapter" | "train" | "gguf" (llama-cpp-python, `fine_tuning.serve.gguf_engine`)
     model: str  # merged dir / base path or hub id / train stage dir
     adapter: str | None = None
     tokenizer: str | None = None
@@ -117,6 +119,15 @@ def resolve_source(
             f"--run {run}: neither {merged} nor a finished train stage in {train}",
             "run `slm train CONFIG` (and `slm export CONFIG` for a merged model) first",
         )
+    if model and model.lower().endswith(".gguf"):
+        if adapter:
+            raise SlmError(
+                f"--model {model} --adapter {adapter}: a GGUF file has the adapter merged in already",
+                "drop --adapter (or pass the base model directory with --adapter)",
+            )
+        if not Path(model).is_file():
+            raise SlmError(f"--model {model}: no such GGUF file", "pass the .gguf that `slm export` wrote")
+        return ModelSource("gguf", model, label=Path(model).stem)
     if adapter:
         adapter_dir = Path(adapter)
         if not (adapter_dir / "adapter_config.json").is_file():

@@ -4,11 +4,14 @@ Endpoints (the subset of the OpenAI API that chat clients use):
   POST /v1/chat/completions   `messages`, `max_tokens` / `max_completion_tokens`, `temperature`, `top_p`, `stop`,
                               `stream` (server-sent events: `data: {chunk}\\n\\n` … `data: [DONE]\\n\\n`) with
                               `stream_options.include_usage`; `n` must be 1; other fields are ignored.
-                              `model` may name anything ("gpt-4o", …): the one loaded model answers every request,
-                              and responses carry the served model's name. So an app written for OpenAI switches by
-                              changing only its base_url (and key).
-  GET  /v1/models             the one served model (its id is `--model-name`, default the run or directory name)
-  GET  /v1/models/{name}      that served model, whatever the name
+                              `model` must be a served name: the model's id or an alias, as given by
+                              `--served-model-name` (repeatable; the first is the id, default the run or file name),
+                              else 404 `model_not_found` as OpenAI and vLLM answer; no `model` means the served one.
+                              An app written for OpenAI switches by changing its base_url and key, and by serving
+                              under its old name: `--served-model-name slm-tax --served-model-name gpt-4o`.
+                              Responses carry the id (OpenAI also answers with the model an alias resolved to).
+  GET  /v1/models             every served name
+  GET  /v1/models/{name}      that name, or 404 `model_not_found`
   GET  /health                {"status": "ok"}
 Errors use OpenAI's body shape `{"error": {"message", "type", "param", "code"}}`, so SDKs raise their usual exceptions.
 
@@ -20,7 +23,8 @@ Security and load:
   only slow each other down); further requests wait in a queue up to `--queue-timeout` seconds for a slot and are
   then refused with 429 and `Retry-After`, which the OpenAI SDKs retry on their own.
 
-Backends: transformers (`TransformersEngine`, the tested path) always works; `vllm_engine` is used when vLLM is
+Backends: transformers (`TransformersEngine`) always works; a `.gguf` file runs on llama-cpp-python
+(`fine_tuning.serve.gguf_engine`, one generation at a time); `vllm_engine` is used when vLLM is
 importable and `--backend vllm|auto` asks for it. The vLLM path is NOT tested here (vLLM needs a CUDA GPU and is not
 installed in CI); for heavy traffic, vLLM's own server (`vllm serve BASE --enable-lora --lora-modules tax=ADAPTER`)
 is the better choice and speaks the same protocol.

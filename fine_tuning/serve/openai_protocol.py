@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote
 
 from slm_forest.progress import console
 
@@ -23,7 +24,8 @@ MAX_BODY_BYTES = 4 * 1024 * 1024
 class ServeSettings:
     host: str = "127.0.0.1"
     port: int = 8000
-    model_name: str = "slm"
+    model_name: str = "slm"  # the served model's id: /v1/models lists it, every response carries it
+    aliases: tuple[str, ...] = ()  # other names requests may use (`--served-model-name` given more than once)
     api_key: str | None = None
     max_concurrent: int = 1
     queue_timeout: float = 30.0
@@ -78,8 +80,7 @@ def parse_chat_request(body: dict[str, Any], settings: ServeSettings) -> tuple[l
         messages.append({"role": role, "content": _text_content(message.get("content"), index)})
     if messages[-1]["role"] != "user":
         raise RequestError(400, "the last message must come from the user", param="messages")
-    # `model` is not checked: whatever name the client sends (its old "gpt-4o", the served name, none), the one
-    # loaded model answers, and the response names the served model.
+    check_model(body.get("model"), settings)
     n = body.get("n", 1)
     if n not in (1, None):
         raise RequestError(400, "only n=1 is supported", param="n")
@@ -109,6 +110,31 @@ def parse_chat_request(body: dict[str, Any], settings: ServeSettings) -> tuple[l
         max_new_tokens=max_tokens, temperature=float(temperature), top_p=float(top_p), stop=tuple(s for s in stop if s)
     )
     return messages, generation, stream, include_usage
+
+
+def served_names(settings: ServeSettings) -> tuple[str, ...]:
+    return tuple(dict.fromkeys((settings.model_name, *settings.aliases)))
+
+
+def model_not_found(name: str) -> RequestError:
+    """OpenAI's answer (and vLLM's status) for a model it does not serve: 404, code `model_not_found`."""
+    return RequestError(
+        404,
+        f"The model `{name}` does not exist or you do not have access to it.",
+        code="model_not_found",
+        param="model",
+    )
+
+
+def check_model(name: Any, settings: ServeSettings) -> None:
+    """A request naming a model must name a served one (its id or an alias); no `model` at all means the served one,
+    as vLLM does. The response always carries the served id, as OpenAI resolves an alias to the model it ran."""
+    if name is None or name == "":
+        return
+    if not isinstance(name, str):
+        raise RequestError(400, "'model' must be a string", param="model")
+    if name not in served_names(settings):
+        raise model_not_found(name)
 
 
 def completion_body(completion: Any, request_id: str, created: int, model: str) -> dict[str, Any]:
@@ -196,11 +222,17 @@ def get_response(path: str, authorization: str, settings: ServeSettings, created
         return {"status": "ok"}
     if not is_authorised(authorization, settings.api_key):
         raise unauthorised()
-    model = {"id": settings.model_name, "object": "model", "created": created, "owned_by": "slm-forest"}
+
+    def card(name: str) -> dict[str, Any]:
+        return {"id": name, "object": "model", "created": created, "owned_by": "slm-forest"}
+
     if path == "/v1/models":
-        return {"object": "list", "data": [model]}
-    if path.startswith("/v1/models/"):  # any name resolves to the served model, as chat requests do
-        return model
+        return {"object": "list", "data": [card(name) for name in served_names(settings)]}
+    if path.startswith("/v1/models/"):
+        name = unquote(path[len("/v1/models/") :])
+        if name not in served_names(settings):
+            raise model_not_found(name)
+        return card(name)
     raise RequestError(404, f"no route GET {path}", code="not_found")
 
 

@@ -1,7 +1,8 @@
 """Tiny random-initialised models for CPU runs and tests: same code path as the real models, seconds instead of hours.
 
 `train.base_model: tiny-random-phi | tiny-random-gemma3 | tiny-random-gemma3-mm` builds, in the train stage:
-- a byte-level BPE tokenizer trained on the run's own training text (Hangul round-trips exactly), with the special
+- a tokenizer trained on the run's own training text (Hangul round-trips exactly): byte-level BPE for Phi,
+  SentencePiece BPE with byte fallback for Gemma 3 like the real one (`tiny_sentencepiece`), with the special
   tokens `<pad> <eos> <bos> <unk> <start_of_turn> <end_of_turn>` (pad ≠ eos) and the Gemma-format training chat
   template (`{% generation %}` around each answer, every turn closed by `<end_of_turn>`), so assistant-only loss works
   and the end-of-turn token is trained;
@@ -220,7 +221,7 @@ def pretrain_on_text(model: Any, tokenizer: Any, texts: list[str], steps: int, s
     finally:
         torch.set_num_threads(threads)
     model.eval()
-    return float(loss.detach())
+    return float(loss.detach())  # the last step's graph is not needed: converting it to a float warned
 
 
 def documents_beside(out_dir: Path) -> list[str]:
@@ -256,7 +257,15 @@ def build_tiny_model(
 
     settings = tiny_settings(kind, overrides)
     texts = list(texts)  # read twice: tokenizer training, then pretraining
-    tokenizer = train_tokenizer(texts, settings["vocab_size"], multimodal=kind == "tiny-random-gemma3-mm")
+    if kind == "tiny-random-phi":
+        tokenizer = train_tokenizer(texts, settings["vocab_size"])
+    else:  # Gemma 3: a SentencePiece model like the real one, which llama.cpp's converter reads (tiny_sentencepiece)
+        from fine_tuning.train.tiny_sentencepiece import sentencepiece_tokenizer
+
+        extra = [START_OF_TURN, END_OF_TURN] + (
+            [START_OF_IMAGE, END_OF_IMAGE, IMAGE_SOFT_TOKEN] if kind.endswith("-mm") else []
+        )
+        tokenizer = sentencepiece_tokenizer(texts, settings["vocab_size"], extra, gemma_chat_template())
     config = _model_config(kind, settings, tokenizer)
     torch.manual_seed(seed)  # the only randomness in the build: same seed, same weights
     model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
@@ -274,4 +283,7 @@ def build_tiny_model(
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
+    from fine_tuning.train.tiny_sentencepiece import save_sentencepiece_model
+
+    save_sentencepiece_model(tokenizer, out_dir)  # Gemma 3: tokenizer.model beside tokenizer.json
     return out_dir

@@ -245,6 +245,20 @@ def _split_table(title: str, rows: dict[str, dict[str, int]], first: str) -> Tab
     return table
 
 
+def _checks_table(stats: dict[str, Any]) -> Table | str:
+    """Rejections and flags per rule; in words when no check rejected or flagged anything (an empty table reads as
+    a failure to count)."""
+    rules = sorted(set(stats["rejections"]) | set(stats["flags"]))
+    if not rules:
+        return "quality checks: no rule rejected or flagged any pair"
+    checks = Table(title="quality checks")
+    for column in ("rule", "rejected", "flagged"):
+        checks.add_column(column, justify="left" if column == "rule" else "right")
+    for rule in rules:
+        checks.add_row(rule, str(stats["rejections"].get(rule, 0)), str(stats["flags"].get(rule, 0)))
+    return checks
+
+
 def print_dataset_stats(path: Path, console: Console | None = None) -> dict[str, Any]:
     """Print the numbers as rich tables (stdout by default); returns them too."""
     stats = dataset_stats(path)
@@ -266,12 +280,7 @@ def print_dataset_stats(path: Path, console: Console | None = None) -> dict[str,
         s = stats[key]
         lengths.add_row(label, str(s["min"]), str(s["median"]), str(s["mean"]), str(s["p90"]), str(s["max"]))
     out.print(lengths)
-    checks = Table(title="quality checks")
-    for column in ("rule", "rejected", "flagged"):
-        checks.add_column(column, justify="left" if column == "rule" else "right")
-    for rule in sorted(set(stats["rejections"]) | set(stats["flags"])):
-        checks.add_row(rule, str(stats["rejections"].get(rule, 0)), str(stats["flags"].get(rule, 0)))
-    out.print(checks)
+    out.print(_checks_table(stats))
     teachers = Table(title="teachers")
     columns = ("teacher/model", "accepted", "rejected", "review", "failed", "input tokens", "output tokens", "cost $")
     for column in columns:

@@ -19,7 +19,7 @@ def data_stats(
     path: Annotated[Path, typer.Argument(help="a built dataset directory, e.g. runs/<run>/build", show_default=False)],
     as_json: Annotated[bool, typer.Option("--json", help="print the numbers as JSON instead of tables")] = False,
 ) -> None:
-    """Counts per source kind, law, audience and split, rejections per rule, lengths, teachers and cost."""
+    """Print a built dataset's counts per source kind, law, audience and split, rejections, lengths, teachers, cost."""
     if as_json:
         sys.stdout.write(json.dumps(dataset_stats(path), ensure_ascii=False, indent=2) + "\n")
         return
