@@ -296,39 +296,15 @@ def serve(
     system: SystemOpt = None,
 ) -> None:
     """Serve the model over an OpenAI-compatible HTTP API (/v1/chat/completions, /v1/models)."""
-    from fine_tuning.serve.http import ServeSettings, vllm_available, vllm_engine
+    from fine_tuning.serve.generate import resolve_source
+    from fine_tuning.serve.http import ServeSettings
     from fine_tuning.serve.http import serve as serve_forever
 
     if backend not in BACKENDS:
         raise SlmError(f"--backend {backend}: unknown backend", f"use {', '.join(BACKENDS)}")
-    api_key = None
-    if api_key_env:
-        register_secret_envs([api_key_env])  # never echoed in a log line or an error
-        api_key = os.environ.get(api_key_env, "").strip()
-        if not api_key:
-            raise SlmError(
-                f"--api-key-env {api_key_env}: that environment variable is not set",
-                f"export {api_key_env}=<a long random string>",
-            )
-    from fine_tuning.serve.generate import default_system_prompt, resolve_source
-
+    api_key = _api_key_from(api_key_env)
     source = resolve_source(model=model, adapter=adapter, run=run, runs_dir=runs_dir)
-    if (source.kind == "gguf") != (backend == "llama.cpp") and backend != "auto":
-        raise SlmError(
-            f"--backend {backend} with {source.describe()}: llama.cpp runs .gguf files, the others model directories",
-            "drop --backend (auto picks the right one)",
-        )
-    use_vllm = backend == "vllm" or (backend == "auto" and source.kind != "gguf" and vllm_available() and _has_cuda())
-    if backend == "vllm" and not vllm_available():
-        raise SlmError(
-            "--backend vllm: vLLM is not installed",
-            "pip install vllm (needs a CUDA GPU), or use --backend transformers",
-        )
-    if use_vllm:
-        prompt = default_system_prompt(source) if system is None else (system or None)
-        engine: Any = vllm_engine(source, prompt)
-    else:
-        engine = _load(model, adapter, run, runs_dir, system)
+    engine = _serve_engine(source, backend, model, adapter, run, runs_dir, system)
     names = [n.strip() for n in served_model_name or [] if n.strip()] or [source.label]
     settings = ServeSettings(
         host=host,
@@ -342,6 +318,42 @@ def serve(
         max_tokens_limit=max(4096, max_new_tokens),
     )
     serve_forever(engine, settings)
+
+
+def _api_key_from(api_key_env: str | None) -> str | None:
+    """The key `--api-key-env` names, registered as a secret so no log line or error shows it."""
+    if not api_key_env:
+        return None
+    register_secret_envs([api_key_env])
+    api_key = os.environ.get(api_key_env, "").strip()
+    if not api_key:
+        raise SlmError(
+            f"--api-key-env {api_key_env}: that environment variable is not set",
+            f"export {api_key_env}=<a long random string>",
+        )
+    return api_key
+
+
+def _serve_engine(source: Any, backend: str, model: Any, adapter: Any, run: Any, runs_dir: Any, system: Any) -> Any:
+    """llama.cpp for a .gguf, vLLM when asked (or, on auto, importable with a GPU), else transformers."""
+    from fine_tuning.serve.generate import default_system_prompt
+    from fine_tuning.serve.http import vllm_available, vllm_engine
+
+    if (source.kind == "gguf") != (backend == "llama.cpp") and backend != "auto":
+        raise SlmError(
+            f"--backend {backend} with {source.describe()}: llama.cpp runs .gguf files, the others model directories",
+            "drop --backend (auto picks the right one)",
+        )
+    use_vllm = backend == "vllm" or (backend == "auto" and source.kind != "gguf" and vllm_available() and _has_cuda())
+    if backend == "vllm" and not vllm_available():
+        raise SlmError(
+            "--backend vllm: vLLM is not installed",
+            "pip install vllm (needs a CUDA GPU), or use --backend transformers",
+        )
+    if use_vllm:
+        prompt = default_system_prompt(source) if system is None else (system or None)
+        return vllm_engine(source, prompt)
+    return _load(model, adapter, run, runs_dir, system)
 
 
 def _has_cuda() -> bool:
