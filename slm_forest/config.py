@@ -19,17 +19,32 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from slm_forest.config_models import (
+from slm_forest.config_models import (  # re-exported: callers import every section from slm_forest.config
     ExportConfig,
+    LoraConfigSection,
     PlanConfig,
     ReinforceConfig,
+    RewardWeightsSection,
     Section,
     TrainConfig,
 )
 from slm_forest.config_source import apply_overrides, format_validation_error, parse_override, read_yaml_config
 from slm_forest.redact import register_secret_envs
 
-__all__ = ["RunConfig", "apply_overrides", "config_to_yaml", "load_config", "parse_override"]
+__all__ = [
+    "ExportConfig",
+    "LoraConfigSection",
+    "PlanConfig",
+    "ReinforceConfig",
+    "RewardWeightsSection",
+    "RunConfig",
+    "Section",
+    "TrainConfig",
+    "apply_overrides",
+    "config_to_yaml",
+    "load_config",
+    "parse_override",
+]
 
 
 # --------------------------------------------------------------------------------------------------------- collect
