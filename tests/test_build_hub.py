@@ -18,7 +18,7 @@ from slm_forest.manifest import outputs_intact, read_manifest
 from slm_forest.pipeline import run_stage
 from tests.test_build_dataset import small_run
 
-TOKEN = "hf_SecretTokenForTests0123456789abcdef"
+TOKEN = "hf_SecretForTests0123"
 ANSWERS = tuple(
     f"증여세는 증여받은 날이 속하는 달의 말일부터 3개월 이내에 신고하고 납부해야 합니다. 확인 사례 {i}번입니다."
     for i in range(3)

@@ -25,8 +25,8 @@ from slm_forest.manifest import Manifest, write_manifest
 
 REPO = Path(__file__).resolve().parent.parent
 SMOKE = REPO / "configs" / "smoke.yaml"
-HF_SECRET = "hf_EchoedBackToken0123456789abcdef"
-TEACHER_SECRET = "sk-teacher-EchoedBack-9876543210"
+HF_SECRET = "hf_EchoedBack0123fake"
+TEACHER_SECRET = "test-teacher-key-EchoedBack-98765"
 
 
 class _EchoCredentials(http.server.BaseHTTPRequestHandler):
