@@ -225,3 +225,24 @@ def test_the_gguf_extra_pins_the_converters_version():
     pyproject = tomllib.loads((Path(__file__).resolve().parent.parent / "pyproject.toml").read_text(encoding="utf-8"))
     assert pyproject["project"]["optional-dependencies"]["gguf"] == [f"llama-cpp-python=={LLAMA_CPP_PYTHON}"]
     assert llama_cpp.__version__ == LLAMA_CPP_PYTHON
+
+
+def test_serve_command_takes_a_gguf_and_served_model_names(exported, monkeypatch):
+    from typer.testing import CliRunner
+
+    from fine_tuning.serve import http
+    from fine_tuning.serve.gguf_engine import GgufEngine
+    from slm_forest.cli import app
+
+    started = {}
+    monkeypatch.setattr(http, "serve", lambda engine, settings: started.update(engine=engine, settings=settings))
+    gguf = str(exported["tiny-random-gemma3"] / "model-f16.gguf")
+    args = ["serve", "--model", gguf, "--served-model-name", "slm-tax", "--served-model-name", "gpt-4o", "--port", "0"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert isinstance(started["engine"], GgufEngine)
+    assert started["settings"].model_name == "slm-tax" and started["settings"].aliases == ("gpt-4o",)
+    default = CliRunner().invoke(app, ["serve", "--model", gguf, "--port", "0"])
+    assert default.exit_code == 0 and started["settings"].model_name == "model-f16"
+    wrong = CliRunner().invoke(app, ["serve", "--model", gguf, "--backend", "vllm"])
+    assert wrong.exit_code != 0 and "llama.cpp runs .gguf files" in str(wrong.exception)
