@@ -33,6 +33,7 @@ PROMPTS = [
 ]
 NEW_TOKENS = 48
 NEAR_TIE = 0.05  # logits: f16 weights, and llama.cpp's f16 dot products, move logits by ~1e-2
+LOGIT_TOLERANCE = 0.02  # |llama.cpp - transformers| with the same f16 weights; a wrong layer pattern gave 0.26
 
 
 @pytest.fixture(scope="module")
@@ -45,6 +46,9 @@ def exported(tmp_path_factory) -> dict[str, Path]:
         with pytest.MonkeyPatch.context() as patch:
             # llama.cpp's phi2 assumes Phi-2's MLP width (4 × hidden); the tiny default is 2 × (see check_convertible)
             patch.setitem(tiny._DEFAULTS["tiny-random-phi"], "intermediate_size", 256)
+            # a base that has read the corpus, so attention carries the answer (a random base's logits hardly
+            # depend on it, and a wrong attention layout in the GGUF would go unseen)
+            patch.setitem(tiny._DEFAULTS[kind], "pretrain_steps", 200)
             pristine = build_run(tmp_path_factory.mktemp(f"gguf-{kind}") / "tiny", kind)
         run = copy_run(pristine, tmp_path_factory.mktemp("runs"), "tiny")
         cfg = RunConfig.model_validate(
@@ -124,6 +128,29 @@ def test_greedy_generations_equal_transformers_token_for_token(exported, kind):
     assert compared >= 0.75 * NEW_TOKENS * len(PROMPTS) and near_ties <= 1, (compared, near_ties)
 
 
+@pytest.mark.parametrize("kind", ["tiny-random-gemma3", "tiny-random-phi"])
+def test_logits_equal_transformers_at_every_position(exported, kind):
+    """The whole forward pass, not only the argmax: sliding-window layers, RoPE bases, norms, tied embeddings."""
+    import numpy as np
+    import torch
+
+    from fine_tuning.serve.generate import with_system
+    from fine_tuning.serve.gguf_engine import load_gguf
+
+    engine = load_gguf(exported[kind] / "model-f16.gguf")
+    model = _hf_model_with_f16_weights(exported[kind] / "merged")
+    scorer = llama_cpp.Llama(str(exported[kind] / "model-f16.gguf"), n_ctx=512, logits_all=True, verbose=False)
+    for question in PROMPTS:
+        ids = engine.prompt_ids(with_system([{"role": "user", "content": question}], engine.system_prompt))
+        ids = ids + ids[1:]  # past the tiny Gemma 3's 32-token sliding window
+        with torch.no_grad():
+            expected = model(torch.tensor([ids])).logits[0].numpy()
+        scorer.reset()
+        scorer.eval(ids)
+        got = np.array(scorer.scores[: len(ids)])
+        assert np.abs(got - expected).max() < LOGIT_TOLERANCE, (question, np.abs(got - expected).max(axis=1))
+
+
 def test_gemma_turn_markers_are_control_tokens_and_end_generation(exported):
     from fine_tuning.serve.gguf_engine import load_gguf
 
@@ -198,3 +225,24 @@ def test_the_gguf_extra_pins_the_converters_version():
     pyproject = tomllib.loads((Path(__file__).resolve().parent.parent / "pyproject.toml").read_text(encoding="utf-8"))
     assert pyproject["project"]["optional-dependencies"]["gguf"] == [f"llama-cpp-python=={LLAMA_CPP_PYTHON}"]
     assert llama_cpp.__version__ == LLAMA_CPP_PYTHON
+
+
+def test_serve_command_takes_a_gguf_and_served_model_names(exported, monkeypatch):
+    from typer.testing import CliRunner
+
+    from fine_tuning.serve import http
+    from fine_tuning.serve.gguf_engine import GgufEngine
+    from slm_forest.cli import app
+
+    started = {}
+    monkeypatch.setattr(http, "serve", lambda engine, settings: started.update(engine=engine, settings=settings))
+    gguf = str(exported["tiny-random-gemma3"] / "model-f16.gguf")
+    args = ["serve", "--model", gguf, "--served-model-name", "slm-tax", "--served-model-name", "gpt-4o", "--port", "0"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert isinstance(started["engine"], GgufEngine)
+    assert started["settings"].model_name == "slm-tax" and started["settings"].aliases == ("gpt-4o",)
+    default = CliRunner().invoke(app, ["serve", "--model", gguf, "--port", "0"])
+    assert default.exit_code == 0 and started["settings"].model_name == "model-f16"
+    wrong = CliRunner().invoke(app, ["serve", "--model", gguf, "--backend", "vllm"])
+    assert wrong.exit_code != 0 and "llama.cpp runs .gguf files" in str(wrong.exception)

@@ -65,7 +65,7 @@ def test_chat_completion_through_the_openai_sdk(client, loaded):
     assert response.model == "tiny-tax" and response.id.startswith("chatcmpl-")
     assert response.usage.completion_tokens == expected.completion_tokens
     assert response.usage.total_tokens == response.usage.prompt_tokens + response.usage.completion_tokens
-    assert [m.id for m in client.models.list().data] == ["tiny-tax", "gpt-4o"]  # the id, then its aliases
+    assert [m.id for m in client.models.list().data] == ["tiny-tax", "gpt-4o"]  # the id, then the alias
 
 
 def test_streaming_through_the_openai_sdk(client, loaded):

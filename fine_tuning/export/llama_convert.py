@@ -18,6 +18,10 @@ changed; two of its functions are wrapped in this process only:
 3. On the SentencePiece path (Gemma), the tokens tokenizer.json lists as special added tokens are typed CONTROL, as
    the converter does for those it finds in tokenizer_config.json's `added_tokens_decoder` — which transformers 5 no
    longer writes. Left USER_DEFINED, llama.cpp reads `<start_of_turn>` in a prompt as plain text.
+4. Gemma 3: which layers use sliding-window attention is written per layer from config.json's `layer_types`
+   (`gemma3.attention.sliding_window_pattern`, the key llama.cpp reads, which the converter writes for Cohere 2 and
+   EXAONE). Without it llama.cpp assumes the released checkpoints' pattern (every 6th layer global); the tiny Gemma 3
+   alternates 1:1, and its GGUF then computed other logits than transformers (up to 0.26 at position 65).
 """
 
 from __future__ import annotations
@@ -95,6 +99,21 @@ def _wrap(base: Any, gguf: Any, logger: Any) -> None:
         original_add(self, gw, quiet)
 
     gguf.SpecialVocab.add_to_gguf = add_to_gguf
+    _wrap_gemma3_layer_pattern()
+
+
+def _wrap_gemma3_layer_pattern() -> None:
+    from conversion import gemma
+
+    original = gemma.Gemma3Model.set_gguf_parameters
+
+    def set_gguf_parameters(self: Any) -> None:
+        original(self)
+        layer_types = self.hparams.get("layer_types")
+        if layer_types and self.hparams.get("sliding_window"):
+            self.gguf_writer.add_sliding_window_pattern([t == "sliding_attention" for t in layer_types])
+
+    gemma.Gemma3Model.set_gguf_parameters = set_gguf_parameters
 
 
 def main(argv: list[str]) -> None:
