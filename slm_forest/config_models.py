@@ -18,11 +18,26 @@ class LoraConfigSection(Section):
     alpha: int = Field(32, ge=1)
     dropout: float = Field(0.05, ge=0, lt=1)
     target_modules: list[str] | str | None = Field(None, description="null uses the registry's per-architecture list")
+    modules_to_save: list[str] = Field(
+        default_factory=list,
+        description="modules trained in full beside the LoRA weights and saved with the adapter, e.g. "
+        "[embed_tokens, lm_head] (peft's modules_to_save)",
+    )
 
 
 class TrainConfig(Section):
     base_model: str = Field("tiny-random-phi", description="registry key, hub id or local path")
-    method: Literal["lora", "qlora"] = "lora"
+    method: Literal["lora", "qlora", "full"] = Field(
+        "lora", description="lora; qlora: LoRA over a quantized frozen base (train.quantization); full: every weight"
+    )
+    quantization: Literal["nf4", "int8"] = Field(
+        "nf4", description="qlora only: how bitsandbytes stores the frozen base (nf4 4-bit with double quant, or int8)"
+    )
+    master_weights: Literal["fp32", "bf16"] = Field(
+        "fp32",
+        description="full only: fp32 weights and optimizer states under bf16/fp16 autocast, or pure bf16 weights "
+        "(half the memory, no fp32 master copy)",
+    )
     lora: LoraConfigSection = Field(default_factory=LoraConfigSection)
     dtype: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
     allow_fp32_fallback: bool = False
