@@ -64,7 +64,7 @@ def test_judge_scores_both_models_with_reasons(monkeypatch, tmp_path):
     rows = _rows()
     with FakeTeacherServer(_judge, require_api_key=True) as server:
         server.script("malformed")  # the first request gets an unreadable reply: counted, kept with its reason
-        summary = run_judge(_config(server), rows)
+        summary = run_judge(_config(server), rows, tmp_path)
         requests = [r for r in server.requests if r.path == "/v1/chat/completions"]
     assert summary["requests"] == 4 and summary["errors"] == 1 and "unreadable judgement" in summary["last_error"]
     assert len(requests) == 4
@@ -97,11 +97,11 @@ def test_judge_scores_both_models_with_reasons(monkeypatch, tmp_path):
     assert "openai_compatible:judge-1: 4 requests, 1 errors" in text
 
 
-def test_judge_without_key_is_an_error_naming_the_variable(monkeypatch):
+def test_judge_without_key_is_an_error_naming_the_variable(monkeypatch, tmp_path):
     monkeypatch.delenv("JUDGE_KEY", raising=False)
     with FakeTeacherServer(_judge) as server:
         with pytest.raises(SlmError, match="JUDGE_KEY"):
-            run_judge(_config(server), _rows())
+            run_judge(_config(server), _rows(), tmp_path)
 
 
 def test_evaluate_stage_runs_the_judge_when_configured(monkeypatch, tmp_path, tmp_path_factory):
