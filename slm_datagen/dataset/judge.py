@@ -119,13 +119,15 @@ def compare_answers(first: str, second: str) -> str | None:
     return "; ".join(problems) or None
 
 
-def _judge_requests(pairs: list[QAPair], sources: dict[int, str], positions: list[int]) -> list[CheckRequest]:
-    return [
-        CheckRequest(
-            pairs[i].id, judge_messages(pairs[i], sources[i]), JUDGE_SHAPE, JUDGE_PROMPT_VERSION, JUDGE_OUTPUT_TOKENS
-        )
-        for i in positions
-    ]
+def judge_request(pair: QAPair, source: str) -> CheckRequest:
+    return CheckRequest(pair.id, judge_messages(pair, source), JUDGE_SHAPE, JUDGE_PROMPT_VERSION, JUDGE_OUTPUT_TOKENS)
+
+
+def second_teacher_request(pair: QAPair, source: str, cfg: BuildConfig) -> CheckRequest:
+    assert cfg.second_teacher is not None
+    messages = second_teacher_messages(pair, source, cfg.system_prompt)
+    expected = min(cfg.second_teacher.max_tokens, SECOND_ANSWER_TOKENS)
+    return CheckRequest(pair.id, messages, FREE_TEXT_SHAPE, SECOND_TEACHER_PROMPT_VERSION, expected)
 
 
 def run_judge(
@@ -138,7 +140,8 @@ def run_judge(
 ) -> CheckSpend:
     assert cfg.judge is not None
     caller = checks.caller("build.judge", cfg.judge)
-    replies = caller.run(_judge_requests(pairs, sources, positions), "build: judging pairs")
+    requests = [judge_request(pairs[i], sources[i]) for i in positions]
+    replies = caller.run(requests, "build: judging pairs")
     spend = caller.spend
     scores = spend.scores
     for position, reply in zip(positions, replies):
@@ -169,16 +172,7 @@ def run_second_teacher(
     assert cfg.second_teacher is not None
     caller = checks.caller("build.second_teacher", cfg.second_teacher)
     label = f"{cfg.second_teacher.provider}:{cfg.second_teacher.model}"
-    requests = [
-        CheckRequest(
-            pairs[i].id,
-            second_teacher_messages(pairs[i], sources[i], cfg.system_prompt),
-            FREE_TEXT_SHAPE,
-            SECOND_TEACHER_PROMPT_VERSION,
-            min(cfg.second_teacher.max_tokens, SECOND_ANSWER_TOKENS),
-        )
-        for i in positions
-    ]
+    requests = [second_teacher_request(pairs[i], sources[i], cfg) for i in positions]
     replies = caller.run(requests, "build: second teacher")
     for position, reply in zip(positions, replies):
         if reply is None or reply.error:

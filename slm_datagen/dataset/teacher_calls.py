@@ -168,6 +168,19 @@ def _api_key(cfg: TeacherConfig, role: str) -> str:
     )
 
 
+def check_key(cfg: TeacherConfig, role: str, request: CheckRequest) -> str:
+    """The ledger key of a check request: the sha256 of what is sent (as distill's `plan.request_key`). Pure, so the
+    review page finds the judge's verdict on a pair without a key or a client."""
+    sent = _teacher_config(cfg, role)
+    params = {
+        "role": role,
+        "schema": request.shape.schema,
+        "max_tokens": request.shape.max_tokens or sent.max_tokens,
+        "temperature": sent.temperature,
+    }
+    return request_key(sent, request.prompt_version, request.messages, params)
+
+
 def check_price(
     cfg: TeacherConfig, role: str, prices: dict[str, dict[str, float]], budget_key: str | None
 ) -> Price | None:
@@ -212,13 +225,7 @@ class CheckCaller:
         self.stopping = False
 
     def key(self, request: CheckRequest) -> str:
-        params = {
-            "role": self.role,
-            "schema": request.shape.schema,
-            "max_tokens": request.shape.max_tokens or self.cfg.max_tokens,
-            "temperature": self.cfg.temperature,
-        }
-        return request_key(self.cfg, request.prompt_version, request.messages, params)
+        return check_key(self.cfg, self.role, request)
 
     def run(self, requests: list[CheckRequest], description: str) -> list[CheckReply | None]:
         """One reply per request, in order (`error` set when it failed; None when the budget left it unsent);
