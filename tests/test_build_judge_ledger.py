@@ -168,7 +168,7 @@ def test_transient_failures_are_retried_and_a_request_out_of_retries_is_asked_ag
 
 
 def _slm(*args: str) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "300", "SLM_FOREST_DEBUG": ""}
+    env = {**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "300", "SLM_DEBUG": ""}
     return subprocess.Popen(
         [sys.executable, "-m", "slm_forest.cli", *args],
         stdout=subprocess.PIPE,
