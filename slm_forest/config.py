@@ -322,6 +322,13 @@ class BuildConfig(Section):
     second_teacher: TeacherConfig | None = Field(
         None, description="answers each question again; disagreements on amounts/articles go to review.jsonl"
     )
+    max_cost_usd: float | None = Field(
+        None,
+        gt=0,
+        description="hard stop on the judge + second teacher spend recorded in build/judge_ledger.jsonl (all runs; "
+        "answers already in the ledger are free); priced by distill.prices. Reached: build stops, writes nothing, "
+        "raise it and rerun",
+    )
     card_license: str = Field("other", description="license id for the dataset card (Hugging Face identifiers)")
     push_to_hub: str | None = Field(None, description="repo id; token from HF_TOKEN")
 
@@ -354,6 +361,12 @@ class EvaluateConfig(Section):
     )
     judge: TeacherConfig | None = Field(
         None, description="LLM judge scoring correctness, legal basis and clarity (1-5) with reasons; null = none"
+    )
+    max_cost_usd: float | None = Field(
+        None,
+        gt=0,
+        description="hard stop on the judge's spend recorded in evaluate/judge_ledger.jsonl (all runs; answers "
+        "already in the ledger are free); priced by distill.prices. Reached: evaluate stops, raise it and rerun",
     )
 
 

@@ -69,7 +69,7 @@ def outcome_for(pairs: list[QAPair]) -> CheckOutcome:
     return CheckOutcome([[] for _ in pairs])
 
 
-def test_judge_rejects_unfaithful_pairs_and_second_teacher_sends_disagreements_to_review(server):
+def test_judge_rejects_unfaithful_pairs_and_second_teacher_sends_disagreements_to_review(server, tmp_path):
     cfg = BuildConfig(
         judge=TeacherConfig(provider="openai", model="gpt-4o-mini", base_url=server.openai_base_url, max_retries=0),
         second_teacher=TeacherConfig(
@@ -78,7 +78,7 @@ def test_judge_rejects_unfaithful_pairs_and_second_teacher_sends_disagreements_t
     )
     pairs = [pair(0, FAITHFUL), pair(1, UNFAITHFUL), pair(2, FAITHFUL)]
     outcome = outcome_for(pairs)
-    run_teacher_checks(pairs, [CHUNK], outcome, cfg)
+    run_teacher_checks(pairs, [CHUNK], outcome, cfg, tmp_path)
     assert [[f.rule for f in found] for found in outcome.findings] == [
         [],
         ["judge_low_score"],
@@ -93,7 +93,7 @@ def test_judge_rejects_unfaithful_pairs_and_second_teacher_sends_disagreements_t
     assert sorted(r.model for r in requests) == ["gpt-4o-mini"] * 3 + ["qwen-local"] * 2
 
 
-def test_the_judge_also_speaks_anthropic_through_a_forced_tool(server):
+def test_the_judge_also_speaks_anthropic_through_a_forced_tool(server, tmp_path):
     cfg = BuildConfig(
         judge=TeacherConfig(
             provider="anthropic", model="claude-haiku-4-5", base_url=server.anthropic_base_url, max_retries=0
@@ -101,26 +101,26 @@ def test_the_judge_also_speaks_anthropic_through_a_forced_tool(server):
     )
     pairs = [pair(0, FAITHFUL), pair(1, UNFAITHFUL)]
     outcome = outcome_for(pairs)
-    run_teacher_checks(pairs, [CHUNK], outcome, cfg)
+    run_teacher_checks(pairs, [CHUNK], outcome, cfg, tmp_path)
     assert [[f.rule for f in found] for found in outcome.findings] == [[], ["judge_low_score"]]
     assert outcome.judge["judge"]["provider"] == "anthropic" and outcome.judge["judge"]["input_tokens"] > 0
 
 
-def test_a_missing_or_refused_key_stops_the_build_naming_the_variable(server, monkeypatch):
+def test_a_missing_or_refused_key_stops_the_build_naming_the_variable(server, monkeypatch, tmp_path):
     cfg = BuildConfig(
         judge=TeacherConfig(
             provider="openai", model="gpt-4o-mini", base_url=server.openai_base_url, api_key_env="JUDGE_KEY"
         )
     )
     with pytest.raises(SlmError, match="environment variable JUDGE_KEY, which is not set"):
-        run_teacher_checks([pair(0, FAITHFUL)], [CHUNK], outcome_for([pair(0, FAITHFUL)]), cfg)
+        run_teacher_checks([pair(0, FAITHFUL)], [CHUNK], outcome_for([pair(0, FAITHFUL)]), cfg, tmp_path)
     with pytest.raises(SlmError, match=r"build\.judge\.provider is 'offline'"):
         run_teacher_checks(
-            [pair(0, FAITHFUL)], [CHUNK], outcome_for([pair(0, FAITHFUL)]), BuildConfig(judge=TeacherConfig())
+            [pair(0, FAITHFUL)], [CHUNK], outcome_for([pair(0, FAITHFUL)]), BuildConfig(judge=TeacherConfig()), tmp_path
         )
 
 
-def test_failed_requests_leave_pairs_unjudged_and_are_counted(server):
+def test_failed_requests_leave_pairs_unjudged_and_are_counted(server, tmp_path):
     server.script("server_error")
     cfg = BuildConfig(
         judge=TeacherConfig(
@@ -129,7 +129,7 @@ def test_failed_requests_leave_pairs_unjudged_and_are_counted(server):
     )
     pairs = [pair(0, FAITHFUL), pair(1, UNFAITHFUL)]
     outcome = outcome_for(pairs)
-    run_teacher_checks(pairs, [CHUNK], outcome, cfg)
+    run_teacher_checks(pairs, [CHUNK], outcome, cfg, tmp_path)
     assert outcome.judge["judge"]["errors"] == 1 and outcome.judge["judge"]["judged"] == 1
     assert sum(len(found) for found in outcome.findings) <= 1
 

@@ -64,7 +64,7 @@ def test_judge_scores_both_models_with_reasons(monkeypatch, tmp_path):
     rows = _rows()
     with FakeTeacherServer(_judge, require_api_key=True) as server:
         server.script("malformed")  # the first request gets an unreadable reply: counted, kept with its reason
-        summary = run_judge(_config(server), rows)
+        summary = run_judge(_config(server), rows, tmp_path)
         requests = [r for r in server.requests if r.path == "/v1/chat/completions"]
     assert summary["requests"] == 4 and summary["errors"] == 1 and "unreadable judgement" in summary["last_error"]
     assert len(requests) == 4
@@ -97,11 +97,11 @@ def test_judge_scores_both_models_with_reasons(monkeypatch, tmp_path):
     assert "openai_compatible:judge-1: 4 requests, 1 errors" in text
 
 
-def test_judge_without_key_is_an_error_naming_the_variable(monkeypatch):
+def test_judge_without_key_is_an_error_naming_the_variable(monkeypatch, tmp_path):
     monkeypatch.delenv("JUDGE_KEY", raising=False)
     with FakeTeacherServer(_judge) as server:
         with pytest.raises(SlmError, match="JUDGE_KEY"):
-            run_judge(_config(server), _rows())
+            run_judge(_config(server), _rows(), tmp_path)
 
 
 def test_evaluate_stage_runs_the_judge_when_configured(monkeypatch, tmp_path, tmp_path_factory):
@@ -130,3 +130,30 @@ def test_evaluate_stage_runs_the_judge_when_configured(monkeypatch, tmp_path, tm
     assert metrics["generation"]["tuned"]["all"]["judge_n"] == 2
     assert "judge score (1-5)" in {row["metric"] for row in metrics["headline"]}
     assert "openai_compatible:judge-1: 4 requests" in (run / "evaluate" / "report.md").read_text(encoding="utf-8")
+
+
+def test_a_second_evaluation_of_the_same_answers_reads_the_ledger_and_pays_nothing(monkeypatch, tmp_path):
+    monkeypatch.setenv("JUDGE_KEY", "fake-judge-key")
+    with FakeTeacherServer(_judge) as server:
+        first = run_judge(_config(server), _rows(), tmp_path)
+        rows = _rows()
+        again = run_judge(_config(server), rows, tmp_path)
+        assert len(server.generation_requests()) == 4
+    assert first["sent"] == 4 and first["cost_usd_this_run"] == first["cost_usd"]
+    assert again["sent"] == 0 and again["from_ledger"] == 4 and again["cost_usd_this_run"] == 0
+    assert again["cost_usd"] == first["cost_usd"]  # what the verdicts cost, wherever they came from
+    assert all("score" in row[which]["scores"]["judge"] for row in rows for which in MODELS)
+    assert (tmp_path / "judge_ledger.jsonl").read_text(encoding="utf-8").count('"type":"done"') == 4
+
+
+def test_evaluate_max_cost_usd_stops_the_judge_in_one_line(monkeypatch, tmp_path):
+    monkeypatch.setenv("JUDGE_KEY", "fake-judge-key")
+    prices = {"judge-1": {"input_per_mtok": 20.0, "output_per_mtok": 20.0}}  # about a cent per request
+    with FakeTeacherServer(_judge) as server:
+        judge = _config(server).model_copy(update={"max_concurrency": 1})
+        with pytest.raises(SlmError, match=r"evaluate\.judge: budget reached: .* of evaluate\.max_cost_usd \$0\.02"):
+            run_judge(judge, _rows(), tmp_path, max_cost_usd=0.02, prices=prices)
+        paid = len(server.generation_requests())
+        assert 1 <= paid < 4
+        summary = run_judge(judge, _rows(), tmp_path, max_cost_usd=1.0, prices=prices)
+        assert len(server.generation_requests()) == 4 and summary["sent"] == 4 - paid

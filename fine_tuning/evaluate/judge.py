@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from fine_tuning.evaluate.examples import MODELS
-from slm_forest.progress import progress_bar
 
 JUDGE_CRITERIA = ("correctness", "legal_basis", "clarity")
+# Part of every request's ledger key: a new rubric is a new version (and new requests).
+JUDGE_PROMPT_VERSION = "evaluate-judge-1"
+JUDGE_OUTPUT_TOKENS = 200  # three scores and a sentence or two: what the budget reserves per request
 
 
 JUDGE_SCHEMA: dict[str, Any] = {
@@ -58,42 +61,49 @@ def parse_judge_reply(text: str | None) -> dict[str, Any]:
     return out
 
 
-def run_judge(judge_cfg: Any, rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Score every base and tuned answer; failures are counted and kept with their reason, never dropped silently."""
-    from concurrent.futures import ThreadPoolExecutor
+def run_judge(
+    judge_cfg: Any,
+    rows: list[dict[str, Any]],
+    stage_dir: Path,
+    *,
+    max_cost_usd: float | None = None,
+    prices: dict[str, dict[str, float]] | None = None,
+) -> dict[str, Any]:
+    """Score every base and tuned answer through evaluate/judge_ledger.jsonl (see slm_datagen.dataset.teacher_calls):
+    an answer judged before (same question, reference and answer) is read from the ledger and costs nothing.
+    Failures are counted and kept on the row with their reason, never dropped silently; `evaluate.max_cost_usd`
+    reached stops the stage with one line (the verdicts paid for stay in the ledger)."""
+    from slm_datagen.dataset.teacher_calls import CheckLedger, CheckRequest
+    from slm_datagen.distill.schema import RequestShape
 
-    from slm_datagen.dataset.judge import SdkTeacher, Spend
-
-    teacher = SdkTeacher(judge_cfg, "evaluate.judge")
-    spend = Spend(judge_cfg.provider, judge_cfg.model, price_known=teacher.price is not None)
+    shape = RequestShape(schema=JUDGE_SCHEMA, schema_name="record_scores", tool_description="Record the scores.")
     jobs = [(i, which) for i in range(len(rows)) for which in MODELS]
-
-    def one(job: tuple[int, str]) -> float:
-        index, which = job
-        row = rows[index]
+    requests = [
+        CheckRequest(
+            f"{rows[i]['id']}:{which}",
+            judge_messages(rows[i]["question"], rows[i]["reference"], rows[i][which]["answer"]),
+            shape,
+            JUDGE_PROMPT_VERSION,
+            JUDGE_OUTPUT_TOKENS,
+        )
+        for i, which in jobs
+    ]
+    checks = CheckLedger.open(stage_dir, max_cost_usd, "evaluate.max_cost_usd", prices or {})
+    try:
+        caller = checks.caller("evaluate.judge", judge_cfg)
+        replies = caller.run(requests, "evaluate: judge")
+        checks.raise_if_stopped(caller.spend, "answers judged")
+    finally:
+        checks.close()
+    spend = caller.spend
+    for (index, which), reply in zip(jobs, replies):
+        scores = rows[index][which]["scores"]
+        if reply is None or reply.error:
+            scores["judge"] = {"error": reply.error[:200] if reply else "not sent"}
+            continue
         try:
-            reply = teacher.complete(
-                judge_messages(row["question"], row["reference"], row[which]["answer"]), JUDGE_SCHEMA
-            )
-        except RuntimeError as exc:
-            spend.fail(str(exc))
-            row[which]["scores"]["judge"] = {"error": str(exc)[:200]}
-            return 0.0
-        spend.add(teacher, reply)
-        try:
-            row[which]["scores"]["judge"] = parse_judge_reply(reply.text)
+            scores["judge"] = parse_judge_reply(reply.text)
         except (ValueError, TypeError) as exc:
             spend.fail(f"unreadable judgement: {exc}")
-            row[which]["scores"]["judge"] = {"error": f"unreadable judgement: {exc}"}
-        return teacher.cost(reply)
-
-    workers = max(1, min(judge_cfg.max_concurrency, 16, len(jobs) or 1))
-    try:
-        with progress_bar("evaluate: judge", len(jobs), show_cost=True) as bar, ThreadPoolExecutor(workers) as pool:
-            spent = 0.0
-            for cost in pool.map(one, jobs):
-                spent += cost
-                bar.advance(cost_usd=spent)
-    finally:
-        teacher.close()
-    return spend.summary()
+            scores["judge"] = {"error": f"unreadable judgement: {exc}"}
+    return spend.summary() | spend.this_run() | {"max_cost_usd": max_cost_usd}

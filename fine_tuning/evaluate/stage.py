@@ -193,7 +193,8 @@ def run_evaluate(ctx: StageContext) -> StageResult:
     rows = answer_rows(model, tokenizer, selected, str(build_dir / "test.jsonl"), cfg, seed, corpus)
     judge_cfg = getattr(cfg, "judge", None)
     if judge_cfg is not None:
-        metrics["judge"] = run_judge(judge_cfg, rows)
+        prices = ctx.cfg.distill.prices  # one price table for the run
+        metrics["judge"] = run_judge(judge_cfg, rows, stage_dir, max_cost_usd=cfg.max_cost_usd, prices=prices)
     metrics["generation"] = aggregate(rows, selected) | {"delta": answer_deltas(rows, resamples, seed)}
     bench_summaries, bench_rows, bench_files = run_benchmarks(model, tokenizer, cfg, stage_dir, seed)
     metrics["benchmarks"] = bench_summaries

@@ -131,8 +131,5 @@ def check_dataset(
     for local, finding in find_duplicates([pairs[i] for i in standing], cfg.near_duplicate_threshold).items():
         outcome.findings[standing[local]].append(finding)
     check_contamination(pairs, outcome, cfg)
-    if cfg.judge is not None or cfg.second_teacher is not None:
-        from slm_datagen.dataset.judge import run_teacher_checks  # noqa: PLC0415 - SDK clients only when asked for
-
-        run_teacher_checks(pairs, chunks, outcome, cfg)
+    # The judge and the second teacher (they cost money) run after this, in the build stage: dataset/judge.py.
     return outcome

@@ -6,40 +6,30 @@
   disagree on the final tax amount or cite no article in common, the pair is held out of the splits and written to
   review.jsonl (teacher_disagreement) for a person to decide.
 
-Both are off by default. They call the official SDKs (synchronous clients, a thread pool of the teacher's
-`max_concurrency`, the SDK's own retries up to `max_retries`) and reuse the distill stage's reply normalisers and
-prices. Keys come from the environment variable the teacher config names (`api_key_env`, else the provider's
-default); they are never written anywhere. A key that is refused (401/403) or an unknown model (404) stops the
-build with an SlmError; any other failure leaves that pair unjudged and is counted.
+Both are off by default. Their requests go through `teacher_calls.py`: distill's SDK adapters, rate limiter, retries,
+price table (`distill.prices`) and ledger, here `build/judge_ledger.jsonl`, keyed by the content of each request, so
+a rebuild (even `--force`, or after a kill) answers every recorded request from the ledger at no cost.
+`build.max_cost_usd` caps what that ledger records as paid, judge and second teacher together: when it is reached
+the build stops with one line and writes nothing (what was paid for stays in the ledger). Keys come from the
+environment variable the teacher config names (`api_key_env`, else the provider's default); they are never
+written anywhere. A key that is refused (401/403) or an unknown model (404) stops the build with an SlmError; a
+request still failing after its retries leaves that pair unjudged, is counted, and a plain rerun asks again.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
-import threading
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from slm_datagen.dataset.arithmetic import TAX_LABELS
 from slm_datagen.dataset.rules import Finding
-from slm_datagen.distill.pricing import find_price
-from slm_datagen.distill.teachers import (
-    DEFAULT_KEY_ENV,
-    TeacherReply,
-    anthropic_params,
-    anthropic_reply,
-    openai_body,
-    openai_reply,
-    redact,
-)
+from slm_datagen.dataset.teacher_calls import CheckLedger, CheckRequest, CheckSpend
+from slm_datagen.distill.schema import RequestShape
 from slm_datagen.taxlaw.answer_amounts import labelled_amounts
 from slm_datagen.taxlaw.citations import find_citations, normalize_law_name
-from slm_forest.config import BuildConfig, TeacherConfig
-from slm_forest.errors import SlmError
-from slm_forest.progress import progress_bar
+from slm_forest.config import BuildConfig
 from slm_forest.records import Chunk, QAPair
 
 JUDGE_TOOL = "record_judgement"
@@ -63,7 +53,13 @@ RUBRIC = """채점 기준 (score):
 1 = 원문과 무관하거나 틀린 답변이다."""
 SECOND_TEACHER_PROMPT = "다음 자료만을 근거로 질문에 답하세요. 근거 조문과 금액은 구체적으로 쓰세요."
 _JSON_OBJECT = re.compile(r"\{.*\}", re.DOTALL)
-_FATAL_STATUS = (401, 403, 404)
+# Part of every request's ledger key: changing a prompt or the rubric means a new version (and new requests).
+JUDGE_PROMPT_VERSION = "build-judge-1"
+SECOND_TEACHER_PROMPT_VERSION = "build-second-1"
+JUDGE_SHAPE = RequestShape(schema=JUDGE_SCHEMA, schema_name=JUDGE_TOOL, tool_description="Record the score.")
+FREE_TEXT_SHAPE = RequestShape(schema=None)
+JUDGE_OUTPUT_TOKENS = 150  # a score and one sentence, what the budget reserves per judge request
+SECOND_ANSWER_TOKENS = 600
 
 
 def judge_messages(pair: QAPair, source: str) -> list[dict[str, str]]:
@@ -123,217 +119,120 @@ def compare_answers(first: str, second: str) -> str | None:
     return "; ".join(problems) or None
 
 
-class SdkTeacher:
-    """A synchronous client for one configured teacher; `role` ("build.judge") names it in errors."""
-
-    def __init__(self, cfg: TeacherConfig, role: str) -> None:
-        if cfg.provider == "offline":
-            raise SlmError(
-                f"{role}.provider is 'offline': the offline teacher cannot judge or answer freely",
-                f"set {role}.provider to openai, anthropic or openai_compatible (or {role}: null)",
-            )
-        self.cfg = cfg
-        self.role = role
-        env = cfg.api_key_env or DEFAULT_KEY_ENV.get(cfg.provider, "OPENAI_API_KEY")
-        key = os.environ.get(env, "").strip()
-        if not key and cfg.provider == "openai_compatible" and cfg.api_key_env is None:
-            key = "not-needed"  # local servers accept any key
-        if not key:
-            raise SlmError(
-                f"{role} ({cfg.provider}:{cfg.model}) needs an API key in the environment variable {env}, which is not set",
-                f"export {env}=... (or set {role}.api_key_env to the variable that holds it)",
-            )
-        self._secrets = [key]
-        kwargs: dict[str, Any] = {"api_key": key, "max_retries": cfg.max_retries, "timeout": cfg.timeout_s}
-        if cfg.base_url:
-            kwargs["base_url"] = cfg.base_url
-        if cfg.provider == "anthropic":
-            import anthropic  # noqa: PLC0415
-
-            self._client: Any = anthropic.Anthropic(**kwargs)
-            self._errors: tuple[type[BaseException], ...] = (anthropic.APIError,)
-        else:
-            import openai  # noqa: PLC0415
-
-            self._client = openai.OpenAI(**kwargs)
-            self._errors = (openai.APIError,)
-        self.price = find_price(cfg.model, cfg.provider)
-
-    def complete(self, messages: list[dict[str, str]], schema: dict[str, Any] | None) -> TeacherReply:
-        """One request; `schema` constrains the reply (json_schema / forced tool / json_object) when given."""
-        try:
-            if self.cfg.provider == "anthropic":
-                params = anthropic_params(
-                    self.cfg, messages, schema=schema, schema_name=JUDGE_TOOL, tool_description="Record the score."
-                )
-                return anthropic_reply(self._client.messages.create(**params))
-            body = openai_body(self.cfg, messages, schema=schema, schema_name=JUDGE_TOOL, temperature=0.0)
-            return openai_reply(self._client.chat.completions.create(**body))
-        except self._errors as exc:
-            status = getattr(exc, "status_code", None)
-            message = redact(f"{type(exc).__name__}: {getattr(exc, 'message', None) or exc}", self._secrets)[:300]
-            if status in _FATAL_STATUS:
-                raise SlmError(
-                    f"{self.role} ({self.cfg.provider}:{self.cfg.model}) was refused: HTTP {status} {message}",
-                    f"check the key in {self.cfg.api_key_env or DEFAULT_KEY_ENV.get(self.cfg.provider)} and "
-                    f"{self.role}.model / base_url",
-                ) from None
-            raise RuntimeError(message) from None
-
-    def cost(self, reply: TeacherReply) -> float:
-        return self.price.cost(reply.input_tokens, reply.output_tokens) if self.price else 0.0
-
-    def close(self) -> None:
-        self._client.close()
+def judge_request(pair: QAPair, source: str) -> CheckRequest:
+    return CheckRequest(pair.id, judge_messages(pair, source), JUDGE_SHAPE, JUDGE_PROMPT_VERSION, JUDGE_OUTPUT_TOKENS)
 
 
-@dataclass
-class Spend:
-    """What one teacher check used, for the card and the manifest."""
-
-    provider: str
-    model: str
-    requests: int = 0
-    errors: int = 0
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cost_usd: float = 0.0
-    price_known: bool = True
-    scores: dict[int, int] = field(default_factory=dict)
-    last_error: str = ""
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def add(self, teacher: SdkTeacher, reply: TeacherReply) -> None:
-        with self._lock:
-            self.requests += 1
-            self.input_tokens += reply.input_tokens
-            self.output_tokens += reply.output_tokens
-            self.cost_usd += teacher.cost(reply)
-
-    def fail(self, message: str) -> None:
-        with self._lock:
-            self.errors += 1
-            self.last_error = message
-
-    def summary(self) -> dict[str, Any]:
-        out = {
-            "provider": self.provider,
-            "model": self.model,
-            "requests": self.requests,
-            "errors": self.errors,
-            "input_tokens": self.input_tokens,
-            "output_tokens": self.output_tokens,
-            "cost_usd": round(self.cost_usd, 6),
-        }
-        if not self.price_known:
-            out["cost_note"] = "no price known for this model: cost not counted"
-        if self.scores:
-            out["scores"] = {str(k): v for k, v in sorted(self.scores.items())}
-        if self.last_error:
-            out["last_error"] = self.last_error
-        return out
-
-
-def _run_parallel(description: str, positions: list[int], teacher: SdkTeacher, work: Any) -> None:
-    workers = max(1, min(teacher.cfg.max_concurrency, 32, len(positions) or 1))
-    with progress_bar(description, len(positions), show_cost=True) as bar, ThreadPoolExecutor(workers) as pool:
-        spent = 0.0
-        for cost in pool.map(work, positions):
-            spent += cost
-            bar.advance(cost_usd=spent)
+def second_teacher_request(pair: QAPair, source: str, cfg: BuildConfig) -> CheckRequest:
+    assert cfg.second_teacher is not None
+    messages = second_teacher_messages(pair, source, cfg.system_prompt)
+    expected = min(cfg.second_teacher.max_tokens, SECOND_ANSWER_TOKENS)
+    return CheckRequest(pair.id, messages, FREE_TEXT_SHAPE, SECOND_TEACHER_PROMPT_VERSION, expected)
 
 
 def run_judge(
-    pairs: list[QAPair], sources: dict[int, str], positions: list[int], findings: list[list[Finding]], cfg: BuildConfig
-) -> dict[str, Any]:
+    checks: CheckLedger,
+    pairs: list[QAPair],
+    sources: dict[int, str],
+    positions: list[int],
+    findings: list[list[Finding]],
+    cfg: BuildConfig,
+) -> CheckSpend:
     assert cfg.judge is not None
-    teacher = SdkTeacher(cfg.judge, "build.judge")
-    spend = Spend(cfg.judge.provider, cfg.judge.model, price_known=teacher.price is not None)
-    lock = threading.Lock()
-
-    def judge_one(position: int) -> float:
-        pair = pairs[position]
-        try:
-            reply = teacher.complete(judge_messages(pair, sources[position]), JUDGE_SCHEMA)
-        except RuntimeError as exc:
-            spend.fail(str(exc))
-            return 0.0
-        spend.add(teacher, reply)
+    caller = checks.caller("build.judge", cfg.judge)
+    requests = [judge_request(pairs[i], sources[i]) for i in positions]
+    replies = caller.run(requests, "build: judging pairs")
+    spend = caller.spend
+    scores = spend.scores
+    for position, reply in zip(positions, replies):
+        if reply is None or reply.error:
+            continue
         try:
             score, reason = parse_judgement(reply.text)
         except (ValueError, json.JSONDecodeError) as exc:
             spend.fail(f"unreadable judgement: {exc}")
-            return teacher.cost(reply)
-        with lock:
-            spend.scores[score] = spend.scores.get(score, 0) + 1
-            if score < cfg.judge_min_score:
-                findings[position].append(
-                    Finding("judge_low_score", f"score {score} < build.judge_min_score {cfg.judge_min_score}: {reason}")
-                )
-        return teacher.cost(reply)
-
-    try:
-        _run_parallel("judging pairs", positions, teacher, judge_one)
-    finally:
-        teacher.close()
-    return spend.summary() | {"min_score": cfg.judge_min_score, "judged": sum(spend.scores.values())}
+            continue
+        scores[score] = scores.get(score, 0) + 1
+        if score < cfg.judge_min_score:
+            findings[position].append(
+                Finding("judge_low_score", f"score {score} < build.judge_min_score {cfg.judge_min_score}: {reason}")
+            )
+    return spend
 
 
 def run_second_teacher(
+    checks: CheckLedger,
     pairs: list[QAPair],
     sources: dict[int, str],
     positions: list[int],
     findings: list[list[Finding]],
     second_answers: dict[int, str],
     cfg: BuildConfig,
-) -> dict[str, Any]:
+) -> CheckSpend:
     assert cfg.second_teacher is not None
-    teacher = SdkTeacher(cfg.second_teacher, "build.second_teacher")
-    spend = Spend(cfg.second_teacher.provider, cfg.second_teacher.model, price_known=teacher.price is not None)
-    lock = threading.Lock()
+    caller = checks.caller("build.second_teacher", cfg.second_teacher)
     label = f"{cfg.second_teacher.provider}:{cfg.second_teacher.model}"
-
-    def answer_one(position: int) -> float:
-        pair = pairs[position]
-        try:
-            reply = teacher.complete(second_teacher_messages(pair, sources[position], cfg.system_prompt), None)
-        except RuntimeError as exc:
-            spend.fail(str(exc))
-            return 0.0
-        spend.add(teacher, reply)
+    requests = [second_teacher_request(pairs[i], sources[i], cfg) for i in positions]
+    replies = caller.run(requests, "build: second teacher")
+    for position, reply in zip(positions, replies):
+        if reply is None or reply.error:
+            continue
         if not reply.text or reply.truncated:
-            spend.fail("empty or truncated second answer")
-            return teacher.cost(reply)
-        disagreement = compare_answers(pair.answer, reply.text)
-        with lock:
-            second_answers[position] = reply.text
-            if disagreement:
-                findings[position].append(
-                    Finding(
-                        "teacher_disagreement",
-                        f"{disagreement}; second teacher {label} answered: {reply.text[:400]}",
-                        "review",
-                    )
+            caller.spend.fail("empty or truncated second answer")
+            continue
+        second_answers[position] = reply.text
+        disagreement = compare_answers(pairs[position].answer, reply.text)
+        if disagreement:
+            findings[position].append(
+                Finding(
+                    "teacher_disagreement",
+                    f"{disagreement}; second teacher {label} answered: {reply.text[:400]}",
+                    "review",
                 )
-        return teacher.cost(reply)
-
-    try:
-        _run_parallel("second teacher", positions, teacher, answer_one)
-    finally:
-        teacher.close()
-    return spend.summary()
+            )
+    return caller.spend
 
 
-def run_teacher_checks(pairs: list[QAPair], chunks: list[Chunk], outcome: Any, cfg: BuildConfig) -> None:
-    """Judge, then second teacher, over the pairs still standing that have a source chunk; updates `outcome`."""
+def _standing_sources(pairs: list[QAPair], by_id: dict[str, Chunk], outcome: Any) -> dict[int, str]:
+    return {i: by_id[pairs[i].chunk_id].text for i in outcome.standing() if pairs[i].chunk_id in by_id}
+
+
+def run_teacher_checks(
+    pairs: list[QAPair],
+    chunks: list[Chunk],
+    outcome: Any,
+    cfg: BuildConfig,
+    stage_dir: Path,
+    prices: dict[str, dict[str, float]] | None = None,
+) -> dict[str, Any]:
+    """Judge, then second teacher, over the pairs still standing that have a source chunk; updates `outcome`.
+
+    `outcome.judge` gets the run-independent numbers (build_info.json and the card); the returned dict is this run's
+    (requests sent, answered from the ledger, dollars paid now), for the manifest and the summary line."""
     by_id = {chunk.id: chunk for chunk in chunks}
-    if cfg.judge is not None:
-        standing = [i for i in outcome.standing() if pairs[i].chunk_id in by_id]
-        sources = {i: by_id[pairs[i].chunk_id].text for i in standing}
-        outcome.judge["judge"] = run_judge(pairs, sources, standing, outcome.findings, cfg)
-    if cfg.second_teacher is not None:
-        standing = [i for i in outcome.standing() if pairs[i].chunk_id in by_id]
-        sources = {i: by_id[pairs[i].chunk_id].text for i in standing}
-        outcome.judge["second_teacher"] = run_second_teacher(
-            pairs, sources, standing, outcome.findings, outcome.second_answers, cfg
-        )
+    this_run: dict[str, Any] = {}
+    checks = CheckLedger.open(stage_dir, cfg.max_cost_usd, "build.max_cost_usd", prices or {})
+    try:
+        if cfg.judge is not None:
+            sources = _standing_sources(pairs, by_id, outcome)
+            spend = run_judge(checks, pairs, sources, list(sources), outcome.findings, cfg)
+            checks.raise_if_stopped(spend, "pairs judged")
+            outcome.judge["judge"] = _judge_summary(spend, cfg)
+            this_run["judge"] = spend.this_run()
+        if cfg.second_teacher is not None:
+            sources = _standing_sources(pairs, by_id, outcome)
+            spend = run_second_teacher(
+                checks, pairs, sources, list(sources), outcome.findings, outcome.second_answers, cfg
+            )
+            checks.raise_if_stopped(spend, "second answers")
+            outcome.judge["second_teacher"] = spend.summary()
+            this_run["second_teacher"] = spend.this_run()
+    finally:
+        checks.close()
+    if outcome.judge:
+        outcome.judge["max_cost_usd"] = cfg.max_cost_usd
+    return this_run
+
+
+def _judge_summary(spend: CheckSpend, cfg: BuildConfig) -> dict[str, Any]:
+    return spend.summary() | {"min_score": cfg.judge_min_score, "judged": sum(spend.scores.values())}

@@ -144,6 +144,26 @@ def _push(stage_dir: Path, repo_id: str, token: str) -> dict[str, Any]:
     return hub
 
 
+def _teacher_checks(ctx: StageContext, pairs: list[QAPair], chunks: list[Chunk], outcome: CheckOutcome) -> dict:
+    """The judge and the second teacher, through build/judge_ledger.jsonl (paid once, capped by build.max_cost_usd);
+    returns this run's numbers (sent, from the ledger, dollars), which stay out of the dataset files."""
+    cfg = ctx.cfg.build
+    if cfg.judge is None and cfg.second_teacher is None:
+        return {}
+    from slm_datagen.dataset.judge import run_teacher_checks  # noqa: PLC0415 - SDK clients only when asked for
+
+    return run_teacher_checks(pairs, chunks, outcome, cfg, ctx.stage_dir, ctx.cfg.distill.prices)
+
+
+def _checks_summary(checks_run: dict[str, Any]) -> str:
+    parts = [
+        f"{name.replace('_', ' ')}: {run['sent']} sent, {run['from_ledger']} from the ledger, "
+        f"${run['cost_usd_this_run']:.4f} this run"
+        for name, run in checks_run.items()
+    ]
+    return "; ".join(parts)
+
+
 def run_build(ctx: StageContext) -> StageResult:
     cfg = ctx.cfg.build
     stage_dir = ctx.stage_dir
@@ -157,6 +177,7 @@ def run_build(ctx: StageContext) -> StageResult:
         raise SlmError(f"{pairs_path}: no pairs to build from", "run `slm distill CONFIG` (check its failures.jsonl)")
 
     outcome = check_dataset(pairs, documents, chunks, cfg)
+    checks_run = _teacher_checks(ctx, pairs, chunks, outcome)
     # The human decisions (slm review): rejects, lifted holds, edits re-checked; review_applied.json says which.
     pairs, human_review = apply_decisions(ctx.run_dir, stage_dir, pairs, outcome, documents, chunks, ctx.cfg)
     sorted_pairs = _sort_pairs(pairs, outcome)
@@ -190,6 +211,8 @@ def run_build(ctx: StageContext) -> StageResult:
     flag_counts = Counter(f.rule for pair_flags in sorted_pairs.flags_by_pair for f in pair_flags)
     top = ", ".join(f"{rule} {n}" for rule, n in rejections.most_common(4))
     summary = f"{len(accepted)}/{len(pairs)} pairs accepted" + (f"; rejected: {top}" if top else "")
+    if checks_run:
+        summary += "; " + _checks_summary(checks_run)
     if hub is not None:
         summary += f"; pushed to {hub['url']}" if hub["pushed"] else f"; push to {hub['repo']} failed (see above)"
     return StageResult(
@@ -201,6 +224,9 @@ def run_build(ctx: StageContext) -> StageResult:
             "split_groups": plan.groups,
             "judge": outcome.judge,
             "calculations": outcome.calculations,
+            # this run's judge / second-teacher requests; a plain rerun retries the ones that ran out of retries
+            "teacher_checks_this_run": checks_run,
+            "retry_on_rerun": sum(run["retry_on_rerun"] for run in checks_run.values()),
         }
         | ({"hub": hub} if hub is not None else {}),
         extra_inputs=[Path(p) for p in cfg.contamination_files],

@@ -24,7 +24,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from slm_datagen.review.progress import review_progress
+from slm_datagen.review.progress import review_progress, stats_lines
 from slm_forest.errors import SlmError
 from slm_forest.files import read_jsonl
 
@@ -294,12 +294,8 @@ def print_dataset_stats(path: Path, console: Console | None = None) -> dict[str,
     out.print(teachers)
     out.print(f"prompt versions: {', '.join(f'{k} ({v})' for k, v in stats['prompt_versions'].items()) or 'none'}")
     out.print(f"teacher cost: {cost_breakdown(stats)}")
-    human = stats["human_review"]
-    out.print(
-        f"human review: {human['reviewed']} reviewed / {human['held']} held ({human['waiting']} waiting, "
-        f"{human['stale']} stale, {human['pending_build']} not yet applied); applied: "
-        + ", ".join(f"{kind} {n}" for kind, n in human["applied"].items())
-    )
+    for line in stats_lines(stats["human_review"]):  # the page's numbers, per rule as in its header
+        out.print(line, highlight=False)
     fingerprints = stats["build_info"].get("fingerprints") or {}
     for name, digest in fingerprints.items():
         out.print(f"sha256 {name}: {digest}")

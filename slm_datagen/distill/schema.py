@@ -153,3 +153,4 @@ class RequestShape:
     schema_name: str = SCHEMA_NAME
     max_tokens: int | None = None  # None: the teacher's max_tokens
     cache_key: str | None = None  # OpenAI prompt_cache_key
+    tool_description: str | None = None  # Anthropic's forced tool; None: the pair tool's description

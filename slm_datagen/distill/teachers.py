@@ -324,6 +324,7 @@ class Teacher:
                     messages,
                     schema=shape.schema,
                     schema_name=shape.schema_name,
+                    tool_description=shape.tool_description or TOOL_DESCRIPTION,
                     max_tokens=shape.max_tokens,
                     cache=True,
                 )

@@ -78,6 +78,20 @@ def review_progress(build_dir: Path) -> dict[str, Any]:
     }
 
 
+def stats_lines(human: dict[str, Any]) -> list[str]:
+    """`slm data stats`' human-review lines: the totals and the per-rule counts the page's header shows."""
+    lines = [
+        f"human review: {human['reviewed']} reviewed / {human['held']} held ({human['waiting']} waiting, "
+        f"{human['stale']} stale, {human['pending_build']} not yet applied); applied: "
+        + ", ".join(f"{kind} {n}" for kind, n in human["applied"].items())
+    ]
+    lines += [
+        f"  {rule}: {row['reviewed']} reviewed / {row['held']} held ({row['waiting']} waiting)"
+        for rule, row in human["by_rule"].items()
+    ]
+    return lines
+
+
 def card_lines(stats: dict[str, Any]) -> list[str]:
     """The dataset card's human-review paragraph (markdown), from the same numbers as the page."""
     human = stats.get("human_review") or {}

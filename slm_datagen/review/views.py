@@ -8,6 +8,7 @@ from typing import Any
 from slm_datagen.dataset.grounding import pair_citations
 from slm_datagen.review.decisions import DecisionLog
 from slm_datagen.review.state import REJECT_REASONS, PairRow, ReviewState, decision_state, refresh_outcomes
+from slm_datagen.review.teacher_checks import teacher_checks
 from slm_datagen.taxlaw.citations import normalize_law_name
 
 FILTERS = ("queue", "rule", "law", "article", "kind", "split", "teacher", "audience", "status", "q")
@@ -140,6 +141,7 @@ def pair_detail(state: ReviewState, pair_id: str) -> dict[str, Any]:
         "source": {"citation": chunk.citation, "title": chunk.title, "text": chunk.text} if chunk else None,
         "cited": _cited_articles(state, row),
         "calculator": _calculator(row),
+        "teacher_checks": teacher_checks(state.build_dir, state.cfg.build, row.pair, chunk),
         "can_approve": row.status != "rejected",
     }
 

@@ -115,6 +115,26 @@ function calculatorHtml(calc) {
     <p class="note">${esc(calc.reason)}</p><table class="steps">${steps}</table></div>`;
 }
 
+function teacherChecksHtml(checks) {
+  if (!checks || !(checks.judge || checks.second_teacher)) return "";
+  let html = "";
+  const j = checks.judge;
+  if (j) {
+    const verdict = j.status === "judged"
+      ? `<b class="${j.score < j.min_score ? "error" : ""}">${esc(j.score)} / 5</b> (below ${esc(j.min_score)} is rejected) — ${esc(j.reason)}`
+      : `<span class="note">${esc(j.status)}${j.reason ? ": " + esc(j.reason) : ""}</span>`;
+    html += `<p>Judge <span class="note">${esc(j.model)}</span>: ${verdict}</p>`;
+  }
+  const s = checks.second_teacher;
+  if (s) {
+    const answer = s.status === "answered"
+      ? `${s.disagreement ? `<p class="error">disagrees: ${esc(s.disagreement)}</p>` : `<p class="note">agrees on the amount and the articles</p>`}<div class="text">${esc(s.answer)}</div>`
+      : `<span class="note">${esc(s.status)}</span>`;
+    html += `<div>Second teacher <span class="note">${esc(s.model)}</span>: ${answer}</div>`;
+  }
+  return `<div class="card" id="teacher-checks"><h3>Judge and second teacher</h3>${html}</div>`;
+}
+
 function render(d) {
   const p = d.pair;
   const decision = d.decision
@@ -134,6 +154,7 @@ function render(d) {
         <div class="card"><h3>Answer</h3><div class="text" id="answer">${highlightAnswer(p.answer, d.cited)}</div></div>
         <div class="card" id="findings"><h3>Findings</h3>${findingsHtml(d.findings)}</div>
         ${calculatorHtml(d.calculator)}
+        ${teacherChecksHtml(d.teacher_checks)}
       </div>
       <div>
         <div class="card" id="source"><h3>Source — ${esc(d.source?.citation || "chunk not found")}</h3>
