@@ -81,12 +81,35 @@ def test_model_outside_the_registry_from_a_local_config(tmp_path):
     assert 2 < data["peak_memory_gb"] < 24 and data["train_tokens"] == 1_000_000
 
 
-def test_missing_dataset_names_the_command(tmp_path):
+def test_without_a_dataset_the_memory_plan_stands_and_time_says_what_it_needs(tmp_path):
+    """Memory does not depend on the dataset size: no built dataset and no --tokens still plan the memory; hours and
+    dollars (which do depend on it) are absent, not computed for zero tokens, and the note names the fix."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("run_name: nothing\ntrain:\n  base_model: gemma-3-12b-it\n  method: qlora\n")
+    result = runner.invoke(app, ["plan", str(cfg), "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    with_tokens = json.loads(runner.invoke(app, ["plan", str(cfg), "--json", "--tokens", "1000000"]).stdout)
+    assert data["peak_memory_gb"] == with_tokens["peak_memory_gb"] > 5
+    assert data["fits"] == with_tokens["fits"] and data["memory"] == with_tokens["memory"]
+    assert set(data["hours"].values()) == {None} and set(data["usd"].values()) == {None}
+    assert data["steps"] is None and data["train_tokens"] is None and data["cheapest_fit"] is None
+    assert any("--tokens" in n and "--to build" in n for n in data["plan_notes"])
+    assert all(v > 0 for v in with_tokens["hours"].values())  # with a run length, the hours are there
+    text = runner.invoke(app, ["plan", str(cfg)])
+    assert text.exit_code == 0, text.output
+    flat = " ".join(text.output.split())
+    assert "peak GPU memory" in flat and "hours and dollars need" in flat and "--tokens N" in flat
+    assert "USD/hour" in flat  # the table prices per hour instead of inventing a total
+    capped = json.loads(runner.invoke(app, ["plan", str(cfg), "--json", "--set", "train.max_steps=10"]).stdout)
+    assert capped["steps"] == 10 and capped["hours"]["RTX 4090"] > 0  # max_steps alone fixes the run's length
+
+
+def test_negative_tokens_is_a_clear_error(tmp_path):
     cfg = tmp_path / "c.yaml"
     cfg.write_text("run_name: nothing\n")
-    result = runner.invoke(app, ["plan", str(cfg)])
-    assert result.exit_code != 0
-    assert "--to build" in str(result.exception)
+    result = runner.invoke(app, ["plan", str(cfg), "--tokens", "-5"])
+    assert result.exit_code != 0 and "--tokens" in str(result.exception)
 
 
 def test_train_refuses_a_run_that_does_not_fit_the_gpu_it_finds():

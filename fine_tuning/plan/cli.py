@@ -27,20 +27,22 @@ _TEMPLATE_TOKENS_PER_MESSAGE = 6
 @dataclass(frozen=True)
 class DatasetSize:
     examples: int
-    tokens: int  # estimated tokens of one epoch
+    tokens: int | None  # estimated tokens of one epoch; None: unknown (no built dataset, no --tokens)
     source: str  # where the numbers came from
 
 
 def dataset_size(cfg: RunConfig, tokens_override: int | None = None) -> DatasetSize:
-    """Examples and estimated tokens of the built train split (characters / plan.chars_per_token)."""
+    """Examples and estimated tokens of the built train split (characters / plan.chars_per_token).
+
+    Without a built dataset and without --tokens the size is unknown (tokens None): memory does not depend on it,
+    so the plan still gives the memory, and hours and dollars say what they need."""
     train_file = cfg.run_dir() / "build" / "train.jsonl"
     if tokens_override is not None:
+        if tokens_override < 0:
+            raise SlmError(f"--tokens {tokens_override}: a token count cannot be negative", "pass --tokens N, N >= 0")
         return DatasetSize(0, tokens_override, "--tokens")
     if not train_file.exists():
-        raise SlmError(
-            f"{train_file} not found: the plan counts tokens of the built dataset",
-            f"run `slm run {cfg.source_path or 'CONFIG'} --to build` first, or pass --tokens N",
-        )
+        return DatasetSize(0, None, f"no built dataset ({train_file} not found)")
     examples, chars, messages = 0, 0, 0
     with open(train_file, encoding="utf-8") as handle:
         for line in handle:
@@ -120,7 +122,7 @@ def plan_for_config(
         table = tuple(chosen)
     epochs = cfg.train.epochs
     train_tokens = size.tokens
-    mean = size.tokens / size.examples if size.examples else None
+    mean = size.tokens / size.examples if size.examples and size.tokens is not None else None
     if cfg.train.max_steps > 0:
         # max_steps decides the run's length (Trainer repeats the data if the epochs end first): each optimizer step
         # sees micro_batch x accumulation sequences, max_length tokens each when packed.
@@ -133,7 +135,7 @@ def plan_for_config(
         size,
         plan_run(
             spec,
-            train_tokens=int(train_tokens),
+            train_tokens=int(train_tokens or 0),
             mean_example_tokens=mean,
             epochs=epochs,
             gpus=table,
@@ -143,12 +145,15 @@ def plan_for_config(
     )
 
 
-def optimizer_steps(cfg: RunConfig, size: DatasetSize) -> int:
+def optimizer_steps(cfg: RunConfig, size: DatasetSize) -> int | None:
     """Optimizer steps of the run (per process): `train.max_steps` when set; else, packed, tokens per epoch × epochs
-    ÷ (micro_batch × grad_accum × max_length); unpacked, examples × epochs ÷ (micro_batch × grad_accum)."""
+    ÷ (micro_batch × grad_accum × max_length); unpacked, examples × epochs ÷ (micro_batch × grad_accum).
+    None when neither max_steps nor the dataset size is known."""
     train = cfg.train
     if train.max_steps > 0:
         return train.max_steps
+    if size.tokens is None:
+        return None
     per_step = train.micro_batch_size * train.gradient_accumulation_steps
     if train.packing or not size.examples:
         sequences = size.tokens / train.max_length  # bfd packing fills sequences of max_length tokens
@@ -210,6 +215,8 @@ def plan(
     data["steps"] = optimizer_steps(cfg, size)
     note = planner_optimizer(cfg.train.optim)[1]
     data["plan_notes"] = [note] if note else []
+    if data["steps"] is None:
+        _without_run_length(cfg, data)
     fits_any = any(data["fits"].values())
     if as_json:
         sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
@@ -219,16 +226,35 @@ def plan(
         raise typer.Exit(1)
 
 
+def time_needs_note(cfg: RunConfig) -> str:
+    return (
+        "hours and dollars need the run's length: pass --tokens N (training tokens per epoch), build the dataset "
+        f"(`slm run {cfg.source_path or 'CONFIG'} --to build`), or set train.max_steps"
+    )
+
+
+def _without_run_length(cfg: RunConfig, data: dict[str, Any]) -> None:
+    """No dataset, no --tokens, no max_steps: the memory plan stands (it does not depend on the dataset size); the
+    hours and dollars computed for zero tokens would be a fake, so they are removed and the note says what they need."""
+    for key in ("hours", "usd", "tokens_per_s"):
+        data[key] = {name: None for name in data[key]}
+    data["train_tokens"] = data["processed_tokens"] = None
+    data["cheapest_fit"] = data["fastest_fit"] = None
+    data["plan_notes"].append(time_needs_note(cfg))
+
+
 def _print_plan(cfg: RunConfig, spec: Any, data: dict[str, Any]) -> None:
     from rich.table import Table
 
     from slm_forest.progress import console
 
     settings = data["settings"]
+    timed = data["steps"] is not None
+    tokens = f"{data['train_tokens']:,} train tokens × {data['epochs']:g} epoch(s)" if timed else "run length unknown"
     console.print(
         f"[bold]{spec.name}[/bold] {cfg.train.method} · seq {settings['seq_len']} · micro-batch "
         f"{settings['micro_batch']} · checkpointing {'on' if settings['gradient_checkpointing'] else 'off'} · "
-        f"{data['train_tokens']:,} train tokens × {data['epochs']:g} epoch(s) ({data['dataset']['source']})"
+        f"{tokens} ({data['dataset']['source']})"
     )
     steps_rule = (
         "train.max_steps"
@@ -236,7 +262,8 @@ def _print_plan(cfg: RunConfig, spec: Any, data: dict[str, Any]) -> None:
         else f"micro-batch {cfg.train.micro_batch_size} × accumulation {cfg.train.gradient_accumulation_steps}"
         + (f" × {cfg.train.max_length} packed tokens" if cfg.train.packing else " examples")
     )
-    console.print(f"optimizer steps: {data['steps']:,} ({steps_rule}) · optimizer {settings['optimizer']}")
+    if timed:
+        console.print(f"optimizer steps: {data['steps']:,} ({steps_rule}) · optimizer {settings['optimizer']}")
     for note in data.get("plan_notes", []):
         console.print(f"[yellow]note: {note}[/yellow]")
     memory = Table(title=f"peak GPU memory ≈ {data['peak_memory_gb']:.1f} GiB")
@@ -247,16 +274,16 @@ def _print_plan(cfg: RunConfig, spec: Any, data: dict[str, Any]) -> None:
         memory.add_row(name, f"{gb:.2f}", data["memory_explanations"][name])
     console.print(memory)
     gpus = Table(title="RunPod GPUs (prices: plan.gpus in the config)")
-    for column in ("GPU", "fits", "margin GiB", "hours", "USD"):
+    columns = ("GPU", "fits", "margin GiB", "hours", "USD") if timed else ("GPU", "fits", "margin GiB", "USD/hour")
+    for column in columns:
         gpus.add_column(column, justify="right" if column != "GPU" else "left")
     for name, fits in data["fits"].items():
-        gpus.add_row(
-            name,
-            "[green]yes[/green]" if fits else "[red]no[/red]",
-            f"{data['margin_gb'][name]:+.1f}",
-            f"{data['hours'][name]:.2f}",
-            f"{data['usd'][name]:.2f}",
-        )
+        cells = [name, "[green]yes[/green]" if fits else "[red]no[/red]", f"{data['margin_gb'][name]:+.1f}"]
+        if timed:
+            cells += [f"{data['hours'][name]:.2f}", f"{data['usd'][name]:.2f}"]
+        else:
+            cells.append(f"{data['usd_per_hour'][name]:.2f}")
+        gpus.add_row(*cells)
     console.print(gpus)
     if data["suggestions"]:
         console.print("[bold]to fit a smaller card:[/bold]")
