@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from slm_forest.cli import app
@@ -191,3 +192,64 @@ def test_plan_reports_optimizer_steps(tmp_path):
     text = runner.invoke(app, ["plan", str(cfg), "--set", "run_name=p"])
     assert text.exit_code == 0, text.output
     assert f"optimizer steps: {data['steps']:,}" in text.output
+
+
+def test_config_keys_reach_the_plan(tmp_path):
+    """train.method=full / master_weights / quantization=int8 / lora.modules_to_save and plan.loss_head each change
+    the line they drive, and the line names its key."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("run_name: nothing\ntrain:\n  base_model: gemma-3-1b-it\n  micro_batch_size: 1\n")
+
+    def plan(*sets):
+        args = ["plan", str(cfg), "--json", *[a for s in sets for a in ("--set", s)]]
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)
+
+    lora = plan()
+    full = plan("train.method=full")
+    bf16 = plan("train.method=full", "train.master_weights=bf16")
+    assert full["memory"]["weights"] == pytest.approx(2 * lora["memory"]["weights"], abs=0.002)  # fp32 masters
+    assert full["memory"]["weight_copies"] > 0 and bf16["memory"]["weight_copies"] == 0
+    assert bf16["peak_memory_gb"] < full["peak_memory_gb"]
+    assert "train.master_weights=fp32" in full["memory_explanations"]["weights"]
+    int8 = plan("train.method=qlora", "train.quantization=int8")
+    nf4 = plan("train.method=qlora")
+    assert nf4["memory"]["weights"] < int8["memory"]["weights"] < lora["memory"]["weights"]
+    saved = plan("train.lora.modules_to_save=[embed_tokens]")
+    assert saved["memory"]["modules_to_save"] > 0 and lora["memory"]["modules_to_save"] == 0
+    assert "train.lora.modules_to_save" in saved["memory_explanations"]["modules_to_save"]
+    logits = plan("plan.loss_head=full")
+    assert logits["memory"]["backward_peak"] > 3 * lora["memory"]["backward_peak"]
+    assert "plan.loss_head=full" in logits["memory_explanations"]["backward_peak"]
+
+
+def test_several_gpus_and_the_frozen_fp32_flag(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        "run_name: nothing\ntrain:\n  base_model: gemma-3-12b-it\n  micro_batch_size: 1\n"
+        "  activation_checkpointing: true\n"
+    )
+
+    def plan(*args):
+        result = runner.invoke(app, ["plan", str(cfg), "--json", "--tokens", "1000000", *args])
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)
+
+    one = plan()
+    ddp = plan("--gpus", "2")
+    fsdp = plan("--gpus", "2", "--strategy", "fsdp")
+    assert ddp["peak_memory_gb"] > one["peak_memory_gb"] and ddp["memory"]["ddp_buckets"] > 0  # a replica each
+    assert fsdp["peak_memory_gb"] < one["peak_memory_gb"] and "fsdp_gathered" in fsdp["memory"]
+    assert not one["fits"]["RTX 4090"] and fsdp["fits"]["RTX 4090"]  # two 24 GB cards do it with FSDP
+    assert fsdp["hours"]["RTX 4090"] < one["hours"]["RTX 4090"]  # two GPUs share the tokens
+    assert ddp["usd"]["A100 SXM 80GB"] == pytest.approx(
+        ddp["hours"]["A100 SXM 80GB"] * 2 * ddp["usd_per_hour"]["A100 SXM 80GB"], abs=0.02
+    )  # both GPUs billed
+    text = runner.invoke(app, ["plan", str(cfg), "--tokens", "1000", "--gpus", "2", "--strategy", "fsdp"])
+    assert "per GPU (2 GPUs, fsdp)" in " ".join(text.output.split())
+    bad = runner.invoke(app, ["plan", str(cfg), "--gpus", "2", "--strategy", "zero3"])
+    assert bad.exit_code != 0 and "--strategy" in str(bad.exception)
+    qlora = ["--set", "train.method=qlora"]
+    up = plan(*qlora, "--frozen-fp32")
+    assert up["memory"]["weights"] > plan(*qlora)["memory"]["weights"] and up["settings"]["upcast_frozen_fp32"]

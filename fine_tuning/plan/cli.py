@@ -69,20 +69,29 @@ def planner_optimizer(name: str) -> tuple[str, str | None]:
     return "adamw", f"train.optim={name} is not in the planner's table: its states were planned as AdamW's (fp32)"
 
 
-def _memory_kwargs(cfg: RunConfig) -> dict[str, Any]:
+def _memory_kwargs(cfg: RunConfig, *, frozen_fp32: bool = False) -> dict[str, Any]:
+    """The run config as `estimate_memory`'s arguments; `frozen_fp32` (slm plan --frozen-fp32) plans a stack that
+    upcasts the frozen non-quantized weights to fp32 (peft's prepare_model_for_kbit_training) where `slm train`
+    keeps them in bf16."""
     train = cfg.train
     dtype = "fp32" if train.dtype == "fp32" else "bf16"
+    quantization = {"nf4": "4bit", "int8": "8bit"}[train.quantization] if train.method == "qlora" else "none"
     return {
+        "method": "full" if train.method == "full" else "lora",
+        "master_weights": train.master_weights,
         "optimizer": planner_optimizer(train.optim)[0],
-        "quantization": "4bit" if train.method == "qlora" else "none",
+        "quantization": quantization,
         "dtype": dtype,
         "lora_r": train.lora.r,
         "lora_targets": train.lora.target_modules,
+        "modules_to_save": list(train.lora.modules_to_save),
         "lora_dropout": train.lora.dropout,
         "seq_len": train.max_length,
         "micro_batch": train.micro_batch_size,
         "gradient_checkpointing": train.activation_checkpointing,
         "packing": train.packing,
+        "loss_impl": cfg.plan.loss_head,
+        "upcast_frozen_fp32": frozen_fp32,
     }
 
 
@@ -100,9 +109,16 @@ def _model_spec(cfg: RunConfig, model_config: Path | None):
 
 
 def plan_for_config(
-    cfg: RunConfig, *, model_config: Path | None = None, tokens: int | None = None, gpu: str | None = None
+    cfg: RunConfig,
+    *,
+    model_config: Path | None = None,
+    tokens: int | None = None,
+    gpu: str | None = None,
+    gpus: int = 1,
+    strategy: str = "ddp",
+    frozen_fp32: bool = False,
 ):
-    """The planner's RunPlan for this config (optionally on one named GPU of the table)."""
+    """The planner's RunPlan for this config (optionally on one named GPU of the table, on `gpus` of them)."""
     from fine_tuning.plan.cost import plan_run
     from fine_tuning.plan.gpus import gpus_from_config
 
@@ -130,19 +146,24 @@ def plan_for_config(
         per_sequence = cfg.train.max_length if cfg.train.packing or mean is None else min(cfg.train.max_length, mean)
         train_tokens = sequences * per_sequence
         epochs = 1.0
-    return (
-        spec,
-        size,
-        plan_run(
+    if gpus < 1 or strategy not in ("ddp", "fsdp"):
+        raise SlmError(
+            f"--gpus {gpus} --strategy {strategy}: not a launch", "use --gpus N (N >= 1), --strategy ddp|fsdp"
+        )
+    kwargs = {**_memory_kwargs(cfg, frozen_fp32=frozen_fp32), "n_gpus": gpus, "strategy": strategy}
+    try:
+        run_plan = plan_run(
             spec,
             train_tokens=int(train_tokens or 0),
             mean_example_tokens=mean,
             epochs=epochs,
             gpus=table,
             mfu=cfg.plan.mfu,
-            **_memory_kwargs(cfg),
-        ),
-    )
+            **kwargs,
+        )
+    except ValueError as exc:  # a combination the config schema allows but that cannot train (full over GPTQ …)
+        raise SlmError(f"train: {exc}", f"change the train section of {cfg.source_path or 'the config'}") from None
+    return spec, size, run_plan
 
 
 def optimizer_steps(cfg: RunConfig, size: DatasetSize) -> int | None:
@@ -169,7 +190,10 @@ def memory_verdict(cfg: RunConfig, gpu_name: str, total_gb: float) -> str:
 
     spec = _model_spec(cfg, None)
     kwargs = _memory_kwargs(cfg)
-    estimate = estimate_memory(spec, **kwargs)
+    try:
+        estimate = estimate_memory(spec, **kwargs)
+    except ValueError as exc:
+        raise SlmError(f"train: {exc}", f"change the train section of {cfg.source_path or 'the config'}") from None
     if estimate.peak_gb > total_gb:
         fixes = suggest_changes(spec, target_gb=total_gb, **kwargs)
         hint = "; ".join(s.description for s in fixes if s.fits)[:300] or "use a larger GPU"
@@ -204,12 +228,23 @@ def plan(
     ] = None,
     tokens: Annotated[int | None, typer.Option(help="training tokens per epoch, instead of the built dataset")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object instead of tables")] = False,
+    gpus: Annotated[int, typer.Option(help="GPUs of one pod (memory is per GPU, dollars for all of them)")] = 1,
+    strategy: Annotated[str, typer.Option(help="with --gpus > 1: ddp (a replica per GPU) or fsdp (sharded)")] = "ddp",
+    frozen_fp32: Annotated[
+        bool,
+        typer.Option(
+            help="plan a stack that upcasts frozen non-quantized weights to fp32 (peft's prepare_model_for_kbit_"
+            "training); `slm train` keeps them in bf16"
+        ),
+    ] = False,
 ) -> None:
     """Estimate peak GPU memory, time and dollars per GPU; list what would make a run fit."""
     from fine_tuning.plan.cost import plan_to_dict
 
     cfg = load_config(config, set_)
-    spec, size, run_plan = plan_for_config(cfg, model_config=model_config, tokens=tokens, gpu=gpu)
+    spec, size, run_plan = plan_for_config(
+        cfg, model_config=model_config, tokens=tokens, gpu=gpu, gpus=gpus, strategy=strategy, frozen_fp32=frozen_fp32
+    )
     data = plan_to_dict(run_plan)
     data["dataset"] = {"examples": size.examples, "tokens_per_epoch": size.tokens, "source": size.source}
     data["steps"] = optimizer_steps(cfg, size)
@@ -266,7 +301,8 @@ def _print_plan(cfg: RunConfig, spec: Any, data: dict[str, Any]) -> None:
         console.print(f"optimizer steps: {data['steps']:,} ({steps_rule}) · optimizer {settings['optimizer']}")
     for note in data.get("plan_notes", []):
         console.print(f"[yellow]note: {note}[/yellow]")
-    memory = Table(title=f"peak GPU memory ≈ {data['peak_memory_gb']:.1f} GiB")
+    per_gpu = f" per GPU ({settings['n_gpus']} GPUs, {settings['strategy']})" if settings["n_gpus"] > 1 else ""
+    memory = Table(title=f"peak GPU memory ≈ {data['peak_memory_gb']:.1f} GiB{per_gpu}")
     memory.add_column("part")
     memory.add_column("GiB", justify="right")
     memory.add_column("why")
