@@ -55,6 +55,9 @@ STACKS: dict[str, dict] = {
     # torchtune full_finetune_single_device: bf16 params, fused torch AdamW, plain cross-entropy on fp32 logits
     "torchtune": dict(master_weights="bf16", optimizer="adamw_torch_fused", loss_impl="full"),
     "unsloth": {},
+    # our own stack measured on CPU (bench/memory.py --quick: transformers 5, peft 0.21, torch 2.13, bf16 autocast,
+    # the full-logit loss, torch's foreach AdamW, dropout 0, two steps)
+    "ours-cpu": dict(loss_impl="full", optimizer="adamw_torch", lora_dropout=0.0),
 }
 _TARGETS = {"qv": ["q_proj", "v_proj"], "all": "all-linear"}
 GOAL_MEDIAN, GOAL_WITHIN_25 = 0.10, 0.85
@@ -112,6 +115,10 @@ def planner_kwargs(row: Row) -> dict:
             kw[key] = int(value)
         elif key == "double_quant":
             kw[key] = value == "1"
+        elif key in ("master_weights", "loss_impl"):
+            kw[key] = value
+        elif key == "modules_to_save":
+            kw[key] = value.split("+")
         else:
             kw[key] = float(value)
     kw.update(seq_len=row.seq, micro_batch=row.batch, gradient_checkpointing=row.ckpt, n_gpus=row.n_gpus,
@@ -169,7 +176,7 @@ def report(scored: list[Scored], skipped: list[Row]) -> str:
     for s in scored:
         groups.setdefault(f"source {s.row.source}", []).append(s)
         groups.setdefault(f"method {s.row.method}", []).append(s)
-    for name, items in groups.items():
+    for name, items in sorted(groups.items(), key=lambda kv: (kv[0] != "all", kv[0])):
         n, med, w15, w25 = summary(items)
         out.append(f"{name:<26} {n:>4}  {med:10.1%}  {w15:9.0%}  {w25:9.0%}")
     ooms = [s for s in scored if s.row.oom]
@@ -190,7 +197,8 @@ def test_the_table_is_complete_and_every_row_names_its_source():
     models = json.loads((DATA / "plan_models.json").read_text())
     assert len(rows) >= 80
     for row in rows:
-        assert row.url.startswith("https://") and row.model in models and row.stack in STACKS
+        ours = (DATA.parent.parent / row.url.split()[0]).is_file()  # our own CPU measurements: the bench script
+        assert (row.url.startswith("https://") or ours) and row.model in models and row.stack in STACKS
         assert (row.measured is None) == row.oom or row.unit == "GiB_card", row
     assert len({r.source for r in rows}) >= 5
 
@@ -210,12 +218,12 @@ def test_accuracy_against_published_runs(capsys):
     # - LitGPT's Llama 2 7B full fine-tuning on 4 x A10G (FSDP) went OOM; the plan gives 19.5 GiB of 22.3. LitGPT's
     #   FSDP full rows are all 41-50 % above the plan (its sharding is not what FULL_SHARD predicts), see the README.
     # - Unsloth's max-context rows sit at the card's edge by construction (the longest context that still fits):
-    #   the plan is +0.1 % to +7.4 % over the card on four of them, so it calls them "does not fit".
+    #   the plan is +3.3 % over the card on the Llama 3.3 70B one, so it calls it "does not fit".
     missed_oom = [s for s in ooms if s.predicted_fits]
     assert [(s.row.source, s.row.model, s.row.method) for s in missed_oom] == [("litgpt-hub", "llama-2-7b", "full")]
     false_alarms = [s for s in fitting if not s.predicted_fits]
-    assert len(false_alarms) <= 4 and all(s.row.unit == "GiB_card" for s in false_alarms), text
-    assert all(s.predicted <= 1.08 * s.row.gpu_gib for s in false_alarms), text
+    assert [(s.row.source, s.row.model) for s in false_alarms] == [("unsloth-hf", "llama-3-70b")], text
+    assert all(s.predicted <= 1.05 * s.row.gpu_gib for s in false_alarms), text
 
 
 @pytest.mark.parametrize("reason", sorted({r.not_modelled for r in load_rows() if r.not_modelled}))

@@ -184,3 +184,20 @@ def test_config_quirks(cfg, kv, width):
     full = {"hidden_size": 4096, "num_hidden_layers": 2, "num_attention_heads": 32, "vocab_size": 1000, **cfg}
     arch = architecture_from_config(json.loads(json.dumps(full)))
     assert (arch.num_kv_heads, arch.intermediate_size) == (kv, width)
+
+
+def test_the_peak_is_the_larger_phase_not_the_sum():
+    """Full fine-tuning: the optimizer step (weights + gradients + states + foreach scratch) and backward (weights +
+    states + copies + activations + the loss head before any gradient exists) peak at different moments."""
+    n = LLAMA32_1B.language_params()
+    est = estimate_memory(LLAMA32_1B, method="full", master_weights="bf16", optimizer="adamw_torch", seq_len=256)
+    step = 2 * n + 2 * n + 4 * n + 2 * n  # weights, gradients, bf16 states, scratch
+    gb = {ln.name: ln.gb * GIB for ln in est.lines}
+    assert est.allocated_gb * GIB >= step
+    assert gb["not_at_once"] < 0 and est.allocated_gb * GIB == pytest.approx(
+        sum(v for k, v in gb.items() if k != "cuda_overhead")
+    )
+    assert "optimizer step" in est.line("not_at_once").explanation
+    # with the full-logit head at a long sequence, backward is the peak instead
+    long = estimate_memory(LLAMA32_1B, method="full", master_weights="bf16", seq_len=16384, loss_impl="full")
+    assert "backward" in long.line("not_at_once").explanation

@@ -14,11 +14,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from fine_tuning.plan.activation_terms import activation_profile, activations_term, backward_peak_term
+from fine_tuning.plan.activation_terms import (
+    ActivationProfile,
+    activation_profile,
+    activations_term,
+    backward_peak_term,
+    loss_head_bytes,
+)
 from fine_tuning.plan.architecture import Architecture
 from fine_tuning.plan.lora_targets import resolve_lora_targets
 from fine_tuning.plan.memory_terms import (
     DTYPE_BYTES,
+    GIB,
     MODULES_TO_SAVE,
     OPTIMIZER_STATES,
     QUANTIZATION_NAMES,
@@ -29,6 +36,7 @@ from fine_tuning.plan.memory_terms import (
     lora_param_count,
     lora_params_term,
     modules_to_save_term,
+    optimizer_scratch_bytes,
     optimizer_states_term,
     trainable_params,
     weight_copies_term,
@@ -180,6 +188,31 @@ def setup_settings(s: MemorySetup, n_trainable: int) -> dict[str, Any]:
     return out
 
 
+def not_at_once_term(
+    arch: Architecture, s: MemorySetup, lines: list[MemoryLine], profile: ActivationProfile, scratch_gb: float
+) -> MemoryLine:
+    """What the sum of the lines counts twice: the step's peak and backward's peak are not at the same moment.
+
+    Backward (states from the last step alive): the loss head peaks before any gradient exists; a recomputed layer
+    peaks with the gradients made so far (counted whole). The optimizer step: weights, gradients, states and the
+    foreach scratch, with activations, weight copies and the loss head already freed. Measured on CPU
+    (bench/memory.py): full fine-tuning's peak is the step's, weights + gradients + states + scratch, to the byte."""
+    gb = {ln.name: ln.gb for ln in lines}
+    base = gb["weights"] + gb["lora_params"] + gb["modules_to_save"]
+    states = gb["optimizer_states"] - (0.0 if gb["optimizer_states"] == 0 else scratch_gb)
+    head = loss_head_bytes(arch, s)[0] / GIB
+    backward = base + states + gb["weight_copies"] + gb["activations"] + gb["workspace"]
+    backward += max(head, profile.transient / GIB + gb["gradients"])
+    step = base + gb["gradients"] + states + scratch_gb
+    overlap = max(backward, step) - sum(gb.values())
+    which = "the optimizer step" if step >= backward else "backward"
+    return MemoryLine(
+        "not_at_once",
+        min(0.0, overlap),
+        f"the peak is {which}'s: gradients / loss head / optimizer scratch (train.optim) do not all live at once",
+    )
+
+
 def estimate_memory(
     spec_or_arch: ModelSpec | Architecture | str,
     *,
@@ -246,6 +279,7 @@ def estimate_memory(
         backward_peak_term(arch, s, activations),
         workspace_term(arch, s),
     ]
+    lines.append(not_at_once_term(arch, s, lines, activations, optimizer_scratch_bytes(arch, s, n_lora) / GIB))
     lines.append(cuda_overhead_term(sum(ln.gb for ln in lines)))
     settings = {**setup_settings(s, trainable_params(arch, s)), "n_gpus": n_gpus, "strategy": strategy}
     return MemoryEstimate(per_gpu_lines(tuple(lines), arch, s, n_gpus, strategy), settings)

@@ -256,6 +256,15 @@ def _method_name(s: MemorySetup) -> str:
     return "full" if s.method == "full" else ("qlora" if s.quantized else "lora")
 
 
+def optimizer_scratch_bytes(arch: Architecture, s: MemorySetup, n_lora: int) -> float:
+    """Bytes the foreach AdamW step allocates on top of the states (0 for fused / 8-bit / paged optimizers)."""
+    if s.optimizer not in FOREACH_OPTIMIZERS:
+        return 0.0
+    if s.method == "full":
+        return float(arch.language_params() * s.master_bytes)
+    return float(n_lora * s.adapter_bytes + saved_module_params(arch, s) * s.saved_module_bytes)
+
+
 def optimizer_states_term(arch: Architecture, s: MemorySetup, n_lora: int) -> MemoryLine:
     """The optimizer's states of the trainable parameters (+ the foreach step's scratch); a paged optimizer moves
     them to CPU RAM under memory pressure, so they are not resident at the peak."""
@@ -266,7 +275,7 @@ def optimizer_states_term(arch: Architecture, s: MemorySetup, n_lora: int) -> Me
     else:
         groups = [(n_lora, s.adapter_bytes), (saved_module_params(arch, s), s.saved_module_bytes)]
     states = sum(n * (2 * b if state_b is None else state_b) for n, b in groups)
-    scratch = sum(n * b for n, b in groups) if opt in FOREACH_OPTIMIZERS else 0
+    scratch = optimizer_scratch_bytes(arch, s, n_lora)
     per = "2 x param bytes" if state_b is None else f"{state_b:g} B per param"
     if paged:
         return MemoryLine(
