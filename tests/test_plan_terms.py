@@ -201,3 +201,17 @@ def test_the_peak_is_the_larger_phase_not_the_sum():
     # with the full-logit head at a long sequence, backward is the peak instead
     long = estimate_memory(LLAMA32_1B, method="full", master_weights="bf16", seq_len=16384, loss_impl="full")
     assert "backward" in long.line("not_at_once").explanation
+
+
+def test_fsdp_shards_full_fine_tuning_and_ddp_adds_buckets():
+    kw = dict(method="full", master_weights="fp32", optimizer="adamw_torch_fused", seq_len=1024)
+    one = estimate_memory(LLAMA32_1B, **kw)
+    fsdp = estimate_memory(LLAMA32_1B, n_gpus=4, strategy="fsdp", **kw)
+    ddp = estimate_memory(LLAMA32_1B, n_gpus=4, strategy="ddp", **kw)
+    assert one.allocated_gb / 4 < fsdp.allocated_gb < one.allocated_gb / 2  # root unit and activations stay whole
+    assert fsdp.line("gradients").gb == pytest.approx(one.line("gradients").gb / 4)
+    root = (LLAMA32_1B.embedding_params() + LLAMA32_1B.hidden_size) * 4 / GIB  # tied: embedding + final norm, fp32
+    assert fsdp.line("weights").gb == pytest.approx(root + (one.line("weights").gb - root) / 4)
+    assert ddp.line("ddp_buckets").gb == pytest.approx(one.line("gradients").gb)
+    with pytest.raises(ValueError, match="strategy"):
+        estimate_memory(LLAMA32_1B, n_gpus=2, strategy="zero3")

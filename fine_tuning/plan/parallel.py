@@ -21,7 +21,10 @@ from fine_tuning.plan.memory_terms import GIB, MemoryLine, MemorySetup, cuda_ove
 __all__ = ["STRATEGIES", "SHARDED_LINES", "per_gpu_lines"]
 
 STRATEGIES = ("ddp", "fsdp")
-SHARDED_LINES = frozenset({"lora_params", "modules_to_save", "gradients", "optimizer_states", "weight_copies"})
+# not_at_once is mostly gradients, states and the optimizer scratch, all sharded: scaled like them (approximate)
+SHARDED_LINES = frozenset(
+    {"lora_params", "modules_to_save", "gradients", "optimizer_states", "weight_copies", "not_at_once"}
+)
 
 
 def _root_bytes(arch: Architecture, s: MemorySetup) -> float:
