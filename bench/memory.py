@@ -19,6 +19,10 @@ copies of each tile, which Triton on CUDA does not). The dtype of every frozen p
 for the same architecture is `estimate_memory(...)` without cuda_overhead (the CUDA context and fragmentation do not
 exist on CPU). A third Gemma run uses the plain full-logit loss to show what TRL's tiled head saves.
 
+Issue 15 adds, with the full-logit loss: full fine-tuning (fp32 masters under bf16 autocast, and pure bf16) and LoRA
+with a trainable embedding (modules_to_save); each planned term is printed beside the measured weights, gradients
+(after backward) and optimizer states (after a foreach AdamW step), and the peak beside the plan's allocation.
+
 Last line: `memory: gemma3_12b_qlora_plan_gib=<x> measured_vs_plan=<r> frozen_fp32_params=<n>` — the planner's
 Gemma 3 12B QLoRA figure at 2,048 tokens, measured/planned for the Gemma-shaped QLoRA step, and frozen fp32
 parameters left in that model after loading.
@@ -251,9 +255,106 @@ def run_setup(path: Path, kind: str, method: str, old_path: bool, tokens: int, f
     return {"peak": peak, "plan": plan.allocated_gb, "frozen_fp32": fp32, "label": label}
 
 
+def load_extra(path: Path, setup: str):
+    """Setups the training side of issue 15 adds, built here with torch/peft directly (the bench measures memory,
+    not `slm train`'s loader): full fine-tuning with fp32 masters under bf16 autocast or pure bf16, and LoRA with a
+    trainable embedding (peft modules_to_save)."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from fine_tuning.plan.registry import get_model_spec
+    from fine_tuning.train.loading import load_language_model_only
+
+    spec = get_model_spec(str(path))
+    dtype = torch.float32 if setup == "full fp32" else torch.bfloat16
+    if spec.multimodal:
+        model = load_language_model_only(path).to(dtype)  # text-only training, as `slm train` does
+    else:
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, attn_implementation="sdpa")
+    model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    if setup.startswith("full"):
+        model.requires_grad_(True)
+        return model, spec
+    model.enable_input_require_grads()
+    config = LoraConfig(r=16, lora_alpha=32, lora_dropout=0.0, target_modules=spec.lora_target_modules,
+                        modules_to_save=["embed_tokens"], task_type="CAUSAL_LM")  # fmt: skip
+    return get_peft_model(model, config), spec
+
+
+def measure_terms(model, vocab: int, tokens: int) -> dict[str, float]:
+    """Measured GiB of weights (params + buffers), gradients (after backward), optimizer states (after the step;
+    torch's foreach AdamW, what adamw_torch runs on CUDA) and the peak over two steps (the second one's backward
+    runs with the states of the first, as every step of a run does), with the full-logit loss."""
+    import torch
+
+    ids, positions, labels = packed_batch(vocab, tokens)
+    params = {id(p): p for p in model.parameters()}.values()
+    base = sum(p.untyped_storage().nbytes() for p in params) + sum(
+        b.untyped_storage().nbytes() for b in model.buffers()
+    )
+    trainable = [p for p in params if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=1e-5, foreach=True)
+    tracker = LiveStoragePeak(base)
+    model.train()
+    with tracker.mode:
+        for _ in range(2):
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                loss = model(input_ids=ids, position_ids=positions, labels=labels, use_cache=False).loss
+            loss.backward()
+            grads = sum(p.grad.untyped_storage().nbytes() for p in trainable if p.grad is not None)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            del loss
+    states = sum(t.untyped_storage().nbytes() for st in optimizer.state.values() for t in st.values() if t.dim())
+    return {
+        "weights": base / GIB,
+        "gradients": grads / GIB,
+        "optimizer_states": states / GIB,
+        "peak": tracker.peak / GIB,
+    }
+
+
+def run_extra(path: Path, kind: str, setup: str, tokens: int) -> dict:
+    from fine_tuning.plan.memory import estimate_memory
+
+    model, spec = load_extra(path, setup)
+    measured = measure_terms(model, spec.arch.vocab_size, tokens)
+    full = setup.startswith("full")
+    plan = estimate_memory(
+        spec.arch,
+        method="full" if full else "lora",
+        master_weights="fp32" if setup == "full fp32" else "bf16",
+        dtype="bf16",
+        lora_targets=spec.lora_target_modules,
+        modules_to_save=[] if full else ["embed_tokens"],
+        lora_dropout=0.0,
+        seq_len=tokens,
+        gradient_checkpointing=True,
+        loss_impl="full",
+        optimizer="adamw_torch",
+    )
+    print(
+        f"\n{kind} {setup}: measured peak {measured['peak']:.3f} GiB; plan (no CUDA overhead) {plan.allocated_gb:.3f}"
+    )
+    for line in plan.lines:
+        if line.name == "cuda_overhead":
+            continue
+        seen = measured.get(line.name)
+        if line.name == "weights" and not full:
+            seen = None  # the base and the modules_to_save copy are both parameters: compared together below
+        beside = f"measured {seen:7.3f}" if seen is not None else " " * 16
+        print(f"    plan {line.name:<17}{line.gb:8.3f} GiB  {beside}  {line.explanation}")
+    if not full:
+        both = plan.line("weights").gb + plan.line("lora_params").gb + plan.line("modules_to_save").gb
+        print(f"    weights + adapters + modules_to_save: plan {both:.3f} GiB, measured {measured['weights']:.3f} GiB")
+    return {"peak": measured["peak"], "plan": plan.allocated_gb, "label": f"{kind} {setup}"}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="512 tokens instead of 2,048")
+    parser.add_argument("--extra-only", action="store_true", help="only full fine-tuning and modules_to_save")
     args = parser.parse_args()
     tokens = 512 if args.quick else 2048
 
@@ -269,6 +370,16 @@ def main() -> None:
         root = Path(tmp)
         phi = build_checkpoint(root, "phi2-shaped", PHI2, None)
         gemma = build_checkpoint(root, "gemma3-shaped", GEMMA3_TEXT, SIGLIP)
+        extra = [
+            run_extra(path, kind, setup, tokens)
+            for kind, path in (("phi-2-shaped", phi), ("gemma-3-shaped", gemma))
+            for setup in ("full fp32", "full bf16", "lora + modules_to_save")
+        ]
+        print("\nfull fine-tuning and modules_to_save (measured peak / plan):")
+        for row in extra:
+            print(f"  {row['label']}: {row['peak']:.3f} / {row['plan']:.3f} GiB = {row['peak'] / row['plan']:.2f}")
+        if args.extra_only:
+            return
         for kind, path in (("phi-2-shaped", phi), ("gemma-3-shaped", gemma)):
             for method in ("lora", "qlora"):
                 for old_path in (True, False):

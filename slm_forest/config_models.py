@@ -226,3 +226,8 @@ class PlanConfig(Section):
         1.3, gt=0, description="Korean characters per token, to estimate tokens from the built dataset"
     )
     check_before_training: bool = Field(True, description="slm train refuses a run the estimate says will not fit")
+    loss_head: Literal["fused", "full", "chunked"] = Field(
+        "fused",
+        description="the loss the plan counts: fused = TRL's tiled LM head (what slm train runs); full = fp32 "
+        "[tokens, vocab] logits (plain transformers / other stacks); chunked = LitGPT's bf16 logits",
+    )

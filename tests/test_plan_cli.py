@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from slm_forest.cli import app
@@ -81,12 +82,35 @@ def test_model_outside_the_registry_from_a_local_config(tmp_path):
     assert 2 < data["peak_memory_gb"] < 24 and data["train_tokens"] == 1_000_000
 
 
-def test_missing_dataset_names_the_command(tmp_path):
+def test_without_a_dataset_the_memory_plan_stands_and_time_says_what_it_needs(tmp_path):
+    """Memory does not depend on the dataset size: no built dataset and no --tokens still plan the memory; hours and
+    dollars (which do depend on it) are absent, not computed for zero tokens, and the note names the fix."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("run_name: nothing\ntrain:\n  base_model: gemma-3-12b-it\n  method: qlora\n")
+    result = runner.invoke(app, ["plan", str(cfg), "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    with_tokens = json.loads(runner.invoke(app, ["plan", str(cfg), "--json", "--tokens", "1000000"]).stdout)
+    assert data["peak_memory_gb"] == with_tokens["peak_memory_gb"] > 5
+    assert data["fits"] == with_tokens["fits"] and data["memory"] == with_tokens["memory"]
+    assert set(data["hours"].values()) == {None} and set(data["usd"].values()) == {None}
+    assert data["steps"] is None and data["train_tokens"] is None and data["cheapest_fit"] is None
+    assert any("--tokens" in n and "--to build" in n for n in data["plan_notes"])
+    assert all(v > 0 for v in with_tokens["hours"].values())  # with a run length, the hours are there
+    text = runner.invoke(app, ["plan", str(cfg)])
+    assert text.exit_code == 0, text.output
+    flat = " ".join(text.output.split())
+    assert "peak GPU memory" in flat and "hours and dollars need" in flat and "--tokens N" in flat
+    assert "USD/hour" in flat  # the table prices per hour instead of inventing a total
+    capped = json.loads(runner.invoke(app, ["plan", str(cfg), "--json", "--set", "train.max_steps=10"]).stdout)
+    assert capped["steps"] == 10 and capped["hours"]["RTX 4090"] > 0  # max_steps alone fixes the run's length
+
+
+def test_negative_tokens_is_a_clear_error(tmp_path):
     cfg = tmp_path / "c.yaml"
     cfg.write_text("run_name: nothing\n")
-    result = runner.invoke(app, ["plan", str(cfg)])
-    assert result.exit_code != 0
-    assert "--to build" in str(result.exception)
+    result = runner.invoke(app, ["plan", str(cfg), "--tokens", "-5"])
+    assert result.exit_code != 0 and "--tokens" in str(result.exception)
 
 
 def test_train_refuses_a_run_that_does_not_fit_the_gpu_it_finds():
@@ -168,3 +192,64 @@ def test_plan_reports_optimizer_steps(tmp_path):
     text = runner.invoke(app, ["plan", str(cfg), "--set", "run_name=p"])
     assert text.exit_code == 0, text.output
     assert f"optimizer steps: {data['steps']:,}" in text.output
+
+
+def test_config_keys_reach_the_plan(tmp_path):
+    """train.method=full / master_weights / quantization=int8 / lora.modules_to_save and plan.loss_head each change
+    the line they drive, and the line names its key."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("run_name: nothing\ntrain:\n  base_model: gemma-3-1b-it\n  micro_batch_size: 1\n")
+
+    def plan(*sets):
+        args = ["plan", str(cfg), "--json", *[a for s in sets for a in ("--set", s)]]
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)
+
+    lora = plan()
+    full = plan("train.method=full")
+    bf16 = plan("train.method=full", "train.master_weights=bf16")
+    assert full["memory"]["weights"] == pytest.approx(2 * lora["memory"]["weights"], abs=0.002)  # fp32 masters
+    assert full["memory"]["weight_copies"] > 0 and bf16["memory"]["weight_copies"] == 0
+    assert bf16["peak_memory_gb"] < full["peak_memory_gb"]
+    assert "train.master_weights=fp32" in full["memory_explanations"]["weights"]
+    int8 = plan("train.method=qlora", "train.quantization=int8")
+    nf4 = plan("train.method=qlora")
+    assert nf4["memory"]["weights"] < int8["memory"]["weights"] < lora["memory"]["weights"]
+    saved = plan("train.lora.modules_to_save=[embed_tokens]")
+    assert saved["memory"]["modules_to_save"] > 0 and lora["memory"]["modules_to_save"] == 0
+    assert "train.lora.modules_to_save" in saved["memory_explanations"]["modules_to_save"]
+    logits = plan("plan.loss_head=full")
+    assert logits["memory"]["backward_peak"] > 3 * lora["memory"]["backward_peak"]
+    assert "plan.loss_head=full" in logits["memory_explanations"]["backward_peak"]
+
+
+def test_several_gpus_and_the_frozen_fp32_flag(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        "run_name: nothing\ntrain:\n  base_model: gemma-3-12b-it\n  micro_batch_size: 1\n"
+        "  activation_checkpointing: true\n"
+    )
+
+    def plan(*args):
+        result = runner.invoke(app, ["plan", str(cfg), "--json", "--tokens", "1000000", *args])
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)
+
+    one = plan()
+    ddp = plan("--gpus", "2")
+    fsdp = plan("--gpus", "2", "--strategy", "fsdp")
+    assert ddp["peak_memory_gb"] > one["peak_memory_gb"] and ddp["memory"]["ddp_buckets"] > 0  # a replica each
+    assert fsdp["peak_memory_gb"] < one["peak_memory_gb"] and "fsdp_gathered" in fsdp["memory"]
+    assert not one["fits"]["RTX 4090"] and fsdp["fits"]["RTX 4090"]  # two 24 GB cards do it with FSDP
+    assert fsdp["hours"]["RTX 4090"] < one["hours"]["RTX 4090"]  # two GPUs share the tokens
+    assert ddp["usd"]["A100 SXM 80GB"] == pytest.approx(
+        ddp["hours"]["A100 SXM 80GB"] * 2 * ddp["usd_per_hour"]["A100 SXM 80GB"], abs=0.02
+    )  # both GPUs billed
+    text = runner.invoke(app, ["plan", str(cfg), "--tokens", "1000", "--gpus", "2", "--strategy", "fsdp"])
+    assert "per GPU (2 GPUs, fsdp)" in " ".join(text.output.split())
+    bad = runner.invoke(app, ["plan", str(cfg), "--gpus", "2", "--strategy", "zero3"])
+    assert bad.exit_code != 0 and "--strategy" in str(bad.exception)
+    qlora = ["--set", "train.method=qlora"]
+    up = plan(*qlora, "--frozen-fp32")
+    assert up["memory"]["weights"] > plan(*qlora)["memory"]["weights"] and up["settings"]["upcast_frozen_fp32"]

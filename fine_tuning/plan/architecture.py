@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from fine_tuning.plan.config_quirks import apply_config_quirks, layer_modules, prequantization
+
 __all__ = ["GEMMA_TYPES", "Architecture", "architecture_from_config"]
 
 GEMMA_TYPES = frozenset({"gemma", "gemma2", "gemma3", "gemma3_text"})
@@ -39,6 +41,16 @@ class Architecture:
     mlp_kind: str = "gated"  # "gated" (gate/up/down: Gemma, Llama) or "plain" (fc1/fc2: Phi)
     # Extra (optional) fact used by the memory planner: local attention window of Gemma-style sliding layers.
     sliding_window: int | None = None
+    # The decoder layer's modules, for the activation terms (`fine_tuning.plan.activation_terms`):
+    norm_kind: str = "rms"  # "rms" (RMSNorm: always computed on an fp32 copy) or "layer" (LayerNorm)
+    norms_per_layer: int = 2  # Llama 2, Gemma 2/3 4, Phi 1, GPT-NeoX 2, Falcon 1 or 2
+    qk_norm: bool = False  # RMSNorm over each head's q and k (Gemma 3, Qwen 3, OLMo 2)
+    parallel_residual: bool = False  # attention and MLP read the same normed input (Phi, GPT-NeoX, Falcon)
+    hidden_act: str = "silu"  # as config.json names it: decides what the activation function saves
+    # A checkpoint stored quantized (config.json's quantization_config): "gptq" | "awq" | "bnb-4bit" | "bnb-8bit"
+    prequantized: str | None = None
+    quant_bits: int = 16
+    quant_group_size: int = 128
 
     # -- derived sizes ------------------------------------------------------------------------------------------------
     @property
@@ -242,6 +254,7 @@ def architecture_from_config(config: dict[str, Any]) -> Architecture:
     if text_type not in GEMMA_TYPES:
         window = None  # only Gemma interleaves sliding-window layers by default
     vision_params += _projector_params(config, text_type, hidden) if vision_params else 0
+    kv, inter = apply_config_quirks(text_type, text, heads=heads, kv=kv, intermediate=inter, hidden=hidden)
     return Architecture(
         model_type=model_type,
         hidden_size=hidden,
@@ -255,6 +268,8 @@ def architecture_from_config(config: dict[str, Any]) -> Architecture:
         vision_params=vision_params,
         mlp_kind=mlp_kind,
         sliding_window=int(window) if window else None,
+        **layer_modules(text_type, text),
+        **prequantization(config),
     )
 
 

@@ -27,20 +27,22 @@ _TEMPLATE_TOKENS_PER_MESSAGE = 6
 @dataclass(frozen=True)
 class DatasetSize:
     examples: int
-    tokens: int  # estimated tokens of one epoch
+    tokens: int | None  # estimated tokens of one epoch; None: unknown (no built dataset, no --tokens)
     source: str  # where the numbers came from
 
 
 def dataset_size(cfg: RunConfig, tokens_override: int | None = None) -> DatasetSize:
-    """Examples and estimated tokens of the built train split (characters / plan.chars_per_token)."""
+    """Examples and estimated tokens of the built train split (characters / plan.chars_per_token).
+
+    Without a built dataset and without --tokens the size is unknown (tokens None): memory does not depend on it,
+    so the plan still gives the memory, and hours and dollars say what they need."""
     train_file = cfg.run_dir() / "build" / "train.jsonl"
     if tokens_override is not None:
+        if tokens_override < 0:
+            raise SlmError(f"--tokens {tokens_override}: a token count cannot be negative", "pass --tokens N, N >= 0")
         return DatasetSize(0, tokens_override, "--tokens")
     if not train_file.exists():
-        raise SlmError(
-            f"{train_file} not found: the plan counts tokens of the built dataset",
-            f"run `slm run {cfg.source_path or 'CONFIG'} --to build` first, or pass --tokens N",
-        )
+        return DatasetSize(0, None, f"no built dataset ({train_file} not found)")
     examples, chars, messages = 0, 0, 0
     with open(train_file, encoding="utf-8") as handle:
         for line in handle:
@@ -67,20 +69,29 @@ def planner_optimizer(name: str) -> tuple[str, str | None]:
     return "adamw", f"train.optim={name} is not in the planner's table: its states were planned as AdamW's (fp32)"
 
 
-def _memory_kwargs(cfg: RunConfig) -> dict[str, Any]:
+def _memory_kwargs(cfg: RunConfig, *, frozen_fp32: bool = False) -> dict[str, Any]:
+    """The run config as `estimate_memory`'s arguments; `frozen_fp32` (slm plan --frozen-fp32) plans a stack that
+    upcasts the frozen non-quantized weights to fp32 (peft's prepare_model_for_kbit_training) where `slm train`
+    keeps them in bf16."""
     train = cfg.train
     dtype = "fp32" if train.dtype == "fp32" else "bf16"
+    quantization = {"nf4": "4bit", "int8": "8bit"}[train.quantization] if train.method == "qlora" else "none"
     return {
+        "method": "full" if train.method == "full" else "lora",
+        "master_weights": train.master_weights,
         "optimizer": planner_optimizer(train.optim)[0],
-        "quantization": "4bit" if train.method == "qlora" else "none",
+        "quantization": quantization,
         "dtype": dtype,
         "lora_r": train.lora.r,
         "lora_targets": train.lora.target_modules,
+        "modules_to_save": list(train.lora.modules_to_save),
         "lora_dropout": train.lora.dropout,
         "seq_len": train.max_length,
         "micro_batch": train.micro_batch_size,
         "gradient_checkpointing": train.activation_checkpointing,
         "packing": train.packing,
+        "loss_impl": cfg.plan.loss_head,
+        "upcast_frozen_fp32": frozen_fp32,
     }
 
 
@@ -98,9 +109,16 @@ def _model_spec(cfg: RunConfig, model_config: Path | None):
 
 
 def plan_for_config(
-    cfg: RunConfig, *, model_config: Path | None = None, tokens: int | None = None, gpu: str | None = None
+    cfg: RunConfig,
+    *,
+    model_config: Path | None = None,
+    tokens: int | None = None,
+    gpu: str | None = None,
+    gpus: int = 1,
+    strategy: str = "ddp",
+    frozen_fp32: bool = False,
 ):
-    """The planner's RunPlan for this config (optionally on one named GPU of the table)."""
+    """The planner's RunPlan for this config (optionally on one named GPU of the table, on `gpus` of them)."""
     from fine_tuning.plan.cost import plan_run
     from fine_tuning.plan.gpus import gpus_from_config
 
@@ -120,7 +138,7 @@ def plan_for_config(
         table = tuple(chosen)
     epochs = cfg.train.epochs
     train_tokens = size.tokens
-    mean = size.tokens / size.examples if size.examples else None
+    mean = size.tokens / size.examples if size.examples and size.tokens is not None else None
     if cfg.train.max_steps > 0:
         # max_steps decides the run's length (Trainer repeats the data if the epochs end first): each optimizer step
         # sees micro_batch x accumulation sequences, max_length tokens each when packed.
@@ -128,27 +146,35 @@ def plan_for_config(
         per_sequence = cfg.train.max_length if cfg.train.packing or mean is None else min(cfg.train.max_length, mean)
         train_tokens = sequences * per_sequence
         epochs = 1.0
-    return (
-        spec,
-        size,
-        plan_run(
+    if gpus < 1 or strategy not in ("ddp", "fsdp"):
+        raise SlmError(
+            f"--gpus {gpus} --strategy {strategy}: not a launch", "use --gpus N (N >= 1), --strategy ddp|fsdp"
+        )
+    kwargs = {**_memory_kwargs(cfg, frozen_fp32=frozen_fp32), "n_gpus": gpus, "strategy": strategy}
+    try:
+        run_plan = plan_run(
             spec,
-            train_tokens=int(train_tokens),
+            train_tokens=int(train_tokens or 0),
             mean_example_tokens=mean,
             epochs=epochs,
             gpus=table,
             mfu=cfg.plan.mfu,
-            **_memory_kwargs(cfg),
-        ),
-    )
+            **kwargs,
+        )
+    except ValueError as exc:  # a combination the config schema allows but that cannot train (full over GPTQ …)
+        raise SlmError(f"train: {exc}", f"change the train section of {cfg.source_path or 'the config'}") from None
+    return spec, size, run_plan
 
 
-def optimizer_steps(cfg: RunConfig, size: DatasetSize) -> int:
+def optimizer_steps(cfg: RunConfig, size: DatasetSize) -> int | None:
     """Optimizer steps of the run (per process): `train.max_steps` when set; else, packed, tokens per epoch × epochs
-    ÷ (micro_batch × grad_accum × max_length); unpacked, examples × epochs ÷ (micro_batch × grad_accum)."""
+    ÷ (micro_batch × grad_accum × max_length); unpacked, examples × epochs ÷ (micro_batch × grad_accum).
+    None when neither max_steps nor the dataset size is known."""
     train = cfg.train
     if train.max_steps > 0:
         return train.max_steps
+    if size.tokens is None:
+        return None
     per_step = train.micro_batch_size * train.gradient_accumulation_steps
     if train.packing or not size.examples:
         sequences = size.tokens / train.max_length  # bfd packing fills sequences of max_length tokens
@@ -164,7 +190,10 @@ def memory_verdict(cfg: RunConfig, gpu_name: str, total_gb: float) -> str:
 
     spec = _model_spec(cfg, None)
     kwargs = _memory_kwargs(cfg)
-    estimate = estimate_memory(spec, **kwargs)
+    try:
+        estimate = estimate_memory(spec, **kwargs)
+    except ValueError as exc:
+        raise SlmError(f"train: {exc}", f"change the train section of {cfg.source_path or 'the config'}") from None
     if estimate.peak_gb > total_gb:
         fixes = suggest_changes(spec, target_gb=total_gb, **kwargs)
         hint = "; ".join(s.description for s in fixes if s.fits)[:300] or "use a larger GPU"
@@ -199,17 +228,30 @@ def plan(
     ] = None,
     tokens: Annotated[int | None, typer.Option(help="training tokens per epoch, instead of the built dataset")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object instead of tables")] = False,
+    gpus: Annotated[int, typer.Option(help="GPUs of one pod (memory is per GPU, dollars for all of them)")] = 1,
+    strategy: Annotated[str, typer.Option(help="with --gpus > 1: ddp (a replica per GPU) or fsdp (sharded)")] = "ddp",
+    frozen_fp32: Annotated[
+        bool,
+        typer.Option(
+            help="plan a stack that upcasts frozen non-quantized weights to fp32 (peft's prepare_model_for_kbit_"
+            "training); `slm train` keeps them in bf16"
+        ),
+    ] = False,
 ) -> None:
     """Estimate peak GPU memory, time and dollars per GPU; list what would make a run fit."""
     from fine_tuning.plan.cost import plan_to_dict
 
     cfg = load_config(config, set_)
-    spec, size, run_plan = plan_for_config(cfg, model_config=model_config, tokens=tokens, gpu=gpu)
+    spec, size, run_plan = plan_for_config(
+        cfg, model_config=model_config, tokens=tokens, gpu=gpu, gpus=gpus, strategy=strategy, frozen_fp32=frozen_fp32
+    )
     data = plan_to_dict(run_plan)
     data["dataset"] = {"examples": size.examples, "tokens_per_epoch": size.tokens, "source": size.source}
     data["steps"] = optimizer_steps(cfg, size)
     note = planner_optimizer(cfg.train.optim)[1]
     data["plan_notes"] = [note] if note else []
+    if data["steps"] is None:
+        _without_run_length(cfg, data)
     fits_any = any(data["fits"].values())
     if as_json:
         sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
@@ -219,16 +261,35 @@ def plan(
         raise typer.Exit(1)
 
 
+def time_needs_note(cfg: RunConfig) -> str:
+    return (
+        "hours and dollars need the run's length: pass --tokens N (training tokens per epoch), build the dataset "
+        f"(`slm run {cfg.source_path or 'CONFIG'} --to build`), or set train.max_steps"
+    )
+
+
+def _without_run_length(cfg: RunConfig, data: dict[str, Any]) -> None:
+    """No dataset, no --tokens, no max_steps: the memory plan stands (it does not depend on the dataset size); the
+    hours and dollars computed for zero tokens would be a fake, so they are removed and the note says what they need."""
+    for key in ("hours", "usd", "tokens_per_s"):
+        data[key] = {name: None for name in data[key]}
+    data["train_tokens"] = data["processed_tokens"] = None
+    data["cheapest_fit"] = data["fastest_fit"] = None
+    data["plan_notes"].append(time_needs_note(cfg))
+
+
 def _print_plan(cfg: RunConfig, spec: Any, data: dict[str, Any]) -> None:
     from rich.table import Table
 
     from slm_forest.progress import console
 
     settings = data["settings"]
+    timed = data["steps"] is not None
+    tokens = f"{data['train_tokens']:,} train tokens × {data['epochs']:g} epoch(s)" if timed else "run length unknown"
     console.print(
         f"[bold]{spec.name}[/bold] {cfg.train.method} · seq {settings['seq_len']} · micro-batch "
         f"{settings['micro_batch']} · checkpointing {'on' if settings['gradient_checkpointing'] else 'off'} · "
-        f"{data['train_tokens']:,} train tokens × {data['epochs']:g} epoch(s) ({data['dataset']['source']})"
+        f"{tokens} ({data['dataset']['source']})"
     )
     steps_rule = (
         "train.max_steps"
@@ -236,10 +297,12 @@ def _print_plan(cfg: RunConfig, spec: Any, data: dict[str, Any]) -> None:
         else f"micro-batch {cfg.train.micro_batch_size} × accumulation {cfg.train.gradient_accumulation_steps}"
         + (f" × {cfg.train.max_length} packed tokens" if cfg.train.packing else " examples")
     )
-    console.print(f"optimizer steps: {data['steps']:,} ({steps_rule}) · optimizer {settings['optimizer']}")
+    if timed:
+        console.print(f"optimizer steps: {data['steps']:,} ({steps_rule}) · optimizer {settings['optimizer']}")
     for note in data.get("plan_notes", []):
         console.print(f"[yellow]note: {note}[/yellow]")
-    memory = Table(title=f"peak GPU memory ≈ {data['peak_memory_gb']:.1f} GiB")
+    per_gpu = f" per GPU ({settings['n_gpus']} GPUs, {settings['strategy']})" if settings["n_gpus"] > 1 else ""
+    memory = Table(title=f"peak GPU memory ≈ {data['peak_memory_gb']:.1f} GiB{per_gpu}")
     memory.add_column("part")
     memory.add_column("GiB", justify="right")
     memory.add_column("why")
@@ -247,16 +310,16 @@ def _print_plan(cfg: RunConfig, spec: Any, data: dict[str, Any]) -> None:
         memory.add_row(name, f"{gb:.2f}", data["memory_explanations"][name])
     console.print(memory)
     gpus = Table(title="RunPod GPUs (prices: plan.gpus in the config)")
-    for column in ("GPU", "fits", "margin GiB", "hours", "USD"):
+    columns = ("GPU", "fits", "margin GiB", "hours", "USD") if timed else ("GPU", "fits", "margin GiB", "USD/hour")
+    for column in columns:
         gpus.add_column(column, justify="right" if column != "GPU" else "left")
     for name, fits in data["fits"].items():
-        gpus.add_row(
-            name,
-            "[green]yes[/green]" if fits else "[red]no[/red]",
-            f"{data['margin_gb'][name]:+.1f}",
-            f"{data['hours'][name]:.2f}",
-            f"{data['usd'][name]:.2f}",
-        )
+        cells = [name, "[green]yes[/green]" if fits else "[red]no[/red]", f"{data['margin_gb'][name]:+.1f}"]
+        if timed:
+            cells += [f"{data['hours'][name]:.2f}", f"{data['usd'][name]:.2f}"]
+        else:
+            cells.append(f"{data['usd_per_hour'][name]:.2f}")
+        gpus.add_row(*cells)
     console.print(gpus)
     if data["suggestions"]:
         console.print("[bold]to fit a smaller card:[/bold]")

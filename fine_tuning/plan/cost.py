@@ -10,10 +10,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from fine_tuning.plan.activation_terms import sliding_layers
 from fine_tuning.plan.architecture import Architecture
 from fine_tuning.plan.gpus import DEFAULT_GPUS, DEFAULT_MFU, DEFAULT_SETUP_HOURS, GPU, MFU_HALF_TOKENS
 from fine_tuning.plan.memory import MemoryEstimate, as_architecture, estimate_memory
-from fine_tuning.plan.memory_terms import ALLOCATOR_OVERHEAD, CUDA_CONTEXT_GB, DTYPE_BYTES, sliding_layers
+from fine_tuning.plan.memory_terms import ALLOCATOR_OVERHEAD, CUDA_CONTEXT_GB, DTYPE_BYTES
 from fine_tuning.plan.registry import ModelSpec
 from fine_tuning.plan.suggest import Suggestion, suggest_changes
 
@@ -21,6 +22,8 @@ __all__ = ["GpuPlan", "RunPlan", "UNPACKED_PADDING_FACTOR", "flops_per_token", "
 
 # Without packing and with micro-batch > 1, batches are padded to their longest example; assumed 25% padding.
 UNPACKED_PADDING_FACTOR = 1.25
+# Several GPUs: throughput per GPU kept after gradient all-reduce / FSDP gathers (assumed, not measured here).
+MULTI_GPU_SCALING = 0.9
 
 
 def flops_per_token(
@@ -145,12 +148,14 @@ def _gpu_plan(
 ) -> GpuPlan:
     margin = gpu.memory_gb - mem.peak_gb
     fits = margin >= 0
-    tps = _tokens_per_s(gpu, work, mfu)
+    n = int(mem.settings.get("n_gpus", 1))
+    tps = _tokens_per_s(gpu, work, mfu) * (1 if n == 1 else n * MULTI_GPU_SCALING)
     hours = work.processed_tokens / tps / 3600 + setup_hours
     note = gpu.note
     if needs_bf16 and not gpu.bf16:
         fits, note = False, "unusable: no bf16 and this model cannot train in fp16"
-    return GpuPlan(gpu, fits, margin, fits and margin < 0.1 * gpu.memory_gb, tps, hours, hours * gpu.usd_per_hour, note)
+    usd = hours * gpu.usd_per_hour * n  # every GPU of the pod is billed
+    return GpuPlan(gpu, fits, margin, fits and margin < 0.1 * gpu.memory_gb, tps, hours, usd, note)
 
 
 def _assumptions(work: _Workload, mfu: float, setup_hours: float) -> dict[str, Any]:

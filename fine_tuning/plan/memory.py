@@ -14,25 +14,36 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from fine_tuning.plan.activation_terms import (
+    ActivationProfile,
+    activation_profile,
+    activations_term,
+    backward_peak_term,
+    loss_head_bytes,
+)
 from fine_tuning.plan.architecture import Architecture
 from fine_tuning.plan.lora_targets import resolve_lora_targets
 from fine_tuning.plan.memory_terms import (
     DTYPE_BYTES,
+    GIB,
+    MODULES_TO_SAVE,
     OPTIMIZER_STATES,
     QUANTIZATION_NAMES,
     MemoryLine,
     MemorySetup,
-    activation_profile,
-    activations_term,
-    backward_peak_term,
     cuda_overhead_term,
     gradients_term,
     lora_param_count,
     lora_params_term,
+    modules_to_save_term,
+    optimizer_scratch_bytes,
     optimizer_states_term,
+    trainable_params,
+    weight_copies_term,
     weights_term,
     workspace_term,
 )
+from fine_tuning.plan.parallel import STRATEGIES, per_gpu_lines
 from fine_tuning.plan.registry import ModelSpec, get_model_spec
 
 __all__ = ["MemoryEstimate", "as_architecture", "estimate_memory", "resolve_setup"]
@@ -85,102 +96,133 @@ def as_architecture(spec_or_arch: ModelSpec | Architecture | str) -> tuple[Archi
     raise TypeError(f"expected a ModelSpec, Architecture or model name, got {type(spec_or_arch).__name__}")
 
 
-def resolve_setup(
-    arch: Architecture,
-    spec: ModelSpec | None,
-    *,
-    quantization: str,
-    dtype: str,
-    lora_r: int,
-    lora_targets: list[str] | str | None,
-    seq_len: int,
-    micro_batch: int,
-    gradient_checkpointing: bool,
-    optimizer: str,
-    packing: bool,
-    lora_dropout: float,
-    adapter_dtype: str,
-    upcast_frozen_fp32: bool | None,
-    double_quant: bool,
-    load_vision_tower: bool | None,
-    attn_impl: str,
-    loss_impl: str,
-    bnb_saves_inputs: bool,
-) -> MemorySetup:
-    """Check `estimate_memory`'s arguments (ValueError naming the bad one) and fill in the defaults."""
-    quant = QUANTIZATION_NAMES.get(str(quantization).lower())
-    if quant is None:
-        raise ValueError(f"unknown quantization {quantization!r}; use none, 8bit or 4bit")
-    if str(dtype).lower() not in DTYPE_BYTES:
-        raise ValueError(f"unknown dtype {dtype!r}; use bf16, fp16 or fp32")
-    if str(adapter_dtype).lower() not in DTYPE_BYTES:
-        raise ValueError(f"unknown adapter_dtype {adapter_dtype!r}; use fp32, bf16 or fp16")
-    opt = str(optimizer).lower()
-    if opt not in OPTIMIZER_STATES:
-        raise ValueError(f"unknown optimizer {optimizer!r}; known: {', '.join(OPTIMIZER_STATES)}")
-    if lora_r <= 0 or seq_len <= 0 or micro_batch <= 0:
+_ATTN = ("sdpa", "flash_attention_2", "eager")
+_LOSS_HEADS = ("fused", "full", "chunked")
+
+
+def _check_choices(c: dict[str, Any]) -> None:
+    """ValueError naming the bad argument (and the config key a user sets) for names the planner does not know."""
+    for key, known in (
+        ("dtype", DTYPE_BYTES),
+        ("adapter_dtype", DTYPE_BYTES),
+        ("attn_impl", _ATTN),
+        ("loss_impl", _LOSS_HEADS),
+        ("method", ("lora", "full")),
+        ("master_weights", ("fp32", "bf16")),
+        ("impl", ("hf", "litgpt")),
+    ):
+        if str(c[key]).lower() not in known:
+            raise ValueError(f"unknown {key} {c[key]!r}; use {', '.join(known)}")
+    if str(c["optimizer"]).lower() not in OPTIMIZER_STATES:
+        raise ValueError(f"unknown optimizer {c['optimizer']!r} (train.optim); known: {', '.join(OPTIMIZER_STATES)}")
+    if c["lora_r"] <= 0 or c["seq_len"] <= 0 or c["micro_batch"] <= 0:
         raise ValueError("lora_r, seq_len and micro_batch must be positive")
-    if attn_impl not in ("sdpa", "flash_attention_2", "eager"):
-        raise ValueError(f"unknown attn_impl {attn_impl!r}; use sdpa, flash_attention_2 or eager")
-    if loss_impl not in ("fused", "full"):
-        raise ValueError(f"unknown loss_impl {loss_impl!r}; use fused or full")
-    if lora_targets is None and spec is not None:
-        lora_targets = spec.lora_target_modules
-    quantized = quant != "none"
+    for name in c["modules_to_save"] or ():
+        if str(name).split(".")[-1] not in MODULES_TO_SAVE:
+            raise ValueError(
+                f"train.lora.modules_to_save: {name!r} is not an embedding or lm_head the planner knows "
+                f"({', '.join(MODULES_TO_SAVE)})"
+            )
+
+
+def _quantization(arch: Architecture, c: dict[str, Any]) -> str:
+    """The base's storage: a checkpoint stored quantized (GPTQ/AWQ/bitsandbytes) loads so whatever was asked."""
+    quant = QUANTIZATION_NAMES.get(str(c["quantization"]).lower())
+    if quant is None:
+        raise ValueError(f"unknown quantization {c['quantization']!r}; use none, 8bit, 4bit, gptq or awq")
+    stored = {"gptq": "gptq", "awq": "awq", "bnb-4bit": "4bit", "bnb-8bit": "8bit"}.get(arch.prequantized or "")
+    if stored:
+        quant = stored
+    if c["method"] == "full" and quant != "none":
+        raise ValueError(
+            f"train.method=full trains every weight, and a {quant} base cannot be trained in full; "
+            "use train.method=qlora (LoRA over the quantized base) or an unquantized checkpoint"
+        )
+    return quant
+
+
+def resolve_setup(arch: Architecture, spec: ModelSpec | None, c: dict[str, Any]) -> MemorySetup:
+    """Check `estimate_memory`'s arguments (ValueError naming the bad one) and fill in the defaults."""
+    _check_choices(c)
+    quant = _quantization(arch, c)
+    targets = c["lora_targets"]
+    if targets is None and spec is not None:
+        targets = spec.lora_target_modules
+    full = str(c["method"]).lower() == "full"
+    saved = tuple(sorted({MODULES_TO_SAVE[str(m).split(".")[-1]] for m in c["modules_to_save"] or ()}))
     return MemorySetup(
         model=spec.name if spec else arch.model_type,
+        method="full" if full else "lora",
         quantization=quant,
-        dtype=str(dtype).lower(),
-        lora_r=lora_r,
-        lora_targets=resolve_lora_targets(arch, lora_targets),
-        seq_len=seq_len,
-        micro_batch=micro_batch,
-        gradient_checkpointing=gradient_checkpointing,
-        optimizer=opt,
-        packing=packing,
-        lora_dropout=lora_dropout,
-        adapter_dtype=str(adapter_dtype).lower(),
-        upcast_frozen_fp32=bool(upcast_frozen_fp32) and quantized,
-        double_quant=double_quant,
-        vision_params=arch.vision_params if load_vision_tower else 0,
-        attn_impl=attn_impl,
-        loss_impl=loss_impl,
-        bnb_saves_inputs=bnb_saves_inputs,
+        dtype=str(c["dtype"]).lower(),
+        master_weights=str(c["master_weights"]).lower(),
+        lora_r=c["lora_r"],
+        lora_targets=() if full else resolve_lora_targets(arch, targets),
+        modules_to_save=() if full else saved,
+        seq_len=c["seq_len"],
+        micro_batch=c["micro_batch"],
+        gradient_checkpointing=c["gradient_checkpointing"],
+        optimizer=str(c["optimizer"]).lower(),
+        packing=c["packing"],
+        lora_dropout=c["lora_dropout"],
+        adapter_dtype=str(c["adapter_dtype"]).lower(),
+        upcast_frozen_fp32=bool(c["upcast_frozen_fp32"]) and quant != "none",
+        double_quant=c["double_quant"],
+        vision_params=arch.vision_params if c["load_vision_tower"] else 0,
+        attn_impl=c["attn_impl"],
+        loss_impl=c["loss_impl"],
+        bnb_saves_inputs=c["bnb_saves_inputs"],
+        impl=c["impl"],
+        quant_bits=arch.quant_bits if arch.prequantized else 4,
+        quant_group_size=arch.quant_group_size,
     )
 
 
-def setup_settings(s: MemorySetup, trainable_params: int) -> dict[str, Any]:
+def setup_settings(s: MemorySetup, n_trainable: int) -> dict[str, Any]:
     """The settings an estimate reports (`MemoryEstimate.settings`, in `slm plan --json`)."""
-    return dict(
-        model=s.model,
-        quantization=s.quantization,
-        dtype=s.dtype,
-        lora_r=s.lora_r,
-        lora_targets=list(s.lora_targets),
-        seq_len=s.seq_len,
-        micro_batch=s.micro_batch,
-        gradient_checkpointing=s.gradient_checkpointing,
-        optimizer=s.optimizer,
-        packing=s.packing,
-        lora_dropout=s.lora_dropout,
-        adapter_dtype=s.adapter_dtype,
-        upcast_frozen_fp32=s.upcast_frozen_fp32,
-        double_quant=s.double_quant,
-        load_vision_tower=bool(s.vision_params),
-        attn_impl=s.attn_impl,
-        loss_impl=s.loss_impl,
-        bnb_saves_inputs=s.bnb_saves_inputs,
-        trainable_params=trainable_params,
+    out = {name: getattr(s, name) for name in MemorySetup.__dataclass_fields__ if name != "vision_params"}
+    out["lora_targets"] = list(s.lora_targets)
+    out["modules_to_save"] = list(s.modules_to_save)
+    out["load_vision_tower"] = bool(s.vision_params)
+    out["trainable_params"] = n_trainable
+    return out
+
+
+def not_at_once_term(
+    arch: Architecture, s: MemorySetup, lines: list[MemoryLine], profile: ActivationProfile, scratch_gb: float
+) -> MemoryLine:
+    """What the sum of the lines counts twice: the step's peak and backward's peak are not at the same moment.
+
+    Backward (states from the last step alive): the loss head peaks before any gradient exists; a recomputed layer
+    peaks with the gradients made so far (counted whole). The optimizer step: weights, gradients, states and the
+    foreach scratch, with activations, weight copies and the loss head already freed. Measured on CPU
+    (bench/memory.py): full fine-tuning's peak is the step's, weights + gradients + states + scratch, to the byte."""
+    gb = {ln.name: ln.gb for ln in lines}
+    base = gb["weights"] + gb["lora_params"] + gb["modules_to_save"]
+    states = gb["optimizer_states"] - (0.0 if gb["optimizer_states"] == 0 else scratch_gb)
+    head = loss_head_bytes(arch, s)[0] / GIB
+    backward = base + states + gb["weight_copies"] + gb["activations"] + gb["workspace"]
+    backward += max(head, profile.transient / GIB + gb["gradients"])
+    step = base + gb["gradients"] + states + scratch_gb
+    overlap = max(backward, step) - sum(gb.values())
+    which = "the optimizer step" if step >= backward else "backward"
+    return MemoryLine(
+        "not_at_once",
+        min(0.0, overlap),
+        f"the peak is {which}'s: gradients / loss head / optimizer scratch (train.optim) do not all live at once",
     )
 
 
 def estimate_memory(
     spec_or_arch: ModelSpec | Architecture | str,
     *,
+    method: str = "lora",
     quantization: str = "none",
     dtype: str = "bf16",
+    master_weights: str = "fp32",
     lora_r: int = 16,
     lora_targets: list[str] | str | None = None,
+    modules_to_save: list[str] | tuple[str, ...] = (),
     seq_len: int = 2048,
     micro_batch: int = 1,
     gradient_checkpointing: bool = True,
@@ -194,55 +236,50 @@ def estimate_memory(
     attn_impl: str = "sdpa",
     loss_impl: str = "fused",
     bnb_saves_inputs: bool = False,
+    impl: str = "hf",
+    n_gpus: int = 1,
+    strategy: str = "ddp",
 ) -> MemoryEstimate:
-    """Itemised peak GPU memory of one LoRA/QLoRA training step (GiB).
+    """Itemised peak GPU memory of one training step (GiB): LoRA, QLoRA or full fine-tuning.
 
-    quantization: "none" | "8bit" | "4bit" (bitsandbytes nf4). dtype: compute/weight dtype "bf16" | "fp16" | "fp32".
-    lora_targets: None → the model's defaults. optimizer: HF Trainer names (adamw_torch, paged_adamw_8bit, ...).
+    method: "lora" (adapters; the base quantized or not) | "full" (train.method=full, master_weights fp32|bf16).
+    quantization: "none" | "8bit" | "4bit" (bitsandbytes) | "gptq" | "awq"; a checkpoint whose config.json carries
+    a quantization_config is planned as stored. optimizer: HF names (adamw_torch, paged_adamw_8bit, ...).
+    modules_to_save: embed_tokens / lm_head trained in full beside the adapters (train.lora.modules_to_save).
     Knobs that mirror code choices of the training stack:
       adapter_dtype       PEFT keeps adapters in fp32 by default (autocast_adapter_dtype=True).
-      upcast_frozen_fp32  True: every non-quantized weight (embeddings, norms, vision tower) in fp32, as
-                          peft.prepare_model_for_kbit_training does. Default False: `slm train` no longer calls it
-                          (fine_tuning.train.loading.freeze_for_adapters keeps them in the compute dtype).
+      upcast_frozen_fp32  True: every non-quantized weight in fp32, as peft.prepare_model_for_kbit_training does
+                          (`slm plan --frozen-fp32`). Default False: `slm train` keeps them in bf16.
       load_vision_tower   True: a multimodal Gemma's SigLIP tower is in GPU memory. Default False: `slm train` trains
-                          the language model alone on text (Gemma3ForCausalLM; export.keep_vision restores it).
+                          the language model alone on text (export.keep_vision restores it).
       attn_impl           "sdpa" (default), "flash_attention_2" (no masks), "eager" (materialises attention).
-      loss_impl           "fused" = TRL 1.16 SFTTrainer's tiled LM head (default); "full" = transformers' loss on
-                          full [tokens, vocab] logits (custom loops, label smoothing, older TRL).
-      bnb_saves_inputs    True reproduces 2023 bitsandbytes (<=0.41) that saved each 4-bit layer's input.
+      loss_impl           plan.loss_head: "fused" = TRL 1.16's tiled LM head (what `slm train` runs); "full" =
+                          transformers' loss on fp32 [tokens, vocab] logits; "chunked" = LitGPT's bf16 logits.
+      bnb_saves_inputs    True reproduces bitsandbytes <= 0.43, which saved each 4-bit layer's input.
+      impl                "hf" (transformers modules, bf16 autocast) or "litgpt" (its modules, bf16-true).
+    n_gpus, strategy: several GPUs, "ddp" (a replica each) or "fsdp" (sharded); the lines are then one GPU's share
+    (`fine_tuning.plan.parallel`).
     """
+    choices = dict(locals())
+    del choices["spec_or_arch"], choices["n_gpus"], choices["strategy"]
+    if n_gpus < 1 or strategy not in STRATEGIES:
+        raise ValueError(f"--gpus must be >= 1 and --strategy one of {', '.join(STRATEGIES)}")
     arch, spec = as_architecture(spec_or_arch)
-    s = resolve_setup(
-        arch,
-        spec,
-        quantization=quantization,
-        dtype=dtype,
-        lora_r=lora_r,
-        lora_targets=lora_targets,
-        seq_len=seq_len,
-        micro_batch=micro_batch,
-        gradient_checkpointing=gradient_checkpointing,
-        optimizer=optimizer,
-        packing=packing,
-        lora_dropout=lora_dropout,
-        adapter_dtype=adapter_dtype,
-        upcast_frozen_fp32=upcast_frozen_fp32,
-        double_quant=double_quant,
-        load_vision_tower=load_vision_tower,
-        attn_impl=attn_impl,
-        loss_impl=loss_impl,
-        bnb_saves_inputs=bnb_saves_inputs,
-    )
+    s = resolve_setup(arch, spec, choices)
     n_lora = lora_param_count(arch, s)
     activations = activation_profile(arch, s)
     lines = [
         weights_term(arch, s),
         lora_params_term(s, n_lora),
-        gradients_term(s, n_lora),
-        optimizer_states_term(s, n_lora),
+        modules_to_save_term(arch, s),
+        gradients_term(arch, s, n_lora),
+        optimizer_states_term(arch, s, n_lora),
+        weight_copies_term(arch, s),
         activations_term(activations),
         backward_peak_term(arch, s, activations),
         workspace_term(arch, s),
     ]
+    lines.append(not_at_once_term(arch, s, lines, activations, optimizer_scratch_bytes(arch, s, n_lora) / GIB))
     lines.append(cuda_overhead_term(sum(ln.gb for ln in lines)))
-    return MemoryEstimate(tuple(lines), setup_settings(s, n_lora))
+    settings = {**setup_settings(s, trainable_params(arch, s)), "n_gpus": n_gpus, "strategy": strategy}
+    return MemoryEstimate(per_gpu_lines(tuple(lines), arch, s, n_gpus, strategy), settings)

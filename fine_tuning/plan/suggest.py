@@ -32,7 +32,8 @@ class Suggestion:
 
 
 def config_changes(changes: dict[str, Any]) -> dict[str, Any]:
-    """estimate_memory changes → the run-config keys that make them (changes without a config key are left out)."""
+    """estimate_memory changes → the run-config keys that make them. Every change `single_changes` proposes has one
+    (tests/test_plan.py checks it); a change without a config key raises, so none is suggested by mistake."""
     out: dict[str, Any] = {}
     for name, value in changes.items():
         if name == "gradient_checkpointing":
@@ -40,16 +41,29 @@ def config_changes(changes: dict[str, Any]) -> dict[str, Any]:
         elif name == "micro_batch":
             out["train.micro_batch_size"] = int(value)
         elif name == "quantization":
-            out["train.method"] = "qlora" if QUANTIZATION_NAMES.get(str(value).lower()) == "4bit" else "lora"
+            out["train.method"] = "qlora"
+            out["train.quantization"] = "nf4" if QUANTIZATION_NAMES.get(str(value).lower()) == "4bit" else "int8"
+        elif name == "method":
+            out["train.method"] = "full" if value == "full" else "lora"
+        elif name == "master_weights":
+            out["train.master_weights"] = value
+        elif name == "modules_to_save":
+            out["train.lora.modules_to_save"] = list(value)
         elif name == "optimizer":
             out["train.optim"] = value
         elif name == "seq_len":
             out["train.max_length"] = int(value)
+        else:
+            raise ValueError(f"no run-config key changes {name!r}")
     return out
 
 
 def single_changes(settings: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-    """(description, changes) for each memory-saving change the run does not make yet, in the order tried."""
+    """(description, changes) for each memory-saving change the run does not make yet, in the order tried.
+
+    Only what a run-config key changes in `slm train`: not the loss head or the frozen-weight upcast (slm train
+    always runs TRL's fused head and keeps frozen weights bf16; plan.loss_head and --frozen-fp32 describe other
+    stacks), not the GPU count (a launch flag)."""
     candidates: list[tuple[str, dict[str, Any]]] = []
     if not settings["gradient_checkpointing"]:
         candidates.append(
@@ -63,24 +77,23 @@ def single_changes(settings: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]
                 {"micro_batch": 1},
             )
         )
-    if settings["quantization"] != "4bit":
+    if settings["modules_to_save"]:
+        candidates.append(("freeze the embeddings/lm_head (train.lora.modules_to_save=[])", {"modules_to_save": []}))
+    if settings["method"] == "full" and settings["master_weights"] == "fp32":
+        candidates.append(("pure bf16 weights and states (train.master_weights=bf16)", {"master_weights": "bf16"}))
+    if settings["method"] == "full":
+        candidates.append(("LoRA instead of full fine-tuning (train.method=lora)", {"method": "lora"}))
+    if settings["quantization"] != "4bit" and settings["quantization"] in ("none", "8bit"):
         candidates.append(
-            ("load the base in 4-bit (train.method=qlora: QLoRA, nf4 + double quant)", {"quantization": "4bit"})
+            (
+                "load the base in 4-bit (train.method=qlora, train.quantization=nf4: QLoRA, nf4 + double quant)",
+                {"quantization": "4bit"}
+                if settings["method"] != "full"
+                else {"method": "lora", "quantization": "4bit"},
+            )
         )
     if not settings["optimizer"].endswith("8bit"):
         candidates.append(("8-bit paged AdamW (train.optim=paged_adamw_8bit)", {"optimizer": "paged_adamw_8bit"}))
-    if settings["loss_impl"] == "full":
-        candidates.append(
-            ("use TRL SFTTrainer's fused LM-head loss (no full logits; what `slm train` does)", {"loss_impl": "fused"})
-        )
-    if settings["upcast_frozen_fp32"]:
-        candidates.append(
-            (
-                "keep non-quantized weights in bf16 (no prepare_model_for_kbit_training fp32 cast; "
-                "what `slm train` does)",
-                {"upcast_frozen_fp32": False},
-            )
-        )
     return candidates
 
 
@@ -126,8 +139,8 @@ def suggest_changes(
 ) -> list[Suggestion]:
     """Concrete changes that bring the peak under ``target_gb`` (default: the largest card of ``gpus``).
 
-    Each single change is evaluated on its own (gradient checkpointing, micro-batch 1, 4-bit, 8-bit paged
-    optimizer, fused loss, no fp32 upcast, the longest sequence that fits); then, if no single change suffices, the
+    Each single change is evaluated on its own (gradient checkpointing, micro-batch 1, frozen embeddings, bf16
+    masters, LoRA instead of full, 4-bit, 8-bit paged optimizer, the longest sequence that fits); then, if no single change suffices, the
     cumulative combination in that order. Fitting suggestions come first; each carries its new estimate.
     """
     table = tuple(gpus) if gpus is not None else DEFAULT_GPUS
