@@ -35,7 +35,7 @@ class Finding:
 
 def check_config(cfg: RunConfig) -> list[Finding]:
     """Errors first, then warnings; an empty list means nothing is wrong that can be known here."""
-    findings = [*_base_model_findings(cfg), *_secret_findings(cfg)]
+    findings = [*_base_model_findings(cfg), *train_method_findings(cfg), *_secret_findings(cfg)]
     return sorted(findings, key=lambda f: f.level != "error")
 
 
@@ -107,6 +107,93 @@ def _base_model_findings(cfg: RunConfig) -> list[Finding]:
             )
         ]
     return []
+
+
+# -------------------------------------------------------------------------------------------------- train method
+def _method_error(key: str, message: str, hint: str) -> Finding:
+    return Finding("error", key, message, hint)
+
+
+def train_method_findings(cfg: RunConfig) -> list[Finding]:
+    """Settings of `train` (and reinforce) that contradict `train.method`; `slm train` refuses the first error too.
+
+    "Set" means written in the config or an override (pydantic's fields_set): a default never contradicts."""
+    train = cfg.train
+    written, method = train.model_fields_set, train.method
+    findings: list[Finding] = []
+    if "quantization" in written and method != "qlora":
+        findings.append(
+            _method_error(
+                "train.quantization",
+                f"train.quantization={train.quantization} only applies to train.method: qlora (the method is {method})",
+                "remove train.quantization, or set train.method: qlora",
+            )
+        )
+    if "master_weights" in written and method != "full":
+        findings.append(
+            _method_error(
+                "train.master_weights",
+                f"train.master_weights={train.master_weights} only applies to train.method: full (the method is {method})",
+                "remove train.master_weights, or set train.method: full",
+            )
+        )
+    if method == "full" and train.lora.modules_to_save:
+        findings.append(
+            _method_error(
+                "train.lora.modules_to_save",
+                "train.lora.modules_to_save with train.method: full: full fine-tuning already trains every module",
+                "remove train.lora.modules_to_save, or use train.method: lora / qlora",
+            )
+        )
+    if method == "full" and "target_modules" in train.lora.model_fields_set:
+        findings.append(
+            _method_error(
+                "train.lora.target_modules",
+                "train.lora.target_modules with train.method: full: there are no adapters to place",
+                "remove train.lora.target_modules, or use train.method: lora / qlora",
+            )
+        )
+    if method == "full" and train.master_weights == "bf16" and train.dtype in ("fp16", "fp32"):
+        findings.append(
+            _method_error(
+                "train.dtype",
+                f"train.master_weights: bf16 with train.dtype: {train.dtype}: bf16 weights train in bf16",
+                "set train.dtype: bf16 (or auto), or train.master_weights: fp32",
+            )
+        )
+    if method == "full" and cfg.reinforce.enabled:
+        findings.append(
+            _method_error(
+                "reinforce.enabled",
+                "reinforce.enabled: GRPO here continues the SFT adapter, and train.method: full leaves none",
+                "set reinforce.enabled: false, or train with train.method: lora / qlora",
+            )
+        )
+    if method == "qlora" and train.quantization == "int8":
+        findings.extend(_int8_findings(train.base_model))
+    return findings
+
+
+def _int8_findings(base_model: str) -> list[Finding]:
+    """int8 under a model that must not compute in fp16: bitsandbytes 0.50's MatMul8bitLt casts every 8-bit
+    layer's input to fp16 to quantize it, so Gemma 3 activations above 65,504 would overflow there."""
+    from fine_tuning.plan import registry  # noqa: PLC0415 - lazy: slm_forest never imports fine_tuning at import
+
+    name = base_model.strip()
+    try:
+        spec = registry.get_model_spec(name) if name.lower() in registry.known_models() or Path(name).exists() else None
+    except ValueError:
+        return []
+    if spec is None or spec.allows_fp16:
+        return []
+    return [
+        Finding(
+            "warning",
+            "train.quantization",
+            f"int8: bitsandbytes casts every 8-bit layer's input to fp16, where {spec.name}'s activations can overflow",
+            "prefer train.quantization: nf4 for this model (its compute dtype is bf16)",
+        )
+    ]
 
 
 # ------------------------------------------------------------------------------------------------------- secrets
