@@ -17,7 +17,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from slm_forest.config import LawgoSource, RunConfig
 from slm_forest.config_source import YamlSource, parse_override, read_yaml_config
@@ -84,12 +84,13 @@ def _base_model_findings(cfg: RunConfig) -> list[Finding]:
                 f"{hint}registry keys: {', '.join(registry.known_models())}",
             )
         ]
+    warnings = int8_findings(cfg, spec)
     if cfg.train.attn_implementation == "flash_attention_2":
         from fine_tuning.train.attention import flash_attention_problem  # noqa: PLC0415 - imports transformers
 
         problem = flash_attention_problem(spec.arch.model_type)
         if problem:
-            return [
+            return warnings + [
                 Finding(
                     "error",
                     "train.attn_implementation",
@@ -98,7 +99,7 @@ def _base_model_findings(cfg: RunConfig) -> list[Finding]:
                 )
             ]
     if cfg.train.dtype == "fp16" and not spec.allows_fp16:
-        return [
+        return warnings + [
             Finding(
                 "error",
                 "train.dtype",
@@ -106,7 +107,7 @@ def _base_model_findings(cfg: RunConfig) -> list[Finding]:
                 "use train.dtype: bf16 (or auto); on a GPU without bf16, fp32 with train.allow_fp32_fallback: true",
             )
         ]
-    return []
+    return warnings
 
 
 # -------------------------------------------------------------------------------------------------- train method
@@ -169,22 +170,13 @@ def train_method_findings(cfg: RunConfig) -> list[Finding]:
                 "set reinforce.enabled: false, or train with train.method: lora / qlora",
             )
         )
-    if method == "qlora" and train.quantization == "int8":
-        findings.extend(_int8_findings(train.base_model))
     return findings
 
 
-def _int8_findings(base_model: str) -> list[Finding]:
+def int8_findings(cfg: RunConfig, spec: Any) -> list[Finding]:
     """int8 under a model that must not compute in fp16: bitsandbytes 0.50's MatMul8bitLt casts every 8-bit
     layer's input to fp16 to quantize it, so Gemma 3 activations above 65,504 would overflow there."""
-    from fine_tuning.plan import registry  # noqa: PLC0415 - lazy: slm_forest never imports fine_tuning at import
-
-    name = base_model.strip()
-    try:
-        spec = registry.get_model_spec(name) if name.lower() in registry.known_models() or Path(name).exists() else None
-    except ValueError:
-        return []
-    if spec is None or spec.allows_fp16:
+    if cfg.train.method != "qlora" or cfg.train.quantization != "int8" or spec.allows_fp16:
         return []
     return [
         Finding(

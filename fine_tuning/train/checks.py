@@ -106,13 +106,13 @@ def check_optimizer(name: str) -> str:
     return name
 
 
-def check_method_settings(run_cfg: Any) -> None:
+def check_method_settings(run_cfg: Any, spec: Any = None) -> None:
     """The first contradiction between train.method and the other settings (`slm_forest.validate`) as an SlmError
-    naming the key, before anything is loaded; warnings (int8 under Gemma 3) are printed."""
+    naming the key, before anything is loaded; warnings (int8 under Gemma 3, given its registry `spec`) are printed."""
     from slm_forest.progress import console
-    from slm_forest.validate import train_method_findings
+    from slm_forest.validate import int8_findings, train_method_findings
 
-    findings = train_method_findings(run_cfg)
+    findings = train_method_findings(run_cfg) + (int8_findings(run_cfg, spec) if spec is not None else [])
     errors = [f for f in findings if f.level == "error"]
     if errors:
         raise SlmError(errors[0].message, errors[0].hint)

@@ -164,11 +164,11 @@ def prepare_run(ctx: StageContext, data: TrainingData) -> RunSetup:
 
     cfg, seed, has_eval = ctx.cfg.train, ctx.cfg.seed, data.has_eval
     check_schedule(cfg, has_eval)
-    check_method_settings(ctx.cfg)
     report = report_targets(cfg)
     if "wandb" in report and cfg.wandb_project:
         os.environ["WANDB_PROJECT"] = cfg.wandb_project
     spec = model_spec(cfg.base_model)
+    check_method_settings(ctx.cfg, spec)
     device, bf16_supported = detect_device()
     dtype = resolve_dtype(spec, device, bf16_supported, cfg)
     check_master_weights(cfg, device, bf16_supported)
