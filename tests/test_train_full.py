@@ -286,3 +286,22 @@ def test_full_bf16_training_on_cuda_with_each_kernel(tiny_dirs, tmp_path, kind, 
     trainer.train()
     assert trainer.state.global_step == 3
     assert torch.isfinite(torch.tensor(trainer.state.log_history[-1]["train_loss"]))
+
+
+@pytest.mark.slow
+def test_export_stage_of_a_full_run_writes_the_model_with_its_card(full_run, monkeypatch, tmp_path):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    runs_dir, overrides, _ = full_run
+    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))  # no llama.cpp converter: the GGUF is skipped
+    cfg = config(runs_dir, "full", *overrides, "train.max_steps=4", "export.gguf=false")
+    run_stage(cfg, "export")
+    merged = runs_dir / "full" / "export" / "merged"
+    card = (merged / "README.md").read_text(encoding="utf-8")
+    assert "A full fine-tune of" in card and "merged into the base weights" not in card
+    ids = torch.arange(5, 30)[None]
+    exported = AutoModelForCausalLM.from_pretrained(merged).eval()
+    trained = AutoModelForCausalLM.from_pretrained(runs_dir / "full" / "train" / "model").eval()
+    with torch.no_grad():
+        assert torch.equal(exported(input_ids=ids).logits, trained(input_ids=ids).logits)

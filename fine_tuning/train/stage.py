@@ -1,7 +1,8 @@
-"""`slm train`: LoRA / QLoRA fine-tuning with TRL's SFTTrainer on the build stage's chat examples.
+"""`slm train`: LoRA / QLoRA (nf4 or int8) / full fine-tuning with TRL's SFTTrainer on the build stage's chat examples.
 
 Reads `build/train.jsonl` and `build/val.jsonl` (SFTExample lines) and writes into the stage directory:
   adapter/             the PEFT adapter (adapter_config.json, adapter_model.safetensors, README.md)
+  model/               instead of adapter/ for train.method full: the whole model + tokenizer (`full`)
   tokenizer/           the tokenizer with the training chat template (and pad token) that inference must use
   base_model/          tiny models only: the locally built base (evaluate/export/ask load it with from_pretrained)
   checkpoints/         Trainer checkpoints (or `train.output_dir`, e.g. under /workspace on RunPod)
