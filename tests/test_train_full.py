@@ -305,3 +305,28 @@ def test_export_stage_of_a_full_run_writes_the_model_with_its_card(full_run, mon
     trained = AutoModelForCausalLM.from_pretrained(runs_dir / "full" / "train" / "model").eval()
     with torch.no_grad():
         assert torch.equal(exported(input_ids=ids).logits, trained(input_ids=ids).logits)
+
+
+def test_validate_names_the_file_line_of_a_contradiction_and_fails(tmp_path):
+    from typer.testing import CliRunner
+
+    from slm_forest.cli import app
+
+    path = tmp_path / "run.yaml"
+    path.write_text("run_name: c\ntrain:\n  method: lora\n  master_weights: bf16\n", encoding="utf-8")
+    result = CliRunner().invoke(app, ["config", "validate", str(path)])
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert result.exit_code == 1 and len(errors) == 1, result.output
+    assert errors[0].startswith(f"error: {path}:4: train.master_weights: train.master_weights=bf16 only applies")
+    assert "Traceback" not in result.output
+
+
+def test_train_refuses_a_contradiction_before_building_or_deleting_anything(tmp_path):
+    runs_dir = tmp_path / "runs"
+    write_build(runs_dir, "bad", n_train=8, n_val=0)
+    stale = runs_dir / "bad" / "train" / "checkpoints" / "checkpoint-2"
+    stale.mkdir(parents=True)
+    cfg = config(runs_dir, "bad", "train.method=full", "train.lora.modules_to_save=[lm_head]")
+    with pytest.raises(SlmError, match="train.lora.modules_to_save"):
+        run_stage(cfg, "train")
+    assert stale.is_dir() and not (runs_dir / "bad" / "train" / "base_model").exists()
