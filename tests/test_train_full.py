@@ -330,3 +330,24 @@ def test_train_refuses_a_contradiction_before_building_or_deleting_anything(tmp_
     with pytest.raises(SlmError, match="train.lora.modules_to_save"):
         run_stage(cfg, "train")
     assert stale.is_dir() and not (runs_dir / "bad" / "train" / "base_model").exists()
+
+
+@pytest.mark.slow
+def test_ask_and_serve_find_and_load_the_full_model_of_a_run(full_run):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from fine_tuning.serve.generate import GenerationSettings, generate_batch, load_model, resolve_source
+
+    runs_dir, _, _ = full_run
+    source = resolve_source(run="full", runs_dir=runs_dir)
+    assert source.kind == "train"
+    loaded = load_model(source, device="cpu")
+    assert not hasattr(loaded.model, "peft_config")
+    trained = AutoModelForCausalLM.from_pretrained(runs_dir / "full" / "train" / "model").eval()
+    ids = torch.arange(5, 30)[None]
+    with torch.no_grad():
+        assert torch.equal(loaded.model(input_ids=ids).logits, trained(input_ids=ids).logits)
+    question = [[{"role": "user", "content": "부가가치세 신고기한은?"}]]
+    answers = generate_batch(loaded.model, loaded.tokenizer, question, GenerationSettings(max_new_tokens=4))
+    assert len(answers) == 1 and answers[0].completion_tokens >= 1
