@@ -192,6 +192,8 @@ def _evaluation_section(metrics: dict[str, Any] | None, merge_facts: dict[str, A
         ]
     else:
         lines.append("Not evaluated yet: run `slm evaluate CONFIG` before `slm export CONFIG` to put the numbers here.")
+    if str(merge_facts.get("merge", "")).startswith("none"):  # train.method full: no adapter, nothing merged
+        return lines + ["", "Every weight was trained (train.method full): there is no adapter, nothing was merged."]
     return lines + [
         "",
         f"Merge check: max |logit difference| between base + adapter and the merged model on a probe prompt: "
