@@ -17,7 +17,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from slm_forest.config import LawgoSource, RunConfig
 from slm_forest.config_source import YamlSource, parse_override, read_yaml_config
@@ -35,7 +35,7 @@ class Finding:
 
 def check_config(cfg: RunConfig) -> list[Finding]:
     """Errors first, then warnings; an empty list means nothing is wrong that can be known here."""
-    findings = [*_base_model_findings(cfg), *_secret_findings(cfg)]
+    findings = [*_base_model_findings(cfg), *train_method_findings(cfg), *_secret_findings(cfg)]
     return sorted(findings, key=lambda f: f.level != "error")
 
 
@@ -84,12 +84,13 @@ def _base_model_findings(cfg: RunConfig) -> list[Finding]:
                 f"{hint}registry keys: {', '.join(registry.known_models())}",
             )
         ]
+    warnings = int8_findings(cfg, spec)
     if cfg.train.attn_implementation == "flash_attention_2":
         from fine_tuning.train.attention import flash_attention_problem  # noqa: PLC0415 - imports transformers
 
         problem = flash_attention_problem(spec.arch.model_type)
         if problem:
-            return [
+            return warnings + [
                 Finding(
                     "error",
                     "train.attn_implementation",
@@ -98,7 +99,7 @@ def _base_model_findings(cfg: RunConfig) -> list[Finding]:
                 )
             ]
     if cfg.train.dtype == "fp16" and not spec.allows_fp16:
-        return [
+        return warnings + [
             Finding(
                 "error",
                 "train.dtype",
@@ -106,7 +107,85 @@ def _base_model_findings(cfg: RunConfig) -> list[Finding]:
                 "use train.dtype: bf16 (or auto); on a GPU without bf16, fp32 with train.allow_fp32_fallback: true",
             )
         ]
-    return []
+    return warnings
+
+
+# -------------------------------------------------------------------------------------------------- train method
+def _method_error(key: str, message: str, hint: str) -> Finding:
+    return Finding("error", key, message, hint)
+
+
+def train_method_findings(cfg: RunConfig) -> list[Finding]:
+    """Settings of `train` (and reinforce) that contradict `train.method`; `slm train` refuses the first error too.
+
+    "Set" means written in the config or an override (pydantic's fields_set): a default never contradicts."""
+    train = cfg.train
+    written, method = train.model_fields_set, train.method
+    findings: list[Finding] = []
+    if "quantization" in written and method != "qlora":
+        findings.append(
+            _method_error(
+                "train.quantization",
+                f"train.quantization={train.quantization} only applies to train.method: qlora (the method is {method})",
+                "remove train.quantization, or set train.method: qlora",
+            )
+        )
+    if "master_weights" in written and method != "full":
+        findings.append(
+            _method_error(
+                "train.master_weights",
+                f"train.master_weights={train.master_weights} only applies to train.method: full (the method is {method})",
+                "remove train.master_weights, or set train.method: full",
+            )
+        )
+    if method == "full" and train.lora.modules_to_save:
+        findings.append(
+            _method_error(
+                "train.lora.modules_to_save",
+                "train.lora.modules_to_save with train.method: full: full fine-tuning already trains every module",
+                "remove train.lora.modules_to_save, or use train.method: lora / qlora",
+            )
+        )
+    if method == "full" and "target_modules" in train.lora.model_fields_set:
+        findings.append(
+            _method_error(
+                "train.lora.target_modules",
+                "train.lora.target_modules with train.method: full: there are no adapters to place",
+                "remove train.lora.target_modules, or use train.method: lora / qlora",
+            )
+        )
+    if method == "full" and train.master_weights == "bf16" and train.dtype in ("fp16", "fp32"):
+        findings.append(
+            _method_error(
+                "train.dtype",
+                f"train.master_weights: bf16 with train.dtype: {train.dtype}: bf16 weights train in bf16",
+                "set train.dtype: bf16 (or auto), or train.master_weights: fp32",
+            )
+        )
+    if method == "full" and cfg.reinforce.enabled:
+        findings.append(
+            _method_error(
+                "reinforce.enabled",
+                "reinforce.enabled: GRPO here continues the SFT adapter, and train.method: full leaves none",
+                "set reinforce.enabled: false, or train with train.method: lora / qlora",
+            )
+        )
+    return findings
+
+
+def int8_findings(cfg: RunConfig, spec: Any) -> list[Finding]:
+    """int8 under a model that must not compute in fp16: bitsandbytes 0.50's MatMul8bitLt casts every 8-bit
+    layer's input to fp16 to quantize it, so Gemma 3 activations above 65,504 would overflow there."""
+    if cfg.train.method != "qlora" or cfg.train.quantization != "int8" or spec.allows_fp16:
+        return []
+    return [
+        Finding(
+            "warning",
+            "train.quantization",
+            f"int8: bitsandbytes casts every 8-bit layer's input to fp16, where {spec.name}'s activations can overflow",
+            "prefer train.quantization: nf4 for this model (its compute dtype is bf16)",
+        )
+    ]
 
 
 # ------------------------------------------------------------------------------------------------------- secrets

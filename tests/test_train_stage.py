@@ -548,8 +548,10 @@ def test_resume_key_ignores_schedule_knobs_but_not_the_model():
     paged = load_config(None, ["train.optim=paged_adamw_8bit"]).train
     assert resume_key(base, 42, ["h"]) != resume_key(paged, 42, ["h"])
     # keys added later (optim; truncated, attn_implementation, max_truncated_share in issue 14) at their defaults
-    added = ("optim", "truncated", "attn_implementation", "max_truncated_share")
+    # and (issues 14/15) quantization, master_weights and lora.modules_to_save
+    added = ("optim", "truncated", "attn_implementation", "max_truncated_share", "quantization", "master_weights")
     legacy = {k: v for k, v in base.model_dump(mode="json").items() if k not in added}
+    legacy["lora"] = {k: v for k, v in legacy["lora"].items() if k != "modules_to_save"}
     import hashlib
 
     from fine_tuning.train.checkpoints import _RESUME_FREE_KEYS

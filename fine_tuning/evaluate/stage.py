@@ -135,14 +135,15 @@ def load_corpus(run_dir: Path, notes: list[str]) -> Any:
 
 
 def load_model(train_dir: Path) -> tuple[Any, Any]:
-    """The trained PEFT model (base + adapter) and its tokenizer, quietly; base answers switch the adapter off."""
+    """The trained model and its tokenizer, quietly; base answers switch the adapter off (a full fine-tune swaps
+    the base weights in: `fine_tuning.train.tuned.load_for_comparison`)."""
     from transformers.utils import logging as hf_logging
 
-    from fine_tuning.train.loading import load_trained
+    from fine_tuning.train.tuned import load_for_comparison
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
-    model, tokenizer = load_trained(train_dir)
+    model, tokenizer = load_for_comparison(train_dir)
     if not hasattr(model, "disable_adapter"):
         raise SlmError(
             f"{train_dir}: the trained model has no adapter to switch off", "rerun `slm train CONFIG --force`"

@@ -89,6 +89,9 @@ def _front_matter(summary: dict[str, Any]) -> list[str]:
     return ["---", _yaml_block(front), "---", ""]
 
 
+_METHOD_NAMES = {"qlora": "QLoRA", "lora": "LoRA", "full": "full"}
+
+
 def _intro_and_use(
     run_name: str, summary: dict[str, Any], merge_facts: dict[str, Any], family: str | None
 ) -> list[str]:
@@ -97,9 +100,14 @@ def _intro_and_use(
     return [
         f"# {run_name}: Korean tax-law assistant ({base})",
         "",
-        f"A {'QLoRA' if summary.get('method') == 'qlora' else 'LoRA'} fine-tune of `{base}`"
+        f"A {_METHOD_NAMES.get(summary.get('method'), 'LoRA')} fine-tune of `{base}`"
         + (" (a tiny random model built for CPU smoke runs: its answers are not meaningful)" if is_local_base else "")
-        + f", merged into the base weights ({merge_facts.get('dtype')}). Trained by SLM Forest on question/answer pairs "
+        + (
+            f" ({merge_facts.get('dtype')}, every weight trained)"
+            if summary.get("method") == "full"
+            else f", merged into the base weights ({merge_facts.get('dtype')})"
+        )
+        + ". Trained by SLM Forest on question/answer pairs "
         "distilled from Korean tax statutes and rulings. It is not legal advice: check every answer against the law.",
         "",
         "## Use",
@@ -184,6 +192,8 @@ def _evaluation_section(metrics: dict[str, Any] | None, merge_facts: dict[str, A
         ]
     else:
         lines.append("Not evaluated yet: run `slm evaluate CONFIG` before `slm export CONFIG` to put the numbers here.")
+    if str(merge_facts.get("merge", "")).startswith("none"):  # train.method full: no adapter, nothing merged
+        return lines + ["", "Every weight was trained (train.method full): there is no adapter, nothing was merged."]
     return lines + [
         "",
         f"Merge check: max |logit difference| between base + adapter and the merged model on a probe prompt: "

@@ -1,4 +1,8 @@
-"""Merging the LoRA adapter into its base in full precision, checked against base + adapter on a probe prompt.
+"""Merging the LoRA adapter into its base in full precision, checked against base + adapter on a probe prompt
+(a full fine-tune is passed through as it is: there is no adapter).
+
+Adapters with `train.lora.modules_to_save` (trained embedding / lm_head copies) merge by replacing the base module
+with the trained copy; a tied pair trained once (`ensure_weight_tying`) stays tied in the merged model.
 
 A QLoRA adapter is never merged into 4-bit weights (the rounding would be baked into the model):
 `fine_tuning.train.loading.load_trained` loads the base unquantised, and `merge_adapter` refuses a model that still
@@ -42,10 +46,16 @@ def logits_of(model: Any, ids: Any) -> Any:
 
 
 def merge_adapter(train_dir: Path, system_prompt: str | None) -> tuple[Any, Any, dict[str, Any]]:
-    """(merged model, tokenizer, facts): base + adapter in full precision, merged, checked against the unmerged."""
+    """(merged model, tokenizer, facts): base + adapter in full precision, merged, checked against the unmerged.
+
+    A full fine-tune (train.method: full) has nothing to merge: the trained model is the export."""
     from fine_tuning.train.loading import load_trained
+    from fine_tuning.train.tuned import tuned_weights
 
     model, tokenizer = load_trained(train_dir)
+    if tuned_weights(train_dir).full:
+        dtype = str(next(model.parameters()).dtype).replace("torch.", "")
+        return model, tokenizer, {"merge": "none: train.method full", "probe_max_abs_logit_diff": 0.0, "dtype": dtype}
     quantised = _four_bit_layers(model)
     if quantised:
         raise SlmError(

@@ -242,7 +242,8 @@ def run_export(ctx: StageContext) -> StageResult:
         counts={"files": sum(1 for p in merged_dir.rglob("*") if p.is_file()), "merged_mb": round(size / 1e6)},
         stats=stats,
         summary=(
-            f"merged {summary.get('base_model')} + adapter → {merged_dir} ({facts['dtype']}, probe logit diff "
+            f"{'full model' if summary.get('method') == 'full' else 'merged'} {summary.get('base_model')}"
+            f"{'' if summary.get('method') == 'full' else ' + adapter'} → {merged_dir} ({facts['dtype']}, probe logit diff "
             f"{facts['probe_max_abs_logit_diff']:.1e})"
             + "".join(f", {f.name}" for f in gguf_files)
             + (", Modelfile" if "modelfile" in stats else "")

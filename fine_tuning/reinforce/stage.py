@@ -129,13 +129,12 @@ def prepare_run(ctx: StageContext, rows: list[PromptRow]) -> RunSetup:
     from fine_tuning.plan.cli import check_memory_before_training
     from fine_tuning.train.loading import read_train_summary
     from fine_tuning.train.trainer import quiet_transformers
+    from fine_tuning.train.tuned import refuse_full_for_reinforce
 
     cfg, train_cfg = ctx.cfg.reinforce, ctx.cfg.train
     train_dir = ctx.upstream_dir("train")
     summary = read_train_summary(train_dir)
-    adapter = train_dir / "adapter" / "adapter_model.safetensors"
-    if not adapter.exists():
-        raise SlmError(f"{adapter}: not found", "rerun `slm train CONFIG --force`")
+    adapter = refuse_full_for_reinforce(train_dir).adapter_dir / "adapter_model.safetensors"  # full: refused
     spec = model_spec(train_cfg.base_model)
     device, bf16_supported = detect_device()
     dtype = resolve_dtype(spec, device, bf16_supported, train_cfg)
@@ -176,6 +175,7 @@ def load_policy(setup: RunSetup, train_cfg: Any) -> tuple[Any, Any, list[int]]:
         setup.dtype,
         setup.device,
         activation_checkpointing=train_cfg.activation_checkpointing,
+        quantization=train_cfg.quantization,  # the base the SFT adapter was trained on (nf4 or int8)
     )
     model = PeftModel.from_pretrained(base, str(setup.train_dir / "adapter"), is_trainable=True)
     tokenizer = AutoTokenizer.from_pretrained(str(setup.train_dir / "tokenizer"))

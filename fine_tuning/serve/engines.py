@@ -3,9 +3,7 @@ and vLLM (not tested here: it needs vLLM and a CUDA GPU)."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any, Protocol
 
 
@@ -92,10 +90,12 @@ def vllm_engine(source: Any, system_prompt: str | None) -> Engine:  # pragma: no
     from fine_tuning.serve.generate import Completion, with_system
 
     if source.kind == "train":
-        train_dir = Path(source.model)
-        summary = json.loads((train_dir / "train_summary.json").read_text(encoding="utf-8"))
-        base = summary["base_model_path"]
-        adapter, tokenizer = str(train_dir / "adapter"), str(train_dir / "tokenizer")
+        from fine_tuning.train.tuned import tuned_weights
+
+        tuned = tuned_weights(source.model)  # train.method full: the model itself, no LoRA request
+        base = str(tuned.model_dir) if tuned.full else tuned.base
+        adapter = None if tuned.full else str(tuned.adapter_dir)
+        tokenizer = str(tuned.tokenizer_dir)
     else:
         base, adapter, tokenizer = source.model, source.adapter, source.tokenizer or source.model
     llm = LLM(model=base, tokenizer=tokenizer, enable_lora=adapter is not None, dtype="bfloat16")

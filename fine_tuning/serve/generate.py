@@ -109,7 +109,9 @@ def resolve_source(
         train = run_dir / "train"
         if _is_model_dir(merged):
             return ModelSource("merged", str(merged), tokenizer=str(merged), label=run, run_dir=run_dir)
-        if (train / "train_summary.json").is_file() and (train / "adapter").is_dir():
+        from fine_tuning.train.tuned import has_tuned_weights  # torch-free
+
+        if has_tuned_weights(train):  # an adapter, or train/model for train.method: full
             return ModelSource("train", str(train), label=run, run_dir=run_dir)
         if not run_dir.is_dir():
             raise SlmError(

@@ -42,7 +42,13 @@ _RESUME_FREE_KEYS = {
 }
 # Keys added after checkpoints already existed: left out of the resume key while they hold the value the earlier
 # code used implicitly, so those checkpoints still resume.
-_RESUME_KEY_OMITTED_DEFAULTS = {"optim": "adamw_torch", "truncated": "stop", "attn_implementation": "auto"}
+_RESUME_KEY_OMITTED_DEFAULTS = {
+    "optim": "adamw_torch",
+    "truncated": "stop",
+    "attn_implementation": "auto",
+    "quantization": "nf4",
+    "master_weights": "fp32",
+}
 
 
 def resume_key(cfg: Any, seed: int, data_hashes: list[str]) -> str:
@@ -51,6 +57,8 @@ def resume_key(cfg: Any, seed: int, data_hashes: list[str]) -> str:
     for name, implicit in _RESUME_KEY_OMITTED_DEFAULTS.items():
         if section.get(name) == implicit:
             section.pop(name)
+    if isinstance(section.get("lora"), dict) and not section["lora"].get("modules_to_save"):
+        section["lora"].pop("modules_to_save", None)  # added later, like the keys above
     payload = json.dumps({"train": section, "seed": seed, "data": data_hashes}, sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(payload.encode()).hexdigest()
 
@@ -63,7 +71,10 @@ def checkpoint_step(path: Path) -> int:
 
 
 def last_complete_checkpoint(output_dir: Path) -> Path | None:
-    """The newest checkpoint whose trainer_state.json (written last by Trainer) and adapter exist."""
+    """The newest checkpoint whose trainer_state.json (written last by Trainer) and adapter (or, full fine-tuning,
+    model weights) exist."""
+    from fine_tuning.train.full import is_full_checkpoint
+
     if not output_dir.is_dir():
         return None
     candidates = sorted(
@@ -72,7 +83,8 @@ def last_complete_checkpoint(output_dir: Path) -> Path | None:
         reverse=True,
     )
     for path in candidates:
-        if (path / "trainer_state.json").exists() and all((path / f).exists() for f in ADAPTER_FILES):
+        weights = all((path / f).exists() for f in ADAPTER_FILES) or is_full_checkpoint(path)
+        if (path / "trainer_state.json").exists() and weights:
             return path
     return None
 
@@ -187,13 +199,20 @@ def finished_state(checkpoint: Path, cfg: Any) -> Any | None:
 
 
 def restore_finished(trainer: Any, state: Any, checkpoint: Path, has_eval: bool) -> Any:
-    """Load the adapter a finished run ended with (the best checkpoint when eval picked one) and its state."""
+    """Load the adapter (or full model) a finished run ended with (the best checkpoint when eval picked one) and its
+    state."""
     from peft import set_peft_model_state_dict
     from safetensors.torch import load_file
     from transformers.trainer_utils import TrainOutput
 
+    from fine_tuning.train.full import is_full_checkpoint, load_full_checkpoint_weights
+
     best = Path(state.best_model_checkpoint) if has_eval and state.best_model_checkpoint else None
-    source = best if best is not None and (best / "adapter_model.safetensors").exists() else checkpoint
-    set_peft_model_state_dict(trainer.model, load_file(str(source / "adapter_model.safetensors")))
+    complete = best is not None and ((best / ADAPTER_FILES[1]).exists() or is_full_checkpoint(best))
+    source = best if complete else checkpoint
+    if hasattr(trainer.model, "peft_config"):
+        set_peft_model_state_dict(trainer.model, load_file(str(source / "adapter_model.safetensors")))
+    else:
+        load_full_checkpoint_weights(trainer.model, source)
     trainer.state = state
     return TrainOutput(state.global_step, None, {"train_runtime": 0.0})

@@ -104,3 +104,26 @@ def check_optimizer(name: str) -> str:
             "use a transformers optimizer name, e.g. adamw_torch, adamw_torch_fused or paged_adamw_8bit (GPU, less memory)",
         )
     return name
+
+
+def check_method_settings(run_cfg: Any, spec: Any = None) -> None:
+    """The first contradiction between train.method and the other settings (`slm_forest.validate`) as an SlmError
+    naming the key, before anything is loaded; warnings (int8 under Gemma 3, given its registry `spec`) are printed."""
+    from slm_forest.progress import console
+    from slm_forest.validate import int8_findings, train_method_findings
+
+    findings = train_method_findings(run_cfg) + (int8_findings(run_cfg, spec) if spec is not None else [])
+    errors = [f for f in findings if f.level == "error"]
+    if errors:
+        raise SlmError(errors[0].message, errors[0].hint)
+    for finding in findings:
+        console.print(f"[yellow]train: {finding.key}: {finding.message} ({finding.hint})[/yellow]")
+
+
+def check_master_weights(cfg: Any, device: str, bf16_supported: bool) -> None:
+    """Pure-bf16 full fine-tuning needs a GPU with bf16 (Ampere or newer); on CPU torch trains bf16 without autocast."""
+    if cfg.method == "full" and cfg.master_weights == "bf16" and device == "cuda" and not bf16_supported:
+        raise SlmError(
+            "train.master_weights=bf16: this GPU has no bf16 (pre-Ampere)",
+            "set train.master_weights: fp32 (fp16 autocast for models that allow it), or use an Ampere-or-newer GPU",
+        )

@@ -1,4 +1,4 @@
-"""Loading models for training (LoRA / QLoRA) and trained runs for inference, without silent failures.
+"""Loading models for training (LoRA / QLoRA / full) and trained runs for inference, without silent failures.
 
 - `load_pretrained(cls, path)` wraps `from_pretrained` and refuses a load that leaves weights randomly initialised.
   The case that bites: `Gemma3ForCausalLM.from_pretrained(<multimodal Gemma 3 4B/12B>)` does not raise; it reports
@@ -16,8 +16,9 @@
   language model for multimodal Gemma 3) and checks that nothing outside the language model got an adapter.
 - `prepare_tokenizer(tokenizer, model)`: a pad token distinct from eos, taken from the existing embedding rows (no
   resize, so the adapter alone restores the trained model).
-- `load_trained(run_stage_dir)`: base + adapter + the saved tokenizer, ready for generation (evaluate/export/ask).
-  A QLoRA adapter is applied to a full-precision base (bf16 on GPU, fp32 on CPU), as for merging.
+- `load_trained(run_stage_dir)`: base + adapter + the saved tokenizer, or the fully fine-tuned model (train/model),
+  ready for generation (evaluate/export/ask). A QLoRA adapter is applied to a full-precision base (bf16 on GPU,
+  fp32 on CPU), as for merging.
 """
 
 from __future__ import annotations
@@ -126,13 +127,20 @@ def load_language_model_only(path: str | Path, dtype: Any = "fp32", **kwargs: An
     return model
 
 
-def quantization_config(spec: Any, device: str, *, text_only: bool = False) -> Any:
-    """4-bit nf4 with double quantization; `text_only`: the language model of a multimodal checkpoint is loaded
-    alone, so only lm_head is skipped (the vision module names do not exist there)."""
+def quantization_config(spec: Any, device: str, *, text_only: bool = False, quantization: str = "nf4") -> Any:
+    """bitsandbytes settings for the frozen base under QLoRA (`train.quantization`): nf4 4-bit with double
+    quantization, or int8 (LLM.int8, outlier threshold 6.0). `text_only`: the language model of a multimodal
+    checkpoint is loaded alone, so only lm_head is skipped (the vision module names do not exist there)."""
     import torch
     from transformers import BitsAndBytesConfig
 
     skip = ["lm_head"] if text_only else list(dict.fromkeys([*(spec.skip_quantization_modules or []), "lm_head"]))
+    if quantization == "int8":
+        # bitsandbytes 0.50.2 runs the int8 matmul on CPU too (Linear8bitLt); it casts the layer inputs to fp16 to
+        # quantize them (MatMul8bitLt), whatever the compute dtype.
+        return BitsAndBytesConfig(load_in_8bit=True, llm_int8_threshold=6.0, llm_int8_skip_modules=skip)
+    if quantization != "nf4":
+        raise SlmError(f"train.quantization: unknown quantization '{quantization}'", "use nf4 or int8")
     extra: dict[str, Any] = {}
     if device == "cuda":
         # Packed 4-bit weights stored as bf16 let FSDP flatten them with the bf16 parameters (PEFT's FSDP+QLoRA
@@ -211,15 +219,20 @@ def load_model_for_training(
     *,
     activation_checkpointing: bool = False,
     attention: Any = None,
+    quantization: str = "nf4",
+    master_weights: str = "fp32",
 ) -> Any:
-    """The base model ready for adapters: LoRA in `dtype`, or QLoRA (4-bit nf4, frozen rest kept in `dtype`).
+    """The base model ready for training: LoRA in `dtype`; QLoRA with the frozen base in `quantization` (nf4 or
+    int8, the rest kept in `dtype`); full fine-tuning with every weight trainable in `master_weights` (fp32 master
+    weights under bf16/fp16 autocast, or pure bf16: `fine_tuning.train.full`).
 
     `attention` is a `fine_tuning.train.attention.AttentionChoice` (default: the automatic choice for the class).
     """
     from fine_tuning.train.attention import choose_attention
+    from fine_tuning.train.full import full_weights_dtype, prepare_full_training
 
-    if method not in ("lora", "qlora"):
-        raise SlmError(f"train.method: unknown method '{method}'", "use lora or qlora")
+    if method not in ("lora", "qlora", "full"):
+        raise SlmError(f"train.method: unknown method '{method}'", "use lora, qlora or full")
     if dtype == "fp16" and not getattr(spec, "allows_fp16", True):
         raise SlmError(
             f"train.dtype=fp16: {spec.name} overflows in fp16 (NaN loss, empty output)",
@@ -227,7 +240,8 @@ def load_model_for_training(
         )
     model_cls = training_model_class(path_or_id)
     attention = attention or choose_attention(model_cls, device)
-    kwargs: dict[str, Any] = {"dtype": torch_dtype(dtype), "attn_implementation": attention.implementation}
+    load_dtype = full_weights_dtype(master_weights, dtype) if method == "full" else dtype
+    kwargs: dict[str, Any] = {"dtype": torch_dtype(load_dtype), "attn_implementation": attention.implementation}
     if device == "cuda" and not fsdp_enabled():
         # Straight onto this process's GPU (one whole model per process; DDP ranks use LOCAL_RANK): no CPU copy of
         # a 24 GB bf16 checkpoint first, and bitsandbytes quantizes while loading onto the target device.
@@ -235,12 +249,16 @@ def load_model_for_training(
         kwargs["device_map"] = {"": _local_device_index()}
     text_only = is_text_model_of_multimodal(model_cls, path_or_id)
     if method == "qlora":
-        kwargs["quantization_config"] = quantization_config(spec, device, text_only=text_only)
+        kwargs["quantization_config"] = quantization_config(
+            spec, device, text_only=text_only, quantization=quantization
+        )
     model = load_base(model_cls, path_or_id, **kwargs)
     if method == "qlora":
         # Also what FSDP needs: the frozen bf16 weights flatten with the bf16 4-bit storage (TRL skips PEFT's
         # fp32 cast for sharded QLoRA for the same reason).
         model = freeze_for_adapters(model, activation_checkpointing)
+    if method == "full":
+        model = prepare_full_training(model)
     return model
 
 
@@ -255,15 +273,21 @@ def lora_targets(spec: Any, lora: Any) -> list[str] | str:
 
 
 def apply_lora(model: Any, spec: Any, lora: Any) -> Any:
-    """Wrap `model` with LoRA adapters on the registry's (or `train.lora.target_modules`') modules."""
+    """Wrap `model` with LoRA adapters on the registry's (or `train.lora.target_modules`') modules, and train the
+    modules of `train.lora.modules_to_save` in full beside them (`fine_tuning.train.trainable_modules`)."""
     from peft import LoraConfig, get_peft_model
     from peft.tuners.lora import LoraLayer
 
+    from fine_tuning.train.trainable_modules import keep_trainable_copies_in_fp32, resolve_modules_to_save
+
+    to_save = resolve_modules_to_save(model, list(getattr(lora, "modules_to_save", None) or []))
     config = LoraConfig(
         r=lora.r,
         lora_alpha=lora.alpha,
         lora_dropout=lora.dropout,
         target_modules=lora_targets(spec, lora),
+        modules_to_save=to_save.names if to_save else None,
+        ensure_weight_tying=bool(to_save and to_save.tied),
         bias="none",
         task_type="CAUSAL_LM",
     )
@@ -275,12 +299,14 @@ def apply_lora(model: Any, spec: Any, lora: Any) -> Any:
             "leave train.lora.target_modules unset to use the registry's list for this architecture",
         ) from None
     wrapped = [name for name, module in peft_model.named_modules() if isinstance(module, LoraLayer)]
+    wrapped += to_save.names if to_save else []
     stray = [name for name in wrapped if any(marker in name for marker in VISION_MODULE_MARKERS)]
     if stray:
         raise SlmError(
-            f"train.lora.target_modules also matches the vision tower ({stray[0]})",
-            "restrict the targets to the language model, e.g. leave train.lora.target_modules unset",
+            f"train.lora.target_modules / modules_to_save also match the vision tower ({stray[0]})",
+            "restrict them to the language model, e.g. leave train.lora.target_modules unset",
         )
+    keep_trainable_copies_in_fp32(peft_model)
     return peft_model
 
 
@@ -322,26 +348,26 @@ def read_train_summary(run_stage_dir: str | Path) -> dict[str, Any]:
 
 
 def load_trained(run_stage_dir: str | Path, device: str | None = None) -> tuple[Any, Any]:
-    """(model, tokenizer) of a finished train stage: base + LoRA adapter, eval mode, on `device`."""
+    """(model, tokenizer) of a finished train stage, eval mode, on `device`: base + LoRA adapter, or the fully
+    fine-tuned model (`fine_tuning.train.tuned` says which and where)."""
     import torch
     import transformers
     from peft import PeftModel
     from transformers import AutoTokenizer
 
-    stage_dir = Path(run_stage_dir)
-    summary = read_train_summary(stage_dir)
-    adapter_dir = stage_dir / "adapter"
-    if not (adapter_dir / "adapter_config.json").exists():
-        raise SlmError(f"{adapter_dir}: no adapter", "rerun `slm train CONFIG --force`")
+    from fine_tuning.train.tuned import load_full_model, tuned_weights
+
+    tuned = tuned_weights(run_stage_dir)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    base = stage_dir / summary["base_model_dir"] if summary.get("base_model_dir") else summary["base_model_path"]
-    model_cls = getattr(transformers, summary["model_class"])
-    kwargs: dict[str, Any] = {"dtype": torch_dtype(inference_dtype(summary.get("dtype", "fp32"), device))}
+    if tuned.full:
+        return load_full_model(tuned, device)
+    model_cls = getattr(transformers, tuned.model_class)
+    kwargs: dict[str, Any] = {"dtype": torch_dtype(inference_dtype(tuned.dtype, device))}
     if device.startswith("cuda"):
         kwargs["device_map"] = {"": device}
-    model = load_base(model_cls, base, **kwargs)
-    model = PeftModel.from_pretrained(model, str(adapter_dir))
+    model = load_base(model_cls, tuned.base, **kwargs)
+    model = PeftModel.from_pretrained(model, str(tuned.adapter_dir))
     model.to(device)
     model.eval()
-    tokenizer = AutoTokenizer.from_pretrained(str(stage_dir / "tokenizer"))
+    tokenizer = AutoTokenizer.from_pretrained(str(tuned.tokenizer_dir))
     return model, tokenizer

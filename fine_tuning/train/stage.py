@@ -1,7 +1,8 @@
-"""`slm train`: LoRA / QLoRA fine-tuning with TRL's SFTTrainer on the build stage's chat examples.
+"""`slm train`: LoRA / QLoRA (nf4 or int8) / full fine-tuning with TRL's SFTTrainer on the build stage's chat examples.
 
 Reads `build/train.jsonl` and `build/val.jsonl` (SFTExample lines) and writes into the stage directory:
   adapter/             the PEFT adapter (adapter_config.json, adapter_model.safetensors, README.md)
+  model/               instead of adapter/ for train.method full: the whole model + tokenizer (`full`)
   tokenizer/           the tokenizer with the training chat template (and pad token) that inference must use
   base_model/          tiny models only: the locally built base (evaluate/export/ask load it with from_pretrained)
   checkpoints/         Trainer checkpoints (or `train.output_dir`, e.g. under /workspace on RunPod)
@@ -63,6 +64,8 @@ from fine_tuning.train.checkpoints import (
     resume_key,
 )
 from fine_tuning.train.checks import (
+    check_master_weights,
+    check_method_settings,
     check_schedule,
     detect_device,
     end_of_turn_token,
@@ -71,7 +74,16 @@ from fine_tuning.train.checks import (
     resolve_dtype,
 )
 from fine_tuning.train.examples import TrainingData, corpus_texts, read_training_data
-from fine_tuning.train.outputs import frozen_dtypes, jsonable, last_logged, lowest_logged, save_artifacts, stage_result
+from fine_tuning.train.full import parameter_counts
+from fine_tuning.train.outputs import (
+    frozen_dtypes,
+    last_logged,
+    lowest_logged,
+    method_facts,
+    save_artifacts,
+    stage_result,
+    trainable_dtypes,
+)
 from fine_tuning.train.trainer import cpu_threads, early_stopping, make_trainer, quiet_transformers, sft_config
 from slm_forest.files import write_json
 from slm_forest.pipeline import StageContext, StageResult
@@ -89,12 +101,13 @@ def run_train(ctx: StageContext) -> StageResult:
     setup = prepare_run(ctx, data)
     loaded = load_checked_model(setup.spec, setup.base_path, cfg, setup.dtype, setup.device, data)
     set_seed(ctx.cfg.seed)  # LoRA's A matrices are random: same seed, same starting adapter
-    model = apply_lora(loaded.model, setup.spec, cfg.lora)  # can still fail (train.lora.target_modules)
+    # Full fine-tuning trains the loaded model itself; otherwise adapters (can still fail: train.lora.*).
+    model = loaded.model if cfg.method == "full" else apply_lora(loaded.model, setup.spec, cfg.lora)
     # Every check passed: now the checkpoints of another configuration may go. The main process removes them while
     # the others wait, so no rank writes into the checkpoint directory before it is clean.
     with setup.args.main_process_first(local=False, desc="removing stale checkpoints"):
         commit_fresh_start(setup.decision)
-    parameters = model.get_nb_trainable_parameters()
+    parameters = parameter_counts(model)
     log_path = stage_dir / "trainer_log.jsonl"
     if setup.decision.checkpoint is None and setup.main_process:
         log_path.unlink(missing_ok=True)
@@ -104,7 +117,7 @@ def run_train(ctx: StageContext) -> StageResult:
 
     result, threads = train_or_restore(trainer, setup, cfg, parameters[1], data.has_eval)
     title = f"{setup.spec.name} · {cfg.method} · {ctx.cfg.run_name}"
-    save_artifacts(trainer, loaded.tokenizer, stage_dir, log_path, title, setup.main_process)
+    save_artifacts(trainer, loaded.tokenizer, stage_dir, log_path, title, setup.main_process, full=cfg.method == "full")
     summary = train_summary(
         ctx,
         setup,
@@ -156,8 +169,10 @@ def prepare_run(ctx: StageContext, data: TrainingData) -> RunSetup:
     if "wandb" in report and cfg.wandb_project:
         os.environ["WANDB_PROJECT"] = cfg.wandb_project
     spec = model_spec(cfg.base_model)
+    check_method_settings(ctx.cfg, spec)
     device, bf16_supported = detect_device()
     dtype = resolve_dtype(spec, device, bf16_supported, cfg)
+    check_master_weights(cfg, device, bf16_supported)
     # Before any weights are downloaded: refuse a run the memory plan says will not fit the GPU present.
     memory_note = check_memory_before_training(ctx.cfg)
     if memory_note:
@@ -238,6 +253,8 @@ def load_checked_model(spec: Any, base_path: str, cfg: Any, dtype: str, device: 
         device,
         activation_checkpointing=cfg.activation_checkpointing,
         attention=attention,
+        quantization=cfg.quantization,
+        master_weights=cfg.master_weights,
     )
     tokenizer = AutoTokenizer.from_pretrained(base_path)
     pad_changes = prepare_tokenizer(tokenizer, model)
@@ -342,7 +359,9 @@ def train_summary(
         | {"loaded": getattr(model.config, "_attn_implementation", None)},
         "vision_tower": loaded.vision_tower,
         "frozen_dtypes": frozen_dtypes(model),
+        "trainable_dtypes": trainable_dtypes(model),
         "method": cfg.method,
+        **method_facts(cfg, model),
         "dtype": setup.dtype,
         "device": setup.device,
         "processes": setup.args.world_size,
@@ -362,8 +381,6 @@ def train_summary(
         "val_examples": len(data.val_convs),
         "trainable_parameters": int(trainable),
         "total_parameters": int(total),
-        "lora": cfg.lora.model_dump(mode="json")
-        | {"target_modules": jsonable(model.peft_config["default"].target_modules)},
         "packing": cfg.packing,
         "max_length": cfg.max_length,
         "tokens": trainer.token_counter.stats()
