@@ -20,12 +20,13 @@ Not counted: NCCL's communication buffers (a few hundred MB per GPU, depending o
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from fine_tuning.plan.architecture import Architecture
 from fine_tuning.plan.memory_terms import GIB, MemoryLine, MemorySetup
 
-__all__ = ["STRATEGIES", "SHARDED_LINES", "Layout", "ddp_lines", "fsdp_lines"]
+__all__ = ["STRATEGIES", "SHARDED_LINES", "Layout", "ddp_lines", "fsdp_lines", "launch_layout"]
 
 STRATEGIES = ("ddp", "fsdp")
 SHARDED_LINES = frozenset({"lora_params", "modules_to_save", "gradients", "optimizer_states", "weight_copies"})
@@ -114,3 +115,19 @@ def _fsdp_weights(weights: MemoryLine, arch: Architecture, s: MemorySetup, gpus:
             f"{knob}: the computing layer and the prefetched next one, gathered whole",
         ),  # fmt: skip
     ]
+
+
+def launch_layout(environ: Mapping[str, str], grad_accum_steps: int = 1) -> Layout:
+    """The layout `slm train` is about to run under, from the launcher's environment: WORLD_SIZE (torchrun and
+    `accelerate launch` export it to every process; absent = one process) and ACCELERATE_USE_FSDP (exported by
+    `accelerate launch` with an FSDP config: fsdp_qlora.yaml) — else DDP. `slm train` sets no accelerator_config, so
+    the Trainer accumulates under no_sync (sync_each_batch=False). ValueError naming the variable when malformed."""
+    raw = environ.get("WORLD_SIZE", "1").strip() or "1"
+    try:
+        world = int(raw)
+    except ValueError:
+        raise ValueError(f"WORLD_SIZE={raw!r} is not a number of processes") from None
+    if world < 1:
+        raise ValueError(f"WORLD_SIZE={raw!r} must be >= 1")
+    fsdp = environ.get("ACCELERATE_USE_FSDP", "").strip().lower() in ("1", "true", "yes")
+    return Layout(world, "fsdp" if fsdp else "ddp", grad_accum_steps, sync_each_batch=False)
