@@ -253,3 +253,31 @@ def test_several_gpus_and_the_frozen_fp32_flag(tmp_path):
     qlora = ["--set", "train.method=qlora"]
     up = plan(*qlora, "--frozen-fp32")
     assert up["memory"]["weights"] > plan(*qlora)["memory"]["weights"] and up["settings"]["upcast_frozen_fp32"]
+
+
+def test_train_check_plans_the_launch_it_runs_under():
+    """`slm train` checks one GPU's share of the launch it is part of (WORLD_SIZE, ACCELERATE_USE_FSDP)."""
+    import pytest
+
+    from fine_tuning.plan.cli import memory_verdict
+    from fine_tuning.plan.parallel import Layout, launch_layout
+    from slm_forest.config import load_config
+    from slm_forest.errors import SlmError
+
+    assert launch_layout({}) == Layout(1, "ddp")
+    assert launch_layout({"WORLD_SIZE": "4", "ACCELERATE_USE_FSDP": "true"}, 8) == Layout(4, "fsdp", 8)
+    assert launch_layout({"WORLD_SIZE": "2", "ACCELERATE_USE_FSDP": "false"}).strategy == "ddp"
+    with pytest.raises(ValueError, match="WORLD_SIZE='two'"):
+        launch_layout({"WORLD_SIZE": "two"})
+    # bf16 LoRA of a 12B model: ~23 GiB of weights alone; a replica per GPU (DDP) cannot fit a 24 GB card,
+    # FSDP over 4 GPUs shards it
+    cfg = load_config(
+        None, ["train.base_model=gemma-3-12b-it", "train.micro_batch_size=1", "train.activation_checkpointing=true"]
+    )
+    ddp = launch_layout({"WORLD_SIZE": "4"}, cfg.train.gradient_accumulation_steps)
+    with pytest.raises(SlmError) as info:
+        memory_verdict(cfg, "NVIDIA GeForce RTX 4090", 23.6, ddp)
+    assert "each of 4 x NVIDIA GeForce RTX 4090 (ddp)" in info.value.message
+    fsdp = launch_layout({"WORLD_SIZE": "4", "ACCELERATE_USE_FSDP": "1"}, cfg.train.gradient_accumulation_steps)
+    note = memory_verdict(cfg, "NVIDIA GeForce RTX 4090", 23.6, fsdp)
+    assert "each of 4 x NVIDIA GeForce RTX 4090 (fsdp)" in note

@@ -215,3 +215,24 @@ def test_fsdp_shards_full_fine_tuning_and_ddp_adds_buckets():
     assert ddp.line("ddp_buckets").gb == pytest.approx(one.line("gradients").gb)
     with pytest.raises(ValueError, match="strategy"):
         estimate_memory(LLAMA32_1B, n_gpus=2, strategy="zero3")
+
+
+def test_fsdp_gradient_accumulation_under_no_sync_keeps_whole_gradients_until_the_last_micro_batch():
+    kw = dict(method="full", master_weights="bf16", optimizer="adamw_torch", seq_len=512, n_gpus=4, strategy="fsdp")
+    synced = estimate_memory(LLAMA32_1B, grad_accum_steps=1, **kw)
+    no_sync = estimate_memory(LLAMA32_1B, grad_accum_steps=4, **kw)
+    each = estimate_memory(LLAMA32_1B, grad_accum_steps=4, sync_each_batch=True, **kw)
+    whole = LLAMA32_1B.language_params() * 2 / GIB
+    assert no_sync.line("fsdp_unsharded_grads").gb == pytest.approx(whole * 3 / 4)
+    assert "gradient_accumulation_steps=4" in no_sync.line("fsdp_unsharded_grads").explanation
+    # backward now holds whole gradients beside the sharded states: the peak is backward's, not the step's
+    gb = {ln.name: ln.gb for ln in no_sync.lines}
+    backward_floor = gb["weights"] + gb["fsdp_gathered"] + whole + gb["optimizer_states"] * 2 / 3 + gb["activations"]
+    assert no_sync.allocated_gb >= backward_floor > synced.allocated_gb
+    assert "backward" in no_sync.line("not_at_once").explanation
+    assert each.allocated_gb == pytest.approx(synced.allocated_gb)  # sync_each_batch: shards every micro-batch
+    assert all(ln.name != "fsdp_unsharded_grads" for ln in each.lines)
+    ddp = estimate_memory(LLAMA32_1B, grad_accum_steps=4, **{**kw, "strategy": "ddp"})
+    assert ddp.allocated_gb == pytest.approx(estimate_memory(LLAMA32_1B, **{**kw, "strategy": "ddp"}).allocated_gb)
+    with pytest.raises(ValueError, match="gradient_accumulation_steps"):
+        estimate_memory(LLAMA32_1B, grad_accum_steps=0)

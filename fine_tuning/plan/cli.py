@@ -17,6 +17,7 @@ from typing import Annotated, Any
 
 import typer
 
+from fine_tuning.plan.parallel import Layout, launch_layout
 from slm_forest.config import RunConfig, load_config
 from slm_forest.errors import SlmError
 
@@ -92,6 +93,7 @@ def _memory_kwargs(cfg: RunConfig, *, frozen_fp32: bool = False) -> dict[str, An
         "packing": train.packing,
         "loss_impl": cfg.plan.loss_head,
         "upcast_frozen_fp32": frozen_fp32,
+        "grad_accum_steps": train.gradient_accumulation_steps,
     }
 
 
@@ -183,38 +185,53 @@ def optimizer_steps(cfg: RunConfig, size: DatasetSize) -> int | None:
     return max(1, math.ceil(sequences * train.epochs / per_step))
 
 
-def memory_verdict(cfg: RunConfig, gpu_name: str, total_gb: float) -> str:
-    """The decision `slm train` makes on the GPU it finds: a note when the estimate fits, an SlmError when not."""
+def memory_verdict(cfg: RunConfig, gpu_name: str, total_gb: float, layout: Layout | None = None) -> str:
+    """The decision `slm train` makes on the GPU it finds: a note when the estimate fits, an SlmError when not.
+    `layout`: the GPUs and strategy of the launch (one GPU's share is checked against one card); default one GPU."""
     from fine_tuning.plan.memory import estimate_memory
     from fine_tuning.plan.suggest import suggest_changes
 
     spec = _model_spec(cfg, None)
     kwargs = _memory_kwargs(cfg)
+    if layout is not None:
+        kwargs.update(n_gpus=layout.n_gpus, strategy=layout.strategy, sync_each_batch=layout.sync_each_batch)
     try:
         estimate = estimate_memory(spec, **kwargs)
     except ValueError as exc:
         raise SlmError(f"train: {exc}", f"change the train section of {cfg.source_path or 'the config'}") from None
+    where = (
+        gpu_name if kwargs.get("n_gpus", 1) == 1 else f"each of {kwargs['n_gpus']} x {gpu_name} ({kwargs['strategy']})"
+    )
     if estimate.peak_gb > total_gb:
         fixes = suggest_changes(spec, target_gb=total_gb, **kwargs)
         hint = "; ".join(s.description for s in fixes if s.fits)[:300] or "use a larger GPU"
         raise SlmError(
-            f"the plan says this run needs ~{estimate.peak_gb:.1f} GiB but {gpu_name} has {total_gb:.1f} GiB",
+            f"the plan says this run needs ~{estimate.peak_gb:.1f} GiB on {where}, which has {total_gb:.1f} GiB",
             f"{hint} (see `slm plan {cfg.source_path or 'CONFIG'}`; plan.check_before_training: false overrides)",
         )
-    return f"memory plan: ~{estimate.peak_gb:.1f} of {total_gb:.1f} GiB on {gpu_name}"
+    return f"memory plan: ~{estimate.peak_gb:.1f} of {total_gb:.1f} GiB on {where}"
 
 
-def check_memory_before_training(cfg: RunConfig) -> str | None:
+def check_memory_before_training(cfg: RunConfig, layout: Layout | None = None) -> str | None:
     """Refuse, before any weights are downloaded, a run whose estimate does not fit the GPU present.
 
+    `layout` defaults to the launch this process is part of (`launch_layout(os.environ)`: WORLD_SIZE,
+    ACCELERATE_USE_FSDP), so under `accelerate launch` one GPU's share of the run is checked.
     Returns a one-line note for the log, or None on CPU (no GPU to check against).
     """
+    import os
+
     import torch
 
     if not cfg.plan.check_before_training or not torch.cuda.is_available():
         return None
+    if layout is None:
+        try:
+            layout = launch_layout(os.environ, cfg.train.gradient_accumulation_steps)
+        except ValueError as exc:
+            raise SlmError(f"train: {exc}", "launch with torchrun or `accelerate launch`, which set it") from None
     props = torch.cuda.get_device_properties(0)
-    return memory_verdict(cfg, props.name, props.total_memory / 2**30)
+    return memory_verdict(cfg, props.name, props.total_memory / 2**30, layout)
 
 
 def plan(

@@ -43,7 +43,7 @@ from fine_tuning.plan.memory_terms import (
     weights_term,
     workspace_term,
 )
-from fine_tuning.plan.parallel import STRATEGIES, per_gpu_lines
+from fine_tuning.plan.parallel import Layout, ddp_lines, fsdp_lines
 from fine_tuning.plan.registry import ModelSpec, get_model_spec
 
 __all__ = ["MemoryEstimate", "as_architecture", "estimate_memory", "resolve_setup"]
@@ -201,8 +201,9 @@ def not_at_once_term(
     base = gb["weights"] + gb["lora_params"] + gb["modules_to_save"]
     states = gb["optimizer_states"] - (0.0 if gb["optimizer_states"] == 0 else scratch_gb)
     head = loss_head_bytes(arch, s)[0] / GIB
-    backward = base + states + gb["weight_copies"] + gb["activations"] + gb["workspace"]
-    backward += max(head, profile.transient / GIB + gb["gradients"])
+    # FSDP (per-GPU lines): gathered layers and gradients held unsharded by no_sync exist in backward, not in the step
+    backward = base + states + gb["weight_copies"] + gb["activations"] + gb["workspace"] + gb.get("fsdp_gathered", 0)
+    backward += max(head, profile.transient / GIB + gb["gradients"] + gb.get("fsdp_unsharded_grads", 0))
     step = base + gb["gradients"] + states + scratch_gb
     overlap = max(backward, step) - sum(gb.values())
     which = "the optimizer step" if step >= backward else "backward"
@@ -239,6 +240,8 @@ def estimate_memory(
     impl: str = "hf",
     n_gpus: int = 1,
     strategy: str = "ddp",
+    grad_accum_steps: int = 1,
+    sync_each_batch: bool = False,
 ) -> MemoryEstimate:
     """Itemised peak GPU memory of one training step (GiB): LoRA, QLoRA or full fine-tuning.
 
@@ -258,12 +261,14 @@ def estimate_memory(
       bnb_saves_inputs    True reproduces bitsandbytes <= 0.43, which saved each 4-bit layer's input.
       impl                "hf" (transformers modules, bf16 autocast) or "litgpt" (its modules, bf16-true).
     n_gpus, strategy: several GPUs, "ddp" (a replica each) or "fsdp" (sharded); the lines are then one GPU's share
-    (`fine_tuning.plan.parallel`).
+    (`fine_tuning.plan.parallel`). grad_accum_steps (train.gradient_accumulation_steps) and sync_each_batch: under
+    FSDP, accumulating without syncing each micro-batch (torch's no_sync, what the Trainer and LitGPT do) keeps every
+    trainable gradient unsharded until the last micro-batch.
     """
     choices = dict(locals())
-    del choices["spec_or_arch"], choices["n_gpus"], choices["strategy"]
-    if n_gpus < 1 or strategy not in STRATEGIES:
-        raise ValueError(f"--gpus must be >= 1 and --strategy one of {', '.join(STRATEGIES)}")
+    for key in ("spec_or_arch", "n_gpus", "strategy", "grad_accum_steps", "sync_each_batch"):
+        del choices[key]
+    layout = Layout(n_gpus, strategy, grad_accum_steps, sync_each_batch)
     arch, spec = as_architecture(spec_or_arch)
     s = resolve_setup(arch, spec, choices)
     n_lora = lora_param_count(arch, s)
@@ -279,7 +284,10 @@ def estimate_memory(
         backward_peak_term(arch, s, activations),
         workspace_term(arch, s),
     ]
-    lines.append(not_at_once_term(arch, s, lines, activations, optimizer_scratch_bytes(arch, s, n_lora) / GIB))
+    scratch_gb = optimizer_scratch_bytes(arch, s, n_lora) / GIB
+    lines, scratch_gb = fsdp_lines(lines, arch, s, layout, scratch_gb)
+    lines.append(not_at_once_term(arch, s, lines, activations, scratch_gb))
+    lines = ddp_lines(lines, layout)
     lines.append(cuda_overhead_term(sum(ln.gb for ln in lines)))
-    settings = {**setup_settings(s, trainable_params(arch, s)), "n_gpus": n_gpus, "strategy": strategy}
-    return MemoryEstimate(per_gpu_lines(tuple(lines), arch, s, n_gpus, strategy), settings)
+    settings = {**setup_settings(s, trainable_params(arch, s)), **layout.settings()}
+    return MemoryEstimate(tuple(lines), settings)
