@@ -1,0 +1,114 @@
+"""Issue 16, what the payer sees: the progress bar's dollars, the card's cost per accepted pair and cached share, and
+the bench's breakdown of where a request's tokens go."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from bench.distill_cost import request_parts
+from slm_datagen.dataset.card import _teachers_section
+from slm_datagen.distill.estimate import Projection, RequestEstimate
+from slm_datagen.distill.plan import plan_chunk, request_prompt, shape_for
+from slm_datagen.distill.stage import run_distill
+from slm_datagen.distill.teachers import anthropic_params, openai_body
+from slm_forest.config import RunConfig
+from tests.fake_teacher_server import FakeTeacherServer
+from tests.test_distill_common import make_ctx, ruling_chunks, statute_chunks
+from tests.test_distill_engine import teacher
+
+
+def _estimate(central: float) -> RequestEstimate:
+    return RequestEstimate(1000, 0, 500, central / 2, central, central * 2)
+
+
+def test_projection_scales_what_is_left_by_what_the_finished_requests_really_cost():
+    projection = Projection({"a": _estimate(0.10), "b": _estimate(0.10), "c": _estimate(0.20)})
+    assert projection.label(0.0) == "distill ($0.00 of ~$0.40 projected)"
+    projection.finished("a", 0.05)  # half of what was estimated: the rest is projected at half too
+    assert projection.total(0.05) == pytest.approx(0.05 + 0.30 * 0.5)
+    projection.finished("b", 0.15)  # now 0.20 spent for 0.20 estimated
+    assert projection.label(0.20) == "distill ($0.20 of ~$0.40 projected)"
+    projection.finished("c", 0.30)
+    assert projection.total(0.50) == pytest.approx(0.50)  # nothing left: the projection is what was spent
+
+
+def test_the_progress_bar_shows_dollars_spent_and_the_projected_total(tmp_path, shared_dir, monkeypatch, capsys):
+    monkeypatch.setenv("OPENAI_API_KEY", "test-openai-report-key")
+    source = statute_chunks(shared_dir / "corpus")[:2] + ruling_chunks(shared_dir / "corpus")[:2]
+    with FakeTeacherServer(latency=0.0, prompt_cache=True) as server:
+        result = run_distill(make_ctx(tmp_path, source, {"teachers": [teacher(server, model="gpt-4o")]}))
+    err = capsys.readouterr().err
+    bars = re.findall(r"distill \(\$([\d.,]+) of ~\$([\d.,]+) projected\)", err)
+    assert bars, err[-2000:]
+    spent, projected = (float(v.replace(",", "")) for v in bars[-1])
+    # the last bar: everything was answered, so the projection has become what the ledger says was paid
+    assert spent == pytest.approx(result.stats["cost_usd_this_run"], abs=0.005)
+    assert projected == pytest.approx(spent, abs=0.005) and spent > 0
+
+
+def _card_stats() -> dict:
+    teachers = {
+        "openai/gpt-4o": {
+            "accepted": 8,
+            "rejected": 1,
+            "review": 1,
+            "failed": 2,
+            "input_tokens": 10_000,
+            "cached_input_tokens": 6_000,
+            "output_tokens": 4_000,
+            "cost_usd": 0.08,
+        },
+        "anthropic/claude-sonnet-4-5": {
+            "accepted": 0,
+            "rejected": 2,
+            "review": 0,
+            "input_tokens": 0,
+            "output_tokens": 0,
+            "cost_usd": 0.01,
+        },
+    }
+    cost = {"accepted": 0.07, "rejected": 0.01, "review": 0.005, "failed": 0.005, "judge": 0.0, "second_teacher": 0.0}
+    return {
+        "teachers": teachers,
+        "prompt_versions": {"pairs@1": 12},
+        "cost_usd": cost | {"total": 0.09},
+        "failures_file": "failures.jsonl",
+        "failed_requests": 2,
+        "build_info": {},
+    }
+
+
+def test_the_card_reports_dollars_per_accepted_pair_and_the_cached_share_per_teacher():
+    text = "\n".join(_teachers_section(_card_stats()))
+    header = next(line for line in text.splitlines() if line.startswith("| teacher/model"))
+    columns = [c.strip() for c in header.strip("|").split("|")]
+    assert columns[-2:] == ["$ per accepted pair", "input from cache"]
+    row = next(line for line in text.splitlines() if line.startswith("| openai/gpt-4o"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    # every dollar the teacher was paid (rejected, review and failed pairs too) over the pairs that made it in
+    assert cells[-2] == "$0.010000" and cells[-1] == "60%"
+    none = next(line for line in text.splitlines() if line.startswith("| anthropic/claude-sonnet-4-5"))
+    assert [c.strip() for c in none.strip("|").split("|")][-2:] == ["-", "-"]  # no accepted pair, no input
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+def test_the_bench_breakdown_counts_every_part_of_a_request_once(shared_dir, provider):
+    chunk = statute_chunks(shared_dir / "corpus")[0]
+    model = {"openai": "gpt-4o", "anthropic": "claude-sonnet-4-5"}[provider]
+    cfg = RunConfig.model_validate({"distill": {"teachers": [{"provider": provider, "model": model}]}})
+    teacher_cfg = cfg.distill.teachers[0]
+    (planned,) = plan_chunk(chunk, 0, cfg.distill)
+    prompt = request_prompt(chunk, teacher_cfg, planned, cfg.distill)
+    shape = shape_for(teacher_cfg, planned)
+    if provider == "openai":
+        body = openai_body(teacher_cfg, prompt.as_list(), schema=shape.schema, schema_name=shape.schema_name)
+    else:
+        body = anthropic_params(
+            teacher_cfg, prompt.as_list(), schema=shape.schema, schema_name=shape.schema_name, cache=True
+        )
+    parts = request_parts(body, provider)
+    assert parts["schema"] > 100 and parts["system"] > 100 and parts["repair"] == 0
+    assert parts["source"] >= len(chunk.text.strip()) * 0.8  # the article's Hangul, one token a character
+    assert parts["instructions"] > 0 and (parts["calc rules"] > 0) == bool(prompt.kinds)
