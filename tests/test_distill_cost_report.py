@@ -3,6 +3,7 @@ the bench's breakdown of where a request's tokens go."""
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -14,7 +15,7 @@ from slm_datagen.distill.plan import plan_chunk, request_prompt, shape_for
 from slm_datagen.distill.stage import run_distill
 from slm_datagen.distill.teachers import anthropic_params, openai_body
 from slm_forest.config import RunConfig
-from tests.fake_teacher_server import FakeTeacherServer
+from tests.fake_teacher_server import FakeTeacherServer, default_responder, last_user_text
 from tests.test_distill_common import make_ctx, ruling_chunks, statute_chunks
 from tests.test_distill_engine import teacher
 
@@ -112,3 +113,31 @@ def test_the_bench_breakdown_counts_every_part_of_a_request_once(shared_dir, pro
     assert parts["schema"] > 100 and parts["system"] > 100 and parts["repair"] == 0
     assert parts["source"] >= len(chunk.text.strip()) * 0.8  # the article's Hangul, one token a character
     assert parts["instructions"] > 0 and (parts["calc rules"] > 0) == bool(prompt.kinds)
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+def test_a_repair_shows_only_the_bad_pairs_of_the_reply(tmp_path, shared_dir, monkeypatch, provider):
+    """Every token of the bad reply shown again is paid again, uncached: the good pairs are not shown."""
+    monkeypatch.setenv("OPENAI_API_KEY", "test-openai-report-key")
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "test-anthropic-report-key")
+    bodies: list[dict] = []
+
+    def responder(req, provider_name):
+        bodies.append(req)
+        reply = default_responder(req, provider_name)
+        if "방금 답변에서" not in last_user_text(req):
+            reply["pairs"][1]["answer"] = "This answer is in English, which the checks refuse."
+        return reply
+
+    source = statute_chunks(shared_dir / "corpus")[:1]
+    with FakeTeacherServer(latency=0.0, responder=responder) as server:
+        ctx = make_ctx(tmp_path, source, {"teachers": [teacher(server, provider)], "styles": ["explain"]})
+        result = run_distill(ctx)
+    assert result.counts["pairs"] == 2 and result.stats["repaired"] == 1
+    repair = next(req for req in bodies if "방금 답변에서" in last_user_text(req))
+    shown = [m for m in repair["messages"] if m["role"] == "assistant"]
+    assert len(shown) == 1
+    content = shown[0]["content"]
+    text = content if isinstance(content, str) else "".join(block["text"] for block in content)
+    assert [item["id"] for item in json.loads(text)["pairs"]] == ["p2"]
+    assert "English" in text
