@@ -207,7 +207,9 @@ def test_batch_mode_with_several_pairs_per_request_at_the_batch_price(tmp_path, 
     result = run_distill(ctx)
     pairs, failures = pairs_and_failures(ctx)
     assert result.complete and len(pairs) == 6 and failures == [] and result.stats["repaired"] == 3
-    assert server.stats()["batches_created"] == 2 and {r.method for r in server.generation_requests()} == {"BATCH"}
+    primer = 1 if provider == "openai" else 0  # gpt-4o's prefix is cacheable: its first request goes alone first
+    assert server.stats()["batches_created"] == 2 + primer
+    assert {r.method for r in server.generation_requests()} == {"BATCH"}
     price = find_price(MODELS[provider], provider)
     for row in ledger_rows(ctx):
         u = row["usage"]

@@ -16,7 +16,7 @@ from slm_datagen.distill.stage import run_distill
 from slm_datagen.distill.teachers import anthropic_params, openai_body
 from slm_forest.config import RunConfig
 from tests.fake_teacher_server import FakeTeacherServer, default_responder, last_user_text
-from tests.test_distill_common import make_ctx, ruling_chunks, statute_chunks
+from tests.test_distill_common import make_ctx, read_rows, ruling_chunks, statute_chunks
 from tests.test_distill_engine import teacher
 
 
@@ -141,3 +141,25 @@ def test_a_repair_shows_only_the_bad_pairs_of_the_reply(tmp_path, shared_dir, mo
     text = content if isinstance(content, str) else "".join(block["text"] for block in content)
     assert [item["id"] for item in json.loads(text)["pairs"]] == ["p2"]
     assert "English" in text
+
+
+def test_batch_mode_primes_the_cache_with_one_request_before_the_rest(tmp_path, shared_dir, monkeypatch):
+    """A batch's requests run concurrently: the first cacheable one goes alone, so the rest can read its prefix."""
+    monkeypatch.setenv("OPENAI_API_KEY", "test-openai-report-key")
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "test-anthropic-report-key")
+    source = statute_chunks(shared_dir / "corpus")[:2] + ruling_chunks(shared_dir / "corpus")[:3]
+    with FakeTeacherServer(latency=0.0, prompt_cache=True, batch_polls=1) as server:
+        teachers = [teacher(server, model="gpt-4o"), teacher(server, "anthropic", model="claude-sonnet-4-5")]
+        ctx = make_ctx(tmp_path, source, {"mode": "batch", "batch_poll_s": 0.02, "teachers": teachers})
+        result = run_distill(ctx)
+        lines = server.generation_requests()
+    assert result.complete and result.counts["pairs"] == 20
+    for provider in ("openai", "anthropic"):
+        sizes: dict[str, int] = {}
+        for record in sorted((r for r in lines if r.provider == provider), key=lambda r: r.seq):
+            sizes[record.batch_id] = sizes.get(record.batch_id, 0) + 1
+        assert list(sizes.values()) == [1, 4], (provider, sizes)
+    done = [row for row in read_rows(ctx.stage_dir / "ledger.jsonl") if row["type"] == "done"]
+    for label in ("openai", "anthropic"):
+        rows = [row for row in done if row["teacher"] == label]
+        assert sum(row["usage"]["cached_input_tokens"] > 0 for row in rows) == 4  # all but the primer read it

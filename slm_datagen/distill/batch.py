@@ -43,6 +43,7 @@ from slm_datagen.distill.outcome import (
     resumed,
 )
 from slm_datagen.distill.plan import shape_for
+from slm_datagen.distill.pool import warms_cache
 from slm_datagen.distill.teachers import (
     TeacherError,
     TeacherReply,
@@ -399,17 +400,40 @@ class BatchRunner:
                 (self._entry(job, repair=job.planned.key in self.ledger.index.attempts), expected)
             )
         for index, rt in self.runtimes.items():
-            first = [entry for entry, _ in first_by_teacher[index]]
-            reserved = sum(expected for _, expected in first_by_teacher[index])
-            for start in range(0, len(first), self.cfg.batch_max_requests):
-                part = first[start : start + self.cfg.batch_max_requests]
-                share = reserved * len(part) / max(1, len(first))
-                for repair_flag in (False, True):  # a batch holds either first requests or repairs
-                    group = [e for e in part if e.repair == repair_flag]
-                    if group:
-                        repairs = await self._run_batch(rt, group, share * len(group) / len(part))
-                        await self._repair_round(rt, repairs)
+            groups, primed = self._groups(rt, first_by_teacher[index])
+            carried: list[Entry] = []
+            for number, (group, share) in enumerate(groups):
+                repairs = carried + await self._run_batch(rt, group, share)
+                carried = repairs if primed and number == 0 else []  # the primer's repairs go with the next round's
+                if not carried:
+                    await self._repair_round(rt, repairs)
+            await self._repair_round(rt, carried)
         return self.stats
+
+    def _groups(
+        self, rt: TeacherRuntime, reserved: list[tuple[Entry, float]]
+    ) -> tuple[list[tuple[list[Entry], float]], bool]:
+        """The batches of a teacher's first requests, each with its share of the reserved budget, and whether the
+        first one is a primer.
+
+        The first request whose shared prefix the provider can cache goes first in a batch of its own: a batch's
+        requests run concurrently, so without it every one of them misses the cache (and at Anthropic pays a cache
+        write); once it is answered, the prefix is in the cache for the batches after it. Anthropic documents this
+        priming for Message Batches; a batch's cache hits stay best-effort either way.
+        """
+        groups: list[tuple[list[Entry], float]] = []
+        entries = list(reserved)
+        primer = next((i for i, (e, _) in enumerate(entries) if not e.repair and warms_cache(rt, e.job)), None)
+        if primer is not None and len(entries) > 1:
+            entry, expected = entries.pop(primer)
+            groups.append(([entry], expected))
+        for start in range(0, len(entries), self.cfg.batch_max_requests):
+            part = entries[start : start + self.cfg.batch_max_requests]
+            for repair_flag in (False, True):  # a batch holds either first requests or repairs
+                group = [(e, x) for e, x in part if e.repair == repair_flag]
+                if group:
+                    groups.append(([e for e, _ in group], sum(x for _, x in group)))
+        return groups, primer is not None and len(reserved) > 1
 
     async def _repair_round(self, rt: TeacherRuntime, repairs: list[Entry]) -> None:
         if not repairs:

@@ -71,7 +71,7 @@ class WarmUp:
         return False
 
 
-def _warms_cache(rt: TeacherRuntime, job: Job) -> bool:
+def warms_cache(rt: TeacherRuntime, job: Job) -> bool:
     """Whether this request's shared prefix is long enough for the provider to cache it (else no warm-up)."""
     minimum = min_cached_tokens(rt.cfg.provider, rt.cfg.model)
     return minimum is not None and job.planned.cacheable_tokens_est >= minimum
@@ -84,7 +84,7 @@ async def _worker(
         job: Job | None = await queue.get()
         if job is None:
             return
-        leading = await warm.enter() if _warms_cache(rt, job) else False
+        leading = await warm.enter() if warms_cache(rt, job) else False
         try:
             await engine.process(rt, job)
         except Stopped:
