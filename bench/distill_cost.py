@@ -215,7 +215,10 @@ def _ledger_totals(stage_dir: Path) -> dict[str, dict[str, float]]:
             t["output"] += usage["output_tokens"]
             t["plain_usd"] += factor * plain * price.input_per_mtok / 1e6
             t["cached_usd"] += factor * cached * (price.cached_input_per_mtok or price.input_per_mtok) / 1e6
-            t["written_usd"] += factor * written * (price.cache_write_per_mtok or price.input_per_mtok) / 1e6
+            long_writes = usage.get("cache_write_1h_tokens", 0)  # batch mode's 1-hour cache writes, 2 x input
+            t["written_usd"] += factor * price.cost(
+                written, 0, cache_write_tokens=written, cache_write_1h_tokens=long_writes
+            )
             t["output_usd"] += factor * usage["output_tokens"] * price.output_per_mtok / 1e6
     with Ledger(stage_dir / "ledger.jsonl", readonly=True) as ledger:
         by["all"]["cost"] = ledger.index.spent_usd

@@ -12,8 +12,9 @@ from bench.distill_cost import request_parts
 from slm_datagen.dataset.card import _teachers_section
 from slm_datagen.distill.estimate import Projection, RequestEstimate
 from slm_datagen.distill.plan import plan_chunk, request_prompt, shape_for
+from slm_datagen.distill.pricing import find_price
 from slm_datagen.distill.stage import run_distill
-from slm_datagen.distill.teachers import anthropic_params, openai_body
+from slm_datagen.distill.teachers import anthropic_params, anthropic_reply, openai_body
 from slm_forest.config import RunConfig
 from tests.fake_teacher_server import FakeTeacherServer, default_responder, last_user_text
 from tests.test_distill_common import make_ctx, read_rows, ruling_chunks, statute_chunks
@@ -163,3 +164,52 @@ def test_batch_mode_primes_the_cache_with_one_request_before_the_rest(tmp_path, 
     for label in ("openai", "anthropic"):
         rows = [row for row in done if row["teacher"] == label]
         assert sum(row["usage"]["cached_input_tokens"] > 0 for row in rows) == 4  # all but the primer read it
+
+
+def test_batch_mode_asks_anthropic_for_the_1_hour_cache_and_pays_its_writes_at_twice_the_input_price(
+    tmp_path, shared_dir, monkeypatch
+):
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "test-anthropic-report-key")
+    bodies: list[dict] = []
+    source = statute_chunks(shared_dir / "corpus")[:2] + ruling_chunks(shared_dir / "corpus")[:2]
+    with FakeTeacherServer(latency=0.0, prompt_cache=True, batch_polls=1) as server:
+        server.when(lambda req, provider: bodies.append(req) or False, "ok")
+        distill = {"mode": "batch", "batch_poll_s": 0.02}
+        distill["teachers"] = [teacher(server, "anthropic", model="claude-sonnet-4-5")]
+        ctx = make_ctx(tmp_path, source, distill)
+        run_distill(ctx)
+    assert bodies and all(req["system"][-1]["cache_control"] == {"type": "ephemeral", "ttl": "1h"} for req in bodies)
+    done = [row for row in read_rows(ctx.stage_dir / "ledger.jsonl") if row["type"] == "done"]
+    written = [row for row in done if row["usage"]["cache_write_tokens"]]
+    assert written and all(r["usage"]["cache_write_1h_tokens"] == r["usage"]["cache_write_tokens"] for r in written)
+    price = find_price("claude-sonnet-4-5", "anthropic")
+    for row in done:
+        u = row["usage"]
+        expected = price.cost(
+            u["input_tokens"],
+            u["output_tokens"],
+            batch=True,
+            cached_tokens=u["cached_input_tokens"],
+            cache_write_tokens=u["cache_write_tokens"],
+            cache_write_1h_tokens=u.get("cache_write_1h_tokens", 0),
+        )
+        assert u["cost_usd"] == pytest.approx(expected, rel=1e-6)
+    # $3 input: a 1-hour write is $6 per million (5-minute: $3.75), both halved in a batch
+    assert price.cost(1000, 0, cache_write_tokens=1000, cache_write_1h_tokens=1000) == pytest.approx(0.006)
+    assert price.cost(1000, 0, batch=True, cache_write_tokens=1000) == pytest.approx(0.001875)
+
+
+def test_the_1_hour_share_of_cache_writes_comes_from_the_reply_when_it_has_it():
+    usage = {
+        "input_tokens": 10,
+        "output_tokens": 5,
+        "cache_read_input_tokens": 0,
+        "cache_creation_input_tokens": 300,
+        "cache_creation": {"ephemeral_5m_input_tokens": 100, "ephemeral_1h_input_tokens": 200},
+    }
+    message = {"content": [{"type": "text", "text": "답"}], "stop_reason": "end_turn", "usage": usage}
+    assert anthropic_reply(message).cache_write_1h_tokens == 200
+    assert anthropic_reply(message, cache_ttl="1h").cache_write_1h_tokens == 200  # the reply's own split wins
+    usage.pop("cache_creation")
+    assert anthropic_reply(message).cache_write_1h_tokens == 0
+    assert anthropic_reply(message, cache_ttl="1h").cache_write_1h_tokens == 300  # all we asked for was 1 hour

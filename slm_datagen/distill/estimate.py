@@ -145,8 +145,14 @@ def estimate_request(
         cached, written = hit * cacheable * in_tokens / max(1, request.input_tokens_est), 0.0
         if teacher.provider == "anthropic":
             written = write * cacheable * in_tokens / max(1, request.input_tokens_est)
+        long_writes = int(written) if batch else 0  # batch mode writes Anthropic's 1-hour cache (batch.py)
         return price.cost(
-            int(in_tokens), int(out_tokens), batch=batch, cached_tokens=int(cached), cache_write_tokens=int(written)
+            int(in_tokens),
+            int(out_tokens),
+            batch=batch,
+            cached_tokens=int(cached),
+            cache_write_tokens=int(written),
+            cache_write_1h_tokens=long_writes,
         )
 
     if calibration is not None and calibration.requests:
