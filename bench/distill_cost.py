@@ -39,6 +39,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from slm_datagen.distill import batch as batch_module  # noqa: E402
 from slm_datagen.distill.ledger import Ledger  # noqa: E402
 from slm_datagen.distill.pricing import find_price  # noqa: E402
 from slm_datagen.distill.stage import run_distill  # noqa: E402
@@ -228,7 +229,21 @@ def _ledger_totals(stage_dir: Path) -> dict[str, dict[str, float]]:
 TOTAL_FIELDS = ("input", "cached", "written", "output", "plain_usd", "cached_usd", "written_usd", "output_usd")
 
 
-def run(workdir: Path, chunks: list, pairs_per_request: int | None, cache: bool, mode: str = "online") -> dict:
+def _concurrent_batches(server: FakeTeacherServer) -> None:
+    """Each batch's lines run "at once" for the simulated caches (the worst case: see fake_prompt_cache.py)."""
+    for name in ("_openai_batch_complete", "_anthropic_batch_end"):
+        original = getattr(server, name)
+
+        def wrapped(batch_id: str, _original=original) -> None:
+            with server.prompt_cache.concurrent():
+                _original(batch_id)
+
+        setattr(server, name, wrapped)
+
+
+def run(
+    workdir: Path, chunks: list, pairs_per_request: int | None, cache: bool, mode: str = "online", primer: bool = True
+) -> dict:
     bodies: list[tuple[str, dict]] = []
 
     def responder(req: dict, provider: str) -> Any:
@@ -237,6 +252,11 @@ def run(workdir: Path, chunks: list, pairs_per_request: int | None, cache: bool,
 
     with FakeTeacherServer(responder=responder, prompt_cache=cache, enforce_max_tokens=True, batch_polls=1) as server:
         distill = _config(server, pairs_per_request, mode)
+        if mode == "batch":
+            _concurrent_batches(server)
+        saved = batch_module.warms_cache
+        if not primer:  # what priming buys: every request in one concurrent batch
+            batch_module.warms_cache = lambda rt, job: False
         projected = None
         if cache:  # as a user starts: a trial, a dry run that uses it, then everything
             trial = run_distill(make_ctx(workdir, chunks, distill, limit=TRIAL_CHUNKS))
@@ -245,6 +265,7 @@ def run(workdir: Path, chunks: list, pairs_per_request: int | None, cache: bool,
             projected = trial.stats["cost_usd_total"] + rest
             print(f"  trial {TRIAL_CHUNKS} chunks: ${trial.stats['cost_usd_total']:.4f}; dry run: {dry.summary}")
         result = run_distill(make_ctx(workdir, chunks, distill))
+        batch_module.warms_cache = saved
     totals = _ledger_totals(workdir / "run" / "distill")
     pairs, failures = result.counts["pairs"], result.counts["failures"]
     cost = totals["all"]["cost"]
@@ -315,8 +336,13 @@ def main() -> int:
         baseline = run(Path(tmp) / "baseline", chunks, 1, cache=False)
         new = run(Path(tmp) / "new", chunks, None, cache=True)
         batch = run(Path(tmp) / "batch", chunks, None, cache=True, mode="batch")
+        unprimed = run(Path(tmp) / "unprimed", chunks, None, cache=True, mode="batch", primer=False)
     for name, r in (("baseline", baseline), ("new (online)", new), ("new + mode: batch", batch)):
         print_breakdown(name, r)
+    print(
+        f"batch without the primer (one concurrent batch per teacher): ${unprimed['cost']:.4f}, cached input "
+        f"{unprimed['cached_share']:.3f}, ratio {unprimed['usd_per_pair'] / baseline['usd_per_pair']:.3f}"
+    )
     lines = {}
     for name, r in (("online", new), ("batch", batch)):
         ratio = r["usd_per_pair"] / baseline["usd_per_pair"]

@@ -13,9 +13,11 @@ from slm_datagen.dataset.card import _teachers_section
 from slm_datagen.distill.estimate import Projection, RequestEstimate
 from slm_datagen.distill.plan import plan_chunk, request_prompt, shape_for
 from slm_datagen.distill.pricing import find_price
+from slm_datagen.distill.prompts import calculation_kinds
 from slm_datagen.distill.stage import run_distill
 from slm_datagen.distill.teachers import anthropic_params, anthropic_reply, openai_body
 from slm_forest.config import RunConfig
+from tests.fake_prompt_cache import PromptCache
 from tests.fake_teacher_server import FakeTeacherServer, default_responder, last_user_text
 from tests.test_distill_common import make_ctx, read_rows, ruling_chunks, statute_chunks
 from tests.test_distill_engine import teacher
@@ -213,3 +215,45 @@ def test_the_1_hour_share_of_cache_writes_comes_from_the_reply_when_it_has_it():
     usage.pop("cache_creation")
     assert anthropic_reply(message).cache_write_1h_tokens == 0
     assert anthropic_reply(message, cache_ttl="1h").cache_write_1h_tokens == 300  # all we asked for was 1 hour
+
+
+def test_the_fake_cache_can_run_a_batch_as_if_its_requests_ran_at_once():
+    cache = PromptCache()
+    long_system = [{"type": "text", "text": "가" * 1100, "cache_control": {"type": "ephemeral"}}]
+    req = {"model": "claude-sonnet-4-5", "system": long_system, "messages": [{"role": "user", "content": "질문"}]}
+    with cache.concurrent():
+        first, second = cache.anthropic(req), cache.anthropic(req)
+    assert first[1:] == second[1:] == (0, 1100)  # both missed and both paid the write
+    assert cache.anthropic(req)[1:] == (1100, 0)  # after the batch, its writes are there to read
+    sequential = PromptCache()
+    assert sequential.anthropic(req)[1:] == (0, 1100) and sequential.anthropic(req)[1:] == (1100, 0)
+
+
+def test_batch_primers_cover_every_shared_prefix_so_the_concurrent_batch_writes_none(tmp_path, shared_dir, monkeypatch):
+    """Chunks of different calculation kinds have different cacheable prefixes: one primer each. With the batch's
+    lines run as if all at once, only the primers write the cache; every other request reads."""
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "test-anthropic-report-key")
+    statutes, rulings = statute_chunks(shared_dir / "corpus"), ruling_chunks(shared_dir / "corpus")
+    source = statutes[:3] + statutes[12:13] + statutes[18:19] + rulings[:2] + rulings[59:61]
+    kinds = {calculation_kinds(c) for c in source}
+    assert len(kinds) >= 3  # no calculation, and at least two sets of kinds
+    with FakeTeacherServer(latency=0.0, prompt_cache=True, batch_polls=1) as server:
+        original = server._anthropic_batch_end
+
+        def concurrent_end(batch_id):
+            with server.prompt_cache.concurrent():
+                original(batch_id)
+
+        server._anthropic_batch_end = concurrent_end
+        distill = {"mode": "batch", "batch_poll_s": 0.02, "styles": ["explain", "calculation"]}
+        distill["teachers"] = [teacher(server, "anthropic", model="claude-sonnet-4-5")]
+        ctx = make_ctx(tmp_path, source, distill)
+        result = run_distill(ctx)
+        lines = sorted(server.generation_requests(), key=lambda r: r.seq)
+    assert result.complete
+    first_batch = {r.custom_id for r in lines if r.batch_id == lines[0].batch_id}
+    assert len(first_batch) == len(kinds)
+    done = [row for row in read_rows(ctx.stage_dir / "ledger.jsonl") if row["type"] == "done"]
+    rest = [row for row in done if row["key"] not in first_batch]
+    assert rest and all(row["usage"]["cache_write_tokens"] == 0 for row in rest)
+    assert all(row["usage"]["cached_input_tokens"] > 0 for row in rest)

@@ -43,7 +43,7 @@ from slm_datagen.distill.outcome import (
     resumed,
 )
 from slm_datagen.distill.plan import shape_for
-from slm_datagen.distill.pool import warms_cache
+from slm_datagen.distill.pool import stable_prefix, warms_cache
 from slm_datagen.distill.teachers import (
     TeacherError,
     TeacherReply,
@@ -419,24 +419,29 @@ class BatchRunner:
         """The batches of a teacher's first requests, each with its share of the reserved budget, and whether the
         first one is a primer.
 
-        The first request whose shared prefix the provider can cache goes first in a batch of its own: a batch's
-        requests run concurrently, so without it every one of them misses the cache (and at Anthropic pays a cache
-        write); once it is answered, the prefix is in the cache for the batches after it. Anthropic documents this
-        priming for Message Batches; a batch's cache hits stay best-effort either way.
+        The first request of each shared prefix the provider can cache (`pool.stable_prefix`) goes first, in a
+        batch of primers: a batch's requests run concurrently, so without it every one of them misses the cache
+        (and at Anthropic pays a cache write); once the primers are answered, their prefixes are in the cache for
+        the batch after them. Anthropic documents this priming for Message Batches; a batch's cache hits stay
+        best-effort either way.
         """
         groups: list[tuple[list[Entry], float]] = []
         entries = list(reserved)
-        primer = next((i for i, (e, _) in enumerate(entries) if not e.repair and warms_cache(rt, e.job)), None)
-        if primer is not None and len(entries) > 1:
-            entry, expected = entries.pop(primer)
-            groups.append(([entry], expected))
+        primers: dict[tuple[str, ...], int] = {}
+        for i, (e, _) in enumerate(entries):
+            if not e.repair and warms_cache(rt, e.job):
+                primers.setdefault(stable_prefix(e.job), i)
+        primer = None if len(primers) >= len(entries) else sorted(primers.values())
+        if primer:
+            groups.append(([entries[i][0] for i in primer], sum(entries[i][1] for i in primer)))
+            entries = [item for i, item in enumerate(entries) if i not in set(primer)]
         for start in range(0, len(entries), self.cfg.batch_max_requests):
             part = entries[start : start + self.cfg.batch_max_requests]
             for repair_flag in (False, True):  # a batch holds either first requests or repairs
                 group = [(e, x) for e, x in part if e.repair == repair_flag]
                 if group:
                     groups.append(([e for e, _ in group], sum(x for _, x in group)))
-        return groups, primer is not None and len(reserved) > 1
+        return groups, bool(primer)
 
     async def _repair_round(self, rt: TeacherRuntime, repairs: list[Entry]) -> None:
         if not repairs:
