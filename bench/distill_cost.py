@@ -2,15 +2,18 @@
 
     python bench/distill_cost.py              # the real corpus in ../shared (21 statute articles, 96 rulings)
 
-Both runs go through `slm distill`'s stage function against the fake teacher server (tests/fake_teacher_server.py)
+Every run goes through `slm distill`'s stage function against the fake teacher server (tests/fake_teacher_server.py)
 with two teachers, OpenAI gpt-4o and Anthropic claude-sonnet-4-5, at the shipped prices, on the same chunks with
 audiences expert + layperson and styles explain + calculation (calculation only where a chunk's law has one):
 
 - baseline: `pairs_per_request: 1` (one request per pair, the layout before issue 16) on a server without prompt
   caching, as the seed project's loop paid;
-- new: the default (every pair of a chunk in one request) on a server that simulates both providers' prompt caches
-  (`tests/fake_prompt_cache.py`: prefix match, minimum cacheable length 1,024 tokens for gpt-4o and Sonnet 4.5,
-  OpenAI's 128-token steps, a 5-minute lifetime) and reports usage as each provider does.
+- new (online): the default (every pair of a chunk in one request) on a server that simulates both providers'
+  prompt caches (`tests/fake_prompt_cache.py`: prefix match, minimum cacheable length 1,024 tokens for gpt-4o and
+  Sonnet 4.5, OpenAI's 128-token steps, 5-minute / 1-hour lifetimes) and reports usage as each provider does;
+- new + `mode: batch` (the user opts in): the same through both batch APIs, each batch's lines run as if all at
+  once for the caches (`PromptCache.concurrent()`, the worst case: a batch's cache hits are best-effort);
+- the same batch run without primers, to show what priming the cache buys.
 
 The fake teacher counts tokens from the text it receives and returns with one estimate for both sides (one token
 per non-ASCII character, four ASCII characters per token). Its replies are deterministic per (chunk, pair): a
@@ -18,10 +21,12 @@ question, an answer of 250-650 characters built from the source text, citations,
 `slm build` can recompute. The same 6 % of pairs come back unusable in both runs (an English answer), so both pay
 the same repair rules; acceptance = pairs in qa_pairs.jsonl.
 
-The new run is started as a user would: a `--limit 20` trial, then `--dry-run` (which now uses what the trial
-measured), then the whole corpus. estimate_error = |projected total - final total| / final total.
+The new runs are started as a user would: a `--limit 20` trial, then `--dry-run` (which uses what the trial
+measured), then the whole corpus. estimate_error = |projected total - final total| / final total. Each run prints
+where its dollars go: input tokens per request by part, cache reads / writes / misses, output per accepted pair.
 
-Goals: ratio <= 0.35 at an equal or higher acceptance rate, estimate_error <= 0.15. Last line:
+Goals: ratio <= 0.35 at an equal or higher acceptance rate, estimate_error <= 0.15. The line before the last is
+the online default; the last line is batch mode:
 `distill_cost: usd_per_accepted_pair=<x> baseline=<y> ratio=<r> cached_input_share=<s> estimate_error=<e>`.
 """
 

@@ -257,3 +257,25 @@ def test_batch_primers_cover_every_shared_prefix_so_the_concurrent_batch_writes_
     rest = [row for row in done if row["key"] not in first_batch]
     assert rest and all(row["usage"]["cache_write_tokens"] == 0 for row in rest)
     assert all(row["usage"]["cached_input_tokens"] > 0 for row in rest)
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+def test_a_multi_pair_reply_cut_at_the_token_limit_loses_no_pair(tmp_path, shared_dir, monkeypatch, provider):
+    """OpenAI returns the cut text (complete pairs in it are kept); Anthropic a tool call without input (every pair
+    is asked again). Either way each pair ends up accepted exactly once, after one repair request."""
+    monkeypatch.setenv("OPENAI_API_KEY", "test-openai-report-key")
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "test-anthropic-report-key")
+    source = statute_chunks(shared_dir / "corpus")[:2]
+    with FakeTeacherServer(latency=0.0) as server:
+        server.when(lambda req, p: "방금 답변에서" not in last_user_text(req), "truncated", times=1)
+        ctx = make_ctx(tmp_path, source, {"teachers": [teacher(server, provider)], "styles": ["explain"]})
+        result = run_distill(ctx)
+        sent = len(server.generation_requests())
+    pairs = read_rows(ctx.stage_dir / "qa_pairs.jsonl")
+    assert result.complete and len(pairs) == 4 and result.counts["failures"] == 0
+    assert len({(p["chunk_id"], p["audience"]) for p in pairs}) == 4 and sent == 3  # 2 requests + 1 repair
+    attempt = next(row for row in read_rows(ctx.stage_dir / "ledger.jsonl") if row["type"] == "attempt")
+    reasons = [item.get("reason") for item in attempt["items"]]  # None: a complete pair kept from the cut reply
+    assert "truncated" in reasons and set(reasons) <= {"truncated", None}
+    if provider == "anthropic":
+        assert reasons == ["truncated", "truncated"]
