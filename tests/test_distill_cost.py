@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -230,7 +231,12 @@ def test_dry_run_after_a_trial_uses_what_the_trial_measured(tmp_path, shared_dir
     run_distill(make_ctx(tmp_path, source, distill, limit=8))  # the trial
     after = run_distill(make_ctx(tmp_path, source, distill, dry_run=True))
     est = after.stats["estimate"]["openai:gpt-4o"]
-    assert est["basis"] == "measured on 8 requests" and est["requests"] == 12 and est["cached"] == 8
+    assert est["requests"] == 12 and est["cached"] == 8
+    share = re.fullmatch(r"measured on 8 requests \(input served from cache: (\d+)%\)", est["basis"])
+    rows = ledger_rows(make_ctx(tmp_path, source, distill))
+    assert share and int(share.group(1)) == round(  # what the trial's replies said came from the cache
+        100 * sum(r["usage"]["cached_input_tokens"] for r in rows) / sum(r["usage"]["input_tokens"] for r in rows)
+    )
     assert est["low_usd"] < est["cost_usd"] < est["high_usd"]
     assert est["high_usd"] - est["low_usd"] < before.stats["estimate"]["openai:gpt-4o"]["high_usd"] * 12 / 20
     full = run_distill(make_ctx(tmp_path, source, distill))
