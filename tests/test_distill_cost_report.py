@@ -279,3 +279,27 @@ def test_a_multi_pair_reply_cut_at_the_token_limit_loses_no_pair(tmp_path, share
     assert "truncated" in reasons and set(reasons) <= {"truncated", None}
     if provider == "anthropic":
         assert reasons == ["truncated", "truncated"]
+
+
+def test_openai_requests_that_share_a_cacheable_prefix_share_their_prompt_cache_key(tmp_path, shared_dir, monkeypatch):
+    """OpenAI routes by the first ~256 tokens and the key: a key per chunk would send every chunk to machines that
+    never saw the system prompt; one key per shared prefix (system prompt + the calculation rules of the kinds)."""
+    monkeypatch.setenv("OPENAI_API_KEY", "test-openai-report-key")
+    statutes, rulings = statute_chunks(shared_dir / "corpus"), ruling_chunks(shared_dir / "corpus")
+    source = statutes[:2] + statutes[2:3] + statutes[12:13]  # no calculation, no calculation, income_tax, income_tax
+    assert [calculation_kinds(c) for c in source] == [(), (), ("income_tax",), ("income_tax",)]
+    bodies: list[dict] = []
+    with FakeTeacherServer(latency=0.0) as server:
+        server.when(lambda req, provider: bodies.append(req) or False, "ok")
+        distill = {"teachers": [teacher(server, model="gpt-4o")], "styles": ["explain", "calculation"]}
+        run_distill(make_ctx(tmp_path, source, distill))
+        key_of = {  # chunk -> the key of its request (requests run concurrently: matched by the source they carry)
+            c.id: next(r["prompt_cache_key"] for r in bodies if c.text.strip()[:80] in r["messages"][-2]["content"])
+            for c in source
+        }
+        keys = [key_of[c.id] for c in source]
+        assert keys[0] == keys[1] != keys[2] == keys[3]
+        bodies.clear()
+        run_distill(make_ctx(tmp_path / "single", source[:2] + rulings[:1], {**distill, "pairs_per_request": 1}))
+    single = {req["prompt_cache_key"] for req in bodies}
+    assert len(single) == 3  # one request per pair: a chunk's requests share system prompt and source

@@ -175,7 +175,7 @@ class Engine:
         task = asyncio.current_task()
         self.sending.add(task)
         try:
-            shape = shape_for(rt.cfg, job.planned)
+            shape = shape_for(rt.cfg, job.planned, job.prompt.kinds)
             return await asyncio.wait_for(rt.teacher.complete(messages, key, shape), timeout=rt.cfg.timeout_s + 5.0)
         finally:
             self.sending.discard(task)

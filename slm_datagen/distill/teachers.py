@@ -17,7 +17,8 @@ every message that could reach a log, the ledger or an error.
 
 Prompt caching: Anthropic requests carry `cache_control` breakpoints (the end of the system prompt, and a message
 marked `cache_breakpoint` by the prompt builder); OpenAI caches prompt prefixes of 1,024+ tokens by itself, and
-gets a `prompt_cache_key` (one per chunk) when the installed SDK accepts it. Replies report cached input apart:
+gets a `prompt_cache_key` (`plan.cache_key_for`: one per shared prefix) when the installed SDK accepts it.
+Replies report cached input apart:
 `TeacherReply.cached_tokens` (OpenAI `prompt_tokens_details.cached_tokens`, Anthropic `cache_read_input_tokens`)
 and `cache_write_tokens` (Anthropic `cache_creation_input_tokens`); `input_tokens` is always every input token.
 """
