@@ -15,14 +15,21 @@ for Haiku 4.5 and Opus 4.5). The longest cached breakpoint prefix is read (`cach
 to the last cacheable breakpoint beyond it is written (`cache_creation_input_tokens`), the rest is
 `input_tokens`. Entries live `ttl` seconds from their last use: 300 (`"5m"`, the default) or 3,600 (`"1h"`).
 Not simulated: Anthropic's 20-block lookback before a breakpoint, OpenAI's routing and cache overflow.
+
+Batches: the fake server answers a batch's lines one after the other, so each line finds what the lines before it
+wrote, the best case. `with cache.concurrent():` around a batch models the worst case, every line running at once:
+lines read only what was cached before the batch started, and their writes land when it ends (each still pays
+its own write). The providers promise neither: a batch's cache hits are best-effort.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 OPENAI_MIN, OPENAI_STEP = 1024, 128
@@ -90,7 +97,24 @@ class PromptCache:
         self.ttl_s = ttl_s
         self.clock = clock
         self._entries: dict[str, float] = {}
+        self._pending: dict[str, float] | None = None  # writes of the batch running "concurrently"
         self._lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def concurrent(self) -> Iterator[None]:
+        """Requests inside see only entries from before it; their writes are applied when it ends."""
+        with self._lock:
+            self._pending = {}
+        try:
+            yield
+        finally:
+            with self._lock:
+                pending, self._pending = self._pending or {}, None
+                for key, expiry in pending.items():
+                    self._entries[key] = max(expiry, self._entries.get(key, -1.0))
+
+    def _store(self, key: str, expiry: float) -> None:
+        (self._entries if self._pending is None else self._pending)[key] = expiry
 
     def _key(self, scope: str, text: str) -> str:
         return hashlib.sha256(f"{scope}\0{text}".encode()).hexdigest()
@@ -122,7 +146,7 @@ class PromptCache:
                 if self._alive(self._key(scope, text[:end]), now):
                     hit = tokens
             for _, end in ends:
-                self._entries[self._key(scope, text[:end])] = now + self.ttl_s
+                self._store(self._key(scope, text[:end]), now + self.ttl_s)
         return prompt_tokens, hit
 
     def anthropic(self, req: dict) -> tuple[int, int, int]:
@@ -142,5 +166,5 @@ class PromptCache:
             read = max((t for t, p, _ in points if self._alive(self._key(scope, p), now)), default=0)
             written = max(0, points[-1][0] - read) if points else 0
             for _, p, ttl in points:
-                self._entries[self._key(scope, p)] = now + ttl
+                self._store(self._key(scope, p), now + ttl)
         return total, read, written

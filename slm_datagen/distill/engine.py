@@ -175,7 +175,7 @@ class Engine:
         task = asyncio.current_task()
         self.sending.add(task)
         try:
-            shape = shape_for(rt.cfg, job.planned)
+            shape = shape_for(rt.cfg, job.planned, job.prompt.kinds)
             return await asyncio.wait_for(rt.teacher.complete(messages, key, shape), timeout=rt.cfg.timeout_s + 5.0)
         finally:
             self.sending.discard(task)
@@ -254,9 +254,11 @@ class Engine:
             batch=rt.batch,
             cached_tokens=reply.cached_tokens,
             cache_write_tokens=reply.cache_write_tokens,
+            cache_write_1h_tokens=reply.cache_write_1h_tokens,
         )
         self.stats.add_usage(rt.label, reply.input_tokens, reply.output_tokens, cost, reply.cached_tokens)
-        return Paid(reply.input_tokens, reply.output_tokens, cost, reply.cached_tokens, reply.cache_write_tokens)
+        written = (reply.cache_write_tokens, reply.cache_write_1h_tokens)
+        return Paid(reply.input_tokens, reply.output_tokens, cost, reply.cached_tokens, *written)
 
     def expected_cost(self, rt: TeacherRuntime, job: Job) -> float:
         """What the budget reserves for a request: no cache discount assumed, the expected reply per pair."""

@@ -145,8 +145,14 @@ def estimate_request(
         cached, written = hit * cacheable * in_tokens / max(1, request.input_tokens_est), 0.0
         if teacher.provider == "anthropic":
             written = write * cacheable * in_tokens / max(1, request.input_tokens_est)
+        long_writes = int(written) if batch else 0  # batch mode writes Anthropic's 1-hour cache (batch.py)
         return price.cost(
-            int(in_tokens), int(out_tokens), batch=batch, cached_tokens=int(cached), cache_write_tokens=int(written)
+            int(in_tokens),
+            int(out_tokens),
+            batch=batch,
+            cached_tokens=int(cached),
+            cache_write_tokens=int(written),
+            cache_write_1h_tokens=long_writes,
         )
 
     if calibration is not None and calibration.requests:
@@ -233,8 +239,19 @@ def estimate(
     return out
 
 
+def _basis(calibration: dict, label: str) -> str:
+    """Where the estimate's output and cache figures come from, with the cache share the teacher really got (a
+    prefix below the provider's minimum shows here as 0 %, before the whole run is paid)."""
+    measured = [c for (lab, _), c in calibration.items() if lab == label]
+    requests = sum(c.requests for c in measured)
+    if not requests:
+        return "assumed (run --limit 20 to measure)"
+    input_tokens = sum(c.input_tokens for c in measured)
+    share = sum(c.cached for c in measured) / input_tokens if input_tokens else 0.0
+    return f"measured on {requests} requests (input served from cache: {share:.0%})"
+
+
 def _empty_entry(price: Price | None, calibration: dict, label: str, request: PlannedRequest) -> dict[str, Any]:
-    measured = sum(c.requests for (lab, _), c in calibration.items() if lab == label)
     return {
         "requests": 0,
         "pairs": 0,
@@ -247,7 +264,7 @@ def _empty_entry(price: Price | None, calibration: dict, label: str, request: Pl
         "high_usd": 0.0,
         "price": None if price is None else price.label(),
         "price_source": None if price is None else price.source,
-        "basis": f"measured on {measured} requests" if measured else "assumed (run --limit 20 to measure)",
+        "basis": _basis(calibration, label),
     }
 
 

@@ -32,6 +32,7 @@ class Paid:
     cost_usd: float = 0.0
     cached_tokens: int = 0
     cache_write_tokens: int = 0
+    cache_write_1h_tokens: int = 0  # the part of cache_write_tokens in Anthropic's 1-hour cache
 
     def __add__(self, other: Paid) -> Paid:
         return Paid(
@@ -40,16 +41,20 @@ class Paid:
             self.cost_usd + other.cost_usd,
             self.cached_tokens + other.cached_tokens,
             self.cache_write_tokens + other.cache_write_tokens,
+            self.cache_write_1h_tokens + other.cache_write_1h_tokens,
         )
 
     def as_usage(self) -> dict[str, Any]:
-        return {
+        usage = {
             "input_tokens": self.input_tokens,
             "output_tokens": self.output_tokens,
             "cost_usd": round(self.cost_usd, 8),
             "cached_input_tokens": self.cached_tokens,
             "cache_write_tokens": self.cache_write_tokens,
         }
+        if self.cache_write_1h_tokens:  # only batch mode asks for the 1-hour cache
+            usage["cache_write_1h_tokens"] = self.cache_write_1h_tokens
+        return usage
 
     @classmethod
     def from_usage(cls, usage: dict[str, Any] | None) -> Paid:
@@ -60,6 +65,7 @@ class Paid:
             float(usage.get("cost_usd", 0.0)),
             int(usage.get("cached_input_tokens", 0)),
             int(usage.get("cache_write_tokens", 0)),
+            int(usage.get("cache_write_1h_tokens", 0)),
         )
 
 

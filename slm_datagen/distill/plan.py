@@ -120,15 +120,27 @@ def prompt_for(chunk: Chunk, teacher: TeacherConfig, audience: str, style: str) 
     return build_messages(chunk, audience, style, inline_schema=inline_schema(teacher))
 
 
-def shape_for(teacher: TeacherConfig, request: PlannedRequest) -> RequestShape:
-    """Schema and token limit of a request: `max_tokens` is per pair, so several pairs get that many times it."""
+def cache_key_for(request: PlannedRequest, kinds: tuple[str, ...] = ()) -> str:
+    """OpenAI's `prompt_cache_key`: requests with the same key (and first ~256 tokens) go to the same machines, so
+    the key names what they share. Pairs layout: the cacheable prefix is the system prompt and the calculation
+    rules of the chunk's kinds, so one key per set of kinds; a key per chunk would send each chunk to machines that
+    never saw that prefix. Single-pair layout: the requests of one chunk share system prompt and source, so one
+    key per chunk."""
     if not request.multi:
-        return RequestShape(cache_key=f"slm-{request.chunk_id}")
+        return f"slm-{request.chunk_id}"
+    return f"slm-{request.prompt_version}-{'+'.join(kinds) or 'explain'}"
+
+
+def shape_for(teacher: TeacherConfig, request: PlannedRequest, kinds: tuple[str, ...] = ()) -> RequestShape:
+    """Schema and token limit of a request: `max_tokens` is per pair, so several pairs get that many times it.
+    `kinds`: the calculation kinds of its prompt (`Prompt.kinds`), which name its cacheable prefix."""
+    if not request.multi:
+        return RequestShape(cache_key=cache_key_for(request))
     return RequestShape(
         schema=PAIRS_JSON_SCHEMA,
         schema_name=PAIRS_SCHEMA_NAME,
         max_tokens=teacher.max_tokens * len(request.items),
-        cache_key=f"slm-{request.chunk_id}",
+        cache_key=cache_key_for(request, kinds),
     )
 
 

@@ -2,8 +2,9 @@
 
     stats = await run_pool(engine, jobs, control)
 
-- Cache warm-up: a teacher's first request whose shared prefix the provider can cache is sent alone (`WarmUp`);
-  the other workers start once it is answered, so they read that prefix from the cache instead of all writing it.
+- Cache warm-up: a teacher's first request of each shared prefix the provider can cache (`stable_prefix`: the
+  system prompt, and the calculation rules of the chunk's kinds) is sent alone (`WarmUp`); the requests with that
+  prefix wait until it is answered, so they read it from the cache instead of all writing it.
 - Workers never die: a job whose processing raises anything but a fatal SlmError becomes an `error` line
   (`Engine.record_crash`) and the worker takes the next job. A fatal error (bad key, unknown model) stops the run.
 - The watchdog: when no ledger line has been written for `control.stall_timeout_s`, the run stops
@@ -71,20 +72,27 @@ class WarmUp:
         return False
 
 
-def _warms_cache(rt: TeacherRuntime, job: Job) -> bool:
+def stable_prefix(job: Job) -> tuple[str, ...]:
+    """What tells a teacher's cacheable prefixes apart: the calculation kinds whose rules follow the system prompt
+    (everything before them is the same for every request of a teacher)."""
+    return job.prompt.kinds
+
+
+def warms_cache(rt: TeacherRuntime, job: Job) -> bool:
     """Whether this request's shared prefix is long enough for the provider to cache it (else no warm-up)."""
     minimum = min_cached_tokens(rt.cfg.provider, rt.cfg.model)
     return minimum is not None and job.planned.cacheable_tokens_est >= minimum
 
 
 async def _worker(
-    engine: Engine, rt: TeacherRuntime, queue: asyncio.Queue, failure: list[BaseException], warm: WarmUp
+    engine: Engine, rt: TeacherRuntime, queue: asyncio.Queue, failure: list[BaseException], warm: dict
 ) -> None:
     while not engine.stopping:
         job: Job | None = await queue.get()
         if job is None:
             return
-        leading = await warm.enter() if _warms_cache(rt, job) else False
+        prefix = warm.setdefault(stable_prefix(job), WarmUp())
+        leading = await prefix.enter() if warms_cache(rt, job) else False
         try:
             await engine.process(rt, job)
         except Stopped:
@@ -97,7 +105,7 @@ async def _worker(
             engine.record_crash(rt, job, exc)
         finally:
             if leading:
-                warm.done.set()
+                prefix.done.set()
 
 
 async def _feed(engine: Engine, jobs: Iterable[Job], queues: dict[int, asyncio.Queue]) -> None:
@@ -131,7 +139,7 @@ async def _drain(engine: Engine, control: RunControl, workers: list[asyncio.Task
 async def run_pool(engine: Engine, jobs: Iterable[Job], control: RunControl) -> EngineStats:
     queues = {index: asyncio.Queue(maxsize=2 * rt.cfg.max_concurrency) for index, rt in engine.runtimes.items()}
     failure: list[BaseException] = []
-    warm = {index: WarmUp() for index in engine.runtimes}
+    warm: dict[int, dict[tuple[str, ...], WarmUp]] = {index: {} for index in engine.runtimes}
     workers = [
         asyncio.create_task(_worker(engine, rt, queues[index], failure, warm[index]))
         for index, rt in engine.runtimes.items()

@@ -11,7 +11,8 @@ and newer models are not listed: override or add models in the run config,
         gpt-4o: {input_per_mtok: 2.5, output_per_mtok: 10.0, cached_input_per_mtok: 1.25}
 
 An override without `cached_input_per_mtok` / `cache_write_per_mtok` is charged the full input price for those
-tokens (never less than the truth when the discount is unknown).
+tokens (never less than the truth when the discount is unknown). Anthropic's 1-hour cache (what batch mode asks
+for) bills its writes at 2 x input (`cache_write_1h_per_mtok`, default twice the input price).
 
 Batch requests (OpenAI Batch API, Anthropic Message Batches) cost BATCH_PRICE_FACTOR of every one of these prices.
 Model names match exactly first, then by the longest shipped prefix ("gpt-4o-2024-08-06" -> "gpt-4o"; dated Claude
@@ -81,6 +82,7 @@ class Price:
     source: str  # "config" / "shipped <date>" / "free (local server)"
     cached_input_per_mtok: float | None = None  # None: the full input price
     cache_write_per_mtok: float | None = None  # None: the full input price
+    cache_write_1h_per_mtok: float | None = None  # None: 2 x input, Anthropic's price for 1-hour cache writes
 
     def cost(
         self,
@@ -90,16 +92,23 @@ class Price:
         batch: bool = False,
         cached_tokens: int = 0,
         cache_write_tokens: int = 0,
+        cache_write_1h_tokens: int = 0,
     ) -> float:
-        """Dollars for one reply. `input_tokens` is every input token (cached and written ones included)."""
+        """Dollars for one reply. `input_tokens` is every input token (cached and written ones included);
+        `cache_write_1h_tokens` is the part of `cache_write_tokens` written into the 1-hour cache."""
         factor = BATCH_PRICE_FACTOR if batch else 1.0
         cached_price = self.input_per_mtok if self.cached_input_per_mtok is None else self.cached_input_per_mtok
         write_price = self.input_per_mtok if self.cache_write_per_mtok is None else self.cache_write_per_mtok
+        write_1h_price = (
+            2 * self.input_per_mtok if self.cache_write_1h_per_mtok is None else self.cache_write_1h_per_mtok
+        )
         plain = max(0, input_tokens - cached_tokens - cache_write_tokens)
+        long_writes = min(cache_write_1h_tokens, cache_write_tokens)
         dollars = (
             plain * self.input_per_mtok
             + cached_tokens * cached_price
-            + cache_write_tokens * write_price
+            + (cache_write_tokens - long_writes) * write_price
+            + long_writes * write_1h_price
             + output_tokens * self.output_per_mtok
         )
         return factor * dollars / 1_000_000
@@ -124,6 +133,7 @@ def find_price(model: str, provider: str, overrides: dict[str, dict[str, float]]
     if model in overrides:
         entry = overrides[model]
         cached, write = entry.get("cached_input_per_mtok"), entry.get("cache_write_per_mtok")
+        write_1h = entry.get("cache_write_1h_per_mtok")
         return Price(
             model,
             float(entry.get("input_per_mtok", 0.0)),
@@ -131,6 +141,7 @@ def find_price(model: str, provider: str, overrides: dict[str, dict[str, float]]
             "config",
             None if cached is None else float(cached),
             None if write is None else float(write),
+            None if write_1h is None else float(write_1h),
         )
     if provider == "offline":
         return Price(model, 0.0, 0.0, "free (offline)")

@@ -119,25 +119,41 @@ def build_pairs_messages(
     return Prompt(pairs_version(inline_schema), tuple(messages), kinds)
 
 
+def shown_reply(bad_reply: str, ids: list[str]) -> str:
+    """What of a bad reply the repair request shows: only the pairs being asked again when the reply parses (the
+    good ones need no second look, and every token shown is paid again, uncached), else the reply as it came."""
+    try:
+        items = json.loads(bad_reply).get("pairs")
+    except (ValueError, AttributeError):
+        items = None
+    if not isinstance(items, list):
+        return bad_reply[:4000]
+    failed = [item for item in items if isinstance(item, dict) and item.get("id") in ids]
+    if not failed:
+        return bad_reply[:4000]
+    return json.dumps({"pairs": failed}, ensure_ascii=False)[:4000]
+
+
 def pairs_repair_messages(
     prompt: Prompt, failed: list[tuple[str, str, str]], bad_reply: str = "", *, show_reply: bool = True
 ) -> list[dict]:
-    """The original conversation, the bad reply (when it helps) and one instruction naming each bad pair.
+    """The original conversation, the bad pairs of the reply (when it helps) and one instruction naming each.
 
-    `failed` lists (id, reason, detail). Only those pairs are asked for again: the good ones are kept.
+    `failed` lists (id, reason, detail). Only those pairs are asked for again: the good ones are kept. The repair
+    turn is not part of any ledger key (the key is the first request's), so editing it re-asks nothing.
     """
     messages = prompt.as_list()
     lines = []
     for pid, reason, detail in failed:
         why = REPAIR_INSTRUCTIONS.get(reason, REPAIR_INSTRUCTIONS["schema"]).split(".")[0].format(detail="")
         lines.append(f"- [{pid}] {reason}: {(detail or why)[:200]}")
-    ids = ", ".join(pid for pid, _, _ in failed)
+    ids = [pid for pid, _, _ in failed]
     instruction = (
         "방금 답변에서 다음 쌍이 쓸 수 없었습니다:\n" + "\n".join(lines) + "\n"
-        f'이 쌍({ids})만 같은 JSON 형식({{"pairs": [...]}})으로 다시 작성하세요. 한국어로, answer는 800자 이내로 '
+        f'이 쌍({", ".join(ids)})만 같은 JSON 형식({{"pairs": [...]}})으로 다시 작성하세요. 한국어로, answer는 800자 이내로 '
         "간결하게, 필드 id, question, answer, citations, calculation을 모두 갖추세요."
     )
     if show_reply and bad_reply.strip():
-        messages.append({"role": "assistant", "content": bad_reply[:4000]})
+        messages.append({"role": "assistant", "content": shown_reply(bad_reply, ids)})
     messages.append({"role": "user", "content": instruction})
     return messages

@@ -17,7 +17,8 @@ every message that could reach a log, the ledger or an error.
 
 Prompt caching: Anthropic requests carry `cache_control` breakpoints (the end of the system prompt, and a message
 marked `cache_breakpoint` by the prompt builder); OpenAI caches prompt prefixes of 1,024+ tokens by itself, and
-gets a `prompt_cache_key` (one per chunk) when the installed SDK accepts it. Replies report cached input apart:
+gets a `prompt_cache_key` (`plan.cache_key_for`: one per shared prefix) when the installed SDK accepts it.
+Replies report cached input apart:
 `TeacherReply.cached_tokens` (OpenAI `prompt_tokens_details.cached_tokens`, Anthropic `cache_read_input_tokens`)
 and `cache_write_tokens` (Anthropic `cache_creation_input_tokens`); `input_tokens` is always every input token.
 """
@@ -52,6 +53,7 @@ class TeacherReply:
     headers: dict[str, str] = field(default_factory=dict)
     cached_tokens: int = 0  # input served from the provider's prompt cache
     cache_write_tokens: int = 0  # input written into the cache (Anthropic bills these at 1.25 x input)
+    cache_write_1h_tokens: int = 0  # the part of cache_write_tokens written into Anthropic's 1-hour cache (2 x)
 
 
 class TeacherError(Exception):
@@ -145,12 +147,15 @@ def anthropic_params(
     tool_description: str = TOOL_DESCRIPTION,
     max_tokens: int | None = None,
     cache: bool = False,
+    cache_ttl: str = "5m",
 ) -> dict[str, Any]:
     """The Messages params (also a Message Batches request's `params`): system apart, same-role turns merged;
     with a schema, a forced tool whose input is the reply.
 
     `cache=True` marks prompt-cache breakpoints: the end of the system prompt (tools come before it, so they are
-    in the same cached prefix) and every message marked `cache_breakpoint`. Turns are then lists of text blocks."""
+    in the same cached prefix) and every message marked `cache_breakpoint`. Turns are then lists of text blocks.
+    `cache_ttl="1h"` asks for the 1-hour cache (batch mode: a batch may start well after the one that wrote it)."""
+    marker: dict[str, Any] = {"type": "ephemeral"} if cache_ttl == "5m" else {"type": "ephemeral", "ttl": cache_ttl}
     system = "\n\n".join(m["content"] for m in messages if m["role"] == "system")
     turns: list[dict[str, Any]] = []
     for message in messages:
@@ -159,7 +164,7 @@ def anthropic_params(
         if cache:
             block: dict[str, Any] = {"type": "text", "text": message["content"]}
             if message.get("cache_breakpoint"):
-                block["cache_control"] = {"type": "ephemeral"}
+                block["cache_control"] = dict(marker)
             if turns and turns[-1]["role"] == message["role"]:
                 turns[-1]["content"].append(block)
             else:
@@ -171,7 +176,7 @@ def anthropic_params(
     limit = teacher.max_tokens if max_tokens is None else max_tokens
     params: dict[str, Any] = {"model": teacher.model, "max_tokens": limit, "messages": turns}
     if system and cache:
-        params["system"] = [{"type": "text", "text": system, "cache_control": {"type": "ephemeral"}}]
+        params["system"] = [{"type": "text", "text": system, "cache_control": dict(marker)}]
     elif system:
         params["system"] = system
     if schema is not None and reply_format(teacher) == "tool":
@@ -209,8 +214,11 @@ def openai_reply(completion: Any, headers: Mapping[str, str] | None = None) -> T
     return reply
 
 
-def anthropic_reply(message: Any, headers: Mapping[str, str] | None = None) -> TeacherReply:
-    """A Message (SDK object or a batch result's JSON) -> TeacherReply; a tool_use input becomes JSON text."""
+def anthropic_reply(message: Any, headers: Mapping[str, str] | None = None, *, cache_ttl: str = "5m") -> TeacherReply:
+    """A Message (SDK object or a batch result's JSON) -> TeacherReply; a tool_use input becomes JSON text.
+
+    The 1-hour share of the cache writes comes from `usage.cache_creation` when the reply has it; without it,
+    every write counts as one of `cache_ttl`, the lifetime the request asked for."""
     usage = _get(message, "usage") or {}
     text_parts: list[str] = []
     tool_input: Any = None
@@ -227,6 +235,11 @@ def anthropic_reply(message: Any, headers: Mapping[str, str] | None = None) -> T
     stop = _get(message, "stop_reason")
     cache_read = int(_get(usage, "cache_read_input_tokens", 0) or 0)
     cache_write = int(_get(usage, "cache_creation_input_tokens", 0) or 0)
+    creation = _get(usage, "cache_creation")
+    if creation:
+        long_writes = int(_get(creation, "ephemeral_1h_input_tokens", 0) or 0)
+    else:
+        long_writes = cache_write if cache_ttl == "1h" else 0
     return TeacherReply(
         text=text,
         truncated=stop == "max_tokens",
@@ -236,6 +249,7 @@ def anthropic_reply(message: Any, headers: Mapping[str, str] | None = None) -> T
         headers=dict(headers or {}),
         cached_tokens=cache_read,
         cache_write_tokens=cache_write,
+        cache_write_1h_tokens=min(long_writes, cache_write),
     )
 
 
