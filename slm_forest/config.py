@@ -355,6 +355,12 @@ class EvaluateConfig(Section):
     judge: TeacherConfig | None = Field(
         None, description="LLM judge scoring correctness, legal basis and clarity (1-5) with reasons; null = none"
     )
+    calc_questions: int = Field(
+        50,
+        ge=0,
+        description="held-out calculation questions (the reinforce prompts' test split) answered by base, SFT and RL "
+        "and scored to the 원 by the calculator; 0 = skip",
+    )
 
 
 class RunConfig(Section):
