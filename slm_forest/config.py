@@ -355,11 +355,11 @@ class EvaluateConfig(Section):
     judge: TeacherConfig | None = Field(
         None, description="LLM judge scoring correctness, legal basis and clarity (1-5) with reasons; null = none"
     )
-    calc_questions: int = Field(
-        50,
+    calc_questions: int | None = Field(
+        None,
         ge=0,
         description="held-out calculation questions (the reinforce prompts' test split) answered by base, SFT and RL "
-        "and scored to the 원 by the calculator; 0 = skip",
+        "and scored to the 원 by the calculator; null = 50 when reinforce is enabled or has run, else none; 0 = skip",
     )
 
 

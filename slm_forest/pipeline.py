@@ -103,6 +103,7 @@ STAGES: dict[str, StageSpec] = {
             "fine_tuning.export.stage:run_export",
             ("train",),
             "Merge the adapter and package the model (GGUF, Ollama Modelfile).",
+            signature="slm_forest.pipeline:export_signature",  # the RL adapter, when there is one
         ),
     )
 }
@@ -343,6 +344,10 @@ def reinforce_signature(cfg: RunConfig) -> list[str] | None:
     there is one, so a new RL adapter reruns them although reinforce is not their declared upstream (it is optional)."""
     manifest = read_manifest(cfg.run_dir() / "reinforce")
     return sorted(e.sha256 for e in manifest.outputs) if manifest is not None and manifest.complete else None
+
+
+def export_signature(cfg: RunConfig) -> list[str] | None:
+    return None if cfg.export.adapter == "sft" else reinforce_signature(cfg)
 
 
 def evaluate_signature(cfg: RunConfig) -> dict[str, object]:

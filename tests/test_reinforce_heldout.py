@@ -14,7 +14,7 @@ from fine_tuning.reinforce.prompts import generated_rows, write_rows
 from slm_forest.config import RunConfig
 from slm_forest.files import read_jsonl
 from slm_forest.pipeline import run_stage
-from tests.test_evaluate_tiny import _manifest, copy_run, tiny_run
+from tests.test_evaluate_tiny import copy_run, tiny_run
 
 KINDS = ("income_tax", "corporate_tax")
 
@@ -50,19 +50,37 @@ def test_accuracy_has_wilson_intervals_and_paired_deltas():
     assert SECTION in lines and "16/20" in lines and "0.584–0.919" in lines and "No RL column" in lines
 
 
-def _fake_rl_stage(run: Path, cfg: RunConfig) -> None:
-    """reinforce/ as the stage leaves it: its prompts and an adapter — here the SFT adapter with every lora_B zeroed,
-    i.e. exactly the base model, so the RL column must answer as base does (and not as SFT)."""
+def fake_rl_stage(run: Path, cfg: RunConfig, scale: float = 0.0) -> Path:
+    """reinforce/ as the stage leaves it (prompts, adapter, summary, a manifest whose inputs are train's outputs), with
+    the SFT adapter's lora_B scaled as the "RL" adapter: at 0 it is exactly the base model, so the RL column must
+    answer as base does (and not as SFT)."""
     from safetensors.torch import load_file, save_file
+
+    from slm_forest.manifest import Manifest, describe_files, read_manifest, write_manifest
 
     stage = run / "reinforce"
     rl = cfg.reinforce
-    write_rows(stage / "prompts.jsonl", generated_rows(rl.questions, cfg.seed, tuple(rl.kinds), 0.1, 0.3))
+    write_rows(stage / "prompts.jsonl", generated_rows(rl.questions, cfg.seed, tuple(rl.kinds) or KINDS, 0.1, 0.3))
     shutil.copytree(run / "train" / "adapter", stage / "adapter")
     weights = stage / "adapter" / "adapter_model.safetensors"
     tensors = load_file(str(weights))
-    save_file({k: v * 0 if "lora_B" in k else v for k, v in tensors.items()}, str(weights))
-    _manifest(run, "reinforce", {}, [stage / "prompts.jsonl", stage / "adapter"], {})
+    save_file({k: v * scale if "lora_B" in k else v for k, v in tensors.items()}, str(weights))
+    summary = {"global_step": 4, "reward_first": 0.31, "reward_last": 0.52, "zero_variance_groups": 1, "groups": 4}
+    (stage / "reinforce_summary.json").write_text(json.dumps(summary), encoding="utf-8")
+    outputs = [stage / "prompts.jsonl", stage / "adapter", stage / "reinforce_summary.json"]
+    manifest = Manifest(
+        stage="reinforce",
+        run_name=run.name,
+        fingerprint="test-reinforce",
+        config={},
+        inputs=read_manifest(run / "train").outputs,
+        outputs=describe_files(outputs, run),
+        started_at="2026-01-01T00:00:00",
+        finished_at="2026-01-01T00:00:01",
+        seconds=1.0,
+    )
+    write_manifest(stage, manifest)
+    return stage / "adapter"
 
 
 @pytest.mark.slow
@@ -84,7 +102,7 @@ def test_evaluate_scores_base_sft_and_rl_on_the_held_out_calculations(tmp_path, 
         r.id for r in generated_rows(40, cfg.seed, KINDS, 0.1, 0.3) if r.split == "test"
     ][:4]
 
-    _fake_rl_stage(run, cfg)
+    fake_rl_stage(run, cfg)
     report = run_stage(cfg, "evaluate")
     assert not report.skipped  # a finished reinforce stage changes evaluate's fingerprint
     calc = json.loads((run / "evaluate" / "metrics.json").read_text(encoding="utf-8"))["calc_heldout"]
@@ -98,3 +116,17 @@ def test_evaluate_scores_base_sft_and_rl_on_the_held_out_calculations(tmp_path, 
     report_md = (run / "evaluate" / "report.md").read_text(encoding="utf-8")
     assert SECTION in report_md and "| RL |" in report_md and "RL − SFT" in report_md
     assert run_stage(cfg, "evaluate").skipped  # nothing changed: not rerun
+
+
+def test_question_count_defaults_to_the_runs_that_use_reinforce(tmp_path):
+    from fine_tuning.evaluate.calc_heldout import AUTO_QUESTIONS, question_limit
+
+    plain = RunConfig.model_validate({"runs_dir": str(tmp_path)})
+    assert question_limit(plain.run_dir(), plain) == 0  # the test split's calculation items are scored anyway
+    enabled = RunConfig.model_validate({"runs_dir": str(tmp_path), "reinforce": {"enabled": True}})
+    assert question_limit(enabled.run_dir(), enabled) == AUTO_QUESTIONS
+    (plain.run_dir() / "reinforce").mkdir(parents=True)
+    (plain.run_dir() / "reinforce" / "manifest.json").write_text("{}", encoding="utf-8")
+    assert question_limit(plain.run_dir(), plain) == AUTO_QUESTIONS  # `slm reinforce` ran without enabled: true
+    explicit = RunConfig.model_validate({"runs_dir": str(tmp_path), "evaluate": {"calc_questions": 3}})
+    assert question_limit(explicit.run_dir(), explicit) == 3

@@ -3,10 +3,11 @@
 The questions are the reinforce prompts' test split (`reinforce/prompts.jsonl`, families never trained on by GRPO);
 before a reinforce run, the same split regenerated from the `reinforce` section and the seed (`prompts.
 generated_rows`, the identical call the stage makes), so SFT vs base is measured either way. At most
-`evaluate.calc_questions` of them, in file order.
+`evaluate.calc_questions` of them, in file order (null: 50 when the run uses reinforce, else none).
 
 Each model answers greedily (`reinforce.score.score_rows`: the chat template with the generation prompt, stops on eos
-and the end-of-turn token, `reinforce.max_completion_length` new tokens, the answer a worked computation needs) and
+and the end-of-turn token, `reinforce.max_completion_length` new tokens or 1.5 × the longest worked answer to these
+questions when that is less) and
 the answer is *exact* when its final amount equals the calculator's to the 원; a cut-off or non-Korean answer is not
 exact. The three models are one loaded PEFT model: base = the adapter switched off, SFT = train/adapter, RL =
 reinforce/adapter loaded beside it, so only the adapter differs between columns.
@@ -24,17 +25,43 @@ from pathlib import Path
 from typing import Any
 
 from fine_tuning.evaluate.stats import paired_bootstrap, ratio, wilson_interval
+from fine_tuning.reinforce.adapter import rl_adapter
 from fine_tuning.reinforce.prompts import PromptRow, generated_rows, read_rows
 
 PAIRS = (("sft", "base"), ("rl", "base"), ("rl", "sft"))
 RL_ADAPTER = "rl"
 
 
-def heldout_rows(run_dir: Path, cfg: Any) -> tuple[list[PromptRow], str]:
-    """(the held-out calculation questions, where they came from)."""
+AUTO_QUESTIONS = 50  # evaluate.calc_questions: null, in a run that uses reinforce
+RUNAWAY_FACTOR = 1.5  # an answer past 1.5 × the longest worked answer fails the format check anyway
+
+
+def question_limit(run_dir: Path, cfg: Any) -> int:
+    """evaluate.calc_questions, with null resolved: AUTO_QUESTIONS in a run that uses reinforce, else 0 (the test
+    split's own calculation items are still scored by `calculator`)."""
+    if cfg.evaluate.calc_questions is not None:
+        return int(cfg.evaluate.calc_questions)
+    uses_rl = cfg.reinforce.enabled or (run_dir / "reinforce" / "manifest.json").exists()
+    return AUTO_QUESTIONS if uses_rl else 0
+
+
+def answer_budget(tokenizer: Any, rows: list[PromptRow], max_completion_length: int) -> int:
+    """New tokens per answer: reinforce.max_completion_length, or less when every worked answer to these questions
+    is far shorter (the runaway check fails anything past RUNAWAY_FACTOR × the longest one, so generating further
+    only costs time)."""
+    from fine_tuning.reinforce.prompts import reference_answer
+
+    longest = max(
+        len(tokenizer(reference_answer(r.facts.computation, r.audience), add_special_tokens=False)["input_ids"])
+        for r in rows
+    )
+    return min(max_completion_length, int(RUNAWAY_FACTOR * longest) + 8)
+
+
+def heldout_rows(run_dir: Path, cfg: Any, limit: int) -> tuple[list[PromptRow], str]:
+    """(the held-out calculation questions, at most `limit`, where they came from)."""
     from slm_datagen.taxlaw.questions import KINDS
 
-    limit = cfg.evaluate.calc_questions
     prompts = run_dir / "reinforce" / "prompts.jsonl"
     if prompts.exists():
         rows, source = [r for r in read_rows(prompts) if r.split == "test"], "reinforce/prompts.jsonl (test split)"
@@ -46,17 +73,6 @@ def heldout_rows(run_dir: Path, cfg: Any) -> tuple[list[PromptRow], str]:
         ]
         source = "generated from the reinforce section (test split; no reinforce run yet)"
     return rows[:limit], source
-
-
-def rl_adapter_dir(run_dir: Path) -> Path | None:
-    """reinforce/adapter when the reinforce stage finished; None otherwise."""
-    from slm_forest.manifest import read_manifest
-
-    manifest = read_manifest(run_dir / "reinforce")
-    adapter = run_dir / "reinforce" / "adapter"
-    if manifest is None or not manifest.complete or not (adapter / "adapter_config.json").exists():
-        return None
-    return adapter
 
 
 @contextlib.contextmanager
@@ -92,10 +108,11 @@ def run_calc_heldout(model: Any, tokenizer: Any, run_dir: Path, cfg: Any, stage_
     from fine_tuning.train.loading import read_train_summary
     from slm_forest.files import write_jsonl
 
-    if not cfg.evaluate.calc_questions:
+    limit = question_limit(run_dir, cfg)
+    if not limit:
         return None, []
     ends = stop_ids(tokenizer, read_train_summary(run_dir / "train"))
-    metrics, rows = calc_heldout(model, tokenizer, run_dir, cfg, statute_index(run_dir), ends)
+    metrics, rows = calc_heldout(model, tokenizer, run_dir, cfg, statute_index(run_dir), ends, limit)
     if not rows:
         return metrics, []
     write_jsonl(stage_dir / "calc_predictions.jsonl", rows)
@@ -103,18 +120,20 @@ def run_calc_heldout(model: Any, tokenizer: Any, run_dir: Path, cfg: Any, stage_
 
 
 def calc_heldout(
-    model: Any, tokenizer: Any, run_dir: Path, cfg: Any, corpus_index: Any, stop_ids: list[int]
+    model: Any, tokenizer: Any, run_dir: Path, cfg: Any, corpus_index: Any, stop_ids: list[int], limit: int
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """(metrics["calc_heldout"], one prediction row per question)."""
     from fine_tuning.reinforce.score import score_rows
 
-    rows, source = heldout_rows(run_dir, cfg)
+    rows, source = heldout_rows(run_dir, cfg, limit)
     if not rows:
         return {"n": 0, "source": source, "note": "the test split holds no question: raise reinforce.questions"}, []
-    rl_dir = rl_adapter_dir(run_dir)
+    rl = rl_adapter(run_dir)
+    rl_dir = rl.path
     variants = ["base", "sft"] + (["rl"] if rl_dir is not None else [])
     if rl_dir is not None:
         model.load_adapter(str(rl_dir), adapter_name=RL_ADAPTER)
+    budget = answer_budget(tokenizer, rows, cfg.reinforce.max_completion_length)
     eos_before = model.generation_config.eos_token_id
     model.generation_config.eos_token_id = stop_ids
     scored: dict[str, list[dict[str, Any]]] = {}
@@ -126,7 +145,7 @@ def calc_heldout(
                     tokenizer,
                     rows,
                     system_prompt=cfg.build.system_prompt,
-                    max_new_tokens=cfg.reinforce.max_completion_length,
+                    max_new_tokens=budget,
                     batch_size=cfg.evaluate.batch_size,
                     index=corpus_index,
                 )
@@ -135,7 +154,12 @@ def calc_heldout(
         if rl_dir is not None:
             model.delete_adapter(RL_ADAPTER)
     metrics = summarize_variants(rows, scored, cfg.evaluate.bootstrap_resamples, cfg.seed)
-    metrics |= {"source": source, "rl_adapter": str(rl_dir) if rl_dir else None}
+    metrics |= {
+        "source": source,
+        "max_new_tokens": budget,
+        "rl_adapter": str(rl_dir) if rl_dir else None,
+        "rl_missing": rl.reason,
+    }
     return metrics, prediction_rows(rows, scored)
 
 
@@ -213,7 +237,7 @@ def report_lines(metrics: dict[str, Any]) -> list[str]:
         "",
     ]
     if "rl" not in models:
-        lines += ["No RL column: the reinforce stage has not finished (`slm reinforce CONFIG`).", ""]
+        lines += [f"No RL column: {calc.get('rl_missing') or 'no RL adapter'} (`slm reinforce CONFIG`).", ""]
     header = ["model", "exact", "accuracy", "Wilson 95 %", "cut off", "partial credit", "steps", "citations"]
     rows = []
     for which, m in models.items():

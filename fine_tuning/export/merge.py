@@ -41,11 +41,14 @@ def logits_of(model: Any, ids: Any) -> Any:
         return model(input_ids=ids.to(device), use_cache=False).logits.float().cpu()
 
 
-def merge_adapter(train_dir: Path, system_prompt: str | None) -> tuple[Any, Any, dict[str, Any]]:
-    """(merged model, tokenizer, facts): base + adapter in full precision, merged, checked against the unmerged."""
+def merge_adapter(
+    train_dir: Path, system_prompt: str | None, adapter_dir: Path | None = None
+) -> tuple[Any, Any, dict[str, Any]]:
+    """(merged model, tokenizer, facts): base + adapter (train/adapter, or `adapter_dir`) in full precision, merged,
+    checked against the unmerged."""
     from fine_tuning.train.loading import load_trained
 
-    model, tokenizer = load_trained(train_dir)
+    model, tokenizer = load_trained(train_dir, adapter_dir=adapter_dir)
     quantised = _four_bit_layers(model)
     if quantised:
         raise SlmError(

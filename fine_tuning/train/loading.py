@@ -321,8 +321,11 @@ def read_train_summary(run_stage_dir: str | Path) -> dict[str, Any]:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def load_trained(run_stage_dir: str | Path, device: str | None = None) -> tuple[Any, Any]:
-    """(model, tokenizer) of a finished train stage: base + LoRA adapter, eval mode, on `device`."""
+def load_trained(
+    run_stage_dir: str | Path, device: str | None = None, adapter_dir: str | Path | None = None
+) -> tuple[Any, Any]:
+    """(model, tokenizer) of a finished train stage: base + LoRA adapter, eval mode, on `device`. `adapter_dir`: another
+    adapter of the same base instead of train/adapter (the reinforce stage's, for `export.adapter: rl`)."""
     import torch
     import transformers
     from peft import PeftModel
@@ -330,7 +333,7 @@ def load_trained(run_stage_dir: str | Path, device: str | None = None) -> tuple[
 
     stage_dir = Path(run_stage_dir)
     summary = read_train_summary(stage_dir)
-    adapter_dir = stage_dir / "adapter"
+    adapter_dir = Path(adapter_dir) if adapter_dir is not None else stage_dir / "adapter"
     if not (adapter_dir / "adapter_config.json").exists():
         raise SlmError(f"{adapter_dir}: no adapter", "rerun `slm train CONFIG --force`")
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
