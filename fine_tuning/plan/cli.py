@@ -210,6 +210,9 @@ def plan(
     data["steps"] = optimizer_steps(cfg, size)
     note = planner_optimizer(cfg.train.optim)[1]
     data["plan_notes"] = [note] if note else []
+    from fine_tuning.reinforce.plan import stage_plan  # noqa: PLC0415 - the reinforce stage's terms (reinforce.enabled)
+
+    data["reinforce"] = stage_plan(cfg, spec.arch)
     fits_any = any(data["fits"].values())
     if as_json:
         sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
@@ -239,6 +242,10 @@ def _print_plan(cfg: RunConfig, spec: Any, data: dict[str, Any]) -> None:
     console.print(f"optimizer steps: {data['steps']:,} ({steps_rule}) · optimizer {settings['optimizer']}")
     for note in data.get("plan_notes", []):
         console.print(f"[yellow]note: {note}[/yellow]")
+    if data.get("reinforce"):
+        from fine_tuning.reinforce.plan import plan_line  # noqa: PLC0415
+
+        console.print(plan_line(data["reinforce"]))
     memory = Table(title=f"peak GPU memory ≈ {data['peak_memory_gb']:.1f} GiB")
     memory.add_column("part")
     memory.add_column("GiB", justify="right")
