@@ -233,7 +233,8 @@ def report_lines(metrics: dict[str, Any]) -> list[str]:
     models = calc["models"]
     lines += [
         f"{calc['n']} calculation questions from {calc['source']}; *exact* = the final amount equals the "
-        "calculator's to the 원 (a cut-off or non-Korean answer is not exact), greedy decoding.",
+        "calculator's to the 원 (a cut-off or non-Korean answer is not exact), greedy decoding; the reward means "
+        "(partial credit, steps, citations) are over the answers that could be scored (not cut off, Korean).",
         "",
     ]
     if "rl" not in models:
