@@ -80,6 +80,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=24)
     parser.add_argument("--kind", default="corporate_tax")
     parser.add_argument("--sft-steps", type=int, default=60)
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
     parser.add_argument(
         "--heldout", action="store_true", help="also score base, SFT and RL on the held-out test split (to the 원)"
     )
@@ -108,7 +109,7 @@ def main() -> None:
         f"reinforce.max_steps={args.steps}",
         f"reinforce.save_steps={args.steps}",
     ]
-    cfg = load_config(None, common)
+    cfg = load_config(None, common + args.set)
     started = time.time()
     run_stage(cfg, "train")
     print(f"sft: {time.time() - started:.0f}s")
