@@ -3,6 +3,7 @@
 
     python bench/reinforce.py                 # 24 GRPO steps (a few minutes on 2 cores)
     python bench/reinforce.py --steps 40 --kind income_tax
+    python bench/reinforce.py --heldout      # then base vs SFT vs RL on the held-out questions, as `slm evaluate`
 
 What it does, in a temporary run directory: writes build/ with worked answers (fine_tuning.reinforce.prompts.
 reference_answer) to generated questions of one kind, runs the real train stage (tiny-random-gemma3, pretrained on
@@ -79,6 +80,10 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=24)
     parser.add_argument("--kind", default="corporate_tax")
     parser.add_argument("--sft-steps", type=int, default=60)
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
+    parser.add_argument(
+        "--heldout", action="store_true", help="also score base, SFT and RL on the held-out test split (to the 원)"
+    )
     args = parser.parse_args()
     runs = Path(tempfile.mkdtemp(prefix="slm-bench-rl-"))
     write_upstream(runs / "bench", args.kind, 96)
@@ -104,7 +109,7 @@ def main() -> None:
         f"reinforce.max_steps={args.steps}",
         f"reinforce.save_steps={args.steps}",
     ]
-    cfg = load_config(None, common)
+    cfg = load_config(None, common + args.set)
     started = time.time()
     run_stage(cfg, "train")
     print(f"sft: {time.time() - started:.0f}s")
@@ -115,12 +120,32 @@ def main() -> None:
     rewards = summary["reward_by_step"]
     window = min(5, len(rewards) // 2) or 1
     first, last = sum(rewards[:window]) / window, sum(rewards[-window:]) / window
+    if args.heldout:
+        print_heldout(cfg, runs / "bench")
     print(f"run directory: {runs}")
     print("reward by step: " + " ".join(f"{r:.3f}" for r in rewards))
     print(
         f"reinforce: reward_first={first:.3f} reward_last={last:.3f} rise={last - first:+.3f} steps={len(rewards)} "
         f"zero_variance={summary['zero_variance_groups']}/{summary['groups']} seconds={seconds:.0f}"
     )
+
+
+def print_heldout(cfg, run_dir: Path) -> None:
+    """evaluate's held-out calculation scoring (fine_tuning.evaluate.calc_heldout) on this run: base, SFT, RL."""
+    from fine_tuning.evaluate.calc_heldout import run_calc_heldout
+    from fine_tuning.evaluate.stage import load_model
+
+    model, tokenizer = load_model(run_dir / "train")
+    cfg = cfg.model_copy(update={"evaluate": cfg.evaluate.model_copy(update={"calc_questions": 200})})
+    metrics, _ = run_calc_heldout(model, tokenizer, run_dir, cfg, run_dir / "evaluate")
+    for which, m in metrics["models"].items():
+        means = m["reward_means"]
+        print(
+            f"heldout {which}: exact {m['exact']}/{m['n']} (Wilson {m['wilson95']}), partial credit "
+            f"{means.get('partial_amount')}, format {means.get('format')}, cut off {m['truncated']}"
+        )
+    for key, d in metrics["deltas"].items():
+        print(f"heldout {key}: delta {d['delta']:+.3f} (95 % {d['low']} to {d['high']})")
 
 
 if __name__ == "__main__":

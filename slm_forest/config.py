@@ -368,6 +368,12 @@ class EvaluateConfig(Section):
         description="hard stop on the judge's spend recorded in evaluate/judge_ledger.jsonl (all runs; answers "
         "already in the ledger are free); priced by distill.prices. Reached: evaluate stops, raise it and rerun",
     )
+    calc_questions: int | None = Field(
+        None,
+        ge=0,
+        description="held-out calculation questions (the reinforce prompts' test split) answered by base, SFT and RL "
+        "and scored to the 원 by the calculator; null = 50 when reinforce is enabled or has run, else none; 0 = skip",
+    )
 
 
 class RunConfig(Section):

@@ -186,6 +186,11 @@ GGUF_TYPES = ("f16", "bf16", "q8_0", "f32")  # what llama.cpp's convert_hf_to_gg
 
 class ExportConfig(Section):
     merge: bool = True
+    adapter: Literal["auto", "sft", "rl"] = Field(
+        "auto",
+        description="which adapter to merge: rl = the reinforce stage's (GRPO), sft = the train stage's; auto = rl "
+        "when `slm reinforce` has finished for this run, else sft",
+    )
     gguf: bool | str | list[str] = Field(
         False,
         description="GGUF files via llama.cpp's converter: true = 16-bit (bf16 when trained in bf16, else f16); a "

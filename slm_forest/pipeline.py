@@ -96,13 +96,14 @@ STAGES: dict[str, StageSpec] = {
             "fine_tuning.evaluate.stage:run_evaluate",
             ("build", "train"),
             "Compare the base and the tuned model on the test split.",
-            signature="slm_forest.pipeline:benchmark_files_signature",
+            signature="slm_forest.pipeline:evaluate_signature",
         ),
         StageSpec(
             "export",
             "fine_tuning.export.stage:run_export",
             ("train",),
             "Merge the adapter and package the model (GGUF, Ollama Modelfile).",
+            signature="slm_forest.pipeline:export_signature",  # the RL adapter, when there is one
         ),
     )
 }
@@ -336,6 +337,21 @@ def contamination_files_signature(cfg: RunConfig) -> list[list[object]]:
 
 def benchmark_files_signature(cfg: RunConfig) -> list[list[object]]:
     return files_signature(cfg.evaluate.benchmarks)
+
+
+def reinforce_signature(cfg: RunConfig) -> list[str] | None:
+    """The finished reinforce stage's output hashes (None without one): evaluate and export read its adapter when
+    there is one, so a new RL adapter reruns them although reinforce is not their declared upstream (it is optional)."""
+    manifest = read_manifest(cfg.run_dir() / "reinforce")
+    return sorted(e.sha256 for e in manifest.outputs) if manifest is not None and manifest.complete else None
+
+
+def export_signature(cfg: RunConfig) -> list[str] | None:
+    return None if cfg.export.adapter == "sft" else reinforce_signature(cfg)
+
+
+def evaluate_signature(cfg: RunConfig) -> dict[str, object]:
+    return {"benchmarks": benchmark_files_signature(cfg), "reinforce": reinforce_signature(cfg)}
 
 
 def _is_main_process() -> bool:

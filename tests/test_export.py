@@ -531,3 +531,58 @@ def test_qlora_multimodal_gemma3_trains_in_4bit_and_exports_a_full_precision_mer
     assert type(with_vision).__name__ == "Gemma3ForConditionalGeneration"
     with torch.no_grad():
         assert torch.allclose(with_vision(input_ids=ids).logits, expected, atol=1e-4)
+
+
+# ------------------------------------------------------------------------------------------ which adapter (RL)
+def _merged_logits(merged_dir, question: str = "종합소득세 확정신고 기한은 언제인가요?"):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(merged_dir)
+    ids = torch.tensor([tokenizer(question, add_special_tokens=False)["input_ids"]])
+    with torch.no_grad():
+        return AutoModelForCausalLM.from_pretrained(merged_dir).eval()(input_ids=ids).logits
+
+
+@pytest.mark.slow
+def test_export_merges_the_rl_adapter_when_there_is_one(tmp_path, tmp_path_factory, monkeypatch):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from slm_forest.manifest import read_manifest, write_manifest
+    from tests.test_reinforce_heldout import fake_rl_stage
+
+    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
+    run = copy_run(tiny_run(tmp_path_factory), tmp_path)
+    cfg = _config(run, adapter="rl", ollama_modelfile=False)
+    with pytest.raises(SlmError, match="export.adapter is rl but the reinforce stage has not finished") as error:
+        run_stage(cfg, "export")
+    assert "slm reinforce" in error.value.hint and not (run / "export" / "merged").exists()
+
+    fake_rl_stage(run, cfg, scale=0.0)  # "RL" adapter = the SFT adapter with lora_B zeroed: the base model itself
+    report = run_stage(_config(run, ollama_modelfile=False), "export")  # adapter: auto
+    assert report.manifest.stats["merge"]["adapter"]["which"] == "rl"
+    base_dir = run / "train" / "base_model"
+    tokenizer = AutoTokenizer.from_pretrained(base_dir)
+    ids = torch.tensor([tokenizer("종합소득세 확정신고 기한은 언제인가요?", add_special_tokens=False)["input_ids"]])
+    with torch.no_grad():
+        base = AutoModelForCausalLM.from_pretrained(base_dir).eval()(input_ids=ids).logits
+    assert torch.allclose(_merged_logits(run / "export" / "merged"), base, atol=1e-5)
+    card = (run / "export" / "merged" / "README.md").read_text(encoding="utf-8")
+    assert "reinforced with GRPO" in card and "## Reinforcement (GRPO)" in card and "0.31 at the first" in card
+
+    sft = run_stage(_config(run, adapter="sft", ollama_modelfile=False), "export")
+    assert sft.manifest.stats["merge"]["adapter"]["which"] == "sft"
+    assert (_merged_logits(run / "export" / "merged") - base).abs().max() > 1e-2  # the SFT adapter moves logits
+    assert "## Adapter" in (run / "export" / "merged" / "README.md").read_text(encoding="utf-8")
+
+    # an RL adapter trained from an older SFT adapter is not merged: auto says so and takes SFT, rl refuses
+    manifest = read_manifest(run / "reinforce")
+    for entry in manifest.inputs:
+        entry.sha256 = "0" * 64 if entry.path.startswith("train/adapter/") else entry.sha256
+    write_manifest(run / "reinforce", manifest)
+    stale = run_stage(_config(run, ollama_modelfile=False), "export", force=True)
+    assert stale.manifest.stats["merge"]["adapter"]["which"] == "sft"
+    assert any("older train stage" in note for note in stale.manifest.stats["notes"])
+    with pytest.raises(SlmError, match="older train stage"):
+        run_stage(cfg, "export", force=True)

@@ -112,3 +112,74 @@ def test_facts_the_question_rules_out_are_not_read_as_stated():
     assert read_question(
         "감면 대상인 토지의 양도소득 과세표준 3억원, 5년 보유. 양도소득세는 얼마인가요?", ""
     ).unverified
+
+
+# ------------------------------------------------------------------- generated questions read back to their facts
+def _reads_back(question) -> bool | None:
+    """True: a reading equals the facts the question was generated from; None: no reading (unverified); False: a
+    reading that contradicts them (a misreading: the check would pass or fail the wrong answer)."""
+    facts = read_question(question.question)
+    if facts is None or facts.unverified:
+        return None
+    want = dict(question.case.inputs)
+    for reading in facts.readings:
+        if reading.kind == question.kind and all(
+            reading.inputs[k] == v for k, v in want.items() if k in reading.inputs
+        ):
+            return True
+    return False
+
+
+@pytest.mark.parametrize("seed", [7, 23])
+def test_generated_questions_are_never_misread_and_mostly_read(seed: int) -> None:
+    """Reinforce prompts state their facts in so many words (both audiences' phrasings): a reading must agree with
+    them. Measured on 400 questions per seed before the fixes: 10 and 10 misread ('(부정행위 없음)' read as fraud,
+    '큰아버지' as a parent, '보유기간 1년 미만' as one year held) and 209 and 194 read ('각각 얼마' taken for several gifts,
+    '…에게서 N원을 받았습니다' not taken for a gift, '5년 8개월(…) 보유' not read); after: none misread, 354 and 354 read."""
+    from slm_datagen.taxlaw.questions import KINDS, generate_questions
+
+    questions = generate_questions(400, seed, KINDS)
+    results = [(_reads_back(q), q) for q in questions]
+    misread = [q.question for ok, q in results if ok is False]
+    assert not misread, misread[:3]
+    assert sum(ok is True for ok, _ in results) >= 0.85 * len(questions)
+
+
+def test_denied_fraud_is_not_fraud() -> None:
+    late = "법정신고기한까지 신고하지 않았고, 기한이 지나 30일 뒤에 기한후신고를 하면서 세액을 함께 납부했습니다"
+    assert not lateness_in(f"{late}(부정행위 없음).").fraudulent
+    assert not lateness_in(f"{late}. 부정행위는 없었습니다.").fraudulent
+    assert lateness_in(f"{late}. 재산을 은닉했습니다.").fraudulent
+    assert lateness_in("부정행위로 신고하지 않았고 60일 뒤에 기한후신고를 했습니다.").fraudulent
+
+
+def test_uncles_and_aunts_are_other_relatives_not_parents() -> None:
+    for word in ("큰아버지", "작은아버지", "큰어머니", "숙부"):
+        assert donor_relation_in(f"{word}로부터 현금 5,000만원을 증여받았습니다.") is DonorRelation.OTHER_RELATIVE
+    assert donor_relation_in("아버지로부터 현금 5,000만원을 증여받았습니다.") is DonorRelation.LINEAL_ASCENDANT
+
+
+def test_a_holding_bracket_is_not_the_period_held() -> None:
+    assert holding_years_in("거주자가 10개월(보유기간 1년 미만) 보유한 주택을 양도했습니다.") == 0
+    assert holding_years_in("거주자가 5년 8개월(보유기간 2년 이상) 보유한 토지를 양도했습니다.") == 5
+    assert holding_years_in("상가를 11개월 갖고 있다가 팔았어요.") == 0
+    assert holding_years_in("19년 전에 1억 3,000만원에 산 상가 건물을 팔았습니다.") == 19
+    assert holding_years_in("보유기간은 3년입니다.") == 3
+
+
+def test_colloquial_gift_with_an_earlier_one_and_each_amount_asked() -> None:
+    facts = read_question(
+        "2025년 7월 7일에 어머니에게서 8억 9,000만원을 받았습니다. 저는 만 37세입니다. 몇 년 전에도 같은 분에게서 "
+        "1억 1,000만원을 받은 적이 있는데 그때는 공제를 받지 않았습니다. 제가 내야 할 증여세는 얼마인가요?"
+    )
+    assert facts is not None and facts.unverified is None
+    assert {(r.inputs["amount_won"], r.inputs["prior_gifts_won"]) for r in facts.readings} == {
+        (890_000_000, 110_000_000)
+    }
+    each = read_question(
+        "거주자(만 27세, 성년)가 2024년 3월 8일에 직계존속인 어머니로부터 현금 4억 5,000만원을 증여받았습니다. "
+        "증여세 과세표준, 산출세액과 납부할 세액은 각각 얼마인가요?"
+    )
+    assert each is not None and each.unverified is None and each.readings[0].inputs["amount_won"] == 450_000_000
+    several = read_question("자녀 두 명이 각각 1억원씩 아버지로부터 증여받았습니다. 증여세는 얼마인가요?")
+    assert several is not None and several.unverified  # several gifts: not one computation

@@ -3,6 +3,8 @@ the dataset's verified calculation pairs taken in their build split, `slm run` s
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from fine_tuning.reinforce.plan import reinforce_plan
@@ -129,3 +131,24 @@ def test_wilson_interval():
     assert wilson(0, 0) == (0.0, 0.0)
     low, high = wilson(8, 10)
     assert low < 0.8 < high and round(low, 2) == 0.49 and round(high, 2) == 0.94
+
+
+def test_slm_plan_covers_the_reinforce_stage_when_enabled():
+    import json
+
+    from typer.testing import CliRunner
+
+    from slm_forest.cli import app
+
+    config = str(Path(__file__).resolve().parent.parent / "configs" / "gemma-3-12b-qlora.yaml")
+    args = ["plan", config, "--tokens", "100000", "--json"]
+    off = CliRunner().invoke(app, args)
+    assert off.exit_code == 0, off.output
+    assert json.loads(off.stdout)["reinforce"] is None
+    on = CliRunner().invoke(app, [*args, "--set", "reinforce.enabled=true", "--set", "reinforce.beta=0"])
+    plan = json.loads(on.stdout)["reinforce"]
+    # 8 × 4 completions per step, 768 tokens each; Gemma 3 12B: 48 layers, 8 KV heads of 256, bf16
+    assert plan["completions_per_step"] == 32 and plan["generated_tokens_per_step"] == 32 * 768
+    assert plan["kv_cache_bytes"] == 2 * 48 * 8 * 256 * 2 * (256 + 768) * 32 and plan["reference"] == "none"
+    table = CliRunner().invoke(app, ["plan", config, "--tokens", "100000", "--set", "reinforce.enabled=true"])
+    assert "reinforce (GRPO): 4 prompts" in table.output

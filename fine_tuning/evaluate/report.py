@@ -417,6 +417,8 @@ def write_report(stage_dir: Path, metrics: dict[str, Any], rows: list[dict[str, 
     chart = metric_chart(metrics, stage_dir / METRICS_PNG)
     groups = group_chart(metrics, stage_dir / GROUPS_PNG)
     written += [p for p in (chart, groups) if p is not None]
+    from fine_tuning.evaluate.calc_heldout import report_lines as calc_report_lines
+
     lines = (
         _section_summary(metrics)
         + _section_headline(metrics, chart)
@@ -424,6 +426,7 @@ def write_report(stage_dir: Path, metrics: dict[str, Any], rows: list[dict[str, 
         + _section_loss_groups(metrics)
         + _section_generation(metrics, groups)
         + _section_benchmarks(metrics)
+        + calc_report_lines(metrics)
         + _section_judge(metrics)
         + _section_worst(rows)
         + _section_method()

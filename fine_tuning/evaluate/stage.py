@@ -13,7 +13,9 @@ For base and tuned:
    calculation items, the final tax amount to the 원 (`calculator`);
 3. each benchmark file under KMMLU's letter protocol through lm-evaluation-harness (`harness`) and the cloze scorer
    (`mcq`), micro and macro per Category (`benchmarks`);
-4. optionally (`evaluate.judge`, off by default) an LLM judge's 1–5 scores for correctness, legal basis and
+4. the reinforce prompts' held-out calculation questions for base, SFT and (after `slm reinforce`) RL, exact to the 원
+   by the calculator, with Wilson intervals and paired-bootstrap deltas (`calc_heldout`, `calc_predictions.jsonl`);
+5. optionally (`evaluate.judge`, off by default) an LLM judge's 1–5 scores for correctness, legal basis and
    clarity, with reasons.
 Every delta gets a paired-bootstrap 95 % interval (`stats`), every multiple-choice accuracy a Wilson interval, and
 `metrics["verdict"]` says in one line whether the tuned model is better. Numbers are reported over all examples and
@@ -34,6 +36,7 @@ from typing import Any
 
 from fine_tuning.evaluate.answers import aggregate, answer_rows
 from fine_tuning.evaluate.benchmarks import regressions, run_benchmarks
+from fine_tuning.evaluate.calc_heldout import run_calc_heldout
 from fine_tuning.evaluate.examples import ALL, read_split
 from fine_tuning.evaluate.judge import run_judge
 from fine_tuning.evaluate.loss import loss_metrics
@@ -199,6 +202,7 @@ def run_evaluate(ctx: StageContext) -> StageResult:
     metrics["generation"] = aggregate(rows, selected) | {"delta": answer_deltas(rows, resamples, seed)}
     bench_summaries, bench_rows, bench_files = run_benchmarks(model, tokenizer, cfg, stage_dir, seed)
     metrics["benchmarks"] = bench_summaries
+    metrics["calc_heldout"], calc_files = run_calc_heldout(model, tokenizer, ctx.run_dir, ctx.cfg, stage_dir)
     metrics["regressions"] = regressions(bench_summaries)
     metrics["headline"] = headline_rows(metrics)
     metrics["verdict"] = verdict_line(metrics)
@@ -207,7 +211,7 @@ def run_evaluate(ctx: StageContext) -> StageResult:
             "no calculation items among the answered test questions: 'final tax amount correct' is not measured"
         )
 
-    outputs = write_outputs(stage_dir, metrics, rows, bench_rows, train_dir)
+    outputs = write_outputs(stage_dir, metrics, rows, bench_rows, train_dir) + calc_files
     console.print(f"evaluate: {metrics['verdict']}")
     console.print(f"evaluate: report at {stage_dir / 'report.md'}")
     return StageResult(

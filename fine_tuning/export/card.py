@@ -105,7 +105,7 @@ def _intro_and_use(
         + (
             f" ({merge_facts.get('dtype')}, every weight trained)"
             if summary.get("method") == "full"
-            else f", merged into the base weights ({merge_facts.get('dtype')})"
+            else _rl_clause(merge_facts) + f", merged into the base weights ({merge_facts.get('dtype')})"
         )
         + ". Trained by SLM Forest on question/answer pairs "
         "distilled from Korean tax statutes and rulings. It is not legal advice: check every answer against the law.",
@@ -124,6 +124,32 @@ def _intro_and_use(
         "",
         'Or `slm ask --model PATH "질문"`, `slm serve --model PATH` (OpenAI-compatible), '
         + ("`ollama create -f ../Modelfile`." if family else "(no Ollama template for this chat format)."),
+        "",
+    ]
+
+
+def _rl_clause(merge_facts: dict[str, Any]) -> str:
+    adapter = merge_facts.get("adapter") or {}
+    if adapter.get("which") != "rl":
+        return ""
+    return (
+        ", then reinforced with GRPO on calculation questions rewarded by the tax calculator (the RL adapter, "
+        f"`{adapter.get('path')}`, is the one merged)"
+    )
+
+
+def _reinforce_section(merge_facts: dict[str, Any]) -> list[str]:
+    adapter = merge_facts.get("adapter") or {}
+    if adapter.get("which") != "rl":
+        return ["## Adapter", "", "The SFT adapter (`train/adapter`) is merged; no RL adapter (export.adapter).", ""]
+    facts = adapter.get("reinforce") or {}
+    return [
+        "## Reinforcement (GRPO)",
+        "",
+        f"Merged adapter: `{adapter.get('path')}` (export.adapter), continued from the SFT adapter for "
+        f"{_num(facts.get('global_step'))} GRPO steps; mean reward {_num(facts.get('reward_first'))} at the first "
+        f"step, {_num(facts.get('reward_last'))} at the last; {_num(facts.get('zero_variance_groups'))} of "
+        f"{_num(facts.get('groups'))} rollout groups had zero reward variance.",
         "",
     ]
 
@@ -190,6 +216,10 @@ def _evaluation_section(metrics: dict[str, Any] | None, merge_facts: dict[str, A
             "",
             f"From `evaluate/metrics.json` ({metrics['examples']['generated']} test answers); see evaluate/report.md.",
         ]
+        calc = metrics.get("calc_heldout") or {}
+        if calc.get("models"):
+            accuracy = ", ".join(f"{name.upper()} {m['exact']}/{m['n']}" for name, m in calc["models"].items())
+            lines += ["", f"Held-out calculation questions with the final amount exact to the 원: {accuracy}."]
     else:
         lines.append("Not evaluated yet: run `slm evaluate CONFIG` before `slm export CONFIG` to put the numbers here.")
     if str(merge_facts.get("merge", "")).startswith("none"):  # train.method full: no adapter, nothing merged
@@ -215,6 +245,7 @@ def render_card(
         + _intro_and_use(run_name, summary, merge_facts, family)
         + _lineage_section(lineage)
         + _training_section(summary, train_config)
+        + _reinforce_section(merge_facts)
         + _evaluation_section(metrics, merge_facts)
     )
     return "\n".join(lines) + "\n"

@@ -45,14 +45,17 @@ def logits_of(model: Any, ids: Any) -> Any:
         return model(input_ids=ids.to(device), use_cache=False).logits.float().cpu()
 
 
-def merge_adapter(train_dir: Path, system_prompt: str | None) -> tuple[Any, Any, dict[str, Any]]:
-    """(merged model, tokenizer, facts): base + adapter in full precision, merged, checked against the unmerged.
+def merge_adapter(
+    train_dir: Path, system_prompt: str | None, adapter_dir: Path | None = None
+) -> tuple[Any, Any, dict[str, Any]]:
+    """(merged model, tokenizer, facts): base + adapter (train/adapter, or `adapter_dir`) in full precision, merged,
+    checked against the unmerged.
 
     A full fine-tune (train.method: full) has nothing to merge: the trained model is the export."""
     from fine_tuning.train.loading import load_trained
     from fine_tuning.train.tuned import tuned_weights
 
-    model, tokenizer = load_trained(train_dir)
+    model, tokenizer = load_trained(train_dir, adapter_dir=adapter_dir)
     if tuned_weights(train_dir).full:
         dtype = str(next(model.parameters()).dtype).replace("torch.", "")
         return model, tokenizer, {"merge": "none: train.method full", "probe_max_abs_logit_diff": 0.0, "dtype": dtype}

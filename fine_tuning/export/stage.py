@@ -1,5 +1,9 @@
 """`slm export`: merge the LoRA adapter into its base and package the model where people run it.
 
+Which adapter (`export.adapter`): `rl` the reinforce stage's (GRPO on calculation questions), `sft` the train
+stage's, `auto` (default) the RL one when `slm reinforce` finished on the current SFT adapter, else SFT. The model card
+and the manifest stats (`merge.adapter`) say which was merged; a new RL adapter reruns the export.
+
 Writes into `runs/<run>/export/`:
   merged/            safetensors weights with the adapter merged in, the tokenizer with the chat template the model
                      was trained with, generation_config.json (stops at the end-of-turn token), README.md (the model
@@ -96,6 +100,32 @@ def _base_source(train_dir: Path, summary: dict[str, Any]) -> str:
     return str(summary.get("base_model_path"))
 
 
+def choose_adapter(ctx: StageContext, notes: list[str]) -> dict[str, Any]:
+    """export.adapter resolved: which adapter is merged ("rl" or "sft"), its directory, and the RL run's facts.
+
+    auto takes the RL adapter when the reinforce stage finished on the current SFT adapter, else SFT (with a note
+    saying why); rl without a usable RL adapter is an error, before anything is loaded."""
+    from fine_tuning.reinforce.adapter import rl_adapter
+
+    wanted = ctx.cfg.export.adapter
+    if ctx.cfg.train.method == "full":  # the trained model is the export; validate refuses reinforce with full
+        return {"which": "full", "path": "train/model", "reinforce": None}
+    sft = {"which": "sft", "path": "train/adapter", "reinforce": None}
+    if wanted == "sft":
+        return sft
+    rl = rl_adapter(ctx.run_dir)
+    if rl.path is not None:
+        return {"which": "rl", "path": str(rl.path.relative_to(ctx.run_dir)), "reinforce": rl.facts}
+    if wanted == "rl":
+        raise SlmError(
+            f"export.adapter is rl but {rl.reason}",
+            f"run `slm reinforce {ctx.cfg.source_path or 'CONFIG'}` first, or set export.adapter: sft (or auto)",
+        )
+    if rl.reason != "the reinforce stage has not finished for this run":
+        notes.append(f"merged the SFT adapter: {rl.reason}")
+    return sft
+
+
 def _write_merged(
     ctx: StageContext, summary: dict[str, Any], lineage: dict[str, Any], stats: dict[str, Any], notes: list[str]
 ) -> Any:
@@ -111,7 +141,11 @@ def _write_merged(
     train_dir, merged_dir = ctx.upstream_dir("train"), ctx.stage_dir / MERGED
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
-    merged, tokenizer, facts = merge_adapter(train_dir, lineage.get("system_prompt"))
+    adapter = choose_adapter(ctx, notes)
+    merged, tokenizer, facts = merge_adapter(
+        train_dir, lineage.get("system_prompt"), ctx.run_dir / adapter["path"] if adapter["which"] == "rl" else None
+    )
+    facts["adapter"] = adapter
     if summary.get("vision_tower") and ctx.cfg.export.keep_vision:  # trained as the language model alone
         merged, facts["keep_vision"] = restore_vision_tower(merged, _base_source(train_dir, summary), merged.dtype)
     stats["merge"] = facts
@@ -242,8 +276,12 @@ def run_export(ctx: StageContext) -> StageResult:
         counts={"files": sum(1 for p in merged_dir.rglob("*") if p.is_file()), "merged_mb": round(size / 1e6)},
         stats=stats,
         summary=(
-            f"{'full model' if summary.get('method') == 'full' else 'merged'} {summary.get('base_model')}"
-            f"{'' if summary.get('method') == 'full' else ' + adapter'} → {merged_dir} ({facts['dtype']}, probe logit diff "
+            (
+                f"full model {summary.get('base_model')} → {merged_dir} "
+                if facts["adapter"]["which"] == "full"
+                else f"merged {summary.get('base_model')} + {facts['adapter']['which'].upper()} adapter → {merged_dir} "
+            )
+            + f"({facts['dtype']}, probe logit diff "
             f"{facts['probe_max_abs_logit_diff']:.1e})"
             + "".join(f", {f.name}" for f in gguf_files)
             + (", Modelfile" if "modelfile" in stats else "")

@@ -269,6 +269,9 @@ def plan(
     data["plan_notes"] = [note] if note else []
     if data["steps"] is None:
         _without_run_length(cfg, data)
+    from fine_tuning.reinforce.plan import stage_plan  # noqa: PLC0415 - the reinforce stage's terms (reinforce.enabled)
+
+    data["reinforce"] = stage_plan(cfg, spec.arch)
     fits_any = any(data["fits"].values())
     if as_json:
         sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
@@ -318,6 +321,10 @@ def _print_plan(cfg: RunConfig, spec: Any, data: dict[str, Any]) -> None:
         console.print(f"optimizer steps: {data['steps']:,} ({steps_rule}) · optimizer {settings['optimizer']}")
     for note in data.get("plan_notes", []):
         console.print(f"[yellow]note: {note}[/yellow]")
+    if data.get("reinforce"):
+        from fine_tuning.reinforce.plan import plan_line  # noqa: PLC0415
+
+        console.print(plan_line(data["reinforce"]))
     per_gpu = f" per GPU ({settings['n_gpus']} GPUs, {settings['strategy']})" if settings["n_gpus"] > 1 else ""
     memory = Table(title=f"peak GPU memory ≈ {data['peak_memory_gb']:.1f} GiB{per_gpu}")
     memory.add_column("part")

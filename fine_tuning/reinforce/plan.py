@@ -67,3 +67,27 @@ def reinforce_plan(
         extra_forward_passes_per_step=completions if with_reference else 0,
         vllm_colocated_share=cfg.vllm_gpu_memory_utilization if cfg.use_vllm else 0.0,
     )
+
+
+def stage_plan(cfg: Any, arch: Any, dtype: str = "bf16") -> dict[str, Any] | None:
+    """What `slm plan` shows for the reinforce stage of a run config (None when reinforce is not enabled): the
+    rollout volume and memory terms for the train stage's model (`arch`: fine_tuning.plan.architecture)."""
+    if not cfg.reinforce.enabled:
+        return None
+    plan = reinforce_plan(
+        cfg.reinforce, num_layers=arch.num_layers, num_kv_heads=arch.num_kv_heads, head_dim=arch.head_dim, dtype=dtype
+    )
+    return plan.to_dict()
+
+
+def plan_line(data: dict[str, Any]) -> str:
+    """One line of `slm plan`'s table output for `stage_plan`'s dict."""
+    vllm = (
+        f", vLLM colocated takes {data['vllm_colocated_share']:.0%} of the GPU" if data["vllm_colocated_share"] else ""
+    )
+    return (
+        f"reinforce (GRPO): {data['prompts_per_step']} prompts × {data['completions_per_step'] // max(1, data['prompts_per_step'])}"
+        f" rollouts per step, up to {data['generated_tokens_per_step']:,} generated tokens per step "
+        f"({data['generated_tokens_total']:,} over the run); generation KV cache ~{data['kv_cache_bytes'] / 2**30:.2f} "
+        f"GiB on top of training; reference: {data['reference']}{vllm}"
+    )

@@ -5,11 +5,8 @@ eos and end-of-turn) and scores the answer with the rewards (`rewards.score_all`
 to the 원) with a Wilson 95% interval, the mean of every reward, and the accuracy per kind. `load_for_scoring`
 gives the model of a train or reinforce stage directory; `held_out_rows` the reinforce stage's test split.
 
-How evaluate calls it (the evaluation rewrite owns that stage):
-    rows = held_out_rows(run_dir / "reinforce" / "prompts.jsonl", split="test")
-    for name, adapter in (("base", None), ("sft", run_dir / "train" / "adapter"), ("rl", run_dir / "reinforce" / "adapter")):
-        model, tokenizer = load_for_scoring(run_dir / "train", adapter)
-        report = score_adapter(model, tokenizer, rows, system_prompt=cfg.build.system_prompt)
+`score_rows` keeps each row's result, for paired comparisons: `fine_tuning.evaluate.calc_heldout` runs it for base,
+SFT and RL on one loaded model (adapters switched, not reloaded) and bootstraps the deltas.
 """
 
 from __future__ import annotations
@@ -84,6 +81,61 @@ def generate_answers(
     return out
 
 
+def score_rows(
+    model: Any,
+    tokenizer: Any,
+    rows: list[PromptRow],
+    *,
+    system_prompt: str = "",
+    max_new_tokens: int = 768,
+    batch_size: int = 8,
+    index: Any = None,
+) -> list[dict[str, Any]]:
+    """One dict per row, in order: its answer, whether it was cut at max_new_tokens, every reward, and `exact`
+    (the final amount right to the 원; an unscorable answer is not exact). Paired comparisons read these."""
+    answers = generate_answers(model, tokenizer, rows, system_prompt, max_new_tokens, batch_size)
+    scored: list[dict[str, Any]] = []
+    for row, (text, truncated) in zip(rows, answers):
+        scores = score_all(text, row.facts, index, truncated=truncated)
+        scored.append(
+            {
+                "row_id": row.id,
+                "kind": row.facts.kind,
+                "answer": text,
+                "truncated": truncated,
+                "scores": scores,
+                "exact": scores["final_amount"] == 1.0,
+            }
+        )
+    return scored
+
+
+def summarize(rows: list[PromptRow], scored: list[dict[str, Any]], keep_answers: int = 20) -> ScoreReport:
+    """Accuracy with its Wilson interval, reward means and accuracy per kind over `score_rows`' output."""
+    sums: dict[str, list[float]] = defaultdict(list)
+    kinds: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for item in scored:
+        kinds[item["kind"]][0] += item["exact"]
+        kinds[item["kind"]][1] += 1
+        for name, value in item["scores"].items():
+            if value is not None:
+                sums[name].append(value)
+    n, exact = len(scored), sum(item["exact"] for item in scored)
+    return ScoreReport(
+        n=n,
+        exact=exact,
+        accuracy=round(exact / n, 4) if n else 0.0,
+        interval_95=wilson(exact, n),
+        unscorable=sum(item["scores"]["final_amount"] is None for item in scored),
+        reward_means={name: round(sum(v) / len(v), 4) if v else None for name, v in sums.items()},
+        by_kind={k: {"n": t, "accuracy": round(r / t, 4)} for k, (r, t) in sorted(kinds.items())},
+        answers=[
+            {"row_id": item["row_id"], "question": row.question, "answer": item["answer"], "scores": item["scores"]}
+            for row, item in list(zip(rows, scored))[:keep_answers]
+        ],
+    )
+
+
 def score_adapter(
     model: Any,
     tokenizer: Any,
@@ -95,34 +147,23 @@ def score_adapter(
     index: Any = None,
     keep_answers: int = 20,
 ) -> ScoreReport:
-    answers = generate_answers(model, tokenizer, rows, system_prompt, max_new_tokens, batch_size)
-    sums: dict[str, list[float]] = defaultdict(list)
-    kinds: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    exact = unscorable = 0
-    kept: list[dict[str, Any]] = []
-    for row, (text, truncated) in zip(rows, answers):
-        scores = score_all(text, row.facts, index, truncated=truncated)
-        right = scores["final_amount"] == 1.0
-        exact += right
-        unscorable += scores["final_amount"] is None
-        kinds[row.facts.kind][0] += right
-        kinds[row.facts.kind][1] += 1
-        for name, value in scores.items():
-            if value is not None:
-                sums[name].append(value)
-        if len(kept) < keep_answers:
-            kept.append({"row_id": row.id, "question": row.question, "answer": text, "scores": scores})
-    n = len(rows)
-    return ScoreReport(
-        n=n,
-        exact=exact,
-        accuracy=round(exact / n, 4) if n else 0.0,
-        interval_95=wilson(exact, n),
-        unscorable=unscorable,
-        reward_means={name: round(sum(v) / len(v), 4) if v else None for name, v in sums.items()},
-        by_kind={k: {"n": t, "accuracy": round(r / t, 4)} for k, (r, t) in sorted(kinds.items())},
-        answers=kept,
+    scored = score_rows(
+        model,
+        tokenizer,
+        rows,
+        system_prompt=system_prompt,
+        max_new_tokens=max_new_tokens,
+        batch_size=batch_size,
+        index=index,
     )
+    return summarize(rows, scored, keep_answers)
+
+
+def stop_ids(tokenizer: Any, summary: dict[str, Any]) -> list[int]:
+    """eos and the train stage's end-of-turn token (Gemma 3: 1 and 106): where a generated answer ends."""
+    end_of_turn = summary.get("end_of_turn_token") or tokenizer.eos_token
+    ids = [tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids(end_of_turn)]
+    return list(dict.fromkeys(i for i in ids if i is not None))
 
 
 def load_for_scoring(train_dir: Path, adapter_dir: Path | None, device: str | None = None) -> tuple[Any, Any]:
@@ -145,7 +186,5 @@ def load_for_scoring(train_dir: Path, adapter_dir: Path | None, device: str | No
     model.to(device)
     model.eval()
     tokenizer = AutoTokenizer.from_pretrained(str(train_dir / "tokenizer"))
-    end_of_turn = summary.get("end_of_turn_token") or tokenizer.eos_token
-    ids = [tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids(end_of_turn)]
-    model.generation_config.eos_token_id = list(dict.fromkeys(i for i in ids if i is not None))
+    model.generation_config.eos_token_id = stop_ids(tokenizer, summary)
     return model, tokenizer

@@ -347,9 +347,12 @@ def read_train_summary(run_stage_dir: str | Path) -> dict[str, Any]:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def load_trained(run_stage_dir: str | Path, device: str | None = None) -> tuple[Any, Any]:
+def load_trained(
+    run_stage_dir: str | Path, device: str | None = None, adapter_dir: str | Path | None = None
+) -> tuple[Any, Any]:
     """(model, tokenizer) of a finished train stage, eval mode, on `device`: base + LoRA adapter, or the fully
-    fine-tuned model (`fine_tuning.train.tuned` says which and where)."""
+    fine-tuned model (`fine_tuning.train.tuned` says which and where). `adapter_dir`: another adapter of the same
+    base instead of train/adapter (the reinforce stage's, for `export.adapter: rl`)."""
     import torch
     import transformers
     from peft import PeftModel
@@ -358,6 +361,12 @@ def load_trained(run_stage_dir: str | Path, device: str | None = None) -> tuple[
     from fine_tuning.train.tuned import load_full_model, tuned_weights
 
     tuned = tuned_weights(run_stage_dir)
+    if adapter_dir is not None:
+        if tuned.full:
+            raise SlmError(f"{adapter_dir}: an adapter for a full fine-tune", "export.adapter: sft (train.method full)")
+        if not (Path(adapter_dir) / "adapter_config.json").exists():
+            raise SlmError(f"{adapter_dir}: no adapter", "rerun `slm reinforce CONFIG --force`")
+    adapter_path = Path(adapter_dir) if adapter_dir is not None else tuned.adapter_dir
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     if tuned.full:
         return load_full_model(tuned, device)
@@ -366,7 +375,7 @@ def load_trained(run_stage_dir: str | Path, device: str | None = None) -> tuple[
     if device.startswith("cuda"):
         kwargs["device_map"] = {"": device}
     model = load_base(model_cls, tuned.base, **kwargs)
-    model = PeftModel.from_pretrained(model, str(tuned.adapter_dir))
+    model = PeftModel.from_pretrained(model, str(adapter_path))
     model.to(device)
     model.eval()
     tokenizer = AutoTokenizer.from_pretrained(str(tuned.tokenizer_dir))

@@ -55,13 +55,23 @@ _LATE_RETURN = re.compile(
 _LATE_DAYS = re.compile(r"(\d+)\s*일\s*(?:이\s*)?(?:늦게|지나|지난|넘겨|넘긴|넘어|경과|후에|뒤에|늦은|초과|만에)")
 _LATE_MONTHS = re.compile(r"(\d+)\s*(?:개월|달)\s*(?:이\s*)?(?:늦게|지나|지난|넘겨|넘긴|넘어|경과|후에|뒤에|늦은|만에)")
 _FRAUD = re.compile(r"부정행위|허위|은닉|이중장부")
+# "(부정행위 없음)", "부정행위는 없었습니다", "허위 신고가 아닙니다": the fact denied, not stated.
+_FRAUD_DENIED = re.compile(
+    r"\s*(?:한\s*)?(?:행위|사실)?\s*(?:은|는|이|가|도|를)?\s*(?:전혀\s*)?(?:없|아니|아님|하지\s*않|한\s*적\s*(?:이|은)?\s*없)"
+)
 _HOLDING = (
-    re.compile(r"(\d+)\s*년\s*(?:(\d+)\s*개월\s*)?(?:간|동안|이상)?\s*(?:을\s*)?(?:보유|소유|갖고|가지고)"),
-    re.compile(r"보유\s*(?:기간)?\s*(?:은|이|:)?\s*(\d+)\s*년(?:\s*(\d+)\s*개월)?"),
-    re.compile(r"(\d+)\s*년\s*(?:(\d+)\s*개월\s*)?전에?\s*[^.,\n]{0,12}?(?:취득|샀|사서|구입|매입|분양받)"),
+    re.compile(
+        r"(\d+)\s*년\s*(?:(\d+)\s*개월\s*)?(?:\([^)]{0,20}\)\s*)?(?:간|동안|이상)?\s*(?:을\s*)?(?:보유|소유|갖고|가지고)"
+    ),
+    re.compile(
+        r"보유\s*(?:기간)?\s*(?:은|이|:)?\s*(\d+)\s*년(?:\s*(\d+)\s*개월)?(?!\s*(?:\d+\s*개월\s*)?(?:미만|이상|초과|이하|이내))"
+    ),
+    re.compile(
+        r"(\d+)\s*년\s*(?:(\d+)\s*개월\s*)?전에?\s*(?:[^.,\n]|(?<=\d),(?=\d)){0,20}?(?:취득|샀|사서|구입|매입|분양받|에\s*산(?=\s))"
+    ),
 )
 _HOLDING_MONTHS = re.compile(
-    r"(?<![년\d])\s(\d+)\s*개월\s*(?:간|동안|만에|만|보유)|보유\s*(?:기간)?\s*(?:은|이|:)?\s*(\d+)\s*개월"
+    r"(?<![년\d])\s(\d+)\s*개월\s*(?:\([^)]{0,20}\)\s*)?(?:간|동안|만에|만|보유|소유|갖고|가지고)|보유\s*(?:기간)?\s*(?:은|이|:)?\s*(\d+)\s*개월"
 )
 _RESIDENCE = (
     re.compile(r"(\d+)\s*년\s*(?:간|동안|이상)?\s*(?:을\s*)?(?:거주|실거주|살았|살고)"),
@@ -195,7 +205,12 @@ def lateness_in(question: str) -> Lateness:
     days = int(days_match.group(1)) if days_match else None
     if days is None and not _LATE_MONTHS.search(question) and "당일" in question:
         days = 0
-    return Lateness(True, _LATE_RETURN.search(question) is not None, days, _FRAUD.search(question) is not None)
+    return Lateness(True, _LATE_RETURN.search(question) is not None, days, fraud_stated(question))
+
+
+def fraud_stated(question: str) -> bool:
+    """부정행위 (fraud: the 40 % penalty) said of this filing, and not denied ("부정행위 없음")."""
+    return any(not _FRAUD_DENIED.match(question, m.end()) for m in _FRAUD.finditer(question))
 
 
 def holding_years_in(question: str) -> int | None:
