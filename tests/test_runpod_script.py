@@ -145,8 +145,8 @@ def test_dry_run_reports_a_plan_that_does_not_fit_the_gpu(tmp_path):
     assert result.returncode == 1
     (listed,) = problems(result.stdout)
     assert re.match(
-        r"the plan does not fit the GPU: the plan says this run needs ~[\d.]+ GiB but NVIDIA GeForce "
-        r"RTX 4090 has 8\.0 GiB",
+        r"the plan does not fit the GPU: the plan says this run needs ~[\d.]+ GiB on NVIDIA GeForce "
+        r"RTX 4090, which has 8\.0 GiB",
         listed,
     ), listed
 
