@@ -33,10 +33,11 @@ QUESTION = "소득세법 제55조의 종합소득 세율은 어떻게 되나요?
 AS_OF = "2025-06-01"
 
 
-def add_index(run_dir: Path) -> Path:
-    """runs/<run>/index built from the index tests' chunks, with a finished manifest as `slm index` writes it."""
+def add_index(run_dir: Path, chunks: list = CHUNKS) -> Path:
+    """runs/<run>/index built from `chunks` (default: the index tests'), with a finished manifest as `slm index`
+    writes it."""
     source = run_dir / "prepare" / "chunks.jsonl"
-    write_jsonl(source, CHUNKS)
+    write_jsonl(source, chunks)
     index_dir = run_dir / "index"
     outcome = build_index(source, index_dir, IndexConfig())
     manifest = Manifest(
