@@ -117,7 +117,7 @@ def test_retrieve_puts_the_articles_before_the_last_question_only(index):
     assert retrieved.as_of == AS_OF and retrieved.citation_check is None
     # a message that already holds an article block (a RAFT pair) is sent as it is: never two blocks
     again, nothing = retrieve(retriever, sent)
-    assert again == sent and nothing.articles == []
+    assert again == sent and nothing.articles == [] and nothing.as_of == AS_OF
     # a follow-up's bare "제22조" is read in the law the conversation last cited
     follow = [*history[:2], {"role": "user", "content": "같은 법 제22조의 효력은?"}]
     assert retrieve(retriever, follow)[1].articles[0].citation == "국세기본법 제22조"

@@ -108,10 +108,11 @@ def retrieve(
 ) -> tuple[list[dict[str, str]], Retrieved]:
     """The messages with the top-k articles put before the last user question, and what was retrieved."""
     from slm_datagen.index.search import search  # noqa: PLC0415
+    from slm_datagen.index.versions import as_of_number, number_to_date  # noqa: PLC0415
 
     question = messages[-1]["content"]
-    if has_context(question):
-        return list(messages), Retrieved(as_of=as_of or retriever.as_of or "", articles=[])
+    if has_context(question):  # the caller brought the articles (a RAFT-style prompt): never a second block
+        return list(messages), Retrieved(as_of=number_to_date(as_of_number(as_of or retriever.as_of)), articles=[])
     result = search(
         retriever.index, question, k=k or retriever.k, as_of=as_of or retriever.as_of, law=law_in_context(messages)
     )
