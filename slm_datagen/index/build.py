@@ -135,11 +135,13 @@ def _read_chunks(path: Path, records_path: Path, cfg: IndexConfig, total: int | 
 
 
 def _subject(chunk: Chunk) -> str:
-    """What the title says the chunk is about: a statute article's heading without its citation ("소득세법 제55조(세율)"
-    -> "세율"; the law and the number are matched by the exact look-up), a ruling's question as it is."""
+    """What the title says a statute article is about: its heading without the citation ("소득세법 제55조(세율)" ->
+    "세율"; the law and the number are matched by the exact look-up). Other chunks have none: a ruling's title is its
+    whole question, whose common words gave the title postings so many rows at corpus scale that k=5 queries on 400 MB
+    went from p50 8.7 to 12.3 ms, for a lift the text's own BM25 score already gives (bundled recall unchanged)."""
     if chunk.kind == "statute_article" and chunk.title.startswith(chunk.citation):
         return chunk.title[len(chunk.citation) :].strip().strip("()")
-    return chunk.title
+    return ""
 
 
 def _parse_chunk(raw: bytes, path: Path, line_no: int) -> Chunk:
