@@ -374,6 +374,32 @@ class EvaluateConfig(Section):
         description="held-out calculation questions (the reinforce prompts' test split) answered by base, SFT and RL "
         "and scored to the 원 by the calculator; null = 50 when reinforce is enabled or has run, else none; 0 = skip",
     )
+    retrieve: Literal["auto", False] | int = Field(
+        "auto",
+        description="answers also with the top-k articles of the run's index in the prompt (every answer metric "
+        "with and without retrieval) and retrieval recall@1/5/10 + MRR of the source article: auto = when the run "
+        "has a finished index (k = index.k), a number k = always (no index is an error), false = off",
+    )
+    as_of: str | None = Field(
+        None, description="retrieval: the law in force on this date (YYYY-MM-DD); null = the day evaluate runs"
+    )
+
+    @field_validator("retrieve", mode="before")
+    @classmethod
+    def _retrieve_k(cls, value: object) -> object:
+        if value is True or (isinstance(value, int) and not isinstance(value, bool) and not 1 <= value <= 20):
+            raise ValueError("auto, false, or the number of articles k from 1 to 20 (e.g. 5)")
+        return value
+
+    @field_validator("as_of")
+    @classmethod
+    def _as_of_date(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                date.fromisoformat(value)
+            except ValueError:
+                raise ValueError(f"{value!r} is not a YYYY-MM-DD date, e.g. 2025-01-01") from None
+        return value
 
 
 class RunConfig(Section):

@@ -199,6 +199,60 @@ def test_a_question_with_particles_finds_the_article_without_citing_it(index):
     assert result.hits[0].match == "bm25" and result.hits[0].score > 0
 
 
+# ------------------------------------------------------------------------------------- title subject, law name
+RIVALS = [
+    statute(
+        "국세징수법",
+        41,
+        "압류금지 재산",
+        "다음 각 호의 재산은 압류할 수 없다.\n1. 체납자 또는 그와 생계를 같이 하는 가족의 생활에 없어서는 아니 될 의복",
+        "2024-01-01",
+    ),
+    statute(
+        "국세징수법",
+        31,
+        "압류의 효력",
+        "세무서장은 압류금지 재산이 아닌 재산을 압류하고, 압류한 재산을 보관한다.",
+        "2024-01-01",
+    ),
+    statute("소득세법", 55, "세율", "① 종합소득 과세표준에 다음의 세율을 적용하여 계산한 금액으로 한다.", "2024-01-01"),
+    statute(
+        "법인세법",
+        55,
+        "세율",
+        "① 내국법인의 각 사업연도의 소득에 대한 법인세는 과세표준에 다음 표의 세율을 적용하여 계산한 금액으로 한다. "
+        "과세표준 세율",
+        "2024-01-01",
+    ),
+]
+
+
+@pytest.fixture
+def rivals(tmp_path):
+    loaded = load_index(build(tmp_path, RIVALS))
+    yield loaded
+    loaded.close()
+
+
+def test_a_query_naming_an_articles_subject_lifts_it_over_texts_with_more_of_its_words(rivals, monkeypatch):
+    import importlib
+
+    search_module = importlib.import_module("slm_datagen.index.search")  # the package's `search` is the function
+    query = "압류금지 재산에는 어떤 것이 있나요?"
+    assert search(rivals, query, k=2, as_of="2025-01-01").hits[0].citation == "국세징수법 제41조"
+    monkeypatch.setattr(search_module, "TITLE_WEIGHT", 0.0)  # text alone: the article that repeats the words wins
+    assert search(rivals, query, k=2, as_of="2025-01-01").hits[0].citation == "국세징수법 제31조"
+
+
+def test_a_query_naming_a_law_lifts_that_laws_articles(rivals):
+    def first(query: str, law: str | None = None) -> str:
+        return search(rivals, query, k=2, as_of="2025-01-01", law=law).hits[0].citation
+
+    assert first("과세표준에 적용하는 세율은?") == "법인세법 제55조"  # more of the words: the other law's article
+    assert first("소득세법상 과세표준에 적용하는 세율은?") == "소득세법 제55조"
+    assert first("과세표준에 적용하는 세율은?", law="소득세법") == "소득세법 제55조"  # the law in context
+
+
 def test_a_query_sharing_no_term_returns_no_hit(index):
     assert search(index, "zzqx", k=5, as_of="2025-06-01").hits == []
 

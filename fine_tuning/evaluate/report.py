@@ -26,6 +26,7 @@ SECTIONS = (
     "## Generated answers by group",
     "## Benchmarks",
     "## LLM judge",
+    "## Retrieval",
     "## Worst answers",
     "## How the numbers were computed",
 )
@@ -340,12 +341,56 @@ def _section_judge(metrics: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _section_retrieval(metrics: dict[str, Any]) -> list[str]:
+    """Recall@k / MRR of the source article, and the answer metrics without and with the articles in the prompt."""
+    from fine_tuning.evaluate.metrics import ANSWER_METRICS
+
+    lines = ["", SECTIONS[6], ""]
+    found = metrics.get("retrieval")
+    if not found:
+        return [*lines, "Off: the run has no finished index (`slm index CONFIG`), or `evaluate.retrieve: false`."]
+    quality = found["quality"]
+    lines.append(
+        f"Index `{found['index']}`, the law in force on {found['as_of']}. Each answered test question is searched "
+        f"(k = {quality['search_k']}); a hit counts when it is the source the pair was made from."
+    )
+    rows = [
+        [g, m["n"], fmt(m["recall@1"]), fmt(m["recall@5"]), fmt(m["recall@10"]), fmt(m["mrr"])]
+        for g, m in quality["groups"].items()
+    ]
+    lines += ["", table(["questions", "n", "recall@1", "recall@5", "recall@10", "MRR"], rows)]
+    if quality["no_source"]:
+        lines += ["", f"{quality['no_source']} examples name no source citation and are left out."]
+    plain, grounded, gain = metrics["generation"], found["generation"], found["gain_tuned"]
+    rows = []
+    for key, name, higher in ANSWER_METRICS:
+        values = [plain["base"]["all"][key], grounded["base"]["all"][key], plain["tuned"]["all"][key]]
+        values.append(grounded["tuned"]["all"][key])
+        if all(v is None for v in values):
+            continue
+        interval = gain[key]
+        delta = fmt_delta(interval["delta"], higher, interval["significant"])
+        rows.append([name, *(fmt(v) for v in values), delta, _ci(interval)])
+    header = ["metric", "base", "base + retrieval", "tuned", "tuned + retrieval", "Δ retrieval (tuned)", "95 % CI"]
+    lines += ["", f"Answers with the top {found['k']} articles in the prompt, same questions and decoding:", ""]
+    lines.append(table(header, rows))
+    shares = ", ".join(
+        f"{which} {s['cited_and_retrieved']} of {s['cited_articles']} ({fmt(s['retrieved_share'])})"
+        for which, s in found["grounding"].items()
+    )
+    lines += [
+        "",
+        f"Cited articles that were among the retrieved ones: {shares}. The rest came from the model's memory.",
+    ]
+    return lines
+
+
 def _code(text: str) -> list[str]:
     return ["```text", text.replace("```", "ʼʼʼ") or "(empty)", "```"]
 
 
 def _section_worst(rows: list[dict[str, Any]]) -> list[str]:
-    lines = ["", SECTIONS[6], ""]
+    lines = ["", SECTIONS[7], ""]
     if not rows:
         lines.append("No answers were generated.")
         return lines
@@ -379,7 +424,7 @@ def _section_worst(rows: list[dict[str, Any]]) -> list[str]:
 def _section_method() -> list[str]:
     return [
         "",
-        SECTIONS[7],
+        SECTIONS[8],
         "",
         "- **Loss / perplexity**: mean negative log-likelihood per answer token (the assistant turn and its "
         "end-of-turn token, the prompt masked), token-weighted; perplexity = exp(loss).",
@@ -394,6 +439,10 @@ def _section_method() -> list[str]:
         "- **Final tax amount**: on calculation items, the answer's final stated tax equals the calculator's "
         "recomputation of the item (`slm_datagen.taxlaw`), or without a payload the reference's final tax, "
         "to the 원.",
+        "- **Retrieval**: each question searched in the run's index (BM25 over morphemes, cited articles first, "
+        "the version in force on the date shown); recall@k = share whose source is among the first k hits, MRR = "
+        "mean of 1/rank (0 for a miss). With retrieval the top k articles precede the question in the training "
+        "pairs' layout; Δ retrieval pairs each tuned answer with and without them.",
         "- **Intervals**: every Δ has a paired-bootstrap percentile interval (the same resampled examples for base "
         "and tuned, metric recomputed from summed counts, so corpus-level chrF and token-weighted loss are "
         "resampled as computed); multiple-choice accuracy has a Wilson score interval.",
@@ -428,6 +477,7 @@ def write_report(stage_dir: Path, metrics: dict[str, Any], rows: list[dict[str, 
         + _section_benchmarks(metrics)
         + calc_report_lines(metrics)
         + _section_judge(metrics)
+        + _section_retrieval(metrics)
         + _section_worst(rows)
         + _section_method()
     )

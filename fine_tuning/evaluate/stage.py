@@ -16,7 +16,9 @@ For base and tuned:
 4. the reinforce prompts' held-out calculation questions for base, SFT and (after `slm reinforce`) RL, exact to the 원
    by the calculator, with Wilson intervals and paired-bootstrap deltas (`calc_heldout`, `calc_predictions.jsonl`);
 5. optionally (`evaluate.judge`, off by default) an LLM judge's 1–5 scores for correctness, legal basis and
-   clarity, with reasons.
+   clarity, with reasons;
+6. when the run has an index (`evaluate.retrieve`, `retrieval`): recall@1/5/10 and MRR of each question's source
+   article, and step 2 again with the top-k articles in the prompt (`metrics["retrieval"]`).
 Every delta gets a paired-bootstrap 95 % interval (`stats`), every multiple-choice accuracy a Wilson interval, and
 `metrics["verdict"]` says in one line whether the tuned model is better. Numbers are reported over all examples and
 per law and per source kind.
@@ -24,7 +26,8 @@ per law and per source kind.
 Modules: examples (splits, base/tuned switch), loss, answers (generation and scores), metrics, citation_scores,
 calculator, stats, mcq, harness, benchmarks, judge, report; this one runs them in order.
 
-Writes `predictions.jsonl` (one row per test question: both answers and their scores), `benchmark_predictions.jsonl`,
+Writes `predictions.jsonl` (one row per test question: both answers and their scores), `predictions_retrieval.jsonl`
+(the same with retrieval, when it ran), `benchmark_predictions.jsonl`,
 `metrics.json`, and `report.md` with `metrics.png`, `groups.png` and a copy of train's `loss.png`.
 """
 
@@ -41,6 +44,7 @@ from fine_tuning.evaluate.examples import ALL, read_split
 from fine_tuning.evaluate.judge import run_judge
 from fine_tuning.evaluate.loss import loss_metrics
 from fine_tuning.evaluate.metrics import answer_deltas
+from fine_tuning.evaluate.retrieval import evaluate_with_retrieval, open_evaluation_index
 from slm_forest.errors import SlmError
 from slm_forest.files import write_json, write_jsonl
 from slm_forest.pipeline import StageContext, StageResult
@@ -160,12 +164,19 @@ def write_outputs(
     rows: list[dict[str, Any]],
     bench_rows: list[dict[str, Any]],
     train_dir: Path,
+    retrieval_rows: list[dict[str, Any]] | None = None,
 ) -> list[Path]:
     from fine_tuning.evaluate.report import write_report
 
     outputs = [stage_dir / "predictions.jsonl", stage_dir / "metrics.json"]
     write_jsonl(outputs[0], rows)
     write_json(outputs[1], metrics)
+    grounded = stage_dir / "predictions_retrieval.jsonl"
+    if retrieval_rows:
+        write_jsonl(grounded, retrieval_rows)
+        outputs.append(grounded)
+    else:
+        grounded.unlink(missing_ok=True)  # a previous run's answers with retrieval would pass for this run's
     if bench_rows:
         write_jsonl(stage_dir / "benchmark_predictions.jsonl", bench_rows)
         outputs.append(stage_dir / "benchmark_predictions.jsonl")
@@ -185,6 +196,7 @@ def run_evaluate(ctx: StageContext) -> StageResult:
     selected = test[: cfg.max_examples] if cfg.max_examples else test
     notes: list[str] = []
     corpus = load_corpus(ctx.run_dir, notes)
+    opened = open_evaluation_index(cfg, ctx.run_dir, notes)  # before the model: a missing index fails fast
     model, tokenizer = load_model(train_dir)
 
     metrics: dict[str, Any] = {
@@ -200,6 +212,16 @@ def run_evaluate(ctx: StageContext) -> StageResult:
         prices = ctx.cfg.distill.prices  # one price table for the run
         metrics["judge"] = run_judge(judge_cfg, rows, stage_dir, max_cost_usd=cfg.max_cost_usd, prices=prices)
     metrics["generation"] = aggregate(rows, selected) | {"delta": answer_deltas(rows, resamples, seed)}
+    retrieval_rows: list[dict[str, Any]] = []
+    if opened is not None:
+
+        def answer(examples: list[Any]) -> list[dict[str, Any]]:
+            return answer_rows(model, tokenizer, examples, str(build_dir / "test.jsonl"), cfg, seed, corpus)
+
+        try:
+            metrics["retrieval"], retrieval_rows = evaluate_with_retrieval(opened, selected, answer, rows, cfg, seed)
+        finally:
+            opened[0].close()
     bench_summaries, bench_rows, bench_files = run_benchmarks(model, tokenizer, cfg, stage_dir, seed)
     metrics["benchmarks"] = bench_summaries
     metrics["calc_heldout"], calc_files = run_calc_heldout(model, tokenizer, ctx.run_dir, ctx.cfg, stage_dir)
@@ -211,7 +233,7 @@ def run_evaluate(ctx: StageContext) -> StageResult:
             "no calculation items among the answered test questions: 'final tax amount correct' is not measured"
         )
 
-    outputs = write_outputs(stage_dir, metrics, rows, bench_rows, train_dir) + calc_files
+    outputs = write_outputs(stage_dir, metrics, rows, bench_rows, train_dir, retrieval_rows) + calc_files
     console.print(f"evaluate: {metrics['verdict']}")
     console.print(f"evaluate: report at {stage_dir / 'report.md'}")
     return StageResult(
@@ -222,6 +244,6 @@ def run_evaluate(ctx: StageContext) -> StageResult:
             "benchmark_questions": sum(b["questions"] for b in bench_summaries),
         },
         stats={"headline": metrics["headline"], "verdict": metrics["verdict"]},
-        extra_inputs=bench_files,
+        extra_inputs=bench_files + ([ctx.run_dir / "index" / "index.json"] if opened is not None else []),
         summary=summary_line(metrics, len(selected)),
     )

@@ -4,6 +4,12 @@
     slm ask --file questions.jsonl --run smoke --out answers.jsonl   a batch (JSONL in, JSONL out)
     slm chat --model runs/smoke/export/merged                        an interactive session (/reset, /exit)
     slm serve --run smoke --port 8000 --api-key-env SLM_SERVE_KEY    an OpenAI-compatible endpoint
+    slm ask "소득세 세율은?" --run smoke --retrieve 5                  the top 5 articles of runs/smoke/index in the prompt
+
+`--retrieve K` (default off) searches the run's index (`slm index CONFIG`; another with `--index DIR`) for the law in
+force today (`--as-of YYYY-MM-DD` for another date), puts the top K articles before the question
+(`fine_tuning.serve.retrieval`), shows them on stderr with their 시행일, and after the answer which of its citations
+were retrieved and which the model supplied itself.
 
 Every command takes the model the same way: `--run NAME` (with `--runs-dir`), `--model MERGED_DIR`,
 `--model BASE --adapter ADAPTER_DIR`, or `--model FILE.gguf` (llama-cpp-python; see
@@ -51,6 +57,25 @@ RunOpt = Annotated[
 RunsDirOpt = Annotated[str, typer.Option("--runs-dir", help="directory holding the runs")]
 MaxNewOpt = Annotated[int, typer.Option("--max-new-tokens", min=1, help="longest answer, in tokens")]
 TemperatureOpt = Annotated[float, typer.Option("--temperature", min=0.0, max=2.0, help="0 = greedy (deterministic)")]
+RetrieveOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--retrieve",
+        metavar="K",
+        min=1,
+        max=20,
+        help="put the top K articles of the run's index (`slm index CONFIG`) in the prompt; default: no retrieval",
+        show_default=False,
+    ),
+]
+AsOfOpt = Annotated[
+    str | None,
+    typer.Option("--as-of", metavar="YYYY-MM-DD", help="--retrieve: the law in force on this date (default: today)"),
+]
+IndexOpt = Annotated[
+    Path | None,
+    typer.Option("--index", help="--retrieve: this index directory instead of the run's index/", show_default=False),
+]
 SystemOpt = Annotated[
     str | None,
     typer.Option(
@@ -61,15 +86,30 @@ SystemOpt = Annotated[
 
 def _load(model: str | None, adapter: str | None, run: str | None, runs_dir: str, system: str | None) -> Any:
     """The engine (`fine_tuning.serve.engines`) for the model options: transformers, or llama.cpp for a .gguf."""
-    from fine_tuning.serve.engines import load_engine
-    from fine_tuning.serve.generate import resolve_source
+    from fine_tuning.serve.source import resolve_source
 
-    source = resolve_source(model=model, adapter=adapter, run=run, runs_dir=runs_dir)
+    return _load_source(resolve_source(model=model, adapter=adapter, run=run, runs_dir=runs_dir), system)
+
+
+def _load_source(source: Any, system: str | None) -> Any:
+    from fine_tuning.serve.engines import load_engine
+
     console.print(f"[dim]loading {source.describe()} …[/dim]")
     engine = load_engine(source)
     if system is not None:
         engine.system_prompt = system or None
     return engine
+
+
+def _retriever(source: Any, retrieve_k: int | None, as_of: str | None, index: Path | None) -> Any:
+    """The index to search when --retrieve is given (opened before the model, so a missing index fails fast)."""
+    if retrieve_k is None:
+        if as_of is not None or index is not None:
+            raise SlmError("--as-of and --index choose what --retrieve searches", "add --retrieve K, e.g. --retrieve 5")
+        return None
+    from fine_tuning.serve.retrieval import open_retriever
+
+    return open_retriever(source, index, retrieve_k, as_of)
 
 
 def _settings(max_new_tokens: int, temperature: float) -> Any:
@@ -135,16 +175,17 @@ def answer_batch(engine: Any, rows: list[dict[str, Any]], settings: Any, batch_s
         for start in range(0, len(rows), batch_size):
             chunk = rows[start : start + batch_size]
             for row, completion in zip(chunk, engine.complete_batch([r["messages"] for r in chunk], settings)):
-                answers.append(
-                    {
-                        "id": row["id"],
-                        "question": row["messages"][-1]["content"],
-                        "answer": completion.text,
-                        "finish_reason": completion.finish_reason,
-                        "prompt_tokens": completion.prompt_tokens,
-                        "completion_tokens": completion.completion_tokens,
-                    }
-                )
+                answer = {
+                    "id": row["id"],
+                    "question": row.get("question", row["messages"][-1]["content"]),
+                    "answer": completion.text,
+                    "finish_reason": completion.finish_reason,
+                    "prompt_tokens": completion.prompt_tokens,
+                    "completion_tokens": completion.completion_tokens,
+                }
+                if row.get("retrieved") is not None:  # --retrieve: what the prompt held, and the citation check
+                    answer["retrieval"] = row["retrieved"].checked(completion.text).model_dump(mode="json")
+                answers.append(answer)
             bar.advance(len(chunk))
     return answers
 
@@ -170,22 +211,27 @@ def ask(
     temperature: TemperatureOpt = 0.0,
     system: SystemOpt = None,
     stream: Annotated[bool, typer.Option("--stream/--no-stream", help="print the answer token by token")] = True,
+    retrieve_k: RetrieveOpt = None,
+    as_of: AsOfOpt = None,
+    index: IndexOpt = None,
 ) -> None:
     """Answer one question (streamed to stdout) or a file of questions (JSONL to stdout or --out)."""
+    from fine_tuning.serve.source import resolve_source
+
     if (question is None) == (file is None):
         raise SlmError(
             "give either a question or --file", 'e.g. slm ask "부가가치세 신고는 언제 해야 하나요?" --run smoke'
         )
     rows = read_questions(file) if file is not None else None
-    engine = _load(model, adapter, run, runs_dir, system)
+    source = resolve_source(model=model, adapter=adapter, run=run, runs_dir=runs_dir)
+    retriever = _retriever(source, retrieve_k, as_of, index)
+    engine = _load_source(source, system)
     settings = _settings(max_new_tokens, temperature)
     if rows is None:
-        messages = [{"role": "user", "content": question or ""}]
-        if stream:
-            _stream_answer(engine, messages, settings)
-            return
-        sys.stdout.write(engine.complete(messages, settings).text + "\n")
+        _ask_one(engine, retriever, question or "", settings, stream)
         return
+    if retriever is not None:
+        _retrieve_rows(retriever, rows)
     answers = answer_batch(engine, rows, settings, batch_size)
     if out is not None:
         from slm_forest.files import write_jsonl
@@ -196,6 +242,37 @@ def ask(
         for row in answers:
             sys.stdout.write(json.dumps(row, ensure_ascii=False) + "\n")
         sys.stdout.flush()
+
+
+def _ask_one(engine: Any, retriever: Any, question: str, settings: Any, stream: bool) -> None:
+    """One answer to stdout; with a retriever, the articles before it and the citation check after it (stderr)."""
+    from fine_tuning.serve.retrieval import print_check, print_retrieved, retrieve
+
+    messages = [{"role": "user", "content": question}]
+    retrieved = None
+    if retriever is not None:
+        messages, retrieved = retrieve(retriever, messages)
+        print_retrieved(retrieved)
+    if stream:
+        completion = _stream_answer(engine, messages, settings)
+    else:
+        completion = engine.complete(messages, settings)
+        sys.stdout.write(completion.text + "\n")
+        sys.stdout.flush()
+    if retrieved is not None and completion is not None:
+        print_check(retrieved.checked(completion.text).citation_check)
+
+
+def _retrieve_rows(retriever: Any, rows: list[dict[str, Any]]) -> None:
+    """Batch --retrieve: each row's last question gets its articles; the JSONL keeps the question as written."""
+    from fine_tuning.serve.retrieval import retrieve
+    from slm_forest.progress import progress_bar
+
+    with progress_bar("ask: retrieving", len(rows)) as bar:
+        for row in rows:
+            row["question"] = row["messages"][-1]["content"]
+            row["messages"], row["retrieved"] = retrieve(retriever, row["messages"])
+            bar.advance()
 
 
 # --------------------------------------------------------------------------------------------------------- chat
@@ -210,9 +287,16 @@ def chat(
     max_new_tokens: MaxNewOpt = 256,
     temperature: TemperatureOpt = 0.0,
     system: SystemOpt = None,
+    retrieve_k: RetrieveOpt = None,
+    as_of: AsOfOpt = None,
+    index: IndexOpt = None,
 ) -> None:
     """Talk with the model in the terminal: answers stream as they are generated and the history is kept."""
-    engine = _load(model, adapter, run, runs_dir, system)
+    from fine_tuning.serve.source import resolve_source
+
+    source = resolve_source(model=model, adapter=adapter, run=run, runs_dir=runs_dir)
+    retriever = _retriever(source, retrieve_k, as_of, index)
+    engine = _load_source(source, system)
     settings = _settings(max_new_tokens, temperature)
     console.print(f"[bold]slm chat[/bold] with {engine.label} — {CHAT_HELP}")
     history: list[dict[str, str]] = []
@@ -237,13 +321,26 @@ def chat(
             console.print(f"[yellow]unknown command {text}[/yellow] — {CHAT_HELP}")
             continue
         history.append({"role": "user", "content": text})
-        console.print("[bold green]model>[/bold green] ", end="")
-        completion = _stream_answer(engine, history, settings)
+        completion = _chat_turn(engine, retriever, history, settings)
         if completion is None:  # interrupted: forget the unanswered question
             history.pop()
             continue
         history.append({"role": "assistant", "content": completion.text})
     console.print("[dim]bye[/dim]")
+
+
+def _chat_turn(engine: Any, retriever: Any, history: list[dict[str, str]], settings: Any) -> Any:
+    """One answer; with a retriever the articles go into this turn's prompt only (the history keeps the question)."""
+    from fine_tuning.serve.retrieval import print_check, print_retrieved, retrieve
+
+    messages, retrieved = (history, None) if retriever is None else retrieve(retriever, history)
+    if retrieved is not None:
+        print_retrieved(retrieved)
+    console.print("[bold green]model>[/bold green] ", end="")
+    completion = _stream_answer(engine, messages, settings)
+    if retrieved is not None and completion is not None:
+        print_check(retrieved.checked(completion.text).citation_check)
+    return completion
 
 
 # -------------------------------------------------------------------------------------------------------- serve
@@ -294,16 +391,24 @@ def serve(
         ),
     ] = "auto",
     system: SystemOpt = None,
+    retrieve_k: RetrieveOpt = None,
+    as_of: AsOfOpt = None,
+    index: IndexOpt = None,
 ) -> None:
-    """Serve the model over an OpenAI-compatible HTTP API (/v1/chat/completions, /v1/models)."""
-    from fine_tuning.serve.generate import resolve_source
+    """Serve the model over an OpenAI-compatible HTTP API (/v1/chat/completions, /v1/models).
+
+    With --retrieve K every chat request gets the top K articles of the index in its last user message, and the
+    response a `retrieval` field (the articles, then the citation check); a request may send
+    `"retrieval": {"k": 3, "as_of": "2025-01-01"}` or `"retrieval": false` to change that for itself."""
     from fine_tuning.serve.http import ServeSettings
     from fine_tuning.serve.http import serve as serve_forever
+    from fine_tuning.serve.source import resolve_source
 
     if backend not in BACKENDS:
         raise SlmError(f"--backend {backend}: unknown backend", f"use {', '.join(BACKENDS)}")
     api_key = _api_key_from(api_key_env)
     source = resolve_source(model=model, adapter=adapter, run=run, runs_dir=runs_dir)
+    retriever = _retriever(source, retrieve_k, as_of, index)
     engine = _serve_engine(source, backend, model, adapter, run, runs_dir, system)
     names = [n.strip() for n in served_model_name or [] if n.strip()] or [source.label]
     settings = ServeSettings(
@@ -316,6 +421,7 @@ def serve(
         queue_timeout=queue_timeout,
         default_max_tokens=max_new_tokens,
         max_tokens_limit=max(4096, max_new_tokens),
+        retriever=retriever,
     )
     serve_forever(engine, settings)
 

@@ -29,6 +29,10 @@ importable and `--backend vllm|auto` asks for it. The vLLM path is NOT tested he
 installed in CI); for heavy traffic, vLLM's own server (`vllm serve BASE --enable-lora --lora-modules tax=ADAPTER`)
 is the better choice and speaks the same protocol.
 
+Retrieval: `--retrieve K` gives every request the top K articles of the run's index (or `--index DIR`) in its
+last user message; a request's `retrieval` field changes that for itself, and the response carries the articles
+and the citation check in a `retrieval` field (see `fine_tuning.serve.openai_protocol` for both shapes).
+
 The server is FastAPI on uvicorn (`slm_forest.local_server`, shared with `slm review`): blocking generation runs in
 the thread pool, one generation slot per `--max-concurrent`. It only moves bytes: parsing, routes and bodies are in
 `fine_tuning.serve.openai_protocol`, the backends in `fine_tuning.serve.engines`.
@@ -85,6 +89,7 @@ class ChatServer(LocalServer):
 
     def __init__(self, engine: Engine, settings: ServeSettings) -> None:
         self.engine = engine
+        self.retriever = settings.retriever  # fine_tuning.serve.retrieval.Retriever when started with --retrieve
         self.settings = settings
         self.slots = threading.BoundedSemaphore(settings.max_concurrent)
         self.created = int(time.time())
@@ -129,15 +134,19 @@ def make_app(server: ChatServer) -> Any:
         try:
             body = await _read_body(request)  # always read the body, so keep-alive connections stay in sync
             chat = chat_request(request_path("/" + path), request.headers.get("authorization", ""), body, settings)
+            messages, retrieved = await _retrieve(server, chat)
         except RequestError as error:
             return _error(error)
         if not await run_in_threadpool(server.slots.acquire, timeout=settings.queue_timeout):
             return _error(*busy_error(settings))
         if chat.stream:
-            return _stream(server, chat)  # the stream releases the slot when it ends
+            return _stream(server, chat, messages, retrieved)  # the stream releases the slot when it ends
         try:
-            completion = await run_in_threadpool(server.engine.complete, chat.messages, chat.generation)
-            return _json(200, completion_body(completion, new_request_id(), int(time.time()), settings.model_name))
+            completion = await run_in_threadpool(server.engine.complete, messages, chat.generation)
+            extra = None if retrieved is None else retrieved.checked(completion.text).model_dump(mode="json")
+            return _json(
+                200, completion_body(completion, new_request_id(), int(time.time()), settings.model_name, extra)
+            )
         except SlmError as exc:
             return _error(RequestError(400, str(exc)))
         except Exception as exc:  # noqa: BLE001 - one request failing must not stop the server
@@ -148,13 +157,27 @@ def make_app(server: ChatServer) -> Any:
     return app
 
 
-def _stream(server: ChatServer, chat: ChatRequest) -> Any:
+async def _retrieve(server: ChatServer, chat: ChatRequest) -> tuple[list[dict[str, str]], Any]:
+    """The messages to generate from (the articles before the last question when the request retrieves)."""
+    if chat.retrieval is None or server.retriever is None:
+        return chat.messages, None
+    from fine_tuning.serve.retrieval import retrieve  # noqa: PLC0415
+
     try:
-        stream = server.engine.stream(chat.messages, chat.generation)
+        return await run_in_threadpool(
+            retrieve, server.retriever, chat.messages, chat.retrieval.k, chat.retrieval.as_of
+        )
+    except SlmError as exc:
+        raise RequestError(400, str(exc), param="retrieval") from None
+
+
+def _stream(server: ChatServer, chat: ChatRequest, messages: list[dict[str, str]], retrieved: Any) -> Any:
+    try:
+        stream = server.engine.stream(messages, chat.generation)
     except Exception as exc:  # noqa: BLE001 - before the headers: an ordinary error response
         server.slots.release()
         return _error(RequestError(400, str(exc)) if isinstance(exc, SlmError) else server_error(exc))
-    events = chat_events(stream, server.settings.model_name, chat.include_usage)
+    events = chat_events(stream, server.settings.model_name, chat.include_usage, retrieved)
 
     async def body() -> AsyncIterator[bytes]:
         finished = False
@@ -189,6 +212,8 @@ def serve(engine: Engine, settings: ServeSettings) -> None:
         f"{settings.max_concurrent} concurrent, API key {'required' if settings.api_key else 'not required'})"
         + (" [yellow]— listening beyond this machine[/yellow]" if exposed else "")
     )
+    if server.retriever is not None:
+        console.print(f"serve: --retrieve {server.retriever.k} over {server.retriever.index.path}")
     try:
         server.serve_forever()
     finally:

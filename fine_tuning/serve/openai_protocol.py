@@ -1,5 +1,13 @@
 """The OpenAI chat-completions protocol without a transport: request parsing, response and event bodies, routes.
 
+Retrieval (`slm serve --retrieve K`): a request's `retrieval` field is an extension (the OpenAI SDKs send it with
+`extra_body={"retrieval": {...}}`): absent or `true` = the server's K and the law in force today, `false` = none for
+this request, `{"k": 3, "as_of": "2025-01-01"}` = its own K and date. A server started without --retrieve refuses
+the field with 400. The response carries a top-level `retrieval` object (the SDKs keep unknown fields:
+`response.retrieval` or `response.model_extra["retrieval"]`): `as_of`, `articles` [{rank, citation, title,
+effective_date, in_force, match}], `missing`, and `citation_check` {cited_and_retrieved, cited_not_retrieved}.
+Streamed, the first chunk carries it with the articles and the finishing chunk with the check.
+
 Every function here takes plain values (a path, an Authorization header, a JSON body) and returns bodies or raises
 `RequestError`, so the HTTP layer (`fine_tuning.serve.http`, FastAPI on uvicorn) only moves bytes.
 """
@@ -32,6 +40,7 @@ class ServeSettings:
     default_max_tokens: int = 512
     max_tokens_limit: int = 4096
     log_requests: bool = True
+    retriever: Any = None  # `--retrieve K`: a fine_tuning.serve.retrieval.Retriever; None: no index to search
 
 
 class RequestError(Exception):
@@ -137,8 +146,11 @@ def check_model(name: Any, settings: ServeSettings) -> None:
         raise model_not_found(name)
 
 
-def completion_body(completion: Any, request_id: str, created: int, model: str) -> dict[str, Any]:
-    return {
+def completion_body(
+    completion: Any, request_id: str, created: int, model: str, retrieval: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The chat.completion body; `retrieval` (the articles and the citation check) as an extra top-level field."""
+    body = {
         "id": request_id,
         "object": "chat.completion",
         "created": created,
@@ -153,6 +165,7 @@ def completion_body(completion: Any, request_id: str, created: int, model: str) 
         ],
         "usage": usage_body(completion),
     }
+    return body if retrieval is None else body | {"retrieval": retrieval}
 
 
 def usage_body(completion: Any) -> dict[str, int]:
@@ -177,6 +190,44 @@ def new_request_id() -> str:
     return f"chatcmpl-{uuid.uuid4().hex[:24]}"
 
 
+MAX_RETRIEVE_K = 20
+
+
+@dataclass(frozen=True)
+class RetrievalAsk:
+    """What a request retrieves: k articles of the law in force on as_of (None: today)."""
+
+    k: int
+    as_of: str | None = None
+
+
+def parse_retrieval(value: Any, settings: ServeSettings) -> RetrievalAsk | None:
+    """The request's `retrieval` extension against the server's --retrieve (see the module docstring)."""
+    default_k = None if settings.retriever is None else settings.retriever.k
+    if value is False or (value is None and default_k is None):
+        return None
+    if default_k is None:
+        raise RequestError(
+            400, "this server was started without --retrieve: it has no index to search", param="retrieval"
+        )
+    if value is None or value is True:
+        return RetrievalAsk(default_k)
+    if not isinstance(value, dict) or set(value) - {"k", "as_of"}:
+        raise RequestError(400, 'retrieval must be true, false or {"k": int, "as_of": "YYYY-MM-DD"}', param="retrieval")
+    k = value.get("k", default_k)
+    if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= MAX_RETRIEVE_K:
+        raise RequestError(400, f"retrieval.k must be an integer from 1 to {MAX_RETRIEVE_K}", param="retrieval")
+    as_of = value.get("as_of")
+    if as_of is not None:
+        from slm_datagen.index.versions import date_number  # noqa: PLC0415
+
+        try:
+            date_number(as_of if isinstance(as_of, str) else "")
+        except ValueError:
+            raise RequestError(400, "retrieval.as_of must be a YYYY-MM-DD date", param="retrieval") from None
+    return RetrievalAsk(k, as_of)
+
+
 # ------------------------------------------------------------------------------------------------------- routes
 @dataclass(frozen=True)
 class ChatRequest:
@@ -186,6 +237,7 @@ class ChatRequest:
     generation: Any  # fine_tuning.serve.generate.GenerationSettings
     stream: bool
     include_usage: bool
+    retrieval: RetrievalAsk | None = None
 
 
 def request_path(target: str) -> str:
@@ -242,7 +294,7 @@ def chat_request(path: str, authorization: str, body: dict[str, Any], settings: 
         raise unauthorised()
     if path != "/v1/chat/completions":
         raise RequestError(404, f"no route POST {path}", code="not_found")
-    return ChatRequest(*parse_chat_request(body, settings))
+    return ChatRequest(*parse_chat_request(body, settings), retrieval=parse_retrieval(body.get("retrieval"), settings))
 
 
 def busy_error(settings: ServeSettings) -> tuple[RequestError, dict[str, str]]:
@@ -268,14 +320,16 @@ def sse_event(payload: dict[str, Any] | str) -> bytes:
     return f"data: {data}\n\n".encode()
 
 
-def chat_events(stream: Any, model: str, include_usage: bool) -> Iterator[bytes]:
-    """The server-sent events of a streamed completion, ending with `data: [DONE]`.
+def chat_events(stream: Any, model: str, include_usage: bool, retrieved: Any = None) -> Iterator[bytes]:
+    """The server-sent events of a streamed completion, ending with `data: [DONE]`. With `retrieved`
+    (fine_tuning.serve.retrieval.Retrieved) the first chunk carries the articles and the finishing one the check.
 
     The headers are sent before the first token, so a generation that fails mid-way is reported in-band (an error
     body, then [DONE]), as OpenAI does. A client that leaves is the caller's to handle (cancel the stream).
     """
     request_id, created = new_request_id(), int(time.time())
-    yield sse_event(chunk_body(request_id, created, model, {"role": "assistant", "content": ""}, None))
+    first = chunk_body(request_id, created, model, {"role": "assistant", "content": ""}, None)
+    yield sse_event(first if retrieved is None else first | {"retrieval": retrieved.model_dump(mode="json")})
     try:
         for piece in stream:
             yield sse_event(chunk_body(request_id, created, model, {"content": piece}, None))
@@ -284,7 +338,10 @@ def chat_events(stream: Any, model: str, include_usage: bool) -> Iterator[bytes]
         yield sse_event("[DONE]")
         return
     completion = stream.completion
-    yield sse_event(chunk_body(request_id, created, model, {}, completion.finish_reason if completion else "stop"))
+    last = chunk_body(request_id, created, model, {}, completion.finish_reason if completion else "stop")
+    if retrieved is not None:
+        last["retrieval"] = retrieved.checked(completion.text if completion else "").model_dump(mode="json")
+    yield sse_event(last)
     if include_usage and completion is not None:
         usage = {"id": request_id, "object": "chat.completion.chunk", "created": created, "model": model}
         yield sse_event(usage | {"choices": [], "usage": usage_body(completion)})

@@ -69,6 +69,20 @@ def question_with_context(question: str, articles: Sequence[ContextArticle], max
     return f"{render_context(articles, max_chars)}\n\n{QUESTION_HEADER} {question.strip()}"
 
 
+def has_context(text: str) -> bool:
+    """True when the message already opens with an article block (a RAFT pair, a prompt built elsewhere with this
+    layout): retrieval must not put a second one before it."""
+    return text.lstrip().startswith(CONTEXT_HEADER + "\n")
+
+
+def question_of(text: str) -> str:
+    """The question part of a user message that holds an article block; any other message as it is."""
+    if not has_context(text):
+        return text
+    marker = f"\n\n{QUESTION_HEADER} "
+    return text.rsplit(marker, 1)[1].strip() if marker in text else text
+
+
 def check_citations(answer: str, retrieved: Iterable[str]) -> CitationCheck:
     """Which article citations of the answer were in the retrieved set, and which the model brought itself."""
     supplied = {_article_level(c) for text in retrieved for c in _articles(text)}
