@@ -339,11 +339,16 @@ def benchmark_files_signature(cfg: RunConfig) -> list[list[object]]:
     return files_signature(cfg.evaluate.benchmarks)
 
 
-def reinforce_signature(cfg: RunConfig) -> list[str] | None:
-    """The finished reinforce stage's output hashes (None without one): evaluate and export read its adapter when
-    there is one, so a new RL adapter reruns them although reinforce is not their declared upstream (it is optional)."""
-    manifest = read_manifest(cfg.run_dir() / "reinforce")
+def optional_stage_signature(cfg: RunConfig, stage: str) -> list[str] | None:
+    """A finished optional stage's output hashes (None without one), for a stage that reads its outputs when they
+    exist although it is not a declared upstream: a new RL adapter or a rebuilt index then reruns the reader."""
+    manifest = read_manifest(cfg.run_dir() / stage)
     return sorted(e.sha256 for e in manifest.outputs) if manifest is not None and manifest.complete else None
+
+
+def reinforce_signature(cfg: RunConfig) -> list[str] | None:
+    """evaluate and export read the RL adapter when there is one."""
+    return optional_stage_signature(cfg, "reinforce")
 
 
 def export_signature(cfg: RunConfig) -> list[str] | None:
@@ -351,7 +356,10 @@ def export_signature(cfg: RunConfig) -> list[str] | None:
 
 
 def evaluate_signature(cfg: RunConfig) -> dict[str, object]:
-    return {"benchmarks": benchmark_files_signature(cfg), "reinforce": reinforce_signature(cfg)}
+    signature: dict[str, object] = {"benchmarks": benchmark_files_signature(cfg), "reinforce": reinforce_signature(cfg)}
+    if cfg.evaluate.retrieve is not False:  # evaluate answers with the run's index when it has one
+        signature["index"] = optional_stage_signature(cfg, "index")
+    return signature
 
 
 def _is_main_process() -> bool:

@@ -246,3 +246,35 @@ def test_a_stage_already_running_in_its_directory_is_refused(fake_stages):
         os.close(held)
     assert not run_stage(cfg, "collect", force=True).skipped  # released: runs again
     assert not [p for p in stage.iterdir() if p.name.startswith(".")]  # the lock leaves no file
+
+
+def test_a_rebuilt_index_changes_evaluates_signature_unless_retrieval_is_off(tmp_path):
+    from slm_forest.config import RunConfig
+    from slm_forest.manifest import FileEntry, Manifest, write_manifest
+    from slm_forest.pipeline import evaluate_signature
+
+    cfg = RunConfig(runs_dir=str(tmp_path), run_name="r")
+    without_index = evaluate_signature(cfg)
+
+    def index_built(sha: str) -> None:
+        entry = FileEntry(path="index/index.json", sha256=sha, bytes=1)
+        write_manifest(
+            cfg.run_dir() / "index",
+            Manifest(
+                stage="index",
+                run_name="r",
+                fingerprint="f",
+                config={},
+                outputs=[entry],
+                started_at="t",
+                finished_at="t",
+                seconds=0.0,
+            ),
+        )
+
+    index_built("a" * 64)
+    first = evaluate_signature(cfg)
+    index_built("b" * 64)
+    assert without_index != first != evaluate_signature(cfg)
+    off = cfg.model_copy(update={"evaluate": cfg.evaluate.model_copy(update={"retrieve": False})})
+    assert "index" not in evaluate_signature(off)
