@@ -205,10 +205,10 @@ def pretrain_on_text(
 
     Why: a random base knows nothing, so "base vs tuned" would compare noise with noise. A base that has read Korean
     tax text but never seen the chat format is what a real run starts from, in miniature; the LoRA stage then has to
-    teach the format and the answers, and evaluation measures that. Long blocks matter: an interpretation's 회답 and
-    관련법령 repeat its 질의요지, and an article refers to its own 항, so a base that reads whole documents learns to
-    look back and copy, which the RAFT pairs' answers (citing the article in the prompt) then use. Returns the last
-    loss. Deterministic for a seed.
+    teach the format and the answers, and evaluation measures that. `block`/`batch_size` trade context length for
+    sequences per step at the same tokens per step. Tried once in the smoke run: 2 blocks of 512 (then 250 SFT steps)
+    gave test citation F1 0.029 against 0.067 for 8 of 128 (then 300 steps) — no sign that long blocks help, so the
+    default stays 8 × 128. Returns the last loss. Deterministic for a seed.
     """
     import torch
 
