@@ -32,8 +32,13 @@ def _manifest(stage: str) -> dict:
     return json.loads((Path("runs/smoke") / stage / "manifest.json").read_text(encoding="utf-8"))
 
 
+def _headline_row(metrics: dict, name: str) -> dict:
+    return next(row for row in metrics["headline"] if row["metric"] == name)
+
+
 def _assert_the_demo_learns(run: Path) -> None:
-    """Tuned beats base on the held-out test answers, and the 95 % interval of the gain excludes 0."""
+    """Tuned beats base on the held-out test answers, and the 95 % interval of the gain excludes 0: answer loss, and
+    citation F1 (the RAFT pairs teach the model to cite the article it is given)."""
     metrics = json.loads((run / "evaluate" / "metrics.json").read_text(encoding="utf-8"))
     for split in ("test", "val"):
         delta = metrics["loss"][split]["delta"]["loss"]
@@ -41,6 +46,9 @@ def _assert_the_demo_learns(run: Path) -> None:
         assert delta["high"] < 0 and delta["significant"], (split, delta)
     assert metrics["verdict"].startswith("Tuned is better than base"), metrics["verdict"]
     assert not [r for r in metrics["headline"] if r["verdict"] == "worse"]
+    citation = _headline_row(metrics, "citation F1 (law + 조 + 항)")
+    assert citation["n"] >= 40 and citation["tuned"] > citation["base"], citation  # the whole test split answered
+    assert citation["ci95"][0] > 0 and citation["verdict"] == "better", citation
     log = [json.loads(line) for line in open(run / "train" / "trainer_log.jsonl", encoding="utf-8")]
     evals = [row["eval_loss"] for row in log if "eval_loss" in row]
     assert len(evals) >= 3 and evals[-1] < evals[0] - 0.2, evals  # the training curve falls visibly
