@@ -287,6 +287,31 @@ class DistillConfig(Section):
     stop_grace_s: float = Field(
         30.0, ge=0, description="on Ctrl-C / SIGTERM: seconds the requests in flight get to come back and be recorded"
     )
+    # RAFT-style pairs (slm_datagen/distill/context.py): the question shown with retrieved law, the answer citing it.
+    context: Literal["none", "gold", "gold+distractors"] = Field(
+        "none",
+        description="retrieved law in the pair's user message: none, the source article alone (gold), or the source "
+        "article among BM25 neighbours (gold+distractors); the answer cites the source",
+    )
+    context_share: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description="share of pairs (seeded) given a context when distill.context is not none; the rest stay plain "
+        "questions, so the model also answers without retrieval",
+    )
+    context_distractors: int = Field(
+        2,
+        ge=1,
+        le=8,
+        description="gold+distractors: articles beside the source (from the run's index, else the same law)",
+    )
+    context_max_chars: int = Field(
+        600,
+        ge=100,
+        description="characters of each context article shown (longer ones are cut with ' …'); 600 is what "
+        "`--retrieve` shows, a tiny model's short max_length may need less",
+    )
 
 
 # ----------------------------------------------------------------------------------------------------------- build

@@ -24,7 +24,7 @@ SMOKE = Path(__file__).resolve().parent.parent / "configs" / "smoke.yaml"
 def _slm(*args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     return subprocess.run(
-        [sys.executable, "-m", "slm_forest.cli", *args], capture_output=True, text=True, env=env, timeout=900
+        [sys.executable, "-m", "slm_forest.cli", *args], capture_output=True, text=True, env=env, timeout=1800
     )
 
 
@@ -32,8 +32,14 @@ def _manifest(stage: str) -> dict:
     return json.loads((Path("runs/smoke") / stage / "manifest.json").read_text(encoding="utf-8"))
 
 
-def _assert_the_demo_learns(run: Path) -> None:
-    """Tuned beats base on the held-out test answers, and the 95 % interval of the gain excludes 0."""
+def _headline_row(metrics: dict, name: str) -> dict:
+    return next(row for row in metrics["headline"] if row["metric"] == name)
+
+
+def _assert_the_demo_learns(run: Path, citations: bool = True) -> None:
+    """Tuned beats base on the held-out test answers, and the 95 % interval of the gain excludes 0: answer loss, and
+    (`citations`) citation F1. The tiny Gemma 3 does not reach a significant citation gain in this budget (measured
+    0 → 0.009, 95 % CI 0 to 0.027; README), so its test checks loss and the verdict only."""
     metrics = json.loads((run / "evaluate" / "metrics.json").read_text(encoding="utf-8"))
     for split in ("test", "val"):
         delta = metrics["loss"][split]["delta"]["loss"]
@@ -41,6 +47,11 @@ def _assert_the_demo_learns(run: Path) -> None:
         assert delta["high"] < 0 and delta["significant"], (split, delta)
     assert metrics["verdict"].startswith("Tuned is better than base"), metrics["verdict"]
     assert not [r for r in metrics["headline"] if r["verdict"] == "worse"]
+    if not citations:
+        return
+    citation = _headline_row(metrics, "citation F1 (law + 조 + 항)")
+    assert citation["n"] >= 40 and citation["tuned"] > citation["base"], citation  # the whole test split answered
+    assert citation["ci95"][0] > 0 and citation["verdict"] == "better", citation
     log = [json.loads(line) for line in open(run / "train" / "trainer_log.jsonl", encoding="utf-8")]
     evals = [row["eval_loss"] for row in log if "eval_loss" in row]
     assert len(evals) >= 3 and evals[-1] < evals[0] - 0.2, evals  # the training curve falls visibly
@@ -50,7 +61,7 @@ def _assert_the_demo_learns(run: Path) -> None:
 def test_smoke_demo_learns_with_the_tiny_gemma3_variant():
     out = _slm("run", str(SMOKE), "--to", "evaluate", "--set", "train.base_model=tiny-random-gemma3")
     assert out.returncode == 0, out.stderr[-3000:]
-    _assert_the_demo_learns(Path("runs/smoke"))
+    _assert_the_demo_learns(Path("runs/smoke"), citations=False)
 
 
 @pytest.mark.slow

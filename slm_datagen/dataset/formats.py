@@ -1,7 +1,8 @@
 """The dataset on disk, in every format `build.formats` asks for.
 
 Always written (the train stage reads them): `train.jsonl`, `val.jsonl`, `test.jsonl`, one SFTExample per line
-(system prompt from the config, the question, the answer; `meta` keeps the provenance).
+(system prompt from the config, the question, the answer; `meta` keeps the provenance). A RAFT pair's user message
+is its retrieved law and then the question (`index.context.question_with_context`, the layout `--retrieve` uses).
 Optional, each in its own directory with one file per split:
   alpaca/     {"instruction", "input", "output"}
   seed_text/  {"text": "### 질문: …\n\n### 답변: …"}, the seed project's prompt format
@@ -22,6 +23,7 @@ from typing import Any
 
 from slm_datagen.dataset.rules import Finding
 from slm_datagen.dataset.splits import SPLITS
+from slm_datagen.index.context import DEFAULT_MAX_CHARS, ContextArticle, question_with_context
 from slm_datagen.taxlaw.citations import find_citations, normalize_law_name
 from slm_forest.files import write_jsonl
 from slm_forest.records import ChatMessage, QAPair, SFTExample, content_id
@@ -45,7 +47,11 @@ def pair_law(pair: QAPair) -> str | None:
 def to_example(pair: QAPair, system_prompt: str, flags: list[Finding] | None = None) -> SFTExample:
     """The chat example for one accepted pair; `meta` is what splits, stats, evaluation and the card read."""
     messages = [ChatMessage(role="system", content=system_prompt)] if system_prompt else []
-    messages += [ChatMessage(role="user", content=pair.question), ChatMessage(role="assistant", content=pair.answer)]
+    # RAFT pairs (distill.context): the retrieved law, then the question
+    user = question_with_context(
+        pair.question, _context_articles(pair), pair.meta.get("context_max_chars", DEFAULT_MAX_CHARS)
+    )
+    messages += [ChatMessage(role="user", content=user), ChatMessage(role="assistant", content=pair.answer)]
     meta: dict[str, Any] = {
         "pair_id": pair.id,
         "doc_id": pair.doc_id,
@@ -62,9 +68,16 @@ def to_example(pair: QAPair, system_prompt: str, flags: list[Finding] | None = N
         "usage": pair.usage.model_dump(mode="json"),
         "flags": [{"rule": f.rule, "details": f.details} for f in flags or []],
     }
+    if pair.meta.get("context"):  # what the prompt showed: evaluation and the card can tell RAFT items apart
+        meta["context_citations"] = list(pair.meta.get("context_citations") or [])
+        meta["context_gold"] = pair.meta.get("context_gold")
     if pair.calculation is not None:  # evaluation recomputes the right amount from it (numeric accuracy to the 원)
         meta["calculation"] = pair.calculation.model_dump(mode="json")
     return SFTExample(id=content_id("sft", pair.id, system_prompt), messages=messages, meta=meta)
+
+
+def _context_articles(pair: QAPair) -> list[ContextArticle]:
+    return [ContextArticle.model_validate(article) for article in pair.meta.get("context") or []]
 
 
 def _turns(example: SFTExample) -> tuple[str, str, str]:

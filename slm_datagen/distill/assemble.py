@@ -14,8 +14,9 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
+from slm_datagen.distill.context import ContextSource, choose_context, open_context_source, wants_context
 from slm_datagen.distill.ledger import Ledger
-from slm_datagen.distill.offline import offline_draft
+from slm_datagen.distill.offline import offline_draft, offline_with_context
 from slm_datagen.distill.outcome import record_verdicts
 from slm_datagen.distill.parse import ReplyProblem
 from slm_datagen.distill.plan import PlannedRequest, iter_chunks, teacher_label
@@ -64,12 +65,23 @@ def to_qa_pair(
 
 
 def _offline_row(
-    chunk: Chunk, request: PlannedRequest, teacher: TeacherConfig, seed: int, planted_error_rate: float
+    chunk: Chunk,
+    request: PlannedRequest,
+    teacher: TeacherConfig,
+    seed: int,
+    planted_error_rate: float,
+    context: ContextSource | None = None,
 ) -> QAPair | DistillFailure:
     found = offline_draft(chunk, request.audience, request.style, seed, planted_error_rate)
     if found is not None:
-        pair = to_qa_pair(found[0], chunk, request, "offline", teacher.model)
-        pair.meta.update(found[1])  # planted_error: the demo's deliberately wrong pairs
+        draft, meta = found
+        shown = (
+            choose_context(context, chunk, draft.question, request.key) if wants_context(context, request.key) else None
+        )
+        if shown is not None:  # RAFT: the answer leads with the context article it rests on
+            draft, meta = offline_with_context(draft, chunk, shown.gold), {**meta, **shown.meta()}
+        pair = to_qa_pair(draft, chunk, request, "offline", teacher.model)
+        pair.meta.update(meta)  # planted_error: the demo's deliberately wrong pairs; the context shown
         return pair
     return DistillFailure(
         request_key=request.key,
@@ -175,6 +187,27 @@ def assemble(
         "cost_by_teacher": defaultdict(float),
         "tokens": Counter(),
     }
+    context = open_context_source(stage_dir.parent, path, cfg, seed)
+    try:
+        _assemble_rows(stage_dir, path, limit, cfg, by_chunk, ledger, seed, context, result)
+    finally:
+        if context is not None:
+            context.close()
+            result["context_gold_positions"] = dict(sorted(context.gold_ranks.items()))
+    return result
+
+
+def _assemble_rows(
+    stage_dir: Path,
+    path: Path,
+    limit: int | None,
+    cfg: DistillConfig,
+    by_chunk: dict[int, list[PlannedRequest]],
+    ledger: Ledger | None,
+    seed: int,
+    context: ContextSource | None,
+    result: dict[str, Any],
+) -> None:
     with atomic_writer(stage_dir / QA_NAME) as qa_out, atomic_writer(stage_dir / FAILURES_NAME) as fail_out:
         for index, chunk in enumerate(iter_chunks(path, limit)):
             for request in by_chunk.get(index, ()):
@@ -183,16 +216,24 @@ def assemble(
                 if teacher.provider == "offline":
                     result["cost_by_teacher"][teacher_label(teacher)] += 0.0
                     rows: list[QAPair | DistillFailure] = [
-                        _offline_row(chunk, request, teacher, seed, cfg.offline.planted_error_rate)
+                        _offline_row(chunk, request, teacher, seed, cfg.offline.planted_error_rate, context)
                     ]
                 else:
                     assert ledger is not None
                     rows, transient = _ledger_rows(chunk, request, teacher, ledger, result)
+                    _attach_context(rows, chunk, context)
                 if not rows:
                     result["pending"] += len(request.pairs)  # budget reached or stopped: not sent yet
                 for row in rows:
                     _write(row, transient, qa_out, fail_out, result)
-    return result
+
+
+def _attach_context(rows: list[QAPair | DistillFailure], chunk: Chunk, context: ContextSource | None) -> None:
+    """A teacher LLM's pair shown with retrieved law: its prompt asked it to cite the source first (prompts.py)."""
+    for row in rows:
+        if isinstance(row, QAPair) and wants_context(context, row.id):
+            assert context is not None
+            row.meta.update(choose_context(context, chunk, row.question, row.id).meta())
 
 
 def _write(row: QAPair | DistillFailure, transient: bool, qa_out: Any, fail_out: Any, result: dict[str, Any]) -> None:

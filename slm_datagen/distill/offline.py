@@ -6,6 +6,8 @@ turns the official 쟁점 into a question and the official 답변요지 into the
 precedent it asks about the 판시사항 and answers with the 판결요지. The `layperson` variant is asked as the person
 concerned would (offline_lay.py), its answer simplifies the legal phrasing, gives an example from the article's own
 items and points to the tax office for a concrete case. Calculation pairs come from the calculator (offline_calc.py).
+A pair shown with retrieved law (`distill.context`, distill/context.py) gets `offline_with_context`: the same answer,
+led by the number and citation of the context article it rests on.
 
 `offline_draft(chunk, audience, style, seed, planted_error_rate)` is a pure function returning the pair and its
 meta; it returns None when the chunk has nothing to ask about (an empty or deleted article, a calculation on a
@@ -259,6 +261,19 @@ def offline_draft(
     return (pair, {}) if pair is not None else None
 
 
+def offline_with_context(draft: PairDraft, chunk: Chunk, gold: int) -> PairDraft:
+    """The same pair for a question shown with retrieved law (distill.context): the answer first names the context
+    article it rests on, by its number in the prompt, then answers as without context. A ruling's lead also names
+    the provisions it applies (its 관련법령), which the context shows under the ruling's text."""
+    if chunk.kind == "statute_article":
+        lead = f"참고 법령 [{gold}] {article_citation(chunk)}에 근거해 답변드립니다."
+    else:
+        laws = ", ".join(c.label() for c in draft.citations[:3])
+        source = chunk.citation or chunk.title
+        lead = f"참고 자료 [{gold}] {source}{f'(관련 법령: {laws})' if laws else ''}에 근거해 답변드립니다."
+    return draft.model_copy(update={"answer": f"{lead}\n{draft.answer}"})
+
+
 def offline_pair(
     chunk: Chunk, audience: str, style: str = "explain", seed: int = 0, planted_error_rate: float = 0.0
 ) -> PairDraft | None:
@@ -274,6 +289,7 @@ __all__ = [
     "offline_calculation_kinds",
     "offline_draft",
     "offline_pair",
+    "offline_with_context",
     "parse_article",
     "plain_language",
     "related_law_citations",

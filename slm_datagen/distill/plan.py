@@ -18,7 +18,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from slm_datagen.distill.offline import OFFLINE_VERSION, offline_calculation_kinds
-from slm_datagen.distill.prompts import Prompt, build_messages, calculation_kinds
+from slm_datagen.distill.prompts import Prompt, build_messages, calculation_kinds, with_context_rule
 from slm_datagen.distill.prompts_multi import build_pairs_messages
 from slm_datagen.distill.schema import PAIRS_JSON_SCHEMA, PAIRS_SCHEMA_NAME, RequestShape
 from slm_forest.config import DistillConfig, TeacherConfig
@@ -116,8 +116,9 @@ class PlannedRequest:
         return len(self.items) > 1
 
 
-def prompt_for(chunk: Chunk, teacher: TeacherConfig, audience: str, style: str) -> Prompt:
-    return build_messages(chunk, audience, style, inline_schema=inline_schema(teacher))
+def prompt_for(chunk: Chunk, teacher: TeacherConfig, audience: str, style: str, context: str = "none") -> Prompt:
+    prompt = build_messages(chunk, audience, style, inline_schema=inline_schema(teacher))
+    return with_context_rule(prompt, chunk) if context != "none" else prompt
 
 
 def cache_key_for(request: PlannedRequest, kinds: tuple[str, ...] = ()) -> str:
@@ -147,17 +148,18 @@ def shape_for(teacher: TeacherConfig, request: PlannedRequest, kinds: tuple[str,
 def request_prompt(chunk: Chunk, teacher: TeacherConfig, request: PlannedRequest, cfg: DistillConfig) -> Prompt:
     """The messages of a planned request, rebuilt from its chunk exactly as they were when it was planned."""
     if not request.multi:
-        return prompt_for(chunk, teacher, request.audience, request.style)
+        return prompt_for(chunk, teacher, request.audience, request.style, cfg.context)
     return _pairs_prompt(chunk, teacher, request.items, cfg)
 
 
 def _pairs_prompt(chunk: Chunk, teacher: TeacherConfig, items: tuple, cfg: DistillConfig) -> Prompt:
-    return build_pairs_messages(
+    prompt = build_pairs_messages(
         chunk,
         items,
         inline_schema=inline_schema(teacher),
         source_breakpoint=teacher.provider == "anthropic" and _groups_per_chunk(items_of(chunk, teacher, cfg), cfg) > 1,
     )
+    return with_context_rule(prompt, chunk) if cfg.context != "none" else prompt
 
 
 def items_of(chunk: Chunk, teacher: TeacherConfig, cfg: DistillConfig) -> list[tuple[str, str]]:
@@ -189,7 +191,7 @@ def _request(
 
     if len(items) == 1:
         audience, style = items[0]
-        prompt = prompt_for(chunk, teacher, audience, style)
+        prompt = prompt_for(chunk, teacher, audience, style, cfg.context)
         key = request_key(teacher, prompt.version, prompt.messages, request_params(teacher))
         tokens = estimate_prompt_tokens(prompt.messages)
         return PlannedRequest(key, chunk_index, chunk.id, teacher_index, audience, style, prompt.version, tokens)

@@ -186,6 +186,23 @@ def build_messages(chunk: Chunk, audience: str, style: str = "explain", *, inlin
     return Prompt(version, ({"role": "system", "content": system}, {"role": "user", "content": user}), kinds)
 
 
+# distill.context (RAFT pairs): the question will be shown with this source among other articles, so its answer must
+# name the source it rests on first; distill/context.py attaches the articles after the reply.
+CONTEXT_VERSION = "context@1"
+CONTEXT_RULE = (
+    "- 이 질문은 위 원문을 다른 조문들과 함께 '참고 법령'으로 제시한 상태에서 출제됩니다. 답변의 첫 문장에서 근거가 된 "
+    "원문({citation})과 적용 조문을 밝히고, 제시되지 않은 조문을 근거로 삼지 마세요."
+)
+
+
+def with_context_rule(prompt: Prompt, chunk: Chunk) -> Prompt:
+    """The same request with the RAFT rule added to its last user message (and to its version, so to its key)."""
+    *head, last = prompt.messages
+    rule = CONTEXT_RULE.format(citation=chunk.citation or chunk.title)
+    extended = {**last, "content": f"{last['content']}\n\n{rule}"}
+    return Prompt(f"{prompt.version}+{CONTEXT_VERSION}", (*head, extended), prompt.kinds)
+
+
 REPAIR_INSTRUCTIONS: dict[str, str] = {
     "not_korean": "방금 답변은 한국어가 아니었습니다. 같은 내용을 반드시 한국어로, 지정된 JSON 객체 하나로만 다시 작성하세요.",
     "truncated": "방금 답변은 길이 제한으로 잘렸습니다. answer를 800자 이내로 더 간결하게 줄여, 완전한 JSON 객체 하나로 다시 작성하세요.",

@@ -355,6 +355,7 @@ def _stats(cfg: DistillConfig, budget: Budget, sent: Sent, assembled: dict[str, 
         "retry_on_rerun": assembled["transient"],
         "prices_as_of": PRICES_AS_OF,
         "mode": cfg.mode,
+        "context_gold_positions": assembled.get("context_gold_positions", {}),  # RAFT pairs: gold's place -> pairs
     }
     if engine_stats is not None:
         stats.update(
