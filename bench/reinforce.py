@@ -86,7 +86,22 @@ def main() -> None:
     )
     args = parser.parse_args()
     runs = Path(tempfile.mkdtemp(prefix="slm-bench-rl-"))
-    write_upstream(runs / "bench", args.kind, 96)
+    result = run_bench(runs, args.kind, args.steps, args.sft_steps, args.set)
+    if args.heldout:
+        print_heldout(result["config"], runs / "bench")
+    print(f"run directory: {runs}")
+    print("reward by step: " + " ".join(f"{r:.3f}" for r in result["rewards"]))
+    print("clipped share by step: " + " ".join(f"{c:.2f}" for c in result["clipped"]))
+    print(
+        f"reinforce: reward_first={result['first']:.3f} reward_last={result['last']:.3f} "
+        f"rise={result['last'] - result['first']:+.3f} steps={len(result['rewards'])} "
+        f"zero_variance={result['zero_variance']}/{result['groups']} seconds={result['seconds']:.0f}"
+    )
+
+
+def run_bench(runs: Path, kind: str, steps: int, sft_steps: int, extra: list[str]) -> dict:
+    """SFT then GRPO in `runs`/bench; the rewards and clipped shares by step, and the means of the first and last 5."""
+    write_upstream(runs / "bench", kind, 96)
     common = [
         f"runs_dir={runs}",
         "run_name=bench",
@@ -94,11 +109,11 @@ def main() -> None:
         "train.base_model=tiny-random-gemma3",
         "train.tiny_model={pretrain_steps: 150}",
         "train.max_length=512",
-        f"train.max_steps={args.sft_steps}",
+        f"train.max_steps={sft_steps}",
         "train.learning_rate=0.003",
         "train.report_to=[]",
         "reinforce.questions=64",
-        f"reinforce.kinds=[{args.kind}]",
+        f"reinforce.kinds=[{kind}]",
         "reinforce.dataset_pairs=false",
         "reinforce.num_generations=8",
         "reinforce.micro_batch_size=8",
@@ -106,28 +121,31 @@ def main() -> None:
         "reinforce.max_completion_length=320",
         "reinforce.learning_rate=0.001",  # a 131k-parameter model with a rank-16 adapter: far above a real run's
         "reinforce.beta=0.0",
-        f"reinforce.max_steps={args.steps}",
-        f"reinforce.save_steps={args.steps}",
+        f"reinforce.max_steps={steps}",
+        f"reinforce.save_steps={steps}",
     ]
-    cfg = load_config(None, common + args.set)
+    cfg = load_config(None, common + extra)
     started = time.time()
     run_stage(cfg, "train")
     print(f"sft: {time.time() - started:.0f}s")
     started = time.time()
     run_stage(cfg, "reinforce")
     seconds = time.time() - started
-    summary = json.loads((runs / "bench" / "reinforce" / "reinforce_summary.json").read_text(encoding="utf-8"))
+    stage_dir = runs / "bench" / "reinforce"
+    summary = json.loads((stage_dir / "reinforce_summary.json").read_text(encoding="utf-8"))
+    log = [json.loads(line) for line in (stage_dir / "trainer_log.jsonl").read_text(encoding="utf-8").splitlines()]
     rewards = summary["reward_by_step"]
     window = min(5, len(rewards) // 2) or 1
-    first, last = sum(rewards[:window]) / window, sum(rewards[-window:]) / window
-    if args.heldout:
-        print_heldout(cfg, runs / "bench")
-    print(f"run directory: {runs}")
-    print("reward by step: " + " ".join(f"{r:.3f}" for r in rewards))
-    print(
-        f"reinforce: reward_first={first:.3f} reward_last={last:.3f} rise={last - first:+.3f} steps={len(rewards)} "
-        f"zero_variance={summary['zero_variance_groups']}/{summary['groups']} seconds={seconds:.0f}"
-    )
+    return {
+        "config": cfg,
+        "rewards": rewards,
+        "clipped": [row["completions/clipped_ratio"] for row in log if "completions/clipped_ratio" in row],
+        "first": sum(rewards[:window]) / window,
+        "last": sum(rewards[-window:]) / window,
+        "zero_variance": summary["zero_variance_groups"],
+        "groups": summary["groups"],
+        "seconds": seconds,
+    }
 
 
 def print_heldout(cfg, run_dir: Path) -> None:

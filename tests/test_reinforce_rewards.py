@@ -83,9 +83,12 @@ def test_hangul_numerals_are_read():
     assert scores["final_amount"] == 1.0 and scores["steps"] == 1.0 and scores["format"] == 1.0
 
 
-def test_truncated_completion_is_unscorable_everywhere():
+def test_truncated_completion_is_unscorable_for_the_readers_but_fails_the_format():
     cut = GIFT_RIGHT[:80]
-    assert set(score_all(cut, GIFT, truncated=True).values()) == {None}
+    scores = score_all(cut, GIFT, truncated=True)
+    assert scores.pop("format") == 0.0  # scorable: it stays in the group's baseline, at the bottom
+    assert set(scores.values()) == {None}
+    assert score_all(GIFT_RIGHT, GIFT)["format"] == 1.0  # the same answer, ended, is not penalised
 
 
 def test_english_completion_cannot_be_read_but_fails_the_format():

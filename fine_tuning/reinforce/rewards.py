@@ -17,9 +17,16 @@ key, so nothing here trusts a stored figure. A completion is read with the build
 - `format`: the mean of three checks — the answer ends with its final amount (at most a short basis line after it),
   it is Korean (Hangul share), it has no runaway length (characters, a line repeated three times).
 
-Unscorable is `None`, not 0 (TRL leaves None out of the group's baseline): a truncated completion gets None from every
-reward (its loss is masked too), a row whose facts do not compute likewise, and a completion that is not Korean gets
-None from the readers that only read Korean — `format` still scores it 0 for the language.
+Unscorable is `None`, not 0 (TRL leaves a completion whose rewards are all None out of the group's baseline and gives
+it advantage 0): a row whose facts do not compute gets None everywhere, and a completion that is not Korean gets None
+from the readers that only read Korean — `format` still scores it 0 for the language.
+
+A truncated completion (cut at max_completion_length, no end-of-turn) is unscorable for the amount, step and citation
+readers but **fails the format**: 0, not None. Measured why (bench/reinforce.py): with None everywhere a cut rollout
+left the baseline, so ending was never worth more than running on; a terminated answer below its group's mean was
+pushed down, the cut ones were not, and the share of rollouts running to the cap grew until most groups were flat.
+Scored 0 it sits at the bottom of its group, so an answer that ends gets a positive advantage; its loss stays masked
+(`mask_truncated_completions`), so its tokens are not pushed down either.
 """
 
 from __future__ import annotations
@@ -200,7 +207,7 @@ def ends_with_final(completion: str, facts: RowFacts) -> bool:
 
 def format_score(completion: str, facts: RowFacts, *, truncated: bool = False, max_chars: int = 3000) -> float | None:
     if truncated:
-        return None
+        return 0.0  # it neither ends with its final amount nor stays within length: see the module docstring
     korean = is_korean(completion)
     checks = [korean and ends_with_final(completion, facts), korean, not _runaway(completion, max_chars)]
     return round(sum(checks) / len(checks), 6)

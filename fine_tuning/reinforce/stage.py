@@ -145,8 +145,8 @@ def prepare_run(ctx: StageContext, rows: list[PromptRow]) -> RunSetup:
     hashes = [sha256_file(ctx.stage_dir / "prompts.jsonl"), sha256_file(adapter)]
     key = resume_key(cfg.model_copy(update={"enabled": True}), ctx.cfg.seed, hashes)
     quiet_transformers()
-    # TRL warns once per batch that a completion got None from every reward: each truncated rollout does, by design
-    # (they are masked); rollouts.jsonl counts them instead.
+    # TRL warns once per batch that a completion got None from every reward (a row whose facts do not compute; a cut
+    # rollout scores 0 for format, see rewards.py); rollouts.jsonl records them instead.
     logging.getLogger("trl").setLevel(logging.ERROR)
     args = grpo_config(cfg, train_cfg, ctx.cfg.seed, output_dir, device, dtype, report_targets(train_cfg))
     with args.main_process_first(local=False, desc="checkpoint decision"):
