@@ -4,7 +4,9 @@ Beyond the schema (load_config): the base model must be a registry key, a local 
 Hugging Face id (owner/name); fp16 is refused for a model whose registry entry forbids it (Gemma 3),
 flash-attention for a model whose training class does not declare it (read from the installed transformers); and every
 secret the run will need (teacher and judge keys, the law.go.kr OC, HF_TOKEN for a push, WANDB_API_KEY) is looked
-for in the environment — a warning only, since validation may run on another machine than the stages.
+for in the environment — a warning only, since validation may run on another machine than the stages. A spending
+cap over a teacher with no known price is an error (the stage refuses it too, but only when it is reached); a cap
+with no teacher under it is a warning.
 
 The registry lives in fine_tuning/plan/registry.py (torch-free); it is imported inside the check, so importing
 slm_forest never imports fine_tuning.
@@ -35,7 +37,12 @@ class Finding:
 
 def check_config(cfg: RunConfig) -> list[Finding]:
     """Errors first, then warnings; an empty list means nothing is wrong that can be known here."""
-    findings = [*_base_model_findings(cfg), *train_method_findings(cfg), *_secret_findings(cfg)]
+    findings = [
+        *_base_model_findings(cfg),
+        *train_method_findings(cfg),
+        *_cost_cap_findings(cfg),
+        *_secret_findings(cfg),
+    ]
     return sorted(findings, key=lambda f: f.level != "error")
 
 
@@ -197,6 +204,52 @@ def _teachers(cfg: RunConfig) -> list[tuple[str, object]]:
         if teacher is not None:
             found.append((key, teacher))
     return found
+
+
+# Which teachers each spending cap limits (the stages' own budgets: distill's engine, build's and evaluate's
+# teacher_calls.check_price).
+CAPPED_TEACHERS = {
+    "distill.max_cost_usd": ("distill.teachers",),
+    "build.max_cost_usd": ("build.judge", "build.second_teacher"),
+    "evaluate.max_cost_usd": ("evaluate.judge",),
+}
+
+
+def _cost_cap_findings(cfg: RunConfig) -> list[Finding]:
+    """A cap with nothing under it (a warning: it does nothing), and a capped teacher whose price is unknown (an error:
+    the stage would refuse it after collect/prepare/distill had run, so say it before anything runs)."""
+    from slm_datagen.distill.pricing import find_price  # noqa: PLC0415 - pricing tables, torch-free
+
+    out: list[Finding] = []
+    teachers = _teachers(cfg)
+    for cap_key, prefixes in CAPPED_TEACHERS.items():
+        section, field = cap_key.split(".")
+        if getattr(getattr(cfg, section), field) is None:
+            continue
+        capped = [(key, t) for key, t in teachers if any(key == p or key.startswith(p + ".") for p in prefixes)]
+        if not capped:
+            needs = " or ".join(prefixes)
+            out.append(
+                Finding(
+                    "warning",
+                    cap_key,
+                    f"{cap_key} is set but no {needs} is configured, so it limits nothing",
+                    f"configure {needs}, or remove {cap_key}",
+                )
+            )
+        for key, teacher in capped:
+            model, provider = teacher.model, teacher.provider  # type: ignore[attr-defined]
+            if find_price(model, provider, cfg.distill.prices) is None:
+                out.append(
+                    Finding(
+                        "error",
+                        key,
+                        f"no price known for model '{model}', so {cap_key} cannot be enforced",
+                        f"add distill.prices.{model}: {{input_per_mtok: …, output_per_mtok: …}} "
+                        "(USD per million tokens), or remove the cap",
+                    )
+                )
+    return out
 
 
 def _secret_findings(cfg: RunConfig) -> list[Finding]:

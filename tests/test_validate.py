@@ -101,6 +101,32 @@ def test_other_secrets_the_run_needs_are_warnings(tmp_path):
     ]
 
 
+def test_a_spending_cap_with_nothing_under_it_is_a_warning(tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-yyyyyyyy")
+    findings = _findings(tmp_path, "build:\n  max_cost_usd: 5\nevaluate:\n  max_cost_usd: 2\n")
+    assert [(f.level, f.key) for f in findings] == [
+        ("warning", "build.max_cost_usd"),
+        ("warning", "evaluate.max_cost_usd"),
+    ]
+    assert "build.judge or build.second_teacher" in findings[0].message
+    assert _findings(tmp_path, "build:\n  max_cost_usd: 5\n  second_teacher: {provider: openai, model: gpt-4o}\n") == []
+
+
+def test_a_capped_teacher_without_a_price_is_an_error_before_anything_runs(tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-yyyyyyyy")
+    capped = "build:\n  max_cost_usd: 5\n  judge: {provider: openai, model: house-judge-v2}\n"
+    (finding,) = _findings(tmp_path, capped)
+    assert (finding.level, finding.key) == ("error", "build.judge")
+    assert "'house-judge-v2'" in finding.message and "build.max_cost_usd" in finding.message
+    assert "distill.prices.house-judge-v2" in finding.hint
+    priced = capped + "distill:\n  prices:\n    house-judge-v2: {input_per_mtok: 1, output_per_mtok: 2}\n"
+    assert _findings(tmp_path, priced) == []
+    uncapped = "build:\n  judge: {provider: openai, model: house-judge-v2}\n"
+    assert _findings(tmp_path, uncapped) == []  # without a cap an unknown price is only counted as $0
+    offline = "distill:\n  max_cost_usd: 1\n  teachers: [{provider: offline, model: offline-v1}]\n"
+    assert _findings(tmp_path, offline) == []
+
+
 def test_the_cli_prints_errors_then_warnings_and_fails_only_on_errors(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "400"}
     env.pop("OPENAI_API_KEY", None)
