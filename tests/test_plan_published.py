@@ -221,11 +221,12 @@ def test_accuracy_against_published_runs(capsys):
     # fabric.no_backward_sync, which keeps whole gradients on every GPU (parallel.py): Llama 2 7B plans 24.0 GiB of 22.3.
     missed_oom = [s for s in ooms if s.predicted_fits]
     assert missed_oom == [], text
-    # The one fit goal not reached: Unsloth's max-context rows sit at the card's edge by construction (the longest
-    # context that still fits): the plan is +3.3 % over the card on the Llama 3.3 70B one, so it calls it "does not fit".
+    # No fitting row is predicted to fail. Unsloth's max-context rows sit at the card's edge by construction (the
+    # longest context that still fits). The Llama 3.3 70B one planned +3.3 % over the card while the allocator's 7 %
+    # slack was charged on the 40.7 GB of weights too; weights are allocated once at their sizes and never freed, so
+    # the slack is now charged on the rest only (memory_terms.cuda_overhead_term): −0.3 %, a fit by 0.2 GiB.
     false_alarms = [s for s in fitting if not s.predicted_fits]
-    assert [(s.row.source, s.row.model) for s in false_alarms] == [("unsloth-hf", "llama-3-70b")], text
-    assert all(s.predicted <= 1.05 * s.row.gpu_gib for s in false_alarms), text
+    assert false_alarms == [], text
 
 
 @pytest.mark.parametrize("reason", sorted({r.not_modelled for r in load_rows() if r.not_modelled}))

@@ -288,6 +288,6 @@ def estimate_memory(
     lines, scratch_gb = fsdp_lines(lines, arch, s, layout, scratch_gb)
     lines.append(not_at_once_term(arch, s, lines, activations, scratch_gb))
     lines = ddp_lines(lines, layout)
-    lines.append(cuda_overhead_term(sum(ln.gb for ln in lines)))
+    lines.append(cuda_overhead_term(sum(ln.gb for ln in lines), sum(ln.gb for ln in lines if ln.name == "weights")))
     settings = {**setup_settings(s, trainable_params(arch, s)), **layout.settings()}
     return MemoryEstimate(tuple(lines), settings)

@@ -314,10 +314,14 @@ def workspace_term(arch: Architecture, s: MemorySetup) -> MemoryLine:
     return MemoryLine("workspace", ws / GIB, " + ".join(ws_parts) if ws_parts else "none")
 
 
-def cuda_overhead_term(allocated_gb: float) -> MemoryLine:
-    overhead = CUDA_CONTEXT_GB + ALLOCATOR_OVERHEAD * allocated_gb
+def cuda_overhead_term(allocated_gb: float, weights_gb: float) -> MemoryLine:
+    """The CUDA context, and the caching allocator's slack over what is allocated. The slack comes from blocks freed
+    and reused at other sizes (activations, logits, gradients, optimizer scratch, every step); the model's weights
+    are allocated once at load, at their exact sizes, and never freed, so they leave none."""
+    overhead = CUDA_CONTEXT_GB + ALLOCATOR_OVERHEAD * max(allocated_gb - weights_gb, 0.0)
     return MemoryLine(
         "cuda_overhead",
         overhead,
-        f"CUDA context {CUDA_CONTEXT_GB} GB + {ALLOCATOR_OVERHEAD:.0%} allocator fragmentation (any setting)",
+        f"CUDA context {CUDA_CONTEXT_GB} GB + {ALLOCATOR_OVERHEAD:.0%} allocator fragmentation of what is allocated "
+        "besides the weights (any setting)",
     )
