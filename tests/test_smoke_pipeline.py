@@ -40,10 +40,9 @@ def _assert_the_demo_learns(run: Path, citations: bool = True) -> None:
     """Tuned beats base on the held-out test answers: answer loss with a 95 % interval of the gain that excludes 0, the
     verdict, no headline metric worse, and (`citations`) citation F1 whole-split and not below base.
 
-    Citation F1's interval is not asserted, because it is not reached: a fresh install gives Phi 0 → 0.019 (95 % CI
-    0 to 0.047; 2 right citations in 49 answers), on this machine and on CI alike; an earlier install's 0.060 did
-    not reproduce (README). The tiny Gemma 3's 0 → 0.037 rests on 4 answers, as fragile, so its test checks loss
-    and the verdict only."""
+    Citation F1's interval is reported, not asserted: Phi measures 0 → 0.12 (95 % CI +0.043 to +0.199), but it rests
+    on 9 calculation answers and the dependencies are ranges — an earlier install's 0.060 came out 0.019 on a fresh
+    one (README). The tiny Gemma 3's 0 → 0.043 rests on 5 answers, so its test checks loss and the verdict only."""
     metrics = json.loads((run / "evaluate" / "metrics.json").read_text(encoding="utf-8"))
     for split in ("test", "val"):
         delta = metrics["loss"][split]["delta"]["loss"]
@@ -54,7 +53,7 @@ def _assert_the_demo_learns(run: Path, citations: bool = True) -> None:
     if not citations:
         return
     citation = _headline_row(metrics, "citation F1 (law + 조 + 항)")
-    assert citation["n"] >= 40 and citation["tuned"] >= citation["base"], citation  # the whole test split answered
+    assert citation["n"] >= 40 and citation["tuned"] > citation["base"], citation  # the whole test split answered
     log = [json.loads(line) for line in open(run / "train" / "trainer_log.jsonl", encoding="utf-8")]
     evals = [row["eval_loss"] for row in log if "eval_loss" in row]
     assert len(evals) >= 3 and evals[-1] < evals[0] - 0.2, evals  # the training curve falls visibly
