@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 from slm_forest.config import LawgoSource, RunConfig
 from slm_forest.config_source import YamlSource, parse_override, read_yaml_config
+from slm_forest.errors import SlmError
 
 HUB_ID = re.compile(r"[\w.-]+/[\w.-]+")
 
@@ -218,7 +219,7 @@ CAPPED_TEACHERS = {
 def _cost_cap_findings(cfg: RunConfig) -> list[Finding]:
     """A cap with nothing under it (a warning: it does nothing), and a capped teacher whose price is unknown (an error:
     the stage would refuse it after collect/prepare/distill had run, so say it before anything runs)."""
-    from slm_datagen.distill.pricing import find_price  # noqa: PLC0415 - pricing tables, torch-free
+    from slm_datagen.distill.pricing import price_under_cap  # noqa: PLC0415 - pricing tables, torch-free
 
     out: list[Finding] = []
     teachers = _teachers(cfg)
@@ -229,26 +230,13 @@ def _cost_cap_findings(cfg: RunConfig) -> list[Finding]:
         capped = [(key, t) for key, t in teachers if any(key == p or key.startswith(p + ".") for p in prefixes)]
         if not capped:
             needs = " or ".join(prefixes)
-            out.append(
-                Finding(
-                    "warning",
-                    cap_key,
-                    f"{cap_key} is set but no {needs} is configured, so it limits nothing",
-                    f"configure {needs}, or remove {cap_key}",
-                )
-            )
+            message = f"{cap_key} is set but no {needs} is configured, so it limits nothing"
+            out.append(Finding("warning", cap_key, message, f"configure {needs}, or remove {cap_key}"))
         for key, teacher in capped:
-            model, provider = teacher.model, teacher.provider  # type: ignore[attr-defined]
-            if find_price(model, provider, cfg.distill.prices) is None:
-                out.append(
-                    Finding(
-                        "error",
-                        key,
-                        f"no price known for model '{model}', so {cap_key} cannot be enforced",
-                        f"add distill.prices.{model}: {{input_per_mtok: …, output_per_mtok: …}} "
-                        "(USD per million tokens), or remove the cap",
-                    )
-                )
+            try:
+                price_under_cap(teacher.model, teacher.provider, cfg.distill.prices, cap_key)  # type: ignore[attr-defined]
+            except SlmError as exc:
+                out.append(Finding("error", key, exc.message, exc.hint))
     return out
 
 

@@ -33,7 +33,7 @@ from slm_datagen.distill.budget import Budget
 from slm_datagen.distill.engine import RATE_LIMITED_ATTEMPTS, backoff_delay
 from slm_datagen.distill.ledger import Ledger
 from slm_datagen.distill.plan import request_key
-from slm_datagen.distill.pricing import PRICES_AS_OF, Price, estimate_prompt_tokens, find_price
+from slm_datagen.distill.pricing import PRICES_AS_OF, Price, estimate_prompt_tokens, price_under_cap
 from slm_datagen.distill.ratelimit import RateLimiter
 from slm_datagen.distill.schema import RequestShape
 from slm_datagen.distill.teachers import Teacher, TeacherError, TeacherReply, key_env_name, redact
@@ -181,19 +181,6 @@ def check_key(cfg: TeacherConfig, role: str, request: CheckRequest) -> str:
     return request_key(sent, request.prompt_version, request.messages, params)
 
 
-def check_price(
-    cfg: TeacherConfig, role: str, prices: dict[str, dict[str, float]], budget_key: str | None
-) -> Price | None:
-    """The teacher's price; an SlmError when a budget is set and the price is unknown (it could not be enforced)."""
-    price = find_price(cfg.model, cfg.provider, prices)
-    if price is None and budget_key is not None:
-        raise SlmError(
-            f"{role}: no price known for model '{cfg.model}', so {budget_key} cannot be enforced",
-            f"add distill.prices.{cfg.model}: {{input_per_mtok: …, output_per_mtok: …}} (USD per million tokens)",
-        )
-    return price
-
-
 class CheckCaller:
     """Sends one check's requests for one teacher through the ledger, the budget and the rate limiter."""
 
@@ -210,7 +197,8 @@ class CheckCaller:
         self.cfg = _teacher_config(cfg, role)
         self.ledger = ledger
         self.budget = budget
-        price = check_price(self.cfg, role, prices, budget_key if budget.max_usd is not None else None)
+        cap = budget_key if budget.max_usd is not None else None
+        price = price_under_cap(self.cfg.model, self.cfg.provider, prices, cap, who=role)
         self.price = price or Price(cfg.model, 0.0, 0.0, "unknown: counted as $0")
         self.spend = CheckSpend(role, cfg.provider, cfg.model, price, spent_before_usd=budget.spent_before_usd)
         self.budget_key = budget_key

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from slm_forest.errors import SlmError
+
 PRICES_AS_OF = "2025-11-25"
 BATCH_PRICE_FACTOR = 0.5
 
@@ -154,6 +156,20 @@ def find_price(model: str, provider: str, overrides: dict[str, dict[str, float]]
     if provider == "openai_compatible":
         return Price(model, 0.0, 0.0, "free (self-hosted; set distill.prices to charge)")
     return None
+
+
+def price_under_cap(
+    model: str, provider: str, prices: dict[str, dict[str, float]] | None, cap_key: str | None, who: str = ""
+) -> Price | None:
+    """`find_price` for a teacher a spending cap (`cap_key`, None = no cap) limits: an unknown price is an SlmError,
+    since the cap could not be enforced. The one wording for distill, build, evaluate and `slm config validate`."""
+    price = find_price(model, provider, prices)
+    if price is None and cap_key is not None:
+        raise SlmError(
+            f"{who + ': ' if who else ''}no price known for model '{model}', so {cap_key} cannot be enforced",
+            f"add distill.prices.{model}: {{input_per_mtok: …, output_per_mtok: …}} (USD per million tokens)",
+        )
+    return price
 
 
 def estimate_tokens(text: str) -> int:

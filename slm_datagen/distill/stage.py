@@ -37,7 +37,7 @@ from slm_datagen.distill.imports import append_imports, read_imports
 from slm_datagen.distill.ledger import LEDGER_NAME, Ledger
 from slm_datagen.distill.plan import PlannedRequest, iter_chunks, plan_chunk, request_prompt
 from slm_datagen.distill.pool import request_stop
-from slm_datagen.distill.pricing import PRICES_AS_OF, Price, find_price
+from slm_datagen.distill.pricing import PRICES_AS_OF, Price, price_under_cap
 from slm_datagen.distill.teachers import resolve_api_key
 from slm_forest.config import DistillConfig
 from slm_forest.errors import SlmError
@@ -123,13 +123,9 @@ def _runtimes(cfg: DistillConfig, needed: set[int]) -> list[TeacherRuntime]:
     runtimes = []
     for index in sorted(needed):
         teacher = cfg.teachers[index]
-        price = find_price(teacher.model, teacher.provider, cfg.prices)
+        cap = "distill.max_cost_usd" if cfg.max_cost_usd is not None else None
+        price = price_under_cap(teacher.model, teacher.provider, cfg.prices, cap, who="distill")
         if price is None:
-            if cfg.max_cost_usd is not None:
-                raise SlmError(
-                    f"distill: no price known for model '{teacher.model}', so distill.max_cost_usd cannot be enforced",
-                    f"add distill.prices.{teacher.model}: {{input_per_mtok: …, output_per_mtok: …}} (USD per million tokens)",
-                )
             price = Price(teacher.model, 0.0, 0.0, "unknown: counted as $0")
         api_key = resolve_api_key(teacher)
         runtimes.append(make_runtime(index, teacher, api_key, price, batch=cfg.mode == "batch"))
